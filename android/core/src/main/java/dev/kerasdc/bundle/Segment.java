@@ -1,0 +1,154 @@
+package dev.kerasdc.bundle;
+
+/**
+ * One validated segment-table entry of a sidecar: a byte range of the restored file and where its
+ * encoded bytes lie in the sidecar. Instances come from {@link Sidecar#parse}.
+ */
+public final class Segment {
+  /** Element type codes of the format (section 5); index = code. */
+  static final String[] DTYPE_NAMES = {
+    "bytes", "float32", "float16", "int8", "uint8", "int16", "int32", "int64"
+  };
+
+  /** Element sizes in bytes; index = dtype code. */
+  static final int[] ESIZES = {1, 4, 2, 1, 1, 2, 4, 8};
+
+  /** Payload encoding codes of the format (section 7); index = code. */
+  static final String[] ENCODING_NAMES = {"RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE"};
+
+  static final int RAW = 0;
+  static final int ZLIB = 1;
+  static final int CLUSTERED_SPARSE = 2;
+  static final int CLUSTERED_DENSE = 3;
+
+  private final int index;
+  private final int entryOffset;
+  private final long offset;
+  private final long size;
+  private final int payloadOffset;
+  private final int payloadSize;
+  private final int payloadCrc32;
+  private final long channels;
+  private final int dtype;
+  private final int encoding;
+  private final String name;
+
+  Segment(
+      int index,
+      int entryOffset,
+      long offset,
+      long size,
+      int payloadOffset,
+      int payloadSize,
+      int payloadCrc32,
+      long channels,
+      int dtype,
+      int encoding,
+      String name) {
+    this.index = index;
+    this.entryOffset = entryOffset;
+    this.offset = offset;
+    this.size = size;
+    this.payloadOffset = payloadOffset;
+    this.payloadSize = payloadSize;
+    this.payloadCrc32 = payloadCrc32;
+    this.channels = channels;
+    this.dtype = dtype;
+    this.encoding = encoding;
+    this.name = name;
+  }
+
+  /** Position in the segment table. */
+  public int getIndex() {
+    return index;
+  }
+
+  /** Byte offset of the segment in the restored file. */
+  public long getOffset() {
+    return offset;
+  }
+
+  /** Byte length of the segment in the restored file. */
+  public long getSize() {
+    return size;
+  }
+
+  /** Sidecar file offset of the segment's payload. */
+  public int getPayloadOffset() {
+    return payloadOffset;
+  }
+
+  /** Bytes of the segment's payload. */
+  public int getPayloadSize() {
+    return payloadSize;
+  }
+
+  /** The stored CRC-32 of the payload (as an unsigned 32-bit pattern). */
+  public int getPayloadCrc32() {
+    return payloadCrc32;
+  }
+
+  /** Number of equal contiguous channel slices (at least 1). */
+  public long getChannels() {
+    return channels;
+  }
+
+  /** Element type code (section 5). */
+  public int getDtype() {
+    return dtype;
+  }
+
+  /** Element type name, e.g. {@code float32}. */
+  public String getDtypeName() {
+    return DTYPE_NAMES[dtype];
+  }
+
+  /** Element size in bytes. */
+  public int getElementSize() {
+    return ESIZES[dtype];
+  }
+
+  /** Payload encoding code (section 7). */
+  public int getEncoding() {
+    return encoding;
+  }
+
+  /** Payload encoding name, e.g. {@code CLUSTERED_SPARSE}. */
+  public String getEncodingName() {
+    return ENCODING_NAMES[encoding];
+  }
+
+  /** The segment's name (for reports only; may be empty). */
+  public String getName() {
+    return name;
+  }
+
+  /** Sidecar file offset of this segment's table entry. */
+  int entryOffset() {
+    return entryOffset;
+  }
+
+  /** Field name prefix for errors, e.g. {@code segment[3]}. */
+  String field() {
+    return "segment[" + index + "]";
+  }
+
+  @Override
+  public String toString() {
+    return field()
+        + " '"
+        + name
+        + "' "
+        + getDtypeName()
+        + " "
+        + getEncodingName()
+        + " offset="
+        + offset
+        + " size="
+        + size
+        + " payload="
+        + payloadSize
+        + " channels="
+        + channels;
+  }
+}

@@ -1,0 +1,131 @@
+"""The main job, end to end, on MNIST (offline by default):
+
+fit LeNet-300-100 → prune with MagnitudePruning → cluster with WeightClustering
+(centroid retraining) → convert to a bundle (skeleton + Huffman-coded sidecar)
+→ restore it → run the restored flatbuffer in LiteRT on the test set → report.
+
+    python examples/quickstart.py                 # a few minutes on 2 CPU cores
+    python examples/quickstart.py --smoke         # seconds: a tiny subset, for CI
+    python examples/quickstart.py --data=/path/mnist.npz --out=out/quickstart
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+_DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
+_OUT = flags.DEFINE_string("out", "out/quickstart", "Bundle directory.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.")
+_SPARSITY = flags.DEFINE_float("sparsity", 0.92, "Final sparsity of the hidden layers.")
+_BITS = flags.DEFINE_integer("bits", 5, "Cluster index bits.")
+
+
+def build_model():
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((784,), name="pixels"),
+        keras.layers.Dense(300, activation="relu", name="ip1"),
+        keras.layers.Dense(100, activation="relu", name="ip2"),
+        keras.layers.Dense(10, name="ip3"),
+    ], name="lenet_300_100")
+    return model
+
+
+def compile_model(model, lr):
+    import keras
+
+    model.compile(keras.optimizers.Adam(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+
+
+def litert_error(model_bytes, x, y):
+    """Test error of a flatbuffer in the LiteRT interpreter (batch 1 model, one image at a time)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    wrong = 0
+    for image, label in zip(x, y):
+        interpreter.set_tensor(inp["index"], image.reshape(inp["shape"]))
+        interpreter.invoke()
+        wrong += int(np.argmax(interpreter.get_tensor(out["index"])) != label)
+    return wrong / len(x)
+
+
+def main(argv):
+    del argv
+    import keras
+
+    import converters
+    import keras_dc
+    from examples.mnist_data import load_mnist
+    from keras_dc import schedules
+
+    t_start = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = load_mnist(_DATA.value)
+    x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
+    dense_epochs, prune_epochs, retrain_epochs, cluster_epochs = (8, 6, 2, 2)
+    if _SMOKE.value:
+        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
+        dense_epochs, prune_epochs, retrain_epochs, cluster_epochs = (1, 1, 0, 1)
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    compile_model(model, 1e-3)
+    batch = 128
+
+    print(f"== 1/5 dense training: {dense_epochs} epochs")
+    model.fit(x_train, y_train, batch_size=batch, epochs=dense_epochs, verbose=2)
+    dense_err = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
+
+    print(f"== 2/5 pruning to {_SPARSITY.value:.0%} (last layer 75%), gradual over {prune_epochs} epochs")
+    compile_model(model, 3e-4)
+    pruning = keras_dc.MagnitudePruning(
+        _SPARSITY.value,
+        schedule=schedules.Gradual(begin=0, end=max(1, prune_epochs - 1), frequency=1, unit="epoch")
+        if prune_epochs > 1 else schedules.OneShot(),
+        overrides={model.get_layer("ip3"): min(0.75, _SPARSITY.value)},
+        min_size=1)
+    model.fit(x_train, y_train, batch_size=batch, epochs=prune_epochs + retrain_epochs, verbose=2,
+              callbacks=[pruning])
+    pruned_err = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
+
+    print(f"== 3/5 clustering: {2 ** _BITS.value} centroids per layer, centroid retraining")
+    compile_model(model, 1e-4)
+    model.fit(x_train, y_train, batch_size=batch, epochs=cluster_epochs, verbose=2,
+              callbacks=[keras_dc.WeightClustering(bits=_BITS.value, min_size=1)])
+    clustered_err = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
+    print(keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1)))
+
+    print(f"== 4/5 converting to a bundle in {_OUT.value}")
+    result = converters.convert(model, _OUT.value)
+
+    print("== 5/5 restoring the bundle and measuring it in LiteRT on the test set")
+    restored = converters.restore(_OUT.value)
+    bundle_err = litert_error(restored, x_test, y_test)
+
+    totals = result.report["totals"]
+    print()
+    print("== Summary (test error on", len(x_test), "images)")
+    print(f"  dense Keras model          {dense_err:7.2%}")
+    print(f"  pruned                     {pruned_err:7.2%}")
+    print(f"  pruned + clustered         {clustered_err:7.2%}")
+    print(f"  restored bundle in LiteRT  {bundle_err:7.2%}")
+    print(f"  dense float32 .tflite      {totals['dense_tflite_bytes']:>9,d} bytes")
+    print(f"  bundle (skeleton+sidecar)  {totals['bundle_bytes']:>9,d} bytes  "
+          f"= {totals['ratio_vs_dense']:.1f}x smaller")
+    print(f"  max |LiteRT - Keras|       {result.max_abs_diff:.2e}")
+    print(f"  wall time                  {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    app.run(main)

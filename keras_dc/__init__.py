@@ -1,0 +1,37 @@
+"""keras-dc: Deep Compression for Keras 3.
+
+Prune (`MagnitudePruning`), share weights by k-means with retrained centroids
+(`WeightClustering`) during `model.fit`, then pack the model into a small
+Huffman-coded mobile bundle with `converters.convert`.
+
+Example:
+    >>> import keras_dc
+    >>> model.fit(x, y, epochs=10, callbacks=[keras_dc.MagnitudePruning(0.9)])
+    >>> model.fit(x, y, epochs=3, callbacks=[keras_dc.WeightClustering(bits=5)])
+"""
+
+from keras_dc import schedules
+from keras_dc.clustering import WeightClustering, cluster_weights
+from keras_dc.pruning import MagnitudePruning
+from keras_dc.report import layer_report, format_layer_report
+from keras_dc.sensitivity import sensitivity_analysis, SensitivityResult
+from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold
+from keras_dc.variables import compressible_variables, variable_path
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MagnitudePruning",
+    "WeightClustering",
+    "Sparsity",
+    "GlobalSparsity",
+    "StdThreshold",
+    "schedules",
+    "sensitivity_analysis",
+    "SensitivityResult",
+    "compressible_variables",
+    "variable_path",
+    "cluster_weights",
+    "layer_report",
+    "format_layer_report",
+]

@@ -1,0 +1,405 @@
+"""One-dimensional k-means for weight sharing (Deep Compression, stage 2).
+
+Han et al. (ICLR 2016, arXiv 1510.00149) share weights within a layer by
+clustering its surviving (non-zero) weights with 1-D k-means and replacing every
+weight by its cluster centroid. This module holds that math in plain NumPy:
+
+* `kmeans_1d` runs Lloyd's algorithm on a 1-D array of values.
+* `assign_nearest` maps values to the nearest of a sorted set of centroids.
+
+In one dimension the clusters of a k-means partition are contiguous intervals
+of the sorted values, split at the midpoints between neighbouring centroids.
+`kmeans_1d` therefore sorts the values once and then, per iteration, finds the
+k - 1 split positions with a binary search and the cluster sums from prefix
+sums: O(n log n) once, then O(k log n) per iteration, with no Python loop over
+values.
+
+"Nearest" is exact: a value x goes to centroid j when |x - c_j| <= |x - c_i|
+for every i in real arithmetic, ties to the lower index. Both functions use the
+same rule, so `kmeans_1d`'s assignments always equal
+`assign_nearest(values, centroids)`.
+"""
+
+import bisect
+import numbers
+
+import numpy as np
+
+__all__ = ["kmeans_1d", "assign_nearest"]
+
+INITS = ("linear", "density", "random", "kmeans++")
+
+# Largest magnitude for which the sum of two centroids, and k-means' float64
+# sums of n values, cannot overflow.
+_MAX_MAGNITUDE = 2.0**1021
+# Values processed per chunk when assigning (bounds temporary memory).
+_CHUNK = 1 << 20
+# Block length of the two-level prefix sums (keeps their rounding error near
+# the float64 resolution of the running total instead of growing with n).
+_PREFIX_BLOCK = 4096
+# Block length of the k-means++ sampling tree.
+_SAMPLE_BLOCK = 1 << 14
+
+
+def kmeans_1d(values, num_clusters, init="linear", seed=0, max_iter=50, tol=1e-7):
+    """Clusters 1-D values with k-means (Lloyd's algorithm).
+
+    Minimises the inertia sum_i (x_i - c_{a_i})^2 over centroids c and
+    assignments a. Each iteration assigns every value to its nearest centroid
+    (a contiguous run of the sorted values, split at the midpoints
+    (c_j + c_{j+1}) / 2) and moves every centroid to the mean of its run,
+    clipped to the run's [min, max] against rounding. A cluster left empty
+    keeps its previous centroid (it stays in the result with no member), so
+    the centroids stay sorted and an iteration never increases the inertia.
+
+    Iteration stops after `max_iter` updates, when an update leaves the
+    partition unchanged (an exact fixed point), or when no centroid moved more
+    than `tol * (max(values) - min(values))`.
+
+    Initialisations (Han et al. 2016, Sec. 3.2, found "linear" best):
+
+    * ``"linear"``: ``num_clusters`` points evenly spaced on [min, max].
+    * ``"density"``: the values at the quantiles (2i + 1) / (2 num_clusters),
+      i = 0 .. num_clusters - 1 (evenly spaced in the CDF).
+    * ``"random"`` (Forgy): ``num_clusters`` distinct values drawn uniformly
+      without replacement with `seed`.
+    * ``"kmeans++"``: Arthur & Vassilvitskii 2007: the first centroid is a
+      value drawn uniformly, each next one a value drawn with probability
+      proportional to its squared distance to the nearest chosen centroid.
+
+    Duplicate initial centroids (possible for "linear" on a very narrow range
+    and for "density" on repeated values) are merged, so the result may hold
+    fewer than ``num_clusters`` centroids. When the values take at most
+    ``num_clusters`` distinct values, the result is exactly those distinct
+    values (inertia 0) and no iteration runs.
+
+    Args:
+        values: 1-D array of finite real numbers (for weight sharing: only the
+            non-zero weights). Empty input gives empty results.
+        num_clusters: Maximum number of clusters, an int >= 1.
+        init: ``"linear"``, ``"density"``, ``"random"`` or ``"kmeans++"``.
+            Defaults to `"linear"`.
+        seed: Seed (int >= 0) for the "random" and "kmeans++" draws; the
+            result is deterministic for a given seed. Defaults to `0`.
+        max_iter: Maximum number of centroid updates, an int >= 0 (0 returns
+            the initial centroids). Defaults to `50`.
+        tol: Relative shift tolerance (see above), a float >= 0. Defaults to
+            `1e-7`.
+
+    Returns:
+        ``(centroids, assignments)``: ``centroids`` a float64 array of at most
+        ``num_clusters`` strictly increasing values; ``assignments`` an int32
+        array with the shape of `values`, the index of each value's nearest
+        centroid (ties to the lower index).
+
+    Raises:
+        TypeError: `values` is not real-valued, or an argument has the wrong
+            type.
+        ValueError: `values` is not 1-D or holds NaN, infinity or magnitudes
+            too large to sum in float64; an argument is out of range.
+
+    Example:
+        >>> values = np.array([0.9, 1.0, 1.1, 4.9, 5.0, 5.1])
+        >>> centroids, assignments = kmeans_1d(values, 2)
+        >>> centroids
+        array([1., 5.])
+        >>> assignments
+        array([0, 0, 0, 1, 1, 1], dtype=int32)
+    """
+    x = _as_real_array(values, "values")
+    if x.ndim != 1:
+        raise ValueError(
+            f"values must be a 1-D array, received shape {x.shape}. "
+            "Pass the weights to cluster flattened, e.g. weights[weights != 0]."
+        )
+    k = _as_int(num_clusters, "num_clusters", minimum=1)
+    if not isinstance(init, str) or init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, received {init!r}.")
+    seed = _as_int(seed, "seed", minimum=0)
+    max_iter = _as_int(max_iter, "max_iter", minimum=0)
+    tol = _as_float(tol, "tol", minimum=0.0)
+
+    n = x.size
+    if n == 0:
+        return np.empty(0, np.float64), np.empty(0, np.int32)
+
+    # NaN sorts last and infinities to the ends, so the ends tell all.
+    xs = np.sort(x).astype(np.float64, copy=False)
+    if not (np.isfinite(xs[0]) and np.isfinite(xs[-1])):
+        raise ValueError(
+            "values must be finite, but they contain NaN or infinity "
+            f"(sorted ends: {xs[0]!r}, {xs[-1]!r})."
+        )
+    magnitude = max(abs(xs[0]), abs(xs[-1]))
+    if magnitude * n > _MAX_MAGNITUDE:
+        raise ValueError(
+            f"values are too large to sum in float64: max |value| = {magnitude!r} "
+            f"over {n} values exceeds 2**1021 in total. Rescale them first."
+        )
+
+    is_first = np.empty(n, dtype=bool)
+    is_first[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=is_first[1:])
+    if np.count_nonzero(is_first) <= k:
+        centroids = xs[is_first]
+    else:
+        rng = np.random.default_rng(seed)
+        if init == "linear":
+            start = np.linspace(xs[0], xs[-1], k)
+        elif init == "density":
+            start = xs[((2 * np.arange(k, dtype=np.int64) + 1) * n) // (2 * k)]
+        elif init == "random":
+            distinct = xs[is_first]
+            start = distinct[rng.choice(distinct.size, size=k, replace=False)]
+        else:
+            start = _kmeanspp(xs, k, rng)
+        del is_first
+        centroids = _lloyd(xs, np.unique(start), max_iter, tol)
+    del xs
+    return centroids, _assign(x, centroids)
+
+
+def assign_nearest(values, centroids):
+    """Returns the index of the nearest centroid for every value.
+
+    a(x) = argmin_j |x - c_j|, computed exactly (not from rounded distances),
+    ties to the lower index. For strictly increasing centroids that is the
+    number of midpoints m_j = (c_j + c_{j+1}) / 2 with m_j < x. Repeated
+    centroids map to their first occurrence.
+
+    Args:
+        values: Array of finite real numbers, any shape.
+        centroids: 1-D array of finite centroids sorted ascending, with
+            magnitudes below 2**1021. May be empty only if `values` is.
+
+    Returns:
+        An int32 array with the shape of `values`.
+
+    Raises:
+        TypeError: `values` or `centroids` is not real-valued.
+        ValueError: `centroids` is not 1-D, empty, unsorted, non-finite or too
+            large; `values` holds NaN or infinity.
+
+    Example:
+        >>> assign_nearest(np.array([-1.0, 0.5, 0.6, 3.0]), np.array([0.0, 1.0]))
+        array([0, 0, 1, 1], dtype=int32)
+    """
+    x = _as_real_array(values, "values")
+    c = _as_real_array(centroids, "centroids").astype(np.float64, copy=False)
+    if c.ndim != 1:
+        raise ValueError(f"centroids must be a 1-D array, received shape {c.shape}.")
+    if x.size == 0:
+        return np.zeros(x.shape, np.int32)
+    if c.size == 0:
+        raise ValueError(f"centroids is empty; cannot assign {x.size} values to no centroid.")
+    if not np.all(np.isfinite(c)):
+        raise ValueError(f"centroids must be finite, received {c!r}.")
+    if np.any(c[1:] < c[:-1]):
+        raise ValueError(
+            f"centroids must be sorted ascending (as kmeans_1d returns them), received {c!r}."
+        )
+    if np.max(np.abs(c)) > _MAX_MAGNITUDE:
+        raise ValueError(f"centroids must have magnitudes below 2**1021, received {c!r}.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("values must be finite, but they contain NaN or infinity.")
+    unique, first = np.unique(c, return_index=True)
+    indices = _assign(x, unique)
+    if unique.size != c.size:
+        indices = first.astype(np.int32)[indices]
+    return indices
+
+
+# --- internals ---------------------------------------------------------------
+
+
+def _split_points(centroids):
+    """Largest float t_j <= (c_j + c_{j+1}) / 2 for strictly increasing c.
+
+    x belongs to a cluster <= j exactly when x <= t_j. The midpoint is exact:
+    s + e = c_j + c_{j+1} (TwoSum), and s / 2 is exact unless s is subnormal.
+    """
+    a, b = centroids[:-1], centroids[1:]
+    s = a + b
+    bv = s - a
+    e = (a - (s - bv)) + (b - bv)
+    h = s * 0.5
+    below = np.nextafter(h, -np.inf)
+    halved_exactly = h * 2.0 == s
+    # Exact half: the midpoint is h + e/2, below h only when e < 0. Inexact
+    # half (subnormal s, where e == 0): h is s/2 rounded up or down.
+    keep_h = np.where(halved_exactly, e >= 0, h * 2.0 < s)
+    return np.where(keep_h, h, below)
+
+
+def _assign(x, centroids):
+    """Nearest-centroid indices (int32, shape of x) for strictly increasing centroids.
+
+    Index = number of split points t_j with t_j < x. A binary search per value
+    is slow on unsorted input (mispredicted branches), so a uniform grid over
+    [t_0, t_last] proposes an index (the splits below the value's grid cell,
+    plus one if the value passes the next split); every proposal is then
+    checked exactly, t_{i-1} < x <= t_i, and the few that fail (cells holding
+    several splits) fall back to the binary search.
+    """
+    flat = x.reshape(-1)
+    out = np.zeros(flat.size, np.int32)
+    if centroids.size == 1:
+        return out.reshape(x.shape)
+    splits = _split_points(centroids)
+    m = splits.size
+    if m == 1:
+        np.greater(flat, splits[0], out=out, casting="unsafe")
+        return out.reshape(x.shape)
+    bins = 16 * m
+    lo, hi = splits[0], splits[-1]
+    scale = bins / (hi - lo)
+    if not np.isfinite(scale):
+        for start in range(0, flat.size, _CHUNK):
+            chunk = flat[start : start + _CHUNK]
+            out[start : start + chunk.size] = np.searchsorted(splits, chunk, side="left")
+        return out.reshape(x.shape)
+    # Cell g + 1 covers [lo + g / scale, lo + (g + 1) / scale); cell 0 is below lo.
+    edges = lo + np.arange(bins) / scale
+    base = np.empty(bins + 2, np.int64)
+    base[0] = 0
+    base[1:-1] = np.minimum(np.searchsorted(splits, edges, side="left"), m - 1)
+    base[-1] = m - 1
+    padded = np.concatenate([[-np.inf], splits, [np.inf]])
+    for start in range(0, flat.size, _CHUNK):
+        chunk = flat[start : start + _CHUNK].astype(np.float64, copy=False)
+        cell = chunk - lo
+        cell *= scale
+        cell += 1.0
+        np.clip(cell, 0.0, bins + 1.0, out=cell)
+        index = base[cell.astype(np.int64)]
+        index += chunk > splits[index]
+        ok = padded[index] < chunk
+        ok &= chunk <= padded[index + 1]
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            index[bad] = np.searchsorted(splits, chunk[bad], side="left")
+        out[start : start + chunk.size] = index
+    return out.reshape(x.shape)
+
+
+def _lloyd(xs, centroids, max_iter, tol):
+    """Lloyd iterations on sorted float64 values from strictly increasing centroids."""
+    n, k = xs.size, centroids.size
+    if max_iter == 0:
+        return centroids
+    if k == 1:
+        return np.array([np.clip(np.mean(xs), xs[0], xs[-1])])
+    inner, outer = _block_prefix_sums(xs)
+    block = _PREFIX_BLOCK
+
+    def prefix(positions):
+        blk, rem = np.divmod(positions, block)
+        within = np.where(rem > 0, inner[np.maximum(positions - 1, 0)], 0.0)
+        return outer[blk] + within
+
+    limit = tol * (xs[-1] - xs[0])
+    bounds = np.empty(k + 1, np.int64)
+    bounds[0], bounds[-1] = 0, n
+    previous = None
+    for _ in range(max_iter):
+        bounds[1:-1] = np.searchsorted(xs, _split_points(centroids), side="right")
+        if previous is not None and np.array_equal(bounds, previous):
+            break
+        previous = bounds.copy()
+        counts = np.diff(bounds)
+        sums = np.diff(prefix(bounds))
+        filled = counts > 0
+        starts, ends = bounds[:-1][filled], bounds[1:][filled]
+        updated = centroids.copy()
+        updated[filled] = np.clip(sums[filled] / counts[filled], xs[starts], xs[ends - 1])
+        shift = np.max(np.abs(updated - centroids))
+        centroids = updated
+        if shift <= limit:
+            break
+    return centroids
+
+
+def _block_prefix_sums(xs):
+    """Two-level prefix sums: within-block cumulative sums and block offsets."""
+    n, block = xs.size, _PREFIX_BLOCK
+    blocks = -(-n // block)
+    inner = np.zeros(blocks * block, np.float64)
+    inner[:n] = xs
+    rows = inner.reshape(blocks, block)
+    np.cumsum(rows, axis=1, out=rows)
+    outer = np.zeros(blocks + 1, np.float64)
+    np.cumsum(rows[:, -1], out=outer[1:])
+    return inner, outer
+
+
+def _kmeanspp(xs, k, rng):
+    """k-means++ seeding on sorted values, sampling through block sums.
+
+    Keeps D(x)^2 (squared distance to the nearest chosen centre) per value and
+    its per-block totals; a draw picks a block by its total, then a value in
+    the block. Adding a centre only lowers D^2 within its Voronoi cell, a
+    contiguous run of the sorted values, so only that run is updated.
+    """
+    n, block = xs.size, _SAMPLE_BLOCK
+    block_starts = np.arange(0, n, block)
+    first = xs[int(rng.integers(n))]
+    centres = [float(first)]
+    d2 = np.square(xs - first)
+    mass = np.add.reduceat(d2, block_starts)
+    for _ in range(k - 1):
+        cumulative = np.cumsum(mass)
+        total = cumulative[-1]
+        if not total > 0:
+            break
+        u = rng.random() * total
+        b = min(int(np.searchsorted(cumulative, u, side="right")), mass.size - 1)
+        lo, hi = b * block, min((b + 1) * block, n)
+        within = np.cumsum(d2[lo:hi])
+        r = u - (cumulative[b - 1] if b else 0.0)
+        i = lo + min(int(np.searchsorted(within, r, side="right")), hi - lo - 1)
+        if not d2[i] > 0:  # rounding landed on a zero-mass value
+            i = lo + int(np.argmax(d2[lo:hi]))
+            if not d2[i] > 0:
+                i = int(np.argmax(d2))
+                if not d2[i] > 0:
+                    break
+        centre = float(xs[i])
+        pos = bisect.bisect_left(centres, centre)
+        left = centres[pos - 1] if pos > 0 else None
+        right = centres[pos] if pos < len(centres) else None
+        centres.insert(pos, centre)
+        # The new centre's cell, widened by one value each side against rounding.
+        start = 0 if left is None else int(np.searchsorted(xs, 0.5 * (left + centre), "left"))
+        stop = n if right is None else int(np.searchsorted(xs, 0.5 * (centre + right), "right"))
+        start, stop = max(start - 1, 0), min(stop + 1, n)
+        np.minimum(d2[start:stop], np.square(xs[start:stop] - centre), out=d2[start:stop])
+        b0, b1 = start // block, (stop - 1) // block + 1
+        mass[b0:b1] = np.add.reduceat(d2[b0 * block : min(b1 * block, n)], block_starts[b0:b1] - b0 * block)
+    return np.array(centres)
+
+
+def _as_real_array(value, name):
+    array = np.asarray(value)
+    if array.dtype == bool or array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers (int or float), received dtype {array.dtype}."
+        )
+    return array
+
+
+def _as_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, received {value!r} ({type(value).__name__}).")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, received {value}.")
+    return value
+
+
+def _as_float(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, received {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not value >= minimum or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= {minimum}, received {value!r}.")
+    return value

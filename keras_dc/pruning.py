@@ -1,0 +1,240 @@
+"""Magnitude pruning during ``model.fit`` (Han et al. 2015; Zhu & Gupta 2017)."""
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dc import masks as masks_lib
+from keras_dc import schedules as schedules_lib
+from keras_dc import variables as vlib
+from keras_dc._callback import CompressionCallback
+from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold, as_target
+
+__all__ = ["MagnitudePruning"]
+
+
+class _MaskConstraint:
+    """``w ↦ inner(w) · mask``, applied by the optimizer after every update."""
+
+    def __init__(self, mask):
+        self.mask = mask
+        self.inner = None
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        return w * tf.cast(self.mask, w.dtype)
+
+
+class MagnitudePruning(CompressionCallback):
+    """Prunes the smallest-magnitude weights of every compressible layer during fit.
+
+    At each event of ``schedule`` the callback ranks each selected variable's
+    weights by magnitude and zeroes the smallest ones until the layer reaches
+    ``target × fraction`` (``fraction`` is how far the schedule has ramped, in
+    (0, 1]). Between events the survivors keep training; pruned weights are held
+    at exactly zero by a mask the optimizer applies after every update (a variable
+    constraint), whatever momentum or Adam state says. Schedule positions are
+    optimizer steps (``model.optimizer.iterations``, which keep counting across
+    ``fit`` calls until the model is recompiled) or epochs. Once pruned, a weight stays
+    pruned, also across later ``fit`` calls and after saving and loading the model
+    (the mask is re-derived from the zeros), so a run restarted from a checkpoint
+    continues its schedule from ``optimizer.iterations`` with the same masks.
+
+    The variables compressed are found automatically: trainable float kernels and
+    embeddings (≥ 2 dimensions) with at least ``min_size`` entries. No wrapper
+    layers are involved and the model is unchanged after training.
+
+    Reference: Han, Pool, Tran, Dally, "Learning both Weights and Connections for
+    Efficient Neural Networks", NIPS 2015; Zhu & Gupta, "To prune, or not to
+    prune", 2017 (the gradual schedule).
+
+    Args:
+        target: The final target of every selected layer: a float sparsity in
+            [0, 1), `keras_dc.Sparsity`, `keras_dc.GlobalSparsity` (one threshold
+            over all layers) or `keras_dc.StdThreshold` (the paper's
+            ``quality × std`` rule). Defaults to `0.9`.
+        schedule: When to prune: a `keras_dc.schedules.OneShot`, `Iterative`
+            or `Gradual`. Defaults to `None`: a gradual ramp over the first two
+            thirds of this fit's steps (every ~5% of them), then retraining.
+        overrides: Per-layer targets, ``{layer or variable or layer name: target}``;
+            ``None`` as a value leaves that layer dense. Defaults to `None`.
+        min_size: Smallest variable (in entries) that is pruned. Defaults to `256`.
+        verbose: 0 silent, 1 prints the selected variables and a line per epoch,
+            2 also a line per pruning event. Defaults to `1`.
+
+    After ``on_train_begin``, ``selected`` lists the variables being pruned with
+    their targets. Each epoch writes ``sparsity`` (overall) and
+    ``sparsity/<variable path>`` into ``logs`` so History and TensorBoard see them.
+
+    Example:
+        >>> pruning = keras_dc.MagnitudePruning(
+        ...     target=0.92,
+        ...     schedule=keras_dc.schedules.Gradual(begin=0, end=8, frequency=1, unit="epoch"),
+        ...     overrides={model.layers[-1]: 0.75})
+        >>> model.fit(x, y, epochs=12, callbacks=[pruning])
+    """
+
+    def __init__(self, target=0.9, schedule=None, overrides=None, min_size=256, verbose=1):
+        super().__init__()
+        self.target = as_target(target, "target")
+        if self.target is None:
+            raise ValueError("target must not be None; to prune nothing, do not add the callback.")
+        if schedule is not None and not isinstance(schedule, schedules_lib.PruningSchedule):
+            raise TypeError(
+                "schedule must be a keras_dc.schedules.OneShot, Iterative or Gradual "
+                f"(or None for the default ramp), received {schedule!r}."
+            )
+        for _, value in vlib.override_items(overrides, "MagnitudePruning"):
+            as_target(value, "override target")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, received {verbose!r}.")
+        self.schedule = schedule
+        self.overrides = overrides
+        self.min_size = min_size
+        self.verbose = verbose
+        self.selected = []
+        self._entries = []
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        vlib.check_model(model, "MagnitudePruning")
+        variables = vlib.compressible_variables(model, self.min_size)
+        if not variables:
+            raise ValueError(
+                f"MagnitudePruning: no compressible variable found in model {model.name!r}: "
+                f"it needs trainable float kernels or embeddings with at least min_size="
+                f"{self.min_size} entries. Lower min_size or check the model."
+            )
+        resolved = vlib.resolve_overrides(
+            model, variables, self.overrides, lambda v: as_target(v, "override target"),
+            "MagnitudePruning")
+        self._entries = []
+        self.selected = []
+        for index, variable in enumerate(variables):
+            target = resolved.get(id(variable), self.target)
+            if target is None:
+                continue
+            weights = vlib.read(variable)
+            mask = vlib.make_state_variable(
+                model, (weights != 0).astype(np.float32), tf.float32, f"keras_dc_mask_{index}")
+            constraint = _MaskConstraint(mask)
+            vlib.install(variable, constraint)
+            self._entries.append((variable, target, mask, constraint))
+            self.selected.append({
+                "path": vlib.variable_path(variable),
+                "shape": tuple(int(d) for d in variable.shape),
+                "target": target,
+            })
+        if not self._entries:
+            raise ValueError("MagnitudePruning: every compressible variable was excluded by overrides.")
+        vlib.retrace(model)
+        self._steps_per_epoch = vlib.steps_per_epoch(self.params)
+        self._step = vlib.optimizer_step(model)
+        self._schedule = self.schedule or self._default_schedule()
+        last = self._schedule.last_event_step(self._steps_per_epoch)
+        if last is not None and last < self._step:
+            warnings.warn(
+                f"MagnitudePruning: every event of {self._schedule!r} lies before the optimizer's "
+                f"current step {self._step} (schedules count optimizer.iterations, which continue "
+                "across fit calls), so this fit only keeps the existing zeros. To prune now, "
+                f"start the schedule at begin/at={self._step}, or recompile the model.", stacklevel=2)
+        if self.verbose:
+            self._print(self._selection_table())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # With steps_per_execution > 1 one call covers several steps: take the
+        # furthest event among them.
+        step = self._step
+        fractions = [
+            f for s in range(step, step + vlib.execution_steps(self.model))
+            if (f := self._schedule.fraction(s, self._steps_per_epoch)) is not None
+        ]
+        if fractions:
+            self._prune(max(fractions), step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += vlib.execution_steps(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        stats = self.sparsities()
+        if logs is not None:
+            logs.update({f"sparsity/{path}": value for path, value in stats["layers"].items()})
+            logs["sparsity"] = stats["overall"]
+        if self.verbose:
+            self._print(f"MagnitudePruning: epoch {epoch + 1}: overall sparsity "
+                        f"{stats['overall']:.4f} (step {self._step})")
+
+    def on_train_end(self, logs=None):
+        for variable, _, _, constraint in self._entries:
+            vlib.uninstall(variable, constraint)
+        vlib.retrace(self.model)
+        if self.verbose:
+            stats = self.sparsities()
+            lines = [f"MagnitudePruning: done, overall sparsity {stats['overall']:.4f}"]
+            lines += [f"  {path:<48s} {value:.4f}" for path, value in stats["layers"].items()]
+            self._print("\n".join(lines))
+
+    # --- helpers -----------------------------------------------------------
+
+    def _default_schedule(self):
+        total = (self._steps_per_epoch or 0) * int(self.params.get("epochs", 0) or 0)
+        if total < 3:
+            return schedules_lib.OneShot(at=self._step)
+        end = self._step + max(1, (2 * total) // 3)
+        frequency = max(1, (end - self._step) // 20)
+        return schedules_lib.Gradual(begin=self._step, end=end, frequency=frequency)
+
+    def _prune(self, fraction, step):
+        weights = [vlib.read(v) for v, _, _, _ in self._entries]
+        previous = [vlib.read(m) > 0 for _, _, m, _ in self._entries]
+        global_ids = [i for i, (_, t, _, _) in enumerate(self._entries) if isinstance(t, GlobalSparsity)]
+        threshold = None
+        if global_ids:
+            sparsity = self._entries[global_ids[0]][1].sparsity * fraction
+            threshold = masks_lib.global_threshold(
+                [weights[i] * previous[i] for i in global_ids], sparsity)
+        report = []
+        for i, (variable, target, mask_var, _) in enumerate(self._entries):
+            w, prev = weights[i], previous[i]
+            if isinstance(target, GlobalSparsity):
+                mask = masks_lib.mask_for_threshold(w, threshold, prev)
+            elif isinstance(target, Sparsity):
+                mask = masks_lib.mask_for_sparsity(w, target.sparsity * fraction, prev)
+            elif isinstance(target, StdThreshold):
+                t = masks_lib.std_threshold(w * prev, target.quality * fraction)
+                mask = masks_lib.mask_for_threshold(w, t, prev)
+            else:  # pragma: no cover - validated in __init__
+                raise TypeError(f"unknown target {target!r}")
+            mask_var.assign(mask.astype(np.float32))
+            variable.assign((w * mask).astype(w.dtype))
+            report.append((vlib.variable_path(variable), 1.0 - mask.mean()))
+        if self.verbose > 1:
+            detail = ", ".join(f"{p}: {s:.3f}" for p, s in report)
+            self._print(f"MagnitudePruning: step {step}: fraction {fraction:.3f} -> {detail}")
+
+    def sparsities(self):
+        """Current sparsity of every pruned variable and overall.
+
+        Returns:
+            ``{"overall": float, "layers": {path: float}}``.
+        """
+        layers, zeros, total = {}, 0, 0
+        for variable, _, _, _ in self._entries:
+            w = vlib.read(variable)
+            z = int(np.count_nonzero(w == 0))
+            layers[vlib.variable_path(variable)] = z / w.size
+            zeros += z
+            total += w.size
+        return {"overall": zeros / total if total else 0.0, "layers": layers}
+
+    def _selection_table(self):
+        lines = [f"MagnitudePruning: pruning {len(self.selected)} variables "
+                 f"(schedule {self._schedule!r}):"]
+        for item in self.selected:
+            shape = "x".join(str(d) for d in item["shape"])
+            lines.append(f"  {item['path']:<48s} {shape:>16s}  target {item['target']!r}")
+        return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Per-layer report of what compression achieved on a model's weights."""
+
+import math
+
+import numpy as np
+
+from keras_dc import variables as vlib
+
+__all__ = ["layer_report", "format_layer_report"]
+
+
+def _entropy_bits(counts):
+    counts = np.asarray(counts, dtype=np.float64)
+    counts = counts[counts > 0]
+    if counts.size <= 1:
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def layer_report(model, min_size=256):
+    """Describes every compressible variable as it is now.
+
+    Args:
+        model: A built Keras model.
+        min_size: As for the callbacks. Defaults to `256`.
+
+    Returns:
+        A list of dicts, one per variable: ``path``, ``shape``, ``weights``,
+        ``nonzero``, ``kept`` (fraction), ``distinct`` (distinct non-zero
+        values), ``index_bits`` (fixed-width bits a cluster index needs,
+        ``ceil(log2(distinct))``) and ``index_entropy`` (zero-order entropy of
+        the non-zero weights' values, bits per non-zero).
+
+    Example:
+        >>> print(format_layer_report(layer_report(model)))
+    """
+    rows = []
+    for variable in vlib.compressible_variables(model, min_size):
+        w = vlib.read(variable).ravel()
+        nz = w[w != 0]
+        _, counts = np.unique(nz, return_counts=True)
+        rows.append({
+            "path": vlib.variable_path(variable),
+            "shape": tuple(int(d) for d in variable.shape),
+            "weights": int(w.size),
+            "nonzero": int(nz.size),
+            "kept": float(nz.size / w.size) if w.size else 0.0,
+            "distinct": int(counts.size),
+            "index_bits": int(math.ceil(math.log2(counts.size))) if counts.size > 1 else 0,
+            "index_entropy": _entropy_bits(counts),
+        })
+    return rows
+
+
+def format_layer_report(rows):
+    """Formats `layer_report` rows as a text table with a total line."""
+    header = f"{'variable':<40s} {'shape':>14s} {'weights':>9s} {'kept':>7s} {'values':>7s} {'bits':>5s} {'H':>6s}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["shape"])
+        values = str(r["distinct"]) if r["distinct"] <= 4096 else ">4096"
+        lines.append(
+            f"{r['path'][-40:]:<40s} {shape:>14s} {r['weights']:>9d} {100 * r['kept']:>6.2f}% "
+            f"{values:>7s} {r['index_bits'] if r['distinct'] <= 4096 else '-':>5} {r['index_entropy']:>6.2f}")
+    total = sum(r["weights"] for r in rows)
+    kept = sum(r["nonzero"] for r in rows)
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<40s} {'':>14s} {total:>9d} {100 * kept / max(total, 1):>6.2f}%")
+    return "\n".join(lines)

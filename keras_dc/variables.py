@@ -1,0 +1,290 @@
+"""Finding the weights to compress, and the Keras glue both callbacks share.
+
+A variable is *compressible* when it is trainable, floating point, has at least
+two dimensions (kernels of Dense/Conv/EinsumDense/RNN layers, embeddings) and at
+least ``min_size`` entries. Biases and normalisation parameters (1-D) never are.
+No layer registry is involved: what counts is what the variable is.
+
+Per-layer overrides are keyed by objects: a layer (applies to every compressible
+variable inside it, nested layers included), a variable, or a layer's exact
+name. The most specific key wins: variable, then the innermost layer.
+
+Works with Keras 3 (TensorFlow backend) and with tf_keras.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["compressible_variables", "variable_path", "resolve_overrides"]
+
+
+def variable_path(variable):
+    """A readable, unique-ish name of a variable (``dense_1/kernel``)."""
+    path = getattr(variable, "path", None)
+    if path:
+        return path
+    name = variable.name
+    return name[:-2] if name.endswith(":0") else name
+
+
+def _is_keras3_variable(variable):
+    return hasattr(variable, "path") and hasattr(variable, "_value")
+
+
+def _walk_layers(layer, seen=None):
+    """Yields ``layer`` and every layer nested in it, each once."""
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    children = []
+    for attr in ("_layers", "layers"):
+        try:
+            value = getattr(layer, attr, None)
+        except Exception:  # some properties raise on unbuilt models
+            value = None
+        if value:
+            children = list(value)
+            break
+    for child in children:
+        if hasattr(child, "trainable_weights"):
+            yield from _walk_layers(child, seen)
+
+
+def check_model(model, who):
+    """Raises a clear error when ``model`` cannot be compressed during fit."""
+    if model is None:
+        raise ValueError(f"{who} was not attached to a model; pass it to model.fit(callbacks=[...]).")
+    if not getattr(model, "built", False):
+        raise ValueError(
+            f"{who}: the model {model.name!r} is not built, so its weights do not exist yet. "
+            "Build it first: give it a `keras.Input(shape=...)`, call `model.build(input_shape)`, "
+            "or call it once on a batch of data."
+        )
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(f"{who}: the model {model.name!r} is not compiled; call model.compile() first.")
+
+
+def compressible_variables(model, min_size=256):
+    """Lists the model's variables that the callbacks compress.
+
+    Args:
+        model: A built Keras model (Keras 3 or tf_keras).
+        min_size: Smallest number of entries a variable must have. Defaults to `256`.
+
+    Returns:
+        A list of variables in the model's order, without duplicates (a layer
+        shared by two branches of a functional model appears once).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300)])
+        >>> [variable_path(v) for v in compressible_variables(model)]
+        ['sequential/dense/kernel']
+    """
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
+        raise ValueError(f"min_size must be an integer ≥ 1, received {min_size!r}.")
+    seen = set()
+    selected = []
+    for variable in model.trainable_weights:
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        dtype = tf.as_dtype(variable.dtype)
+        shape = tuple(variable.shape)
+        if not dtype.is_floating or len(shape) < 2:
+            continue
+        if int(np.prod(shape)) < min_size:
+            continue
+        selected.append(variable)
+    return selected
+
+
+def _layer_name_index(model):
+    index = {}
+    for layer in _walk_layers(model):
+        index.setdefault(layer.name, layer)
+    return index
+
+
+def resolve_overrides(model, variables, overrides, convert, who):
+    """Maps every selected variable to its per-layer override, if any.
+
+    Args:
+        model: The model being trained.
+        variables: The selected variables.
+        overrides: ``None`` or a dict ``{layer | variable | layer name: value}``.
+        convert: Validates/converts an override value (``value -> value``).
+        who: Callback name for error messages.
+
+    Returns:
+        ``{id(variable): converted value}`` for variables that have an override.
+        Values may be ``None`` (meaning: leave this variable alone).
+    """
+    if not overrides:
+        return {}
+    items = override_items(overrides, who)
+    names = _layer_name_index(model)
+    model_var_ids = {id(v) for v in model.weights}
+    selected_ids = {id(v) for v in variables}
+    var_level, layer_level = {}, []
+    for key, value in items:
+        value = convert(value)
+        if isinstance(key, str):
+            if key not in names:
+                close = sorted(names)[:20]
+                raise ValueError(
+                    f"{who}: overrides name a layer {key!r} that does not exist in model "
+                    f"{model.name!r}. Layer names are: {close}."
+                )
+            key = names[key]
+        if hasattr(key, "trainable_weights") and hasattr(key, "name"):  # a layer
+            if key is not model and id(key) not in {id(layer) for layer in _walk_layers(model)}:
+                raise ValueError(
+                    f"{who}: the layer {key.name!r} given in overrides is not part of model "
+                    f"{model.name!r}. Pass layers of the model being trained."
+                )
+            weights = [w for w in key.trainable_weights if id(w) in selected_ids]
+            if not weights:
+                raise ValueError(
+                    f"{who}: the layer {key.name!r} given in overrides has no compressible "
+                    "weights (kernels/embeddings with at least min_size entries)."
+                )
+            layer_level.append((len(key.trainable_weights), [id(w) for w in weights], value))
+        elif hasattr(key, "shape") and hasattr(key, "assign"):  # a variable
+            if id(key) not in model_var_ids:
+                raise ValueError(
+                    f"{who}: the variable {variable_path(key)!r} given in overrides is not a "
+                    f"weight of model {model.name!r}."
+                )
+            if id(key) not in selected_ids:
+                raise ValueError(
+                    f"{who}: the variable {variable_path(key)!r} given in overrides is not "
+                    "compressible (it must be a trainable float kernel/embedding with at least "
+                    "min_size entries)."
+                )
+            var_level[id(key)] = value
+        else:
+            raise TypeError(
+                f"{who}: override keys must be layers, variables or layer names, "
+                f"received {key!r} of type {type(key).__name__}."
+            )
+    resolved = {}
+    # Outer layers first so inner (smaller) layers overwrite them.
+    for _, ids, value in sorted(layer_level, key=lambda item: -item[0]):
+        for vid in ids:
+            resolved[vid] = value
+    resolved.update(var_level)
+    return resolved
+
+
+def override_items(overrides, who):
+    """``(key, value)`` pairs of overrides given as a dict or a list of pairs.
+
+    Keras variables are not hashable, so overrides keyed by variables come as a
+    list of ``(variable, value)`` pairs.
+    """
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    if isinstance(overrides, (list, tuple)) and all(
+            isinstance(item, (list, tuple)) and len(item) == 2 for item in overrides):
+        return [tuple(item) for item in overrides]
+    raise TypeError(
+        f"{who}: overrides must be a dict {{layer or layer name: value}} or a list of "
+        f"(layer or variable, value) pairs, received {type(overrides).__name__}.")
+
+
+def owner_layer(model, variable):
+    """The innermost layer of ``model`` that holds ``variable``."""
+    best = None
+    for layer in _walk_layers(model):
+        if layer is model:
+            continue
+        weights = layer.trainable_weights
+        if any(w is variable for w in weights) and (best is None or len(weights) < len(best.trainable_weights)):
+            best = layer
+    return best
+
+
+# --- constraint chaining ----------------------------------------------------
+
+
+def get_constraint(variable):
+    return variable.constraint
+
+
+def set_constraint(variable, constraint):
+    if _is_keras3_variable(variable):
+        variable.constraint = constraint
+    else:  # tf.Variable (tf_keras): read-only property backed by _constraint
+        variable._constraint = constraint
+
+
+def install(variable, constraint):
+    """Installs ``constraint`` on top of the variable's current constraint."""
+    constraint.inner = get_constraint(variable)
+    set_constraint(variable, constraint)
+
+
+def uninstall(variable, constraint):
+    """Removes ``constraint`` from the variable's constraint chain, wherever it is."""
+    current = get_constraint(variable)
+    if current is constraint:
+        set_constraint(variable, constraint.inner)
+        return
+    node = current
+    while node is not None and hasattr(node, "inner"):
+        if node.inner is constraint:
+            node.inner = constraint.inner
+            return
+        node = node.inner
+
+
+def make_state_variable(model, value, dtype, name):
+    """A non-trainable tf.Variable living beside the model (mirrored under a strategy)."""
+    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    with strategy.scope():
+        return tf.Variable(
+            tf.constant(value, dtype=dtype),
+            trainable=False,
+            name=name,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+
+
+def read(variable):
+    """The variable's value as a NumPy array."""
+    return np.asarray(variable.numpy())
+
+
+def retrace(model):
+    """Makes the next train step retrace, so newly installed constraints take effect."""
+    maker = getattr(model, "make_train_function", None)
+    if maker is not None:
+        maker(force=True)
+
+
+def optimizer_step(model):
+    """The optimizer's iteration count (the global step)."""
+    return int(np.asarray(model.optimizer.iterations.numpy()))
+
+
+def steps_per_epoch(params):
+    """steps per epoch from the callback params, or None when unknown."""
+    steps = (params or {}).get("steps")
+    return int(steps) if steps else None
+
+
+def execution_steps(model):
+    """Optimizer steps run per train-function call (``steps_per_execution``)."""
+    spe = getattr(model, "steps_per_execution", None)
+    if spe is None:
+        spe = getattr(model, "_steps_per_execution", None)  # tf_keras keeps a tf.Variable
+    if spe is None:
+        return 1
+    try:
+        return max(1, int(np.asarray(spe.numpy() if hasattr(spe, "numpy") else spe)))
+    except (TypeError, ValueError):
+        return 1

@@ -1,0 +1,417 @@
+"""converters.tflite with the real TFLite converter and the real LiteRT interpreter.
+
+Every model is tiny: the file converts about a dozen models and stays well
+under two minutes on two cores.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.tools import flatbuffer_utils
+
+from converters import tflite
+
+RNG = np.random.default_rng(0)
+
+
+def _run(flatbuffer, *inputs):
+    interpreter = Interpreter(model_content=bytes(flatbuffer))
+    interpreter.allocate_tensors()
+    for detail, value in zip(interpreter.get_input_details(), inputs):
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def _keras(model, x):
+    return np.asarray(model(x, training=False))
+
+
+def _ops(flatbuffer):
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    return [tflite._op_name(model, op.opcodeIndex) for op in model.subgraphs[0].operators]
+
+
+def _segment(segments, op, role="weight"):
+    found = [s for s in segments if s.op == op and s.role == role]
+    assert found, (op, role, segments)
+    return found[0]
+
+
+def _values(flatbuffer, segment):
+    raw = flatbuffer[segment.offset : segment.offset + segment.size]
+    return np.frombuffer(raw, dtype=segment.dtype).reshape(segment.shape)
+
+
+def _repack(model_t):
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_t))
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8,))  # batch None: convert fixes it to batch_size
+    hidden = keras.layers.Dense(16, activation="relu", bias_initializer="random_normal")(inputs)
+    outputs = keras.layers.Dense(4, bias_initializer="random_normal")(hidden)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def mlp_tflite(mlp):
+    return tflite.convert(mlp)
+
+
+@pytest.fixture(scope="module")
+def conv_bn():
+    """Conv2D whose kernel holds 4 shared values, then a non-trivial BatchNorm."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([
+        keras.Input((6, 6, 3)),
+        keras.layers.Conv2D(5, 3, use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+    ])
+    conv, bn = model.layers[0], model.layers[1]
+    shared = np.array([-0.5, -0.1, 0.2, 0.7], np.float32)
+    conv.kernel.assign(RNG.choice(shared, size=conv.kernel.shape).astype("float32"))
+    bn.set_weights([
+        RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5), RNG.uniform(0.5, 2, 5)
+    ])
+    return model
+
+
+# ---------------------------------------------------------------------------
+# convert: models and outputs.
+
+
+def test_dense_mlp_matches_keras_and_describes_its_buffers(mlp, mlp_tflite):
+    x = RNG.normal(size=(1, 8)).astype("float32")
+    np.testing.assert_allclose(_run(mlp_tflite, x)[0], _keras(mlp, x), atol=1e-5)
+    _, segments = tflite.layout(mlp_tflite)
+    kernel = _segment(segments, "FULLY_CONNECTED")
+    # The converter stores Dense kernels transposed: [out, in].
+    big = max((s for s in segments if s.role == "weight"), key=lambda s: s.size)
+    assert big.shape == (16, 8) and big.channels == 16 and big.dtype == "float32"
+    np.testing.assert_array_equal(
+        _values(tflite.layout(mlp_tflite)[0], big), np.asarray(mlp.layers[1].kernel).T
+    )
+    assert kernel.tensor_names and all(isinstance(n, str) for n in kernel.tensor_names)
+    biases = [s for s in segments if s.role == "bias"]
+    assert sorted(s.shape for s in biases) == [(4,), (16,)]
+    assert all(s.channels == 1 and s.op == "FULLY_CONNECTED" for s in biases)
+
+
+def test_conv_batchnorm_folds_but_keeps_per_channel_structure(conv_bn):
+    flatbuffer = tflite.convert(conv_bn)
+    assert "CONV_2D" in _ops(flatbuffer)
+    x = RNG.normal(size=(1, 6, 6, 3)).astype("float32")
+    np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(conv_bn, x), atol=1e-5)
+    restored, segments = tflite.layout(flatbuffer)
+    kernel = _segment(segments, "CONV_2D")
+    assert kernel.shape == (5, 3, 3, 3) and kernel.channels == 5
+    assert _segment(segments, "CONV_2D", role="bias").shape == (5,)  # from BatchNorm
+    values = _values(restored, kernel)
+    # BatchNorm scaled each output channel differently: more than 4 values in
+    # all, but each contiguous channel slice still holds at most 4.
+    assert len(np.unique(values)) > 4
+    for channel in values.reshape(kernel.channels, -1):
+        assert len(np.unique(channel)) <= 4
+
+
+def test_depthwise_conv_reports_one_channel_slice():
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((5, 5, 3)),
+        keras.layers.DepthwiseConv2D(3, depth_multiplier=2, bias_initializer="ones"),
+    ])
+    flatbuffer = tflite.convert(model)
+    x = RNG.normal(size=(1, 5, 5, 3)).astype("float32")
+    np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-5)
+    _, segments = tflite.layout(flatbuffer)
+    kernel = _segment(segments, "DEPTHWISE_CONV_2D")
+    # [1, h, w, channels]: the output channel is the last, strided, dimension.
+    assert kernel.shape == (1, 3, 3, 6) and kernel.channels == 1
+
+
+def test_embedding_table_is_a_weight():
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(10, 3)])
+    flatbuffer = tflite.convert(model)
+    x = np.array([[0, 3, 9, 1, 1]], np.int32)
+    np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-6)
+    _, segments = tflite.layout(flatbuffer)
+    table = _segment(segments, "GATHER")
+    assert table.shape == (10, 3) and table.channels == 1 and table.dtype == "float32"
+
+
+class TwoDense(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(6, activation="tanh")
+        self.out = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_subclassed_model_after_one_call_and_batch_size():
+    keras.utils.set_random_seed(5)
+    model = TwoDense()
+    model(np.zeros((7, 4), np.float32))  # any batch: only dims 1.. are kept
+    flatbuffer = tflite.convert(model, batch_size=3)
+    x = RNG.normal(size=(3, 4)).astype("float32")
+    np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-5)
+    interpreter = Interpreter(model_content=flatbuffer)
+    assert list(interpreter.get_input_details()[0]["shape_signature"]) == [3, 4]
+
+
+def test_subclassed_model_never_called_needs_a_signature():
+    with pytest.raises(ValueError, match="input_signature"):
+        tflite.convert(TwoDense())
+
+
+def test_keras_file_path(conv_bn, tmp_path):
+    path = tmp_path / "conv.keras"
+    conv_bn.save(path)
+    flatbuffer = tflite.convert(str(path))
+    x = RNG.normal(size=(1, 6, 6, 3)).astype("float32")
+    np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(conv_bn, x), atol=1e-5)
+    assert tflite.load_model(path).count_params() == conv_bn.count_params()
+
+
+# ---------------------------------------------------------------------------
+# tf_keras (Keras 2) and tensorflow-model-optimization, in this process.
+
+
+@pytest.fixture(scope="module")
+def tfmot():
+    """Imports tfmot without leaking its side effects into other tests.
+
+    Importing tfmot sets TF_USE_LEGACY_KERAS=1 and resolves `tf.keras`; resolve
+    `tf.keras` to Keras 3 first (tfmot then imports tf_keras itself) and
+    restore the environment variable afterwards.
+    """
+    pytest.importorskip("tf_keras")
+    _ = tf.keras.layers  # resolve the lazy tf.keras alias as this process expects
+    before = os.environ.get("TF_USE_LEGACY_KERAS")
+    try:
+        module = pytest.importorskip("tensorflow_model_optimization")
+    finally:
+        if before is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = before
+    return module
+
+
+def test_tf_keras_functional_model():
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(6)
+    inputs = tf_keras.Input((6,))
+    outputs = tf_keras.layers.Dense(3, bias_initializer="ones")(inputs)
+    model = tf_keras.Model(inputs, outputs)
+    assert tflite.load_model(model) is model
+    flatbuffer = tflite.convert(model, batch_size=2)
+    x = RNG.normal(size=(2, 6)).astype("float32")
+    np.testing.assert_allclose(_run(flatbuffer, x)[0], model(x).numpy(), atol=1e-5)
+
+
+def test_tfmot_pruned_clustered_stripped_model(tfmot):
+    import tf_keras  # pylint: disable=g-import-not-at-top
+
+    tf_keras.utils.set_random_seed(7)
+    model = tf_keras.Sequential([
+        tf_keras.layers.Dense(16, activation="relu", input_shape=(8,)),
+        tf_keras.layers.Dense(4),
+    ])
+    x = RNG.normal(size=(32, 8)).astype("float32")
+    y = RNG.normal(size=(32, 4)).astype("float32")
+    schedule = tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=0, frequency=1)
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    pruned.compile("sgd", "mse")
+    pruned.fit(x, y, epochs=1, batch_size=16, verbose=0,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    with pytest.raises(ValueError, match="strip_pruning"):
+        tflite.convert(pruned)
+    clustered = tfmot.clustering.keras.cluster_weights(
+        tfmot.sparsity.keras.strip_pruning(pruned),
+        number_of_clusters=4,
+        cluster_centroids_init=tfmot.clustering.keras.CentroidInitialization.LINEAR,
+        preserve_sparsity=True,
+    )
+    final = tfmot.clustering.keras.strip_clustering(clustered)
+    flatbuffer = tflite.convert(final)
+    np.testing.assert_allclose(_run(flatbuffer, x[:1])[0], final(x[:1]).numpy(), atol=1e-5)
+    restored, segments = tflite.layout(flatbuffer)
+    kernel = max((s for s in segments if s.role == "weight"), key=lambda s: s.size)
+    values = _values(restored, kernel)
+    assert kernel.shape == (16, 8)
+    assert len(np.unique(values)) <= 5  # 4 centroids (+ the pruned zeros)
+    assert np.mean(values == 0) >= 0.4
+
+
+# ---------------------------------------------------------------------------
+# layout.
+
+
+@pytest.mark.parametrize("alignment", [16, 64])
+def test_offset_layout_runs_identically_and_is_well_formed(mlp_tflite, alignment):
+    restored, segments = tflite.layout(mlp_tflite, alignment=alignment)
+    x = RNG.normal(size=(1, 8)).astype("float32")
+    np.testing.assert_array_equal(_run(restored, x)[0], _run(mlp_tflite, x)[0])
+    indices = [s.buffer_index for s in segments]
+    assert indices == sorted(indices) and len(segments) == 4
+    assert all(s.offset % alignment == 0 for s in segments)
+    assert [s.offset for s in segments] == sorted(s.offset for s in segments)
+    for a, b in zip(segments, segments[1:]):
+        assert a.offset + a.size <= b.offset
+    assert segments[-1].offset + segments[-1].size == len(restored)
+    model = schema.ModelT.InitFromPackedBuf(restored, 0)
+    assert segments[0].offset >= len(_repack(model))  # the tail lies after the flatbuffer
+    for s in segments:
+        buffer = model.buffers[s.buffer_index]
+        assert buffer.data is None and (buffer.offset, buffer.size) == (s.offset, s.size)
+    # Same data as the inline buffers, deterministic, and a fixed point.
+    _, inline = tflite.layout(mlp_tflite, mode="inline")
+    by_index = {s.buffer_index: mlp_tflite[s.offset : s.offset + s.size] for s in inline}
+    for s in segments:
+        assert restored[s.offset : s.offset + s.size] == by_index[s.buffer_index]
+    assert tflite.layout(mlp_tflite, alignment=alignment) == (restored, segments)
+    assert tflite.layout(restored, alignment=alignment)[0] == restored
+
+
+def test_inline_layout_points_into_the_unchanged_file(mlp_tflite):
+    same, segments = tflite.layout(mlp_tflite, mode="inline")
+    assert same == mlp_tflite
+    model = schema.ModelT.InitFromPackedBuf(mlp_tflite, 0)
+    for s in segments:
+        assert mlp_tflite[s.offset : s.offset + s.size] == bytes(model.buffers[s.buffer_index].data)
+    for a, b in zip(segments, segments[1:]):
+        assert a.offset + a.size <= b.offset
+    # A patcher that knows only the offsets can rewrite the weights in place.
+    patched = bytearray(mlp_tflite)
+    for s in segments:
+        patched[s.offset : s.offset + s.size] = bytes(s.size)
+    x = RNG.normal(size=(1, 8)).astype("float32")
+    assert not np.any(_run(bytes(patched), x)[0])
+
+
+def test_offset_layout_without_its_tail_fails_to_load(mlp_tflite):
+    restored, segments = tflite.layout(mlp_tflite)
+    with pytest.raises(ValueError, match="out of range offset"):
+        Interpreter(model_content=restored[: segments[0].offset])
+    assert "out of range offset" in tflite.skeleton_check(restored)
+    with pytest.raises(ValueError, match="inline layout"):
+        tflite.skeleton_check(mlp_tflite)
+
+
+def test_float16_weights(mlp, mlp_tflite):
+    flatbuffer = tflite.convert(mlp, float16=True)
+    assert "DEQUANTIZE" in _ops(flatbuffer)
+    restored, segments = tflite.layout(flatbuffer)
+    floats = [s for s in segments if s.role in ("weight", "bias")]
+    assert len(floats) == 4 and all(s.dtype == "float16" for s in floats)
+    kernel = max(floats, key=lambda s: s.size)
+    assert kernel.op == "FULLY_CONNECTED" and kernel.channels == 16  # seen through DEQUANTIZE
+    x = RNG.normal(size=(1, 8)).astype("float32")
+    np.testing.assert_allclose(_run(restored, x)[0], _run(mlp_tflite, x)[0], atol=1e-2)
+    assert tflite.check_delegate_compatibility(restored) == []
+
+
+# ---------------------------------------------------------------------------
+# Delegate compatibility.
+
+
+def test_delegate_check_passes_the_mlp(mlp_tflite):
+    assert tflite.check_delegate_compatibility(mlp_tflite) == []
+    assert tflite.check_delegate_compatibility(tflite.layout(mlp_tflite)[0]) == []
+
+
+def test_delegate_check_flags_flex_and_dynamic_shapes(mlp):
+    # Built with the converter directly: keras-dc itself refuses both.
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Sequential([
+        keras.Input((4,)), keras.layers.Lambda(lambda x: tf.linalg.det(tf.reshape(x, (-1, 2, 2))))
+    ]))
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS
+    ]
+    problems = tflite.check_delegate_compatibility(converter.convert())
+    assert any("FlexMatrixDeterminant" in p and "Flex" in p for p in problems), problems
+    assert any("dynamic shape" in p for p in problems), problems  # batch None
+
+
+def _edited(flatbuffer, edit):
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    edit(model)
+    return _repack(model)
+
+
+def test_delegate_check_flags_unsupported_ops_sparse_and_int8_weights(mlp_tflite):
+    def topk(model):
+        model.operatorCodes[0].builtinCode = schema.BuiltinOperator.TOPK_V2
+        model.operatorCodes[0].deprecatedBuiltinCode = schema.BuiltinOperator.TOPK_V2
+
+    problems = tflite.check_delegate_compatibility(_edited(mlp_tflite, topk))
+    assert any("TOPK_V2" in p for p in problems), problems
+
+    def weights(model):
+        graph = model.subgraphs[0]
+        kernel = next(t for t in graph.tensors if len(t.shape) == 2 and t.buffer > 0
+                      and model.buffers[t.buffer].data is not None)
+        kernel.sparsity = schema.SparsityParametersT()
+        kernel.type = schema.TensorType.INT8
+
+    problems = tflite.check_delegate_compatibility(_edited(mlp_tflite, weights))
+    assert any("sparse" in p for p in problems), problems
+    assert any("INT8 constant read by FULLY_CONNECTED" in p for p in problems), problems
+
+
+# ---------------------------------------------------------------------------
+# Bad input.
+
+
+def test_bad_models_raise_clear_errors(tmp_path):
+    with pytest.raises(TypeError, match="Keras 3 model"):
+        tflite.convert(42)
+    with pytest.raises(ValueError, match="No such model file"):
+        tflite.load_model(tmp_path / "missing.keras")
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match=r"\.keras"):
+        tflite.load_model(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="directory"):
+        tflite.load_model(tmp_path)
+    sequence = keras.Sequential([keras.Input((None, 4)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="dynamic shape.*fixed input shapes"):
+        tflite.convert(sequence)
+    with pytest.raises(ValueError, match="batch_size"):
+        tflite.convert(sequence, batch_size=0)
+
+
+class _Determinant(keras.layers.Layer):
+    def call(self, x):
+        return tf.linalg.det(tf.reshape(x, (-1, 2, 2)))
+
+
+def test_op_without_builtin_kernel_is_named_without_log_spam(capfd):
+    model = keras.Sequential([keras.Input((4,)), _Determinant()])
+    with pytest.raises(ValueError, match="MatrixDeterminant") as failure:
+        tflite.convert(model)
+    assert len(str(failure.value)) < 400
+    assert failure.value.__cause__ is None
+    assert "loc(" not in capfd.readouterr().err
+
+
+def test_layout_rejects_bad_arguments(mlp_tflite):
+    with pytest.raises(ValueError, match="TFLite flatbuffer"):
+        tflite.layout(b"definitely not a model")
+    with pytest.raises(TypeError):
+        tflite.layout("model.tflite")
+    with pytest.raises(ValueError, match="mode"):
+        tflite.layout(mlp_tflite, mode="packed")
+    with pytest.raises(ValueError, match="power of two"):
+        tflite.layout(mlp_tflite, alignment=12)
