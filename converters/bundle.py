@@ -26,6 +26,8 @@ from converters import tflite as tflite_lib
 __all__ = ["convert", "restore", "verify", "BundleResult", "bundle_paths", "load_bundle"]
 
 SKELETON_SUFFIX = ".skeleton.tflite"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 SIDECAR_SUFFIX = ".dcw"
 
 
@@ -113,6 +115,7 @@ def _write_atomic(files):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)
         for tmp, path in temps:
             os.replace(tmp, path)
         temps = []

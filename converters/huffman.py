@@ -17,6 +17,7 @@ that tabulates the codeword at every bit position and follows the chain of symbo
 starts by pointer doubling.
 """
 
+import functools
 import zlib
 
 import numpy as np
@@ -142,6 +143,10 @@ def code_lengths(counts, max_length=MAX_CODE_LENGTH, *, reserve=False):
 
 
 def _check_lengths(lengths):
+    if isinstance(lengths, np.ndarray) and lengths.dtype == np.uint8 and lengths.ndim == 1:
+        if lengths.size and lengths.max() > MAX_CODE_LENGTH:
+            raise ValueError(f"code lengths must be in 0..{MAX_CODE_LENGTH}.")
+        return lengths
     lengths = np.asarray(lengths)
     if lengths.ndim != 1:
         raise ValueError(f"lengths must be 1-D, got shape {lengths.shape}.")
@@ -157,12 +162,21 @@ def kraft_deficit(lengths):
     symbol is used): 0 for a complete code, 1 for the bundle format's codes with one
     reserved codeword, negative for an over-subscribed (invalid) set of lengths.
     """
-    lengths = _check_lengths(lengths)
-    if not lengths.size or lengths.max() == 0:
+    return _deficit(_check_lengths(lengths))
+
+
+_UNITS = 1 << (MAX_CODE_LENGTH - np.arange(MAX_CODE_LENGTH + 1, dtype=np.int64))  # 2^(15 − l)
+_UNITS[0] = 0
+
+
+def _deficit(lengths):
+    if not lengths.size:
         return 0
     top = int(lengths.max())
-    hist = np.bincount(lengths, minlength=top + 1)[1:]
-    return (1 << top) - int(np.dot(hist, 1 << (top - np.arange(1, top + 1))))
+    if top == 0:
+        return 0
+    used_units = int(np.dot(np.bincount(lengths, minlength=MAX_CODE_LENGTH + 1), _UNITS))
+    return ((1 << MAX_CODE_LENGTH) - used_units) >> (MAX_CODE_LENGTH - top)
 
 
 def canonical_codes(lengths):
@@ -316,13 +330,13 @@ def decode_counted(data, lengths, count, bit_offset=0):
             f"{count} symbols need at least {count} bits; {max(available, 0)} present.",
             bit=max(available, 0),
         )
-    deficit = kraft_deficit(lengths)
+    top = int(lengths.max()) if lengths.size else 0
+    if top == 0:
+        raise HuffmanDecodeError("no symbol has a code; cannot decode.", bit=0)
+    deficit = _deficit(lengths)
     if deficit < 0:
         raise ValueError("code lengths are over-subscribed (Kraft sum > 1).")
-    used = np.flatnonzero(lengths)
-    if not used.size:
-        raise HuffmanDecodeError("no symbol has a code; cannot decode.", bit=0)
-    if 1 <= deficit <= 30 and used[-1] < 256:
+    if 1 <= deficit <= 30 and (lengths.size <= 256 or not lengths[256:].any()):
         symbols = _decode_zlib(view, lengths, count, bit_offset, deficit)
     else:
         symbols = _decode_numpy(view, lengths, count, bit_offset)
@@ -336,78 +350,75 @@ def decode_counted(data, lengths, count, bit_offset=0):
     return symbols.astype(out_dtype, copy=False), hist
 
 
-# Fixed parts of the DEFLATE prefix used by `_decode_zlib`, as bit arrays (LSB-first).
+# The DEFLATE prefix used by `_decode_zlib`. Three empty non-final fixed-Huffman blocks
+# (BFINAL=0, BTYPE=01, end-of-block code 0000000: 10 bits each) pad the dynamic-block
+# header so that its fixed part ends on a byte boundary: 30 + 17 + 19·3 = 104 bits.
+_EMPTY_FIXED_BLOCK = [0, 1, 0] + [0] * 7
+# Code-length code: symbols 0..15 all get length 4 (a complete code), 16/17/18 unused.
+# In DEFLATE's permuted order 16,17,18,0,8,7,9,6,10,5,11,4,12,3,13,2,14,1,15 that is
+# 0, 0, 0, then sixteen 4s. Symbol v's codeword is then v itself, sent MSB-first, which
+# is the nibble v with its bits reversed in LSB-first packing.
+_CLEN_LENGTHS = [0, 0, 0] + [4] * 16
+_REV4 = np.array([int(f"{v:04b}"[::-1], 2) for v in range(16)], np.uint8)
+
+
 def _bits(value, width):
     return [(value >> i) & 1 for i in range(width)]
 
 
-# A non-final fixed-Huffman block holding only end-of-block: BFINAL=0, BTYPE=01, and
-# the 7-bit code 0000000. Prepending 0-3 of them aligns the data to a byte.
-_EMPTY_FIXED_BLOCK = np.array(_bits(0, 1) + _bits(1, 2) + [0] * 7, np.uint8)
-# Code-length code: symbols 0..15 all get length 4 (complete), 16/17/18 unused. In the
-# permuted order 16,17,18,0,8,7,9,6,10,5,11,4,12,3,13,2,14,1,15 that is 0,0,0 then 16×4.
-_CLEN_LENGTHS = [0, 0, 0] + [4] * 16
-# With every code-length symbol at 4 bits, symbol v's codeword is v itself, MSB-first.
-_NIBBLE_MSB_FIRST = np.array([[(v >> (3 - i)) & 1 for i in range(4)] for v in range(16)], np.uint8)
-
-
-def _deflate_prefix(lengths, deficit, lead_bits):
-    """DEFLATE bits (LSB-first) that make the following stream bits a dynamic block.
-
-    The literal/length code is `lengths` for literals 0..255, plus `deficit` filler
-    symbols 256, 257, … at the longest length L; they take exactly the unused codewords
-    (canonically last), so the stream's codewords are unchanged. 256 is end-of-block.
-    One distance code of length 0 (no matches). `lead_bits` empty fixed blocks come
-    first; the caller picks them to align the stream.
-    """
-    top = int(lengths.max())
-    n_lit = 256 + deficit
-    lit = np.zeros(n_lit + 1, np.uint8)  # + one distance code length (0)
-    lit[: lengths.size] = lengths
-    lit[256:n_lit] = top
-    head = (
-        _bits(1, 1)  # BFINAL
+@functools.lru_cache(maxsize=64)
+def _deflate_head(n_lit, n_dist):
+    """The 13 fixed bytes of the prefix for `n_lit` literal/length and `n_dist` codes."""
+    bits = (
+        _EMPTY_FIXED_BLOCK * 3
+        + _bits(1, 1)  # BFINAL
         + _bits(2, 2)  # BTYPE = dynamic Huffman
         + _bits(n_lit - 257, 5)  # HLIT
-        + _bits(0, 5)  # HDIST: one distance code
+        + _bits(n_dist - 1, 5)  # HDIST
         + _bits(19 - 4, 4)  # HCLEN: all 19 code-length code lengths
         + [b for v in _CLEN_LENGTHS for b in _bits(v, 3)]
     )
-    return np.concatenate(
-        [np.tile(_EMPTY_FIXED_BLOCK, lead_bits), np.array(head, np.uint8), _NIBBLE_MSB_FIRST[lit].ravel()]
-    )
+    return np.packbits(np.array(bits, np.uint8), bitorder="little").tobytes()
+
+
+def _deflate_prefix(lengths, deficit):
+    """Bytes that turn the stream that follows them into a literal-only DEFLATE block.
+
+    The literal/length code is `lengths` for literals 0..255 plus `deficit` filler
+    symbols 256, 257, … at the longest length L: canonically they take exactly the
+    unused codewords, so the stream's codewords are unchanged, and 256 is end-of-block.
+    The distance codes (one or two, all of length 0: no matches) are chosen so that the
+    prefix is a whole number of bytes.
+    """
+    n_lit = 256 + deficit
+    n_dist = 1 if (n_lit + 1) % 2 == 0 else 2
+    table = np.zeros(n_lit + n_dist, np.uint8)
+    table[: min(lengths.size, 256)] = lengths[:256]
+    table[256:n_lit] = lengths.max()
+    nibbles = _REV4[table]
+    return _deflate_head(n_lit, n_dist) + (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes()
 
 
 def _decode_zlib(view, lengths, count, bit_offset, deficit):
-    """Decode with zlib: synthesise a dynamic-block header in front of the stream."""
+    """Decode with zlib's C inflater: put a dynamic-block header in front of the stream."""
     first_byte, drop = divmod(bit_offset, 8)
-    prefix = _deflate_prefix(lengths, deficit, 0)
-    # Each empty fixed block adds 10 bits; pick 0..3 of them so that the prefix ends at
-    # bit `drop` of a byte (possible when the parities agree), then the stream's bytes
-    # can be appended unchanged.
-    lead = next((k for k in range(4) if (prefix.size + 10 * k - drop) % 8 == 0), None)
-    tail = np.frombuffer(view, np.uint8)[first_byte:]
-    if lead is not None:
-        prefix = _deflate_prefix(lengths, deficit, lead)
-        prefix_bytes = np.packbits(prefix, bitorder="little")
-        if drop:
-            prefix_bytes[-1] |= tail[0] & np.uint8((0xFF << drop) & 0xFF)
-            body = tail[1:]
-        else:
-            body = tail
-        stream = b"".join([prefix_bytes.tobytes(), body.tobytes(), bytes(8)])
-    else:  # odd misalignment: shift the stream bits after the prefix
-        bits = np.unpackbits(tail, bitorder="little")[drop:]
-        stream = np.packbits(np.concatenate([prefix, bits, np.zeros(64, np.uint8)]), bitorder="little").tobytes()
+    prefix = _deflate_prefix(lengths, deficit)
+    if drop == 0:
+        stream = b"".join([prefix, view[first_byte:], bytes(8)])
+    else:  # the stream starts inside a byte: shift its bits after the prefix
+        bits = np.unpackbits(np.frombuffer(view, np.uint8)[first_byte:], bitorder="little")[drop:]
+        prefix_bits = np.unpackbits(np.frombuffer(prefix, np.uint8), bitorder="little")
+        stream = np.packbits(np.concatenate([prefix_bits, bits, np.zeros(64, np.uint8)]), bitorder="little").tobytes()
     inflater = zlib.decompressobj(-15)
     try:
         out = inflater.decompress(stream, count)
     except zlib.error as exc:
         raise HuffmanDecodeError(f"invalid codeword in stream ({exc}).") from None
     if len(out) < count:
+        decoded = np.bincount(np.frombuffer(out, np.uint8), minlength=256)[: lengths.size]
         raise HuffmanDecodeError(
             f"decoded {len(out)} of {count} symbols: the stream ends early or holds the reserved codeword.",
-            bit=int(np.dot(np.bincount(np.frombuffer(out, np.uint8), minlength=256)[: lengths.size], lengths)),
+            bit=int(np.dot(decoded, lengths[: decoded.size])),
         )
     return np.frombuffer(out, np.uint8)
 

@@ -369,15 +369,20 @@ def _read_clustered(data, entry):
         if gaps.count:
             if gaps.symbols[-1] == 0:
                 raise FormatError(gaps.data_offset, gaps.field + ".data", "the gap stream must not end with an escape.")
-            steps = gaps.symbols.astype(np.int64)
+            # Σ steps = one past the last non-zero position: check it before the cumsum,
+            # which then fits in int32 (elements < 2^31).
+            steps_of = np.arange(gaps.hist.size, dtype=np.int64)
+            steps_of[0] = escape_run
+            end = int(np.dot(gaps.hist, steps_of))
+            if end > elements:
+                raise FormatError(gaps.data_offset, gaps.field + ".data", f"non-zero position {end - 1} is beyond {elements} elements.")
             if escapes:
+                steps = gaps.symbols.copy()
                 steps[gaps.symbols == 0] = escape_run
-                positions = np.cumsum(steps)[gaps.symbols != 0]
+                positions = np.cumsum(steps, dtype=np.int32)[gaps.symbols != 0]
             else:
-                positions = np.cumsum(steps)
+                positions = np.cumsum(gaps.symbols, dtype=np.int32)
             positions -= 1
-            if positions[-1] >= elements:
-                raise FormatError(gaps.data_offset, gaps.field + ".data", f"non-zero position {positions[-1]} is beyond {elements} elements.")
         else:
             positions = np.zeros(0, np.int64)
     elif indices.count != elements:
@@ -474,8 +479,7 @@ def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
         raise FormatError(40, "skeleton_size", f"the skeleton has {len(skeleton)} bytes, the sidecar expects {header.skeleton_size}.")
     if hashlib.sha256(skeleton).digest() != header.skeleton_sha256:
         raise FormatError(80, "skeleton_sha256", "the skeleton does not belong to this sidecar (SHA-256 mismatch).")
-    restored = bytearray(header.restored_size)
-    out = np.frombuffer(restored, np.uint8)
+    out = np.zeros(header.restored_size, np.uint8)  # calloc: untouched pages cost nothing
     skel = np.frombuffer(skeleton, np.uint8)
     s = r = 0
     for entry in header.entries:
@@ -485,9 +489,9 @@ def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
         _decode_into(data, entry, out[entry.offset : entry.offset + entry.size])
         r = entry.offset + entry.size
     out[r:] = skel[s:]
-    if hashlib.sha256(restored).digest() != header.restored_sha256:
+    if hashlib.sha256(out).digest() != header.restored_sha256:
         raise FormatError(48, "restored_sha256", "the restored file's SHA-256 does not match.")
-    return bytes(restored)
+    return out.tobytes()
 
 
 def inspect(sidecar):
@@ -685,18 +689,31 @@ def _gap_histogram(run_values, run_counts, escape_run):
     return hist
 
 
+_ESCAPE_RUN_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 255)
+
+
 def _choose_escape_run(runs):
-    """The escape run E in 1..255 giving the smallest gap stream (ties: smaller E)."""
+    """The escape run E in 1..255 giving the smallest gap stream.
+
+    Exact HuffmanStream sizes on a coarse grid, then a hill climb in steps of 1 from
+    the best grid point (ties go to the larger E: fewer symbols to decode).
+    """
     run_values, run_counts = np.unique(runs, return_counts=True)
-    candidates = np.arange(1, MAX_ESCAPE_RUN + 1)
-    estimates = []
-    for e in candidates:  # entropy + table estimate, then exact cost for the best few
-        hist = _gap_histogram(run_values, run_counts, int(e))
-        used = np.flatnonzero(hist)
-        estimates.append(huffman.entropy_bits(hist) + 4 * (used[-1] + 1))
-    shortlist = candidates[np.argsort(np.asarray(estimates), kind="stable")[:6]]
-    costs = [(_stream_cost_bits(_gap_histogram(run_values, run_counts, int(e))), int(e)) for e in shortlist]
-    return min(costs)[1]
+    costs = {}
+
+    def cost(e):
+        if e not in costs:
+            costs[e] = _stream_cost_bits(_gap_histogram(run_values, run_counts, e))
+        return costs[e]
+
+    best = min(_ESCAPE_RUN_GRID, key=lambda e: (cost(e), -e))
+    for direction in (1, -1):
+        e = best
+        while 1 <= e + direction <= MAX_ESCAPE_RUN and cost(e + direction) <= cost(e):
+            e += direction
+        if (cost(e), -e) < (cost(best), -best):
+            best = e
+    return best
 
 
 def _gap_symbols(runs, escape_run):

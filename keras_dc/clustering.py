@@ -10,7 +10,7 @@ from keras_dc._callback import CompressionCallback
 __all__ = ["WeightClustering", "default_bits"]
 
 _INITS = ("linear", "density", "random", "kmeans++")
-_UPDATES = ("sum", "mean")
+_UPDATES = ("auto", "sum", "mean")
 
 
 def default_bits(variable):
@@ -76,8 +76,12 @@ class WeightClustering(CompressionCallback):
     each centroid moves by the summed (or mean) update of its members and every
     member takes the centroid's value, so after every step each layer holds at
     most ``2**bits`` distinct non-zero values. Works with SGD, momentum and
-    adaptive optimizers (with Adam, whose per-weight steps do not shrink with
-    the gradient, use a small learning rate or ``centroid_update="mean"``).
+    adaptive optimizers: with SGD (with or without momentum) the summed update
+    is exactly the paper's Eq. 3; adaptive optimizers (Adam, RMSprop, ...)
+    normalise each weight's step to about the learning rate whatever its
+    gradient, so summing n members' steps would move a centroid n times too
+    far — for them the default takes the mean, which is the size of step the
+    optimizer would take on the centroid's summed gradient.
 
     Use it after `MagnitudePruning` (in a later ``fit``, or in the same one with
     ``begin`` after the pruning schedule ends), or alone. A model whose layers
@@ -94,8 +98,9 @@ class WeightClustering(CompressionCallback):
             ``None`` as a value leaves that layer unclustered. Defaults to `None`.
         init: Centroid initialisation: "linear" (the paper's best), "density",
             "random" or "kmeans++". Defaults to `"linear"`.
-        centroid_update: "sum" (Eq. 3) or "mean" of the members' updates.
-            Defaults to `"sum"`.
+        centroid_update: "sum" (Eq. 3), "mean" of the members' updates, or
+            "auto": "sum" for `keras.optimizers.SGD` (momentum included), "mean"
+            for every other optimizer. Defaults to `"auto"`.
         begin: Optimizer step (or epoch, see ``unit``) at which clustering
             starts. Defaults to `0` (at the start of fit).
         unit: "step" or "epoch" for ``begin``. Defaults to `"step"`.
@@ -109,7 +114,7 @@ class WeightClustering(CompressionCallback):
         >>> len(np.unique(model.layers[0].kernel.numpy()))  # ≤ 2**5 + 1 (zero)
     """
 
-    def __init__(self, bits=None, overrides=None, init="linear", centroid_update="sum",
+    def __init__(self, bits=None, overrides=None, init="linear", centroid_update="auto",
                  begin=0, unit="step", min_size=256, seed=0, verbose=1):
         super().__init__()
         self.bits = _check_bits(bits)
@@ -171,6 +176,8 @@ class WeightClustering(CompressionCallback):
             self._begin_step = self.begin * spe
         else:
             self._begin_step = self.begin
+        self._mean = self.centroid_update == "mean" or (
+            self.centroid_update == "auto" and type(model.optimizer).__name__ != "SGD")
         self._step = vlib.optimizer_step(model)
         if self._step >= self._begin_step:
             self._activate()
@@ -214,7 +221,7 @@ class WeightClustering(CompressionCallback):
             i_var = vlib.make_state_variable(model, indices.astype(np.int32), tf.int32,
                                              f"keras_dc_indices_{index}")
             n_var = vlib.make_state_variable(model, counts, tf.float32, f"keras_dc_counts_{index}")
-            constraint = _ClusterConstraint(c_var, i_var, n_var, self.centroid_update == "mean")
+            constraint = _ClusterConstraint(c_var, i_var, n_var, self._mean)
             vlib.install(variable, constraint)
             self._entries.append((variable, bits, constraint))
             self.selected.append({
@@ -226,7 +233,7 @@ class WeightClustering(CompressionCallback):
         self._active = True
         if self.verbose:
             lines = [f"WeightClustering: clustering {len(self.selected)} variables "
-                     f"(init {self.init}, centroid update {self.centroid_update}):"]
+                     f"(init {self.init}, centroid update {'mean' if self._mean else 'sum'}):"]
             for item in self.selected:
                 shape = "x".join(str(d) for d in item["shape"])
                 lines.append(f"  {item['path']:<48s} {shape:>16s}  {item['bits']} bits, "

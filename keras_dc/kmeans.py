@@ -252,8 +252,9 @@ def _assign(x, centroids):
         return out.reshape(x.shape)
     bins = 16 * m
     lo, hi = splits[0], splits[-1]
-    scale = bins / (hi - lo)
-    if not np.isfinite(scale):
+    with np.errstate(over="ignore", divide="ignore"):
+        scale = bins / (hi - lo)
+    if not np.isfinite(scale):  # splits within a few subnormals of each other
         for start in range(0, flat.size, _CHUNK):
             chunk = flat[start : start + _CHUNK]
             out[start : start + chunk.size] = np.searchsorted(splits, chunk, side="left")
@@ -339,12 +340,15 @@ def _kmeanspp(xs, k, rng):
     its per-block totals; a draw picks a block by its total, then a value in
     the block. Adding a centre only lowers D^2 within its Voronoi cell, a
     contiguous run of the sorted values, so only that run is updated.
+    Distances are scaled by a power of two (exactly) so that their squares
+    neither overflow nor vanish.
     """
     n, block = xs.size, _SAMPLE_BLOCK
     block_starts = np.arange(0, n, block)
+    exponent = -int(np.frexp(max(abs(xs[0]), abs(xs[-1])))[1])
     first = xs[int(rng.integers(n))]
     centres = [float(first)]
-    d2 = np.square(xs - first)
+    d2 = np.square(np.ldexp(xs - first, exponent))
     mass = np.add.reduceat(d2, block_starts)
     for _ in range(k - 1):
         cumulative = np.cumsum(mass)
@@ -372,7 +376,8 @@ def _kmeanspp(xs, k, rng):
         start = 0 if left is None else int(np.searchsorted(xs, 0.5 * (left + centre), "left"))
         stop = n if right is None else int(np.searchsorted(xs, 0.5 * (centre + right), "right"))
         start, stop = max(start - 1, 0), min(stop + 1, n)
-        np.minimum(d2[start:stop], np.square(xs[start:stop] - centre), out=d2[start:stop])
+        near = np.square(np.ldexp(xs[start:stop] - centre, exponent))
+        np.minimum(d2[start:stop], near, out=d2[start:stop])
         b0, b1 = start // block, (stop - 1) // block + 1
         mass[b0:b1] = np.add.reduceat(d2[b0 * block : min(b1 * block, n)], block_starts[b0:b1] - b0 * block)
     return np.array(centres)

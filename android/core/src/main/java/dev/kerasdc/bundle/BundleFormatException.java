@@ -5,9 +5,9 @@ package dev.kerasdc.bundle;
  *
  * <p>It is the only exception a restorer throws for malformed input. It names the field that
  * failed a check (as in the format spec, e.g. {@code segment[3].indices.nbits}) and the byte
- * offset of that field, or of the byte where decoding failed, in the file named by the field:
- * skeleton fields ({@code skeleton_size}, {@code skeleton_sha256}) are checked against the
- * skeleton file, every other field lies in the sidecar.
+ * sidecar offset of that field, or of the byte where decoding failed. A skeleton that does not
+ * match its sidecar is reported at the sidecar field it fails ({@code skeleton_size} or
+ * {@code skeleton_sha256}).
  */
 public final class BundleFormatException extends Exception {
   private static final long serialVersionUID = 1L;

@@ -241,7 +241,7 @@ public final class Sidecar {
     for (int r = 42; r < 48; r++) {
       if (data[e + r] != 0) {
         throw new BundleFormatException(
-            e + r, prefix + ".reserved", "reserved byte " + (r - 42) + " is not zero");
+            e + 42, prefix + ".reserved", "reserved byte " + (r - 42) + " is not zero");
       }
     }
     long channels = LittleEndian.u32(data, e + 28);
@@ -265,11 +265,7 @@ public final class Sidecar {
           unsigned(offset) + " overlaps the previous segment, which ends at "
               + previousEnd);
     }
-    if (offset > restoredSize) {
-      throw new BundleFormatException(
-          e, prefix + ".offset", offset + " lies beyond restored_size " + restoredSize);
-    }
-    if (size > restoredSize - offset) {
+    if (size > restoredSize || offset > restoredSize - size) {
       throw new BundleFormatException(
           e + 8,
           prefix + ".size",
@@ -285,23 +281,21 @@ public final class Sidecar {
     }
     long nameOffset = LittleEndian.u32(data, e + 32);
     long nameSize = LittleEndian.u32(data, e + 36);
-    if (nameOffset > namesSize) {
+    // Both name checks report name_offset, as the Python reader does.
+    if (nameOffset > namesSize || nameSize > namesSize - nameOffset) {
       throw new BundleFormatException(
           e + 32,
           prefix + ".name_offset",
-          nameOffset + " lies beyond the " + namesSize + "-byte name table");
-    }
-    if (nameSize > namesSize - nameOffset) {
-      throw new BundleFormatException(
-          e + 36,
-          prefix + ".name_size",
-          "name [" + nameOffset + ", " + (nameOffset + nameSize) + ") exceeds the " + namesSize
-              + "-byte name table");
+          "name [" + nameOffset + ", " + (nameOffset + nameSize) + ") lies outside the "
+              + namesSize + "-byte name table");
     }
     int nameStart = namesStart + (int) nameOffset;
     int bad = Utf8.firstInvalid(data, nameStart, (int) nameSize);
     if (bad >= 0) {
-      throw new BundleFormatException(bad, prefix + ".name", "name is not valid UTF-8");
+      throw new BundleFormatException(
+          e + 32,
+          prefix + ".name_offset",
+          "name is not valid UTF-8 (byte " + (bad - nameStart) + " of the name)");
     }
     String name = new String(data, nameStart, (int) nameSize, UTF_8);
     int crc = (int) LittleEndian.u32(data, e + 24);

@@ -1,0 +1,145 @@
+package dev.kerasdc.bundle;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+
+/**
+ * Where a restore writes R, strictly in order from its first byte to its last. Decoders stage small
+ * writes in {@link #chunk}; every byte passes the SHA-256 once on its way out, so checking the
+ * result needs no second pass over R.
+ */
+abstract class Output {
+  /** Staging size; a multiple of every element size. */
+  static final int CHUNK = 1 << 16;
+
+  /** Staging buffer; decoders write at {@link #fill} and call {@link #flush} when it is full. */
+  final byte[] chunk = new byte[CHUNK];
+
+  int fill;
+
+  private final MessageDigest digest;
+  private long written;
+
+  Output() {
+    digest = sha256();
+  }
+
+  static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("this Java platform has no SHA-256", e);
+    }
+  }
+
+  /** Writes bytes straight through (after what is staged). */
+  final void put(byte[] src, int offset, int length) {
+    if (length == 0) {
+      return;
+    }
+    flush();
+    digest.update(src, offset, length);
+    emit(src, offset, length);
+    written += length;
+  }
+
+  /** Writes {@code count} zero bytes. */
+  final void zeros(long count) {
+    while (count > 0) {
+      if (fill == CHUNK) {
+        flush();
+      }
+      int n = (int) Math.min(count, CHUNK - fill);
+      java.util.Arrays.fill(chunk, fill, fill + n, (byte) 0);
+      fill += n;
+      count -= n;
+    }
+  }
+
+  /** Passes the staged bytes on. */
+  final void flush() {
+    if (fill > 0) {
+      digest.update(chunk, 0, fill);
+      emit(chunk, 0, fill);
+      written += fill;
+      fill = 0;
+    }
+  }
+
+  /** Bytes written so far, staged ones included. */
+  final long written() {
+    return written + fill;
+  }
+
+  /** SHA-256 of everything written; call after {@link #flush}. */
+  final byte[] digest() {
+    return digest.digest();
+  }
+
+  abstract void emit(byte[] src, int offset, int length);
+
+  /** Writes into a byte array from a start index. */
+  static final class ToArray extends Output {
+    private final byte[] target;
+    private int position;
+
+    ToArray(byte[] target, int start) {
+      this.target = target;
+      this.position = start;
+    }
+
+    @Override
+    void emit(byte[] src, int offset, int length) {
+      System.arraycopy(src, offset, target, position, length);
+      position += length;
+    }
+  }
+
+  /** Writes into a ByteBuffer (heap or direct) from its position, advancing a duplicate. */
+  static final class ToBuffer extends Output {
+    private final ByteBuffer target;
+
+    ToBuffer(ByteBuffer target) {
+      this.target = target.duplicate();
+    }
+
+    @Override
+    void emit(byte[] src, int offset, int length) {
+      target.put(src, offset, length);
+    }
+  }
+
+  /** Writes to a stream; an IOException comes back as {@link WriteFailure}. */
+  static final class ToStream extends Output {
+    private final OutputStream target;
+
+    ToStream(OutputStream target) {
+      this.target = target;
+    }
+
+    @Override
+    void emit(byte[] src, int offset, int length) {
+      try {
+        target.write(src, offset, length);
+      } catch (IOException e) {
+        throw new WriteFailure(e);
+      }
+    }
+  }
+
+  /** Carries an IOException of {@link ToStream} through the decoders. */
+  static final class WriteFailure extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    WriteFailure(IOException cause) {
+      super(cause);
+    }
+
+    IOException ioException() {
+      return (IOException) getCause();
+    }
+  }
+}

@@ -1,0 +1,196 @@
+"""The bundle report: per buffer and total, like Table 2 of the Deep Compression paper.
+
+Per weight buffer (as stored in the converted flatbuffer): weights, % kept,
+bits per cluster index and per gap after Huffman with the zero-order entropy of
+each stream beside it, bytes, and the ratio against its raw float bytes. Totals
+count every byte a phone receives (skeleton + sidecar) against the dense float32
+``.tflite`` the standard converter writes, and against generic codecs applied to
+the restored (clustered) ``.tflite`` — the peers' way of measuring size.
+"""
+
+import gzip
+import io
+
+import numpy as np
+
+__all__ = ["build_report", "format_report", "format_inspect", "render_picture"]
+
+
+def _per(bits, count):
+    return float(bits) / count if count else 0.0
+
+
+def _codec_sizes(data):
+    sizes = {"gzip9_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
+    try:
+        import zstandard
+
+        sizes["zstd19_bytes"] = len(zstandard.ZstdCompressor(level=19).compress(data))
+    except ImportError:  # optional: installed with the [test]/[examples] extras
+        sizes["zstd19_bytes"] = None
+    return sizes
+
+
+def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, dense_tflite_bytes,
+                 float16, layout, max_abs_diff, delegate_problems, timings):
+    """Assembles the report dict (JSON-serialisable)."""
+    by_offset = {b.offset: b for b in buffers}
+    rows = []
+    for s in stats:
+        b = by_offset.get(s["offset"])
+        nonzeros = s["nonzeros"]
+        rows.append({
+            "name": s["name"],
+            "op": getattr(b, "op", ""),
+            "role": getattr(b, "role", ""),
+            "shape": list(getattr(b, "shape", ())),
+            "dtype": s["dtype"],
+            "encoding": s["encoding"],
+            "weights": s["elements"],
+            "nonzeros": nonzeros,
+            "kept": _per(nonzeros, s["elements"]),
+            "codebooks": s["codebooks"],
+            "codebook_entries": s["codebook_entries"],
+            "index_bits_per_symbol": _per(s["index_bits"], s["index_count"]),
+            "index_entropy_per_symbol": _per(s["index_entropy_bits"], s["index_count"]),
+            "gap_bits_per_nonzero": _per(s["gap_bits"], nonzeros) if s["gap_count"] else 0.0,
+            "gap_entropy_per_nonzero": _per(s["gap_entropy_bits"], nonzeros) if s["gap_count"] else 0.0,
+            "index_bits": s["index_bits"],
+            "index_entropy_bits": s["index_entropy_bits"],
+            "gap_bits": s["gap_bits"],
+            "gap_entropy_bits": s["gap_entropy_bits"],
+            "payload_bytes": s["payload_bytes"],
+            "raw_bytes": s["raw_bytes"],
+            "size_vs_raw": _per(s["payload_bytes"], s["raw_bytes"]),
+        })
+    coded = sum(r["index_bits"] + r["gap_bits"] for r in rows)
+    entropy = sum(r["index_entropy_bits"] + r["gap_entropy_bits"] for r in rows)
+    bundle_bytes = skeleton_bytes + sidecar_bytes
+    totals = {
+        "weights": sum(r["weights"] for r in rows),
+        "nonzeros": sum(r["nonzeros"] for r in rows),
+        "huffman_bits": coded,
+        "entropy_bits": entropy,
+        "huffman_over_entropy": (coded / entropy - 1.0) if entropy else 0.0,
+        "payload_bytes": sum(r["payload_bytes"] for r in rows),
+        "raw_bytes": sum(r["raw_bytes"] for r in rows),
+        "skeleton_bytes": skeleton_bytes,
+        "sidecar_bytes": sidecar_bytes,
+        "bundle_bytes": bundle_bytes,
+        "restored_bytes": len(restored),
+        "dense_tflite_bytes": dense_tflite_bytes,
+        "ratio_vs_dense": dense_tflite_bytes / bundle_bytes if bundle_bytes else 0.0,
+    }
+    totals["kept"] = _per(totals["nonzeros"], totals["weights"])
+    codecs = _codec_sizes(bytes(restored))
+    totals.update({f"restored_{k}": v for k, v in codecs.items()})
+    return {
+        "format": "keras-dc bundle report v1",
+        "layout": layout,
+        "float16": bool(float16),
+        "max_abs_diff": float(max_abs_diff),
+        "delegate_problems": list(delegate_problems),
+        "timings": {k: round(float(v), 4) for k, v in timings.items()},
+        "buffers": rows,
+        "totals": totals,
+    }
+
+
+def format_report(report):
+    """The report as a readable text table."""
+    head = (f"{'buffer':<34s} {'op':<16s} {'enc':<9s} {'weights':>9s} {'kept':>7s} {'cb':>4s} "
+            f"{'idx b':>6s} {'H':>5s} {'gap b':>6s} {'H':>5s} {'bytes':>9s} {'vs raw':>7s}")
+    lines = [head, "-" * len(head)]
+    short = {"CLUSTERED_SPARSE": "sparse", "CLUSTERED_DENSE": "dense", "RAW": "raw", "ZLIB": "zlib"}
+    for r in report["buffers"]:
+        clustered = r["encoding"].startswith("CLUSTERED")
+        idx = f"{r['index_bits_per_symbol']:6.2f} {r['index_entropy_per_symbol']:5.2f}" if clustered else f"{'':6s} {'':5s}"
+        gap = (f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
+               if r["encoding"] == "CLUSTERED_SPARSE" else f"{'':6s} {'':5s}")
+        lines.append(
+            f"{r['name'][-34:]:<34s} {r['op'][:16]:<16s} {short.get(r['encoding'], r['encoding']):<9s} "
+            f"{r['weights']:>9d} {100 * r['kept']:>6.2f}% {r['codebook_entries'] if clustered else '':>4} "
+            f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%")
+    t = report["totals"]
+    lines.append("-" * len(head))
+    lines.append(f"{'all buffers':<34s} {'':<16s} {'':<9s} {t['weights']:>9d} {100 * t['kept']:>6.2f}% "
+                 f"{'':>4s} {'':>6s} {'':>5s} {'':>6s} {'':>5s} {t['payload_bytes']:>9d} "
+                 f"{100 * t['payload_bytes'] / max(t['raw_bytes'], 1):>6.2f}%")
+    lines.append("")
+    lines.append("idx b / gap b: bits per cluster index / per non-zero's gap after Huffman; H: zero-order entropy")
+    lines.append(f"Huffman vs entropy, all streams: {t['huffman_bits']} vs {t['entropy_bits']:.0f} bits "
+                 f"(+{100 * t['huffman_over_entropy']:.2f}%)")
+    lines.append(f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B = bundle "
+                 f"{t['bundle_bytes']:,} B; dense float32 .tflite {t['dense_tflite_bytes']:,} B "
+                 f"-> {t['ratio_vs_dense']:.1f}x smaller")
+    zstd = t.get("restored_zstd19_bytes")
+    lines.append(f"restored .tflite {t['restored_bytes']:,} B; its gzip -9 {t['restored_gzip9_bytes']:,} B"
+                 + (f", zstd -19 {zstd:,} B" if zstd else ""))
+    lines.append(f"layout {report['layout']}, {'float16' if report['float16'] else 'float32'} weights, "
+                 f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "
+                 + ("OK" if not report["delegate_problems"] else "; ".join(report["delegate_problems"])))
+    return "\n".join(lines)
+
+
+def format_inspect(info):
+    """A table of what `converters.sidecar.inspect` returns."""
+    lines = []
+    header = {k: v for k, v in info.items() if not isinstance(v, (list, dict))}
+    for key, value in header.items():
+        lines.append(f"{key:>20s}: {value}")
+    segments = info.get("segments", [])
+    head = f"{'segment':<34s} {'dtype':<8s} {'encoding':<17s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} {'raw':>9s}"
+    lines += ["", head, "-" * len(head)]
+    for s in segments:
+        lines.append(f"{str(s.get('name', ''))[-34:]:<34s} {s.get('dtype', ''):<8s} {s.get('encoding', ''):<17s} "
+                     f"{s.get('elements', 0):>9d} {s.get('nonzeros', 0):>9d} {s.get('payload_bytes', 0):>9d} "
+                     f"{s.get('raw_bytes', 0):>9d}")
+    return "\n".join(lines)
+
+
+def render_picture(report, restored, buffers):
+    """PNG bytes: weight distribution with its codebook, and per-buffer bits. None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [r for r in report["buffers"] if r["encoding"].startswith("CLUSTERED")]
+    fig, (ax_hist, ax_bits) = plt.subplots(1, 2, figsize=(13, 4.5))
+    by_name = {r["name"]: r for r in report["buffers"]}
+    largest = max((b for b in buffers if b.tensor_names and b.tensor_names[0] in by_name
+                   and b.dtype in ("float32", "float16")), key=lambda b: b.size, default=None)
+    if largest is not None:
+        values = np.frombuffer(bytes(restored[largest.offset:largest.offset + largest.size]),
+                               dtype=np.dtype(largest.dtype)).astype(np.float64)
+        nonzero = values[values != 0]
+        ax_hist.hist(nonzero, bins=200, color="#4c72b0")
+        codebook = np.unique(nonzero)
+        if codebook.size <= 256:
+            for c in codebook:
+                ax_hist.axvline(c, color="#dd8452", lw=0.6, alpha=0.8)
+        row = by_name[largest.tensor_names[0]]
+        ax_hist.set_title(f"{largest.tensor_names[0][-40:]}: {row['kept']:.1%} kept, "
+                          f"{codebook.size if codebook.size <= 256 else '>256'} values (orange)")
+        ax_hist.set_xlabel("non-zero weight value")
+        ax_hist.set_ylabel("count")
+    if rows:
+        x = np.arange(len(rows))
+        ax_bits.bar(x - 0.2, [r["index_bits_per_symbol"] for r in rows], 0.4, label="index bits (Huffman)")
+        ax_bits.bar(x + 0.2, [r["gap_bits_per_nonzero"] for r in rows], 0.4, label="gap bits (Huffman)")
+        ax_bits.plot(x - 0.2, [r["index_entropy_per_symbol"] for r in rows], "k_", ms=14, label="entropy")
+        ax_bits.plot(x + 0.2, [r["gap_entropy_per_nonzero"] for r in rows], "k_", ms=14)
+        ax_bits.set_xticks(x, [r["name"].split("/")[-1][:14] or r["name"][-14:] for r in rows],
+                           rotation=45, ha="right", fontsize=7)
+        ax_bits.set_ylabel("bits per weight")
+        ax_bits.legend(fontsize=8)
+    t = report["totals"]
+    ax_bits.set_title(f"bundle {t['bundle_bytes']:,} B vs dense {t['dense_tflite_bytes']:,} B "
+                      f"({t['ratio_vs_dense']:.1f}x)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
