@@ -136,32 +136,62 @@ def _interpreter(model_bytes):
     return interpreter
 
 
-def sample_inputs_for(model_bytes, count=8, seed=0):
-    """Random inputs matching a flatbuffer's input tensors (a list of batches)."""
+def _keras_input_names(model):
+    try:
+        return [str(getattr(t, "name", "")).split(":")[0] for t in (model.inputs or [])]
+    except (AttributeError, ValueError):
+        return []
+
+
+def _input_order(details, names):
+    """For each flatbuffer input, the index of the matching Keras input.
+
+    The converter may reorder inputs; its tensors are named after the Keras
+    inputs (``serving_default_<name>:0``). Falls back to positional order.
+    """
+    if len(details) <= 1 or len(names) != len(details):
+        return list(range(len(details)))
+    order = []
+    for d in details:
+        tensor = d["name"].split(":")[0]
+        hits = [i for i, n in enumerate(names) if n and (tensor == n or tensor.endswith("_" + n))]
+        if len(hits) != 1 or hits[0] in order:
+            return list(range(len(details)))
+        order.append(hits[0])
+    return order
+
+
+def sample_inputs_for(model_bytes, count=8, seed=0, names=()):
+    """Random inputs for a flatbuffer, as batches of arrays in the Keras model's input order."""
     rng = np.random.default_rng(seed)
     details = _interpreter(model_bytes).get_input_details()
+    order = _input_order(details, list(names))
     batches = []
     for _ in range(count):
-        batch = []
-        for d in details:
+        batch = [None] * len(details)
+        for d, k in zip(details, order):
             shape, dtype = tuple(d["shape"]), np.dtype(d["dtype"])
             if np.issubdtype(dtype, np.floating):
-                batch.append(rng.normal(size=shape).astype(dtype))
+                batch[k] = rng.normal(size=shape).astype(dtype)
             else:
-                batch.append(rng.integers(0, 2, size=shape).astype(dtype))
+                batch[k] = rng.integers(0, 2, size=shape).astype(dtype)
         batches.append(batch)
     return batches
 
 
-def run_litert(model_bytes, batches):
-    """Runs each batch (list of arrays, in input order) and returns the outputs."""
+def run_litert(model_bytes, batches, names=()):
+    """Runs each batch (arrays in the Keras model's input order) and returns the outputs."""
     interpreter = _interpreter(model_bytes)
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
+    order = _input_order(inputs, list(names))
+    if batches and len(batches[0]) != len(inputs):
+        raise ValueError(f"each sample batch needs {len(inputs)} arrays (one per model input), "
+                         f"received {len(batches[0])}.")
     results = []
     for batch in batches:
-        for d, value in zip(inputs, batch):
-            interpreter.set_tensor(d["index"], np.asarray(value, dtype=d["dtype"]).reshape(d["shape"]))
+        for d, k in zip(inputs, order):
+            interpreter.set_tensor(d["index"], np.asarray(batch[k], dtype=d["dtype"]).reshape(d["shape"]))
         interpreter.invoke()
         results.append([interpreter.get_tensor(d["index"]).copy() for d in outputs])
     return results
@@ -282,9 +312,10 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     t_restore = time.perf_counter() - t2
     if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
         raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
+    names = _keras_input_names(model)
     if sample_inputs is None:
-        sample_inputs = sample_inputs_for(again, num_samples, seed)
-    lite = run_litert(again, sample_inputs)
+        sample_inputs = sample_inputs_for(again, num_samples, seed, names)
+    lite = run_litert(again, sample_inputs, names)
     reference = _keras_outputs(model, sample_inputs)
     diff = _max_abs_diff(lite, reference)
     if not diff <= _tolerance(float16):
@@ -335,14 +366,15 @@ def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_
     import hashlib
 
     restored = restore(directory, name=name)
+    model = tflite_lib.load_model(model_or_path) if model_or_path is not None else None
+    names = _keras_input_names(model) if model is not None else ()
     if sample_inputs is None:
-        sample_inputs = sample_inputs_for(restored, num_samples, seed)
-    lite = run_litert(restored, sample_inputs)
+        sample_inputs = sample_inputs_for(restored, num_samples, seed, names)
+    lite = run_litert(restored, sample_inputs, names)
     if not all(np.all(np.isfinite(o)) for batch in lite for o in batch if np.issubdtype(o.dtype, np.floating)):
         raise ValueError("the restored model produced non-finite outputs.")
     diff = None
-    if model_or_path is not None:
-        model = tflite_lib.load_model(model_or_path)
+    if model is not None:
         diff = _max_abs_diff(lite, _keras_outputs(model, sample_inputs))
     problems = tflite_lib.check_delegate_compatibility(restored)
     result = {"restored_bytes": len(restored), "sha256": hashlib.sha256(restored).hexdigest(),

@@ -44,8 +44,8 @@ _SAMPLE_BLOCK = 1 << 14
 def kmeans_1d(values, num_clusters, init="linear", seed=0, max_iter=50, tol=1e-7):
     """Clusters 1-D values with k-means (Lloyd's algorithm).
 
-    Minimises the inertia sum_i (x_i - c_{a_i})^2 over centroids c and
-    assignments a. Each iteration assigns every value to its nearest centroid
+    Seeks a local minimum of the inertia sum_i (x_i - c_{a_i})^2 over
+    centroids c and assignments a. Each iteration assigns every value to its nearest centroid
     (a contiguous run of the sorted values, split at the midpoints
     (c_j + c_{j+1}) / 2) and moves every centroid to the mean of its run,
     clipped to the run's [min, max] against rounding. A cluster left empty
@@ -346,9 +346,18 @@ def _kmeanspp(xs, k, rng):
     n, block = xs.size, _SAMPLE_BLOCK
     block_starts = np.arange(0, n, block)
     exponent = -int(np.frexp(max(abs(xs[0]), abs(xs[-1])))[1])
+    halves = (exponent // 2, exponent - exponent // 2) if abs(exponent) > 1000 else (exponent,)
+    factors = [float(np.ldexp(1.0, e)) for e in halves]
+
+    def scaled_square(values, centre):
+        d = values - centre
+        for factor in factors:
+            d *= factor
+        return np.square(d, out=d)
+
     first = xs[int(rng.integers(n))]
     centres = [float(first)]
-    d2 = np.square(np.ldexp(xs - first, exponent))
+    d2 = scaled_square(xs, first)
     mass = np.add.reduceat(d2, block_starts)
     for _ in range(k - 1):
         cumulative = np.cumsum(mass)
@@ -376,10 +385,10 @@ def _kmeanspp(xs, k, rng):
         start = 0 if left is None else int(np.searchsorted(xs, 0.5 * (left + centre), "left"))
         stop = n if right is None else int(np.searchsorted(xs, 0.5 * (centre + right), "right"))
         start, stop = max(start - 1, 0), min(stop + 1, n)
-        near = np.square(np.ldexp(xs[start:stop] - centre, exponent))
-        np.minimum(d2[start:stop], near, out=d2[start:stop])
+        np.minimum(d2[start:stop], scaled_square(xs[start:stop], centre), out=d2[start:stop])
         b0, b1 = start // block, (stop - 1) // block + 1
-        mass[b0:b1] = np.add.reduceat(d2[b0 * block : min(b1 * block, n)], block_starts[b0:b1] - b0 * block)
+        offsets = block_starts[b0:b1] - b0 * block
+        mass[b0:b1] = np.add.reduceat(d2[b0 * block : min(b1 * block, n)], offsets)
     return np.array(centres)
 
 

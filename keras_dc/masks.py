@@ -249,10 +249,14 @@ def _as_weights(value, name):
 
 def _as_fraction(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1), received {value!r} ({type(value).__name__}).")
+        raise TypeError(
+            f"{name} must be a number in [0, 1), received {value!r} ({type(value).__name__})."
+        )
     value = float(value)
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1) (the fraction of weights to prune), received {value!r}.")
+        raise ValueError(
+            f"{name} must be in [0, 1) (the fraction of weights to prune), received {value!r}."
+        )
     return value
 
 

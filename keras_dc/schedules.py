@@ -220,7 +220,9 @@ class Gradual(PruningSchedule):
         [(25, 0.578125), (50, 0.875), (75, 0.984375), (100, 1.0)]
     """
 
-    def __init__(self, begin=0, end=None, frequency=100, power=3, initial_fraction=0.0, unit="step"):
+    def __init__(
+        self, begin=0, end=None, frequency=100, power=3, initial_fraction=0.0, unit="step"
+    ):
         self.unit = _as_unit(unit)
         self.begin = _as_int(begin, "begin", 0)
         if end is None:
@@ -230,10 +232,14 @@ class Gradual(PruningSchedule):
             )
         self.end = _as_int(end, "end", 0)
         if self.end <= self.begin:
-            raise ValueError(f"end must be greater than begin, received begin={self.begin}, end={self.end}.")
+            raise ValueError(
+                f"end must be greater than begin, received begin={self.begin}, end={self.end}."
+            )
         self.frequency = _as_int(frequency, "frequency", 1)
         if isinstance(power, bool) or not isinstance(power, numbers.Real):
-            raise TypeError(f"power must be a number >= 1, received {power!r} ({type(power).__name__}).")
+            raise TypeError(
+                f"power must be a number >= 1, received {power!r} ({type(power).__name__})."
+            )
         if not 1 <= float(power) < float("inf"):
             raise ValueError(f"power must be a finite number >= 1, received {power!r}.")
         self.power = int(power) if isinstance(power, numbers.Integral) else float(power)
@@ -335,9 +341,13 @@ def deserialize(config):
         )
     name = config["class_name"]
     if name not in _CLASSES:
-        raise ValueError(f"unknown schedule class_name {name!r}; expected one of {sorted(_CLASSES)}.")
+        raise ValueError(
+            f"unknown schedule class_name {name!r}; expected one of {sorted(_CLASSES)}."
+        )
     if not isinstance(config["config"], dict):
-        raise TypeError(f"config['config'] must be a dict, received {type(config['config']).__name__}.")
+        raise TypeError(
+            f"config['config'] must be a dict, received {type(config['config']).__name__}."
+        )
     return _CLASSES[name].from_config(config["config"])
 
 

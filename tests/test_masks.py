@@ -61,7 +61,8 @@ def test_sparsity_zero_keeps_everything_even_zeros():
 
 
 def test_sparsity_accepts_a_0_1_float_mask():
-    mask = mask_for_sparsity(np.array([3.0, 1.0, 2.0]), 0.3, previous_mask=np.array([1.0, 1.0, 0.0]))
+    previous = np.array([1.0, 1.0, 0.0])
+    mask = mask_for_sparsity(np.array([3.0, 1.0, 2.0]), 0.3, previous_mask=previous)
     np.testing.assert_array_equal(mask, [True, True, False])
 
 
@@ -222,7 +223,9 @@ entries = st.one_of(
     st.sampled_from([0.0, -0.0, 0.1, -0.1, 0.5, -0.5, 2.0]),
     st.floats(min_value=-3, max_value=3, allow_nan=False),
 )
-weights_arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), elements=entries)
+weights_arrays = hnp.arrays(
+    np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), elements=entries
+)
 fractions = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
 
 

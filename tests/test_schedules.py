@@ -136,9 +136,12 @@ def test_gradual_rejects_bad_arguments(kwargs, error, match):
 # --- shared behaviour ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schedule", [OneShot(unit="epoch"), Iterative(), Gradual(end=2, unit="epoch")])
+@pytest.mark.parametrize(
+    "schedule", [OneShot(unit="epoch"), Iterative(), Gradual(end=2, unit="epoch")]
+)
 def test_epoch_unit_without_steps_per_epoch_explains(schedule):
-    for call in (lambda: schedule.fraction(0), lambda: schedule.events(10), schedule.last_event_step):
+    calls = (lambda: schedule.fraction(0), lambda: schedule.events(10), schedule.last_event_step)
+    for call in calls:
         with pytest.raises(ValueError, match="steps_per_epoch"):
             call()
 
@@ -229,7 +232,8 @@ def test_events_are_monotone_and_consistent_with_fraction(schedule, steps_per_ep
     assert events[-1] == (last, 1.0)
     # fraction() agrees with events() at every step, events or not.
     by_step = dict(events)
-    assert [schedule.fraction(s, spe) for s in range(horizon)] == [by_step.get(s) for s in range(horizon)]
+    for step in range(horizon):
+        assert schedule.fraction(step, spe) == by_step.get(step)
     # events() honours its horizon.
     assert schedule.events(last, spe) == events[:-1]
 

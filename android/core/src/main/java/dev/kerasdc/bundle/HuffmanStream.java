@@ -9,6 +9,8 @@ final class HuffmanStream {
   /** Bytes before the code lengths: count (u64), nbits (u64), alphabet (u16). */
   static final int FIXED_SIZE = 18;
 
+  /** Sidecar offset of the structure. */
+  final int offset;
   final long count;
   final long nbits;
   final int alphabet;
@@ -20,8 +22,9 @@ final class HuffmanStream {
   private final String field;
 
   private HuffmanStream(
-      long count, long nbits, int alphabet, int dataOffset, int end, HuffmanCode code,
+      int offset, long count, long nbits, int alphabet, int dataOffset, int end, HuffmanCode code,
       String field) {
+    this.offset = offset;
     this.count = count;
     this.nbits = nbits;
     this.alphabet = alphabet;
@@ -86,7 +89,7 @@ final class HuffmanStream {
             "an empty stream must have nbits = 0 and alphabet = 0, not " + Sidecar.unsigned(nbits)
                 + " and " + alphabet);
       }
-      return new HuffmanStream(0, 0, 0, dataOffset, dataOffset, null, field);
+      return new HuffmanStream(p, 0, 0, 0, dataOffset, dataOffset, null, field);
     }
     HuffmanCode code = HuffmanCode.fromLengths(lengths, lengthsOffset, field + ".lengths");
     if (count < 0) {
@@ -115,11 +118,24 @@ final class HuffmanStream {
       throw new BundleFormatException(
           end - 1, field + ".data", "padding bits after bit nbits = " + nbits + " are not zero");
     }
-    return new HuffmanStream(count, nbits, alphabet, dataOffset, end, code, field);
+    return new HuffmanStream(p, count, nbits, alphabet, dataOffset, end, code, field);
   }
 
   /** A decoder positioned at the first symbol; only for a stream with {@code count > 0}. */
   HuffmanDecoder decoder(byte[] b) {
     return code.decoder(b, dataOffset, nbits, field + ".data");
+  }
+
+  /**
+   * Checks that the {@code count} symbols read with {@code decoder} ended exactly at bit
+   * {@code nbits} (reported as this stream's {@code nbits}, as the Python reader does).
+   */
+  void finish(HuffmanDecoder decoder) throws BundleFormatException {
+    if (decoder.position() != nbits) {
+      throw new BundleFormatException(
+          offset + 8,
+          field + ".nbits",
+          count + " symbols take " + decoder.position() + " bits, not nbits = " + nbits);
+    }
   }
 }

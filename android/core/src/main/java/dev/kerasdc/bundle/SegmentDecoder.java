@@ -160,7 +160,9 @@ final class SegmentDecoder {
             indices.count + " indices for a segment of " + elements + " elements");
       }
       if (elements > 0) {
-        decodeDense(b, indices.decoder(b), elements, perBook, entryCounts, bases, esize, out, f);
+        HuffmanDecoder decoder = indices.decoder(b);
+        decodeDense(b, decoder, elements, perBook, entryCounts, bases, esize, out, f);
+        indices.finish(decoder);
       }
       return;
     }
@@ -231,7 +233,6 @@ final class SegmentDecoder {
       }
       out.fill = dst + esize;
     }
-    indices.finish();
   }
 
   /** Returns the number of elements written (up to and including the last non-zero one). */
@@ -309,14 +310,16 @@ final class SegmentDecoder {
       throw new BundleFormatException(
           gaps.byteOffset(), f + ".gaps.data", "the last gap symbol is an escape");
     }
-    gaps.finish();
+    gapStream.finish(gaps);
     if (nonZero != indexStream.count) {
       throw new BundleFormatException(
           indexOffset,
           f + ".indices.count",
           indexStream.count + " indices but " + nonZero + " non-zero positions in the gaps");
     }
-    indices.finish();
+    if (indices != null) {
+      indexStream.finish(indices);
+    }
     return written;
   }
 

@@ -1,0 +1,379 @@
+package dev.kerasdc.bundle;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.Charset;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.zip.CRC32;
+import java.util.zip.Deflater;
+
+/**
+ * A small, test-only writer of sidecars: builds valid bundles from explicit payloads (so that
+ * tests can also build payloads that break one rule) and re-seals edited files with correct CRCs.
+ */
+final class BundleBuilder {
+  static final int BYTES = 0;
+  static final int FLOAT32 = 1;
+  static final int FLOAT16 = 2;
+  static final int INT8 = 3;
+  static final int INT32 = 6;
+  static final int INT64 = 7;
+
+  /** One segment: where it lies in R and its payload as written. */
+  static final class Seg {
+    final long offset;
+    final long size;
+    final int dtype;
+    final long channels;
+    final int encoding;
+    final byte[] payload;
+    String name = "";
+
+    Seg(long offset, long size, int dtype, long channels, int encoding, byte[] payload) {
+      this.offset = offset;
+      this.size = size;
+      this.dtype = dtype;
+      this.channels = channels;
+      this.encoding = encoding;
+      this.payload = payload;
+    }
+
+    Seg named(String name) {
+      this.name = name;
+      return this;
+    }
+  }
+
+  private final byte[] restored;
+  private final List<Seg> segments = new ArrayList<Seg>();
+  private int headerSize = 120;
+  private int entrySize = 48;
+  private int minor = 0;
+
+  BundleBuilder(byte[] restored) {
+    this.restored = restored;
+  }
+
+  BundleBuilder add(Seg segment) {
+    segments.add(segment);
+    return this;
+  }
+
+  /** A newer minor version with extra header and entry bytes (filled with 0xA5). */
+  BundleBuilder minor(int minor, int headerSize, int entrySize) {
+    this.minor = minor;
+    this.headerSize = headerSize;
+    this.entrySize = entrySize;
+    return this;
+  }
+
+  /** Returns {skeleton, sidecar}. */
+  byte[][] build() {
+    ByteArrayOutputStream skeleton = new ByteArrayOutputStream();
+    ByteArrayOutputStream names = new ByteArrayOutputStream();
+    ByteArrayOutputStream payloads = new ByteArrayOutputStream();
+    ByteBuffer table =
+        ByteBuffer.allocate(segments.size() * entrySize).order(ByteOrder.LITTLE_ENDIAN);
+    int r = 0;
+    for (int i = 0; i < segments.size(); i++) {
+      Seg s = segments.get(i);
+      skeleton.write(restored, r, (int) s.offset - r);
+      r = (int) (s.offset + s.size);
+      byte[] name = s.name.getBytes(Charset.forName("UTF-8"));
+      int e = i * entrySize;
+      table.putLong(e, s.offset);
+      table.putLong(e + 8, s.size);
+      table.putLong(e + 16, s.payload.length);
+      table.putInt(e + 24, (int) crc(s.payload, 0, s.payload.length));
+      table.putInt(e + 28, (int) s.channels);
+      table.putInt(e + 32, names.size());
+      table.putInt(e + 36, name.length);
+      table.put(e + 40, (byte) s.dtype);
+      table.put(e + 41, (byte) s.encoding);
+      for (int k = 48; k < entrySize; k++) {
+        table.put(e + k, (byte) 0xA5);
+      }
+      names.write(name, 0, name.length);
+      payloads.write(s.payload, 0, s.payload.length);
+    }
+    skeleton.write(restored, r, restored.length - r);
+    byte[] skel = skeleton.toByteArray();
+    ByteBuffer h = ByteBuffer.allocate(headerSize).order(ByteOrder.LITTLE_ENDIAN);
+    h.put(new byte[] {'K', 'D', 'C', 'W'});
+    h.putShort(4, (short) 1);
+    h.putShort(6, (short) minor);
+    h.putInt(8, headerSize);
+    h.putInt(12, segments.size());
+    h.putInt(16, entrySize);
+    h.putInt(20, names.size());
+    h.putLong(24, payloads.size());
+    h.putLong(32, restored.length);
+    h.putLong(40, skel.length);
+    h.position(48);
+    h.put(sha256(restored));
+    h.put(sha256(skel));
+    for (int k = 116; k < headerSize - 4; k++) {
+      h.put(k, (byte) 0xA5);
+    }
+    ByteArrayOutputStream file = new ByteArrayOutputStream();
+    file.write(h.array(), 0, headerSize);
+    file.write(table.array(), 0, table.capacity());
+    byte[] n = names.toByteArray();
+    file.write(n, 0, n.length);
+    byte[] p = payloads.toByteArray();
+    file.write(p, 0, p.length);
+    byte[] sidecar = file.toByteArray();
+    reseal(sidecar);
+    return new byte[][] {skel, sidecar};
+  }
+
+  /**
+   * Recomputes table_crc32 and header_crc32 from the (possibly edited) size fields. Only for files
+   * whose header_size, segment_count, entry_size and names_size fit the file.
+   */
+  static void reseal(byte[] sidecar) {
+    int headerSize = (int) LittleEndian.u32(sidecar, 8);
+    long count = LittleEndian.u32(sidecar, 12);
+    long entrySize = LittleEndian.u32(sidecar, 16);
+    long namesSize = LittleEndian.u32(sidecar, 20);
+    long tableEnd = Math.min(sidecar.length, headerSize + count * entrySize + namesSize);
+    putU32(sidecar, 112, crc(sidecar, headerSize, (int) tableEnd - headerSize));
+    putU32(sidecar, headerSize - 4, crc(sidecar, 0, headerSize - 4));
+  }
+
+  /** Recomputes segment i's payload CRC, then reseals. */
+  static void resealPayload(byte[] sidecar, Sidecar parsed, int i) {
+    Segment s = parsed.getSegments().get(i);
+    putU32(
+        sidecar, s.entryOffset() + 24, crc(sidecar, s.getPayloadOffset(), s.getPayloadSize()));
+    reseal(sidecar);
+  }
+
+  static void putU32(byte[] b, int p, long v) {
+    for (int k = 0; k < 4; k++) {
+      b[p + k] = (byte) (v >>> (8 * k));
+    }
+  }
+
+  static void putU64(byte[] b, int p, long v) {
+    for (int k = 0; k < 8; k++) {
+      b[p + k] = (byte) (v >>> (8 * k));
+    }
+  }
+
+  static long crc(byte[] b, int off, int len) {
+    CRC32 c = new CRC32();
+    c.update(b, off, len);
+    return c.getValue();
+  }
+
+  static byte[] sha256(byte[] b) {
+    try {
+      return MessageDigest.getInstance("SHA-256").digest(b);
+    } catch (Exception e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  // ------------------------------------------------------------------------------ payloads
+
+  static byte[] zlib(byte[] data, int level) {
+    Deflater d = new Deflater(level);
+    d.setInput(data);
+    d.finish();
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] buf = new byte[4096];
+    while (!d.finished()) {
+      out.write(buf, 0, d.deflate(buf));
+    }
+    d.end();
+    return out.toByteArray();
+  }
+
+  /**
+   * Code lengths with the format's Kraft sum 1 - 2^-L for the symbols that occur: with n used
+   * symbols and L = ceil(log2(n + 1)), 2^L - 1 - n of them get L - 1 bits and the rest L bits.
+   */
+  static int[] lengthsFor(int[] symbols) {
+    int alphabet = 0;
+    for (int s : symbols) {
+      alphabet = Math.max(alphabet, s + 1);
+    }
+    boolean[] used = new boolean[alphabet];
+    int n = 0;
+    for (int s : symbols) {
+      if (!used[s]) {
+        used[s] = true;
+        n++;
+      }
+    }
+    int[] lengths = new int[alphabet];
+    if (n == 0) {
+      return lengths;
+    }
+    int maxLength = 32 - Integer.numberOfLeadingZeros(n); // ceil(log2(n + 1))
+    int shorter = (1 << maxLength) - 1 - n;
+    for (int s = 0; s < alphabet; s++) {
+      if (used[s]) {
+        lengths[s] = shorter-- > 0 ? maxLength - 1 : maxLength;
+      }
+    }
+    return lengths;
+  }
+
+  /** A HuffmanStream (format spec section 6) of {@code symbols} under {@code lengths}. */
+  static byte[] stream(int[] lengths, int[] symbols) {
+    if (symbols.length == 0) {
+      return new byte[18];
+    }
+    HuffmanCode code;
+    try {
+      code = HuffmanCode.fromLengths(lengths);
+    } catch (BundleFormatException e) {
+      throw new AssertionError(e);
+    }
+    long nbits = 0;
+    for (int s : symbols) {
+      nbits += lengths[s];
+    }
+    byte[] data = new byte[(int) ((nbits + 7) / 8)];
+    long bit = 0;
+    for (int s : symbols) {
+      int len = lengths[s];
+      int c = code.codeword(s);
+      for (int k = len - 1; k >= 0; k--, bit++) {
+        if (((c >>> k) & 1) != 0) {
+          data[(int) (bit >>> 3)] |= (byte) (1 << (bit & 7));
+        }
+      }
+    }
+    ByteBuffer b =
+        ByteBuffer.allocate(18 + (lengths.length + 1) / 2 + data.length)
+            .order(ByteOrder.LITTLE_ENDIAN);
+    b.putLong(symbols.length).putLong(nbits).putShort((short) lengths.length);
+    for (int s = 0; s < lengths.length; s += 2) {
+      int hi = s + 1 < lengths.length ? lengths[s + 1] : 0;
+      b.put((byte) (lengths[s] | hi << 4));
+    }
+    b.put(data);
+    return b.array();
+  }
+
+  static byte[] stream(int[] symbols) {
+    return stream(lengthsFor(symbols), symbols);
+  }
+
+  /** Codebooks (7.3): entry counts, then the entries' bytes. */
+  static byte[] codebooks(int[] entryCounts, byte[] entries) {
+    ByteBuffer b =
+        ByteBuffer.allocate(2 + 2 * entryCounts.length + entries.length)
+            .order(ByteOrder.LITTLE_ENDIAN);
+    b.putShort((short) entryCounts.length);
+    for (int k : entryCounts) {
+      b.putShort((short) k);
+    }
+    b.put(entries);
+    return b.array();
+  }
+
+  static byte[] concat(byte[]... parts) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    for (byte[] p : parts) {
+      out.write(p, 0, p.length);
+    }
+    return out.toByteArray();
+  }
+
+  /**
+   * Clusters the elements of {@code raw} (esize bytes each) into per-book codebooks and returns a
+   * CLUSTERED_DENSE or CLUSTERED_SPARSE payload, or null if a codebook would exceed 256 entries.
+   */
+  static byte[] clustered(byte[] raw, int esize, int books, boolean sparse, int escapeRun) {
+    int elements = raw.length / esize;
+    int perBook = books == 0 ? 0 : elements / books;
+    List<List<Long>> bookValues = new ArrayList<List<Long>>();
+    for (int c = 0; c < books; c++) {
+      bookValues.add(new ArrayList<Long>());
+    }
+    int[] symbols = new int[elements];
+    boolean[] nonZero = new boolean[elements];
+    int nonZeros = 0;
+    for (int p = 0; p < elements; p++) {
+      long v = 0;
+      for (int j = 0; j < esize; j++) {
+        v |= (raw[p * esize + j] & 0xFFL) << (8 * j);
+      }
+      nonZero[p] = v != 0;
+      if (sparse && v == 0) {
+        continue;
+      }
+      nonZeros++;
+      List<Long> book = bookValues.get(p / perBook);
+      int k = book.indexOf(v);
+      if (k < 0) {
+        book.add(v);
+        k = book.size() - 1;
+      }
+      symbols[p] = k;
+    }
+    int[] counts = new int[books];
+    ByteArrayOutputStream entries = new ByteArrayOutputStream();
+    for (int c = 0; c < books; c++) {
+      List<Long> book = bookValues.get(c);
+      if (book.size() > 256) {
+        return null;
+      }
+      counts[c] = book.size();
+      for (long v : book) {
+        for (int j = 0; j < esize; j++) {
+          entries.write((int) (v >>> (8 * j)));
+        }
+      }
+    }
+    byte[] head = codebooks(counts, entries.toByteArray());
+    if (!sparse) {
+      return concat(head, stream(symbols));
+    }
+    int[] indices = new int[nonZeros];
+    List<Integer> gaps = new ArrayList<Integer>();
+    int run = 0;
+    int n = 0;
+    for (int p = 0; p < elements; p++) {
+      if (!nonZero[p]) {
+        run++;
+        continue;
+      }
+      for (; run >= escapeRun; run -= escapeRun) {
+        gaps.add(0);
+      }
+      gaps.add(run + 1);
+      run = 0;
+      indices[n++] = symbols[p];
+    }
+    int[] g = new int[gaps.size()];
+    for (int i = 0; i < g.length; i++) {
+      g[i] = gaps.get(i);
+    }
+    return concat(head, new byte[] {(byte) escapeRun}, stream(g), stream(indices));
+  }
+
+  static byte[] bytes(int... values) {
+    byte[] b = new byte[values.length];
+    for (int i = 0; i < values.length; i++) {
+      b[i] = (byte) values[i];
+    }
+    return b;
+  }
+
+  static String hex(byte[] b) {
+    return Sidecar.hex(b);
+  }
+
+  static byte[] copy(byte[] b) {
+    return Arrays.copyOf(b, b.length);
+  }
+}

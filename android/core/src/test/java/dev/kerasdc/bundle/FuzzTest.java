@@ -1,0 +1,40 @@
+package dev.kerasdc.bundle;
+
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** Truncations and random corruptions of builder-made bundles (see also {@link GoldenTest}). */
+final class FuzzTest {
+
+  @Test
+  void everyEncodingBundle() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Fuzz fuzz = new Fuzz(Fixtures.everyEncoding());
+          fuzz.truncations();
+          fuzz.mutations(11, 3000);
+          assertTrue(fuzz.rejected > 3000, "rejected " + fuzz.rejected);
+        });
+  }
+
+  @Test
+  void randomBundles() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Random random = new Random(5);
+          int cases = 0;
+          for (int i = 0; i < 20; i++) {
+            Fuzz fuzz = new Fuzz(Fixtures.random(random, i));
+            fuzz.mutations(100 + i, 200);
+            cases += fuzz.rejected + fuzz.restored;
+          }
+          assertTrue(cases > 3000, "cases " + cases);
+        });
+  }
+}

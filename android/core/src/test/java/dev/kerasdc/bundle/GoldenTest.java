@@ -1,0 +1,114 @@
+package dev.kerasdc.bundle;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The golden bundles written by the Python encoder (tests/golden/, located through the system
+ * property {@code kerasdc.golden.dir}) restore to their expected bytes through every entry point,
+ * and every truncation and random corruption of them is rejected or restores exactly.
+ */
+final class GoldenTest {
+  static final String PROPERTY = "kerasdc.golden.dir";
+
+  @TempDir File temp;
+
+  static File goldenDir() {
+    String dir = System.getProperty(PROPERTY);
+    if (dir == null) {
+      fail("set -D" + PROPERTY + "=<repo>/tests/golden (tests/test_java.py does)");
+    }
+    File file = new File(dir);
+    assertTrue(file.isDirectory(), PROPERTY + "=" + dir + " is not a directory");
+    return file;
+  }
+
+  /** Every NAME.dcw with its NAME.skeleton and NAME.restored. */
+  static List<Fixtures.Bundle> goldens() throws IOException {
+    File dir = goldenDir();
+    String[] names = dir.list();
+    Arrays.sort(names);
+    List<Fixtures.Bundle> bundles = new ArrayList<Fixtures.Bundle>();
+    for (String name : names) {
+      if (!name.endsWith(".dcw")) {
+        continue;
+      }
+      String stem = name.substring(0, name.length() - 4);
+      File skeleton = new File(dir, stem + ".skeleton");
+      File restored = new File(dir, stem + ".restored");
+      assertTrue(skeleton.isFile(), "missing " + skeleton);
+      assertTrue(restored.isFile(), "missing " + restored);
+      bundles.add(
+          new Fixtures.Bundle(
+              stem,
+              read(restored),
+              new byte[][] {read(skeleton), read(new File(dir, name))}));
+    }
+    assertFalse(bundles.isEmpty(), "no golden bundles (NAME.dcw) in " + dir);
+    return bundles;
+  }
+
+  static byte[] read(File file) throws IOException {
+    return Files.readAllBytes(file.toPath());
+  }
+
+  @Test
+  void goldensRestoreThroughEveryEntryPoint() throws Exception {
+    BundleRestorer restorer = new BundleRestorer();
+    for (Fixtures.Bundle g : goldens()) {
+      assertArrayEquals(g.restored, restorer.restore(g.skeleton, g.sidecar), g.name);
+      ByteBuffer direct = restorer.restoreDirect(g.skeleton, g.sidecar);
+      byte[] out = new byte[direct.remaining()];
+      direct.get(out);
+      assertArrayEquals(g.restored, out, g.name);
+      File file = new File(temp, g.name + ".tflite");
+      assertTrue(restorer.restoreToFile(g.skeleton, g.sidecar, file));
+      assertArrayEquals(g.restored, read(file), g.name);
+      assertFalse(restorer.restoreToFile(g.skeleton, g.sidecar, file));
+      assertEquals(g.restored.length, Sidecar.parse(g.sidecar).getRestoredSize());
+    }
+  }
+
+  @Test
+  void everyTruncationIsRejected() throws Exception {
+    final List<Fixtures.Bundle> goldens = goldens();
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          for (Fixtures.Bundle g : goldens) {
+            Fuzz fuzz = new Fuzz(g);
+            fuzz.truncations();
+            assertEquals(0, fuzz.restored, g.name + ": a truncation restored");
+          }
+        });
+  }
+
+  @Test
+  void randomCorruptionsAreRejectedOrHarmless() throws Exception {
+    final List<Fixtures.Bundle> goldens = goldens();
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          for (Fixtures.Bundle g : goldens) {
+            Fuzz fuzz = new Fuzz(g);
+            fuzz.mutations(g.name.hashCode(), 2000);
+            assertTrue(fuzz.rejected + fuzz.restored >= 1900, g.name);
+          }
+        });
+  }
+}

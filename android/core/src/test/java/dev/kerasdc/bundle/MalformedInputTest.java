@@ -1,0 +1,562 @@
+package dev.kerasdc.bundle;
+
+import static dev.kerasdc.bundle.BundleBuilder.Seg;
+import static dev.kerasdc.bundle.BundleBuilder.concat;
+import static dev.kerasdc.bundle.BundleBuilder.copy;
+import static dev.kerasdc.bundle.BundleBuilder.putU32;
+import static dev.kerasdc.bundle.BundleBuilder.putU64;
+import static dev.kerasdc.bundle.BundleBuilder.reseal;
+import static dev.kerasdc.bundle.BundleBuilder.stream;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.zip.Deflater;
+import org.junit.jupiter.api.Test;
+
+/**
+ * One test per check of the format spec's section 10 (in its order), each asserting the field
+ * and offset the error names; then the encoding rules of sections 6 and 7 on hand-made payloads.
+ */
+final class MalformedInputTest {
+  private static final int HEADER = 120;
+  private static final int ENTRY = 48;
+
+  private final Fixtures.Bundle bundle = Fixtures.everyEncoding();
+
+  private static int entry(int i) {
+    return HEADER + ENTRY * i;
+  }
+
+  private static BundleFormatException rejects(
+      String field, long offset, byte[] skeleton, byte[] sidecar) {
+    return rejects(field, offset, skeleton, sidecar, new BundleRestorer());
+  }
+
+  private static BundleFormatException rejects(
+      String field, long offset, byte[] skeleton, byte[] sidecar, BundleRestorer restorer) {
+    BundleFormatException e =
+        assertThrows(BundleFormatException.class, () -> restorer.restore(skeleton, sidecar));
+    assertEquals(field, e.getField(), e.getMessage());
+    assertEquals(offset, e.getOffset(), e.getMessage());
+    return e;
+  }
+
+  private BundleFormatException rejectsSidecar(String field, long offset, byte[] sidecar) {
+    return rejects(field, offset, bundle.skeleton, sidecar);
+  }
+
+  private byte[] sidecar() {
+    return copy(bundle.sidecar);
+  }
+
+  @Test
+  void fixtureRestores() throws Exception {
+    assertArrayEquals(bundle.restored, new BundleRestorer().restore(bundle.skeleton, bundle.sidecar));
+  }
+
+  // ----------------------------------------------------------------------- checks 1 to 18
+
+  @Test
+  void check01Magic() {
+    rejectsSidecar("magic", 0, new byte[11]);
+    rejectsSidecar("magic", 0, new byte[0]);
+    byte[] s = sidecar();
+    s[3] = 'X';
+    rejectsSidecar("magic", 0, s);
+  }
+
+  @Test
+  void check02VersionMajor() {
+    byte[] s = sidecar();
+    s[4] = 2;
+    s[116] ^= 1; // also a bad header CRC: the earlier check wins
+    rejectsSidecar("version_major", 4, s);
+  }
+
+  @Test
+  void check03HeaderSize() {
+    for (long value : new long[] {0, 119, 65537, 0xFFFFFFFFL}) {
+      byte[] s = sidecar();
+      putU32(s, 8, value);
+      rejectsSidecar("header_size", 8, s);
+    }
+    byte[] s = sidecar();
+    putU32(s, 8, s.length + 1);
+    rejectsSidecar("header_size", 8, s);
+    // A header that is the whole file is not rejected here (later checks fail instead).
+    rejectsSidecar("header_size", 8, copyOf(sidecar(), 119));
+  }
+
+  @Test
+  void check04HeaderCrc() {
+    byte[] s = sidecar();
+    s[60] ^= 0x10;
+    rejectsSidecar("header_crc32", 116, s);
+  }
+
+  @Test
+  void check05EntrySize() {
+    for (long value : new long[] {47, 65537, 0}) {
+      byte[] s = sidecar();
+      putU32(s, 16, value);
+      reseal(s);
+      rejectsSidecar("entry_size", 16, s);
+    }
+  }
+
+  @Test
+  void check06RestoredSize() {
+    for (long value : new long[] {1L << 31, Long.MAX_VALUE, -1L}) {
+      byte[] s = sidecar();
+      putU64(s, 32, value);
+      reseal(s);
+      rejectsSidecar("restored_size", 32, s);
+    }
+    // The reader's own, lower limit.
+    rejects(
+        "restored_size",
+        32,
+        bundle.skeleton,
+        bundle.sidecar,
+        new BundleRestorer(bundle.restored.length - 1));
+  }
+
+  @Test
+  void check07SegmentCount() {
+    byte[] s = sidecar();
+    putU32(s, 12, 0xFFFFFFFFL);
+    reseal(s);
+    rejectsSidecar("segment_count", 12, s);
+  }
+
+  @Test
+  void check08NamesSize() {
+    byte[] s = sidecar();
+    putU32(s, 20, 0xFFFFFFFFL);
+    reseal(s);
+    rejectsSidecar("names_size", 20, s);
+  }
+
+  @Test
+  void check09PayloadSize() {
+    for (long delta : new long[] {1, -1, Long.MIN_VALUE}) {
+      byte[] s = sidecar();
+      putU64(s, 24, LittleEndian.u64(s, 24) + delta);
+      reseal(s);
+      rejectsSidecar("payload_size", 24, s);
+    }
+  }
+
+  @Test
+  void check10TableCrc() {
+    byte[] s = sidecar();
+    s[entry(1) + 3] ^= 1; // a segment offset; the header (and its CRC) is unchanged
+    rejectsSidecar("table_crc32", 112, s);
+  }
+
+  @Test
+  void check11EntryFields() {
+    int e = entry(2);
+    byte[] s = sidecar();
+    s[e + 40] = 8;
+    s[e + 41] = 9;
+    reseal(s);
+    rejectsSidecar("segment[2].dtype", e + 40, s);
+
+    s = sidecar();
+    s[e + 41] = 4;
+    reseal(s);
+    rejectsSidecar("segment[2].encoding", e + 41, s);
+
+    s = sidecar();
+    s[e + 47] = 1;
+    reseal(s);
+    rejectsSidecar("segment[2].reserved", e + 42, s);
+
+    s = sidecar();
+    putU32(s, e + 28, 0);
+    reseal(s);
+    rejectsSidecar("segment[2].channels", e + 28, s);
+
+    s = sidecar();
+    putU64(s, e + 8, 2404); // not a multiple of 2 channels x 4 bytes
+    reseal(s);
+    rejectsSidecar("segment[2].size", e + 8, s);
+
+    s = sidecar();
+    putU64(s, entry(1), LittleEndian.u64(s, entry(0)) + 8); // overlaps segment 0
+    reseal(s);
+    rejectsSidecar("segment[1].offset", entry(1), s);
+
+    for (long size : new long[] {1L << 40, -8L}) {
+      s = sidecar();
+      putU64(s, entry(3) + 8, size);
+      reseal(s);
+      rejectsSidecar("segment[3].size", entry(3) + 8, s);
+    }
+
+    s = sidecar();
+    putU64(s, entry(3) + 16, LittleEndian.u64(s, entry(3) + 16) + 1);
+    reseal(s);
+    rejectsSidecar("segment[3].payload_size", entry(3) + 16, s);
+
+    s = sidecar();
+    putU32(s, entry(0) + 32, LittleEndian.u32(s, 20)); // name starts at the end of the table
+    reseal(s);
+    rejectsSidecar("segment[0].name_offset", entry(0) + 32, s);
+
+    s = sidecar();
+    putU32(s, entry(0) + 36, 0xFFFFFFFFL);
+    reseal(s);
+    rejectsSidecar("segment[0].name_offset", entry(0) + 32, s);
+
+    s = sidecar();
+    int nameAt = entry(4) + (int) LittleEndian.u32(s, entry(3) + 32);
+    s[nameAt + 7] = (byte) 0xC3; // "sparse \u00e9": an 0xC3 0xA9 pair becomes 0xC3 0xC3
+    s[nameAt + 8] = (byte) 0xC3;
+    reseal(s);
+    rejectsSidecar("segment[3].name_offset", entry(3) + 32, s);
+  }
+
+  @Test
+  void check12PayloadSum() {
+    byte[] s = sidecar();
+    putU64(s, entry(3) + 16, LittleEndian.u64(s, entry(3) + 16) - 1);
+    reseal(s);
+    rejectsSidecar("payload_size", 24, s);
+  }
+
+  @Test
+  void check13SkeletonSize() {
+    byte[] s = sidecar();
+    putU64(s, 40, LittleEndian.u64(s, 40) + 1);
+    reseal(s);
+    rejectsSidecar("skeleton_size", 40, s);
+  }
+
+  @Test
+  void check14SkeletonLength() {
+    byte[] k = bundle.skeleton;
+    rejects("skeleton_size", 40, copyOf(k, k.length - 1), bundle.sidecar);
+    rejects("skeleton_size", 40, copyOf(k, k.length + 1), bundle.sidecar);
+  }
+
+  @Test
+  void check15SkeletonHash() {
+    byte[] k = copy(bundle.skeleton);
+    k[k.length / 2] ^= 0x40;
+    rejects("skeleton_sha256", 80, k, bundle.sidecar);
+  }
+
+  @Test
+  void check16PayloadCrc() throws Exception {
+    Sidecar parsed = Sidecar.parse(bundle.sidecar);
+    for (int i = 0; i < 4; i++) {
+      byte[] s = sidecar();
+      Segment segment = parsed.getSegments().get(i);
+      s[segment.getPayloadOffset() + segment.getPayloadSize() - 1] ^= 1;
+      rejectsSidecar("segment[" + i + "].payload_crc32", entry(i) + 24, s);
+    }
+  }
+
+  @Test
+  void check18RestoredHash() {
+    byte[] s = sidecar();
+    s[50] ^= 1;
+    reseal(s);
+    rejectsSidecar("restored_sha256", 48, s);
+  }
+
+  // ------------------------------------------------- check 17: the encodings' own rules
+
+  /** Payload offset of a single-segment bundle with an empty name table. */
+  private static final int PAYLOAD = HEADER + ENTRY;
+
+  private static final byte[] FOUR_FLOATS = floats(0.5f, -2f, -2f, 0.5f);
+
+  private static byte[] floats(float... values) {
+    ByteBuffer b = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+    for (float v : values) {
+      b.putFloat(v);
+    }
+    return b.array();
+  }
+
+  /** A bundle of one segment at offset 3 holding {@code data}, with the given payload. */
+  private static byte[][] single(
+      byte[] data, int dtype, long channels, int encoding, byte[] payload) {
+    byte[] restored = concat(new byte[] {7, 8, 9}, data, new byte[] {1});
+    return new BundleBuilder(restored)
+        .add(new Seg(3, data.length, dtype, channels, encoding, payload))
+        .build();
+  }
+
+  private static void singleRejects(
+      String field, long offset, byte[] data, int dtype, long channels, int encoding,
+      byte[] payload) {
+    byte[][] b = single(data, dtype, channels, encoding, payload);
+    rejects(field, offset, b[0], b[1]);
+  }
+
+  private static void singleRestores(
+      byte[] data, int dtype, long channels, int encoding, byte[] payload) throws Exception {
+    byte[][] b = single(data, dtype, channels, encoding, payload);
+    byte[] expected = concat(new byte[] {7, 8, 9}, data, new byte[] {1});
+    assertArrayEquals(expected, new BundleRestorer().restore(b[0], b[1]));
+  }
+
+  @Test
+  void rawPayloadMustHoldSizeBytes() throws Exception {
+    singleRestores(FOUR_FLOATS, 1, 1, Segment.RAW, FOUR_FLOATS);
+    singleRejects(
+        "segment[0].payload_size", entry(0) + 16, FOUR_FLOATS, 1, 1, Segment.RAW,
+        copyOf(FOUR_FLOATS, 15));
+    // Same length, other bytes: only the hash of R can tell.
+    byte[] other = copy(FOUR_FLOATS);
+    other[0] ^= 1;
+    singleRejects("restored_sha256", 48, FOUR_FLOATS, 1, 1, Segment.RAW, other);
+  }
+
+  @Test
+  void zlibMustInflateToExactlySize() throws Exception {
+    byte[] data = new byte[1000];
+    for (int i = 0; i < data.length; i++) {
+      data[i] = (byte) (i % 7);
+    }
+    byte[] good = BundleBuilder.zlib(data, 9);
+    singleRestores(data, 0, 1, Segment.ZLIB, good);
+    String f = "segment[0].payload";
+    // Truncated (the Adler-32 is missing), at every length.
+    for (int cut = 0; cut < good.length; cut++) {
+      byte[][] b = single(data, 0, 1, Segment.ZLIB, copyOf(good, cut));
+      BundleFormatException e =
+          assertThrows(
+              BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+      assertEquals(f, e.getField(), e.getMessage());
+    }
+    // A byte after the end of the stream.
+    singleRejects(f, PAYLOAD + good.length, data, 0, 1, Segment.ZLIB, concat(good, new byte[1]));
+    // Inflates to one byte more, and one byte less, than size.
+    byte[] longer = BundleBuilder.zlib(concat(data, new byte[1]), 9);
+    byte[][] b = single(data, 0, 1, Segment.ZLIB, longer);
+    assertEquals(f, assertThrows(BundleFormatException.class,
+        () -> new BundleRestorer().restore(b[0], b[1])).getField());
+    byte[] shorter = BundleBuilder.zlib(copyOf(data, 999), 9);
+    byte[][] c = single(data, 0, 1, Segment.ZLIB, shorter);
+    assertEquals(f, assertThrows(BundleFormatException.class,
+        () -> new BundleRestorer().restore(c[0], c[1])).getField());
+    // A corrupt Adler-32.
+    byte[] badSum = copy(good);
+    badSum[badSum.length - 1] ^= 1;
+    byte[][] d = single(data, 0, 1, Segment.ZLIB, badSum);
+    assertEquals(f, assertThrows(BundleFormatException.class,
+        () -> new BundleRestorer().restore(d[0], d[1])).getField());
+    // A preset dictionary.
+    Deflater deflater = new Deflater(9);
+    deflater.setDictionary(new byte[] {0, 1, 2, 3});
+    deflater.setInput(data);
+    deflater.finish();
+    byte[] buffer = new byte[2000];
+    byte[] withDictionary = copyOf(buffer, deflater.deflate(buffer));
+    deflater.end();
+    singleRejects(f, PAYLOAD + 6, data, 0, 1, Segment.ZLIB, withDictionary);
+    // An empty segment needs an empty zlib stream.
+    singleRestores(new byte[0], 0, 1, Segment.ZLIB, BundleBuilder.zlib(new byte[0], 9));
+  }
+
+  /** Codebook [0.5, -2] and indices 0 1 1 0: symbol 0 gets 1 bit, symbol 1 gets 2 bits. */
+  private static final byte[] DENSE_BOOK =
+      BundleBuilder.codebooks(new int[] {2}, floats(0.5f, -2f));
+
+  private static final int[] DENSE_SYMBOLS = {0, 1, 1, 0};
+
+  @Test
+  void denseRules() throws Exception {
+    byte[] indices = stream(DENSE_SYMBOLS);
+    singleRestores(FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, concat(DENSE_BOOK, indices));
+    String f = "segment[0].";
+    int at = PAYLOAD + DENSE_BOOK.length; // the indices stream
+    // codebook_count must be 1 or channels.
+    byte[] p = concat(DENSE_BOOK, indices);
+    p[0] = 2;
+    singleRejects(f + "codebook_count", PAYLOAD, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    p[0] = 0;
+    singleRejects(f + "codebook_count", PAYLOAD, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    // entry_count at most 256 ...
+    p = concat(DENSE_BOOK, indices);
+    p[2] = 1;
+    p[3] = 1; // 257
+    singleRejects(f + "entry_count", PAYLOAD + 2, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    // ... and its entries present.
+    p = concat(DENSE_BOOK, indices);
+    p[2] = (byte) 200;
+    singleRejects(f + "entries", PAYLOAD + 4, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    // count must equal the number of elements.
+    singleRejects(f + "indices.count", at, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE,
+        concat(DENSE_BOOK, stream(new int[] {0, 1, 1})));
+    // An index beyond the codebook.
+    singleRejects(f + "indices.data", at + 18 + 2, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE,
+        concat(DENSE_BOOK, stream(new int[] {0, 1, 2, 0})));
+    // Bytes after the last stream.
+    singleRejects(f + "payload_size", at + indices.length, FOUR_FLOATS, 1, 1,
+        Segment.CLUSTERED_DENSE, concat(DENSE_BOOK, indices, new byte[1]));
+    // A truncated payload, at every length.
+    byte[] whole = concat(DENSE_BOOK, indices);
+    for (int cut = 0; cut < whole.length; cut++) {
+      byte[][] b = single(FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, copyOf(whole, cut));
+      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+    }
+  }
+
+  @Test
+  void huffmanStreamRules() throws Exception {
+    String f = "segment[0].indices.";
+    int at = PAYLOAD + DENSE_BOOK.length;
+    // count 4, nbits 6, alphabet 2, lengths 0x21 (symbol 0: 1 bit, code 0; symbol 1: 2 bits,
+    // code 10), data: 0 | 10 | 10 | 0 -> bits 0,1,0,1,0,0 -> 0x0A.
+    byte[] good = stream(DENSE_SYMBOLS);
+    assertArrayEquals(
+        BundleBuilder.bytes(4, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x21, 0x0A),
+        good);
+    // alphabet above 256.
+    byte[] s = copy(good);
+    s[16] = 1;
+    s[17] = 1;
+    denseRejects(f + "alphabet", at + 16, s);
+    // Odd alphabet with a non-zero unused nibble: alphabet 1, lengths byte 0x21.
+    s = copy(good);
+    s[16] = 1;
+    denseRejects(f + "lengths", at + 18, s);
+    // Lengths that break the Kraft rule: (1, 1) is a complete code.
+    s = copy(good);
+    s[18] = 0x11;
+    denseRejects(f + "lengths", at + 18, s);
+    // nbits below count, and above 15 x count.
+    s = copy(good);
+    s[8] = 3;
+    denseRejects(f + "nbits", at + 8, s);
+    s = copy(good);
+    s[8] = 61;
+    denseRejects(f + "nbits", at + 8, s);
+    // nbits far beyond the bytes present (no allocation, no overflow).
+    s = copy(good);
+    putU64(s, 8, Long.MAX_VALUE);
+    putU64(s, 0, Long.MAX_VALUE / 15 + 1);
+    denseRejects(f + "data", at + 19, s);
+    // count above 2^63 - 1.
+    s = copy(good);
+    putU64(s, 0, -1L);
+    denseRejects(f + "count", at, s);
+    // An empty stream must have nbits = 0 and alphabet = 0.
+    s = copy(good);
+    putU64(s, 0, 0);
+    denseRejects(f + "nbits", at + 8, s);
+    // Padding bits after nbits must be zero.
+    s = copy(good);
+    s[19] |= (byte) 0x80;
+    denseRejects(f + "data", at + 19, s);
+    // The reserved codeword (11): indices 0 1 then 11.
+    // The reserved codeword 11 as the third symbol: 0 | 10 | 11 | 0 -> bits 0,1,0,1,1,0 = 0x1A.
+    s = copy(good);
+    s[19] = 0x1A;
+    denseRejects(f + "data", at + 19, s);
+    // With nbits 7 the four symbols end at bit 6, not at nbits.
+    s = copy(good);
+    s[8] = 7;
+    denseRejects(f + "nbits", at + 8, s);
+  }
+
+  private static void denseRejects(String field, long offset, byte[] indices) {
+    singleRejects(field, offset, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE,
+        concat(DENSE_BOOK, indices));
+  }
+
+  @Test
+  void sparseRules() throws Exception {
+    // 10 float32 elements, non-zero at 2 (0.5) and 9 (-2); escape_run 3.
+    float[] v = new float[10];
+    v[2] = 0.5f;
+    v[9] = -2f;
+    byte[] data = floats(v);
+    // Gaps: run 2 -> symbol 3; run 6 -> escape (3 zeros), escape, symbol 1.
+    int[] gaps = {3, 0, 0, 1};
+    int[] idx = {0, 1};
+    byte[] good = concat(DENSE_BOOK, new byte[] {3}, stream(gaps), stream(idx));
+    singleRestores(data, 1, 1, Segment.CLUSTERED_SPARSE, good);
+    String f = "segment[0].";
+    int escapeAt = PAYLOAD + DENSE_BOOK.length;
+    int gapsAt = escapeAt + 1;
+    int indicesAt = gapsAt + stream(gaps).length;
+    // escape_run 0.
+    byte[] p = copy(good);
+    p[DENSE_BOOK.length] = 0;
+    singleRejects(f + "escape_run", escapeAt, data, 1, 1, Segment.CLUSTERED_SPARSE, p);
+    // Gap alphabet above escape_run + 1 (spec 7.4; the Python reader does not check this).
+    p = concat(DENSE_BOOK, new byte[] {2}, stream(gaps), stream(idx));
+    singleRejects(f + "gaps.alphabet", gapsAt + 16, data, 1, 1, Segment.CLUSTERED_SPARSE, p);
+    // A non-zero position beyond the segment: run 9 before the last element.
+    int[] far = {3, 0, 0, 0, 1};
+    singleRejects(f + "gaps.data", gapsAt + 18 + 2 + 1, data, 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[] {3}, stream(far), stream(idx)));
+    // The last gap symbol must not be an escape.
+    int[] trailing = {3, 0, 0, 1, 0};
+    byte[] t = stream(trailing);
+    singleRejects(f + "gaps.data", gapsAt + 18 + 2 + 1, data, 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[] {3}, t, stream(idx)));
+    // More indices than non-zero positions, and fewer.
+    singleRejects(f + "indices.count", indicesAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[] {3}, stream(gaps), stream(new int[] {0, 1, 1})));
+    singleRejects(f + "indices.count", indicesAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[] {3}, stream(gaps), stream(new int[] {0})));
+    // No gaps but indices.
+    singleRejects(f + "indices.count", gapsAt + 18, data, 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[] {3}, stream(new int[0]), stream(idx)));
+    // An all-zero segment: both streams empty.
+    singleRestores(new byte[40], 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[] {3}, stream(new int[0]), stream(new int[0])));
+  }
+
+  @Test
+  void perChannelCodebooks() throws Exception {
+    // 2 channels of 3 int32 elements; channel 0's book has 1 entry, channel 1's has 2.
+    ByteBuffer b = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
+    b.putInt(5).putInt(5).putInt(5).putInt(6).putInt(-1).putInt(6);
+    byte[] data = b.array();
+    ByteBuffer e = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
+    e.putInt(5).putInt(6).putInt(-1);
+    byte[] books = BundleBuilder.codebooks(new int[] {1, 2}, e.array());
+    singleRestores(data, 6, 2, Segment.CLUSTERED_DENSE,
+        concat(books, stream(new int[] {0, 0, 0, 0, 1, 0})));
+    // Symbol 1 is valid in channel 1, not in channel 0.
+    singleRejects("segment[0].indices.data", PAYLOAD + books.length + 18 + 1, data, 6, 2,
+        Segment.CLUSTERED_DENSE, concat(books, stream(new int[] {0, 1, 0, 0, 1, 0})));
+    // codebook_count must be 1 or channels (here 2): 3 is neither.
+    byte[] p = concat(books, stream(new int[] {0, 0, 0, 0, 1, 0}));
+    p[0] = 3;
+    singleRejects("segment[0].codebook_count", PAYLOAD, data, 6, 2, Segment.CLUSTERED_DENSE, p);
+  }
+
+  @Test
+  void newerMinorVersionIsRead() throws Exception {
+    byte[] restored = concat(new byte[] {1, 2, 3}, FOUR_FLOATS, new byte[] {4});
+    byte[][] b =
+        new BundleBuilder(restored)
+            .minor(7, 136, 64)
+            .add(new Seg(3, 16, 1, 1, Segment.CLUSTERED_DENSE,
+                concat(DENSE_BOOK, stream(DENSE_SYMBOLS))).named("w"))
+            .build();
+    Sidecar parsed = Sidecar.parse(b[1]);
+    assertEquals(7, parsed.getVersionMinor());
+    assertEquals(136, parsed.getHeaderSize());
+    assertEquals(64, parsed.getEntrySize());
+    assertEquals("w", parsed.getSegments().get(0).getName());
+    assertArrayEquals(restored, new BundleRestorer().restore(b[0], b[1]));
+  }
+
+  static byte[] copyOf(byte[] b, int length) {
+    return java.util.Arrays.copyOf(b, length);
+  }
+}

@@ -1,0 +1,212 @@
+"""Writes the golden bundles of tests/golden/ (see README.md there).
+
+    python tests/golden/make_golden.py          # rewrite the files
+    python tests/golden/make_golden.py --check  # exit 1 if a file would change
+
+Each case is a restored file R and its segments; the files are NAME.restored (R),
+NAME.skeleton and NAME.dcw (what `converters.sidecar.build_bundle` makes of R), and
+manifest.json lists every case's segments and the encodings chosen. The inputs come
+from NumPy's seeded PCG64 generator; the tests rebuild each bundle from NAME.restored
+and manifest.json (not from the generator), so a change in NumPy's random streams
+cannot break them. `hand` is written from tests/golden/hand_vectors.py, byte by byte.
+"""
+
+import json
+import os
+import sys
+import zlib
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+
+import hand_vectors  # noqa: E402
+
+from converters import sidecar  # noqa: E402
+
+
+class _File:
+    """Builds R piece by piece and records the segments."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.parts = []
+        self.size = 0
+        self.segments = []
+
+    def skeleton(self, n):
+        self.raw(self.rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+
+    def raw(self, data):
+        self.parts.append(data)
+        self.size += len(data)
+
+    def segment(self, array, name, channels=1, dtype=None):
+        data = np.ascontiguousarray(array).tobytes()
+        dtype = dtype or np.asarray(array).dtype.name
+        self.segments.append(sidecar.Segment(self.size, len(data), dtype, channels, name))
+        self.raw(data)
+
+    def bytes(self):
+        return b"".join(self.parts)
+
+
+def _clustered(rng, n, density, codebook, dtype=np.float32):
+    values = np.zeros(n, dtype)
+    keep = rng.random(n) < density
+    values[keep] = np.asarray(codebook, dtype)[rng.integers(0, len(codebook), keep.sum())]
+    return values
+
+
+def case_empty(rng):
+    f = _File(rng)
+    f.skeleton(64)
+    return f, []
+
+
+def case_raw(rng):
+    f = _File(rng)
+    f.skeleton(16)
+    f.segment(rng.standard_normal(64).astype(np.float32), "dense/bias")
+    f.skeleton(4)
+    return f, ["RAW"]
+
+
+def case_zlib(rng):
+    f = _File(rng)
+    f.skeleton(12)
+    f.segment((np.arange(1000) // 3).astype(np.int32), "lookup/table")
+    return f, ["ZLIB"]
+
+
+def case_sparse_f32(rng):
+    f = _File(rng)
+    f.skeleton(40)
+    codebook = np.linspace(-0.5, 0.5, 17)[np.arange(17) != 8]  # 16 values, no zero
+    kernel = _clustered(rng, 4096, 0.10, codebook)
+    kernel[1000:2600] = 0  # a long run of zeros: the gap stream needs escapes
+    f.segment(kernel, "dense_1/kernel")
+    f.segment(rng.standard_normal(8).astype(np.float32), "dense_1/bias")
+    f.skeleton(24)
+    return f, ["CLUSTERED_SPARSE", "RAW"]
+
+
+def case_dense_f32(rng):
+    f = _File(rng)
+    f.skeleton(20)
+    codebook = [-0.75, -0.25, 0.25, 0.75, 1.5, -0.0, 0.125]  # -0.0 is a value of its own
+    f.segment(_clustered(rng, 600, 0.75, codebook), "conv2d/kernel")
+    f.skeleton(8)
+    return f, ["CLUSTERED_DENSE"]
+
+
+def case_per_channel(rng):
+    # BatchNorm folding: every output channel scales the shared values by its own factor,
+    # 40 × 8 = 320 distinct values in all (too many for one codebook), 8 per channel.
+    f = _File(rng)
+    f.skeleton(32)
+    shared = np.array([-1.0, -0.5, -0.25, -0.125, 0.125, 0.25, 0.5, 1.0])
+    scales = rng.uniform(0.5, 2.0, (40, 1))
+    dense = _clustered(rng, 40 * 64, 0.95, shared, np.float64).reshape(40, 64) * scales
+    f.segment(dense.astype(np.float32), "conv_bn/kernel", channels=40)
+    f.skeleton(4)
+    sparse = _clustered(rng, 40 * 256, 0.2, shared, np.float64).reshape(40, 256) * scales
+    f.segment(sparse.astype(np.float32), "conv_bn_2/kernel", channels=40)
+    f.skeleton(4)
+    return f, ["CLUSTERED_DENSE", "CLUSTERED_SPARSE"]
+
+
+def case_float16(rng):
+    f = _File(rng)
+    f.skeleton(16)
+    codebook = np.array([-1.5, -0.5, 0.5, 1.5, 3.0], np.float16)
+    f.segment(_clustered(rng, 2000, 0.15, codebook, np.float16), "fc/kernel_fp16")
+    nan = np.array([0x7E01], np.uint16).view(np.float16)[0]  # a NaN with a payload
+    codebook = np.array([-2.0, 0.0, 1.0, nan], np.float16)
+    f.segment(_clustered(rng, 512, 0.9, codebook, np.float16), "fc2/kernel_fp16")
+    f.skeleton(6)
+    return f, ["CLUSTERED_SPARSE", "CLUSTERED_DENSE"]
+
+
+def case_mixed(rng):
+    # The inline layout: many buffers with small gaps, assorted element types.
+    f = _File(rng)
+    f.skeleton(28)
+    f.segment(_clustered(rng, 900, 0.3, [-3, -1, 1, 2, 5], np.int8), "q/kernel_int8")
+    f.skeleton(4)
+    f.segment(np.zeros(0, np.float32), "empty")
+    f.skeleton(4)
+    f.segment(np.zeros(100, np.float32), "zeros")
+    f.segment(rng.integers(0, 256, 64, dtype=np.uint8), "u8")
+    f.skeleton(2)
+    f.segment(rng.integers(-(2**15), 2**15, 40, dtype=np.int16), "i16")
+    f.skeleton(6)
+    f.segment(rng.integers(-(2**62), 2**62, 5, dtype=np.int64), "i64")
+    f.segment(rng.integers(0, 4, 300, dtype=np.uint8), "opaque", dtype="bytes")
+    f.skeleton(8)
+    return f, None  # encodings recorded, not prescribed
+
+
+CASES = {
+    "empty": case_empty,
+    "raw": case_raw,
+    "zlib": case_zlib,
+    "sparse_f32": case_sparse_f32,
+    "dense_f32": case_dense_f32,
+    "per_channel": case_per_channel,
+    "float16": case_float16,
+    "mixed": case_mixed,
+}
+
+
+def build_all():
+    """{file name: bytes} for every golden file, and the manifest."""
+    files = {}
+    manifest = {"zlib_version": zlib.ZLIB_VERSION, "cases": {}}
+    for seed, (name, make) in enumerate(CASES.items()):
+        f, expected = make(np.random.default_rng(seed))
+        restored = f.bytes()
+        skeleton, side, stats = sidecar.build_bundle(restored, f.segments)
+        chosen = [s["encoding"] for s in stats]
+        if expected is not None and chosen != expected:
+            raise AssertionError(f"case {name}: encoder chose {chosen}, the case is meant for {expected}")
+        files[f"{name}.restored"] = restored
+        files[f"{name}.skeleton"] = skeleton
+        files[f"{name}.dcw"] = side
+        manifest["cases"][name] = {
+            "segments": [
+                {"offset": s.offset, "size": s.size, "dtype": s.dtype, "channels": s.channels, "name": s.name}
+                for s in f.segments
+            ],
+            "encodings": chosen,
+            "codebooks": [s["codebooks"] for s in stats],
+        }
+    files["hand.restored"] = hand_vectors.RESTORED
+    files["hand.skeleton"] = hand_vectors.SKELETON
+    files["hand.dcw"] = hand_vectors.SIDECAR
+    manifest["hand"] = {"encodings": ["CLUSTERED_DENSE", "CLUSTERED_SPARSE"]}
+    files["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    return files
+
+
+def main(argv):
+    check = "--check" in argv[1:]
+    changed = []
+    for name, data in build_all().items():
+        path = os.path.join(HERE, name)
+        old = open(path, "rb").read() if os.path.exists(path) else None
+        if old != data:
+            changed.append(name)
+            if not check:
+                tmp = path + ".tmp"
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+    print(("would change: " if check else "wrote: ") + (", ".join(changed) or "nothing"))
+    return 1 if check and changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,225 @@
+"""End to end: fit with the callbacks → convert → restore → LiteRT matches Keras."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import converters
+import keras_dc
+from converters import bundle as bundle_lib
+from converters import tflite as tflite_lib
+from keras_dc import schedules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _compressed_mlp(sparsity=0.9, bits=4, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((196,), name="pixels"),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(256, 196)).astype("float32")
+    y = rng.integers(0, 10, 256)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        keras_dc.MagnitudePruning(sparsity, schedule=schedules.OneShot(), min_size=1, verbose=0)])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=bits, min_size=1, verbose=0)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return _compressed_mlp()
+
+
+@pytest.fixture(scope="module")
+def mlp_bundle(mlp, tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("bundle"))
+    return mlp, converters.convert(mlp, directory, verbose=0)
+
+
+def test_bundle_restores_and_runs_like_keras(mlp_bundle):
+    model, result = mlp_bundle
+    files = sorted(os.listdir(result.directory))
+    assert files == ["model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
+    sizes = os.path.getsize(result.skeleton_path) + os.path.getsize(result.sidecar_path)
+    assert result.bundle_bytes == sizes
+    restored = converters.restore(result.directory)
+    assert result.max_abs_diff <= 1e-5
+    # Independent check: run the restored bytes on fresh inputs.
+    x = np.random.default_rng(7).normal(size=(1, 196)).astype("float32")
+    lite = bundle_lib.run_litert(restored, [[x]])[0][0]
+    np.testing.assert_allclose(lite, np.asarray(model(x)), atol=1e-5)
+    # The restored flatbuffer is the converter's output in the offset layout, byte for byte.
+    expected, _ = tflite_lib.layout(tflite_lib.convert(model))
+    assert restored == expected
+    assert result.delegate_problems == []
+
+
+def test_report_matches_the_model(mlp_bundle):
+    model, result = mlp_bundle
+    with open(os.path.join(result.directory, "report.json")) as f:
+        report = json.load(f)
+    assert report == json.loads(json.dumps(result.report))
+    kernels = [r for r in report["buffers"] if r["role"] == "weight"]
+    assert len(kernels) == 3 and all(r["encoding"].startswith("CLUSTERED") for r in kernels)
+    for r, v in zip(sorted(kernels, key=lambda r: -r["weights"]),
+                    sorted(keras_dc.compressible_variables(model, 1), key=lambda v: -np.prod(v.shape))):
+        w = np.asarray(v.numpy())
+        assert r["weights"] == w.size
+        assert r["nonzeros"] == np.count_nonzero(w)
+        assert r["codebook_entries"] <= 16
+    t = report["totals"]
+    assert t["bundle_bytes"] == t["skeleton_bytes"] + t["sidecar_bytes"]
+    assert t["dense_tflite_bytes"] > 100_000 and t["ratio_vs_dense"] > 15
+    # Huffman lands close to the zero-order entropy of the streams.
+    assert 0 <= t["huffman_over_entropy"] < 0.05
+    text = open(os.path.join(result.directory, "report.txt")).read()
+    assert "smaller" in text and "MatMul" in text
+
+
+def test_conversion_is_deterministic(mlp, mlp_bundle, tmp_path):
+    _, first = mlp_bundle
+    second = converters.convert(mlp, str(tmp_path), verbose=0, picture=False)
+    for a, b in ((first.skeleton_path, second.skeleton_path), (first.sidecar_path, second.sidecar_path)):
+        assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_inline_layout_and_float16(mlp, tmp_path):
+    inline = converters.convert(mlp, str(tmp_path / "inline"), layout="inline", verbose=0, picture=False)
+    restored = converters.restore(inline.directory)
+    assert restored == tflite_lib.convert(mlp)  # inline: the converter's own bytes
+    assert inline.max_abs_diff <= 1e-5
+    half = converters.convert(mlp, str(tmp_path / "half"), float16=True, verbose=0, picture=False)
+    assert {r["dtype"] for r in half.report["buffers"] if r["role"] == "weight"} == {"float16"}
+    # Clustered weights cost the same bits in either type (only the codebook
+    # entries halve), so float16 mainly matters for unclustered buffers.
+    assert half.max_abs_diff < 5e-2
+
+
+def test_batchnorm_folding_gets_per_channel_codebooks(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 16)),
+        keras.layers.Conv2D(64, 3, use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(4),
+    ])
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(64, 8, 8, 16)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
+    model.fit(x, y, epochs=2, verbose=0)  # moves the BatchNorm statistics
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=3, verbose=0)])
+    result = converters.convert(model, str(tmp_path), verbose=0, picture=False)
+    (conv,) = [r for r in result.report["buffers"] if r["op"] == "CONV_2D" and r["role"] == "weight"]
+    assert conv["encoding"].startswith("CLUSTERED")
+    assert conv["codebooks"] == 64  # one per output channel: folding scaled each channel
+    assert result.max_abs_diff <= 1e-5
+
+
+def test_keras_file_and_cli(mlp, tmp_path):
+    path = str(tmp_path / "model.keras")
+    mlp.save(path)
+    out = str(tmp_path / "cli-bundle")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "converters.cli", *args], capture_output=True,
+                              text=True, env=env, cwd=ROOT, timeout=300)
+
+    proc = cli("convert", f"--model={path}", f"--out={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrote" in proc.stdout and os.path.exists(os.path.join(out, "model.dcw"))
+    proc = cli("inspect", f"--bundle={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "CLUSTERED" in proc.stdout
+    proc = cli("verify", f"--bundle={out}", f"--model={path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "verify: OK" in proc.stdout
+    # A flipped byte in the sidecar: a clean error, exit code 2, no traceback.
+    sidecar = os.path.join(out, "model.dcw")
+    data = bytearray(open(sidecar, "rb").read())
+    data[len(data) // 2] ^= 0x10
+    open(sidecar, "wb").write(bytes(data))
+    proc = cli("verify", f"--bundle={out}")
+    assert proc.returncode == 2
+    assert "bad bundle" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("frobnicate")
+    assert proc.returncode != 0 and "expected one command" in proc.stderr
+
+
+def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
+    _, result = mlp_bundle
+    skeleton, sidecar = bundle_lib.load_bundle(result.directory)
+    from converters.sidecar import FormatError, restore
+
+    with pytest.raises(FormatError):
+        restore(skeleton, sidecar[:-1])
+    with pytest.raises(FormatError):
+        restore(skeleton[:-1], sidecar)
+    other = _compressed_mlp(seed=3)
+    other_result = converters.convert(other, str(tmp_path / "other"), verbose=0, picture=False)
+    other_skeleton, _ = bundle_lib.load_bundle(other_result.directory)
+    with pytest.raises(FormatError, match="skeleton"):
+        restore(other_skeleton, sidecar)  # a skeleton from another conversion
+
+
+def test_failed_conversion_leaves_nothing(tmp_path):
+    model = _compressed_mlp(seed=1)
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match="arrays"):
+        converters.convert(model, str(out), sample_inputs=[[np.zeros((1, 196), "float32")] * 2], verbose=0)
+    assert not out.exists() or os.listdir(out) == []
+    with pytest.raises(ValueError, match="layout"):
+        converters.convert(model, str(out), layout="sideways", verbose=0)
+
+
+def test_tfmot_pruned_clustered_stripped_model_becomes_a_small_bundle(tmp_path):
+    """How tfmot users adopt keras-dc: their stripped model, a real small file."""
+    code = textwrap.dedent(f"""
+        import os, numpy as np
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        import tensorflow_model_optimization as tfmot
+        import tf_keras
+        import converters
+        tf_keras.utils.set_random_seed(0)
+        model = tf_keras.Sequential([tf_keras.layers.InputLayer((196,)),
+                                     tf_keras.layers.Dense(128, activation="relu"), tf_keras.layers.Dense(10)])
+        pruned = tfmot.sparsity.keras.prune_low_magnitude(
+            model, pruning_schedule=tfmot.sparsity.keras.ConstantSparsity(0.9, 0, frequency=1))
+        pruned.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(256, 196)).astype("float32"); y = rng.integers(0, 10, 256)
+        pruned.fit(x, y, epochs=1, verbose=0, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+        clustered = tfmot.clustering.keras.cluster_weights(
+            stripped, number_of_clusters=16,
+            cluster_centroids_init=tfmot.clustering.keras.CentroidInitialization.LINEAR,
+            preserve_sparsity=True)
+        clustered.compile("adam", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        clustered.fit(x, y, epochs=1, verbose=0)
+        final = tfmot.clustering.keras.strip_clustering(clustered)
+        result = converters.convert(final, {str(tmp_path)!r}, verbose=0, picture=False)
+        t = result.report["totals"]
+        print("RESULT", t["bundle_bytes"], t["dense_tflite_bytes"], t["restored_gzip9_bytes"], result.max_abs_diff)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][0]
+    bundle_bytes, dense, gzipped, diff = line.split()[1:]
+    assert float(diff) <= 1e-5
+    assert int(bundle_bytes) * 10 < int(dense)  # a real small file ...
+    assert int(bundle_bytes) < int(gzipped)  # ... smaller than "zip it yourself"
