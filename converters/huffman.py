@@ -113,18 +113,23 @@ def code_lengths(counts, max_length=MAX_CODE_LENGTH, *, reserve=False):
     order = np.argsort(weights, kind="stable")
     leaves = weights[order]
 
-    # Lists from the deepest level (max_length) up to level 1. Each list is sorted by
-    # weight; leaves precede packages of equal weight (stable merge, leaves first).
-    is_package = []
+    # A code for n items is at most n − 1 deep, so deeper levels change nothing.
+    levels = min(max_length, n_items - 1)
+    # Lists from the deepest level up to level 1, each sorted by weight; a package goes
+    # after leaves of equal weight. Only each list's "is a package" flags are kept.
+    is_package = [np.zeros(n_items, bool)]
     current = leaves
-    is_package.append(np.zeros(n_items, bool))
-    for _ in range(max_length - 1):
+    for _ in range(levels - 1):
         half = current.size // 2
         packages = current[0 : 2 * half : 2] + current[1 : 2 * half : 2]
-        merged = np.concatenate([leaves, packages])
-        merge_order = np.argsort(merged, kind="stable")
-        current = merged[merge_order]
-        is_package.append(merge_order >= n_items)
+        slots = np.searchsorted(leaves, packages, side="right") + np.arange(half)
+        flags = np.zeros(n_items + half, bool)
+        flags[slots] = True
+        merged = np.empty(n_items + half, leaves.dtype)
+        merged[slots] = packages
+        merged[~flags] = leaves
+        current = merged
+        is_package.append(flags)
     # Select the 2n − 2 cheapest items of level 1; a selected package at one level
     # selects the first 2p items of the level below. Selected leaves are always the
     # lightest ones (a prefix of `leaves`), and each selection adds 1 to their length.
@@ -206,15 +211,14 @@ def canonical_codes(lengths):
     return codes
 
 
+_REV8 = np.array([int(f"{v:08b}"[::-1], 2) for v in range(256)], np.uint32)
+
+
 def _reverse_bits(values, widths):
-    """Reverse the low `widths` bits of each value (vectorised over ≤ 15 bit places)."""
+    """Reverse the low `widths` bits (≤ 15) of each value."""
     values = values.astype(np.uint32)
-    widths = widths.astype(np.uint32)
-    out = np.zeros_like(values)
-    for bit in range(MAX_CODE_LENGTH):
-        sel = widths > bit
-        out |= np.where(sel, ((values >> bit) & 1) << (widths - 1 - bit), 0).astype(np.uint32)
-    return out
+    reversed16 = (_REV8[values & 0xFF] << 8) | _REV8[(values >> 8) & 0xFF]
+    return (reversed16 >> (16 - widths.astype(np.uint32))).astype(np.uint32)
 
 
 def entropy_bits(counts):

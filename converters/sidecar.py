@@ -14,6 +14,7 @@ byte offset and the field.
 
 import dataclasses
 import hashlib
+import heapq
 import struct
 import zlib
 
@@ -354,6 +355,8 @@ def _read_clustered(data, entry):
         if escape_run < 1:
             raise FormatError(escape_at, entry.field("escape_run"), "must be in 1..255.")
         gaps = _read_stream(rd, entry.field("gaps"))
+        if gaps.lengths.size > escape_run + 1:
+            raise FormatError(gaps.offset + 16, gaps.field + ".alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}.")
     indices = _read_stream(rd, entry.field("indices"))
     if rd.pos != rd.end:
         raise FormatError(rd.pos, entry.field("payload_size"), f"{rd.end - rd.pos} bytes after the end of the payload.")
@@ -361,8 +364,6 @@ def _read_clustered(data, entry):
     positions = None
     if sparse:
         _decode_stream(gaps)
-        if gaps.hist.size > escape_run + 1 and gaps.hist[escape_run + 1 :].any():
-            raise FormatError(gaps.data_offset, gaps.field + ".data", f"gap symbol above escape_run {escape_run}.")
         escapes = int(gaps.hist[0]) if gaps.hist.size else 0
         if gaps.count - escapes != indices.count:
             raise FormatError(indices.offset, indices.field + ".count", f"{indices.count} indices for {gaps.count - escapes} non-zero elements.")
@@ -675,12 +676,21 @@ def _stream_bytes(symbols, alphabet_hint=0):
 
 
 def _stream_cost_bits(hist):
-    """Exact size in bits of a HuffmanStream with this histogram."""
-    if not hist.any():
+    """Size in bits of a HuffmanStream with this histogram (for choosing parameters).
+
+    Uses the unlimited Huffman code with the reserved leaf (a heap over the used
+    symbols): exact unless the 15-bit limit binds, which only matters for the choice.
+    """
+    used = np.flatnonzero(hist)
+    if not used.size:
         return 8 * _STREAM_FIXED
-    last = int(np.flatnonzero(hist)[-1])
-    lengths = huffman.code_lengths(hist[: last + 1], reserve=True)
-    return 8 * (_STREAM_FIXED + (last + 2) // 2) + 8 * ((int(np.dot(hist[: last + 1], lengths)) + 7) // 8)
+    heap = [0] + sorted(int(c) for c in hist[used])  # 0: the reserved codeword
+    bits = 0
+    while len(heap) > 1:
+        merged = heapq.heappop(heap) + heapq.heappop(heap)
+        bits += merged
+        heapq.heappush(heap, merged)
+    return 8 * (_STREAM_FIXED + (int(used[-1]) + 2) // 2) + 8 * ((bits + 7) // 8)
 
 
 def _gap_histogram(run_values, run_counts, escape_run):

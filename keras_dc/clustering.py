@@ -181,6 +181,7 @@ class WeightClustering(CompressionCallback):
         self._step = vlib.optimizer_step(model)
         if self._step >= self._begin_step:
             self._activate()
+            vlib.retrace(model)
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self._active and self._step + vlib.execution_steps(self.model) > self._begin_step:

@@ -160,6 +160,30 @@ def test_clustering_invariants_after_every_step(optimizer):
     assert all(v.constraint is None for v in model.trainable_weights)
 
 
+@pytest.mark.parametrize("callback", ["pruning", "clustering"])
+def test_callbacks_take_effect_after_a_plain_fit(callback):
+    """The train function traced by an earlier fit must not bypass the callbacks."""
+    model = _mlp()
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0)  # traces a train function without constraints
+    step = int(model.optimizer.iterations.numpy())
+    if callback == "pruning":
+        cb = keras_dc.MagnitudePruning(0.6, schedule=schedules.OneShot(at=step), verbose=0)
+    else:
+        cb = keras_dc.WeightClustering(bits=3, verbose=0)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
+    for v in keras_dc.compressible_variables(model):
+        if callback == "pruning":
+            assert _sparsity(v) == pytest.approx(0.6, abs=0.01)
+        else:
+            assert _distinct_nonzero(v) <= 8
+    # And a later plain fit runs without them again.
+    before = [np.asarray(v.numpy()).copy() for v in keras_dc.compressible_variables(model)]
+    model.fit(x, y, epochs=1, verbose=0)
+    after = [np.asarray(v.numpy()) for v in keras_dc.compressible_variables(model)]
+    assert any(np.unique(a).size > np.unique(b).size for a, b in zip(after, before))
+
+
 def test_centroid_update_is_summed_gradient_with_sgd():
     """Eq. 3: with SGD one step moves centroid k by -lr * sum of its members' gradients."""
     lr = 0.1

@@ -53,6 +53,22 @@ final class Fuzz {
     }
   }
 
+  /** Every single bit flip of the sidecar, and of the skeleton. */
+  void bitFlips() {
+    byte[] sidecar = bundle.sidecar.clone();
+    for (int i = 0; i < 8 * sidecar.length; i++) {
+      sidecar[i >>> 3] ^= (byte) (1 << (i & 7));
+      check(bundle.skeleton, sidecar, "sidecar bit " + i);
+      sidecar[i >>> 3] ^= (byte) (1 << (i & 7));
+    }
+    byte[] skeleton = bundle.skeleton.clone();
+    for (int i = 0; i < 8 * skeleton.length; i++) {
+      skeleton[i >>> 3] ^= (byte) (1 << (i & 7));
+      check(skeleton, bundle.sidecar, "skeleton bit " + i);
+      skeleton[i >>> 3] ^= (byte) (1 << (i & 7));
+    }
+  }
+
   /**
    * {@code count} random corruptions: bit flips and byte overwrites anywhere (caught by the CRCs
    * and hashes), and the same inside one payload with the CRCs recomputed afterwards, so that the
@@ -61,11 +77,19 @@ final class Fuzz {
   void mutations(long seed, int count) throws BundleFormatException {
     Random random = new Random(seed);
     Sidecar parsed = Sidecar.parse(bundle.sidecar);
-    int payloads = parsed.getSegments().size();
+    java.util.List<Integer> withPayload = new java.util.ArrayList<Integer>();
+    for (Segment segment : parsed.getSegments()) {
+      if (segment.getPayloadSize() > 0) {
+        withPayload.add(segment.getIndex());
+      }
+    }
     for (int i = 0; i < count; i++) {
       byte[] sidecar = bundle.sidecar.clone();
       byte[] skeleton = bundle.skeleton;
-      int kind = random.nextInt(payloads > 0 ? 5 : 3);
+      int kind = random.nextInt(withPayload.isEmpty() ? 3 : 5);
+      if (kind == 2 && skeleton.length == 0) {
+        kind = 0;
+      }
       String what;
       if (kind == 0) {
         int flips = 1 + random.nextInt(3);
@@ -77,18 +101,12 @@ final class Fuzz {
         sidecar[random.nextInt(sidecar.length)] = (byte) random.nextInt(256);
         what = "mutation " + i + ": byte overwrite";
       } else if (kind == 2) {
-        if (skeleton.length == 0) {
-          continue;
-        }
         skeleton = skeleton.clone();
         skeleton[random.nextInt(skeleton.length)] ^= (byte) (1 << random.nextInt(8));
         what = "mutation " + i + ": skeleton bit flip";
       } else {
-        int s = random.nextInt(payloads);
+        int s = withPayload.get(random.nextInt(withPayload.size()));
         Segment segment = parsed.getSegments().get(s);
-        if (segment.getPayloadSize() == 0) {
-          continue;
-        }
         int edits = 1 + random.nextInt(kind == 3 ? 2 : 4);
         for (int k = 0; k < edits; k++) {
           int at = segment.getPayloadOffset() + random.nextInt(segment.getPayloadSize());
