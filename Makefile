@@ -15,9 +15,22 @@ $(STAMP): setup.py requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# The Java tests (tests/test_java.py) need javac/java and Debian's JUnit 5 console launcher,
+# at exactly the path below (package junit5). Installs what is missing with apt-get
+# (through sudo when not root).
+JUNIT_LAUNCHER := /usr/share/java/junit-platform-console-standalone.jar
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 java-deps:
-	@command -v javac >/dev/null && ls /usr/share/java/junit-platform-console-standalone*.jar >/dev/null 2>&1 \
-	  || (apt-get update -qq && apt-get install -y -qq default-jdk-headless junit5 >/dev/null)
+	@if ! command -v javac >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then \
+	  echo "java-deps: installing a JDK (default-jdk-headless)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >/dev/null; \
+	fi
+	@if [ ! -f $(JUNIT_LAUNCHER) ]; then \
+	  echo "java-deps: installing JUnit 5 (junit5)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit5 >/dev/null; \
+	fi
+	@test -f $(JUNIT_LAUNCHER) || { echo "java-deps: $(JUNIT_LAUNCHER) is still missing"; exit 1; }
 
 demo: $(STAMP)
 	$(PY) examples/quickstart.py

@@ -25,6 +25,8 @@ _LAYOUT = flags.DEFINE_enum("layout", "offset", ["offset", "inline"],
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Static batch size of the converted model (convert).")
 _STRICT = flags.DEFINE_bool("strict_delegate", False, "Fail when the delegate check finds problems.")
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table (inspect).")
+_TOLERANCE = flags.DEFINE_float(
+    "tolerance", 1e-5, "verify: largest |LiteRT - Keras| / (1 + |Keras|) accepted (use 1e-2 for float16).")
 _SAMPLES = flags.DEFINE_integer("num_samples", 8, "Random input batches for verification.")
 
 
@@ -57,9 +59,9 @@ def main(argv):
             result = bundle.verify(_need(_BUNDLE, command), _MODEL.value, num_samples=_SAMPLES.value,
                                    verbose=0)
             print(json.dumps(result, indent=2))
-            if result["max_abs_diff"] is not None and result["max_abs_diff"] > 1e-5:
-                print(f"verify: FAILED, max |LiteRT - Keras| = {result['max_abs_diff']:.3g} > 1e-5",
-                      file=sys.stderr)
+            if result["max_scaled_diff"] is not None and result["max_scaled_diff"] > _TOLERANCE.value:
+                print(f"verify: FAILED, max |LiteRT - Keras| / (1 + |Keras|) = "
+                      f"{result['max_scaled_diff']:.3g} > {_TOLERANCE.value:g}", file=sys.stderr)
                 return 1
             print("verify: OK")
         elif command == "restore":

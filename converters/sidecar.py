@@ -43,7 +43,6 @@ MAX_ENTRY_SIZE = 65536
 MAX_RESTORED_SIZE = 2**31 - 1
 MAX_CODEBOOK = 256
 MAX_ESCAPE_RUN = 255
-_HEADER_FIELDS_END = 116  # v1.0 fields end here; newer minors insert fields after it
 
 # dtype name -> (code, element size in bytes)
 DTYPES = {
@@ -63,6 +62,7 @@ ENCODINGS = {"RAW": RAW, "ZLIB": ZLIB, "CLUSTERED_SPARSE": CLUSTERED_SPARSE, "CL
 _ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
 _UINT = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 _STREAM_FIXED = 18  # count u64, nbits u64, alphabet u16
+_NIBBLES = np.stack([np.arange(256) & 15, np.arange(256) >> 4], axis=1).astype(np.uint8)  # byte -> (low, high)
 
 
 class FormatError(ValueError):
@@ -280,9 +280,7 @@ def _read_stream(rd, field):
     if alphabet > MAX_CODEBOOK:
         raise FormatError(start + 16, field + ".alphabet", f"{alphabet} exceeds {MAX_CODEBOOK}.")
     packed = np.frombuffer(rd.take((alphabet + 1) // 2, field + ".lengths"), np.uint8)
-    lengths = np.empty(2 * packed.size, np.uint8)
-    lengths[0::2] = packed & 15
-    lengths[1::2] = packed >> 4
+    lengths = _NIBBLES[packed].ravel()
     if alphabet % 2:
         if lengths[-1]:
             raise FormatError(rd.pos - 1, field + ".lengths", "unused high nibble must be zero.")

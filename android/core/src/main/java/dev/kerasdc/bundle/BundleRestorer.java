@@ -51,8 +51,10 @@ public final class BundleRestorer {
   }
 
   /**
-   * Validates a bundle without decoding it: the sidecar's header and tables (checks 1 to 13) and
-   * that the skeleton belongs to it (checks 14 and 15).
+   * Validates a bundle without decoding it: the sidecar's header and tables (checks 1 to 13), that
+   * the skeleton belongs to it (checks 14 and 15) and every payload's CRC-32 (check 16). All of
+   * this runs before anything is allocated for the restored file, so a damaged download costs no
+   * decoding.
    *
    * @return the parsed sidecar (it refers to {@code sidecar}; do not modify the array meanwhile)
    */
@@ -72,6 +74,16 @@ public final class BundleRestorer {
           "skeleton_sha256",
           "the skeleton's SHA-256 is " + Sidecar.hex(actual) + "; the sidecar expects "
               + Sidecar.hex(parsed.getSkeletonSha256()) + " (a skeleton of another bundle?)");
+    }
+    for (Segment segment : parsed.getSegments()) {
+      long crc = Sidecar.crc32(sidecar, segment.getPayloadOffset(), segment.getPayloadSize());
+      long stored = segment.getPayloadCrc32() & 0xFFFFFFFFL;
+      if (crc != stored) {
+        throw new BundleFormatException(
+            segment.entryOffset() + 24,
+            segment.field() + ".payload_crc32",
+            Sidecar.crcMismatch(stored, crc));
+      }
     }
     return parsed;
   }
@@ -181,7 +193,10 @@ public final class BundleRestorer {
     return MessageDigest.isEqual(digest.digest(), sha256);
   }
 
-  /** Section 9 step 4 and 5: gaps and segments in order, then the hash of the result. */
+  /**
+   * Section 9 steps 4 and 5 (checks 17 and 18) on a bundle that passed {@link #check}: gaps and
+   * segments in order, then the hash of the result.
+   */
   private static void decode(Sidecar parsed, byte[] skeleton, Output out)
       throws BundleFormatException {
     byte[] data = parsed.data();
@@ -191,14 +206,6 @@ public final class BundleRestorer {
       int gap = (int) (segment.getOffset() - r);
       out.put(skeleton, s, gap);
       s += gap;
-      long crc = Sidecar.crc32(data, segment.getPayloadOffset(), segment.getPayloadSize());
-      long stored = segment.getPayloadCrc32() & 0xFFFFFFFFL;
-      if (crc != stored) {
-        throw new BundleFormatException(
-            segment.entryOffset() + 24,
-            segment.field() + ".payload_crc32",
-            Sidecar.crcMismatch(stored, crc));
-      }
       long before = out.written();
       SegmentDecoder.decode(data, segment, out);
       if (out.written() - before != segment.getSize()) {
