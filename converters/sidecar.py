@@ -322,6 +322,7 @@ def _decode_stream(stream):
 class _Clustered:
     entry_counts: np.ndarray
     entries: np.ndarray  # uint<8·esize>, all codebooks back to back
+    background: np.ndarray  # sparse only: one value per codebook
     escape_run: int
     gaps: _Stream
     indices: _Stream
@@ -346,8 +347,9 @@ def _read_clustered(data, entry):
     entries = np.frombuffer(rd.take(total * entry.esize, entry.field("entries")), _UINT[entry.esize])
     sparse = entry.encoding == CLUSTERED_SPARSE
     escape_run = 0
-    gaps = None
+    gaps = background = None
     if sparse:
+        background = np.frombuffer(rd.take(n_books * entry.esize, entry.field("background")), _UINT[entry.esize])
         escape_at = rd.pos
         escape_run = rd.uint(1, entry.field("escape_run"))
         if escape_run < 1:
@@ -400,7 +402,7 @@ def _read_clustered(data, entry):
             channel_of = np.repeat(np.arange(n_books), per_channel)
         if not (indices.symbols < entry_counts[channel_of]).all():
             raise FormatError(indices.data_offset, indices.field + ".data", "index beyond its channel's codebook.")
-    return _Clustered(entry_counts, entries, escape_run, gaps, indices, positions, channel_of)
+    return _Clustered(entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of)
 
 
 def _check_payload_crc(data, entry):
@@ -440,9 +442,11 @@ def _decode_into(data, entry, target):
         target[:] = np.frombuffer(_inflate(payload, entry), np.uint8)
         return
     parsed = _read_clustered(data, entry)
+    values = target.view(_UINT[entry.esize])
+    if entry.encoding == CLUSTERED_SPARSE and parsed.background.any():  # R starts zeroed
+        values.reshape(parsed.background.size, -1)[:] = parsed.background[:, None]
     if not parsed.indices.count:
         return
-    values = target.view(_UINT[entry.esize])
     symbols = parsed.indices.symbols
     if parsed.channel_of is not None:
         bases = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
@@ -513,20 +517,23 @@ def inspect(sidecar):
         if entry.encoding == RAW:
             if entry.payload_size != entry.size:
                 raise FormatError(entry.table_offset + _E_PAYLOAD_SIZE, entry.field("payload_size"), f"RAW payload must be {entry.size} bytes.")
-            stats["nonzeros"] = _count_nonzero(payload, entry.esize)
+            stats["nonzeros"] = _count_nonzero(np.frombuffer(payload, _UINT[entry.esize]), entry.dtype)
         elif entry.encoding == ZLIB:
-            stats["nonzeros"] = _count_nonzero(_inflate(payload, entry), entry.esize)
+            stats["nonzeros"] = _count_nonzero(np.frombuffer(_inflate(payload, entry), _UINT[entry.esize]), entry.dtype)
         else:
             parsed = _read_clustered(data, entry)
             _stream_stats(stats, parsed.indices, parsed.gaps, parsed.entry_counts, parsed.escape_run)
-            if entry.encoding == CLUSTERED_SPARSE:
-                stats["nonzeros"] = parsed.indices.count
-            else:
-                book_start = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
-                symbols = parsed.indices.symbols.astype(np.int64)
-                if parsed.channel_of is not None:
-                    symbols = symbols + book_start[parsed.channel_of]
-                stats["nonzeros"] = int(np.count_nonzero(parsed.entries[symbols]))
+            book_start = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
+            symbols = parsed.indices.symbols.astype(np.int64)
+            if parsed.channel_of is not None:
+                symbols = symbols + book_start[parsed.channel_of]
+            nonzeros = _count_nonzero(parsed.entries[symbols], entry.dtype)
+            if entry.encoding == CLUSTERED_SPARSE and stats["elements"]:  # plus the background
+                n_books = parsed.background.size
+                per_book = stats["elements"] // n_books
+                emitted = np.bincount(parsed.positions // per_book, minlength=n_books)
+                nonzeros += int(np.dot(per_book - emitted, _nonzero_mask(parsed.background, entry.dtype)))
+            stats["nonzeros"] = nonzeros
         segments.append(stats)
     return {
         "version": f"{VERSION_MAJOR}.{header.version_minor}",
@@ -581,8 +588,17 @@ def _stream_stats(stats, indices, gaps, entry_counts, escape_run):
         stats.update(gap_count=gaps.count, gap_bits=gaps.nbits, gap_entropy_bits=huffman.entropy_bits(gaps.hist))
 
 
-def _count_nonzero(raw, esize):
-    return int(np.count_nonzero(np.frombuffer(raw, _UINT[esize])))
+_SIGN_BIT = {"float32": np.uint32(0x80000000), "float16": np.uint16(0x8000)}
+
+
+def _nonzero_mask(patterns, dtype):
+    """Which bit patterns are non-zero values (for floats, ±0.0 are both zero)."""
+    sign = _SIGN_BIT.get(dtype)
+    return (patterns & ~sign) != 0 if sign is not None else patterns != 0
+
+
+def _count_nonzero(patterns, dtype):
+    return int(np.count_nonzero(_nonzero_mask(patterns, dtype)))
 
 
 def _check_segments(restored, segments):
@@ -621,39 +637,70 @@ def _check_segments(restored, segments):
         end = seg.offset + seg.size
 
 
-def _cluster(values, n_books, drop_zero):
+def _groups(values, book, n_books):
+    """Group equal (book, value) pairs: per-element group id, and per group its value,
+    book and count. Groups are numbered by book, then by value."""
+    order = np.lexsort((values, book)) if n_books > 1 else np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    new = np.ones(values.size, bool)
+    new[1:] = sorted_values[1:] != sorted_values[:-1]
+    if n_books > 1:
+        sorted_books = book[order]
+        new[1:] |= sorted_books[1:] != sorted_books[:-1]
+        group_book = sorted_books[new]
+    else:
+        group_book = np.zeros(int(new.sum()), np.int64)
+    group_sorted = np.cumsum(new) - 1
+    group = np.empty(values.size, np.int64)
+    group[order] = group_sorted
+    return group, sorted_values[new], group_book, np.bincount(group_sorted)
+
+
+def _by_use(group_value, group_book, group_count):
+    """Group order by book, then decreasing count, then increasing value."""
+    return np.lexsort((group_value, -group_count, group_book))
+
+
+def _cluster(values, n_books, sparse):
     """Codebooks of `values` split into `n_books` equal slices, or None if > 256 each.
 
-    Returns (entry_counts, entries, symbols, kept_positions): each codebook ordered by
-    decreasing use, ties by value; `symbols` indexes the element's own codebook.
+    Returns (entry_counts, entries, symbols, kept, background): each codebook ordered by
+    decreasing use, ties by value; `symbols` indexes the element's own codebook. With
+    `sparse`, each slice's most frequent value (ties: smallest) is its background, left
+    out of the codebook; `kept` are the positions of the other elements.
     """
     per_book = values.size // n_books
-    if drop_zero:
-        kept = np.flatnonzero(values)
-        v = values[kept]
-    else:
-        kept = None
-        v = values
-    if not v.size:
-        return np.zeros(n_books, np.int64), v[:0], np.zeros(0, np.int64), kept
-    book = (kept if kept is not None else np.arange(v.size)) // per_book
-    order = np.lexsort((v, book)) if n_books > 1 else np.argsort(v, kind="stable")
-    sv, sb = v[order], book[order]
-    new = np.ones(v.size, bool)
-    new[1:] = (sv[1:] != sv[:-1]) | (sb[1:] != sb[:-1])
-    group_sorted = np.cumsum(new) - 1
-    group_value, group_book = sv[new], sb[new]
-    group_count = np.bincount(group_sorted)
+    book = None if n_books == 1 else np.arange(values.size) // per_book
+    kept = background = None
+    if sparse:
+        zero = values == 0
+        zeros_per_book = zero.reshape(n_books, per_book).sum(axis=1)
+        if (2 * zeros_per_book > per_book).all():  # zero is a majority: no sort needed
+            background = np.zeros(n_books, values.dtype)
+            kept = np.flatnonzero(~zero)
+        else:
+            group, group_value, group_book, group_count = _groups(values, book, n_books)
+            ranked = _by_use(group_value, group_book, group_count)
+            first = np.ones(ranked.size, bool)
+            first[1:] = group_book[ranked][1:] != group_book[ranked][:-1]
+            background_groups = ranked[first]  # one per book, in book order
+            background = group_value[background_groups]
+            is_background = np.zeros(group_value.size, bool)
+            is_background[background_groups] = True
+            kept = np.flatnonzero(~is_background[group])
+        values = values[kept]
+        book = None if n_books == 1 else kept // per_book
+    if not values.size:
+        return np.zeros(n_books, np.int64), values[:0], np.zeros(0, np.int64), kept, background
+    group, group_value, group_book, group_count = _groups(values, book, n_books)
     entry_counts = np.bincount(group_book, minlength=n_books)
     if entry_counts.max() > MAX_CODEBOOK:
         return None
-    rank_order = np.lexsort((group_value, -group_count, group_book))
+    ranked = _by_use(group_value, group_book, group_count)
     book_start = np.concatenate([[0], np.cumsum(entry_counts)[:-1]])
     rank = np.empty(group_value.size, np.int64)
-    rank[rank_order] = np.arange(group_value.size) - book_start[group_book[rank_order]]
-    group = np.empty(v.size, np.int64)
-    group[order] = group_sorted
-    return entry_counts, group_value[rank_order], rank[group], kept
+    rank[ranked] = np.arange(group_value.size) - book_start[group_book[ranked]]
+    return entry_counts, group_value[ranked], rank[group], kept, background
 
 
 def _stream_bytes(symbols, alphabet_hint=0):
@@ -737,14 +784,15 @@ def _gap_symbols(runs, escape_run):
 
 
 def _clustered_payload(values, esize, n_books, sparse):
-    clustered = _cluster(values, n_books, drop_zero=sparse)
+    clustered = _cluster(values, n_books, sparse)
     if clustered is None:
         return None
-    entry_counts, entries, symbols, kept = clustered
+    entry_counts, entries, symbols, kept, background = clustered
     parts = [struct.pack("<H", n_books), entry_counts.astype("<u2").tobytes(), entries.astype(_UINT[esize]).tobytes()]
     gap = (b"", 0, 0.0)
     escape_run = 0
     if sparse:
+        parts.append(background.astype(_UINT[esize]).tobytes())
         runs = np.diff(kept, prepend=-1) - 1
         escape_run = _choose_escape_run(runs) if runs.size else 1
         gap = _stream_bytes(_gap_symbols(runs, escape_run))
@@ -786,7 +834,7 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level):
     size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
     stats = _base_stats(seg.name, seg.offset, seg.size, seg.dtype, seg.channels)
     stats.update(extra)
-    stats.update(encoding=_ENCODING_NAMES[encoding], nonzeros=int(np.count_nonzero(values)), payload_bytes=size)
+    stats.update(encoding=_ENCODING_NAMES[encoding], nonzeros=_count_nonzero(values, seg.dtype), payload_bytes=size)
     return encoding, payload, stats
 
 

@@ -127,7 +127,7 @@ def test_hand_vector_inspect():
     dense, sparse = info["segments"]
     assert (dense["name"], dense["encoding"], dense["index_bits"], dense["nonzeros"]) == ("dense", "CLUSTERED_DENSE", 11, 3)
     assert (sparse["encoding"], sparse["escape_run"], sparse["gap_count"], sparse["gap_bits"]) == ("CLUSTERED_SPARSE", 3, 3, 6)
-    assert (sparse["nonzeros"], sparse["codebook_entries"], sparse["payload_bytes"]) == (2, 2, 54)
+    assert (sparse["nonzeros"], sparse["codebook_entries"], sparse["payload_bytes"]) == (2, 2, 58)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -315,13 +315,13 @@ def test_rebuild_helper_is_identity_on_goldens():
         # a trailing byte after the last stream
         (hand_vectors.PAYLOAD_DENSE + b"\x00", None, "segment[0].payload_size"),
         # escape_run 0
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 12, b"\x00"), "segment[1].escape_run"),
+        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 16, b"\x00"), "segment[1].escape_run"),
         # escape_run 2: the gap alphabet (4 symbols) exceeds escape_run + 1
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 12, b"\x02"), "segment[1].gaps.alphabet"),
+        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 16, b"\x02"), "segment[1].gaps.alphabet"),
         # escape_run 4: position 2, then 4 zeros, then 1 zero: position 8 ≥ 8 elements
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 12, b"\x04"), "segment[1].gaps.data"),
+        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 16, b"\x04"), "segment[1].gaps.data"),
         # indices.count 1 for 2 non-escape gap symbols
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 34, b"\x01"), "segment[1].indices.count"),
+        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 38, b"\x01"), "segment[1].indices.count"),
     ],
 )
 def test_structural_errors_behind_valid_checksums(dense, sparse, field):
@@ -332,9 +332,9 @@ def test_structural_errors_behind_valid_checksums(dense, sparse, field):
 def test_gap_stream_ending_with_escape_rejected():
     # Gap symbols [3, 0] (sym3="10", sym0="00") with one index: ends with an escape.
     sparse = bytearray(hand_vectors.PAYLOAD_SPARSE)
-    struct.pack_into("<QQ", sparse, 13, 2, 4)  # gaps.count = 2, nbits = 4
-    sparse[33] = 0b0001  # bits 1,0,0,0
-    struct.pack_into("<Q", sparse, 34, 1)  # indices.count = 1
+    struct.pack_into("<QQ", sparse, 17, 2, 4)  # gaps.count = 2, nbits = 4
+    sparse[37] = 0b0001  # bits 1,0,0,0
+    struct.pack_into("<Q", sparse, 38, 1)  # indices.count = 1
     error = expect_error(hand_vectors.SKELETON, _hand_with(sparse=bytes(sparse)))
     assert error.field == "segment[1].gaps.data" and "escape" in str(error)
 
@@ -402,7 +402,7 @@ def _with_table_bytes(offset, data):
         (48 + 0, b"\x30", "segment[1].size"),  # [48, 80) exceeds the 79 restored bytes
         (32, b"\x0a", "segment[0].name_offset"),  # name [10, 15) is outside the 11-byte table
         (48 + 16, b"\xff", "segment[1].payload_size"),  # 255 > the payload bytes left
-        (16, b"\x20", "payload_size"),  # 32 + 54 payload bytes cover 86 of 87
+        (16, b"\x20", "payload_size"),  # 32 + 58 payload bytes cover 90 of 91
         (8, b"\x1c", "skeleton_size"),  # segment 0 of 28 bytes: skeleton would be 19 bytes
         (0, b"\x09", "restored_sha256"),  # a legal table that no longer matches the data
     ],
@@ -517,7 +517,51 @@ def test_round_trip_keeps_bit_patterns():
     skeleton, side, stats = sidecar.build_bundle(restored, [Segment(4, values.nbytes, "float32")])
     assert sidecar.restore(skeleton, side) == restored
     assert stats[0]["encoding"].startswith("CLUSTERED")
-    assert stats[0]["nonzeros"] == np.count_nonzero(values.view(np.uint32))
+    assert stats[0]["nonzeros"] == np.count_nonzero(values != 0)  # ±0.0 are zeros, NaN is not
+
+
+def test_negative_zero_background():
+    # tfmot writes pruned weights as -0.0: the sparse encoding still applies.
+    rng = np.random.default_rng(10)
+    values = _clustered(rng, 20_000, 0.1, 16)
+    values[values == 0] = -0.0
+    restored = values.tobytes()
+    skeleton, side, stats = sidecar.build_bundle(restored, [Segment(0, len(restored), "float32")])
+    s = stats[0]
+    assert s["encoding"] == "CLUSTERED_SPARSE" and s["codebook_entries"] == 16
+    assert s["nonzeros"] == s["index_count"] == np.count_nonzero(values)
+    assert s["payload_bytes"] < 0.05 * s["raw_bytes"]
+    assert sidecar.restore(skeleton, side) == restored
+    assert sidecar.inspect(side)["segments"][0]["nonzeros"] == s["nonzeros"]
+
+
+def test_per_channel_backgrounds_with_sign_flipped_zeros():
+    # BatchNorm folding with negative scales turns +0.0 into -0.0 in some channels.
+    rng = np.random.default_rng(11)
+    shared = _clustered(rng, 8 * 512, 0.1, 16).reshape(8, 512)
+    scales = np.array([1.5, -0.5, 2.0, -1.0, 0.75, -2.5, 1.0, -0.25], np.float32)[:, None]
+    kernel = (shared * scales).astype(np.float32)
+    assert np.signbit(kernel[1][kernel[1] == 0]).all() and not np.signbit(kernel[0][kernel[0] == 0]).any()
+    restored = kernel.tobytes()
+    skeleton, side, stats = sidecar.build_bundle(restored, [Segment(0, len(restored), "float32", channels=8)])
+    assert stats[0]["encoding"] == "CLUSTERED_SPARSE" and stats[0]["codebooks"] == 8
+    assert stats[0]["index_count"] == np.count_nonzero(kernel)
+    assert sidecar.restore(skeleton, side) == restored
+    info = sidecar.inspect(side)["segments"][0]
+    assert info["nonzeros"] == stats[0]["nonzeros"] == np.count_nonzero(kernel)
+
+
+def test_nonzero_background_fills_unemitted_elements():
+    # A layer dominated by one non-zero value, with an all-background channel.
+    values = np.full((4, 300), 0.5, np.float32)
+    values[0, ::7] = -1.0
+    values[2, 5] = 0.0
+    restored = b"xy" + values.tobytes()
+    segment = Segment(2, values.nbytes, "float32", channels=4)
+    skeleton, side, stats = sidecar.build_bundle(restored, [segment], encodings=["CLUSTERED_SPARSE"])
+    assert stats[0]["encoding"] == "CLUSTERED_SPARSE" and stats[0]["index_count"] == 44
+    assert sidecar.restore(skeleton, side) == restored
+    assert sidecar.inspect(side)["segments"][0]["nonzeros"] == 1199
 
 
 def test_sparse_round_trip_with_long_zero_runs():

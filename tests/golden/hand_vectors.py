@@ -39,8 +39,9 @@ PAYLOAD_DENSE = _h("""
     0a01                # indices.data
 """)
 
-# Segment 1, CLUSTERED_SPARSE with escape_run E = 3. Non-zeros at positions 2 and 7:
-# runs of 2 and 4 zeros -> gap symbols [3] and [0 (escape: 3 zeros), 2 (1 zero, non-zero)].
+# Segment 1, CLUSTERED_SPARSE with background +0.0 and escape_run E = 3. Non-zeros at
+# positions 2 and 7: runs of 2 and 4 zeros -> gap symbols [3] and [0 (escape: 3 zeros),
+# 2 (1 zero, then an emitted element)].
 # Gap code lengths sym0=2, sym2=2, sym3=2 -> sym0="00", sym2="01", sym3="10", reserved="11".
 # Gap bits: 10 00 01 -> b0..b5 = 1,0,0,0,0,1 -> 0x21. Indices [0, 1] with sym0="0",
 # sym1="10": bits 0,1,0 -> 0x02. Codebook ordered by use, ties by bit pattern: 2.0, -1.0.
@@ -49,6 +50,7 @@ PAYLOAD_SPARSE = _h("""
     0200                # entry_count[0] = 2
     00000040            # entry 0 = 2.0
     000080bf            # entry 1 = -1.0
+    00000000            # background of codebook 0 = +0.0
     03                  # escape_run = 3
     0300000000000000    # gaps.count = 3
     0600000000000000    # gaps.nbits = 6
@@ -70,13 +72,13 @@ HEADER = _h("""
     02000000            # 12  segment_count = 2
     30000000            # 16  entry_size = 48
     0b000000            # 20  names_size = 11 ("dense" + "sparse")
-    5700000000000000    # 24  payload_size = 87 (33 + 54)
+    5b00000000000000    # 24  payload_size = 91 (33 + 58)
     4f00000000000000    # 32  restored_size = 79
     0f00000000000000    # 40  skeleton_size = 15
     38b1cf2399cb903a9478558c0a3ec0db1e1ea3aff9612d47fecefdeb45609ca4  # 48 restored_sha256
     325cb1d3c76a36d35cde37456aa2cecd55d7ba36683a49207abf5abe761d1293  # 80 skeleton_sha256
-    cba31c9e            # 112 table_crc32 = 0x9e1ca3cb
-    eca4871a            # 116 header_crc32 = 0x1a87a4ec (CRC-32 of bytes 0..115)
+    666444a6            # 112 table_crc32 = 0xa6446466
+    7f1fbfab            # 116 header_crc32 = 0xabbf1f7f (CRC-32 of bytes 0..115)
 """)
 
 TABLE = _h("""
@@ -92,8 +94,8 @@ TABLE = _h("""
     000000000000        # segment[0].reserved
     2c00000000000000    # segment[1].offset = 44
     2000000000000000    # segment[1].size = 32
-    3600000000000000    # segment[1].payload_size = 54
-    5bf39b23            # segment[1].payload_crc32 = 0x239bf35b
+    3a00000000000000    # segment[1].payload_size = 58
+    8dbd8210            # segment[1].payload_crc32 = 0x1082bd8d
     01000000            # segment[1].channels = 1
     05000000            # segment[1].name_offset = 5
     06000000            # segment[1].name_size = 6

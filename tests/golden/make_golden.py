@@ -130,6 +130,22 @@ def case_float16(rng):
     return f, ["CLUSTERED_SPARSE", "CLUSTERED_DENSE"]
 
 
+def case_background(rng):
+    # Sparse layers whose pruned weights are not +0.0: tfmot writes -0.0, and BatchNorm
+    # folding with a negative scale flips the sign of zero in some channels.
+    f = _File(rng)
+    f.skeleton(24)
+    kernel = _clustered(rng, 3000, 0.1, np.linspace(-0.4, 0.4, 16) + 0.01)
+    kernel[kernel == 0] = -0.0
+    f.segment(kernel, "tfmot/kernel")
+    f.skeleton(8)
+    shared = _clustered(rng, 8 * 400, 0.12, [-1.0, -0.5, 0.5, 1.0, 2.0]).reshape(8, 400)
+    scales = np.array([1.5, -0.5, 2.0, -1.0, 0.75, -2.5, 1.0, -0.25], np.float32)[:, None]
+    f.segment((shared * scales).astype(np.float32), "conv_bn/kernel", channels=8)
+    f.skeleton(4)
+    return f, ["CLUSTERED_SPARSE", "CLUSTERED_SPARSE"]
+
+
 def case_mixed(rng):
     # The inline layout: many buffers with small gaps, assorted element types.
     f = _File(rng)
@@ -158,6 +174,7 @@ CASES = {
     "per_channel": case_per_channel,
     "float16": case_float16,
     "mixed": case_mixed,
+    "background": case_background,
 }
 
 

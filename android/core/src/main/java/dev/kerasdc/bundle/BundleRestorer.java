@@ -92,7 +92,7 @@ public final class BundleRestorer {
   public byte[] restore(byte[] skeleton, byte[] sidecar) throws BundleFormatException {
     Sidecar parsed = check(skeleton, sidecar);
     byte[] restored = new byte[(int) parsed.getRestoredSize()];
-    decode(parsed, skeleton, new Output.ToArray(restored, 0));
+    decode(parsed, skeleton, new Output.ToArray(restored, 0, true));
     return restored;
   }
 
@@ -106,7 +106,7 @@ public final class BundleRestorer {
     Sidecar parsed = check(skeleton, sidecar);
     ByteBuffer restored =
         ByteBuffer.allocateDirect((int) parsed.getRestoredSize()).order(ByteOrder.nativeOrder());
-    decode(parsed, skeleton, new Output.ToBuffer(restored));
+    decode(parsed, skeleton, new Output.ToBuffer(restored, true));
     return restored;
   }
 
@@ -125,7 +125,7 @@ public final class BundleRestorer {
           "the target buffer has " + target.remaining() + " bytes remaining; the bundle restores "
               + parsed.getRestoredSize());
     }
-    decode(parsed, skeleton, new Output.ToBuffer(target));
+    decode(parsed, skeleton, new Output.ToBuffer(target, false));
     target.position(target.position() + (int) parsed.getRestoredSize());
   }
 

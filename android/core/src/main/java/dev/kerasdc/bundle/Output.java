@@ -46,8 +46,26 @@ abstract class Output {
     written += length;
   }
 
+  /** Zero runs at least this long bypass the staging buffer. */
+  private static final int LONG_RUN = 4096;
+
+  private static final byte[] ZEROS = new byte[CHUNK];
+
   /** Writes {@code count} zero bytes. */
   final void zeros(long count) {
+    if (count >= LONG_RUN) {
+      // Long runs (pruned weights): hash them from a shared zero buffer and let the target skip
+      // them where it is known to hold zeros already.
+      flush();
+      while (count > 0) {
+        int n = (int) Math.min(count, CHUNK);
+        digest.update(ZEROS, 0, n);
+        emitZeros(n);
+        written += n;
+        count -= n;
+      }
+      return;
+    }
     while (count > 0) {
       if (fill == CHUNK) {
         flush();
@@ -56,6 +74,28 @@ abstract class Output {
       java.util.Arrays.fill(chunk, fill, fill + n, (byte) 0);
       fill += n;
       count -= n;
+    }
+  }
+
+  /**
+   * Writes {@code count} copies of the {@code esize}-byte pattern at {@code src[offset]}. The
+   * staged length must be a multiple of {@code esize} (true within one segment).
+   */
+  final void repeat(byte[] src, int offset, int esize, long count) {
+    long bytes = count * esize;
+    while (bytes > 0) {
+      if (fill == CHUNK) {
+        flush();
+      }
+      int n = (int) Math.min(bytes, CHUNK - fill);
+      System.arraycopy(src, offset, chunk, fill, esize);
+      for (int done = esize; done < n; ) { // doubling copies keep the pattern's phase
+        int k = Math.min(done, n - done);
+        System.arraycopy(chunk, fill, chunk, fill + done, k);
+        done += k;
+      }
+      fill += n;
+      bytes -= n;
     }
   }
 
@@ -81,14 +121,24 @@ abstract class Output {
 
   abstract void emit(byte[] src, int offset, int length);
 
+  /** Writes {@code length <= CHUNK} zero bytes. */
+  void emitZeros(int length) {
+    emit(ZEROS, 0, length);
+  }
+
   /** Writes into a byte array from a start index. */
   static final class ToArray extends Output {
     private final byte[] target;
+    private final boolean zeroed;
     private int position;
 
-    ToArray(byte[] target, int start) {
+    /**
+     * @param zeroed whether the target is known to hold zeros from {@code start} on (a new array)
+     */
+    ToArray(byte[] target, int start, boolean zeroed) {
       this.target = target;
       this.position = start;
+      this.zeroed = zeroed;
     }
 
     @Override
@@ -96,19 +146,40 @@ abstract class Output {
       System.arraycopy(src, offset, target, position, length);
       position += length;
     }
+
+    @Override
+    void emitZeros(int length) {
+      if (zeroed) {
+        position += length;
+      } else {
+        super.emitZeros(length);
+      }
+    }
   }
 
   /** Writes into a ByteBuffer (heap or direct) from its position, advancing a duplicate. */
   static final class ToBuffer extends Output {
     private final ByteBuffer target;
+    private final boolean zeroed;
 
-    ToBuffer(ByteBuffer target) {
+    /** @param zeroed whether the target is known to hold zeros from its position on */
+    ToBuffer(ByteBuffer target, boolean zeroed) {
       this.target = target.duplicate();
+      this.zeroed = zeroed;
     }
 
     @Override
     void emit(byte[] src, int offset, int length) {
       target.put(src, offset, length);
+    }
+
+    @Override
+    void emitZeros(int length) {
+      if (zeroed) {
+        target.position(target.position() + length);
+      } else {
+        super.emitZeros(length);
+      }
     }
   }
 

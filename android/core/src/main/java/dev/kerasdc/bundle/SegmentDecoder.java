@@ -9,6 +9,9 @@ final class SegmentDecoder {
 
   /** Decodes {@code segment}, whose payload CRC has been checked, writing exactly its size. */
   static void decode(byte[] b, Segment segment, Output out) throws BundleFormatException {
+    // Start each segment with an empty staging buffer: within a segment every write is a
+    // multiple of the element size, so an element never straddles the end of the buffer.
+    out.flush();
     switch (segment.getEncoding()) {
       case Segment.RAW:
         decodeRaw(b, segment, out);
@@ -167,7 +170,10 @@ final class SegmentDecoder {
       return;
     }
 
-    // CLUSTERED_SPARSE (7.4).
+    // CLUSTERED_SPARSE (7.4): one background value per codebook, then the streams.
+    require(p, books * esize, end, f + ".background");
+    int backgrounds = p;
+    p += books * esize;
     require(p, 1, end, f + ".escape_run");
     int escapeRun = LittleEndian.u8(b, p);
     if (escapeRun == 0) {
@@ -181,18 +187,69 @@ final class SegmentDecoder {
       throw new BundleFormatException(
           gaps.end,
           f + ".indices.count",
-          indices.count + " non-zero elements in a segment of " + elements + " elements");
+          indices.count + " emitted elements in a segment of " + elements + " elements");
     }
+    Background background = new Background(b, backgrounds, books, esize, perBook, out);
     long written = 0;
     if (gaps.count > 0) {
       written =
           decodeSparse(
-              b, gaps, indices, escapeRun, elements, perBook, entryCounts, bases, esize, out, f);
+              b, gaps, indices, escapeRun, elements, perBook, entryCounts, bases, esize, out,
+              background, f);
     } else if (indices.count > 0) {
       throw new BundleFormatException(
           gaps.end, f + ".indices.count", indices.count + " indices but no gap symbols");
     }
-    out.zeros((elements - written) * esize);
+    background.fill(written, elements);
+  }
+
+  /**
+   * Writes the background value of each element's codebook over ranges of elements, which come
+   * in increasing order.
+   */
+  private static final class Background {
+    private final byte[] b;
+    private final int offset;
+    private final int esize;
+    private final long perBook;
+    private final Output out;
+    private final boolean[] zero;
+    private int book;
+    private long bookEnd;
+
+    Background(byte[] b, int offset, int books, int esize, long perBook, Output out) {
+      this.b = b;
+      this.offset = offset;
+      this.esize = esize;
+      this.perBook = perBook;
+      this.out = out;
+      this.zero = new boolean[books];
+      for (int c = 0; c < books; c++) {
+        boolean z = true;
+        for (int j = 0; j < esize; j++) {
+          z &= b[offset + c * esize + j] == 0;
+        }
+        zero[c] = z;
+      }
+      this.bookEnd = perBook;
+    }
+
+    /** Elements [from, to), split where the codebook (channel) changes. */
+    void fill(long from, long to) {
+      while (from < to) {
+        while (from >= bookEnd) {
+          book++;
+          bookEnd += perBook;
+        }
+        long stop = Math.min(to, bookEnd);
+        if (zero[book]) {
+          out.zeros((stop - from) * esize);
+        } else {
+          out.repeat(b, offset + book * esize, esize, stop - from);
+        }
+        from = stop;
+      }
+    }
   }
 
   private static void decodeDense(
@@ -206,36 +263,35 @@ final class SegmentDecoder {
       Output out,
       String f)
       throws BundleFormatException {
+    // elements <= 2^31 - 1 (the restored size limit), so int counters suffice.
     byte[] chunk = out.chunk;
-    int book = 0;
-    long left = perBook;
-    int entryCount = entryCounts[0];
-    int base = bases[0];
-    for (long p = 0; p < elements; p++) {
-      if (left == 0) {
-        book++;
-        left = perBook;
-        entryCount = entryCounts[book];
-        base = bases[book];
-      }
-      left--;
-      int k = indices.next();
-      if (k >= entryCount) {
-        throw badIndex(indices, f, k, book, entryCount);
-      }
-      if (out.fill == Output.CHUNK) {
-        out.flush();
-      }
-      int src = base + k * esize;
+    int perBookInt = (int) perBook;
+    for (int book = 0, done = 0; done < elements; book++) {
+      int entryCount = entryCounts[book];
+      int base = bases[book];
       int dst = out.fill;
-      for (int j = 0; j < esize; j++) {
-        chunk[dst + j] = b[src + j];
+      for (int left = perBookInt; left > 0; left--) {
+        int k = indices.next();
+        if (k >= entryCount) {
+          throw badIndex(indices, f, k, book, entryCount);
+        }
+        if (dst == Output.CHUNK) {
+          out.fill = dst;
+          out.flush();
+          dst = 0;
+        }
+        int src = base + k * esize;
+        for (int j = 0; j < esize; j++) {
+          chunk[dst + j] = b[src + j];
+        }
+        dst += esize;
       }
-      out.fill = dst + esize;
+      out.fill = dst;
+      done += perBookInt;
     }
   }
 
-  /** Returns the number of elements written (up to and including the last non-zero one). */
+  /** Returns the number of elements written (up to and including the last emitted one). */
   private static long decodeSparse(
       byte[] b,
       HuffmanStream gapStream,
@@ -247,6 +303,7 @@ final class SegmentDecoder {
       int[] bases,
       int esize,
       Output out,
+      Background background,
       String f)
       throws BundleFormatException {
     HuffmanDecoder gaps = gapStream.decoder(b);
@@ -255,7 +312,7 @@ final class SegmentDecoder {
     byte[] chunk = out.chunk;
     long position = 0;
     long written = 0;
-    long nonZero = 0;
+    long emitted = 0;
     int book = 0;
     long bookEnd = perBook;
     int symbol = 0;
@@ -275,16 +332,16 @@ final class SegmentDecoder {
         throw new BundleFormatException(
             at,
             f + ".gaps.data",
-            "non-zero position " + position + " is outside the segment's " + elements
+            "emitted position " + position + " is outside the segment's " + elements
                 + " elements");
       }
-      if (nonZero == indexStream.count) {
+      if (emitted == indexStream.count) {
         throw new BundleFormatException(
             indexOffset,
             f + ".indices.count",
-            "more non-zero positions than indices.count = " + indexStream.count);
+            "more emitted positions than indices.count = " + indexStream.count);
       }
-      out.zeros((position - written) * esize);
+      background.fill(written, position);
       while (position >= bookEnd) {
         book++;
         bookEnd += perBook;
@@ -304,18 +361,18 @@ final class SegmentDecoder {
       out.fill = dst + esize;
       position++;
       written = position;
-      nonZero++;
+      emitted++;
     }
     if (symbol == 0) {
       throw new BundleFormatException(
           gaps.byteOffset(), f + ".gaps.data", "the last gap symbol is an escape");
     }
     gapStream.finish(gaps);
-    if (nonZero != indexStream.count) {
+    if (emitted != indexStream.count) {
       throw new BundleFormatException(
           indexOffset,
           f + ".indices.count",
-          indexStream.count + " indices but " + nonZero + " non-zero positions in the gaps");
+          indexStream.count + " indices but " + emitted + " emitted positions in the gaps");
     }
     if (indices != null) {
       indexStream.finish(indices);

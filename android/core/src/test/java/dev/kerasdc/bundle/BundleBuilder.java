@@ -291,34 +291,56 @@ final class BundleBuilder {
   /**
    * Clusters the elements of {@code raw} (esize bytes each) into per-book codebooks and returns a
    * CLUSTERED_DENSE or CLUSTERED_SPARSE payload, or null if a codebook would exceed 256 entries.
+   * A sparse payload's background is each book's most frequent value (ties: the smallest bit
+   * pattern, as unsigned), which is left out of the codebook.
    */
   static byte[] clustered(byte[] raw, int esize, int books, boolean sparse, int escapeRun) {
     int elements = raw.length / esize;
     int perBook = books == 0 ? 0 : elements / books;
+    long[] values = new long[elements];
+    for (int p = 0; p < elements; p++) {
+      for (int j = 0; j < esize; j++) {
+        values[p] |= (raw[p * esize + j] & 0xFFL) << (8 * j);
+      }
+    }
+    long[] background = new long[books];
+    if (sparse) {
+      for (int c = 0; c < books; c++) {
+        java.util.Map<Long, Integer> counts = new java.util.HashMap<Long, Integer>();
+        for (int p = c * perBook; p < (c + 1) * perBook; p++) {
+          Integer n = counts.get(values[p]);
+          counts.put(values[p], n == null ? 1 : n + 1);
+        }
+        int best = -1;
+        for (java.util.Map.Entry<Long, Integer> e : counts.entrySet()) {
+          if (e.getValue() > best
+              || (e.getValue() == best && Long.compareUnsigned(e.getKey(), background[c]) < 0)) {
+            best = e.getValue();
+            background[c] = e.getKey();
+          }
+        }
+      }
+    }
     List<List<Long>> bookValues = new ArrayList<List<Long>>();
     for (int c = 0; c < books; c++) {
       bookValues.add(new ArrayList<Long>());
     }
     int[] symbols = new int[elements];
-    boolean[] nonZero = new boolean[elements];
-    int nonZeros = 0;
+    boolean[] emitted = new boolean[elements];
+    int count = 0;
     for (int p = 0; p < elements; p++) {
-      long v = 0;
-      for (int j = 0; j < esize; j++) {
-        v |= (raw[p * esize + j] & 0xFFL) << (8 * j);
-      }
-      nonZero[p] = v != 0;
-      if (sparse && v == 0) {
+      int c = p / perBook;
+      if (sparse && values[p] == background[c]) {
         continue;
       }
-      nonZeros++;
-      List<Long> book = bookValues.get(p / perBook);
-      int k = book.indexOf(v);
+      emitted[p] = true;
+      List<Long> book = bookValues.get(c);
+      int k = book.indexOf(values[p]);
       if (k < 0) {
-        book.add(v);
+        book.add(values[p]);
         k = book.size() - 1;
       }
-      symbols[p] = k;
+      symbols[count++] = k;
     }
     int[] counts = new int[books];
     ByteArrayOutputStream entries = new ByteArrayOutputStream();
@@ -338,12 +360,16 @@ final class BundleBuilder {
     if (!sparse) {
       return concat(head, stream(symbols));
     }
-    int[] indices = new int[nonZeros];
+    ByteArrayOutputStream backgrounds = new ByteArrayOutputStream();
+    for (int c = 0; c < books; c++) {
+      for (int j = 0; j < esize; j++) {
+        backgrounds.write((int) (background[c] >>> (8 * j)));
+      }
+    }
     List<Integer> gaps = new ArrayList<Integer>();
     int run = 0;
-    int n = 0;
     for (int p = 0; p < elements; p++) {
-      if (!nonZero[p]) {
+      if (!emitted[p]) {
         run++;
         continue;
       }
@@ -352,13 +378,17 @@ final class BundleBuilder {
       }
       gaps.add(run + 1);
       run = 0;
-      indices[n++] = symbols[p];
     }
     int[] g = new int[gaps.size()];
     for (int i = 0; i < g.length; i++) {
       g[i] = gaps.get(i);
     }
-    return concat(head, new byte[] {(byte) escapeRun}, stream(g), stream(indices));
+    return concat(
+        head,
+        backgrounds.toByteArray(),
+        new byte[] {(byte) escapeRun},
+        stream(g),
+        stream(Arrays.copyOf(symbols, count)));
   }
 
   static byte[] bytes(int... values) {

@@ -130,7 +130,7 @@ final class GoldenTest {
     assertEquals(120, s.getHeaderSize());
     assertEquals(48, s.getEntrySize());
     assertEquals(11, s.getNamesSize());
-    assertEquals(87, s.getPayloadSize());
+    assertEquals(91, s.getPayloadSize());
     assertEquals(79, s.getRestoredSize());
     assertEquals(15, s.getSkeletonSize());
     assertEquals(
@@ -146,7 +146,7 @@ final class GoldenTest {
     assertEquals("CLUSTERED_DENSE", dense.getEncodingName());
     assertEquals("sparse", sparse.getName());
     assertEquals(44, sparse.getOffset());
-    assertEquals(54, sparse.getPayloadSize());
+    assertEquals(58, sparse.getPayloadSize());
     assertEquals("CLUSTERED_SPARSE", sparse.getEncodingName());
     assertEquals("float32", sparse.getDtypeName());
   }

@@ -120,8 +120,8 @@ final class LimitsTest {
   void hugeRestoredFileIsNotAllocatedBeforeTheLimitAndSkeletonChecks() {
     // A valid all-zero sparse segment of 8 bytes, then declared as 1 GiB.
     byte[] empty = BundleBuilder.stream(new int[0]);
-    byte[] payload = concat(BundleBuilder.codebooks(new int[] {0}, new byte[0]), new byte[] {1},
-        empty, empty);
+    byte[] payload = concat(BundleBuilder.codebooks(new int[] {0}, new byte[0]), new byte[4],
+        new byte[] {1}, empty, empty);
     byte[] head = {1, 2, 3};
     byte[][] b =
         new BundleBuilder(concat(head, new byte[8]))

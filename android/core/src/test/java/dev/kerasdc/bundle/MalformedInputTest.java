@@ -476,47 +476,78 @@ final class MalformedInputTest {
 
   @Test
   void sparseRules() throws Exception {
-    // 10 float32 elements, non-zero at 2 (0.5) and 9 (-2); escape_run 3.
+    // 10 float32 elements, background +0.0, emitted at 2 (0.5) and 9 (-2); escape_run 3.
     float[] v = new float[10];
     v[2] = 0.5f;
     v[9] = -2f;
     byte[] data = floats(v);
-    // Gaps: run 2 -> symbol 3; run 6 -> escape (3 zeros), escape, symbol 1.
+    // Gaps: run 2 -> symbol 3; run 6 -> escape (3 elements), escape, symbol 1.
     int[] gaps = {3, 0, 0, 1};
     int[] idx = {0, 1};
-    byte[] good = concat(DENSE_BOOK, new byte[] {3}, stream(gaps), stream(idx));
+    byte[] zero = new byte[4];
+    byte[] good = concat(DENSE_BOOK, zero, new byte[] {3}, stream(gaps), stream(idx));
     singleRestores(data, 1, 1, Segment.CLUSTERED_SPARSE, good);
     String f = "segment[0].";
-    int escapeAt = PAYLOAD + DENSE_BOOK.length;
+    int backgroundAt = PAYLOAD + DENSE_BOOK.length;
+    int escapeAt = backgroundAt + 4;
     int gapsAt = escapeAt + 1;
     int indicesAt = gapsAt + stream(gaps).length;
+    // The background truncated.
+    singleRejects(f + "background", backgroundAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, new byte[3]));
     // escape_run 0.
-    byte[] p = copy(good);
-    p[DENSE_BOOK.length] = 0;
+    byte[] p = concat(DENSE_BOOK, zero, new byte[] {0}, stream(gaps), stream(idx));
     singleRejects(f + "escape_run", escapeAt, data, 1, 1, Segment.CLUSTERED_SPARSE, p);
-    // Gap alphabet above escape_run + 1 (spec 7.4; the Python reader does not check this).
-    p = concat(DENSE_BOOK, new byte[] {2}, stream(gaps), stream(idx));
+    // Gap alphabet above escape_run + 1, checked at the stream header.
+    p = concat(DENSE_BOOK, zero, new byte[] {2}, stream(gaps), stream(idx));
     singleRejects(f + "gaps.alphabet", gapsAt + 16, data, 1, 1, Segment.CLUSTERED_SPARSE, p);
-    // A non-zero position beyond the segment: run 9 before the last element.
+    // An emitted position beyond the segment: a run of 9 before the last element.
     int[] far = {3, 0, 0, 0, 1};
     singleRejects(f + "gaps.data", gapsAt + 18 + 2 + 1, data, 1, 1, Segment.CLUSTERED_SPARSE,
-        concat(DENSE_BOOK, new byte[] {3}, stream(far), stream(idx)));
+        concat(DENSE_BOOK, zero, new byte[] {3}, stream(far), stream(idx)));
     // The last gap symbol must not be an escape.
     int[] trailing = {3, 0, 0, 1, 0};
-    byte[] t = stream(trailing);
     singleRejects(f + "gaps.data", gapsAt + 18 + 2 + 1, data, 1, 1, Segment.CLUSTERED_SPARSE,
-        concat(DENSE_BOOK, new byte[] {3}, t, stream(idx)));
-    // More indices than non-zero positions, and fewer.
+        concat(DENSE_BOOK, zero, new byte[] {3}, stream(trailing), stream(idx)));
+    // More indices than emitted positions, and fewer.
     singleRejects(f + "indices.count", indicesAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
-        concat(DENSE_BOOK, new byte[] {3}, stream(gaps), stream(new int[] {0, 1, 1})));
+        concat(DENSE_BOOK, zero, new byte[] {3}, stream(gaps), stream(new int[] {0, 1, 1})));
     singleRejects(f + "indices.count", indicesAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
-        concat(DENSE_BOOK, new byte[] {3}, stream(gaps), stream(new int[] {0})));
+        concat(DENSE_BOOK, zero, new byte[] {3}, stream(gaps), stream(new int[] {0})));
     // No gaps but indices.
     singleRejects(f + "indices.count", gapsAt + 18, data, 1, 1, Segment.CLUSTERED_SPARSE,
-        concat(DENSE_BOOK, new byte[] {3}, stream(new int[0]), stream(idx)));
-    // An all-zero segment: both streams empty.
+        concat(DENSE_BOOK, zero, new byte[] {3}, stream(new int[0]), stream(idx)));
+    // An all-background segment: both streams empty.
     singleRestores(new byte[40], 1, 1, Segment.CLUSTERED_SPARSE,
-        concat(DENSE_BOOK, new byte[] {3}, stream(new int[0]), stream(new int[0])));
+        concat(DENSE_BOOK, zero, new byte[] {3}, stream(new int[0]), stream(new int[0])));
+    // A non-zero background: -0.0 everywhere but the emitted elements.
+    float[] w = new float[10];
+    java.util.Arrays.fill(w, -0.0f);
+    w[2] = 0.5f;
+    w[9] = -2f;
+    singleRestores(floats(w), 1, 1, Segment.CLUSTERED_SPARSE,
+        concat(DENSE_BOOK, floats(-0.0f), new byte[] {3}, stream(gaps), stream(idx)));
+  }
+
+  @Test
+  void backgroundPerChannel() throws Exception {
+    // 3 channels of 5 float32 elements; backgrounds +0.0, -0.0 and 1.0 (runs cross channels).
+    float[] v = {0, 0, 3, 0, 0, -0.0f, -0.0f, -0.0f, -0.0f, 4, 1, 1, 1, 1, 1};
+    byte[] data = floats(v);
+    byte[] books =
+        BundleBuilder.codebooks(new int[] {1, 1, 0}, floats(3f, 4f));
+    byte[] backgrounds = floats(0f, -0.0f, 1f);
+    // Emitted: 2 (channel 0) and 9 (channel 1); runs 2 and 6; escape_run 4.
+    int[] gaps = {3, 0, 3};
+    byte[] payload =
+        concat(books, backgrounds, new byte[] {4}, stream(gaps), stream(new int[] {0, 0}));
+    singleRestores(data, 1, 3, Segment.CLUSTERED_SPARSE, payload);
+    // The builder's encoder picks the same backgrounds.
+    singleRestores(data, 1, 3, Segment.CLUSTERED_SPARSE,
+        BundleBuilder.clustered(data, 4, 3, true, 4));
+    // Three codebooks need three backgrounds: two are too few.
+    singleRejects("segment[0].background", PAYLOAD + books.length, data, 1, 3,
+        Segment.CLUSTERED_SPARSE, concat(books, floats(0f, -0.0f)));
   }
 
   @Test

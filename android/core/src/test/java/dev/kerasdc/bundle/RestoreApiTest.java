@@ -168,6 +168,32 @@ final class RestoreApiTest {
   }
 
   @Test
+  void adjacentSegmentsOfOtherElementSizesShareTheStagingBuffer() throws Exception {
+    // A ZLIB segment of 65535 bytes leaves the staging buffer one byte short of full; the next
+    // segment (float32, no gap in between) must not write an element across its end.
+    byte[] first = new byte[65535];
+    for (int i = 0; i < first.length; i++) {
+      first[i] = (byte) (i % 3);
+    }
+    ByteBuffer second = ByteBuffer.allocate(4 * 5000).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 5000; i++) {
+      second.putFloat(i % 4 == 0 ? 0f : 1.5f);
+    }
+    byte[] restored = BundleBuilder.concat(first, second.array());
+    for (int encoding : new int[] {Segment.CLUSTERED_DENSE, Segment.CLUSTERED_SPARSE}) {
+      byte[][] built =
+          new BundleBuilder(restored)
+              .add(new BundleBuilder.Seg(0, first.length, 0, 1, Segment.ZLIB,
+                  BundleBuilder.zlib(first, 1)))
+              .add(new BundleBuilder.Seg(first.length, second.capacity(), 1, 1, encoding,
+                  BundleBuilder.clustered(second.array(), 4, 1,
+                      encoding == Segment.CLUSTERED_SPARSE, 7)))
+              .build();
+      assertArrayEquals(restored, restorer.restore(built[0], built[1]));
+    }
+  }
+
+  @Test
   void limitIsValidated() {
     assertThrows(IllegalArgumentException.class, () -> new BundleRestorer(-1));
     assertEquals(Integer.MAX_VALUE, new BundleRestorer(Long.MAX_VALUE).getMaxRestoredSize());
