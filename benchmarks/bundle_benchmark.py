@@ -128,6 +128,21 @@ def machine_info():
     }
 
 
+def source_fingerprint():
+    """SHA-256 (12 hex digits) of the library sources on disk: other engineers edit them while
+    benchmarks run, and the child processes of section 3 import them again later."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for package in ("converters", "keras_dc"):
+        folder = os.path.join(_ROOT, package)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(name.encode() + f.read())
+    return digest.hexdigest()[:12]
+
+
 def gzip9(data):
     return gzip.compress(data, compresslevel=9, mtime=0)
 
@@ -166,12 +181,13 @@ def time_interleaved(funcs, repeats):
     return times
 
 
-def restore_vs_zlib(skeleton, sidecar, dense_tflite, repeats):
+def restore_vs_zlib(skeleton, sidecar, dense_tflite, repeats, restored_gz=None):
     """Python restore vs zlib.decompress of gzip -9 (dense and clustered .tflite), one process."""
     from converters import sidecar as sidecar_lib
 
     restored = sidecar_lib.restore(skeleton, sidecar)
-    dense_gz, restored_gz = gzip9(dense_tflite), gzip9(restored)
+    dense_gz = gzip9(dense_tflite)
+    restored_gz = restored_gz or gzip9(restored)
     if zlib.decompress(dense_gz, wbits=31) != dense_tflite or zlib.decompress(restored_gz, wbits=31) != restored:
         raise RuntimeError("gzip round trip failed")
     funcs = {
@@ -376,7 +392,7 @@ def _reset_peak_rss():
 
 def worker(kind, directory):
     """Runs in a child: one conversion of the large model; writes worker_<kind>.json."""
-    out = {"kind": kind, "step": "import", "ok": False}
+    out = {"kind": kind, "step": "import", "ok": False, "source": source_fingerprint()}
     path = os.path.join(directory, f"worker_{kind}.json")
 
     def save():
@@ -423,10 +439,21 @@ def worker(kind, directory):
             # time them alone so the "other" part of the wall time can be explained.
             out["step"] = "codec timing"
             restored = converters.restore(os.path.join(directory, "bundle"))
+            # How informative convert's max |LiteRT - Keras| is: a random-init ResNet's softmax
+            # outputs can be one-hot for every random input, and then both sides agree exactly.
+            from converters import bundle as bundle_lib
+
+            outputs = bundle_lib.run_litert(restored, bundle_lib.sample_inputs_for(restored, 8, 0))
+            first = np.concatenate([np.ravel(batch[0]) for batch in outputs])
+            out["verification_outputs"] = {"min": float(first.min()), "max": float(first.max()),
+                                           "distinct": int(np.unique(first).size), "count": int(first.size)}
             for name, fn in (("gzip9", gzip9), ("zstd19", zstd19)):
                 t0 = time.perf_counter()
-                fn(restored)
+                packed = fn(restored)
                 out[f"{name}_of_restored_s"] = time.perf_counter() - t0
+                if name == "gzip9":  # the parent times its decompression (saves compressing twice)
+                    with open(os.path.join(directory, "restored.tflite.gz"), "wb") as f:
+                        f.write(packed)
         out["step"] = "done"
         out["ok"] = True
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which says where it failed
@@ -470,72 +497,95 @@ def run_worker(kind, directory):
 
 
 def large_section(work):
+    """Section 3. On a failure, returns what was measured so far with the step that failed."""
+    out = {"failed_step": None}
+    try:
+        _large_steps(work, out)
+    except Exception as exc:  # noqa: BLE001 - a failure of section 3 is a result to report
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        out["traceback"] = traceback.format_exc()
+        print(f"   FAILED at step {out['step']!r}: {out['error']}", flush=True)
+        out["failed_step"] = out["step"]
+    return out
+
+
+def _large_steps(work, out):
     import keras
 
     import keras_dc
     from keras_dc import schedules
 
+    out["step"] = "build the model"
     directory = os.path.join(work, "large")
     os.makedirs(directory, exist_ok=True)
     steps, batch = (1, 4) if _SMOKE.value else (_LARGE_STEPS.value, _LARGE_BATCH.value)
     keras.utils.set_random_seed(0)
-    stage_s = {}
+    out["stage_seconds"] = stage_s = {}
     t0 = time.perf_counter()
     model = build_large(keras)
     stage_s["build"] = time.perf_counter() - t0
-    params = int(model.count_params())
-    param_bytes = int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
-    print(f"-- large: {model.name}, {params:,} parameters ({param_bytes / MB:.1f} MB), {steps} steps "
+    out.update(model=model.name, params=int(model.count_params()), steps=steps, batch=batch,
+               sparsity=_LARGE_SPARSITY.value,
+               param_bytes=int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights)))
+    print(f"-- large: {model.name}, {out['params']:,} parameters ({out['param_bytes'] / MB:.1f} MB), {steps} steps "
           f"of batch {batch} per stage, random data", flush=True)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(steps * batch, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, size=(steps * batch,))
     model.compile(keras.optimizers.SGD(1e-3, momentum=0.9),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=False))
+    out["step"] = "save the dense model"
     t0 = time.perf_counter()
     model.save(os.path.join(directory, "dense.keras"))  # the baseline of (a): before keras-dc
     stage_s["save_dense"] = time.perf_counter() - t0
 
+    out["step"] = "fit with MagnitudePruning"
     pruning = keras_dc.MagnitudePruning(_LARGE_SPARSITY.value, schedule=schedules.OneShot(), verbose=0)
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[pruning])
     stage_s["prune_fit"] = time.perf_counter() - t0
+    out["selected_pruning"] = len(pruning.selected)
     print(f"   pruning fit: {stage_s['prune_fit']:.1f} s ({len(pruning.selected)} variables)", flush=True)
+    out["step"] = "fit with WeightClustering"
     clustering = keras_dc.WeightClustering(verbose=0)
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[clustering])
     stage_s["cluster_fit"] = time.perf_counter() - t0
+    out["selected_clustering"] = len(clustering.selected)
     print(f"   clustering fit: {stage_s['cluster_fit']:.1f} s ({len(clustering.selected)} variables)", flush=True)
+    out["step"] = "save the compressed model"
     t0 = time.perf_counter()
     model.save(os.path.join(directory, "compressed.keras"))
     stage_s["save_compressed"] = time.perf_counter() - t0
-    name = model.name
     del model
     gc.collect()
 
-    out = {"model": name, "params": params, "param_bytes": param_bytes, "steps": steps, "batch": batch,
-           "sparsity": _LARGE_SPARSITY.value, "stage_seconds": stage_s,
-           "selected_pruning": len(pruning.selected), "selected_clustering": len(clustering.selected)}
     # The bundle child first: RUSAGE_CHILDREN's high-water mark then covers it alone.
+    out["step"] = "conversion child (converters.convert)"
     out["bundle_worker"] = bundle = run_worker("bundle", directory)
     if not bundle.get("ok"):
-        print(f"   FAILED at step {bundle.get('step')!r}: {bundle.get('error', 'see log')}", flush=True)
-        return out
+        raise RuntimeError(f"the child failed at its step {bundle.get('step')!r}: {bundle.get('error', 'see its log')}")
     print(f"   conversion child: {bundle['child_wall_s']:.1f} s wall, convert {bundle['convert_wall_s']:.1f} s", flush=True)
+    out["step"] = "dense .tflite child (converters.tflite.convert of the model before pruning)"
     out["dense_worker"] = dense = run_worker("dense_tflite", directory)
     if not dense.get("ok"):
-        print(f"   FAILED (dense .tflite) at step {dense.get('step')!r}: {dense.get('error', 'see log')}", flush=True)
-        return out
+        raise RuntimeError(f"the child failed at its step {dense.get('step')!r}: {dense.get('error', 'see its log')}")
     import converters
 
+    out["step"] = "restore speed"
     skeleton, sidecar = converters.load_bundle(os.path.join(directory, "bundle"))
     with open(os.path.join(directory, "dense.tflite"), "rb") as f:
         dense_tflite = f.read()
+    gz_path = os.path.join(directory, "restored.tflite.gz")
+    restored_gz = None
+    if os.path.exists(gz_path):
+        with open(gz_path, "rb") as f:
+            restored_gz = f.read()
     out["dense_tflite_bytes"] = len(dense_tflite)
-    out["dense_tflite_gzip9_bytes"] = len(gzip9(dense_tflite))
     print(f"-- large: restore speed, {_repeats()} interleaved runs each", flush=True)
-    out["speed"] = restore_vs_zlib(skeleton, sidecar, dense_tflite, _repeats())
-    return out
+    out["speed"] = restore_vs_zlib(skeleton, sidecar, dense_tflite, _repeats(), restored_gz)
+    out["dense_tflite_gzip9_bytes"] = out["speed"]["rows"]["zlib_dense"]["input_bytes"]
+    out["step"] = "done"
 
 
 # --- printing --------------------------------------------------------------------------------
@@ -633,21 +683,39 @@ def print_lenet(res):
 
 def print_large(res):
     print()
+    if "model" not in res:
+        print(f"== 3. Large model: FAILED at step {res['failed_step']!r}")
+        print(res.get("traceback", ""))
+        return
     print(f"== 3. Large model: {res['model']}, {res['params']:,} parameters "
           f"({res['param_bytes'] / MB:.1f} MB of float32), input 32×32×3, 10 classes")
     st = res["stage_seconds"]
-    print(f"   {res['steps']} SGD steps of batch {res['batch']} (random data) with MagnitudePruning("
-          f"{res['sparsity']}, OneShot) on {res['selected_pruning']} variables: {st['prune_fit']:.1f} s; "
-          f"{res['steps']} with WeightClustering() (8 bits conv, 5 bits dense) on {res['selected_clustering']} "
-          f"variables: {st['cluster_fit']:.1f} s (each fit includes tracing)")
-    b = res["bundle_worker"]
-    print(f"   conversion child: `{b['command']}`")
-    if not b.get("ok"):
-        print(f"   CONVERSION FAILED at step {b.get('step')!r} (returncode {b.get('returncode')}, "
-              f"timed out: {b.get('timed_out')}, {b.get('child_wall_s', 0):.0f} s)")
-        print("   " + b.get("error", ""))
-        print((b.get("traceback") or b.get("log_tail", ""))[-3000:])
-        return
+    if "cluster_fit" in st:
+        print(f"   {res['steps']} SGD steps of batch {res['batch']} (random data) with MagnitudePruning("
+              f"{res['sparsity']}, OneShot) on {res['selected_pruning']} variables: {st['prune_fit']:.1f} s; "
+              f"{res['steps']} with WeightClustering() (8 bits conv, 5 bits dense) on {res['selected_clustering']} "
+              f"variables: {st['cluster_fit']:.1f} s (each fit includes tracing the train function)")
+    b = res.get("bundle_worker")
+    if b is not None:
+        print(f"   conversion child: `{b['command']}`")
+    if b is not None and b.get("ok"):
+        _print_conversion(res, b)
+    if "speed" in res:
+        print()
+        print_speed(res["speed"], res["model"])
+    if res.get("failed_step"):
+        print()
+        print(f"   SECTION 3 FAILED at step {res['failed_step']!r}: {res.get('error')}")
+        for worker_result in (res.get("bundle_worker"), res.get("dense_worker")):
+            if worker_result and not worker_result.get("ok"):
+                print(f"   child {worker_result['kind']!r}: returncode {worker_result.get('returncode')}, "
+                      f"timed out: {worker_result.get('timed_out')}, {worker_result.get('child_wall_s', 0):.0f} s, "
+                      f"its last step {worker_result.get('step')!r}, log {worker_result.get('log_path')}")
+                print((worker_result.get("traceback") or worker_result.get("log_tail", ""))[-3000:])
+        print(res.get("traceback", "")[-3000:])
+
+
+def _print_conversion(res, b):
     t, tm = b["report"]["totals"], b["report"]["timings"]
     wall = b["convert_wall_s"]
     other = wall - tm["convert_s"] - tm["encode_s"] - tm["restore_s"]
@@ -655,16 +723,16 @@ def print_large(res):
     print()
     print("Conversion wall time (converters.convert, picture=False), split by the report's timings")
     print_table([
-        ("convert_s (load + TFLite converter)", f"{tm['convert_s']:8.1f} s  {tm['convert_s'] / wall:6.1%}"),
+        ("convert_s (TFLite converter)", f"{tm['convert_s']:8.1f} s  {tm['convert_s'] / wall:6.1%}"),
         ("encode_s (sidecar.build_bundle)", f"{tm['encode_s']:8.1f} s  {tm['encode_s'] / wall:6.1%}"),
         ("restore_s (sidecar.restore check)", f"{tm['restore_s']:8.1f} s  {tm['restore_s'] / wall:6.1%}"),
         ("other (LiteRT verify, report, write)", f"{other:8.1f} s  {other / wall:6.1%}"),
-        ("  of which gzip -9 + zstd -19 of restored*", f"{codecs:8.1f} s  "
+        ("  of which gzip -9 + zstd -19 of restored*", f"{codecs:8.1f} s  {codecs / wall:6.1%}  "
          f"(gzip {b.get('gzip9_of_restored_s', 0):.1f} s, zstd {b.get('zstd19_of_restored_s', 0):.1f} s)"),
         ("total", f"{wall:8.1f} s"),
         ("child process wall (TF import, load, convert, codec timing)", f"{b['child_wall_s']:8.1f} s"),
     ])
-    print("  * timed again alone in the child after convert: the report computes both sizes inside convert")
+    print("  * the report computes both sizes inside convert; timed again alone in the child afterwards")
     print()
     kib = 1024
     growth = (b["hwm_after_kib"] - b["rss_before_kib"]) * kib
@@ -674,33 +742,41 @@ def print_large(res):
         ("child RSS before convert (TF + model loaded)", f"{b['rss_before_kib'] * kib / MB:9.1f} MB"),
         ("child peak RSS during convert (VmHWM" + (", reset before)" if b["peak_reset"] else ", NOT reset)"),
          f"{b['hwm_after_kib'] * kib / MB:9.1f} MB"),
-        ("  growth over RSS before convert", f"{growth / MB:9.1f} MB = {growth / res['param_bytes']:.1f}× parameter bytes"),
-        ("child ru_maxrss (whole life)", f"{b['ru_maxrss_kib'] * kib / MB:9.1f} MB"),
+        ("  growth over RSS before convert",
+         f"{growth / MB:9.1f} MB = {growth / res['param_bytes']:.1f}× parameter bytes"),
+        ("child ru_maxrss (whole life, incl. codec timing)", f"{b['ru_maxrss_kib'] * kib / MB:9.1f} MB"),
         ("parent RUSAGE_CHILDREN ru_maxrss", f"{b['rusage_children_maxrss_kib'] * kib / MB:9.1f} MB"),
     ])
     print()
     bundle = t["bundle_bytes"]
-    print("Sizes")
+    head = f"  {'file':<50s} {'bytes':>16s} {'÷ bundle':>9s}"
+    print(head)
+    print("  " + "-" * (len(head) - 2))
     rows = [
         ("dense float32 .tflite (report, compressed model)", t["dense_tflite_bytes"]),
         ("dense float32 .tflite before pruning", res.get("dense_tflite_bytes")),
         ("  its gzip -9", res.get("dense_tflite_gzip9_bytes")),
         ("clustered .tflite (restored)", t["restored_bytes"]),
-        ("  its gzip -9", t["restored_gzip9_bytes"]),
-        ("  its zstd -19", t["restored_zstd19_bytes"]),
+        ("  its gzip -9 (peers' way)", t["restored_gzip9_bytes"]),
+        ("  its zstd -19 (peers' way)", t["restored_zstd19_bytes"]),
         ("bundle = skeleton + sidecar", bundle),
+        ("  skeleton", t["skeleton_bytes"]),
+        ("  sidecar", t["sidecar_bytes"]),
     ]
     for label, n in rows:
-        ratio = f"{n / bundle:8.2f}×" if n else ""
+        ratio = f"{n / bundle:8.2f}×" if n and not label.startswith("  s") else ""
         print(f"  {label:<50s} {_b(n):>16s} {ratio:>9s}")
     print(f"  kept {t['kept']:.2%} of {t['weights']:,} weights; Huffman {t['huffman_bits']:,} bits vs entropy "
-          f"{t['entropy_bits']:,.0f} (+{100 * t['huffman_over_entropy']:.2f}%); "
-          f"max |LiteRT - Keras| {b['max_abs_diff']:.2e}")
-    print(f"  dense .tflite conversion child: {res['dense_worker']['convert_s']:.1f} s convert, "
-          f"`{res['dense_worker']['command']}`")
-    if "speed" in res:
-        print()
-        print_speed(res["speed"], res["model"])
+          f"{t['entropy_bits']:,.0f} bits (+{100 * t['huffman_over_entropy']:.2f}%); "
+          f"max |LiteRT - Keras| {b['max_abs_diff']:.2e}; per-buffer table: {b['log_path']}")
+    v = b.get("verification_outputs")
+    if v:
+        print(f"  LiteRT outputs on convert's 8 random verification inputs: {v['distinct']} distinct values of "
+              f"{v['count']}, range [{v['min']:.3g}, {v['max']:.3g}]"
+              + ("  <- saturated: the max |LiteRT - Keras| check says little here" if v["distinct"] <= 3 else ""))
+    if res.get("dense_worker", {}).get("ok"):
+        print(f"  dense .tflite child: {res['dense_worker']['convert_s']:.1f} s convert, "
+              f"`{res['dense_worker']['command']}`")
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -711,7 +787,8 @@ def benchmark():
         raise app.UsageError("--repeats must be at least 1.")
     info = machine_info()
     t_start = time.perf_counter()
-    results = {"info": info, "command": shlex.join([sys.executable] + sys.argv), "smoke": _SMOKE.value}
+    results = {"info": info, "command": shlex.join([sys.executable] + sys.argv), "smoke": _SMOKE.value,
+               "source_at_start": source_fingerprint()}
     with tempfile.TemporaryDirectory(prefix="keras_dc_bundle_bench_") as tmp:
         work = _WORK_DIR.value or tmp
         os.makedirs(work, exist_ok=True)
@@ -719,14 +796,19 @@ def benchmark():
         results["lenet"]["section_s"] = time.perf_counter() - t_start
         if not _SKIP_LARGE.value:
             t0 = time.perf_counter()
-            try:
-                results["large"] = large_section(work)
-            except Exception as exc:  # noqa: BLE001 - a failure of section 3 is a result to report
-                results["large_error"] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            results["large"] = large_section(work)
             results["large_section_s"] = time.perf_counter() - t0
     results["wall_s"] = time.perf_counter() - t_start
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["source_at_end"] = source_fingerprint()
+    seen = {results["source_at_start"], results["source_at_end"]}
+    seen |= {results.get("large", {}).get(k, {}).get("source") for k in ("bundle_worker", "dense_worker")} - {None}
 
+    if _JSON_OUT.value:
+        os.makedirs(os.path.dirname(os.path.abspath(_JSON_OUT.value)), exist_ok=True)
+        with open(_JSON_OUT.value, "w") as f:
+            json.dump(results, f, indent=2, default=float)
+        print(f"JSON written to {_JSON_OUT.value}", flush=True)
     print()
     print("=" * 100)
     print("keras-dc bundle benchmark" + (" (SMOKE: tiny, figures meaningless)" if _SMOKE.value else ""))
@@ -736,23 +818,17 @@ def benchmark():
     print(f"   Python {info['python']}, NumPy {info['numpy']}, TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
           f"ai-edge-litert {info['ai_edge_litert']}, zstandard {info['zstandard']}, zlib {info['zlib']}")
     print(f"   command: {results['command']}")
+    if len(seen) > 1:
+        print(f"   WARNING: the library sources (converters/, keras_dc/) changed during the run "
+              f"(fingerprints {sorted(seen)}): the sections, or the parent and its children, ran different code")
+    else:
+        print(f"   library sources unchanged during the run (fingerprint {results['source_at_start']})")
     print("   gzip -9 = gzip.compress(data, 9, mtime=0), decompressed by zlib.decompress(data, wbits=31); MB = 10^6 B")
     print_lenet(results["lenet"])
     if "large" in results:
         print_large(results["large"])
-    elif "large_error" in results:
-        print()
-        print("== 3. Large model: FAILED before conversion")
-        print(results["large_error"]["traceback"])
     print()
     print(f"total wall time {results['wall_s']:.0f} s")
-    if _JSON_OUT.value:
-        for section in ("lenet",):
-            results[section].pop("layer_table", None)
-        os.makedirs(os.path.dirname(os.path.abspath(_JSON_OUT.value)), exist_ok=True)
-        with open(_JSON_OUT.value, "w") as f:
-            json.dump(results, f, indent=2, default=float)
-        print(f"JSON written to {_JSON_OUT.value}")
 
 
 def main(argv):

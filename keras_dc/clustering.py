@@ -39,30 +39,63 @@ class _ClusterConstraint:
     and never moves. With plain SGD the summed change is exactly
     ``-lr · Σ ∂L/∂w_i`` (Eq. 3); with momentum it is momentum on the summed
     gradient, since the update is linear.
+
+    For a sparse layer only the non-zero positions are touched (gathered,
+    summed per cluster and scattered back into zeros), so the cost per step
+    follows the number of surviving weights, not the layer's size.
     """
 
-    def __init__(self, centroids, indices, counts, mean):
-        self.centroids = centroids
-        self.indices = indices
-        self.counts = counts
+    _SPARSE_BELOW = 0.5  # use the sparse path when fewer than half the entries are non-zero
+
+    def __init__(self, model, name, centroids, indices, mean):
+        flat = indices.reshape(-1).astype(np.int32)
+        counts = np.bincount(flat, minlength=centroids.size).astype(np.float32)
+        self.shape = tuple(indices.shape)
+        self.size = flat.size
         self.mean = mean
         self.inner = None
+        self.centroids = vlib.make_state_variable(model, centroids.astype(np.float32), tf.float32,
+                                                  f"{name}_centroids")
+        positions = np.flatnonzero(flat)
+        self.sparse = positions.size < self._SPARSE_BELOW * flat.size
+        if self.sparse:
+            # Members only: cluster k ≥ 1 becomes k − 1 over the non-zero centroids.
+            self.positions = vlib.make_state_variable(
+                model, positions.astype(np.int32).reshape(-1, 1), tf.int32, f"{name}_positions")
+            self.members = vlib.make_state_variable(model, flat[positions] - 1, tf.int32, f"{name}_members")
+            self.counts = vlib.make_state_variable(model, counts[1:], tf.float32, f"{name}_counts")
+        else:
+            self.indices = vlib.make_state_variable(model, flat, tf.int32, f"{name}_indices")
+            self.counts = vlib.make_state_variable(model, counts, tf.float32, f"{name}_counts")
+
+    def _move(self, c, delta, ids, counts, num):
+        update = tf.math.unsorted_segment_sum(delta, ids, num)
+        if self.mean:
+            update = update / tf.maximum(counts, 1.0)
+        return c + update
 
     def __call__(self, w):
         if self.inner is not None:
             w = self.inner(w)
-        w = tf.convert_to_tensor(w)
+        flat = tf.reshape(tf.convert_to_tensor(w), [-1])
         c = tf.convert_to_tensor(self.centroids)
-        idx = tf.convert_to_tensor(self.indices)
-        num = tf.shape(c)[0]
-        delta = tf.reshape(w - tf.gather(c, idx), [-1])
-        update = tf.math.unsorted_segment_sum(delta, tf.reshape(idx, [-1]), num)
-        if self.mean:
-            update = update / tf.maximum(tf.convert_to_tensor(self.counts), 1.0)
-        movable = tf.concat([tf.zeros([1], c.dtype), tf.ones([num - 1], c.dtype)], 0)
-        new_c = c + update * movable
-        self.centroids.assign(new_c)
-        return tf.gather(new_c, idx)
+        counts = tf.convert_to_tensor(self.counts)
+        if self.sparse:
+            positions = tf.convert_to_tensor(self.positions)
+            members = tf.convert_to_tensor(self.members)
+            c_nz = c[1:]
+            delta = tf.gather(flat, positions[:, 0]) - tf.gather(c_nz, members)
+            new_nz = self._move(c_nz, delta, members, counts, tf.shape(c_nz)[0])
+            self.centroids.assign(tf.concat([c[:1], new_nz], 0))
+            out = tf.scatter_nd(positions, tf.gather(new_nz, members), [self.size])
+        else:
+            idx = tf.convert_to_tensor(self.indices)
+            num = tf.shape(c)[0]
+            new_c = self._move(c, flat - tf.gather(c, idx), idx, counts, num)
+            new_c = tf.concat([c[:1], new_c[1:]], 0)  # the zero cluster never moves
+            self.centroids.assign(new_c)
+            out = tf.gather(new_c, idx)
+        return tf.reshape(out, self.shape)
 
 
 class WeightClustering(CompressionCallback):
@@ -216,13 +249,7 @@ class WeightClustering(CompressionCallback):
             w = vlib.read(variable)
             centroids, indices = cluster_weights(w, bits, self.init, self.seed)
             variable.assign(centroids[indices].astype(w.dtype))
-            counts = np.bincount(indices.ravel(), minlength=centroids.size).astype(np.float32)
-            c_var = vlib.make_state_variable(model, centroids.astype(np.float32), tf.float32,
-                                             f"keras_dc_centroids_{index}")
-            i_var = vlib.make_state_variable(model, indices.astype(np.int32), tf.int32,
-                                             f"keras_dc_indices_{index}")
-            n_var = vlib.make_state_variable(model, counts, tf.float32, f"keras_dc_counts_{index}")
-            constraint = _ClusterConstraint(c_var, i_var, n_var, self._mean)
+            constraint = _ClusterConstraint(model, f"keras_dc_{index}", centroids, indices, self._mean)
             vlib.install(variable, constraint)
             self._entries.append((variable, bits, constraint))
             self.selected.append({

@@ -31,7 +31,8 @@ public final class HuffmanCode {
   /**
    * Builds the code for the given code lengths (0 = symbol unused).
    *
-   * @throws BundleFormatException (offset 0, field {@code lengths}) when the lengths break the rules
+   * @throws BundleFormatException (offset 0, field {@code lengths}) when the lengths break the
+   *     rules
    */
   public static HuffmanCode fromLengths(int[] lengths) throws BundleFormatException {
     return fromLengths(lengths, 0, "lengths");

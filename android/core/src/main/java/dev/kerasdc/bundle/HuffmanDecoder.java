@@ -60,7 +60,27 @@ public final class HuffmanDecoder {
   }
 
   private void refill() {
-    // Bits beyond the last byte read as zeros; next() rejects a codeword that would use them.
+    if (end - next >= 8) {
+      // Eight bytes at once; only whole bytes that fit are counted as read. The bits of the
+      // bytes not counted land where the next refill puts the same bytes again (OR is then a
+      // no-op), and are the stream's true next bits meanwhile.
+      long bytes =
+          (data[next] & 0xFFL)
+              | (data[next + 1] & 0xFFL) << 8
+              | (data[next + 2] & 0xFFL) << 16
+              | (data[next + 3] & 0xFFL) << 24
+              | (data[next + 4] & 0xFFL) << 32
+              | (data[next + 5] & 0xFFL) << 40
+              | (data[next + 6] & 0xFFL) << 48
+              | (data[next + 7] & 0xFFL) << 56;
+      window |= bytes << windowBits;
+      int take = (63 - windowBits) >>> 3;
+      next += take;
+      windowBits += take << 3;
+      return;
+    }
+    // Near the end: byte by byte. Bits beyond the last byte read as zeros; next() rejects a
+    // codeword that would use them.
     while (windowBits <= 56 && next < end) {
       window |= (data[next++] & 0xFFL) << windowBits;
       windowBits += 8;

@@ -5,6 +5,7 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.Arrays;
 
 /**
  * Where a restore writes R, strictly in order from its first byte to its last. Decoders stage small
@@ -15,7 +16,11 @@ abstract class Output {
   /** Staging size; a multiple of every element size. */
   static final int CHUNK = 1 << 16;
 
-  /** Staging buffer; decoders write at {@link #fill} and call {@link #flush} when it is full. */
+  /**
+   * Staging buffer; decoders write at {@link #fill} and call {@link #flush} when it is full.
+   * Invariant: {@code chunk[fill, CHUNK)} holds zeros, so short zero runs only advance
+   * {@link #fill}.
+   */
   final byte[] chunk = new byte[CHUNK];
 
   int fill;
@@ -71,8 +76,7 @@ abstract class Output {
         flush();
       }
       int n = (int) Math.min(count, CHUNK - fill);
-      java.util.Arrays.fill(chunk, fill, fill + n, (byte) 0);
-      fill += n;
+      fill += n; // the staged area past fill is already zero
       count -= n;
     }
   }
@@ -99,12 +103,13 @@ abstract class Output {
     }
   }
 
-  /** Passes the staged bytes on. */
+  /** Passes the staged bytes on, and clears the staging buffer. */
   final void flush() {
     if (fill > 0) {
       digest.update(chunk, 0, fill);
       emit(chunk, 0, fill);
       written += fill;
+      Arrays.fill(chunk, 0, fill, (byte) 0);
       fill = 0;
     }
   }

@@ -85,7 +85,8 @@ final class SegmentDecoder {
           throw new BundleFormatException(
               at, field, "zlib stream inflates to more than size = " + size + " bytes");
         }
-        if (!inflater.finished() && (inflater.needsInput() || inflater.needsDictionary() || i > 4)) {
+        boolean stuck = inflater.needsInput() || inflater.needsDictionary() || i > 4;
+        if (!inflater.finished() && stuck) {
           throw new BundleFormatException(
               at, field, "zlib stream does not end after size = " + size + " bytes");
         }

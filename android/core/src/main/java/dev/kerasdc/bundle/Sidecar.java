@@ -79,7 +79,9 @@ public final class Sidecar {
     // 1. magic (the file must hold at least magic, versions and header_size).
     if (data.length < 12) {
       throw new BundleFormatException(
-          0, "magic", "file has " + data.length + " bytes, fewer than the 12 of magic..header_size");
+          0,
+          "magic",
+          "file has " + data.length + " bytes, fewer than the 12 of magic..header_size");
     }
     for (int i = 0; i < MAGIC.length; i++) {
       if (data[i] != MAGIC[i]) {
@@ -375,7 +377,9 @@ public final class Sidecar {
 
   /** Decimal text of a u64 read into a long (values above 2^63 - 1 come back negative). */
   static String unsigned(long value) {
-    return value >= 0 ? Long.toString(value) : new BigInteger(Long.toHexString(value), 16).toString();
+    return value >= 0
+        ? Long.toString(value)
+        : new BigInteger(Long.toHexString(value), 16).toString();
   }
 
   /** Lower-case hex of bytes, for messages and the CLI. */

@@ -1,6 +1,5 @@
 package dev.kerasdc.bundle;
 
-import static dev.kerasdc.bundle.BundleBuilder.Seg;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -43,7 +42,7 @@ final class Fixtures {
     return everyEncoding(new BundleBuilder.Seg[1][]);
   }
 
-  static Bundle everyEncoding(Seg[][] segmentsOut) {
+  static Bundle everyEncoding(BundleBuilder.Seg[][] segmentsOut) {
     Random random = new Random(1);
     ByteBuffer r = ByteBuffer.allocate(4096 + 16 + 4000 + 2 * 4 * 300 + 4 * 2 * 200 + 64);
     r.order(ByteOrder.LITTLE_ENDIAN);
@@ -81,11 +80,12 @@ final class Fixtures {
     byte[] zlibRaw = slice(restored, zlibAt, 4000);
     byte[] denseRaw = slice(restored, denseAt, 2400);
     byte[] sparseRaw = slice(restored, sparseAt, 1600);
-    Seg[] segments = {
-      new Seg(rawAt, 16, BundleBuilder.BYTES, 1, Segment.RAW, raw).named("raw"),
-      new Seg(zlibAt, 4000, BundleBuilder.INT32, 1, Segment.ZLIB, BundleBuilder.zlib(zlibRaw, 9))
+    BundleBuilder.Seg[] segments = {
+      new BundleBuilder.Seg(rawAt, 16, BundleBuilder.BYTES, 1, Segment.RAW, raw).named("raw"),
+      new BundleBuilder.Seg(
+              zlibAt, 4000, BundleBuilder.INT32, 1, Segment.ZLIB, BundleBuilder.zlib(zlibRaw, 9))
           .named("zlib"),
-      new Seg(
+      new BundleBuilder.Seg(
               denseAt,
               2400,
               BundleBuilder.FLOAT32,
@@ -93,7 +93,7 @@ final class Fixtures {
               Segment.CLUSTERED_DENSE,
               BundleBuilder.clustered(denseRaw, 4, 2, false, 0))
           .named("dense/kernel"),
-      new Seg(
+      new BundleBuilder.Seg(
               sparseAt,
               1600,
               BundleBuilder.FLOAT16,
@@ -104,7 +104,7 @@ final class Fixtures {
     };
     segmentsOut[0] = segments;
     BundleBuilder builder = new BundleBuilder(restored);
-    for (Seg s : segments) {
+    for (BundleBuilder.Seg s : segments) {
       builder.add(s);
     }
     return new Bundle("every-encoding", restored, builder.build());
@@ -115,7 +115,7 @@ final class Fixtures {
     int segmentCount = random.nextInt(6);
     int[] esizes = Segment.ESIZES;
     java.io.ByteArrayOutputStream r = new java.io.ByteArrayOutputStream();
-    java.util.List<Seg> segments = new java.util.ArrayList<Seg>();
+    java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
     for (int i = 0; i < segmentCount; i++) {
       byte[] gap = new byte[random.nextInt(3) == 0 ? 0 : random.nextInt(50)];
       random.nextBytes(gap);
@@ -157,7 +157,8 @@ final class Fixtures {
             payload = data;
           }
       }
-      segments.add(new Seg(r.size(), data.length, dtype, channels, encoding, payload));
+      segments.add(
+          new BundleBuilder.Seg(r.size(), data.length, dtype, channels, encoding, payload));
       r.write(data, 0, data.length);
     }
     byte[] tail = new byte[random.nextInt(30)];
@@ -165,7 +166,7 @@ final class Fixtures {
     r.write(tail, 0, tail.length);
     byte[] restored = r.toByteArray();
     BundleBuilder builder = new BundleBuilder(restored);
-    for (Seg s : segments) {
+    for (BundleBuilder.Seg s : segments) {
       builder.add(s);
     }
     return new Bundle("random-" + index, restored, builder.build());

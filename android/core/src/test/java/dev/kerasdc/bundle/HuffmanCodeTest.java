@@ -132,6 +132,39 @@ final class HuffmanCodeTest {
   }
 
   @Test
+  void longStreamsOfLongCodewordsRoundTrip() throws Exception {
+    // Lengths 1..15 (symbol s has s + 1 bits): windows refill across every byte alignment.
+    int[] lengths = new int[15];
+    for (int s = 0; s < 15; s++) {
+      lengths[s] = s + 1;
+    }
+    java.util.Random random = new java.util.Random(21);
+    int[] symbols = new int[100_000];
+    for (int i = 0; i < symbols.length; i++) {
+      symbols[i] = random.nextInt(15);
+    }
+    byte[] s = BundleBuilder.stream(lengths, symbols);
+    HuffmanStream parsed = HuffmanStream.parse(s, 0, s.length, "t", 256);
+    HuffmanDecoder d = parsed.decoder(s);
+    for (int i = 0; i < symbols.length; i++) {
+      assertEquals(symbols[i], d.next(), "symbol " + i);
+    }
+    parsed.finish(d);
+    // One bit short: the last codeword runs past nbits.
+    byte[] shortened = s.clone();
+    BundleBuilder.putU64(shortened, 8, parsed.nbits - 1);
+    HuffmanStream cut = HuffmanStream.parse(shortened, 0, shortened.length, "t", 256);
+    HuffmanDecoder c = cut.decoder(shortened);
+    assertThrows(
+        BundleFormatException.class,
+        () -> {
+          for (int i = 0; i < symbols.length; i++) {
+            c.next();
+          }
+        });
+  }
+
+  @Test
   void builderStreamsRoundTrip() throws Exception {
     java.util.Random random = new java.util.Random(7);
     for (int trial = 0; trial < 200; trial++) {

@@ -1,6 +1,5 @@
 package dev.kerasdc.bundle;
 
-import static dev.kerasdc.bundle.BundleBuilder.Seg;
 import static dev.kerasdc.bundle.BundleBuilder.concat;
 import static dev.kerasdc.bundle.BundleBuilder.copy;
 import static dev.kerasdc.bundle.BundleBuilder.putU32;
@@ -54,7 +53,8 @@ final class MalformedInputTest {
 
   @Test
   void fixtureRestores() throws Exception {
-    assertArrayEquals(bundle.restored, new BundleRestorer().restore(bundle.skeleton, bundle.sidecar));
+    assertArrayEquals(
+        bundle.restored, new BundleRestorer().restore(bundle.skeleton, bundle.sidecar));
   }
 
   // ----------------------------------------------------------------------- checks 1 to 18
@@ -290,7 +290,7 @@ final class MalformedInputTest {
       byte[] data, int dtype, long channels, int encoding, byte[] payload) {
     byte[] restored = concat(new byte[] {7, 8, 9}, data, new byte[] {1});
     return new BundleBuilder(restored)
-        .add(new Seg(3, data.length, dtype, channels, encoding, payload))
+        .add(new BundleBuilder.Seg(3, data.length, dtype, channels, encoding, payload))
         .build();
   }
 
@@ -576,7 +576,7 @@ final class MalformedInputTest {
     byte[][] b =
         new BundleBuilder(restored)
             .minor(7, 136, 64)
-            .add(new Seg(3, 16, 1, 1, Segment.CLUSTERED_DENSE,
+            .add(new BundleBuilder.Seg(3, 16, 1, 1, Segment.CLUSTERED_DENSE,
                 concat(DENSE_BOOK, stream(DENSE_SYMBOLS))).named("w"))
             .build();
     Sidecar parsed = Sidecar.parse(b[1]);

@@ -59,7 +59,8 @@ final class RestoreApiTest {
   void restoreIntoWritesAtThePositionAndAdvancesIt() throws Exception {
     for (boolean direct : new boolean[] {false, true}) {
       int size = bundle.restored.length;
-      ByteBuffer target = direct ? ByteBuffer.allocateDirect(size + 20) : ByteBuffer.allocate(size + 20);
+      ByteBuffer target =
+          direct ? ByteBuffer.allocateDirect(size + 20) : ByteBuffer.allocate(size + 20);
       for (int i = 0; i < target.capacity(); i++) {
         target.put(i, (byte) 0x5A);
       }
@@ -161,7 +162,8 @@ final class RestoreApiTest {
       byte[] payload =
           BundleBuilder.clustered(data, 4, 1, encoding == Segment.CLUSTERED_SPARSE, 17);
       byte[][] built =
-          new BundleBuilder(data).add(new BundleBuilder.Seg(0, data.length, 1, 1, encoding, payload))
+          new BundleBuilder(data)
+              .add(new BundleBuilder.Seg(0, data.length, 1, 1, encoding, payload))
               .build();
       assertArrayEquals(data, restorer.restore(built[0], built[1]));
     }

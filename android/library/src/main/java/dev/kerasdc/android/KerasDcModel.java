@@ -19,7 +19,8 @@ import java.nio.ByteBuffer;
  * reads the files and picks the cache location.
  *
  * <pre>{@code
- * KerasDcModel bundle = KerasDcModel.fromAssets(context, "model");  // model.skeleton.tflite + model.dcw
+ * // assets/model.skeleton.tflite + assets/model.dcw
+ * KerasDcModel bundle = KerasDcModel.fromAssets(context, "model");
  * ByteBuffer tflite = bundle.restoreToByteBuffer();                  // Interpreter path
  * File file = bundle.restoreToCachedFile(context);                   // CompiledModel path
  * }</pre>
