@@ -184,11 +184,17 @@ def test_callbacks_take_effect_after_a_plain_fit(callback):
     assert any(np.unique(a).size > np.unique(b).size for a, b in zip(after, before))
 
 
-def test_centroid_update_is_summed_gradient_with_sgd():
+@pytest.mark.parametrize("pruned", [False, True], ids=["dense-layer", "sparse-layer"])
+def test_centroid_update_is_summed_gradient_with_sgd(pruned):
     """Eq. 3: with SGD one step moves centroid k by -lr * sum of its members' gradients."""
     lr = 0.1
     model = _mlp(optimizer=keras.optimizers.SGD(lr))
     x, y = _data(n=32)
+    if pruned:  # 80% zeros: the constraint takes its sparse path
+        model.optimizer.learning_rate.assign(0.0)
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[
+            keras_dc.MagnitudePruning(0.8, schedule=schedules.OneShot(), verbose=0)])
+        assert _sparsity(model.layers[0].kernel) == pytest.approx(0.8, abs=0.01)
     clustering = keras_dc.WeightClustering(bits=2, overrides={model.layers[1]: None}, verbose=0)
     # Cluster without training: fit on zero steps is not possible, so run the
     # callback's clustering via one fit of one step with lr=0 first.
