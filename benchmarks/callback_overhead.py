@@ -50,6 +50,10 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per fit (≥ 2: the first ep
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size of every fit.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Fits per configuration, interleaved across configurations.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2,048 images, 2 epochs, 1 repeat) to check the script.")
+_CLOCK = flags.DEFINE_enum(
+    "clock", "cpu", ["cpu", "wall"],
+    "What an epoch's time is: 'cpu' = CPU seconds of this process (all its threads; robust "
+    "when other jobs load the shared machine), 'wall' = wall-clock seconds.")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON to this file.")
 _TFMOT_WORKER = flags.DEFINE_string(
     "tfmot_worker", None, "Internal: run the tfmot side for one repeat; the directory holds the "
@@ -105,15 +109,19 @@ def epoch_timer(callback_base):
         async_safe = True
 
         def on_epoch_begin(self, epoch, logs=None):
-            state["t0"] = time.perf_counter()
+            state["t0"] = _clock()
 
     class StopClock(callback_base):
         async_safe = True
 
         def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - state["t0"])
+            seconds.append(_clock() - state["t0"])
 
     return StartClock(), StopClock(), seconds
+
+
+def _clock():
+    return time.process_time() if _CLOCK.value == "cpu" else time.perf_counter()
 
 
 def timed_fit(keras, model, x, y, callbacks, epochs, batch_size):
@@ -285,7 +293,8 @@ def _rotated(repeat):
 def run_tfmot_repeat(directory, repeat):
     args = [sys.executable, os.path.abspath(__file__), f"--tfmot_worker={directory}",
             f"--repeat_index={repeat}", f"--epochs={_EPOCHS.value}", f"--repeats={_REPEATS.value}",
-            f"--batch_size={_BATCH_SIZE.value}", f"--smoke={str(_SMOKE.value).lower()}"]
+            f"--batch_size={_BATCH_SIZE.value}", f"--smoke={str(_SMOKE.value).lower()}",
+            f"--clock={_CLOCK.value}"]
     if _DATA.value:
         args.append(f"--data={_DATA.value}")
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -357,7 +366,8 @@ def print_report(info, settings, rows):
           f"Python {info['python']}, TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
           f"tf_keras {info['tf_keras']}, tfmot {info['tfmot']}")
     print(f"   {settings['epochs']} epochs per fit, {settings['repeats']} fits per configuration, "
-          "interleaved. Epoch time: median over all fits of each epoch's wall time, EXCLUDING the "
+          f"interleaved. Epoch time ({'process CPU seconds, all threads' if _CLOCK.value == 'cpu' else 'wall seconds'}): "
+          "median over all fits of each epoch's time, EXCLUDING the "
           "first epoch of every fit (it includes tracing the train function).")
     print(f"   Pruning ramps 0 → {SPARSITY:.0%} over the whole fit (events every "
           f"{settings['pruning_frequency']} steps, so during the timed epochs); clustering "
@@ -417,7 +427,7 @@ def benchmark():
                 "sparsity": SPARSITY, "bits": BITS, "pruning_end_step": end,
                 "pruning_frequency": frequency, "smoke": _SMOKE.value,
                 "wall_seconds": time.perf_counter() - t0,
-                "timing": "median of per-epoch wall times, first epoch of every fit excluded (tracing)"}
+                "timing": f"median of per-epoch {_CLOCK.value} times, first epoch of every fit excluded (tracing)"}
     print_report(info, settings, rows)
     print(f"wall time {settings['wall_seconds']:.0f} s")
     if _JSON_OUT.value:

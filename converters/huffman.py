@@ -412,7 +412,8 @@ def _decode_zlib(view, lengths, count, bit_offset, deficit):
     else:  # the stream starts inside a byte: shift its bits after the prefix
         bits = np.unpackbits(np.frombuffer(view, np.uint8)[first_byte:], bitorder="little")[drop:]
         prefix_bits = np.unpackbits(np.frombuffer(prefix, np.uint8), bitorder="little")
-        stream = np.packbits(np.concatenate([prefix_bits, bits, np.zeros(64, np.uint8)]), bitorder="little").tobytes()
+        bits = np.concatenate([prefix_bits, bits, np.zeros(64, np.uint8)])
+        stream = np.packbits(bits, bitorder="little").tobytes()
     inflater = zlib.decompressobj(-15)
     try:
         out = inflater.decompress(stream, count)

@@ -58,11 +58,18 @@ DTYPES = {
 _DTYPE_BY_CODE = {code: (name, size) for name, (code, size) in DTYPES.items()}
 
 RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE = 0, 1, 2, 3
-ENCODINGS = {"RAW": RAW, "ZLIB": ZLIB, "CLUSTERED_SPARSE": CLUSTERED_SPARSE, "CLUSTERED_DENSE": CLUSTERED_DENSE}
+ENCODINGS = {
+    "RAW": RAW,
+    "ZLIB": ZLIB,
+    "CLUSTERED_SPARSE": CLUSTERED_SPARSE,
+    "CLUSTERED_DENSE": CLUSTERED_DENSE,
+}
 _ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
 _UINT = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 _STREAM_FIXED = 18  # count u64, nbits u64, alphabet u16
-_NIBBLES = np.stack([np.arange(256) & 15, np.arange(256) >> 4], axis=1).astype(np.uint8)  # byte -> (low, high)
+_NIBBLES = np.stack([np.arange(256) & 15, np.arange(256) >> 4], axis=1).astype(
+    np.uint8,
+)  # byte -> (low, high)
 
 
 class FormatError(ValueError):
@@ -171,9 +178,17 @@ def _parse_header(sidecar, max_restored_size):
         raise FormatError(0, "magic", f"not a keras-dc sidecar (expected {MAGIC!r} and at least 12 bytes).")
     major, minor, header_size = struct.unpack_from("<HHI", data, 4)
     if major != VERSION_MAJOR:
-        raise FormatError(4, "version_major", f"version {major}.{minor} is not supported (major {VERSION_MAJOR}).")
+        raise FormatError(
+            4,
+            "version_major",
+            f"version {major}.{minor} is not supported (major {VERSION_MAJOR}).",
+        )
     if not HEADER_SIZE <= header_size <= MAX_HEADER_SIZE or header_size > n:
-        raise FormatError(8, "header_size", f"{header_size} is out of range [{HEADER_SIZE}, min({MAX_HEADER_SIZE}, {n})].")
+        raise FormatError(
+            8,
+            "header_size",
+            f"{header_size} is out of range [{HEADER_SIZE}, min({MAX_HEADER_SIZE}, {n})].",
+        )
     (stored_crc,) = struct.unpack_from("<I", data, header_size - 4)
     if zlib.crc32(data[: header_size - 4]) != stored_crc:
         raise FormatError(header_size - 4, "header_crc32", "header checksum mismatch.")
@@ -190,13 +205,21 @@ def _parse_header(sidecar, max_restored_size):
         raise FormatError(32, "restored_size", f"{restored_size} bytes exceeds the limit of {limit}.")
     remaining = n - header_size
     if segment_count > remaining // entry_size:
-        raise FormatError(12, "segment_count", f"{segment_count} entries of {entry_size} bytes do not fit in {remaining} bytes.")
+        raise FormatError(
+            12,
+            "segment_count",
+            f"{segment_count} entries of {entry_size} bytes do not fit in {remaining} bytes.",
+        )
     table_end = header_size + segment_count * entry_size
     if names_size > n - table_end:
         raise FormatError(20, "names_size", f"{names_size} bytes do not fit in {n - table_end} bytes.")
     names_end = table_end + names_size
     if payload_size != n - names_end:
-        raise FormatError(24, "payload_size", f"{payload_size} does not match the {n - names_end} bytes after the name table.")
+        raise FormatError(
+            24,
+            "payload_size",
+            f"{payload_size} does not match the {n - names_end} bytes after the name table.",
+        )
     if zlib.crc32(data[header_size:names_end]) != table_crc:
         raise FormatError(112, "table_crc32", "segment/name table checksum mismatch.")
 
@@ -220,30 +243,63 @@ def _parse_header(sidecar, max_restored_size):
         if channels < 1:
             raise FormatError(base + _E_CHANNELS, field + "channels", "must be at least 1.")
         if size % (channels * esize):
-            raise FormatError(base + _E_SIZE, field + "size", f"{size} is not a multiple of channels × esize = {channels * esize}.")
+            raise FormatError(
+                base + _E_SIZE,
+                field + "size",
+                f"{size} is not a multiple of channels × esize = {channels * esize}.",
+            )
         if offset < previous_end:
-            raise FormatError(base + _E_OFFSET, field + "offset", f"{offset} overlaps or precedes the previous segment (ends at {previous_end}).")
+            raise FormatError(
+                base + _E_OFFSET,
+                field + "offset",
+                f"{offset} overlaps or precedes the previous segment (ends at {previous_end}).",
+            )
         if size > restored_size or offset > restored_size - size:
-            raise FormatError(base + _E_SIZE, field + "size", f"segment [{offset}, {offset}+{size}) exceeds restored_size {restored_size}.")
+            raise FormatError(
+                base + _E_SIZE,
+                field + "size",
+                f"segment [{offset}, {offset}+{size}) exceeds restored_size {restored_size}.",
+            )
         if seg_payload_size > n - payload_cursor:
-            raise FormatError(base + _E_PAYLOAD_SIZE, field + "payload_size", f"{seg_payload_size} exceeds the {n - payload_cursor} unassigned payload bytes.")
+            raise FormatError(
+                base + _E_PAYLOAD_SIZE,
+                field + "payload_size",
+                f"{seg_payload_size} exceeds the {n - payload_cursor} unassigned payload bytes.",
+            )
         if name_offset > names_size or name_size > names_size - name_offset:
-            raise FormatError(base + _E_NAME_OFFSET, field + "name_offset", "name lies outside the name table.")
+            raise FormatError(
+                base + _E_NAME_OFFSET,
+                field + "name_offset",
+                "name lies outside the name table.",
+            )
         name_start = table_end + name_offset
         try:
             name = str(data[name_start : name_start + name_size], "utf-8")
         except UnicodeDecodeError:
-            raise FormatError(base + _E_NAME_OFFSET, field + "name_offset", "name is not valid UTF-8.") from None
+            raise FormatError(
+                base + _E_NAME_OFFSET,
+                field + "name_offset",
+                "name is not valid UTF-8.",
+            ) from None
         entries.append(
-            _Entry(i, base, offset, size, seg_payload_size, crc, channels, name, dtype, esize, encoding, payload_cursor)
+            _Entry(i, base, offset, size, seg_payload_size, crc, channels, name, dtype, esize, encoding,
+                   payload_cursor)
         )
         payload_cursor += seg_payload_size
         previous_end = offset + size
         total_size += size
     if payload_cursor != n:
-        raise FormatError(24, "payload_size", f"segment payloads cover {payload_cursor - names_end} of {payload_size} bytes.")
+        raise FormatError(
+            24,
+            "payload_size",
+            f"segment payloads cover {payload_cursor - names_end} of {payload_size} bytes.",
+        )
     if skeleton_size != restored_size - total_size:
-        raise FormatError(40, "skeleton_size", f"{skeleton_size} != restored_size − Σ size = {restored_size - total_size}.")
+        raise FormatError(
+            40,
+            "skeleton_size",
+            f"{skeleton_size} != restored_size − Σ size = {restored_size - total_size}.",
+        )
     return data, _Header(
         minor,
         header_size,
@@ -287,12 +343,24 @@ def _read_stream(rd, field):
         lengths = lengths[:-1]
     if count == 0:
         if nbits or alphabet:
-            raise FormatError(start + 8, field + ".nbits", "an empty stream must have nbits = 0 and alphabet = 0.")
+            raise FormatError(
+                start + 8,
+                field + ".nbits",
+                "an empty stream must have nbits = 0 and alphabet = 0.",
+            )
     else:
         if huffman.kraft_deficit(lengths) != 1:
-            raise FormatError(start + 18, field + ".lengths", "code lengths must leave exactly one reserved codeword (Kraft sum 1 − 2^−L).")
+            raise FormatError(
+                start + 18,
+                field + ".lengths",
+                "code lengths must leave exactly one reserved codeword (Kraft sum 1 − 2^−L).",
+            )
         if not count <= nbits <= huffman.MAX_CODE_LENGTH * count:
-            raise FormatError(start + 8, field + ".nbits", f"{nbits} bits cannot hold {count} codewords of 1..15 bits.")
+            raise FormatError(
+                start + 8,
+                field + ".nbits",
+                f"{nbits} bits cannot hold {count} codewords of 1..15 bits.",
+            )
     data_offset = rd.pos
     data = rd.take((nbits + 7) // 8, field + ".data")
     return _Stream(field, start, count, nbits, lengths, data_offset, data)
@@ -310,10 +378,18 @@ def _decode_stream(stream):
         raise FormatError(offset, stream.field + ".data", str(exc)) from None
     consumed = int(np.dot(hist, stream.lengths[: hist.size]))
     if consumed != stream.nbits:
-        raise FormatError(stream.offset + 8, stream.field + ".nbits", f"{stream.count} symbols take {consumed} bits, not {stream.nbits}.")
+        raise FormatError(
+            stream.offset + 8,
+            stream.field + ".nbits",
+            f"{stream.count} symbols take {consumed} bits, not {stream.nbits}.",
+        )
     tail_bits = stream.nbits % 8
     if tail_bits and stream.data[-1] >> tail_bits:
-        raise FormatError(stream.data_offset + len(stream.data) - 1, stream.field + ".data", "padding bits must be zero.")
+        raise FormatError(
+            stream.data_offset + len(stream.data) - 1,
+            stream.field + ".data",
+            "padding bits must be zero.",
+        )
     stream.symbols, stream.hist = symbols, hist
     return stream
 
@@ -337,46 +413,77 @@ def _read_clustered(data, entry):
     start = rd.pos
     n_books = rd.uint(2, entry.field("codebook_count"))
     if n_books != 1 and n_books != entry.channels:
-        raise FormatError(start, entry.field("codebook_count"), f"{n_books} must be 1 or channels = {entry.channels}.")
+        raise FormatError(
+            start,
+            entry.field("codebook_count"),
+            f"{n_books} must be 1 or channels = {entry.channels}.",
+        )
     counts_at = rd.pos
     entry_counts = np.frombuffer(rd.take(2 * n_books, entry.field("entry_count")), "<u2").astype(np.int64)
     if entry_counts.max() > MAX_CODEBOOK:
         bad = int(np.argmax(entry_counts > MAX_CODEBOOK))
-        raise FormatError(counts_at + 2 * bad, entry.field("entry_count"), f"codebook {bad} has {entry_counts[bad]} > {MAX_CODEBOOK} entries.")
+        raise FormatError(
+            counts_at + 2 * bad,
+            entry.field("entry_count"),
+            f"codebook {bad} has {entry_counts[bad]} > {MAX_CODEBOOK} entries.",
+        )
     total = int(entry_counts.sum())
     entries = np.frombuffer(rd.take(total * entry.esize, entry.field("entries")), _UINT[entry.esize])
     sparse = entry.encoding == CLUSTERED_SPARSE
     escape_run = 0
     gaps = background = None
     if sparse:
-        background = np.frombuffer(rd.take(n_books * entry.esize, entry.field("background")), _UINT[entry.esize])
+        background = np.frombuffer(
+            rd.take(n_books * entry.esize, entry.field("background")),
+            _UINT[entry.esize],
+        )
         escape_at = rd.pos
         escape_run = rd.uint(1, entry.field("escape_run"))
         if escape_run < 1:
             raise FormatError(escape_at, entry.field("escape_run"), "must be in 1..255.")
         gaps = _read_stream(rd, entry.field("gaps"))
         if gaps.lengths.size > escape_run + 1:
-            raise FormatError(gaps.offset + 16, gaps.field + ".alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}.")
+            raise FormatError(
+                gaps.offset + 16,
+                gaps.field + ".alphabet",
+                f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}.",
+            )
     indices = _read_stream(rd, entry.field("indices"))
     if rd.pos != rd.end:
-        raise FormatError(rd.pos, entry.field("payload_size"), f"{rd.end - rd.pos} bytes after the end of the payload.")
+        raise FormatError(
+            rd.pos,
+            entry.field("payload_size"),
+            f"{rd.end - rd.pos} bytes after the end of the payload.",
+        )
 
     positions = None
     if sparse:
         _decode_stream(gaps)
         escapes = int(gaps.hist[0]) if gaps.hist.size else 0
         if gaps.count - escapes != indices.count:
-            raise FormatError(indices.offset, indices.field + ".count", f"{indices.count} indices for {gaps.count - escapes} non-zero elements.")
+            raise FormatError(
+                indices.offset,
+                indices.field + ".count",
+                f"{indices.count} indices for {gaps.count - escapes} non-zero elements.",
+            )
         if gaps.count:
             if gaps.symbols[-1] == 0:
-                raise FormatError(gaps.data_offset, gaps.field + ".data", "the gap stream must not end with an escape.")
+                raise FormatError(
+                    gaps.data_offset,
+                    gaps.field + ".data",
+                    "the gap stream must not end with an escape.",
+                )
             # Σ steps = one past the last non-zero position: check it before the cumsum,
             # which then fits in int32 (elements < 2^31).
             steps_of = np.arange(gaps.hist.size, dtype=np.int64)
             steps_of[0] = escape_run
             end = int(np.dot(gaps.hist, steps_of))
             if end > elements:
-                raise FormatError(gaps.data_offset, gaps.field + ".data", f"non-zero position {end - 1} is beyond {elements} elements.")
+                raise FormatError(
+                    gaps.data_offset,
+                    gaps.field + ".data",
+                    f"non-zero position {end - 1} is beyond {elements} elements.",
+                )
             if escapes:
                 steps = gaps.symbols.copy()
                 steps[gaps.symbols == 0] = escape_run
@@ -387,13 +494,21 @@ def _read_clustered(data, entry):
         else:
             positions = np.zeros(0, np.int64)
     elif indices.count != elements:
-        raise FormatError(indices.offset, indices.field + ".count", f"{indices.count} indices for {elements} elements.")
+        raise FormatError(
+            indices.offset,
+            indices.field + ".count",
+            f"{indices.count} indices for {elements} elements.",
+        )
     _decode_stream(indices)
 
     channel_of = None
     if n_books == 1:
         if indices.hist.size > entry_counts[0] and indices.hist[entry_counts[0] :].any():
-            raise FormatError(indices.data_offset, indices.field + ".data", f"index beyond the {entry_counts[0]} codebook entries.")
+            raise FormatError(
+                indices.data_offset,
+                indices.field + ".data",
+                f"index beyond the {entry_counts[0]} codebook entries.",
+            )
     elif indices.count:
         per_channel = elements // n_books
         if sparse:
@@ -401,14 +516,22 @@ def _read_clustered(data, entry):
         else:
             channel_of = np.repeat(np.arange(n_books), per_channel)
         if not (indices.symbols < entry_counts[channel_of]).all():
-            raise FormatError(indices.data_offset, indices.field + ".data", "index beyond its channel's codebook.")
+            raise FormatError(
+                indices.data_offset,
+                indices.field + ".data",
+                "index beyond its channel's codebook.",
+            )
     return _Clustered(entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of)
 
 
 def _check_payload_crc(data, entry):
     payload = data[entry.payload_offset : entry.payload_offset + entry.payload_size]
     if zlib.crc32(payload) != entry.payload_crc32:
-        raise FormatError(entry.table_offset + _E_CRC, entry.field("payload_crc32"), "payload checksum mismatch.")
+        raise FormatError(
+            entry.table_offset + _E_CRC,
+            entry.field("payload_crc32"),
+            "payload checksum mismatch.",
+        )
     return payload
 
 
@@ -420,7 +543,11 @@ def _inflate(payload, entry):
         if len(out) <= entry.size and not inflater.eof:  # the output is full: finish the trailer
             out += inflater.decompress(inflater.unconsumed_tail, 1)
     except zlib.error as exc:
-        raise FormatError(entry.payload_offset, entry.field("payload"), f"zlib stream is invalid ({exc}).") from None
+        raise FormatError(
+            entry.payload_offset,
+            entry.field("payload"),
+            f"zlib stream is invalid ({exc}).",
+        ) from None
     if len(out) != entry.size or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         raise FormatError(
             entry.payload_offset,
@@ -435,7 +562,11 @@ def _decode_into(data, entry, target):
     payload = _check_payload_crc(data, entry)
     if entry.encoding == RAW:
         if entry.payload_size != entry.size:
-            raise FormatError(entry.table_offset + _E_PAYLOAD_SIZE, entry.field("payload_size"), f"RAW payload must be {entry.size} bytes.")
+            raise FormatError(
+                entry.table_offset + _E_PAYLOAD_SIZE,
+                entry.field("payload_size"),
+                f"RAW payload must be {entry.size} bytes.",
+            )
         target[:] = np.frombuffer(payload, np.uint8)
         return
     if entry.encoding == ZLIB:
@@ -479,9 +610,17 @@ def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
     data, header = _parse_header(sidecar, max_restored_size)
     skeleton = memoryview(skeleton).cast("B")
     if len(skeleton) != header.skeleton_size:
-        raise FormatError(40, "skeleton_size", f"the skeleton has {len(skeleton)} bytes, the sidecar expects {header.skeleton_size}.")
+        raise FormatError(
+            40,
+            "skeleton_size",
+            f"the skeleton has {len(skeleton)} bytes, the sidecar expects {header.skeleton_size}.",
+        )
     if hashlib.sha256(skeleton).digest() != header.skeleton_sha256:
-        raise FormatError(80, "skeleton_sha256", "the skeleton does not belong to this sidecar (SHA-256 mismatch).")
+        raise FormatError(
+            80,
+            "skeleton_sha256",
+            "the skeleton does not belong to this sidecar (SHA-256 mismatch).",
+        )
     out = np.zeros(header.restored_size, np.uint8)  # calloc: untouched pages cost nothing
     skel = np.frombuffer(skeleton, np.uint8)
     s = r = 0
@@ -516,10 +655,17 @@ def inspect(sidecar):
         stats.update(encoding=_ENCODING_NAMES[entry.encoding], payload_bytes=entry.payload_size)
         if entry.encoding == RAW:
             if entry.payload_size != entry.size:
-                raise FormatError(entry.table_offset + _E_PAYLOAD_SIZE, entry.field("payload_size"), f"RAW payload must be {entry.size} bytes.")
+                raise FormatError(
+                    entry.table_offset + _E_PAYLOAD_SIZE,
+                    entry.field("payload_size"),
+                    f"RAW payload must be {entry.size} bytes.",
+                )
             stats["nonzeros"] = _count_nonzero(np.frombuffer(payload, _UINT[entry.esize]), entry.dtype)
         elif entry.encoding == ZLIB:
-            stats["nonzeros"] = _count_nonzero(np.frombuffer(_inflate(payload, entry), _UINT[entry.esize]), entry.dtype)
+            stats["nonzeros"] = _count_nonzero(
+                np.frombuffer(_inflate(payload, entry), _UINT[entry.esize]),
+                entry.dtype,
+            )
         else:
             parsed = _read_clustered(data, entry)
             _stream_stats(stats, parsed.indices, parsed.gaps, parsed.entry_counts, parsed.escape_run)
@@ -585,7 +731,11 @@ def _stream_stats(stats, indices, gaps, entry_counts, escape_run):
         index_entropy_bits=huffman.entropy_bits(indices.hist),
     )
     if gaps is not None:
-        stats.update(gap_count=gaps.count, gap_bits=gaps.nbits, gap_entropy_bits=huffman.entropy_bits(gaps.hist))
+        stats.update(
+            gap_count=gaps.count,
+            gap_bits=gaps.nbits,
+            gap_entropy_bits=huffman.entropy_bits(gaps.hist),
+        )
 
 
 _SIGN_BIT = {"float32": np.uint32(0x80000000), "float16": np.uint16(0x8000)}
@@ -631,7 +781,8 @@ def _check_segments(restored, segments):
             )
         if seg.offset + seg.size > len(restored):
             raise ValueError(
-                f"segments[{i}] ({seg.name!r}) [{seg.offset}, {seg.offset + seg.size}) exceeds the restored file's "
+                f"segments[{i}] ({seg.name!r}) [{seg.offset}, {seg.offset + seg.size}) exceeds the "
+                f"restored file's "
                 f"{len(restored)} bytes."
             )
         end = seg.offset + seg.size
@@ -703,7 +854,7 @@ def _cluster(values, n_books, sparse):
     return entry_counts, group_value[ranked], rank[group], kept, background
 
 
-def _stream_bytes(symbols, alphabet_hint=0):
+def _stream_bytes(symbols):
     """HuffmanStream bytes for `symbols` (section 6), plus (nbits, entropy)."""
     if not symbols.size:
         return struct.pack("<QQH", 0, 0, 0), 0, 0.0
@@ -739,7 +890,9 @@ def _stream_cost_bits(hist):
 
 
 def _gap_histogram(run_values, run_counts, escape_run):
-    hist = np.bincount(run_values % escape_run + 1, weights=run_counts, minlength=escape_run + 1).astype(np.int64)
+    hist = np.bincount(run_values % escape_run + 1, weights=run_counts, minlength=escape_run + 1).astype(
+        np.int64,
+    )
     hist[0] = int(np.dot(run_values // escape_run, run_counts))
     return hist
 
@@ -788,7 +941,11 @@ def _clustered_payload(values, esize, n_books, sparse):
     if clustered is None:
         return None
     entry_counts, entries, symbols, kept, background = clustered
-    parts = [struct.pack("<H", n_books), entry_counts.astype("<u2").tobytes(), entries.astype(_UINT[esize]).tobytes()]
+    parts = [
+        struct.pack("<H", n_books),
+        entry_counts.astype("<u2").tobytes(),
+        entries.astype(_UINT[esize]).tobytes(),
+    ]
     gap = (b"", 0, 0.0)
     escape_run = 0
     if sparse:
@@ -809,7 +966,11 @@ def _clustered_payload(values, esize, n_books, sparse):
         "index_entropy_bits": index[2],
     }
     if sparse:
-        stats.update(gap_count=int((runs // escape_run).sum() + runs.size), gap_bits=gap[1], gap_entropy_bits=gap[2])
+        stats.update(
+            gap_count=int((runs // escape_run).sum() + runs.size),
+            gap_bits=gap[1],
+            gap_entropy_bits=gap[2],
+        )
     return b"".join(parts), stats
 
 
@@ -834,7 +995,11 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level):
     size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
     stats = _base_stats(seg.name, seg.offset, seg.size, seg.dtype, seg.channels)
     stats.update(extra)
-    stats.update(encoding=_ENCODING_NAMES[encoding], nonzeros=_count_nonzero(values, seg.dtype), payload_bytes=size)
+    stats.update(
+        encoding=_ENCODING_NAMES[encoding],
+        nonzeros=_count_nonzero(values, seg.dtype),
+        payload_bytes=size,
+    )
     return encoding, payload, stats
 
 
@@ -868,7 +1033,9 @@ def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_l
     """
     restored = memoryview(restored).cast("B")
     if len(restored) > MAX_RESTORED_SIZE:
-        raise ValueError(f"restored file has {len(restored)} bytes; the format allows at most {MAX_RESTORED_SIZE}.")
+        raise ValueError(
+            f"restored file has {len(restored)} bytes; the format allows at most {MAX_RESTORED_SIZE}.",
+        )
     _check_segments(restored, segments)
     if encodings is None:
         allowed = set(ENCODINGS.values())

@@ -76,7 +76,7 @@ def test_code_lengths_limited_optimum_hand_checked():
         huffman.code_lengths([1, 1, 1, 1, 8], max_length=2)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(1, 60), min_size=2, max_size=5), st.integers(1, 6))
 def test_code_lengths_optimal_against_brute_force(counts, max_length):
     if len(counts) > 2**max_length:
@@ -203,7 +203,7 @@ def streams(draw):
     return symbols, alphabet, reserve
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(streams(), st.integers(0, 20))
 def test_round_trip(stream, bit_offset):
     symbols, alphabet, reserve = stream

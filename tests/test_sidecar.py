@@ -50,6 +50,8 @@ def rebuild(side, payloads=None):
     header_size = struct.unpack_from("<I", b, 8)[0]
     count, entry_size, names_size = struct.unpack_from("<III", b, 12)
     names_end = header_size + count * entry_size + names_size
+    if not 120 <= header_size <= len(b) or entry_size < 48 or names_end > len(b):
+        raise ValueError("header too damaged to re-checksum")
     cursor, old = names_end, []
     for i in range(count):
         size = struct.unpack_from("<Q", b, header_size + i * entry_size + 16)[0]
@@ -101,7 +103,9 @@ def test_golden_rebuilt_byte_for_byte(name):
     skeleton, side, restored = golden(name)
     case = MANIFEST["cases"][name]
     if "ZLIB" in case["encodings"] and zlib.ZLIB_VERSION != MANIFEST["zlib_version"]:
-        pytest.skip(f"ZLIB payloads were made with zlib {MANIFEST['zlib_version']}, this is {zlib.ZLIB_VERSION}")
+        pytest.skip(
+            f"ZLIB payloads were made with zlib {MANIFEST['zlib_version']}, this is {zlib.ZLIB_VERSION}",
+        )
     new_skeleton, new_side, stats = sidecar.build_bundle(restored, segments_of(name))
     assert [s["encoding"] for s in stats] == case["encodings"]
     assert [s["codebooks"] for s in stats] == case["codebooks"]
@@ -125,8 +129,10 @@ def test_hand_vector_inspect():
     info = sidecar.inspect(hand_vectors.SIDECAR)
     assert info["version"] == "1.0" and info["restored_size"] == 79 and info["skeleton_size"] == 15
     dense, sparse = info["segments"]
-    assert (dense["name"], dense["encoding"], dense["index_bits"], dense["nonzeros"]) == ("dense", "CLUSTERED_DENSE", 11, 3)
-    assert (sparse["encoding"], sparse["escape_run"], sparse["gap_count"], sparse["gap_bits"]) == ("CLUSTERED_SPARSE", 3, 3, 6)
+    assert (dense["name"], dense["encoding"], dense["index_bits"]) == ("dense", "CLUSTERED_DENSE", 11)
+    assert dense["nonzeros"] == 3
+    assert (sparse["encoding"], sparse["escape_run"], sparse["gap_count"]) == ("CLUSTERED_SPARSE", 3, 3)
+    assert sparse["gap_bits"] == 6
     assert (sparse["nonzeros"], sparse["codebook_entries"], sparse["payload_bytes"]) == (2, 2, 58)
 
 
@@ -210,7 +216,7 @@ def test_mutations_behind_valid_checksums_are_rejected(name):
             mutated = side[:12] + mutated[12:]  # keep magic/version/header_size parseable
         try:
             mutated = rebuild(mutated)
-        except (struct.error, IndexError, OverflowError):
+        except (ValueError, struct.error, IndexError, OverflowError):
             pass  # too broken to re-checksum: still must be rejected cleanly
         try:
             out = sidecar.restore(skeleton, mutated)
@@ -282,7 +288,10 @@ def test_max_restored_size_limit():
 
 
 def _hand_with(dense=None, sparse=None):
-    return rebuild(hand_vectors.SIDECAR, [dense or hand_vectors.PAYLOAD_DENSE, sparse or hand_vectors.PAYLOAD_SPARSE])
+    return rebuild(
+        hand_vectors.SIDECAR,
+        [dense or hand_vectors.PAYLOAD_DENSE, sparse or hand_vectors.PAYLOAD_SPARSE],
+    )
 
 
 def _patched(payload, offset, data):
@@ -297,31 +306,35 @@ def test_rebuild_helper_is_identity_on_goldens():
         assert rebuild(side) == side
 
 
+_DENSE, _SPARSE = hand_vectors.PAYLOAD_DENSE, hand_vectors.PAYLOAD_SPARSE
+
+
 @pytest.mark.parametrize(
     "dense, sparse, field",
     [
-        # indices.nbits one too many (12 ≠ 11 bits used by 8 symbols)
-        (_patched(hand_vectors.PAYLOAD_DENSE, 20, b"\x0c"), None, "segment[0].indices.nbits"),
+        # indices.nbits one too many: 8 symbols use 11 bits, not 12
+        pytest.param(_patched(_DENSE, 20, b"\x0c"), None, "segment[0].indices.nbits", id="nbits"),
         # a padding bit set in the last data byte (bit 3 of byte 1, stream bit 11)
-        (_patched(hand_vectors.PAYLOAD_DENSE, 32, b"\x09"), None, "segment[0].indices.data"),
-        # lengths [1, 1]: complete code, no reserved codeword
-        (_patched(hand_vectors.PAYLOAD_DENSE, 30, b"\x11"), None, "segment[0].indices.lengths"),
+        pytest.param(_patched(_DENSE, 32, b"\x09"), None, "segment[0].indices.data", id="padding"),
+        # lengths [1, 1]: a complete code, no reserved codeword
+        pytest.param(_patched(_DENSE, 30, b"\x11"), None, "segment[0].indices.lengths", id="complete-code"),
         # the reserved codeword "11" in the data
-        (_patched(hand_vectors.PAYLOAD_DENSE, 31, b"\x0f"), None, "segment[0].indices.data"),
+        pytest.param(_patched(_DENSE, 31, b"\x0f"), None, "segment[0].indices.data", id="reserved-codeword"),
         # codebook_count 2 with channels = 1
-        (_patched(hand_vectors.PAYLOAD_DENSE, 0, b"\x02"), None, "segment[0].codebook_count"),
+        pytest.param(_patched(_DENSE, 0, b"\x02"), None, "segment[0].codebook_count", id="codebook-count"),
         # only one codebook entry: index 1 is out of range
-        (b"\x01\x00\x01\x00" + hand_vectors.PAYLOAD_DENSE[4:8] + hand_vectors.PAYLOAD_DENSE[12:], None, "segment[0].indices.data"),
+        pytest.param(b"\x01\x00\x01\x00" + _DENSE[4:8] + _DENSE[12:], None, "segment[0].indices.data",
+                     id="index-range"),
         # a trailing byte after the last stream
-        (hand_vectors.PAYLOAD_DENSE + b"\x00", None, "segment[0].payload_size"),
+        pytest.param(_DENSE + b"\x00", None, "segment[0].payload_size", id="trailing-byte"),
         # escape_run 0
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 16, b"\x00"), "segment[1].escape_run"),
+        pytest.param(None, _patched(_SPARSE, 16, b"\x00"), "segment[1].escape_run", id="escape-run-0"),
         # escape_run 2: the gap alphabet (4 symbols) exceeds escape_run + 1
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 16, b"\x02"), "segment[1].gaps.alphabet"),
-        # escape_run 4: position 2, then 4 zeros, then 1 zero: position 8 ≥ 8 elements
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 16, b"\x04"), "segment[1].gaps.data"),
-        # indices.count 1 for 2 non-escape gap symbols
-        (None, _patched(hand_vectors.PAYLOAD_SPARSE, 38, b"\x01"), "segment[1].indices.count"),
+        pytest.param(None, _patched(_SPARSE, 16, b"\x02"), "segment[1].gaps.alphabet", id="gap-alphabet"),
+        # escape_run 4: position 2, then 4 + 1 background elements: position 8 ≥ 8 elements
+        pytest.param(None, _patched(_SPARSE, 16, b"\x04"), "segment[1].gaps.data", id="position-range"),
+        # indices.count 1 for 2 emitted elements
+        pytest.param(None, _patched(_SPARSE, 38, b"\x01"), "segment[1].indices.count", id="index-count"),
     ],
 )
 def test_structural_errors_behind_valid_checksums(dense, sparse, field):
@@ -435,7 +448,11 @@ def test_zlib_payload_checks():
     payload = payloads_of(side)[0]
     expect_error(skeleton, rebuild(side, [payload + b"\x00"]), "segment[0].payload")  # trailing byte
     expect_error(skeleton, rebuild(side, [payload[:-1]]), "segment[0].payload")  # no Adler-32 end
-    expect_error(skeleton, rebuild(side, [zlib.compress(restored[12:-4], 9)]), "segment[0].payload")  # too short
+    expect_error(
+        skeleton,
+        rebuild(side, [zlib.compress(restored[12:-4], 9)]),
+        "segment[0].payload",
+    )  # too short
     expect_error(skeleton, rebuild(side, [zlib.compress(restored[12:] + b"\x00", 9)]), "segment[0].payload")
 
 
@@ -568,7 +585,11 @@ def test_sparse_round_trip_with_long_zero_runs():
     values = np.zeros(100_000, np.float32)
     values[[0, 5, 70_000, 99_999]] = [1, 2, 3, 1]
     restored = values.tobytes()
-    skeleton, side, stats = sidecar.build_bundle(restored, [Segment(0, len(restored), "float32")], encodings=["CLUSTERED_SPARSE"])
+    skeleton, side, stats = sidecar.build_bundle(
+        restored,
+        [Segment(0, len(restored), "float32")],
+        encodings=["CLUSTERED_SPARSE"],
+    )
     assert stats[0]["encoding"] == "CLUSTERED_SPARSE"
     assert stats[0]["gap_count"] > 4  # escapes
     assert sidecar.restore(skeleton, side) == restored

@@ -21,7 +21,13 @@ def _h(text):
     return bytes.fromhex("".join(line.split("#")[0] for line in text.splitlines()).replace(" ", ""))
 
 
-RESTORED = b"TFL3HDR!" + struct.pack("<8f", 0, 1, 1, 0, 0, 0, 1, 0) + b"MID!" + struct.pack("<8f", 0, 0, 2, 0, 0, 0, 0, -1) + b"END"
+RESTORED = (
+    b"TFL3HDR!"
+    + struct.pack("<8f", 0, 1, 1, 0, 0, 0, 1, 0)
+    + b"MID!"
+    + struct.pack("<8f", 0, 0, 2, 0, 0, 0, 0, -1)
+    + b"END"
+)
 SKELETON = b"TFL3HDR!" + b"MID!" + b"END"
 
 # Segment 0, CLUSTERED_DENSE. Indices [0,1,1,0,0,0,1,0]; code lengths sym0=1, sym1=2, so

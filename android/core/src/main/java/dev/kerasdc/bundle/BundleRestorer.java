@@ -27,6 +27,8 @@ import java.util.Arrays;
  */
 public final class BundleRestorer {
   private final long maxRestoredSize;
+  /** The HuffmanStream decoder: a mode of {@link SegmentDecoder}. */
+  private final int huffman;
 
   /** A restorer that accepts any restored size the format allows (2^31 - 1 bytes). */
   public BundleRestorer() {
@@ -38,11 +40,26 @@ public final class BundleRestorer {
    * {@code maxRestoredSize} bytes (e.g. the memory the app can spare).
    */
   public BundleRestorer(long maxRestoredSize) {
+    this(maxRestoredSize, SegmentDecoder.AUTO);
+  }
+
+  /**
+   * A restorer that decodes HuffmanStreams with the given decoder (tests compare them): {@link
+   * SegmentDecoder#AUTO} (the Inflater for all but short streams), {@link SegmentDecoder#TABLE} or
+   * {@link SegmentDecoder#INFLATER}.
+   */
+  BundleRestorer(long maxRestoredSize, int huffman) {
     if (maxRestoredSize < 0) {
       throw new IllegalArgumentException(
           "maxRestoredSize must be >= 0, received " + maxRestoredSize);
     }
+    if (huffman != SegmentDecoder.AUTO
+        && huffman != SegmentDecoder.TABLE
+        && huffman != SegmentDecoder.INFLATER) {
+      throw new IllegalArgumentException("unknown HuffmanStream decoder " + huffman);
+    }
     this.maxRestoredSize = Math.min(maxRestoredSize, Sidecar.MAX_RESTORED_SIZE);
+    this.huffman = huffman;
   }
 
   /** The largest restored size this restorer accepts. */
@@ -92,7 +109,7 @@ public final class BundleRestorer {
   public byte[] restore(byte[] skeleton, byte[] sidecar) throws BundleFormatException {
     Sidecar parsed = check(skeleton, sidecar);
     byte[] restored = new byte[(int) parsed.getRestoredSize()];
-    decode(parsed, skeleton, new Output.ToArray(restored, 0, true));
+    decode(parsed, skeleton, new Output.ToArray(restored, 0, restored.length, true));
     return restored;
   }
 
@@ -125,7 +142,13 @@ public final class BundleRestorer {
           "the target buffer has " + target.remaining() + " bytes remaining; the bundle restores "
               + parsed.getRestoredSize());
     }
-    decode(parsed, skeleton, new Output.ToBuffer(target, false));
+    int size = (int) parsed.getRestoredSize();
+    if (target.hasArray() && !target.isReadOnly()) { // write the backing array in place
+      int start = target.arrayOffset() + target.position();
+      decode(parsed, skeleton, new Output.ToArray(target.array(), start, size, false));
+    } else {
+      decode(parsed, skeleton, new Output.ToBuffer(target, false));
+    }
     target.position(target.position() + (int) parsed.getRestoredSize());
   }
 
@@ -197,23 +220,28 @@ public final class BundleRestorer {
    * Section 9 steps 4 and 5 (checks 17 and 18) on a bundle that passed {@link #check}: gaps and
    * segments in order, then the hash of the result.
    */
-  private static void decode(Sidecar parsed, byte[] skeleton, Output out)
+  private void decode(Sidecar parsed, byte[] skeleton, Output out)
       throws BundleFormatException {
     byte[] data = parsed.data();
     int s = 0;
     long r = 0;
-    for (Segment segment : parsed.getSegments()) {
-      int gap = (int) (segment.getOffset() - r);
-      out.put(skeleton, s, gap);
-      s += gap;
-      long before = out.written();
-      SegmentDecoder.decode(data, segment, out);
-      if (out.written() - before != segment.getSize()) {
-        throw new IllegalStateException(
-            segment.field() + " decoded to " + (out.written() - before) + " bytes, not "
-                + segment.getSize());
+    SegmentDecoder decoder = new SegmentDecoder(huffman);
+    try {
+      for (Segment segment : parsed.getSegments()) {
+        int gap = (int) (segment.getOffset() - r);
+        out.put(skeleton, s, gap);
+        s += gap;
+        long before = out.written();
+        decoder.decode(data, segment, out);
+        if (out.written() - before != segment.getSize()) {
+          throw new IllegalStateException(
+              segment.field() + " decoded to " + (out.written() - before) + " bytes, not "
+                  + segment.getSize());
+        }
+        r = segment.getOffset() + segment.getSize();
       }
-      r = segment.getOffset() + segment.getSize();
+    } finally {
+      decoder.end();
     }
     out.put(skeleton, s, skeleton.length - s);
     out.flush();

@@ -43,6 +43,48 @@ public final class HuffmanCode {
    */
   static HuffmanCode fromLengths(int[] lengths, long offset, String field)
       throws BundleFormatException {
+    int maxLength = checkLengths(lengths, offset, field);
+    int[] blCount = new int[MAX_LENGTH + 1];
+    for (int len : lengths) {
+      blCount[len]++;
+    }
+    blCount[0] = 0;
+    // Canonical assignment (RFC 1951 section 3.2.2).
+    int[] nextCode = new int[MAX_LENGTH + 1];
+    int code = 0;
+    for (int len = 1; len <= MAX_LENGTH; len++) {
+      code = (code + blCount[len - 1]) << 1;
+      nextCode[len] = code;
+    }
+    int[] codewords = new int[lengths.length];
+    int[] table = new int[1 << maxLength];
+    for (int s = 0; s < lengths.length; s++) {
+      int len = lengths[s];
+      if (len == 0) {
+        continue;
+      }
+      int c = nextCode[len]++;
+      codewords[s] = c;
+      // The stream holds the codeword most significant bit first and the decoder's window has the
+      // first stream bit at bit 0, so the table index is the bit-reversed codeword.
+      int reversed = Integer.reverse(c) >>> (32 - len);
+      int entry = (s << 4) | len;
+      for (int i = reversed; i < table.length; i += 1 << len) {
+        table[i] = entry;
+      }
+    }
+    return new HuffmanCode(lengths.clone(), codewords, maxLength, table);
+  }
+
+  /**
+   * Checks code lengths against the format's rules (each 0 to 15, at least one used, the Kraft
+   * equality of spec 6.1) without building a table, naming {@code offset} and {@code field} in
+   * errors.
+   *
+   * @return the longest code length L
+   */
+  static int checkLengths(int[] lengths, long offset, String field)
+      throws BundleFormatException {
     int[] blCount = new int[MAX_LENGTH + 1];
     int maxLength = 0;
     for (int s = 0; s < lengths.length; s++) {
@@ -71,31 +113,7 @@ public final class HuffmanCode {
           "Kraft sum is " + kraft + "/2^" + maxLength + ", expected (2^" + maxLength
               + " - 1)/2^" + maxLength + " (a complete code with one reserved codeword)");
     }
-    // Canonical assignment (RFC 1951 section 3.2.2).
-    int[] nextCode = new int[MAX_LENGTH + 1];
-    int code = 0;
-    for (int len = 1; len <= MAX_LENGTH; len++) {
-      code = (code + blCount[len - 1]) << 1;
-      nextCode[len] = code;
-    }
-    int[] codewords = new int[lengths.length];
-    int[] table = new int[1 << maxLength];
-    for (int s = 0; s < lengths.length; s++) {
-      int len = lengths[s];
-      if (len == 0) {
-        continue;
-      }
-      int c = nextCode[len]++;
-      codewords[s] = c;
-      // The stream holds the codeword most significant bit first and the decoder's window has the
-      // first stream bit at bit 0, so the table index is the bit-reversed codeword.
-      int reversed = Integer.reverse(c) >>> (32 - len);
-      int entry = (s << 4) | len;
-      for (int i = reversed; i < table.length; i += 1 << len) {
-        table[i] = entry;
-      }
-    }
-    return new HuffmanCode(lengths.clone(), codewords, maxLength, table);
+    return maxLength;
   }
 
   /** The longest code length L. */

@@ -8,27 +8,45 @@ import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 
 /**
- * Where a restore writes R, strictly in order from its first byte to its last. Decoders stage small
- * writes in {@link #chunk}; every byte passes the SHA-256 once on its way out, so checking the
+ * Where a restore writes R, strictly in order from its first byte to its last, and hashes it on
+ * the way: every byte passes the SHA-256 once, while it is still in the cache, so checking the
  * result needs no second pass over R.
+ *
+ * <p>Decoders write into a window {@code buf[pos, limit)} and call {@link #flush} when it is full.
+ * For a byte-array target ({@link ToArray}) the window is a slice of at most {@link #CHUNK} bytes
+ * of the target itself: bytes are written once, in place, and a flush only hashes what the window
+ * holds and moves it on. Other targets ({@link ToBuffer}, {@link ToStream}) stage bytes in a
+ * {@link #CHUNK}-byte array that a flush hashes and passes on.
+ *
+ * <p>Within a segment every write is a whole number of elements, and a segment starts with a
+ * flush, after which the window's length is a multiple of every element size (or reaches the end
+ * of R): an element never straddles the end of a window.
  */
 abstract class Output {
-  /** Staging size; a multiple of every element size. */
+  /** Window length; a multiple of every element size. */
   static final int CHUNK = 1 << 16;
 
+  /** Zero runs at least this long bypass a staging buffer. */
+  private static final int LONG_RUN = 4096;
+
+  private static final byte[] ZEROS = new byte[CHUNK];
+
+  /** Decoders write at {@code buf[pos]}, up to {@code buf[limit - 1]}. */
+  byte[] buf;
+
+  int pos;
+  int limit;
+
   /**
-   * Staging buffer; decoders write at {@link #fill} and call {@link #flush} when it is full.
-   * Invariant: {@code chunk[fill, CHUNK)} holds zeros, so short zero runs only advance
-   * {@link #fill}.
+   * Whether {@code buf} holds zeros from {@link #pos} to the end of R (a new array), so that zero
+   * runs only advance {@link #pos}.
    */
-  final byte[] chunk = new byte[CHUNK];
+  final boolean clean;
 
-  int fill;
+  final MessageDigest digest;
 
-  private final MessageDigest digest;
-  private long written;
-
-  Output() {
+  Output(boolean clean) {
+    this.clean = clean;
     digest = sha256();
   }
 
@@ -40,83 +58,67 @@ abstract class Output {
     }
   }
 
-  /** Writes bytes straight through (after what is staged). */
-  final void put(byte[] src, int offset, int length) {
-    if (length == 0) {
-      return;
-    }
-    flush();
-    digest.update(src, offset, length);
-    emit(src, offset, length);
-    written += length;
-  }
+  /** Writes bytes (the skeleton's gaps, RAW payloads). */
+  abstract void put(byte[] src, int offset, int length);
 
-  /** Zero runs at least this long bypass the staging buffer. */
-  private static final int LONG_RUN = 4096;
+  /** Hashes and passes on the window's bytes, and opens the next window. */
+  abstract void flush();
 
-  private static final byte[] ZEROS = new byte[CHUNK];
+  /** Bytes written so far. */
+  abstract long written();
 
   /** Writes {@code count} zero bytes. */
   final void zeros(long count) {
-    if (count >= LONG_RUN) {
-      // Long runs (pruned weights): hash them from a shared zero buffer and let the target skip
-      // them where it is known to hold zeros already.
-      flush();
-      while (count > 0) {
-        int n = (int) Math.min(count, CHUNK);
-        digest.update(ZEROS, 0, n);
-        emitZeros(n);
-        written += n;
-        count -= n;
+    if (clean) {
+      while (count > limit - pos) {
+        count -= limit - pos;
+        pos = limit;
+        flush();
       }
+      pos += (int) count;
+      return;
+    }
+    if (count >= LONG_RUN && skipZeros(count)) {
       return;
     }
     while (count > 0) {
-      if (fill == CHUNK) {
+      if (pos == limit) {
         flush();
       }
-      int n = (int) Math.min(count, CHUNK - fill);
-      fill += n; // the staged area past fill is already zero
+      int n = (int) Math.min(count, limit - pos);
+      Arrays.fill(buf, pos, pos + n, (byte) 0);
+      pos += n;
       count -= n;
     }
   }
 
   /**
+   * Writes a long zero run without staging it, if this output can; {@code false} if it cannot.
+   */
+  boolean skipZeros(long count) {
+    return false;
+  }
+
+  /**
    * Writes {@code count} copies of the {@code esize}-byte pattern at {@code src[offset]}. The
-   * staged length must be a multiple of {@code esize} (true within one segment).
+   * window's length must be a multiple of {@code esize} (true within one segment).
    */
   final void repeat(byte[] src, int offset, int esize, long count) {
     long bytes = count * esize;
     while (bytes > 0) {
-      if (fill == CHUNK) {
+      if (pos == limit) {
         flush();
       }
-      int n = (int) Math.min(bytes, CHUNK - fill);
-      System.arraycopy(src, offset, chunk, fill, esize);
+      int n = (int) Math.min(bytes, limit - pos);
+      System.arraycopy(src, offset, buf, pos, esize);
       for (int done = esize; done < n; ) { // doubling copies keep the pattern's phase
         int k = Math.min(done, n - done);
-        System.arraycopy(chunk, fill, chunk, fill + done, k);
+        System.arraycopy(buf, pos, buf, pos + done, k);
         done += k;
       }
-      fill += n;
+      pos += n;
       bytes -= n;
     }
-  }
-
-  /** Passes the staged bytes on, and clears the staging buffer. */
-  final void flush() {
-    if (fill > 0) {
-      digest.update(chunk, 0, fill);
-      emit(chunk, 0, fill);
-      written += fill;
-      Arrays.fill(chunk, 0, fill, (byte) 0);
-      fill = 0;
-    }
-  }
-
-  /** Bytes written so far, staged ones included. */
-  final long written() {
-    return written + fill;
   }
 
   /** SHA-256 of everything written; call after {@link #flush}. */
@@ -124,46 +126,115 @@ abstract class Output {
     return digest.digest();
   }
 
-  abstract void emit(byte[] src, int offset, int length);
-
-  /** Writes {@code length <= CHUNK} zero bytes. */
-  void emitZeros(int length) {
-    emit(ZEROS, 0, length);
-  }
-
-  /** Writes into a byte array from a start index. */
+  /** Writes straight into a byte array, from a start index. */
   static final class ToArray extends Output {
-    private final byte[] target;
-    private final boolean zeroed;
-    private int position;
+    private final int start;
+    private final int end;
+    /** Bytes {@code [start, hashed)} have been hashed. */
+    private int hashed;
 
     /**
-     * @param zeroed whether the target is known to hold zeros from {@code start} on (a new array)
+     * @param length bytes that will be written (R's size)
+     * @param zeroed whether {@code target[start, start + length)} holds zeros (a new array)
      */
-    ToArray(byte[] target, int start, boolean zeroed) {
-      this.target = target;
-      this.position = start;
-      this.zeroed = zeroed;
+    ToArray(byte[] target, int start, int length, boolean zeroed) {
+      super(zeroed);
+      this.buf = target;
+      this.start = start;
+      this.end = start + length;
+      this.pos = start;
+      this.hashed = start;
+      this.limit = Math.min(end, start + CHUNK);
     }
 
     @Override
-    void emit(byte[] src, int offset, int length) {
-      System.arraycopy(src, offset, target, position, length);
-      position += length;
-    }
-
-    @Override
-    void emitZeros(int length) {
-      if (zeroed) {
-        position += length;
-      } else {
-        super.emitZeros(length);
+    void put(byte[] src, int offset, int length) {
+      while (length > 0) {
+        if (pos == limit) {
+          flush();
+        }
+        int n = Math.min(length, limit - pos);
+        System.arraycopy(src, offset, buf, pos, n);
+        pos += n;
+        offset += n;
+        length -= n;
       }
+    }
+
+    @Override
+    void flush() {
+      if (pos > hashed) {
+        digest.update(buf, hashed, pos - hashed);
+        hashed = pos;
+      }
+      limit = pos + Math.min(end - pos, CHUNK);
+    }
+
+    @Override
+    long written() {
+      return pos - start;
+    }
+  }
+
+  /** Stages bytes in a {@link #CHUNK}-byte array and emits it when full. */
+  abstract static class Staged extends Output {
+    private long emitted;
+
+    Staged() {
+      super(false);
+      this.buf = new byte[CHUNK];
+      this.limit = CHUNK;
+    }
+
+    abstract void emit(byte[] src, int offset, int length);
+
+    /** Writes {@code length <= CHUNK} zero bytes. */
+    void emitZeros(int length) {
+      emit(ZEROS, 0, length);
+    }
+
+    @Override
+    final void put(byte[] src, int offset, int length) {
+      if (length == 0) {
+        return;
+      }
+      flush();
+      digest.update(src, offset, length);
+      emit(src, offset, length);
+      emitted += length;
+    }
+
+    @Override
+    final boolean skipZeros(long count) {
+      flush();
+      while (count > 0) {
+        int n = (int) Math.min(count, CHUNK);
+        digest.update(ZEROS, 0, n);
+        emitZeros(n);
+        emitted += n;
+        count -= n;
+      }
+      return true;
+    }
+
+    @Override
+    final void flush() {
+      if (pos > 0) {
+        digest.update(buf, 0, pos);
+        emit(buf, 0, pos);
+        emitted += pos;
+        pos = 0;
+      }
+    }
+
+    @Override
+    final long written() {
+      return emitted + pos;
     }
   }
 
   /** Writes into a ByteBuffer (heap or direct) from its position, advancing a duplicate. */
-  static final class ToBuffer extends Output {
+  static final class ToBuffer extends Staged {
     private final ByteBuffer target;
     private final boolean zeroed;
 
@@ -189,7 +260,7 @@ abstract class Output {
   }
 
   /** Writes to a stream; an IOException comes back as {@link WriteFailure}. */
-  static final class ToStream extends Output {
+  static final class ToStream extends Staged {
     private final OutputStream target;
 
     ToStream(OutputStream target) {

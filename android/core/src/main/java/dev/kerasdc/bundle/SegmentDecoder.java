@@ -3,14 +3,67 @@ package dev.kerasdc.bundle;
 import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
-/** Decodes one segment's payload (format spec section 7) into an {@link Output}. */
+/**
+ * Decodes segment payloads (format spec section 7) into an {@link Output}. One instance serves one
+ * restore, on one thread: it keeps the symbol buffers and Inflaters between segments. Call
+ * {@link #end} when done.
+ *
+ * <p>Symbols are decoded in blocks of {@link #BLOCK} into byte arrays ({@link SymbolReader}), then
+ * expanded: each index becomes its codebook entry's bytes, written straight into the output's
+ * window by a loop specialised for the element size.
+ */
 final class SegmentDecoder {
-  private SegmentDecoder() {}
+  /** Which decoder reads HuffmanStreams: {@link #AUTO}, {@link #TABLE} or {@link #INFLATER}. */
+  static final int AUTO = 0;
+
+  /** Always the table decoder (the Java fallback). */
+  static final int TABLE = 1;
+
+  /** Always the Inflater (spec section 12), whatever the stream's length. */
+  static final int INFLATER = 2;
+
+  /**
+   * With {@link #AUTO}, streams of fewer symbols than this use the table decoder: the Inflater's
+   * set-up (a 142-byte header whose code it builds, a JNI call per block) does not pay off.
+   */
+  static final long MIN_INFLATER_SYMBOLS = 1024;
+
+  /** Symbols per block. */
+  static final int BLOCK = 1 << 14;
+
+  private final int huffman;
+  /** Symbol blocks: [0] for the gap or dense index stream, [1] for the sparse index stream. */
+  private final byte[][] symbols = new byte[2][];
+  /** Raw Inflaters for the two streams of a segment, made on first use. */
+  private final Inflater[] raw = new Inflater[2];
+  /** The Inflater of ZLIB segments, made on first use. */
+  private Inflater zlib;
+  /** The current codebook's entries, as little-endian bit patterns. */
+  private final long[] entries = new long[256];
+
+  /** @param huffman {@link #AUTO}, {@link #TABLE} or {@link #INFLATER} */
+  SegmentDecoder(int huffman) {
+    this.huffman = huffman;
+  }
+
+  /** Releases the native memory of the Inflaters. */
+  void end() {
+    for (int i = 0; i < raw.length; i++) {
+      if (raw[i] != null) {
+        raw[i].end();
+        raw[i] = null;
+      }
+    }
+    if (zlib != null) {
+      zlib.end();
+      zlib = null;
+    }
+  }
 
   /** Decodes {@code segment}, whose payload CRC has been checked, writing exactly its size. */
-  static void decode(byte[] b, Segment segment, Output out) throws BundleFormatException {
-    // Start each segment with an empty staging buffer: within a segment every write is a
-    // multiple of the element size, so an element never straddles the end of the buffer.
+  void decode(byte[] b, Segment segment, Output out) throws BundleFormatException {
+    // Start each segment with a fresh window: its length is then a multiple of every element
+    // size, so an element never straddles the end of a window.
     out.flush();
     switch (segment.getEncoding()) {
       case Segment.RAW:
@@ -40,65 +93,65 @@ final class SegmentDecoder {
     out.put(b, segment.getPayloadOffset(), segment.getPayloadSize());
   }
 
-  private static void decodeZlib(byte[] b, Segment segment, Output out)
-      throws BundleFormatException {
+  private void decodeZlib(byte[] b, Segment segment, Output out) throws BundleFormatException {
     int start = segment.getPayloadOffset();
     String field = segment.field() + ".payload";
     long size = segment.getSize();
-    Inflater inflater = new Inflater();
-    try {
-      inflater.setInput(b, start, segment.getPayloadSize());
-      long remaining = size;
-      int stalls = 0;
-      while (remaining > 0) {
-        if (out.fill == Output.CHUNK) {
-          out.flush();
-        }
-        int want = (int) Math.min(Output.CHUNK - out.fill, remaining);
-        int n = inflate(inflater, out.chunk, out.fill, want, start, field);
-        out.fill += n;
-        remaining -= n;
-        if (n > 0) {
-          stalls = 0;
-          continue;
-        }
-        long at = start + inflater.getBytesRead();
-        long produced = size - remaining;
-        if (inflater.finished()) {
-          throw new BundleFormatException(
-              at, field, "zlib stream ends after " + produced + " bytes; size is " + size);
-        }
-        if (inflater.needsDictionary()) {
-          throw new BundleFormatException(at, field, "zlib stream needs a preset dictionary");
-        }
-        if (inflater.needsInput() || ++stalls > 4) {
-          throw new BundleFormatException(
-              at, field, "zlib stream is truncated after " + produced + " of " + size + " bytes");
-        }
+    if (zlib == null) {
+      zlib = new Inflater();
+    } else {
+      zlib.reset();
+    }
+    Inflater inflater = zlib;
+    inflater.setInput(b, start, segment.getPayloadSize());
+    long remaining = size;
+    int stalls = 0;
+    while (remaining > 0) {
+      if (out.pos == out.limit) {
+        out.flush();
       }
-      // Exactly size bytes are out: the stream must end here, with nothing after it.
-      byte[] probe = new byte[1];
-      for (int i = 0; !inflater.finished(); i++) {
-        int n = inflate(inflater, probe, 0, 1, start, field);
-        long at = start + inflater.getBytesRead();
-        if (n > 0) {
-          throw new BundleFormatException(
-              at, field, "zlib stream inflates to more than size = " + size + " bytes");
-        }
-        boolean stuck = inflater.needsInput() || inflater.needsDictionary() || i > 4;
-        if (!inflater.finished() && stuck) {
-          throw new BundleFormatException(
-              at, field, "zlib stream does not end after size = " + size + " bytes");
-        }
+      int want = (int) Math.min(out.limit - out.pos, remaining);
+      int n = inflate(inflater, out.buf, out.pos, want, start, field);
+      out.pos += n;
+      remaining -= n;
+      if (n > 0) {
+        stalls = 0;
+        continue;
       }
-      if (inflater.getRemaining() != 0) {
+      long at = start + inflater.getBytesRead();
+      long produced = size - remaining;
+      if (inflater.finished()) {
         throw new BundleFormatException(
-            start + inflater.getBytesRead(),
-            field,
-            inflater.getRemaining() + " bytes follow the end of the zlib stream");
+            at, field, "zlib stream ends after " + produced + " bytes; size is " + size);
       }
-    } finally {
-      inflater.end();
+      if (inflater.needsDictionary()) {
+        throw new BundleFormatException(at, field, "zlib stream needs a preset dictionary");
+      }
+      if (inflater.needsInput() || ++stalls > 4) {
+        throw new BundleFormatException(
+            at, field, "zlib stream is truncated after " + produced + " of " + size + " bytes");
+      }
+    }
+    // Exactly size bytes are out: the stream must end here, with nothing after it.
+    byte[] probe = new byte[1];
+    for (int i = 0; !inflater.finished(); i++) {
+      int n = inflate(inflater, probe, 0, 1, start, field);
+      long at = start + inflater.getBytesRead();
+      if (n > 0) {
+        throw new BundleFormatException(
+            at, field, "zlib stream inflates to more than size = " + size + " bytes");
+      }
+      boolean stuck = inflater.needsInput() || inflater.needsDictionary() || i > 4;
+      if (!inflater.finished() && stuck) {
+        throw new BundleFormatException(
+            at, field, "zlib stream does not end after size = " + size + " bytes");
+      }
+    }
+    if (inflater.getRemaining() != 0) {
+      throw new BundleFormatException(
+          start + inflater.getBytesRead(),
+          field,
+          inflater.getRemaining() + " bytes follow the end of the zlib stream");
     }
   }
 
@@ -113,7 +166,62 @@ final class SegmentDecoder {
     }
   }
 
-  private static void decodeClustered(byte[] b, Segment segment, Output out)
+  /** A reader of a non-empty stream, using the Inflater {@code slot} if the mode says so. */
+  private SymbolReader reader(byte[] b, HuffmanStream stream, int slot)
+      throws BundleFormatException {
+    boolean inflate =
+        huffman == INFLATER || (huffman == AUTO && stream.count >= MIN_INFLATER_SYMBOLS);
+    Inflater inflater = null;
+    if (inflate) {
+      if (raw[slot] == null) {
+        raw[slot] = new Inflater(true);
+      }
+      inflater = raw[slot];
+    }
+    return new SymbolReader(b, stream, inflater);
+  }
+
+  private byte[] symbolBlock(int slot) {
+    if (symbols[slot] == null) {
+      symbols[slot] = new byte[BLOCK];
+    }
+    return symbols[slot];
+  }
+
+  /** The codebooks of a clustered payload (spec 7.3). */
+  private static final class Codebooks {
+    final byte[] b;
+    final int esize;
+    final int[] entryCounts;
+    final int[] bases;
+
+    Codebooks(byte[] b, int esize, int[] entryCounts, int[] bases) {
+      this.b = b;
+      this.esize = esize;
+      this.entryCounts = entryCounts;
+      this.bases = bases;
+    }
+
+    /** Reads codebook {@code book}'s entries into {@code values}; returns their number. */
+    int load(int book, long[] values) {
+      int count = entryCounts[book];
+      for (int k = 0, p = bases[book]; k < count; k++, p += esize) {
+        values[k] = pattern(b, p, esize);
+      }
+      return count;
+    }
+  }
+
+  /** The {@code esize}-byte little-endian bit pattern at {@code b[p]}. */
+  static long pattern(byte[] b, int p, int esize) {
+    long v = 0;
+    for (int j = esize - 1; j >= 0; j--) {
+      v = v << 8 | (b[p + j] & 0xFFL);
+    }
+    return v;
+  }
+
+  private void decodeClustered(byte[] b, Segment segment, Output out)
       throws BundleFormatException {
     String f = segment.field();
     int p = segment.getPayloadOffset();
@@ -153,6 +261,7 @@ final class SegmentDecoder {
     }
     p += entries * esize;
     long perBook = elements / books;
+    Codebooks codebooks = new Codebooks(b, esize, entryCounts, bases);
 
     if (segment.getEncoding() == Segment.CLUSTERED_DENSE) {
       HuffmanStream indices = HuffmanStream.parse(b, p, end, f + ".indices", 256);
@@ -164,9 +273,7 @@ final class SegmentDecoder {
             indices.count + " indices for a segment of " + elements + " elements");
       }
       if (elements > 0) {
-        HuffmanDecoder decoder = indices.decoder(b);
-        decodeDense(b, decoder, elements, perBook, entryCounts, bases, esize, out, f);
-        indices.finish(decoder);
+        decodeDense(b, indices, elements, perBook, codebooks, out, f);
       }
       return;
     }
@@ -195,8 +302,7 @@ final class SegmentDecoder {
     if (gaps.count > 0) {
       written =
           decodeSparse(
-              b, gaps, indices, escapeRun, elements, perBook, entryCounts, bases, esize, out,
-              background, f);
+              b, gaps, indices, escapeRun, elements, perBook, codebooks, out, background, f);
     } else if (indices.count > 0) {
       throw new BundleFormatException(
           gaps.end, f + ".indices.count", indices.count + " indices but no gap symbols");
@@ -215,6 +321,9 @@ final class SegmentDecoder {
     private final long perBook;
     private final Output out;
     private final boolean[] zero;
+    /** Whether every background is zero: then a range is one run of zero bytes. */
+    final boolean allZero;
+
     private int book;
     private long bookEnd;
 
@@ -225,18 +334,25 @@ final class SegmentDecoder {
       this.perBook = perBook;
       this.out = out;
       this.zero = new boolean[books];
+      boolean all = true;
       for (int c = 0; c < books; c++) {
         boolean z = true;
         for (int j = 0; j < esize; j++) {
           z &= b[offset + c * esize + j] == 0;
         }
         zero[c] = z;
+        all &= z;
       }
+      this.allZero = all;
       this.bookEnd = perBook;
     }
 
     /** Elements [from, to), split where the codebook (channel) changes. */
     void fill(long from, long to) {
+      if (allZero) {
+        out.zeros((to - from) * esize);
+        return;
+      }
       while (from < to) {
         while (from >= bookEnd) {
           book++;
@@ -253,113 +369,218 @@ final class SegmentDecoder {
     }
   }
 
-  private static void decodeDense(
+  private void decodeDense(
       byte[] b,
-      HuffmanDecoder indices,
+      HuffmanStream stream,
       long elements,
       long perBook,
-      int[] entryCounts,
-      int[] bases,
-      int esize,
+      Codebooks codebooks,
       Output out,
       String f)
       throws BundleFormatException {
-    // elements <= 2^31 - 1 (the restored size limit), so int counters suffice.
-    byte[] chunk = out.chunk;
-    int perBookInt = (int) perBook;
-    for (int book = 0, done = 0; done < elements; book++) {
-      int entryCount = entryCounts[book];
-      int base = bases[book];
-      int dst = out.fill;
-      for (int left = perBookInt; left > 0; left--) {
-        int k = indices.next();
-        if (k >= entryCount) {
-          throw badIndex(indices, f, k, book, entryCount);
-        }
-        if (dst == Output.CHUNK) {
-          out.fill = dst;
-          out.flush();
-          dst = 0;
-        }
-        int src = base + k * esize;
-        for (int j = 0; j < esize; j++) {
-          chunk[dst + j] = b[src + j];
-        }
-        dst += esize;
+    SymbolReader indices = reader(b, stream, 0);
+    byte[] block = symbolBlock(0);
+    long[] values = entries;
+    int esize = codebooks.esize;
+    long done = 0;
+    int book = -1;
+    long bookEnd = 0;
+    int entryCount = 0;
+    int have = 0;
+    int at = 0;
+    while (done < elements) {
+      if (at == have) {
+        have = (int) Math.min(BLOCK, elements - done);
+        indices.read(block, have);
+        at = 0;
       }
-      out.fill = dst;
-      done += perBookInt;
+      if (done == bookEnd) {
+        book++;
+        bookEnd += perBook;
+        entryCount = codebooks.load(book, values);
+      }
+      if (out.pos == out.limit) {
+        out.flush();
+      }
+      int n = (int) Math.min(Math.min(have - at, bookEnd - done), (out.limit - out.pos) / esize);
+      int bad = expand(block, at, n, values, entryCount, esize, out.buf, out.pos);
+      if (bad >= 0) {
+        long index = done + (bad - at);
+        throw badIndex(indices, index, block[bad] & 0xFF, book, entryCount, f);
+      }
+      out.pos += n * esize;
+      at += n;
+      done += n;
+    }
+    indices.finish();
+  }
+
+  /**
+   * Writes the entries of symbols {@code block[from, from + n)} to {@code dst} from {@code p}.
+   *
+   * @return the position in {@code block} of the first symbol outside the codebook (nothing
+   *     after it is written), or -1
+   */
+  static int expand(
+      byte[] block, int from, int n, long[] values, int entryCount, int esize, byte[] dst, int p) {
+    int to = from + n;
+    switch (esize) {
+      case 4:
+        for (int i = from; i < to; i++, p += 4) {
+          int k = block[i] & 0xFF;
+          if (k >= entryCount) {
+            return i;
+          }
+          int v = (int) values[k];
+          dst[p] = (byte) v;
+          dst[p + 1] = (byte) (v >>> 8);
+          dst[p + 2] = (byte) (v >>> 16);
+          dst[p + 3] = (byte) (v >>> 24);
+        }
+        return -1;
+      case 2:
+        for (int i = from; i < to; i++, p += 2) {
+          int k = block[i] & 0xFF;
+          if (k >= entryCount) {
+            return i;
+          }
+          int v = (int) values[k];
+          dst[p] = (byte) v;
+          dst[p + 1] = (byte) (v >>> 8);
+        }
+        return -1;
+      case 1:
+        for (int i = from; i < to; i++, p++) {
+          int k = block[i] & 0xFF;
+          if (k >= entryCount) {
+            return i;
+          }
+          dst[p] = (byte) values[k];
+        }
+        return -1;
+      default:
+        for (int i = from; i < to; i++, p += esize) {
+          int k = block[i] & 0xFF;
+          if (k >= entryCount) {
+            return i;
+          }
+          store(dst, p, values[k], esize);
+        }
+        return -1;
+    }
+  }
+
+  /** Writes the low {@code esize} (1, 2, 4 or 8) bytes of {@code v}, little-endian. */
+  static void store(byte[] dst, int p, long v, int esize) {
+    dst[p] = (byte) v;
+    if (esize > 1) {
+      dst[p + 1] = (byte) (v >>> 8);
+      if (esize > 2) {
+        dst[p + 2] = (byte) (v >>> 16);
+        dst[p + 3] = (byte) (v >>> 24);
+        if (esize > 4) {
+          dst[p + 4] = (byte) (v >>> 32);
+          dst[p + 5] = (byte) (v >>> 40);
+          dst[p + 6] = (byte) (v >>> 48);
+          dst[p + 7] = (byte) (v >>> 56);
+        }
+      }
     }
   }
 
   /** Returns the number of elements written (up to and including the last emitted one). */
-  private static long decodeSparse(
+  private long decodeSparse(
       byte[] b,
       HuffmanStream gapStream,
       HuffmanStream indexStream,
       int escapeRun,
       long elements,
       long perBook,
-      int[] entryCounts,
-      int[] bases,
-      int esize,
+      Codebooks codebooks,
       Output out,
       Background background,
       String f)
       throws BundleFormatException {
-    HuffmanDecoder gaps = gapStream.decoder(b);
-    HuffmanDecoder indices = indexStream.count > 0 ? indexStream.decoder(b) : null;
+    SymbolReader gaps = reader(b, gapStream, 0);
+    SymbolReader indices = indexStream.count > 0 ? reader(b, indexStream, 1) : null;
+    byte[] gapBlock = symbolBlock(0);
+    byte[] indexBlock = symbolBlock(1);
+    long[] values = entries;
+    int esize = codebooks.esize;
     int indexOffset = gapStream.end;
-    byte[] chunk = out.chunk;
+    long gapCount = gapStream.count;
+    long indexCount = indexStream.count;
+    boolean zeroBackground = background.allZero;
     long position = 0;
     long written = 0;
     long emitted = 0;
     int book = 0;
     long bookEnd = perBook;
+    int entryCount = codebooks.load(0, values);
+    int gapHave = 0;
+    int gapAt = 0;
+    int indexHave = 0;
+    int indexAt = 0;
     int symbol = 0;
-    for (long g = 0; g < gapStream.count; g++) {
-      long at = gaps.byteOffset();
-      symbol = gaps.next();
+    for (long g = 0; g < gapCount; g++) {
+      if (gapAt == gapHave) {
+        gapHave = (int) Math.min(BLOCK, gapCount - g);
+        gaps.read(gapBlock, gapHave);
+        gapAt = 0;
+      }
+      symbol = gapBlock[gapAt++] & 0xFF;
       if (symbol == 0) {
         position += escapeRun;
         continue;
       }
       if (symbol > escapeRun) {
         throw new BundleFormatException(
-            at, f + ".gaps.data", "gap symbol " + symbol + " exceeds escape_run " + escapeRun);
+            gaps.byteOffsetBefore(g),
+            f + ".gaps.data",
+            "gap symbol " + symbol + " exceeds escape_run " + escapeRun);
       }
       position += symbol - 1;
       if (position >= elements) {
         throw new BundleFormatException(
-            at,
+            gaps.byteOffsetBefore(g),
             f + ".gaps.data",
             "emitted position " + position + " is outside the segment's " + elements
                 + " elements");
       }
-      if (emitted == indexStream.count) {
+      if (emitted == indexCount) {
         throw new BundleFormatException(
             indexOffset,
             f + ".indices.count",
-            "more emitted positions than indices.count = " + indexStream.count);
+            "more emitted positions than indices.count = " + indexCount);
       }
-      background.fill(written, position);
-      while (position >= bookEnd) {
-        book++;
-        bookEnd += perBook;
+      if (position > written) {
+        if (zeroBackground) {
+          out.zeros((position - written) * esize);
+        } else {
+          background.fill(written, position);
+        }
       }
-      int k = indices.next();
-      if (k >= entryCounts[book]) {
-        throw badIndex(indices, f, k, book, entryCounts[book]);
+      if (position >= bookEnd) {
+        do {
+          book++;
+          bookEnd += perBook;
+        } while (position >= bookEnd);
+        entryCount = codebooks.load(book, values);
       }
-      if (out.fill == Output.CHUNK) {
+      if (indexAt == indexHave) {
+        indexHave = (int) Math.min(BLOCK, indexCount - emitted);
+        indices.read(indexBlock, indexHave);
+        indexAt = 0;
+      }
+      int k = indexBlock[indexAt++] & 0xFF;
+      if (k >= entryCount) {
+        throw badIndex(indices, emitted, k, book, entryCount, f);
+      }
+      if (out.pos == out.limit) {
         out.flush();
       }
-      int src = bases[book] + k * esize;
-      int dst = out.fill;
-      for (int j = 0; j < esize; j++) {
-        chunk[dst + j] = b[src + j];
-      }
-      out.fill = dst + esize;
+      store(out.buf, out.pos, values[k], esize);
+      out.pos += esize;
       position++;
       written = position;
       emitted++;
@@ -368,23 +589,25 @@ final class SegmentDecoder {
       throw new BundleFormatException(
           gaps.byteOffset(), f + ".gaps.data", "the last gap symbol is an escape");
     }
-    gapStream.finish(gaps);
-    if (emitted != indexStream.count) {
+    gaps.finish();
+    if (emitted != indexCount) {
       throw new BundleFormatException(
           indexOffset,
           f + ".indices.count",
-          indexStream.count + " indices but " + emitted + " emitted positions in the gaps");
+          indexCount + " indices but " + emitted + " emitted positions in the gaps");
     }
     if (indices != null) {
-      indexStream.finish(indices);
+      indices.finish();
     }
     return written;
   }
 
+  /** The error for index {@code index} of a stream, {@code k}, outside its codebook. */
   private static BundleFormatException badIndex(
-      HuffmanDecoder indices, String f, int k, int book, int entryCount) {
+      SymbolReader indices, long index, int k, int book, int entryCount, String f)
+      throws BundleFormatException {
     return new BundleFormatException(
-        indices.byteOffset(),
+        indices.byteOffsetAfter(index),
         f + ".indices.data",
         "index " + k + " is outside codebook " + book + " of " + entryCount + " entries");
   }

@@ -1,0 +1,253 @@
+"""Shared pieces of the paper examples (LeNet-300-100, LeNet-5) and the paper benchmark.
+
+The recipe, stage by stage (Han, Mao, Dally 2016, with what later work added):
+
+1. dense reference: Adam with cosine learning-rate decay, L2 on the kernels and
+   random shifts of up to 2 pixels (a better reference than the paper's Caffe run);
+2. pruning: ``keras_dc.MagnitudePruning`` with an ``Iterative`` schedule
+   (prune → retrain → prune further …), per-layer targets (first conv layer and
+   the last layer kept denser), retraining at 1/10 of the dense learning rate;
+3. trained quantization: ``keras_dc.WeightClustering`` with per-layer bits,
+   linear centroid initialisation, centroids retrained at a low learning rate;
+4. ``converters.convert`` → bundle (skeleton + Huffman-coded sidecar), then
+   ``converters.restore`` and the restored flatbuffer measured in LiteRT.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+
+SHIFT = 2  # random translation of up to ±2 pixels during training
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Epochs and learning rates of one run; `smoke()` shrinks it to a CI-sized check."""
+
+    dense_epochs: int
+    dense_lr: float
+    prune_fractions: tuple  # the Iterative schedule: fraction of each layer's target per event
+    prune_every: int  # retraining epochs between pruning events
+    prune_final_epochs: int  # retraining epochs after the last event (LR decays to 0)
+    prune_lr: float
+    cluster_epochs: int
+    cluster_lr: float
+    l2: float = 1e-5
+    batch_size: int = 128
+
+    @property
+    def prune_epochs(self):
+        return (len(self.prune_fractions) - 1) * self.prune_every + self.prune_final_epochs
+
+    def smoke(self):
+        return dataclasses.replace(self, dense_epochs=1, prune_fractions=(1.0,), prune_every=1,
+                                   prune_final_epochs=1, cluster_epochs=1)
+
+
+def make_dataset(x, y, batch_size, seed, augment=True, flatten=False):
+    """A `tf.data.Dataset`: a fresh shuffle and fresh random shifts every epoch.
+
+    `x` holds 28×28 images (shifts are 2-D); `flatten` feeds the model 784
+    pixels. The shifts run as TensorFlow ops inside tf.data (in parallel, no
+    Python per batch), which works for Keras 3 and tf_keras alike.
+    """
+    import tensorflow as tf
+
+    images = x.reshape(len(x), 28, 28, 1)
+
+    def shift(image, label):
+        padded = tf.pad(image, [[SHIFT, SHIFT], [SHIFT, SHIFT], [0, 0]])
+        image = tf.image.random_crop(padded, [28, 28, 1])
+        return image, label
+
+    def shape(image, label):
+        return (tf.reshape(image, [-1, 784]) if flatten else tf.reshape(image, [-1] + list(x.shape[1:]))), label
+
+    ds = tf.data.Dataset.from_tensor_slices((images, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        ds = ds.map(shift, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).map(shape).prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(model, lr, epochs, steps_per_epoch):
+    """Adam with cosine decay from `lr` to 0 over `epochs` (or constant `lr` when epochs == 0)."""
+    import keras
+
+    schedule = lr
+    if epochs > 0:
+        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps_per_epoch))
+    model.compile(keras.optimizers.Adam(schedule),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+
+
+def test_error(model, x, y):
+    return 1.0 - float(model.evaluate(x, y, batch_size=1000, verbose=0)[1])
+
+
+def litert_error(model_bytes, x, y, batch=500):
+    """Test error of a flatbuffer in the LiteRT interpreter.
+
+    The bundle is converted at batch 1 (what a phone runs); here its input is
+    resized to `batch` images so the 10,000 test images take a second, not a
+    minute. Falls back to one image at a time if the graph cannot be resized.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    def run(interpreter, images):
+        inp = interpreter.get_input_details()[0]
+        out = interpreter.get_output_details()[0]
+        interpreter.set_tensor(inp["index"], images.astype(np.float32).reshape(inp["shape"]))
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"]).reshape(len(images), -1)
+
+    single = Interpreter(model_content=model_bytes)
+    single.allocate_tensors()
+    shape = list(single.get_input_details()[0]["shape"])
+    check = np.concatenate([run(single, x[i:i + 1]) for i in range(min(8, len(x)))])
+    try:
+        batched = Interpreter(model_content=model_bytes)
+        batched.resize_tensor_input(batched.get_input_details()[0]["index"], [batch] + shape[1:])
+        batched.allocate_tensors()
+        logits = np.concatenate([run(batched, x[i:i + batch]) for i in range(0, len(x) - len(x) % batch, batch)]
+                                + [run(single, x[i:i + 1]) for i in range(len(x) - len(x) % batch, len(x))])
+        if not np.allclose(logits[:len(check)], check, atol=1e-4):
+            raise ValueError("batched run disagrees with batch 1")
+    except (ValueError, RuntimeError):
+        logits = np.concatenate([run(single, x[i:i + 1]) for i in range(len(x))])
+    return float(np.mean(np.argmax(logits, axis=1) != y))
+
+
+def dense_tflite(model):
+    """The float32 .tflite the standard converter writes for `model` (the baseline size)."""
+    import converters
+
+    return converters.tflite.convert(model)
+
+
+def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, default_bits, out_dir,
+                 seed=0, flatten=False, log=print, stage_hook=None):
+    """Dense → iterative pruning → clustering → bundle → restore → LiteRT. Returns a dict of results.
+
+    Args:
+        model: An uncompiled Keras model.
+        data: ``((x_train, y_train), (x_test, y_test))``; `x_train` as 28×28 images,
+            `x_test` shaped as the model's input.
+        recipe: A `Recipe`.
+        prune_targets: ``{layer name: sparsity}`` overrides of `default_target`.
+        bits: ``{layer name: bits}`` overrides of `default_bits`.
+        out_dir: Bundle directory.
+        flatten: Feed the model flattened training images (MLPs).
+        stage_hook: Called as ``stage_hook(name, model)`` after the dense,
+            pruned and clustered stages (the benchmark measures bundles there).
+    """
+    import converters
+    import keras_dc
+    from keras_dc import schedules
+
+    (x_train, y_train), (x_test, y_test) = data
+    r = recipe
+    steps = -(-len(x_train) // r.batch_size)
+    res = {"times": {}}
+    t0 = time.perf_counter()
+
+    log(f"== 1/5 dense training: {r.dense_epochs} epochs, Adam {r.dense_lr:g} with cosine decay, "
+        f"L2 {r.l2:g}, random shifts ±{SHIFT} px")
+    compile_model(model, r.dense_lr, r.dense_epochs, steps)
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed, flatten=flatten), epochs=r.dense_epochs, shuffle=False, verbose=2)
+    res["dense_error"] = test_error(model, x_test, y_test)
+    res["times"]["dense"] = time.perf_counter() - t0
+    log(f"   dense test error {res['dense_error']:.2%}")
+    if stage_hook:
+        stage_hook("dense", model)
+
+    t1 = time.perf_counter()
+    targets = ", ".join(f"{k} {v:.0%}" for k, v in prune_targets.items())
+    log(f"== 2/5 iterative pruning: events at fractions {r.prune_fractions} of each layer's target "
+        f"(default {default_target:.0%}; {targets}), {r.prune_every} epoch(s) of retraining between "
+        f"events, {r.prune_final_epochs} after, Adam {r.prune_lr:g}")
+    compile_model(model, r.prune_lr, r.prune_epochs, steps)
+    pruning = keras_dc.MagnitudePruning(
+        default_target,
+        schedule=schedules.Iterative(fractions=r.prune_fractions, every=r.prune_every * steps, begin=0,
+                                     unit="step"),
+        overrides={model.get_layer(name): t for name, t in prune_targets.items()},
+        min_size=1, verbose=0)
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, flatten=flatten), epochs=r.prune_epochs, shuffle=False, verbose=2,
+              callbacks=[pruning])
+    res["pruned_error"] = test_error(model, x_test, y_test)
+    res["times"]["prune"] = time.perf_counter() - t1
+    log(f"   pruned test error {res['pruned_error']:.2%}")
+    if stage_hook:
+        stage_hook("pruned", model)
+
+    t2 = time.perf_counter()
+    per_layer = ", ".join(f"{k} {v}" for k, v in bits.items())
+    log(f"== 3/5 clustering: {default_bits} bits (overrides: {per_layer}), linear init, "
+        f"centroid retraining {r.cluster_epochs} epoch(s), Adam {r.cluster_lr:g}")
+    compile_model(model, r.cluster_lr, r.cluster_epochs, steps)
+    clustering = keras_dc.WeightClustering(
+        bits=default_bits, overrides={model.get_layer(name): b for name, b in bits.items()},
+        init="linear", min_size=1, verbose=0)
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, flatten=flatten), epochs=r.cluster_epochs, shuffle=False, verbose=2,
+              callbacks=[clustering])
+    res["clustered_error"] = test_error(model, x_test, y_test)
+    res["times"]["cluster"] = time.perf_counter() - t2
+    log(f"   clustered test error {res['clustered_error']:.2%}")
+    res["layer_table"] = keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1))
+    if stage_hook:
+        stage_hook("clustered", model)
+
+    t3 = time.perf_counter()
+    log(f"== 4/5 converting to a bundle in {out_dir}")
+    result = converters.convert(model, out_dir, verbose=0)
+    res["report"] = result.report
+    res["max_abs_diff"] = result.max_abs_diff
+    res["times"]["convert"] = time.perf_counter() - t3
+
+    t4 = time.perf_counter()
+    log(f"== 5/5 restoring the bundle and measuring it in LiteRT on {len(x_test):,} test images")
+    restored = converters.restore(out_dir)
+    res["restored"] = restored
+    res["bundle_error"] = litert_error(restored, x_test, y_test)
+    res["times"]["litert"] = time.perf_counter() - t4
+    res["times"]["total"] = time.perf_counter() - t0
+    return res
+
+
+def print_summary(title, res, *, ref_error_target, ratio_target, log=print):
+    """The paper-style table (the bundle report) and the error/size summary with the targets."""
+    from converters.report import format_report
+
+    t = res["report"]["totals"]
+    log("")
+    log(f"== {title}: layer by layer after pruning + clustering (Keras variables)")
+    log(res["layer_table"])
+    log("")
+    log(f"== {title}: the bundle, buffer by buffer (as stored in the flatbuffer)")
+    log(format_report(res["report"]))
+    log("")
+    ok_dense = res["dense_error"] <= ref_error_target
+    ok_acc = res["bundle_error"] <= res["dense_error"] + 0.001 + 1e-9
+    ok_ratio = t["ratio_vs_dense"] >= ratio_target
+    mark = {True: "met", False: "MISSED"}
+    log(f"== {title}: summary (test error on the {res.get('n_test', 10000):,} test images)")
+    log(f"  dense reference (Keras)      {res['dense_error']:7.2%}   target ≤ {ref_error_target:.2%}: "
+        f"{mark[ok_dense]}")
+    log(f"  pruned (Keras)               {res['pruned_error']:7.2%}")
+    log(f"  pruned + clustered (Keras)   {res['clustered_error']:7.2%}")
+    log(f"  restored bundle in LiteRT    {res['bundle_error']:7.2%}   target ≤ dense + 0.10 pp: "
+        f"{mark[ok_acc]}")
+    log(f"  dense float32 .tflite        {t['dense_tflite_bytes']:>9,d} bytes")
+    log(f"  bundle (skeleton + sidecar)  {t['bundle_bytes']:>9,d} bytes = {t['ratio_vs_dense']:.1f}x smaller"
+        f"   target ≥ {ratio_target}x: {mark[ok_ratio]}")
+    log(f"  restored .tflite: gzip -9    {t['restored_gzip9_bytes']:>9,d} bytes = "
+        f"{t['dense_tflite_bytes'] / t['restored_gzip9_bytes']:.1f}x")
+    if t.get("restored_zstd19_bytes"):
+        log(f"  restored .tflite: zstd -19   {t['restored_zstd19_bytes']:>9,d} bytes = "
+            f"{t['dense_tflite_bytes'] / t['restored_zstd19_bytes']:.1f}x")
+    log(f"  max |LiteRT - Keras|         {res['max_abs_diff']:.2e}")
+    times = res["times"]
+    log("  wall time                    " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+    return {"dense": ok_dense, "accuracy": ok_acc, "ratio": ok_ratio}
