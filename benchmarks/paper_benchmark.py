@@ -59,11 +59,12 @@ GAP_BITS = 5  # the paper's relative-index width on LeNet
 def _recipes():
     """Per model: the example's module and the benchmark's (shorter) recipe."""
     from examples import lenet5, lenet_300_100
+    from examples.paper_common import cubic_fractions
 
     return {
         "lenet_300_100": (lenet_300_100, dataclasses.replace(
-            lenet_300_100.recipe(), dense_epochs=12, prune_fractions=(0.5, 0.8, 1.0), prune_every=1,
-            prune_final_epochs=4, cluster_epochs=2)),
+            lenet_300_100.recipe(), dense_epochs=12, prune_fractions=cubic_fractions(8), prune_every=0.5,
+            prune_final_epochs=3, cluster_epochs=2)),
         "lenet5": (lenet5, dataclasses.replace(
             lenet5.recipe(), dense_epochs=5, prune_fractions=(0.5, 0.8, 1.0), prune_every=1,
             prune_final_epochs=1, cluster_epochs=1)),
@@ -202,7 +203,7 @@ def tfmot_worker(directory):
 
     # Pruning: the same per-layer targets, a polynomial ramp over the epochs before the last event.
     ramp_epochs = (len(recipe.prune_fractions) - 1) * recipe.prune_every
-    end_step = max(1, ramp_epochs * steps)
+    end_step = max(1, int(round(ramp_epochs * steps)))
 
     def prune_layer(layer):
         if layer.name not in module.PRUNE:

@@ -6,7 +6,7 @@ The recipe, stage by stage (Han, Mao, Dally 2016, with what later work added):
    random shifts of up to 2 pixels (a better reference than the paper's Caffe run);
 2. pruning: ``keras_dc.MagnitudePruning`` with an ``Iterative`` schedule
    (prune → retrain → prune further …), per-layer targets (first conv layer and
-   the last layer kept denser), retraining at 1/10 of the dense learning rate;
+   the last layer kept denser), retraining at a lower learning rate (Adam, cosine decay);
 3. trained quantization: ``keras_dc.WeightClustering`` with per-layer bits,
    linear centroid initialisation, centroids retrained at a low learning rate;
 4. ``converters.convert`` → bundle (skeleton + Huffman-coded sidecar), then
@@ -28,7 +28,7 @@ class Recipe:
     dense_epochs: int
     dense_lr: float
     prune_fractions: tuple  # the Iterative schedule: fraction of each layer's target per event
-    prune_every: int  # retraining epochs between pruning events
+    prune_every: float  # retraining epochs between pruning events (may be a fraction of an epoch)
     prune_final_epochs: int  # retraining epochs after the last event (LR decays to 0)
     prune_lr: float
     cluster_epochs: int
@@ -38,7 +38,7 @@ class Recipe:
 
     @property
     def prune_epochs(self):
-        return (len(self.prune_fractions) - 1) * self.prune_every + self.prune_final_epochs
+        return int(round((len(self.prune_fractions) - 1) * self.prune_every)) + self.prune_final_epochs
 
     def smoke(self):
         return dataclasses.replace(self, dense_epochs=1, prune_fractions=(1.0,), prune_every=1,
@@ -70,6 +70,11 @@ def make_dataset(x, y, batch_size, seed, augment=True, flatten=False):
     return ds.batch(batch_size).map(shape).prefetch(tf.data.AUTOTUNE)
 
 
+def cubic_fractions(events):
+    """Zhu & Gupta's ramp f_i = 1 − (1 − i/n)³ at n iterative events: big cuts first, small ones last."""
+    return tuple(round(1.0 - (1.0 - i / events) ** 3, 4) for i in range(1, events + 1))
+
+
 def compile_model(model, lr, epochs, steps_per_epoch):
     """Adam with cosine decay from `lr` to 0 over `epochs` (or constant `lr` when epochs == 0)."""
     import keras
@@ -82,7 +87,7 @@ def compile_model(model, lr, epochs, steps_per_epoch):
                   metrics=["accuracy"])
 
 
-def test_error(model, x, y):
+def keras_error(model, x, y):
     return 1.0 - float(model.evaluate(x, y, batch_size=1000, verbose=0)[1])
 
 
@@ -156,7 +161,7 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
         f"L2 {r.l2:g}, random shifts ±{SHIFT} px")
     compile_model(model, r.dense_lr, r.dense_epochs, steps)
     model.fit(make_dataset(x_train, y_train, r.batch_size, seed, flatten=flatten), epochs=r.dense_epochs, shuffle=False, verbose=2)
-    res["dense_error"] = test_error(model, x_test, y_test)
+    res["dense_error"] = keras_error(model, x_test, y_test)
     res["times"]["dense"] = time.perf_counter() - t0
     log(f"   dense test error {res['dense_error']:.2%}")
     if stage_hook:
@@ -164,19 +169,20 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
 
     t1 = time.perf_counter()
     targets = ", ".join(f"{k} {v:.0%}" for k, v in prune_targets.items())
-    log(f"== 2/5 iterative pruning: events at fractions {r.prune_fractions} of each layer's target "
+    fractions = ", ".join(f"{f:.2f}" for f in r.prune_fractions)
+    log(f"== 2/5 iterative pruning: events at fractions ({fractions}) of each layer's target "
         f"(default {default_target:.0%}; {targets}), {r.prune_every} epoch(s) of retraining between "
         f"events, {r.prune_final_epochs} after, Adam {r.prune_lr:g}")
     compile_model(model, r.prune_lr, r.prune_epochs, steps)
     pruning = keras_dc.MagnitudePruning(
         default_target,
-        schedule=schedules.Iterative(fractions=r.prune_fractions, every=r.prune_every * steps, begin=0,
+        schedule=schedules.Iterative(fractions=r.prune_fractions, every=max(1, int(r.prune_every * steps)), begin=0,
                                      unit="step"),
         overrides={model.get_layer(name): t for name, t in prune_targets.items()},
         min_size=1, verbose=0)
     model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, flatten=flatten), epochs=r.prune_epochs, shuffle=False, verbose=2,
               callbacks=[pruning])
-    res["pruned_error"] = test_error(model, x_test, y_test)
+    res["pruned_error"] = keras_error(model, x_test, y_test)
     res["times"]["prune"] = time.perf_counter() - t1
     log(f"   pruned test error {res['pruned_error']:.2%}")
     if stage_hook:
@@ -192,7 +198,7 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
         init="linear", min_size=1, verbose=0)
     model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, flatten=flatten), epochs=r.cluster_epochs, shuffle=False, verbose=2,
               callbacks=[clustering])
-    res["clustered_error"] = test_error(model, x_test, y_test)
+    res["clustered_error"] = keras_error(model, x_test, y_test)
     res["times"]["cluster"] = time.perf_counter() - t2
     log(f"   clustered test error {res['clustered_error']:.2%}")
     res["layer_table"] = keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1))

@@ -145,6 +145,15 @@ final class HuffmanStream {
   }
 
   /**
+   * A block decoder positioned at the first symbol; only for a stream with {@code count > 0}. Its
+   * lookup table grows with the stream: 2^8 entries for short streams, 2^12 for long ones.
+   */
+  BlockDecoder blockDecoder(byte[] b) {
+    int packBits = count >= 65536 ? 12 : count >= 8192 ? 11 : count >= 2048 ? 10 : 8;
+    return new BlockDecoder(lengths, packBits, b, dataOffset, nbits, field + ".data");
+  }
+
+  /**
    * The 142 bytes that turn {@code data} into the body of a literal-only DEFLATE block (spec section
    * 12), for a raw {@link java.util.zip.Inflater}; only for a stream with {@code count > 0}.
    *

@@ -18,7 +18,7 @@ import java.util.zip.Inflater;
  *       (into the zero padding) and, at {@link #finish}, symbols that do not end at {@code nbits}.
  *       On any of these the block is decoded again with the table decoder, which reports the
  *       precise error, so both decoders fail with the same exception.
- *   <li><b>Table</b> ({@link HuffmanDecoder}): the fallback, and the only decoder when no
+ *   <li><b>Table</b> ({@link BlockDecoder}): the fallback, and the only decoder when no
  *       Inflater is given.
  * </ul>
  *
@@ -32,7 +32,7 @@ final class SymbolReader {
   private Inflater inflater;
 
   private boolean dataFed;
-  private HuffmanDecoder table;
+  private BlockDecoder table;
   /** Symbols delivered so far. */
   private long read;
   /** Bits consumed by the symbols delivered so far (Inflater path). */
@@ -59,7 +59,7 @@ final class SymbolReader {
         lengths[s] = stream.length(s);
       }
     } else {
-      this.table = stream.decoder(b);
+      this.table = stream.blockDecoder(b);
       this.lengths = null;
     }
   }
@@ -145,8 +145,8 @@ final class SymbolReader {
   }
 
   /** A table decoder that has read the first {@code symbols} symbols. */
-  private HuffmanDecoder positioned(long symbols) throws BundleFormatException {
-    HuffmanDecoder decoder = stream.decoder(b);
+  private BlockDecoder positioned(long symbols) throws BundleFormatException {
+    BlockDecoder decoder = stream.blockDecoder(b);
     byte[] scratch = new byte[(int) Math.min(symbols, 4096)];
     for (long left = symbols; left > 0; ) {
       int k = (int) Math.min(left, scratch.length);
