@@ -1,8 +1,8 @@
 """The paper's two MNIST rows, keras-dc beside tfmot, with the same data, seed and epochs.
 
 For LeNet-300-100 and LeNet-5 (the recipes of ``examples/lenet_300_100.py`` and
-``examples/lenet5.py``, at a shorter epoch budget so the whole run fits an hour
-on 2 CPU cores):
+``examples/lenet5.py``; LeNet-300-100 at a shorter epoch budget, LeNet-5 at the
+example's, so the whole run aims at an hour on 2 CPU cores):
 
 * keras-dc (Keras 3, this process): dense → iterative ``MagnitudePruning`` →
   ``WeightClustering`` → bundle. Test error after each stage, and the size
@@ -22,7 +22,7 @@ on 2 CPU cores):
 
 Ratios are against the dense float32 ``.tflite``.
 
-    python benchmarks/paper_benchmark.py                     # ≈ 60 min on 2 idle CPU cores
+    python benchmarks/paper_benchmark.py                     # not yet timed in full (see the report)
     python benchmarks/paper_benchmark.py --smoke             # a tiny subset, for CI
     python benchmarks/paper_benchmark.py --models=lenet_300_100 --json_out=out/paper.json
 """

@@ -9,7 +9,7 @@ Paper (Han, Mao, Dally 2016, Table 2): 1.64% → 1.58% error, 40× smaller
 (weights + indices only). Targets here, counting every byte a phone receives
 against the float32 .tflite: dense ≤ 1.70%, compressed ≤ dense + 0.10 pp, ≥ 40×.
 
-    python examples/lenet_300_100.py                 # ≈ 10 min on 2 CPU cores
+    python examples/lenet_300_100.py                 # 12 min measured on a busy shared 2-core machine
     python examples/lenet_300_100.py --smoke         # < 1 min: a tiny subset, for CI
     python examples/lenet_300_100.py --data=/path/mnist.npz --out=out/lenet_300_100
 """

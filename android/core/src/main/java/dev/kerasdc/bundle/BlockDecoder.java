@@ -9,19 +9,21 @@ package dev.kerasdc.bundle;
  *
  * <ul>
  *   <li>{@code packed}, indexed by the next B stream bits (B = {@code packBits}, 8 to 12): the
- *       one to three whole codewords at the start of those bits, as {@code sym0 | sym1 << 8 |
- *       sym2 << 16 | n << 24 | bits << 26}; 0 when the first codeword is longer than B bits or
- *       is the reserved one.
+ *       one to three whole codewords at the start of those bits, as {@code bits | n << 6 | sym0
+ *       << 8 | sym1 << 16 | sym2 << 24} (the low six bits are the shift: {@code window >>>= e}
+ *       consumes them); 0 when the first codeword is longer than B bits or is the reserved one.
  *   <li>{@code single}, indexed by the next B bits: {@code symbol | length << 8} of the first
  *       codeword when it has at most B bits, else 0.
- *   <li>{@code count} and {@code sorted} (codes per length, symbols in canonical order) for the
- *       canonical decode of RFC 1951 (as zlib's {@code puff.c}) of longer codewords.
+ *   <li>{@code count}, {@code sorted} (codes per length, symbols in canonical order) and {@code
+ *       firstCode}, {@code firstIndex} (per length, the first codeword and its place in {@code
+ *       sorted}) for the canonical decode of RFC 1951 (as zlib's {@code puff.c}) of codewords
+ *       longer than B bits: the packed loop continues from the B-bit prefix.
  * </ul>
  *
- * <p>The packed loop runs while at least B bits are left before {@code nbits} (so no codeword it
- * takes can run past {@code nbits}), eight bytes of data can be loaded at once, and three symbols
- * are still wanted; everything else (the last bits, long codewords, the reserved codeword) takes
- * the one-symbol path, which checks every rule.
+ * <p>The packed loop runs while at least max(B, L) bits are left before {@code nbits} (so no
+ * codeword it takes can run past {@code nbits}), eight bytes of data can be loaded at once, and
+ * three symbols are still wanted; everything else (the last bits, the reserved codeword) takes the
+ * one-symbol path, which checks every rule.
  */
 final class BlockDecoder {
   private final byte[] data;
@@ -36,6 +38,10 @@ final class BlockDecoder {
   private final int[] single;
   private final int[] count = new int[HuffmanCode.MAX_LENGTH + 1];
   private final int[] sorted;
+  private final int[] firstCode = new int[HuffmanCode.MAX_LENGTH + 1];
+  private final int[] firstIndex = new int[HuffmanCode.MAX_LENGTH + 1];
+  /** The packed loop refills below this many bits: max(B, L). */
+  private final int refillBits;
 
   private long window;
   private int windowBits;
@@ -68,6 +74,7 @@ final class BlockDecoder {
     }
     count[0] = 0;
     this.maxLength = maxLength;
+    this.refillBits = Math.max(packBits, maxLength);
     // Canonical order (by length, then symbol), and codewords (RFC 1951 section 3.2.2).
     int[] offsets = new int[HuffmanCode.MAX_LENGTH + 2];
     int[] nextCode = new int[HuffmanCode.MAX_LENGTH + 1];
@@ -75,6 +82,8 @@ final class BlockDecoder {
       offsets[len + 1] = offsets[len] + count[len];
       code = (code + count[len - 1]) << 1;
       nextCode[len] = code;
+      firstCode[len] = code;
+      firstIndex[len] = offsets[len];
     }
     sorted = new int[offsets[HuffmanCode.MAX_LENGTH + 1]];
     single = new int[1 << packBits];
@@ -107,7 +116,7 @@ final class BlockDecoder {
         n++;
         used += e >>> 8;
       }
-      packed[w] = n == 0 ? 0 : symbols | n << 24 | used << 26;
+      packed[w] = n == 0 ? 0 : used | n << 6 | symbols << 8;
     }
   }
 
@@ -139,7 +148,9 @@ final class BlockDecoder {
     final int[] packed = this.packed;
     final int packBits = this.packBits;
     final int packMask = this.packMask;
-    final long safe = nbits - packBits;
+    final int refillBits = this.refillBits;
+    final int maxLength = this.maxLength;
+    final long safe = nbits - refillBits;
     final int fastEnd = end - 8;
     final int lastTriple = stop - 2;
     long window = this.window;
@@ -147,7 +158,7 @@ final class BlockDecoder {
     long consumed = this.consumed;
     int next = this.next;
     while (i < lastTriple && consumed <= safe) {
-      if (windowBits < packBits) {
+      if (windowBits < refillBits) {
         if (next > fastEnd) {
           break;
         }
@@ -169,16 +180,39 @@ final class BlockDecoder {
       }
       int e = packed[(int) window & packMask];
       if (e == 0) {
-        break; // a long codeword, or the reserved one
+        // A codeword longer than B bits (or the reserved one): canonical decode from its B-bit
+        // prefix (codewords are sent most significant bit first).
+        int code = Integer.reverse((int) window & packMask) >>> (32 - packBits);
+        long rest = window >>> packBits;
+        int symbol = -1;
+        int len = packBits;
+        while (len < maxLength) {
+          len++;
+          code = code << 1 | ((int) rest & 1);
+          rest >>>= 1;
+          int d = code - firstCode[len];
+          if (d < count[len]) {
+            symbol = sorted[firstIndex[len] + d];
+            break;
+          }
+        }
+        if (symbol < 0) {
+          break; // the reserved codeword: the one-symbol path reports it
+        }
+        window >>>= len;
+        windowBits -= len;
+        consumed += len;
+        dst[i++] = (byte) symbol;
+        continue;
       }
-      dst[i] = (byte) e;
-      dst[i + 1] = (byte) (e >>> 8);
-      dst[i + 2] = (byte) (e >>> 16);
-      int bits = e >>> 26;
-      window >>>= bits;
+      window >>>= e; // by e & 63, the codewords' bits
+      dst[i] = (byte) (e >>> 8);
+      dst[i + 1] = (byte) (e >>> 16);
+      dst[i + 2] = (byte) (e >>> 24);
+      int bits = e & 63;
       windowBits -= bits;
       consumed += bits;
-      i += (e >>> 24) & 3;
+      i += (e >>> 6) & 3;
     }
     this.window = window;
     this.windowBits = windowBits;

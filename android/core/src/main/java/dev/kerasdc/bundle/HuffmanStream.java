@@ -149,7 +149,7 @@ final class HuffmanStream {
    * lookup table grows with the stream: 2^8 entries for short streams, 2^12 for long ones.
    */
   BlockDecoder blockDecoder(byte[] b) {
-    int packBits = count >= 65536 ? 12 : count >= 8192 ? 11 : count >= 2048 ? 10 : 8;
+    int packBits = count >= 65536 ? 12 : count >= 16384 ? 11 : count >= 4096 ? 10 : 8;
     return new BlockDecoder(lengths, packBits, b, dataOffset, nbits, field + ".data");
   }
 

@@ -3,6 +3,7 @@ package dev.kerasdc.bundle;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
@@ -32,7 +33,13 @@ abstract class Output {
   private static final byte[] ZEROS = new byte[CHUNK];
 
   /** Decoders write at {@code buf[pos]}, up to {@code buf[limit - 1]}. */
-  byte[] buf;
+  final byte[] buf;
+
+  /**
+   * {@link #buf} as a little-endian ByteBuffer, for writing a 2-, 4- or 8-byte element with one
+   * store ({@code putInt(index, value)}: the index is into {@code buf}).
+   */
+  final ByteBuffer view;
 
   int pos;
   int limit;
@@ -45,7 +52,9 @@ abstract class Output {
 
   final MessageDigest digest;
 
-  Output(boolean clean) {
+  Output(byte[] buf, boolean clean) {
+    this.buf = buf;
+    this.view = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
     this.clean = clean;
     digest = sha256();
   }
@@ -138,8 +147,7 @@ abstract class Output {
      * @param zeroed whether {@code target[start, start + length)} holds zeros (a new array)
      */
     ToArray(byte[] target, int start, int length, boolean zeroed) {
-      super(zeroed);
-      this.buf = target;
+      super(target, zeroed);
       this.start = start;
       this.end = start + length;
       this.pos = start;
@@ -181,8 +189,7 @@ abstract class Output {
     private long emitted;
 
     Staged() {
-      super(false);
-      this.buf = new byte[CHUNK];
+      super(new byte[CHUNK], false);
       this.limit = CHUNK;
     }
 

@@ -1,5 +1,6 @@
 package dev.kerasdc.bundle;
 
+import java.nio.ByteBuffer;
 import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
@@ -403,7 +404,7 @@ final class SegmentDecoder {
         out.flush();
       }
       int n = (int) Math.min(Math.min(have - at, bookEnd - done), (out.limit - out.pos) / esize);
-      int bad = expand(block, at, n, values, entryCount, esize, out.buf, out.pos);
+      int bad = expand(block, at, n, values, entryCount, esize, out, out.pos);
       if (bad >= 0) {
         long index = done + (bad - at);
         throw badIndex(indices, index, block[bad] & 0xFF, book, entryCount, f);
@@ -416,14 +417,15 @@ final class SegmentDecoder {
   }
 
   /**
-   * Writes the entries of symbols {@code block[from, from + n)} to {@code dst} from {@code p}.
+   * Writes the entries of symbols {@code block[from, from + n)} to {@code out.buf} from {@code p}.
    *
    * @return the position in {@code block} of the first symbol outside the codebook (nothing
    *     after it is written), or -1
    */
   static int expand(
-      byte[] block, int from, int n, long[] values, int entryCount, int esize, byte[] dst, int p) {
+      byte[] block, int from, int n, long[] values, int entryCount, int esize, Output out, int p) {
     int to = from + n;
+    ByteBuffer view = out.view;
     switch (esize) {
       case 4:
         for (int i = from; i < to; i++, p += 4) {
@@ -431,11 +433,7 @@ final class SegmentDecoder {
           if (k >= entryCount) {
             return i;
           }
-          int v = (int) values[k];
-          dst[p] = (byte) v;
-          dst[p + 1] = (byte) (v >>> 8);
-          dst[p + 2] = (byte) (v >>> 16);
-          dst[p + 3] = (byte) (v >>> 24);
+          view.putInt(p, (int) values[k]);
         }
         return -1;
       case 2:
@@ -444,12 +442,11 @@ final class SegmentDecoder {
           if (k >= entryCount) {
             return i;
           }
-          int v = (int) values[k];
-          dst[p] = (byte) v;
-          dst[p + 1] = (byte) (v >>> 8);
+          view.putShort(p, (short) values[k]);
         }
         return -1;
       case 1:
+        byte[] dst = out.buf;
         for (int i = from; i < to; i++, p++) {
           int k = block[i] & 0xFF;
           if (k >= entryCount) {
@@ -459,32 +456,14 @@ final class SegmentDecoder {
         }
         return -1;
       default:
-        for (int i = from; i < to; i++, p += esize) {
+        for (int i = from; i < to; i++, p += 8) {
           int k = block[i] & 0xFF;
           if (k >= entryCount) {
             return i;
           }
-          store(dst, p, values[k], esize);
+          view.putLong(p, values[k]);
         }
         return -1;
-    }
-  }
-
-  /** Writes the low {@code esize} (1, 2, 4 or 8) bytes of {@code v}, little-endian. */
-  static void store(byte[] dst, int p, long v, int esize) {
-    dst[p] = (byte) v;
-    if (esize > 1) {
-      dst[p + 1] = (byte) (v >>> 8);
-      if (esize > 2) {
-        dst[p + 2] = (byte) (v >>> 16);
-        dst[p + 3] = (byte) (v >>> 24);
-        if (esize > 4) {
-          dst[p + 4] = (byte) (v >>> 32);
-          dst[p + 5] = (byte) (v >>> 40);
-          dst[p + 6] = (byte) (v >>> 48);
-          dst[p + 7] = (byte) (v >>> 56);
-        }
-      }
     }
   }
 
@@ -507,10 +486,13 @@ final class SegmentDecoder {
     byte[] indexBlock = symbolBlock(1);
     long[] values = entries;
     int esize = codebooks.esize;
+    ByteBuffer view = out.view;
+    byte[] buf = out.buf;
+    // Background runs that are zeros in a clean output only move the position.
+    boolean skipZeros = out.clean && background.allZero;
     int indexOffset = gapStream.end;
     long gapCount = gapStream.count;
     long indexCount = indexStream.count;
-    boolean zeroBackground = background.allZero;
     long position = 0;
     long written = 0;
     long emitted = 0;
@@ -522,6 +504,9 @@ final class SegmentDecoder {
     int indexHave = 0;
     int indexAt = 0;
     int symbol = 0;
+    // The output window, in locals: out.pos/out.limit are synchronised around calls on out.
+    int pos = out.pos;
+    int limit = out.limit;
     for (long g = 0; g < gapCount; g++) {
       if (gapAt == gapHave) {
         gapHave = (int) Math.min(BLOCK, gapCount - g);
@@ -554,10 +539,14 @@ final class SegmentDecoder {
             "more emitted positions than indices.count = " + indexCount);
       }
       if (position > written) {
-        if (zeroBackground) {
-          out.zeros((position - written) * esize);
+        long bytes = (position - written) * esize;
+        if (skipZeros && bytes <= limit - pos) {
+          pos += (int) bytes;
         } else {
+          out.pos = pos;
           background.fill(written, position);
+          pos = out.pos;
+          limit = out.limit;
         }
       }
       if (position >= bookEnd) {
@@ -576,15 +565,32 @@ final class SegmentDecoder {
       if (k >= entryCount) {
         throw badIndex(indices, emitted, k, book, entryCount, f);
       }
-      if (out.pos == out.limit) {
+      if (pos == limit) {
+        out.pos = pos;
         out.flush();
+        pos = out.pos;
+        limit = out.limit;
       }
-      store(out.buf, out.pos, values[k], esize);
-      out.pos += esize;
+      long v = values[k];
+      switch (esize) {
+        case 4:
+          view.putInt(pos, (int) v);
+          break;
+        case 2:
+          view.putShort(pos, (short) v);
+          break;
+        case 1:
+          buf[pos] = (byte) v;
+          break;
+        default:
+          view.putLong(pos, v);
+      }
+      pos += esize;
       position++;
       written = position;
       emitted++;
     }
+    out.pos = pos;
     if (symbol == 0) {
       throw new BundleFormatException(
           gaps.byteOffset(), f + ".gaps.data", "the last gap symbol is an escape");
