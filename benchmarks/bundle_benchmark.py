@@ -28,9 +28,14 @@ Three sections, each printed as a table (and, with ``--json_out``, as JSON):
 gzip -9 is ``gzip.compress(data, compresslevel=9, mtime=0)`` (what the report
 uses), decompressed with ``zlib.decompress(data, wbits=31)``. MB = 10^6 bytes.
 
-    python benchmarks/bundle_benchmark.py                    # ~15-25 min on 2 CPU cores
-    python benchmarks/bundle_benchmark.py --smoke            # a tiny run, to check the script
-    python benchmarks/bundle_benchmark.py --skip_large --json_out=out/bundle.json
+    python benchmarks/bundle_benchmark.py                    # ~15 min on 2 idle CPU cores (33 min at load 10)
+    python benchmarks/bundle_benchmark.py --smoke            # a tiny run (~5 min), to check the script
+    python benchmarks/bundle_benchmark.py --skip_large --json_out=out/bundle.json   # sections 1-2, ~2 min
+    python benchmarks/bundle_benchmark.py --notime_codecs    # section 3 without re-timing gzip/zstd
+
+Section 3's conversion runs in a child process (this script with --worker), so
+the library is imported again there: the run prints a warning when the library
+sources changed on disk while it ran.
 """
 
 import datetime

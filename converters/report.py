@@ -20,7 +20,16 @@ def _per(bits, count):
     return float(bits) / count if count else 0.0
 
 
-def _codec_sizes(data):
+# gzip -9 / zstd -19 of the restored file are reported for comparison; on a
+# 100 MB model they take minutes, so above this size they are skipped unless asked.
+CODEC_SIZE_LIMIT = 16 * 2**20
+
+
+def _codec_sizes(data, compare_codecs=None):
+    if compare_codecs is None:
+        compare_codecs = len(data) <= CODEC_SIZE_LIMIT
+    if not compare_codecs:
+        return {"gzip9_bytes": None, "zstd19_bytes": None}
     sizes = {"gzip9_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
     try:
         import zstandard
@@ -32,7 +41,7 @@ def _codec_sizes(data):
 
 
 def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, dense_tflite_bytes,
-                 float16, layout, max_abs_diff, delegate_problems, timings):
+                 float16, layout, max_abs_diff, delegate_problems, timings, compare_codecs=None):
     """Assembles the report dict (JSON-serialisable)."""
     by_offset = {b.offset: b for b in buffers}
     rows = []
@@ -82,7 +91,7 @@ def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, den
         "ratio_vs_dense": dense_tflite_bytes / bundle_bytes if bundle_bytes else 0.0,
     }
     totals["kept"] = _per(totals["nonzeros"], totals["weights"])
-    codecs = _codec_sizes(bytes(restored))
+    codecs = _codec_sizes(bytes(restored), compare_codecs)
     totals.update({f"restored_{k}": v for k, v in codecs.items()})
     return {
         "format": "keras-dc bundle report v1",
@@ -124,7 +133,9 @@ def format_report(report):
                  f"{t['bundle_bytes']:,} B; dense float32 .tflite {t['dense_tflite_bytes']:,} B "
                  f"-> {t['ratio_vs_dense']:.1f}x smaller")
     zstd = t.get("restored_zstd19_bytes")
-    lines.append(f"restored .tflite {t['restored_bytes']:,} B; its gzip -9 {t['restored_gzip9_bytes']:,} B"
+    gz = t.get("restored_gzip9_bytes")
+    lines.append(f"restored .tflite {t['restored_bytes']:,} B"
+                 + (f"; its gzip -9 {gz:,} B" if gz else "; gzip/zstd comparison skipped (large model)")
                  + (f", zstd -19 {zstd:,} B" if zstd else ""))
     lines.append(f"layout {report['layout']}, {'float16' if report['float16'] else 'float32'} weights, "
                  f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "

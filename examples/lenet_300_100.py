@@ -9,7 +9,7 @@ Paper (Han, Mao, Dally 2016, Table 2): 1.64% → 1.58% error, 40× smaller
 (weights + indices only). Targets here, counting every byte a phone receives
 against the float32 .tflite: dense ≤ 1.70%, compressed ≤ dense + 0.10 pp, ≥ 40×.
 
-    python examples/lenet_300_100.py                 # 12 min measured on a busy shared 2-core machine
+    python examples/lenet_300_100.py                 # 9-12 min measured on a busy shared 2-core machine
     python examples/lenet_300_100.py --smoke         # < 1 min: a tiny subset, for CI
     python examples/lenet_300_100.py --data=/path/mnist.npz --out=out/lenet_300_100
 """
@@ -26,19 +26,21 @@ from absl import app, flags  # noqa: E402
 
 # Per-layer pruning targets (sparsity) and cluster bits. ip1 holds 88% of the
 # weights and is the least sensitive; the 10-way output layer is kept denser.
-PRUNE = {"ip1": 0.94, "ip2": 0.90, "ip3": 0.70}
-BITS = {"ip1": 5, "ip2": 5, "ip3": 6}
+PRUNE = {"ip1": 0.93, "ip2": 0.90, "ip3": 0.70}
+BITS = {"ip1": 4, "ip2": 5, "ip3": 6}  # ip1 tolerates 16 values; its bits pay for its 7% kept
 
 
 def recipe():
     from examples.paper_common import Recipe, cubic_fractions
 
     # Pruning: 12 prune → retrain cycles half an epoch apart (big cuts first), then
-    # 6 epochs of retraining; a few large cuts (0.5, 0.75, 0.9, 1.0 over 4 epochs)
-    # lost 1.5 pp here that retraining did not win back.
+    # 10 epochs of retraining at the dense run's learning rate (decaying). Measured
+    # here: four large cuts (0.5, 0.75, 0.9, 1.0, one epoch apart) + 3 epochs at
+    # Adam 2e-4 ended 1.6 pp above the reference; 12 cuts + 6 epochs at 5e-4, 0.4 pp;
+    # this recipe, +0.03 pp after clustering.
     return Recipe(dense_epochs=20, dense_lr=1e-3,
-                  prune_fractions=cubic_fractions(12), prune_every=0.5, prune_final_epochs=6,
-                  prune_lr=5e-4, cluster_epochs=2, cluster_lr=3e-5, l2=1e-5)
+                  prune_fractions=cubic_fractions(12), prune_every=0.5, prune_final_epochs=10,
+                  prune_lr=1e-3, cluster_epochs=2, cluster_lr=3e-5, l2=1e-5)
 
 
 def build_model(l2, keras=None):
