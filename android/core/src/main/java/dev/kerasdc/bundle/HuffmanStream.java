@@ -154,8 +154,9 @@ final class HuffmanStream {
   }
 
   /**
-   * The 142 bytes that turn {@code data} into the body of a literal-only DEFLATE block (spec section
-   * 12), for a raw {@link java.util.zip.Inflater}; only for a stream with {@code count > 0}.
+   * The 142 bytes that turn {@code data} into the body of a literal-only DEFLATE block (spec
+   * section 12), for a raw {@link java.util.zip.Inflater}; only for a stream with {@code count >
+   * 0}.
    *
    * <p>Bits, least significant first: three empty non-final fixed-Huffman blocks (BFINAL 0, BTYPE
    * 01, end-of-block 0000000: 10 bits each), so that what follows ends on a byte boundary; BFINAL

@@ -176,7 +176,7 @@ final class SymbolReader {
     return stream.dataOffset + (position() >>> 3);
   }
 
-  /** Checks that the symbols read, which must be all {@code count}, end exactly at {@code nbits}. */
+  /** Checks that the symbols read (all {@code count} of them) end exactly at {@code nbits}. */
   void finish() throws BundleFormatException {
     if (read != stream.count) {
       throw new IllegalStateException(read + " of " + stream.count + " symbols read");

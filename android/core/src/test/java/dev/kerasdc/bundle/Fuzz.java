@@ -15,13 +15,18 @@ final class Fuzz {
   /** Per-case bound: generous for a loaded 2-core machine; a real problem (a hang) is far above. */
   static final long MAX_CASE_NANOS = 2_000_000_000L;
 
-  private final BundleRestorer restorer = new BundleRestorer();
+  private final BundleRestorer restorer;
   private final Fixtures.Bundle bundle;
   int rejected;
   int restored;
 
   Fuzz(Fixtures.Bundle bundle) {
+    this(bundle, new BundleRestorer());
+  }
+
+  Fuzz(Fixtures.Bundle bundle, BundleRestorer restorer) {
     this.bundle = bundle;
+    this.restorer = restorer;
   }
 
   /** Restores one corrupted pair; fails on any other exception, wrong bytes or a slow case. */

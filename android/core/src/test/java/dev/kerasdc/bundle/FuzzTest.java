@@ -22,6 +22,24 @@ final class FuzzTest {
         });
   }
 
+  /** The same with the Inflater decoding every HuffmanStream, however short (spec section 12). */
+  @Test
+  void everyEncodingBundleThroughTheInflater() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          BundleRestorer restorer =
+              new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, SegmentDecoder.INFLATER);
+          Fuzz fuzz = new Fuzz(Fixtures.everyEncoding(), restorer);
+          fuzz.truncations();
+          fuzz.mutations(13, 2000);
+          assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
+          Fuzz large = new Fuzz(DecoderAgreementTest.longStreams(3), restorer);
+          large.mutations(17, 200);
+          assertTrue(large.rejected > 100, "rejected " + large.rejected);
+        });
+  }
+
   @Test
   void randomBundles() {
     assertTimeoutPreemptively(
