@@ -27,8 +27,7 @@ import java.util.Arrays;
  */
 public final class BundleRestorer {
   private final long maxRestoredSize;
-  /** The HuffmanStream decoder: a mode of {@link SegmentDecoder}. */
-  private final int huffman;
+  private final HuffmanDecoding huffman;
 
   /** A restorer that accepts any restored size the format allows (2^31 - 1 bytes). */
   public BundleRestorer() {
@@ -40,23 +39,21 @@ public final class BundleRestorer {
    * {@code maxRestoredSize} bytes (e.g. the memory the app can spare).
    */
   public BundleRestorer(long maxRestoredSize) {
-    this(maxRestoredSize, SegmentDecoder.AUTO);
+    this(maxRestoredSize, HuffmanDecoding.AUTO);
   }
 
   /**
-   * A restorer that decodes HuffmanStreams with the given decoder (tests compare them): {@link
-   * SegmentDecoder#AUTO} (the Inflater for all but short streams), {@link SegmentDecoder#TABLE} or
-   * {@link SegmentDecoder#INFLATER}.
+   * A restorer with a size limit (as {@link #BundleRestorer(long)}) that decodes HuffmanStreams
+   * with {@code huffman}. Every choice gives the same result; {@link HuffmanDecoding#AUTO} picks
+   * the faster one for the platform where that was measured.
    */
-  BundleRestorer(long maxRestoredSize, int huffman) {
+  public BundleRestorer(long maxRestoredSize, HuffmanDecoding huffman) {
     if (maxRestoredSize < 0) {
       throw new IllegalArgumentException(
           "maxRestoredSize must be >= 0, received " + maxRestoredSize);
     }
-    if (huffman != SegmentDecoder.AUTO
-        && huffman != SegmentDecoder.TABLE
-        && huffman != SegmentDecoder.INFLATER) {
-      throw new IllegalArgumentException("unknown HuffmanStream decoder " + huffman);
+    if (huffman == null) {
+      throw new NullPointerException("huffman is null; use HuffmanDecoding.AUTO");
     }
     this.maxRestoredSize = Math.min(maxRestoredSize, Sidecar.MAX_RESTORED_SIZE);
     this.huffman = huffman;

@@ -45,8 +45,8 @@ abstract class Output {
   int limit;
 
   /**
-   * Whether {@code buf} holds zeros from {@link #pos} to the end of R (a new array), so that zero
-   * runs only advance {@link #pos}.
+   * Whether {@code buf} holds zeros from {@link #pos} on (to the end of R for a new array, to the
+   * end of the staging buffer, which a flush clears), so that zero runs only advance {@link #pos}.
    */
   final boolean clean;
 
@@ -78,6 +78,9 @@ abstract class Output {
 
   /** Writes {@code count} zero bytes. */
   final void zeros(long count) {
+    if (count >= LONG_RUN && skipZeros(count)) {
+      return;
+    }
     if (clean) {
       while (count > limit - pos) {
         count -= limit - pos;
@@ -85,9 +88,6 @@ abstract class Output {
         flush();
       }
       pos += (int) count;
-      return;
-    }
-    if (count >= LONG_RUN && skipZeros(count)) {
       return;
     }
     while (count > 0) {
@@ -184,12 +184,15 @@ abstract class Output {
     }
   }
 
-  /** Stages bytes in a {@link #CHUNK}-byte array and emits it when full. */
+  /**
+   * Stages bytes in a {@link #CHUNK}-byte array and emits it when full. A flush clears what it
+   * emitted, so the staging buffer is {@link #clean}.
+   */
   abstract static class Staged extends Output {
     private long emitted;
 
     Staged() {
-      super(new byte[CHUNK], false);
+      super(new byte[CHUNK], true);
       this.limit = CHUNK;
     }
 
@@ -230,6 +233,7 @@ abstract class Output {
         digest.update(buf, 0, pos);
         emit(buf, 0, pos);
         emitted += pos;
+        Arrays.fill(buf, 0, pos, (byte) 0);
         pos = 0;
       }
     }

@@ -14,25 +14,30 @@ import java.util.zip.Inflater;
  * window by a loop specialised for the element size.
  */
 final class SegmentDecoder {
-  /** Which decoder reads HuffmanStreams: {@link #AUTO}, {@link #TABLE} or {@link #INFLATER}. */
-  static final int AUTO = 0;
-
-  /** Always the table decoder (the Java fallback). */
-  static final int TABLE = 1;
-
-  /** Always the Inflater (spec section 12), whatever the stream's length. */
-  static final int INFLATER = 2;
-
   /**
-   * With {@link #AUTO}, streams of fewer symbols than this use the table decoder: the Inflater's
-   * set-up (a 142-byte header whose code it builds, a JNI call per block) does not pay off.
+   * With {@link HuffmanDecoding#AUTO} on Android, streams of fewer symbols than this use the table
+   * decoder: the Inflater's set-up (a 142-byte header whose code zlib builds, a JNI call per
+   * block) does not pay off.
    */
   static final long MIN_INFLATER_SYMBOLS = 1024;
+
+  /**
+   * Whether {@link HuffmanDecoding#AUTO} prefers the Inflater: on Android, where zlib is native
+   * code and the table decoder's speed would rest on ART's compiler. On the JVM (HotSpot's C2) the
+   * table decoder is measured faster (benchmarks/java_restore.py prints both).
+   */
+  static final boolean AUTO_INFLATES = isAndroid();
+
+  private static boolean isAndroid() {
+    String vm = System.getProperty("java.vm.name", "");
+    String vendor = System.getProperty("java.vendor", "");
+    return vm.contains("Dalvik") || vendor.contains("Android");
+  }
 
   /** Symbols per block. */
   static final int BLOCK = 1 << 14;
 
-  private final int huffman;
+  private final HuffmanDecoding huffman;
   /** Symbol blocks: [0] for the gap or dense index stream, [1] for the sparse index stream. */
   private final byte[][] symbols = new byte[2][];
   /** Raw Inflaters for the two streams of a segment, made on first use. */
@@ -42,8 +47,7 @@ final class SegmentDecoder {
   /** The current codebook's entries, as little-endian bit patterns. */
   private final long[] entries = new long[256];
 
-  /** @param huffman {@link #AUTO}, {@link #TABLE} or {@link #INFLATER} */
-  SegmentDecoder(int huffman) {
+  SegmentDecoder(HuffmanDecoding huffman) {
     this.huffman = huffman;
   }
 
@@ -171,7 +175,10 @@ final class SegmentDecoder {
   private SymbolReader reader(byte[] b, HuffmanStream stream, int slot)
       throws BundleFormatException {
     boolean inflate =
-        huffman == INFLATER || (huffman == AUTO && stream.count >= MIN_INFLATER_SYMBOLS);
+        huffman == HuffmanDecoding.INFLATER
+            || (huffman == HuffmanDecoding.AUTO
+                && AUTO_INFLATES
+                && stream.count >= MIN_INFLATER_SYMBOLS);
     Inflater inflater = null;
     if (inflate) {
       if (raw[slot] == null) {
@@ -489,7 +496,7 @@ final class SegmentDecoder {
     ByteBuffer view = out.view;
     byte[] buf = out.buf;
     // Background runs that are zeros in a clean output only move the position.
-    boolean skipZeros = out.clean && background.allZero;
+    boolean zeroGaps = out.clean && background.allZero;
     int indexOffset = gapStream.end;
     long gapCount = gapStream.count;
     long indexCount = indexStream.count;
@@ -540,7 +547,7 @@ final class SegmentDecoder {
       }
       if (position > written) {
         long bytes = (position - written) * esize;
-        if (skipZeros && bytes <= limit - pos) {
+        if (zeroGaps && bytes <= limit - pos) {
           pos += (int) bytes;
         } else {
           out.pos = pos;

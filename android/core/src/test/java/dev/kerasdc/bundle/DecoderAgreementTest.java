@@ -424,8 +424,8 @@ final class DecoderAgreementTest {
 
   // ----------------------------------------------------------------------------- bundles
 
-  private static final int[] MODES = {
-    SegmentDecoder.AUTO, SegmentDecoder.TABLE, SegmentDecoder.INFLATER
+  private static final HuffmanDecoding[] MODES = {
+    HuffmanDecoding.AUTO, HuffmanDecoding.TABLE, HuffmanDecoding.INFLATER
   };
 
   /**
@@ -505,7 +505,7 @@ final class DecoderAgreementTest {
   @Test
   void bundlesRestoreAlikeWithEveryDecoderAndEntryPoint() throws Exception {
     for (Fixtures.Bundle bundle : bundles()) {
-      for (int mode : MODES) {
+      for (HuffmanDecoding mode : MODES) {
         BundleRestorer restorer = new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
         String what = bundle + ", decoder " + mode;
         assertArrayEquals(bundle.restored, restorer.restore(bundle.skeleton, bundle.sidecar), what);

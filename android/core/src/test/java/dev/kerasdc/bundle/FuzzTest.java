@@ -29,7 +29,7 @@ final class FuzzTest {
         Duration.ofSeconds(120),
         () -> {
           BundleRestorer restorer =
-              new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, SegmentDecoder.INFLATER);
+              new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, HuffmanDecoding.INFLATER);
           Fuzz fuzz = new Fuzz(Fixtures.everyEncoding(), restorer);
           fuzz.truncations();
           fuzz.mutations(13, 2000);
