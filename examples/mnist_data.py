@@ -1,4 +1,4 @@
-"""MNIST for the examples: from an explicit path, the shared copy, or keras.datasets."""
+"""MNIST for the examples (explicit path, the shared copy, or keras.datasets) and LeNet-300-100."""
 
 import os
 
@@ -34,3 +34,25 @@ def load_mnist(path=None):
     scale = np.float32(1.0 / 255.0)
     return ((x_train.astype(np.float32) * scale, y_train.astype(np.int64)),
             (x_test.astype(np.float32) * scale, y_test.astype(np.int64)))
+
+
+def build_model():
+    """LeNet-300-100 (784-300-100-10, ReLU) as in the paper, layers named ip1..ip3."""
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((784,), name="pixels"),
+        keras.layers.Dense(300, activation="relu", name="ip1"),
+        keras.layers.Dense(100, activation="relu", name="ip2"),
+        keras.layers.Dense(10, name="ip3"),
+    ], name="lenet_300_100")
+    return model
+
+
+def compile_model(model, lr):
+    """Compiles with Adam(lr), sparse categorical cross-entropy on logits, accuracy."""
+    import keras
+
+    model.compile(keras.optimizers.Adam(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])

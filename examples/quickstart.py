@@ -26,26 +26,6 @@ _SPARSITY = flags.DEFINE_float("sparsity", 0.92, "Final sparsity of the hidden l
 _BITS = flags.DEFINE_integer("bits", 5, "Cluster index bits.")
 
 
-def build_model():
-    import keras
-
-    model = keras.Sequential([
-        keras.Input((784,), name="pixels"),
-        keras.layers.Dense(300, activation="relu", name="ip1"),
-        keras.layers.Dense(100, activation="relu", name="ip2"),
-        keras.layers.Dense(10, name="ip3"),
-    ], name="lenet_300_100")
-    return model
-
-
-def compile_model(model, lr):
-    import keras
-
-    model.compile(keras.optimizers.Adam(lr),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-
-
 def litert_error(model_bytes, x, y):
     """Test error of a flatbuffer in the LiteRT interpreter (batch 1 model, one image at a time)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -68,7 +48,7 @@ def main(argv):
 
     import converters
     import keras_dc
-    from examples.mnist_data import load_mnist
+    from examples.mnist_data import build_model, compile_model, load_mnist
     from keras_dc import schedules
 
     t_start = time.perf_counter()

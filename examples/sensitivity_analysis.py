@@ -25,8 +25,7 @@ def main(argv):
     import keras
 
     import keras_dc
-    from examples.mnist_data import load_mnist
-    from examples.quickstart import build_model, compile_model
+    from examples.mnist_data import build_model, compile_model, load_mnist
     from keras_dc import schedules
 
     (x, y), (x_test, y_test) = load_mnist(_DATA.value)
