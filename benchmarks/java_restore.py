@@ -2,15 +2,27 @@
 
 For each bundle, compiles the Java core (android/core) and its benchmark main
 (android/benchmark) with `javac --release 8`, writes the gzip -9 of the restored
-`.tflite`, and runs `dev.kerasdc.benchmark.RestoreBenchmark`: the median wall time of
-`BundleRestorer.restore` / `restoreDirect` (every check of the format, SHA-256 included)
-and of `java.util.zip.Inflater` on the gzip file, in MB (10^6 bytes) of restored
-flatbuffer per second. Prints the figures; writes nothing else.
+`.tflite`, and runs `dev.kerasdc.benchmark.RestoreBenchmark`. Its measurements take
+turns (interleaved runs, so that a change in the machine's load hits all alike) and it
+prints, per measurement, the median wall time, MB (10^6 bytes) of restored flatbuffer per
+second, the minimum, and the median CPU time of the measuring thread (steadier than wall
+time on a busy machine):
+
+- `BundleRestorer.restore` (every check of the format, SHA-256 of R included) with the
+  default HuffmanStream decoder, and with each of `HuffmanDecoding.TABLE` (Java block
+  table decoder) and `HuffmanDecoding.INFLATER` (zlib behind a synthesised DEFLATE
+  header, format spec section 12);
+- `restoreDirect` (direct ByteBuffer, what LiteRT's Interpreter takes), `check` alone;
+- SHA-256 of the restored file alone (the mandatory check 18, a floor for any restore);
+- `java.util.zip.Inflater` on the gzip file, with and without its CRC-32;
+
+then the restore side by side with the Inflater (ratios), and SHA-256's share of the
+Inflater's time. Prints the figures; writes nothing else.
 
 Usage:
     python benchmarks/java_restore.py --bundle=out/quickstart
     python benchmarks/java_restore.py --synthetic_mb=32          # a large synthetic bundle
-    python benchmarks/java_restore.py --bundle=out/quickstart --synthetic_mb=0
+    python benchmarks/java_restore.py --bundle=out/quickstart --synthetic_mb=0 --runs=101
 """
 
 import gzip
@@ -32,6 +44,7 @@ _SYNTHETIC_MB = flags.DEFINE_integer(
     "synthetic_mb", 32, "Also benchmark a synthetic bundle whose restored file has about this many MB (0: none).")
 _RUNS = flags.DEFINE_integer("runs", 15, "Measured runs per figure (the median is printed).")
 _WARMUP = flags.DEFINE_integer("warmup", 5, "Unmeasured warm-up runs per figure.")
+_JVM_FLAGS = flags.DEFINE_multi_string("jvm_flag", [], "Flag for the benchmark's JVM, e.g. -Xmx2g; repeatable.")
 
 
 def _sources(*dirs):
@@ -94,8 +107,9 @@ def _benchmark(label, classes, skeleton, sidecar, restored, workdir):
         with open(paths[name], "wb") as f:
             f.write(data)
     print(f"\n== {label}", flush=True)
-    subprocess.run(["java", "-cp", classes, "dev.kerasdc.benchmark.RestoreBenchmark", paths["skeleton"],
-                    paths["dcw"], paths["gz"], str(_RUNS.value), str(_WARMUP.value)], check=True)
+    subprocess.run(["java"] + _JVM_FLAGS.value + ["-cp", classes, "dev.kerasdc.benchmark.RestoreBenchmark",
+                                                  paths["skeleton"], paths["dcw"], paths["gz"], str(_RUNS.value),
+                                                  str(_WARMUP.value)], check=True)
 
 
 def main(argv):
@@ -107,7 +121,8 @@ def main(argv):
     from converters import sidecar as sidecar_lib
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-    print(f"JVM: {java}; {platform.machine()}, {os.cpu_count()} CPUs; runs={_RUNS.value} warmup={_WARMUP.value}")
+    print(f"JVM: {java} {' '.join(_JVM_FLAGS.value)}; {platform.machine()}, {os.cpu_count()} CPUs; "
+          f"runs={_RUNS.value} warmup={_WARMUP.value}")
     with tempfile.TemporaryDirectory() as workdir:
         classes = os.path.join(workdir, "classes")
         _compile(classes)

@@ -44,7 +44,8 @@ public final class RestoreBenchmark {
     int runs = args.length > 3 ? Integer.parseInt(args[3]) : 15;
     int warmup = args.length > 4 ? Integer.parseInt(args[4]) : 5;
     final BundleRestorer restorer = new BundleRestorer();
-    final BundleRestorer table = new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, HuffmanDecoding.TABLE);
+    final BundleRestorer table =
+        new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, HuffmanDecoding.TABLE);
     final BundleRestorer inflater =
         new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, HuffmanDecoding.INFLATER);
     final byte[] restored = restorer.restore(skeleton, sidecar);
@@ -116,14 +117,16 @@ public final class RestoreBenchmark {
       cpuMedians[t] = cpuSorted[runs / 2] / 1e6;
       System.out.printf(
           Locale.ROOT,
-          "%-50s median %9.3f ms  %8.1f MB/s  (min %.3f ms; cpu median %.3f ms; %d runs)%n",
+          "%-50s median %9.3f ms  %8.1f MB/s  (min %.3f ms; cpu median %.3f ms; %d runs)"
+              + "%n",
           names[t], medians[t], size / 1e6 / (medians[t] / 1e3), sorted[0] / 1e6,
           cpuMedians[t], runs);
     }
     System.out.printf(
         Locale.ROOT,
         "side by side (medians, wall | cpu): restore %.3f | %.3f ms; Inflater + CRC-32 %.3f | %.3f"
-            + " ms (restore / Inflater = %.2f | %.2f); Inflater alone %.3f | %.3f ms (%.2f | %.2f)%n",
+            + " ms (restore / Inflater = %.2f | %.2f); Inflater alone %.3f | %.3f ms"
+            + " (%.2f | %.2f)%n",
         medians[0], cpuMedians[0], medians[6], cpuMedians[6], medians[0] / medians[6],
         cpuMedians[0] / cpuMedians[6], medians[7], cpuMedians[7], medians[0] / medians[7],
         cpuMedians[0] / cpuMedians[7]);

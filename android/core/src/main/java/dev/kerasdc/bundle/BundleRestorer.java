@@ -14,10 +14,12 @@ import java.util.Arrays;
  * Restores the runnable {@code .tflite} file R of a keras-dc bundle from its skeleton and sidecar
  * (format spec section 9), performing every check of section 10.
  *
- * <p>Memory: the restorer allocates R (or writes it to a caller's buffer or a file) plus a 64 KiB
- * staging buffer and small per-segment tables; it never allocates on a declared size before
- * checking that size against the bytes present or against {@code maxRestoredSize}. Instances are
- * immutable and thread-safe.
+ * <p>Memory: the restorer allocates R (or writes it to a caller's buffer or a file) plus, per
+ * restore, a 64 KiB staging buffer (not for a byte-array target, which is written in place), two
+ * 16 KiB symbol buffers, decoding tables of at most 16 KiB each and, with {@link
+ * HuffmanDecoding#INFLATER}, zlib's state; it never allocates on a declared size before checking
+ * that size against the bytes present or against {@code maxRestoredSize}. Instances are immutable
+ * and thread-safe.
  *
  * <pre>{@code
  * BundleRestorer restorer = new BundleRestorer();

@@ -59,66 +59,6 @@ public final class HuffmanDecoder {
     return entry >>> 4;
   }
 
-  /**
-   * Decodes the next {@code n} symbols into {@code dst[offset, offset + n)}, one byte each: for a
-   * code of at most 256 symbols. Same checks as {@link #next}, but the state stays in locals.
-   */
-  void decode(byte[] dst, int offset, int n) throws BundleFormatException {
-    final byte[] data = this.data;
-    final int[] table = this.table;
-    final int maxLength = this.maxLength;
-    final int mask = this.mask;
-    final long nbits = this.nbits;
-    final int fastEnd = end - 8;
-    long window = this.window;
-    int windowBits = this.windowBits;
-    long consumed = this.consumed;
-    int next = this.next;
-    for (int i = offset, stop = offset + n; i < stop; i++) {
-      if (windowBits < maxLength) {
-        if (next <= fastEnd) { // eight bytes at once, as in refill()
-          long bytes =
-              (data[next] & 0xFFL)
-                  | (data[next + 1] & 0xFFL) << 8
-                  | (data[next + 2] & 0xFFL) << 16
-                  | (data[next + 3] & 0xFFL) << 24
-                  | (data[next + 4] & 0xFFL) << 32
-                  | (data[next + 5] & 0xFFL) << 40
-                  | (data[next + 6] & 0xFFL) << 48
-                  | (data[next + 7] & 0xFFL) << 56;
-          window |= bytes << windowBits;
-          int take = (63 - windowBits) >>> 3;
-          next += take;
-          windowBits += take << 3;
-        } else {
-          while (windowBits <= 56 && next < end) {
-            window |= (data[next++] & 0xFFL) << windowBits;
-            windowBits += 8;
-          }
-        }
-      }
-      int entry = table[(int) window & mask];
-      int length = entry & 0xF;
-      // One test for both faults: the reserved codeword (length 0) and a codeword past nbits.
-      if (((length - 1) | (nbits - consumed - length)) < 0) {
-        this.window = window;
-        this.windowBits = windowBits;
-        this.consumed = consumed;
-        this.next = next;
-        next(); // throws the precise error
-        throw new IllegalStateException("the table decoder disagrees with itself");
-      }
-      window >>>= length;
-      windowBits -= length;
-      consumed += length;
-      dst[i] = (byte) (entry >>> 4);
-    }
-    this.window = window;
-    this.windowBits = windowBits;
-    this.consumed = consumed;
-    this.next = next;
-  }
-
   private void refill() {
     if (end - next >= 8) {
       // Eight bytes at once; only whole bytes that fit are counted as read. The bits of the

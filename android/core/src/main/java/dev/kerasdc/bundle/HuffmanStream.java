@@ -3,7 +3,7 @@ package dev.kerasdc.bundle;
 /**
  * A parsed HuffmanStream structure (format spec section 6): {@code count}, {@code nbits}, the
  * code lengths and where the coded bits lie. Parsing checks everything that can be checked before
- * decoding; {@link SymbolReader} (and the {@link HuffmanDecoder} behind it) checks the rest while
+ * decoding; {@link SymbolReader} (and the {@link BlockDecoder} behind it) checks the rest while
  * decoding. Used by one thread (one restore).
  */
 final class HuffmanStream {
@@ -23,7 +23,7 @@ final class HuffmanStream {
   private final int[] lengths;
   /** Field name prefix, e.g. {@code segment[2].indices}. */
   final String field;
-  /** The lookup-table code, built on first use (the Inflater path never needs it). */
+  /** The one-symbol lookup-table code of {@link #decoder}, built on first use. */
   private HuffmanCode code;
 
   private HuffmanStream(
@@ -136,7 +136,10 @@ final class HuffmanStream {
     return end - dataOffset;
   }
 
-  /** A decoder positioned at the first symbol; only for a stream with {@code count > 0}. */
+  /**
+   * A one-symbol-at-a-time decoder positioned at the first symbol (the reference the block decoder
+   * is tested against); only for a stream with {@code count > 0}.
+   */
   HuffmanDecoder decoder(byte[] b) throws BundleFormatException {
     if (code == null) {
       code = HuffmanCode.fromLengths(lengths, offset + FIXED_SIZE, field + ".lengths");

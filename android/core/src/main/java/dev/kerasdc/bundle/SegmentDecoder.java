@@ -46,6 +46,8 @@ final class SegmentDecoder {
   private Inflater zlib;
   /** The current codebook's entries, as little-endian bit patterns. */
   private final long[] entries = new long[256];
+  /** Emitted positions of a block of gap symbols, made on first use. */
+  private int[] positions;
 
   SegmentDecoder(HuffmanDecoding huffman) {
     this.huffman = huffman;
@@ -474,7 +476,14 @@ final class SegmentDecoder {
     }
   }
 
-  /** Returns the number of elements written (up to and including the last emitted one). */
+  /**
+   * Returns the number of elements written (up to and including the last emitted one).
+   *
+   * <p>Per block of gap symbols, two passes: the gap symbols become the emitted positions (every
+   * rule of 7.4 checked in stream order), then the index symbols become codebook entries written
+   * at those positions. Faults in one block of gaps are therefore reported before faults of the
+   * indices that go with them.
+   */
   private long decodeSparse(
       byte[] b,
       HuffmanStream gapStream,
@@ -491,6 +500,10 @@ final class SegmentDecoder {
     SymbolReader indices = indexStream.count > 0 ? reader(b, indexStream, 1) : null;
     byte[] gapBlock = symbolBlock(0);
     byte[] indexBlock = symbolBlock(1);
+    if (positions == null) {
+      positions = new int[BLOCK];
+    }
+    int[] positions = this.positions;
     long[] values = entries;
     int esize = codebooks.esize;
     ByteBuffer view = out.view;
@@ -500,104 +513,109 @@ final class SegmentDecoder {
     int indexOffset = gapStream.end;
     long gapCount = gapStream.count;
     long indexCount = indexStream.count;
-    long position = 0;
-    long written = 0;
+    long position = 0; // elements < 2^31, but escapes may run far past the end
+    int written = 0;
     long emitted = 0;
     int book = 0;
     long bookEnd = perBook;
     int entryCount = codebooks.load(0, values);
-    int gapHave = 0;
-    int gapAt = 0;
     int indexHave = 0;
     int indexAt = 0;
     int symbol = 0;
-    // The output window, in locals: out.pos/out.limit are synchronised around calls on out.
-    int pos = out.pos;
-    int limit = out.limit;
-    for (long g = 0; g < gapCount; g++) {
-      if (gapAt == gapHave) {
-        gapHave = (int) Math.min(BLOCK, gapCount - g);
-        gaps.read(gapBlock, gapHave);
-        gapAt = 0;
+    for (long g = 0; g < gapCount; ) {
+      int n = (int) Math.min(BLOCK, gapCount - g);
+      gaps.read(gapBlock, n);
+      // Pass 1: emitted positions.
+      int m = 0;
+      for (int j = 0; j < n; j++) {
+        symbol = gapBlock[j] & 0xFF;
+        if (symbol == 0) {
+          position += escapeRun;
+          continue;
+        }
+        if (symbol > escapeRun) {
+          throw new BundleFormatException(
+              gaps.byteOffsetBefore(g + j),
+              f + ".gaps.data",
+              "gap symbol " + symbol + " exceeds escape_run " + escapeRun);
+        }
+        position += symbol - 1;
+        if (position >= elements) {
+          throw new BundleFormatException(
+              gaps.byteOffsetBefore(g + j),
+              f + ".gaps.data",
+              "emitted position " + position + " is outside the segment's " + elements
+                  + " elements");
+        }
+        if (emitted + m == indexCount) {
+          throw new BundleFormatException(
+              indexOffset,
+              f + ".indices.count",
+              "more emitted positions than indices.count = " + indexCount);
+        }
+        positions[m++] = (int) position;
+        position++;
       }
-      symbol = gapBlock[gapAt++] & 0xFF;
-      if (symbol == 0) {
-        position += escapeRun;
-        continue;
-      }
-      if (symbol > escapeRun) {
-        throw new BundleFormatException(
-            gaps.byteOffsetBefore(g),
-            f + ".gaps.data",
-            "gap symbol " + symbol + " exceeds escape_run " + escapeRun);
-      }
-      position += symbol - 1;
-      if (position >= elements) {
-        throw new BundleFormatException(
-            gaps.byteOffsetBefore(g),
-            f + ".gaps.data",
-            "emitted position " + position + " is outside the segment's " + elements
-                + " elements");
-      }
-      if (emitted == indexCount) {
-        throw new BundleFormatException(
-            indexOffset,
-            f + ".indices.count",
-            "more emitted positions than indices.count = " + indexCount);
-      }
-      if (position > written) {
-        long bytes = (position - written) * esize;
-        if (zeroGaps && bytes <= limit - pos) {
-          pos += (int) bytes;
-        } else {
-          out.pos = pos;
-          background.fill(written, position);
-          pos = out.pos;
-          limit = out.limit;
+      g += n;
+      // Pass 2: the entries. The output window is kept in locals, synchronised with out around
+      // calls on it.
+      int pos = out.pos;
+      int limit = out.limit;
+      for (int t = 0; t < m; ) {
+        if (indexAt == indexHave) {
+          indexHave = (int) Math.min(BLOCK, indexCount - emitted);
+          indices.read(indexBlock, indexHave);
+          indexAt = 0;
+        }
+        int stop = t + Math.min(m - t, indexHave - indexAt);
+        for (; t < stop; t++) {
+          int p = positions[t];
+          int k = indexBlock[indexAt++] & 0xFF;
+          long where = pos + (long) (p - written) * esize; // element p's index, if in the window
+          int at;
+          if (zeroGaps && where < limit) {
+            at = (int) where;
+          } else {
+            out.pos = pos;
+            background.fill(written, p);
+            if (out.pos == out.limit) {
+              out.flush();
+            }
+            pos = out.pos;
+            limit = out.limit;
+            at = pos;
+          }
+          if (p >= bookEnd) {
+            do {
+              book++;
+              bookEnd += perBook;
+            } while (p >= bookEnd);
+            entryCount = codebooks.load(book, values);
+          }
+          if (k >= entryCount) {
+            throw badIndex(indices, emitted, k, book, entryCount, f);
+          }
+          long v = values[k];
+          switch (esize) {
+            case 4:
+              view.putInt(at, (int) v);
+              break;
+            case 2:
+              view.putShort(at, (short) v);
+              break;
+            case 1:
+              buf[at] = (byte) v;
+              break;
+            default:
+              view.putLong(at, v);
+          }
+          pos = at + esize;
+          written = p + 1;
+          emitted++;
         }
       }
-      if (position >= bookEnd) {
-        do {
-          book++;
-          bookEnd += perBook;
-        } while (position >= bookEnd);
-        entryCount = codebooks.load(book, values);
-      }
-      if (indexAt == indexHave) {
-        indexHave = (int) Math.min(BLOCK, indexCount - emitted);
-        indices.read(indexBlock, indexHave);
-        indexAt = 0;
-      }
-      int k = indexBlock[indexAt++] & 0xFF;
-      if (k >= entryCount) {
-        throw badIndex(indices, emitted, k, book, entryCount, f);
-      }
-      if (pos == limit) {
-        out.pos = pos;
-        out.flush();
-        pos = out.pos;
-        limit = out.limit;
-      }
-      long v = values[k];
-      switch (esize) {
-        case 4:
-          view.putInt(pos, (int) v);
-          break;
-        case 2:
-          view.putShort(pos, (short) v);
-          break;
-        case 1:
-          buf[pos] = (byte) v;
-          break;
-        default:
-          view.putLong(pos, v);
-      }
-      pos += esize;
-      position++;
-      written = position;
-      emitted++;
+      out.pos = pos;
     }
-    out.pos = pos;
     if (symbol == 0) {
       throw new BundleFormatException(
           gaps.byteOffset(), f + ".gaps.data", "the last gap symbol is an escape");
