@@ -14,6 +14,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from conftest import JUNIT_SUMMARY
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = os.path.join(ROOT, "android", "core")
 GOLDEN = os.path.join(ROOT, "tests", "golden")
@@ -134,7 +136,7 @@ def test_java_restores_a_converted_keras_model(java_classes, junit_run, tmp_path
     assert np.max(np.abs(lite - keras_out)) <= 1e-5
 
 
-def test_junit_suite_passes(junit_run):
+def test_junit_suite_passes(junit_run, request):
     process, log = junit_run
     try:
         returncode = process.wait(timeout=600)
@@ -143,7 +145,9 @@ def test_junit_suite_passes(junit_run):
     with open(log) as f:
         output = f.read()
     found, failed, succeeded = (_summary(output, w) for w in ("found", "failed", "successful"))
-    print(f"JUnit: {found} tests found, {succeeded} successful, {failed} failed")
+    line = f"JUnit (android/core on the JVM): {found} tests found, {succeeded} successful, {failed} failed"
+    print(line)
+    request.config.stash[JUNIT_SUMMARY] = line  # shown in the terminal summary (conftest.py)
     assert found > 0, "the JUnit launcher found no tests:\n" + output[-4000:]
     assert failed == 0 and returncode == 0, "Java tests failed:\n" + output[-12000:]
     assert succeeded == found, output[-4000:]
