@@ -12,7 +12,6 @@ decoding at offsets recorded in the sidecar (docs/bundle-format.md).
 """
 
 import dataclasses
-import gzip
 import json
 import os
 import tempfile
@@ -401,7 +400,3 @@ def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_
     if verbose:
         print(json.dumps(result, indent=2), flush=True)
     return result
-
-
-def gzip_size(data):
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
