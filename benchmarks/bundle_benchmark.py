@@ -234,40 +234,6 @@ def restore_vs_zlib(skeleton, sidecar, dense_tflite, repeats, restored_gz=None):
 # --- section 1: LeNet-300-100 on MNIST --------------------------------------------------
 
 
-def build_lenet():
-    import keras
-
-    return keras.Sequential([
-        keras.Input((784,), name="pixels"),
-        keras.layers.Dense(300, activation="relu", name="ip1"),
-        keras.layers.Dense(100, activation="relu", name="ip2"),
-        keras.layers.Dense(10, name="ip3"),
-    ], name="lenet_300_100")
-
-
-def compile_lenet(model, lr):
-    import keras
-
-    model.compile(keras.optimizers.Adam(lr),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-
-
-def litert_error(model_bytes, x, y):
-    """Test error of a batch-1 flatbuffer in the LiteRT interpreter, one image at a time."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    wrong = 0
-    for image, label in zip(x, y):
-        interpreter.set_tensor(inp["index"], image.reshape(inp["shape"]))
-        interpreter.invoke()
-        wrong += int(np.argmax(interpreter.get_tensor(out["index"])) != label)
-    return wrong / len(x)
-
-
 def lenet_settings():
     epochs = (_DENSE_EPOCHS.value, _PRUNE_EPOCHS.value, _RETRAIN_EPOCHS.value, _CLUSTER_EPOCHS.value)
     if _SMOKE.value:
@@ -286,7 +252,9 @@ def lenet_section(work):
     import converters
     import keras_dc
     from converters import tflite as tflite_lib
-    from examples.mnist_data import load_mnist
+    from examples.mnist_data import build_model as build_lenet
+    from examples.mnist_data import compile_model as compile_lenet
+    from examples.mnist_data import litert_error, load_mnist
     from keras_dc import schedules
 
     s = lenet_settings()

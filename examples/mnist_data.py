@@ -56,3 +56,19 @@ def compile_model(model, lr):
     model.compile(keras.optimizers.Adam(lr),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
+
+
+def litert_error(model_bytes, x, y):
+    """Test error of a flatbuffer in the LiteRT interpreter (batch 1 model, one image at a time)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    wrong = 0
+    for image, label in zip(x, y):
+        interpreter.set_tensor(inp["index"], image.reshape(inp["shape"]))
+        interpreter.invoke()
+        wrong += int(np.argmax(interpreter.get_tensor(out["index"])) != label)
+    return wrong / len(x)

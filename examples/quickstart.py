@@ -26,29 +26,13 @@ _SPARSITY = flags.DEFINE_float("sparsity", 0.92, "Final sparsity of the hidden l
 _BITS = flags.DEFINE_integer("bits", 5, "Cluster index bits.")
 
 
-def litert_error(model_bytes, x, y):
-    """Test error of a flatbuffer in the LiteRT interpreter (batch 1 model, one image at a time)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    wrong = 0
-    for image, label in zip(x, y):
-        interpreter.set_tensor(inp["index"], image.reshape(inp["shape"]))
-        interpreter.invoke()
-        wrong += int(np.argmax(interpreter.get_tensor(out["index"])) != label)
-    return wrong / len(x)
-
-
 def main(argv):
     del argv
     import keras
 
     import converters
     import keras_dc
-    from examples.mnist_data import build_model, compile_model, load_mnist
+    from examples.mnist_data import build_model, compile_model, litert_error, load_mnist
     from keras_dc import schedules
 
     t_start = time.perf_counter()
