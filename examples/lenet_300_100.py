@@ -81,7 +81,8 @@ def main(argv):
         prune_targets=PRUNE, default_target=PRUNE["ip1"], bits=BITS, default_bits=5, out_dir=_OUT.value,
         seed=_SEED.value, flatten=True)
     res["n_test"] = len(x_test)
-    paper_common.print_summary("LeNet-300-100", res, ref_error_target=0.017, ratio_target=40)
+    paper_common.print_summary("LeNet-300-100", res, ref_error_target=0.017, ratio_target=40,
+                               figure=os.path.join(_OUT.value, "paper.png"))
 
 
 def define_flags():

@@ -149,12 +149,22 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     """
     import converters
     import keras_dc
+    from examples import paper_figures
     from keras_dc import schedules
 
     (x_train, y_train), (x_test, y_test) = data
     r = recipe
     steps = -(-len(x_train) // r.batch_size)
-    res = {"times": {}}
+    res = {"times": {}, "stages": {}}
+    user_hook = stage_hook
+
+    def stage_hook(stage, m):
+        # The largest kernel at each stage, for the pictures.
+        largest = max(keras_dc.compressible_variables(m, min_size=1), key=lambda v: int(np.prod(v.shape)))
+        res["stages"]["layer"] = largest.path.split("/")[-2]
+        res["stages"][stage] = np.array(largest.numpy())
+        if user_hook:
+            user_hook(stage, m)
     t0 = time.perf_counter()
 
     log(f"== 1/5 dense training: {r.dense_epochs} epochs, Adam {r.dense_lr:g} with cosine decay, "
@@ -164,8 +174,7 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     res["dense_error"] = keras_error(model, x_test, y_test)
     res["times"]["dense"] = time.perf_counter() - t0
     log(f"   dense test error {res['dense_error']:.2%}")
-    if stage_hook:
-        stage_hook("dense", model)
+    stage_hook("dense", model)
 
     t1 = time.perf_counter()
     targets = ", ".join(f"{k} {v:.0%}" for k, v in prune_targets.items())
@@ -185,8 +194,7 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     res["pruned_error"] = keras_error(model, x_test, y_test)
     res["times"]["prune"] = time.perf_counter() - t1
     log(f"   pruned test error {res['pruned_error']:.2%}")
-    if stage_hook:
-        stage_hook("pruned", model)
+    stage_hook("pruned", model)
 
     t2 = time.perf_counter()
     per_layer = ", ".join(f"{k} {v}" for k, v in bits.items())
@@ -202,8 +210,7 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     res["times"]["cluster"] = time.perf_counter() - t2
     log(f"   clustered test error {res['clustered_error']:.2%}")
     res["layer_table"] = keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1))
-    if stage_hook:
-        stage_hook("clustered", model)
+    stage_hook("clustered", model)
 
     t3 = time.perf_counter()
     log(f"== 4/5 converting to a bundle in {out_dir}")
@@ -218,19 +225,28 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     res["restored"] = restored
     res["bundle_error"] = litert_error(restored, x_test, y_test)
     res["times"]["litert"] = time.perf_counter() - t4
+    res["paper_rows"] = paper_figures.paper_rows(restored, result.report)
     res["times"]["total"] = time.perf_counter() - t0
     return res
 
 
-def print_summary(title, res, *, ref_error_target, ratio_target, log=print):
-    """The paper-style table (the bundle report) and the error/size summary with the targets."""
+def print_summary(title, res, *, ref_error_target, ratio_target, figure=None, log=print):
+    """The paper-style tables and the error/size summary with the targets; `figure`: also a PNG there."""
     from converters.report import format_report
+    from examples import paper_figures
 
     t = res["report"]["totals"]
     log("")
     log(f"== {title}: layer by layer after pruning + clustering (Keras variables)")
     log(res["layer_table"])
     log("")
+    log(f"== {title}: the paper's table (Han et al. 2016, Tables 2-3), from the restored flatbuffer")
+    log(paper_figures.format_paper_table(res["paper_rows"]))
+    log("")
+    if figure and paper_figures.save_figure(figure, f"{title}: Deep Compression with keras-dc", res["stages"],
+                                            res["paper_rows"]):
+        log(f"== {title}: pictures written to {figure}")
+        log("")
     log(f"== {title}: the bundle, buffer by buffer (as stored in the flatbuffer)")
     log(format_report(res["report"]))
     log("")

@@ -1,5 +1,6 @@
-"""The paper examples (LeNet-300-100, LeNet-5) run end to end in smoke mode and print their table."""
+"""The paper examples (LeNet-300-100, LeNet-5) and the paper benchmark run end to end in smoke mode."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLE_FILES = ["model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
+BUNDLE_FILES = ["model.dcw", "model.skeleton.tflite", "paper.png", "report.json", "report.png", "report.txt"]
 
 
 @pytest.mark.parametrize("script, title", [("lenet_300_100.py", "LeNet-300-100"), ("lenet5.py", "LeNet-5")])
@@ -23,7 +24,33 @@ def test_paper_example_smoke(script, title, tmp_path):
         assert stage in out
     assert f"{title}: layer by layer" in out and f"{title}: the bundle, buffer by buffer" in out
     assert "all buffers" in out and "Huffman vs entropy" in out
+    assert f"{title}: the paper's table" in out and "P+Q+H" in out
+    with open(tmp_path / "paper.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "restored bundle in LiteRT" in out and "bundle (skeleton + sidecar)" in out
     assert sorted(os.listdir(tmp_path)) == BUNDLE_FILES
     ratio = float(out.split("bytes = ")[1].split("x")[0])
     assert ratio > 20  # per-layer targets already apply in smoke mode: a real small file
+
+
+def test_paper_benchmark_smoke(tmp_path):
+    """The side-by-side benchmark (keras-dc and tfmot in a tf_keras subprocess), tiny subset."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out_json = tmp_path / "paper.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "paper_benchmark.py"), "--smoke",
+                           f"--out={tmp_path / 'work'}", f"--json_out={out_json}"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "==== paper benchmark (SMOKE" in proc.stdout
+    with open(out_json) as f:
+        results = json.load(f)
+    assert set(results["models"]) == {"lenet_300_100", "lenet5"}
+    for name, r in results["models"].items():
+        k, t = r["keras_dc"], r["tfmot"]
+        # Each stage is measured, and the sizes shrink stage by stage on both sides.
+        assert k["dense_tflite_bytes"] > k["pruned_bundle"] > k["bundle_bytes"], name
+        assert k["pruned_paper_count"] > k["clustered_paper_count"], name
+        assert 0 <= k["bundle_error"] <= 1 and 0 <= t["tflite_error"] <= 1
+        assert t["clustered_tflite"]["raw"] > t["clustered_tflite"]["gzip9"] > 0
+        assert t["max_distinct"] <= 256 and 0 < t["kept"] < 0.5, (name, t["kept"])
+        assert "P+Q+H" in k["paper_table"]
