@@ -296,7 +296,7 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     model = tflite_lib.load_model(model_or_path)
     say("keras-dc: converting with the TFLite converter (builtin ops only)...")
     flat = tflite_lib.convert(model, float16=float16, batch_size=batch_size)
-    dense = flat if not float16 else tflite_lib.convert(model, float16=False, batch_size=batch_size)
+    dense_bytes = len(flat) if not float16 else len(tflite_lib.convert(model, float16=False, batch_size=batch_size))
     t_convert = time.perf_counter() - t0
 
     problems = tflite_lib.check_delegate_compatibility(flat)
@@ -306,7 +306,10 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
             raise ValueError(message)
         say("keras-dc: WARNING " + message)
 
+    t1 = time.perf_counter()
     restored, buffers = tflite_lib.layout(flat, mode=layout)
+    del flat  # the model's size again: not needed after the layout
+    t_layout = time.perf_counter() - t1
     segments = [
         sidecar_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
                             name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"))
@@ -323,6 +326,8 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     t_restore = time.perf_counter() - t2
     if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
         raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
+    again = restored  # identical: keep one copy
+    t3 = time.perf_counter()
     names = _keras_input_names(model)
     if sample_inputs is None:
         sample_inputs = sample_inputs_for(again, num_samples, seed, names)
@@ -334,6 +339,7 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
         say("keras-dc: WARNING the model's outputs on the verification inputs take only "
             f"{distinct.size} distinct values (saturated?), so the LiteRT comparison says little; "
             "pass sample_inputs= with realistic data.")
+    t_verify = time.perf_counter() - t3
     if not scaled <= _tolerance(float16):
         raise ValueError(
             f"verification failed: LiteRT output of the restored bundle differs from Keras by {diff:.3g} "
@@ -343,9 +349,10 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
 
     report = report_lib.build_report(
         buffers=buffers, stats=stats, skeleton_bytes=len(skeleton), sidecar_bytes=len(sidecar),
-        restored=restored, dense_tflite_bytes=len(dense), float16=float16, layout=layout,
+        restored=restored, dense_tflite_bytes=dense_bytes, float16=float16, layout=layout,
         max_abs_diff=diff, delegate_problems=problems,
-        timings={"convert_s": t_convert, "encode_s": t_encode, "restore_s": t_restore},
+        timings={"convert_s": t_convert, "layout_s": t_layout, "encode_s": t_encode,
+                 "restore_s": t_restore, "verify_s": t_verify},
         compare_codecs=compare_codecs)
     files = {
         os.path.join(directory, name + SKELETON_SUFFIX): skeleton,

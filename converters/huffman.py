@@ -241,21 +241,35 @@ _ENCODE_CHUNK = 1 << 20  # symbols per vectorised block (bounds temporary memory
 
 
 def _pack_lsb(values, widths):
-    """Pack `widths[i]` low bits of `values[i]`, LSB first, into bytes."""
+    """Pack `widths[i]` (≤ 15) low bits of `values[i]`, LSB first, into bytes.
+
+    Each value, shifted to its bit position within its first byte, spans at most three
+    bytes; the codes do not overlap, so summing each byte's parts (bincount) is OR-ing
+    them. Works in blocks of `_ENCODE_CHUNK` symbols to bound temporary memory.
+    """
     widths = widths.astype(np.int64)
     nbits = int(widths.sum())
     if nbits == 0:
         return b"", 0
-    pieces = []
+    out = np.zeros((nbits + 7) // 8 + 2, np.uint8)
+    bit = 0
     for start in range(0, values.size, _ENCODE_CHUNK):
         v = values[start : start + _ENCODE_CHUNK].astype(np.uint32)
         w = widths[start : start + _ENCODE_CHUNK]
-        total = int(w.sum())
-        first = np.cumsum(w) - w
-        place = np.arange(total, dtype=np.int64) - np.repeat(first, w)
-        pieces.append(((np.repeat(v, w) >> place.astype(np.uint32)) & 1).astype(np.uint8))
-    bits = np.concatenate(pieces)
-    return np.packbits(bits, bitorder="little").tobytes(), nbits
+        pos = np.cumsum(w)
+        pos -= w
+        pos += bit
+        bit = int(pos[-1] + w[-1])
+        shifted = v << (pos & 7).astype(np.uint32)  # < 2^22: three bytes
+        byte = pos >> 3
+        base = int(byte[0])
+        byte -= base
+        span = int(byte[-1]) + 3
+        acc = np.bincount(byte, weights=shifted & 0xFF, minlength=span)
+        acc[1:] += np.bincount(byte, weights=(shifted >> 8) & 0xFF, minlength=span)[:-1]
+        acc[2:] += np.bincount(byte, weights=shifted >> 16, minlength=span)[:-2]
+        out[base : base + span] += acc.astype(np.uint8)
+    return out[: (nbits + 7) // 8].tobytes(), nbits
 
 
 def encode(symbols, lengths):

@@ -788,10 +788,30 @@ def _check_segments(restored, segments):
         end = seg.offset + seg.size
 
 
-def _groups(values, book, n_books):
+def _sort_order(values, book, n_books, equal_slices):
+    """An order sorting the elements by (book, value), `book` being non-decreasing.
+
+    Ties may come in any order (the grouping does not depend on it), but NumPy's stable
+    sort is the faster one here: pruned weights hold long runs of one value.
+    """
+    if n_books == 1:
+        return np.argsort(values, kind="stable")
+    if equal_slices:  # element i is in book i // per_book: sort each row
+        per_book = values.size // n_books
+        order = np.argsort(values.reshape(n_books, per_book), axis=1, kind="stable")
+        order += (np.arange(n_books) * per_book)[:, None]
+        return order.ravel()
+    if values.dtype.itemsize <= 4:
+        key = (book.astype(np.uint64) << np.uint64(32)) | values.astype(np.uint64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((values, book))
+
+
+def _groups(values, book, n_books, equal_slices=False):
     """Group equal (book, value) pairs: per-element group id, and per group its value,
-    book and count. Groups are numbered by book, then by value."""
-    order = np.lexsort((values, book)) if n_books > 1 else np.argsort(values, kind="stable")
+    book and count. Groups are numbered by book, then by value. `equal_slices`: book
+    of element i is i // (values.size // n_books)."""
+    order = _sort_order(values, book, n_books, equal_slices)
     sorted_values = values[order]
     new = np.ones(values.size, bool)
     new[1:] = sorted_values[1:] != sorted_values[:-1]
@@ -830,7 +850,7 @@ def _cluster(values, n_books, sparse):
             background = np.zeros(n_books, values.dtype)
             kept = np.flatnonzero(~zero)
         else:
-            group, group_value, group_book, group_count = _groups(values, book, n_books)
+            group, group_value, group_book, group_count = _groups(values, book, n_books, True)
             ranked = _by_use(group_value, group_book, group_count)
             first = np.ones(ranked.size, bool)
             first[1:] = group_book[ranked][1:] != group_book[ranked][:-1]
@@ -843,7 +863,7 @@ def _cluster(values, n_books, sparse):
         book = None if n_books == 1 else kept // per_book
     if not values.size:
         return np.zeros(n_books, np.int64), values[:0], np.zeros(0, np.int64), kept, background
-    group, group_value, group_book, group_count = _groups(values, book, n_books)
+    group, group_value, group_book, group_count = _groups(values, book, n_books, not sparse)
     entry_counts = np.bincount(group_book, minlength=n_books)
     if entry_counts.max() > MAX_CODEBOOK:
         return None
@@ -974,24 +994,58 @@ def _clustered_payload(values, esize, n_books, sparse):
     return b"".join(parts), stats
 
 
-def _encode_segment(raw, seg, allowed, per_channel, zlib_level):
-    """Smallest payload among the allowed, applicable encodings (ties: lower code)."""
+# ZLIB is tried exactly on segments up to this size. Above it, a sample of evenly
+# spaced chunks estimates zlib's size first (zlib's window is 32 KiB, so 64 KiB chunks
+# see nearly what the whole stream sees), and the full compression is skipped when a
+# clustered payload is already `_ZLIB_SKIP_MARGIN` times smaller than the estimate
+# (the sample's estimate was within a few % on ResNet50's kernels). zlib -9 of every
+# large buffer was half of the encoding time of ResNet50 (BENCHMARKS.md, section 5).
+_ZLIB_SAMPLE_CHUNK = 1 << 16
+_ZLIB_SAMPLE_CHUNKS = 16
+_ZLIB_SKIP_MARGIN = 1.25
+
+
+def _zlib_estimate(raw, level):
+    """Estimated zlib size of `raw` from evenly spaced chunks, or None if it is small."""
+    n = len(raw)
+    sampled = _ZLIB_SAMPLE_CHUNK * _ZLIB_SAMPLE_CHUNKS
+    if n <= 2 * sampled:
+        return None
+    starts = np.linspace(0, n - _ZLIB_SAMPLE_CHUNK, _ZLIB_SAMPLE_CHUNKS).astype(np.int64)
+    packed = sum(len(zlib.compress(raw[s : s + _ZLIB_SAMPLE_CHUNK], level)) for s in starts)
+    return packed * n / sampled
+
+
+def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
+    """Smallest payload among the allowed, applicable encodings (ties: lower code).
+
+    With `zlib_estimate`, ZLIB is skipped on a large segment whose best clustered
+    payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size.
+    """
     esize = DTYPES[seg.dtype][1]
     values = np.frombuffer(raw, _UINT[esize])
-    candidates = [(len(raw), RAW, 0, bytes(raw), {})]
-    if ZLIB in allowed:
-        packed = zlib.compress(raw, zlib_level)
-        candidates.append((len(packed), ZLIB, 0, packed, {}))
+    candidates = [(len(raw), RAW, 0, raw, {})]
     books = [1]
     if per_channel and 1 < seg.channels <= 65535:
         books.append(seg.channels)
+    too_many = set()  # codebook counts for which a slice has > 256 values besides its background
     for encoding in (CLUSTERED_SPARSE, CLUSTERED_DENSE):
         if encoding not in allowed or not values.size:
             continue
         for n_books in books:
+            if n_books in too_many:  # then that slice has > 256 values in all: no dense codebook
+                continue
             result = _clustered_payload(values, esize, n_books, encoding == CLUSTERED_SPARSE)
             if result is not None:
                 candidates.append((len(result[0]), encoding, n_books, result[0], result[1]))
+            elif encoding == CLUSTERED_SPARSE:
+                too_many.add(n_books)
+    if ZLIB in allowed:
+        best = min(c[0] for c in candidates)
+        estimate = _zlib_estimate(raw, zlib_level) if zlib_estimate else None
+        if estimate is None or _ZLIB_SKIP_MARGIN * best >= estimate:
+            packed = zlib.compress(raw, zlib_level)
+            candidates.append((len(packed), ZLIB, 0, packed, {}))
     size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
     stats = _base_stats(seg.name, seg.offset, seg.size, seg.dtype, seg.channels)
     stats.update(extra)
@@ -1003,7 +1057,8 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level):
     return encoding, payload, stats
 
 
-def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_level=9):
+def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_level=9,
+                 zlib_estimate=True):
     """Split `restored` into a skeleton and a compressed sidecar.
 
     Each segment gets the smallest payload among the applicable encodings
@@ -1020,6 +1075,11 @@ def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_l
         per_channel: also try one codebook per channel for segments with
             `channels > 1`. Defaults to `True`.
         zlib_level: zlib compression level of the ZLIB encoding, 0..9. Defaults to `9`.
+        zlib_estimate: on segments over 2 MiB, estimate zlib's size from a 1 MiB
+            sample and skip the full compression when a clustered payload is at
+            least 1.25 times smaller than the estimate (ZLIB could then win only
+            on data whose sample misrepresents it). `False` always compresses fully,
+            as before (for comparisons). Defaults to `True`.
 
     Returns:
         `(skeleton, sidecar, stats)`: two `bytes` objects and one stats dict per
@@ -1052,7 +1112,8 @@ def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_l
     for seg in segments:
         skeleton_parts.append(restored[cursor : seg.offset])
         raw = restored[seg.offset : seg.offset + seg.size]
-        encoding, payload, seg_stats = _encode_segment(raw, seg, allowed, per_channel, zlib_level)
+        encoding, payload, seg_stats = _encode_segment(raw, seg, allowed, per_channel, zlib_level,
+                                                       zlib_estimate)
         name = seg.name.encode("utf-8")
         entries.append(
             struct.pack(
