@@ -38,13 +38,10 @@ the library is imported again there: the run prints a warning when the library
 sources changed on disk while it ran.
 """
 
-import datetime
 import gc
 import gzip
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import shlex
 import statistics
@@ -61,6 +58,8 @@ sys.path.insert(0, _ROOT)
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+from benchmarks._common import machine_info, memory_kib, reset_peak_rss  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _SMOKE = flags.DEFINE_bool(
@@ -99,41 +98,6 @@ MB = 1e6
 
 
 # --- machine and timing --------------------------------------------------------
-
-
-def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-    def version(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    import keras
-    import tensorflow as tf
-
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "ai_edge_litert": version("ai-edge-litert"),
-        "zstandard": version("zstandard"),
-        "zlib": zlib.ZLIB_RUNTIME_VERSION,
-    }
 
 
 def source_fingerprint():
@@ -345,27 +309,6 @@ def build_large(keras):
     return keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
 
 
-def _memory_kib():
-    """(VmRSS, VmHWM) of this process in KiB, from /proc/self/status."""
-    values = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values["VmRSS"], values["VmHWM"]
-
-
-def _reset_peak_rss():
-    """Resets VmHWM to the current RSS (Linux ≥ 4.0: write 5 to clear_refs). Returns success."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def worker(kind, directory):
     """Runs in a child: one conversion of the large model; writes worker_<kind>.json."""
     out = {"kind": kind, "step": "import", "ok": False, "source": source_fingerprint()}
@@ -389,8 +332,8 @@ def worker(kind, directory):
         out["param_count"] = int(model.count_params())
         out["param_bytes"] = int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
         gc.collect()
-        rss, hwm = _memory_kib()
-        out.update(rss_before_kib=rss, hwm_before_kib=hwm, peak_reset=_reset_peak_rss())
+        rss, hwm = memory_kib()
+        out.update(rss_before_kib=rss, hwm_before_kib=hwm, peak_reset=reset_peak_rss())
         save()
         if kind == "dense_tflite":
             out["step"] = "converters.tflite.convert"
@@ -407,7 +350,7 @@ def worker(kind, directory):
             out["convert_wall_s"] = time.perf_counter() - t0
             out["report"] = result.report
             out["max_abs_diff"] = result.max_abs_diff
-        rss, hwm = _memory_kib()
+        rss, hwm = memory_kib()
         out.update(rss_after_kib=rss, hwm_after_kib=hwm,
                    ru_maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         if kind == "bundle":

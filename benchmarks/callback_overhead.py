@@ -27,11 +27,8 @@ median.
     python benchmarks/callback_overhead.py --repeats=5 --json_out=out/overhead.json
 """
 
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +41,8 @@ sys.path.insert(0, _ROOT)
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+from benchmarks._common import machine_info  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per fit (≥ 2: the first epoch of each fit is not timed).")
@@ -308,38 +307,6 @@ def run_tfmot_repeat(directory, repeat):
 
 
 # --- orchestration and report ---------------------------------------------------
-
-
-def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-    def version(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    import keras
-    import tensorflow as tf
-
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "tf_keras": version("tf-keras"),
-        "tfmot": version("tensorflow-model-optimization"),
-    }
 
 
 def summarize(framework, config, runs):

@@ -16,14 +16,13 @@ against the float32 .tflite: dense ≤ 0.90%, compressed ≤ dense + 0.10 pp, �
     python examples/lenet5.py --data=/path/mnist.npz --out=out/lenet5
 """
 
-import dataclasses
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
 
 # Per-layer pruning targets (sparsity) and cluster bits. ip1 holds 93% of the
@@ -67,46 +66,14 @@ def build_model(l2, keras=None):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    import keras
-
     from examples import paper_common
-    from examples.mnist_data import load_mnist
 
-    (x_train, y_train), (x_test, y_test) = load_mnist(_DATA.value)
-    x_train, x_test = x_train[..., None], x_test[..., None]
-    r = recipe()
-    if _DENSE_EPOCHS.value is not None:
-        r = dataclasses.replace(r, dense_epochs=_DENSE_EPOCHS.value)
-    if _RETRAIN_EPOCHS.value is not None:
-        r = dataclasses.replace(r, prune_final_epochs=_RETRAIN_EPOCHS.value)
-    if _SMOKE.value:
-        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
-        r = r.smoke()
-    keras.utils.set_random_seed(_SEED.value)
-    model = build_model(r.l2)
-    res = paper_common.run_pipeline(
-        model, ((x_train, y_train), (x_test, y_test)), r,
-        prune_targets=PRUNE, default_target=PRUNE["ip1"], bits=BITS, default_bits=5, out_dir=_OUT.value,
-        seed=_SEED.value)
-    res["n_test"] = len(x_test)
-    paper_common.print_summary("LeNet-5", res, ref_error_target=0.009, ratio_target=39,
-                               figure=os.path.join(_OUT.value, "paper.png"))
-
-
-def define_flags():
-    """The command-line flags, defined only when this file runs as a script (the
-    benchmark imports the module for its model and recipe)."""
-    global _DATA, _OUT, _SMOKE, _SEED, _DENSE_EPOCHS, _RETRAIN_EPOCHS
-    _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
-    _OUT = flags.DEFINE_string("out", "out/lenet5", "Bundle directory.")
-    _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.")
-    _SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).")
-    _DENSE_EPOCHS = flags.DEFINE_integer("dense_epochs", None, "Override the recipe's dense epochs "
-                                         "(a shorter run on a busy machine).")
-    _RETRAIN_EPOCHS = flags.DEFINE_integer("retrain_epochs", None, "Override the recipe's retraining "
-                                           "epochs after the last pruning event.")
+    paper_common.run_example(FLAGS, sys.modules[__name__], title="LeNet-5", flatten=False,
+                             ref_error_target=0.009, ratio_target=39)
 
 
 if __name__ == "__main__":
-    define_flags()
+    from examples.paper_common import define_example_flags
+
+    FLAGS = define_example_flags("out/lenet5")
     app.run(main)

@@ -273,3 +273,54 @@ def print_summary(title, res, *, ref_error_target, ratio_target, figure=None, lo
     times = res["times"]
     log("  wall time                    " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     return {"dense": ok_dense, "accuracy": ok_acc, "ratio": ok_ratio}
+
+
+def define_example_flags(default_out):
+    """The paper examples' command-line flags (defined only when an example runs as a script:
+    the benchmark imports the example modules for their models and recipes)."""
+    import types
+
+    from absl import flags
+
+    return types.SimpleNamespace(
+        data=flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy."),
+        out=flags.DEFINE_string("out", default_out, "Bundle directory."),
+        smoke=flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests."),
+        seed=flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts)."),
+        dense_epochs=flags.DEFINE_integer("dense_epochs", None, "Override the recipe's dense epochs "
+                                          "(a shorter run on a busy machine)."),
+        retrain_epochs=flags.DEFINE_integer("retrain_epochs", None, "Override the recipe's retraining "
+                                            "epochs after the last pruning event."),
+    )
+
+
+def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_target):
+    """An example's main: MNIST → `run_pipeline` with `module`'s model, recipe, PRUNE and BITS
+    → the summary, the paper's table and `paper.png` in the bundle directory."""
+    import os
+
+    import keras
+
+    from examples.mnist_data import load_mnist
+
+    f = flag_values
+    (x_train, y_train), (x_test, y_test) = load_mnist(f.data.value)
+    x_train = x_train if flatten else x_train[..., None]
+    x_test = x_test.reshape(-1, 784) if flatten else x_test[..., None]
+    r = module.recipe()
+    if f.dense_epochs.value is not None:
+        r = dataclasses.replace(r, dense_epochs=f.dense_epochs.value)
+    if f.retrain_epochs.value is not None:
+        r = dataclasses.replace(r, prune_final_epochs=f.retrain_epochs.value)
+    if f.smoke.value:
+        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
+        r = r.smoke()
+    keras.utils.set_random_seed(f.seed.value)
+    model = module.build_model(r.l2)
+    res = run_pipeline(model, ((x_train, y_train), (x_test, y_test)), r, prune_targets=module.PRUNE,
+                       default_target=max(module.PRUNE.values()), bits=module.BITS, default_bits=5,
+                       out_dir=f.out.value, seed=f.seed.value, flatten=flatten)
+    res["n_test"] = len(x_test)
+    print_summary(title, res, ref_error_target=ref_error_target, ratio_target=ratio_target,
+                  figure=os.path.join(f.out.value, "paper.png"))
+    return res

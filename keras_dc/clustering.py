@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_dc import _distributed
 from keras_dc import kmeans as kmeans_lib
 from keras_dc import variables as vlib
 from keras_dc._callback import CompressionCallback
@@ -257,9 +258,12 @@ class WeightClustering(CompressionCallback):
 
     def _activate(self):
         model = self.model
+        clusters = [cluster_weights(vlib.read(v), bits, self.init, self.seed) for v, bits in self._plan]
+        # With several workers, every worker takes the chief's clusters.
+        flat = _distributed.chief_values(model, [array for pair in clusters for array in pair])
         for index, (variable, bits) in enumerate(self._plan):
+            centroids, indices = flat[2 * index], flat[2 * index + 1]
             w = vlib.read(variable)
-            centroids, indices = cluster_weights(w, bits, self.init, self.seed)
             variable.assign(centroids[indices].astype(w.dtype))
             constraint = _ClusterConstraint(model, f"keras_dc_{index}", centroids, indices, self._mean)
             vlib.install(variable, constraint)

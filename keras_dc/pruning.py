@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from keras_dc import _distributed
 from keras_dc import masks as masks_lib
 from keras_dc import schedules as schedules_lib
 from keras_dc import variables as vlib
@@ -197,8 +198,8 @@ class MagnitudePruning(CompressionCallback):
             sparsity = self._entries[global_ids[0]][1].sparsity * fraction
             threshold = masks_lib.global_threshold(
                 [weights[i] * previous[i] for i in global_ids], sparsity)
-        report = []
-        for i, (variable, target, mask_var, _) in enumerate(self._entries):
+        masks = []
+        for i, (_, target, _, _) in enumerate(self._entries):
             w, prev = weights[i], previous[i]
             if isinstance(target, GlobalSparsity):
                 mask = masks_lib.mask_for_threshold(w, threshold, prev)
@@ -209,7 +210,12 @@ class MagnitudePruning(CompressionCallback):
                 mask = masks_lib.mask_for_threshold(w, t, prev)
             else:  # pragma: no cover - validated in __init__
                 raise TypeError(f"unknown target {target!r}")
-            mask_var.assign(mask.astype(np.float32))
+            masks.append(mask.astype(np.float32))
+        # With several workers, every worker takes the chief's masks.
+        masks = _distributed.chief_values(self.model, masks)
+        report = []
+        for (variable, _, mask_var, _), w, mask in zip(self._entries, weights, masks):
+            mask_var.assign(mask)
             variable.assign((w * mask).astype(w.dtype))
             report.append((vlib.variable_path(variable), 1.0 - mask.mean()))
         if self.verbose > 1:

@@ -1,9 +1,12 @@
 """Finding the weights to compress, and the Keras glue both callbacks share.
 
 A variable is *compressible* when it is trainable, floating point, has at least
-two dimensions (kernels of Dense/Conv/EinsumDense/RNN layers, embeddings) and at
-least ``min_size`` entries. Biases and normalisation parameters (1-D) never are.
-No layer registry is involved: what counts is what the variable is.
+two dimensions (kernels of Dense/Conv/EinsumDense/RNN layers, embeddings), at
+least ``min_size`` entries, and is not a bias. Biases are recognised by their
+name (``bias``), whatever their rank: GRU's ``(2, 3 * units)`` bias and the
+multi-axis biases of EinsumDense (inside MultiHeadAttention too) are 2-D.
+Normalisation parameters are 1-D. No layer registry is involved: what counts is
+what the variable is.
 
 Per-layer overrides are keyed by objects: a layer (applies to every compressible
 variable inside it, nested layers included), a variable, or a layer's exact
@@ -25,6 +28,11 @@ def variable_path(variable):
         return path
     name = variable.name
     return name[:-2] if name.endswith(":0") else name
+
+
+def _is_bias(variable):
+    """True for a variable named ``bias`` (Keras 3 ``.../bias``, tf_keras ``.../bias:0``)."""
+    return variable_path(variable).rsplit("/", 1)[-1] == "bias"
 
 
 def _is_keras3_variable(variable):
@@ -92,7 +100,7 @@ def compressible_variables(model, min_size=256):
         seen.add(id(variable))
         dtype = tf.as_dtype(variable.dtype)
         shape = tuple(variable.shape)
-        if not dtype.is_floating or len(shape) < 2:
+        if not dtype.is_floating or len(shape) < 2 or _is_bias(variable):
             continue
         if int(np.prod(shape)) < min_size:
             continue
