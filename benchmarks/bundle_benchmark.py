@@ -45,7 +45,6 @@ import os
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +58,7 @@ sys.path.insert(0, _ROOT)
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from benchmarks._common import machine_info, memory_kib, reset_peak_rss  # noqa: E402
+from benchmarks._common import machine_info, memory_kib, reset_peak_rss, run_child  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _SMOKE = flags.DEFINE_bool(
@@ -390,18 +389,8 @@ def run_worker(kind, directory):
     if not _TIME_CODECS.value:
         cmd.append("--notime_codecs")
     print(f"-- large: child `{shlex.join(cmd)}`", flush=True)
-    t0 = time.perf_counter()
     log_path = os.path.join(directory, f"worker_{kind}.log")
-    timed_out = False
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            rc = proc.wait(timeout=_LARGE_TIMEOUT.value)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-            timed_out = True
-    wall = time.perf_counter() - t0
+    rc, timed_out, wall = run_child(cmd, log_path, _LARGE_TIMEOUT.value)
     children_maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     path = os.path.join(directory, f"worker_{kind}.json")
     result = {"kind": kind, "ok": False, "step": "start"}
