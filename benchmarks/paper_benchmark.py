@@ -150,6 +150,9 @@ def run_keras_dc(name, module, recipe, data, work):
         "restored_gzip9": totals["restored_gzip9_bytes"], "restored_zstd19": totals["restored_zstd19_bytes"],
         "wall_s": wall, "times": res["times"], "report": res["report"], "layer_table": res["layer_table"],
         "paper_table": paper_figures.format_paper_table(res["paper_rows"]),
+        "figure": paper_figures.save_figure(os.path.join(work, f"{name}_paper.png"),
+                                            f"{name}: Deep Compression with keras-dc", res["stages"],
+                                            res["paper_rows"]),
     }
 
 
@@ -335,6 +338,7 @@ def main(argv):
         initial, k = run_keras_dc(name, module, recipe, data, work)
         print(format_report(k["report"]), flush=True)
         print(k["paper_table"], flush=True)
+        print(f"pictures: {k['figure']}", flush=True)
         print(f"#### {name}: tfmot (subprocess)", flush=True)
         t = run_tfmot(name, initial, work)
         text = format_model(name, k, t)
