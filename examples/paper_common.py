@@ -14,6 +14,7 @@ The recipe, stage by stage (Han, Mao, Dally 2016, with what later work added):
 """
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -245,6 +246,7 @@ def print_summary(title, res, *, ref_error_target, ratio_target, figure=None, lo
     log("")
     if figure and paper_figures.save_figure(figure, f"{title}: Deep Compression with keras-dc", res["stages"],
                                             res["paper_rows"]):
+        paper_figures.save_stages(os.path.dirname(figure), res["stages"])
         log(f"== {title}: pictures written to {figure}")
         log("")
     log(f"== {title}: the bundle, buffer by buffer (as stored in the flatbuffer)")
@@ -296,9 +298,7 @@ def define_example_flags(default_out):
 
 def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_target):
     """An example's main: MNIST → `run_pipeline` with `module`'s model, recipe, PRUNE and BITS
-    → the summary, the paper's table and `paper.png` in the bundle directory."""
-    import os
-
+    → the summary, the paper's table, `paper.png` and `stages.npz` in the bundle directory."""
     import keras
 
     from examples.mnist_data import load_mnist

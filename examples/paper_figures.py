@@ -16,6 +16,11 @@ and the bits per layer before and after Huffman coding.
     >>> rows = paper_rows(restored_bytes, result.report)
     >>> print(format_paper_table(rows))
     >>> save_figure("lenet5.png", "LeNet-5", stages, rows)
+
+The examples keep the largest layer's weights at each stage in ``stages.npz``
+beside the bundle, so the table and the picture can be made again later:
+
+    python examples/paper_figures.py out/lenet5 --title=LeNet-5
 """
 
 import math
@@ -143,11 +148,10 @@ def save_figure(path, title, stages, rows_total):
     dense, pruned, clustered = (np.asarray(stages[k]).ravel() for k in ("dense", "pruned", "clustered"))
 
     ax = axes[0]
-    lo, hi = np.percentile(dense, [0.05, 99.95])
-    bins = np.linspace(lo, hi, 161)
+    bins = np.linspace(min(dense.min(), pruned.min()), max(dense.max(), pruned.max()), 161)
     ax.hist(dense, bins=bins, color="#8da0cb", label=f"dense ({dense.size:,})")
     ax.hist(pruned[pruned != 0], bins=bins, color="#e78ac3", alpha=0.85,
-            label=f"after pruning ({np.count_nonzero(pruned):,} kept)")
+            label=f"pruned + retrained ({np.count_nonzero(pruned):,} kept)")
     ax.set_yscale("log")
     ax.set_xlabel("weight value")
     ax.set_ylabel("count (log)")
@@ -177,10 +181,58 @@ def save_figure(path, title, stages, rows_total):
     ax.set_xticks(x, [_short(r["name"]) for r in rows])
     ax.set_ylabel("bits per non-zero weight")
     ax.set_title("bits per layer, fixed width vs Huffman")
-    ax.legend(fontsize=8)
+    top = max([r["weight_bits_fixed"] for r in rows] + [r["index_bits_fixed"] for r in rows] + [1])
+    ax.set_ylim(0, top * 1.45)
+    ax.legend(fontsize=8, ncol=2, loc="upper center")
 
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+STAGES_FILE = "stages.npz"
+
+
+def save_stages(directory, stages):
+    """Keeps the largest layer's weights at each stage beside the bundle (for `regenerate`)."""
+    import os
+
+    np.savez_compressed(os.path.join(directory, STAGES_FILE), layer=np.array(stages.get("layer", "")),
+                        **{k: v for k, v in stages.items() if k != "layer"})
+
+
+def regenerate(directory, title):
+    """The paper's table (returned as text) and ``paper.png`` again, from a bundle directory
+    written by an example (bundle, ``report.json`` and ``stages.npz``)."""
+    import json
+    import os
+
+    import converters
+
+    with open(os.path.join(directory, "report.json")) as f:
+        report = json.load(f)
+    rows = paper_rows(converters.restore(directory), report)
+    with np.load(os.path.join(directory, STAGES_FILE)) as f:
+        stages = {k: (str(f[k]) if k == "layer" else f[k]) for k in f.files}
+    save_figure(os.path.join(directory, "paper.png"), title, stages, rows)
+    return format_paper_table(rows)
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from absl import app, flags
+
+    _TITLE = flags.DEFINE_string("title", "Deep Compression with keras-dc", "Figure title.")
+
+    def _main(argv):
+        if len(argv) != 2:
+            raise app.UsageError("usage: paper_figures.py BUNDLE_DIRECTORY [--title=...]")
+        print(regenerate(argv[1], _TITLE.value))
+        print(f"pictures written to {os.path.join(argv[1], 'paper.png')}")
+
+    app.run(_main)

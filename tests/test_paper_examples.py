@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLE_FILES = ["model.dcw", "model.skeleton.tflite", "paper.png", "report.json", "report.png", "report.txt"]
+BUNDLE_FILES = ["model.dcw", "model.skeleton.tflite", "paper.png", "report.json", "report.png", "report.txt", "stages.npz"]
 
 
 @pytest.mark.parametrize("script, title", [("lenet_300_100.py", "LeNet-300-100"), ("lenet5.py", "LeNet-5")])
@@ -29,6 +29,12 @@ def test_paper_example_smoke(script, title, tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "restored bundle in LiteRT" in out and "bundle (skeleton + sidecar)" in out
     assert sorted(os.listdir(tmp_path)) == BUNDLE_FILES
+    # The table and the picture can be made again from the directory alone.
+    again = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "paper_figures.py"), str(tmp_path),
+                            f"--title={title}"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    table = out.split("the paper's table")[1].split("\n\n")[0].split("\n", 1)[1]
+    assert table.strip() in again.stdout
     ratio = float(out.split("bytes = ")[1].split("x")[0])
     assert ratio > 20  # per-layer targets already apply in smoke mode: a real small file
 
