@@ -204,6 +204,8 @@ def run_local_workers(n, args, timeout, log_dir):
 
     When a worker fails the others are killed at once (they would otherwise wait in a
     collective for the dead peer), and so are all of them after ``timeout`` seconds.
+    The workers run on the CPU (GPUs hidden: several processes would share one; on one
+    machine with GPUs, MirroredStrategy is the tool).
 
     Args:
         n: Number of workers.
@@ -217,7 +219,7 @@ def run_local_workers(n, args, timeout, log_dir):
     """
     os.makedirs(log_dir, exist_ok=True)
     ports = free_ports(n)
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
     workers = []
     for index in range(n):
         out = open(os.path.join(log_dir, f"worker{index}.stdout"), "w")
@@ -230,15 +232,10 @@ def run_local_workers(n, args, timeout, log_dir):
     killed = set()
     try:
         while any(p.poll() is None for p, _, _ in workers):
-            failed = any(p.poll() not in (None, 0) for p, _, _ in workers)
-            if failed or time.monotonic() > deadline:
-                for index, (p, _, _) in enumerate(workers):
-                    if p.poll() is None:
-                        p.kill()
-                        killed.add(index)
+            if any(p.poll() not in (None, 0) for p, _, _ in workers) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-    finally:
+    finally:  # whatever is still running now is killed
         for index, (p, out, err) in enumerate(workers):
             if p.poll() is None:
                 p.kill()
@@ -257,7 +254,8 @@ def run_local_workers(n, args, timeout, log_dir):
 def describe_failures(results, tail=4000):
     """The exit status and the last ``tail`` characters of each worker's output."""
     return "\n".join(
-        f"--- worker {r['index']}: returncode {r['returncode']}\n"
+        f"--- worker {r['index']}: "
+        f"{'killed' if r['returncode'] is None else 'returncode ' + str(r['returncode'])}\n"
         f"stdout tail:\n{r['stdout'][-tail:]}\nstderr tail:\n{r['stderr'][-tail:]}"
         for r in results)
 

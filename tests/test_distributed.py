@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -106,10 +105,8 @@ def test_chief_model_converts_to_the_same_bundle_as_a_single_process_model(clust
 
 def test_a_worker_whose_peer_never_starts_gives_up(tmp_path):
     port, absent = example.free_ports(2)
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-               TF_CONFIG=json.dumps({"cluster": {"worker": [f"localhost:{port}", f"localhost:{absent}"]},
-                                     "task": {"type": "worker", "index": 0}}))
-    start = time.monotonic()
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
+               TF_CONFIG=example.tf_config([port, absent], 0))
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "distributed_train.py"),
                              "--smoke", f"--out={tmp_path}", "--timeout=20"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,7 +117,7 @@ def test_a_worker_whose_peer_never_starts_gives_up(tmp_path):
         stdout, stderr = proc.communicate()
         pytest.fail("the worker hung past its own timeout:\n" + stderr[-4000:])
     assert proc.returncode != 0, stdout[-2000:]
-    # faulthandler's stack dump, then exit: it was waiting for the cluster to form
-    assert "Timeout" in stderr and "collective_all_reduce_strategy" in stderr, stderr[-4000:]
-    assert time.monotonic() - start < 120
+    # faulthandler's stack dump, then exit (normally from inside the strategy's wait for
+    # the cluster; on a loaded machine the import of TensorFlow can still be running)
+    assert "Timeout (0:00:20)!" in stderr, stderr[-4000:]
     assert not os.path.exists(tmp_path / "model.keras")
