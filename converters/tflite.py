@@ -406,7 +406,46 @@ def _quiet_conversion():
             lg.setLevel(level)
 
 
-def _conversion_error(exc: Exception, native: str) -> ValueError:
+def _model_layers(model) -> list:
+    """`model` and every layer nested in it (Keras 3 and tf_keras)."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if callable(flatten):
+        try:
+            return list(flatten(include_self=True, recursive=True))
+        except TypeError:
+            pass
+    return [model, *getattr(model, "layers", [])]
+
+
+def _layers_of_ops(text: str, ops: set, model) -> list[str]:
+    """The layers whose TensorFlow ops, among `ops`, the converter rejected.
+
+    The converter locates each op by its TensorFlow name scope, e.g.
+    ``fused["MatrixDeterminant:", "sequential_1/det_1/MatrixDeterminant@..."]``;
+    tracing may add ``_<n>`` to the model's and layers' names. The innermost
+    scope that is a layer's name wins.
+    """
+    if model is None:
+        return []
+    layers = _model_layers(model)
+    names = {layer.name: layer for layer in layers}
+    found = []
+    for op, scope in re.findall(r'fused\["(\w+):", "([^"@]+)', text):
+        if op not in ops:
+            continue
+        best = None
+        for part in scope.split("/")[:-1]:
+            layer = names.get(part) or names.get(re.sub(r"_\d+$", "", part))
+            if layer is not None and layer is not model:
+                best = layer
+        if best is not None:
+            label = f"{best.name!r} ({type(best).__name__}: {op})"
+            if label not in found:
+                found.append(label)
+    return found
+
+
+def _conversion_error(exc: Exception, native: str, model=None) -> ValueError:
     text = f"{exc}\n{native}"
     ops = set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text))
     for pattern in (
@@ -417,9 +456,11 @@ def _conversion_error(exc: Exception, native: str) -> ValueError:
             ops.update(o.strip() for o in match.split(",") if o.strip())
     ops = {re.sub(r"^tf\.", "", o) for o in ops}
     if ops:
+        layers = _layers_of_ops(text, ops, model)
+        where = f" They come from layer(s) {', '.join(layers)}." if layers else ""
         return ValueError(
             "TFLite conversion failed: TensorFlow op(s) "
-            f"{', '.join(sorted(ops))} have no TFLite builtin kernel. keras-dc "
+            f"{', '.join(sorted(ops))} have no TFLite builtin kernel.{where} keras-dc "
             "emits builtin ops only (Flex/TF Select and custom ops run on no "
             "delegate): replace the layer(s) that use them."
         )
@@ -496,7 +537,7 @@ def convert(model, *, float16=False, batch_size=1, input_signature=None) -> byte
         if failure is not None:
             # The converter's own message runs to hundreds of lines of MLIR;
             # the summary names the ops or the first error lines instead.
-            raise _conversion_error(failure, "".join(native)) from None
+            raise _conversion_error(failure, "".join(native), model) from None
     return bytes(flatbuffer)
 
 
