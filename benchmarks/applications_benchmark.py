@@ -281,7 +281,7 @@ def worker(names, directory):
             out = {"model": name, "ok": False, "error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()}
         out["ru_maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        out["rss_after_imports_bytes"] = base_rss * 1024
+        out["rss_at_child_start_bytes"] = base_rss * 1024
         results.append(out)
         with open(path, "w") as f:
             json.dump(results, f, indent=2, default=float)
@@ -365,7 +365,8 @@ def _fit_text(fit, unit, scale=1.0):
 
 
 def _table_head(head):
-    _table_head(head)
+    print(head)
+    print("-" * len(head))
 
 
 def print_results(results):
