@@ -423,19 +423,22 @@ def print_results(results):
               f"{e['after_bundle_bytes']:>15,d} {delta:>+8.3%} "
               f"{e['zlib_segments_before']:>6d}/{e['zlib_segments_after']:<6d}"
               + ("" if e["after_equals_convert"] else "  (differs from convert's sidecar!)"))
-    c = results["cost_curve"]
-    print()
-    print("Cost curve over the models above (least squares):")
-    print(f"  conversion wall time:          {_fit_text(c['convert_wall_s_per_mparam'], 's per M params')}")
-    print(f"    of which the TFLite converter: {_fit_text(c['tflite_convert_s_per_mparam'], 's per M params')}")
-    print(f"    of which keras-dc (the rest):  {_fit_text(c['keras_dc_s_per_mparam'], 's per M params')}")
-    print(f"    of which sidecar encoding:     {_fit_text(c['encode_s_per_mparam'], 's per M params')}")
-    peak = c["peak_growth_per_param_byte"]
-    print(f"  peak RSS growth during convert: "
-          + (f"{peak[0]:.2f} B per parameter byte, intercept {peak[1] / MB:.0f} MB, R² {peak[2]:.3f}"
-             if peak else "n/a")
-          + (f"; median ratio {c['median_peak_over_param_bytes']:.1f}× parameter bytes"
-             if c["median_peak_over_param_bytes"] else ""))
+    for key, title in (("cost_curve", "the models above"), ("cost_curve_mlp", "the MLP family only")):
+        c = results.get(key)
+        if not c or not c["points"]:
+            continue
+        print()
+        print(f"Cost curve over {title} (least squares):")
+        print(f"  conversion wall time:          {_fit_text(c['convert_wall_s_per_mparam'], 's per M params')}")
+        print(f"    of which the TFLite converter: {_fit_text(c['tflite_convert_s_per_mparam'], 's per M params')}")
+        print(f"    of which keras-dc (the rest):  {_fit_text(c['keras_dc_s_per_mparam'], 's per M params')}")
+        print(f"    of which sidecar encoding:     {_fit_text(c['encode_s_per_mparam'], 's per M params')}")
+        peak = c["peak_growth_per_param_byte"]
+        print(f"  peak RSS growth during convert: "
+              + (f"{peak[0]:.2f} B per parameter byte, intercept {peak[1] / MB:.0f} MB, R² {peak[2]:.3f}"
+                 if peak else "n/a")
+              + (f"; median ratio {c['median_peak_over_param_bytes']:.1f}× parameter bytes"
+                 if c["median_peak_over_param_bytes"] else ""))
     print()
     print(f"total wall time {results['wall_s']:.0f} s")
 
@@ -459,6 +462,8 @@ def benchmark():
         for group in groups:
             results["models"] += run_worker(group, os.path.join(work, "_".join(group)))
     results["cost_curve"] = cost_curve(results["models"])
+    # One architecture at growing width: the linearity question without the graph's own cost.
+    results["cost_curve_mlp"] = cost_curve([r for r in results["models"] if r["model"].startswith("mlp_")])
     results["wall_s"] = time.perf_counter() - t_start
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if _JSON_OUT.value:
