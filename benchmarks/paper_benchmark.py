@@ -62,9 +62,10 @@ def _recipes():
     from examples.paper_common import cubic_fractions
 
     return {
+        # distill=0: both sides train on the labels alone (the tfmot side has no teacher).
         "lenet_300_100": (lenet_300_100, dataclasses.replace(
-            lenet_300_100.recipe(), dense_epochs=12, prune_final_epochs=6)),
-        "lenet5": (lenet5, dataclasses.replace(lenet5.recipe(), dense_epochs=4, prune_final_epochs=3)),
+            lenet_300_100.recipe(), dense_epochs=12, prune_final_epochs=6, distill=0.0)),
+        "lenet5": (lenet5, dataclasses.replace(lenet5.recipe(), dense_epochs=4, prune_final_epochs=3, distill=0.0)),
     }
 
 

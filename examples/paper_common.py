@@ -36,6 +36,8 @@ class Recipe:
     cluster_lr: float
     l2: float = 1e-5
     batch_size: int = 128
+    distill: float = 0.0  # weight of the dense teacher's soft targets while pruning and clustering (0: labels only)
+    temperature: float = 4.0  # softmax temperature of the distillation term
 
     @property
     def prune_epochs(self):
@@ -46,12 +48,15 @@ class Recipe:
                                    prune_final_epochs=1, cluster_epochs=1)
 
 
-def make_dataset(x, y, batch_size, seed, augment=True, flatten=False):
+def make_dataset(x, y, batch_size, seed, augment=True, flatten=False, teacher=None):
     """A `tf.data.Dataset`: a fresh shuffle and fresh random shifts every epoch.
 
     `x` holds 28×28 images (shifts are 2-D); `flatten` feeds the model 784
     pixels. The shifts run as TensorFlow ops inside tf.data (in parallel, no
     Python per batch), which works for Keras 3 and tf_keras alike.
+
+    With a `teacher` model, the targets become ``[label, teacher logits...]`` per
+    image (the teacher sees the same shifted image), for `distillation_loss`.
     """
     import tensorflow as tf
 
@@ -68,7 +73,33 @@ def make_dataset(x, y, batch_size, seed, augment=True, flatten=False):
     ds = tf.data.Dataset.from_tensor_slices((images, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if augment:
         ds = ds.map(shift, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).map(shape).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(shape)
+    if teacher is not None:
+        def soft_targets(image, label):
+            logits = tf.cast(teacher(image, training=False), tf.float32)
+            return image, tf.concat([tf.cast(label, tf.float32)[:, None], logits], axis=1)
+
+        ds = ds.map(soft_targets)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def distillation_loss(weight, temperature):
+    """Cross-entropy on the labels, mixed with the teacher's softened outputs (Hinton et al. 2015).
+
+    ``y_true`` is ``[label, teacher logits...]`` (`make_dataset` with a teacher):
+    ``(1 − weight) · CE(label, logits) + weight · T² · KL(softmax(teacher/T) ‖ softmax(logits/T))``.
+    """
+    from keras import ops
+
+    def loss(y_true, logits):
+        labels = ops.cast(y_true[:, 0], "int32")
+        soft = ops.softmax(y_true[:, 1:] / temperature)
+        hard_ce = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        soft_ce = ops.categorical_crossentropy(soft, logits / temperature, from_logits=True)
+        kl = soft_ce + ops.sum(soft * ops.log(ops.maximum(soft, 1e-12)), axis=-1)  # minus the teacher's entropy
+        return (1.0 - weight) * hard_ce + weight * temperature ** 2 * kl
+
+    return loss
 
 
 def cubic_fractions(events):
@@ -76,20 +107,34 @@ def cubic_fractions(events):
     return tuple(round(1.0 - (1.0 - i / events) ** 3, 4) for i in range(1, events + 1))
 
 
-def compile_model(model, lr, epochs, steps_per_epoch):
-    """Adam with cosine decay from `lr` to 0 over `epochs` (or constant `lr` when epochs == 0)."""
+def compile_model(model, lr, epochs, steps_per_epoch, loss=None):
+    """Adam with cosine decay from `lr` to 0 over `epochs` (or constant `lr` when epochs == 0);
+    `loss`: e.g. `distillation_loss` (default: cross-entropy on the labels, with accuracy logged)."""
     import keras
 
     schedule = lr
     if epochs > 0:
         schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps_per_epoch))
-    model.compile(keras.optimizers.Adam(schedule),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    if loss is None:
+        model.compile(keras.optimizers.Adam(schedule), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    else:
+        # metrics must be given: Keras 3.15 keeps the previous compile's metrics when it is None.
+        model.compile(keras.optimizers.Adam(schedule), loss, metrics=[label_accuracy])
+
+
+def label_accuracy(y_true, logits):
+    """Accuracy against the label column of distillation targets ``[label, teacher logits...]``."""
+    from keras import ops
+
+    return ops.cast(ops.equal(ops.cast(y_true[:, 0], "int32"), ops.cast(ops.argmax(logits, axis=-1), "int32")),
+                    "float32")
 
 
 def keras_error(model, x, y):
-    return 1.0 - float(model.evaluate(x, y, batch_size=1000, verbose=0)[1])
+    """Test error of the Keras model (argmax of its outputs; independent of the compiled loss)."""
+    logits = model.predict(x, batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) != y))
 
 
 def litert_error(model_bytes, x, y, batch=500):
@@ -148,6 +193,8 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
         stage_hook: Called as ``stage_hook(name, model)`` after the dense,
             pruned and clustered stages (the benchmark measures bundles there).
     """
+    import keras
+
     import converters
     import keras_dc
     from examples import paper_figures
@@ -177,20 +224,31 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     log(f"   dense test error {res['dense_error']:.2%}")
     stage_hook("dense", model)
 
+    teacher, loss = None, None
+    if r.distill > 0:
+        # The dense model, frozen, teaches the pruned and clustered one (its soft targets on
+        # the same shifted images): the small network learns more from them than from labels.
+        teacher = keras.models.clone_model(model)
+        teacher.set_weights(model.get_weights())
+        teacher.trainable = False
+        loss = distillation_loss(r.distill, r.temperature)
+        log(f"   distillation: weight {r.distill:g} on the dense model's outputs at temperature {r.temperature:g}")
+
     t1 = time.perf_counter()
     targets = ", ".join(f"{k} {v:.0%}" for k, v in prune_targets.items())
     fractions = ", ".join(f"{f:.2f}" for f in r.prune_fractions)
     log(f"== 2/5 iterative pruning: events at fractions ({fractions}) of each layer's target "
         f"(default {default_target:.0%}; {targets}), {r.prune_every} epoch(s) of retraining between "
         f"events, {r.prune_final_epochs} after, Adam {r.prune_lr:g}")
-    compile_model(model, r.prune_lr, r.prune_epochs, steps)
+    compile_model(model, r.prune_lr, r.prune_epochs, steps, loss)
     pruning = keras_dc.MagnitudePruning(
         default_target,
         schedule=schedules.Iterative(fractions=r.prune_fractions, every=max(1, int(r.prune_every * steps)), begin=0,
                                      unit="step"),
         overrides={model.get_layer(name): t for name, t in prune_targets.items()},
         min_size=1, verbose=0)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, flatten=flatten), epochs=r.prune_epochs, shuffle=False, verbose=2,
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, flatten=flatten, teacher=teacher),
+              epochs=r.prune_epochs, shuffle=False, verbose=2,
               callbacks=[pruning])
     res["pruned_error"] = keras_error(model, x_test, y_test)
     res["times"]["prune"] = time.perf_counter() - t1
@@ -201,11 +259,12 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     per_layer = ", ".join(f"{k} {v}" for k, v in bits.items())
     log(f"== 3/5 clustering: {default_bits} bits (overrides: {per_layer}), linear init, "
         f"centroid retraining {r.cluster_epochs} epoch(s), Adam {r.cluster_lr:g}")
-    compile_model(model, r.cluster_lr, r.cluster_epochs, steps)
+    compile_model(model, r.cluster_lr, r.cluster_epochs, steps, loss)
     clustering = keras_dc.WeightClustering(
         bits=default_bits, overrides={model.get_layer(name): b for name, b in bits.items()},
         init="linear", min_size=1, verbose=0)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, flatten=flatten), epochs=r.cluster_epochs, shuffle=False, verbose=2,
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, flatten=flatten, teacher=teacher),
+              epochs=r.cluster_epochs, shuffle=False, verbose=2,
               callbacks=[clustering])
     res["clustered_error"] = keras_error(model, x_test, y_test)
     res["times"]["cluster"] = time.perf_counter() - t2
@@ -293,6 +352,8 @@ def define_example_flags(default_out):
                                           "(a shorter run on a busy machine)."),
         retrain_epochs=flags.DEFINE_integer("retrain_epochs", None, "Override the recipe's retraining "
                                             "epochs after the last pruning event."),
+        distill=flags.DEFINE_float("distill", None, "Override the recipe's distillation weight (0: train the "
+                                   "compressed model on the labels only)."),
     )
 
 
@@ -312,6 +373,8 @@ def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_
         r = dataclasses.replace(r, dense_epochs=f.dense_epochs.value)
     if f.retrain_epochs.value is not None:
         r = dataclasses.replace(r, prune_final_epochs=f.retrain_epochs.value)
+    if f.distill.value is not None:
+        r = dataclasses.replace(r, distill=f.distill.value)
     if f.smoke.value:
         x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
         r = r.smoke()
