@@ -3,7 +3,8 @@
 The recipe, stage by stage (Han, Mao, Dally 2016, with what later work added):
 
 1. dense reference: Adam with cosine learning-rate decay, L2 on the kernels and
-   random shifts of up to 2 pixels (a better reference than the paper's Caffe run);
+   random shifts of up to 2 pixels (a better reference than the paper's Caffe run;
+   the recipe says whether the shifts go on while pruning and clustering);
 2. pruning: ``keras_dc.MagnitudePruning`` with an ``Iterative`` schedule
    (prune → retrain → prune further …), per-layer targets (first conv layer and
    the last layer kept denser), retraining at a lower learning rate (Adam, cosine decay);
@@ -36,6 +37,7 @@ class Recipe:
     cluster_lr: float
     l2: float = 1e-5
     batch_size: int = 128
+    retrain_shifts: bool = True  # random shifts also while pruning and clustering (False: dense stage only)
     distill: float = 0.0  # weight of the dense teacher's soft targets while pruning and clustering (0: labels only)
     temperature: float = 4.0  # softmax temperature of the distillation term
 
@@ -247,7 +249,8 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
                                      unit="step"),
         overrides={model.get_layer(name): t for name, t in prune_targets.items()},
         min_size=1, verbose=0)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, flatten=flatten, teacher=teacher),
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, augment=r.retrain_shifts, flatten=flatten,
+                           teacher=teacher),
               epochs=r.prune_epochs, shuffle=False, verbose=2,
               callbacks=[pruning])
     res["pruned_error"] = keras_error(model, x_test, y_test)
@@ -263,7 +266,8 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     clustering = keras_dc.WeightClustering(
         bits=default_bits, overrides={model.get_layer(name): b for name, b in bits.items()},
         init="linear", min_size=1, verbose=0)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, flatten=flatten, teacher=teacher),
+    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, augment=r.retrain_shifts, flatten=flatten,
+                           teacher=teacher),
               epochs=r.cluster_epochs, shuffle=False, verbose=2,
               callbacks=[clustering])
     res["clustered_error"] = keras_error(model, x_test, y_test)
