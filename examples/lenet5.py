@@ -22,8 +22,6 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # noqa: E402
-
 
 # Per-layer pruning targets (sparsity) and cluster bits. ip1 holds 93% of the
 # weights; conv1 (500 weights) is the most sensitive layer and stays dense-ish.
@@ -63,17 +61,8 @@ def build_model(l2, keras=None):
     ], name="lenet5")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from examples import paper_common
-
-    paper_common.run_example(FLAGS, sys.modules[__name__], title="LeNet-5", flatten=False,
-                             ref_error_target=0.009, ratio_target=39)
-
-
 if __name__ == "__main__":
-    from examples.paper_common import define_example_flags
+    from examples.paper_common import example_app
 
-    FLAGS = define_example_flags("out/lenet5")
-    app.run(main)
+    example_app(sys.modules[__name__], title="LeNet-5", flatten=False, ref_error_target=0.009,
+                ratio_target=39, default_out="out/lenet5")

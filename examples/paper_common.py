@@ -229,50 +229,45 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
     teacher, loss = None, None
     if r.distill > 0:
         # The dense model, frozen, teaches the pruned and clustered one (its soft targets on
-        # the same shifted images): the small network learns more from them than from labels.
+        # the same training images).
         teacher = keras.models.clone_model(model)
         teacher.set_weights(model.get_weights())
         teacher.trainable = False
         loss = distillation_loss(r.distill, r.temperature)
         log(f"   distillation: weight {r.distill:g} on the dense model's outputs at temperature {r.temperature:g}")
 
-    t1 = time.perf_counter()
+    def retrain(stage, timer, seed_offset, lr, epochs, callback):
+        """Compile, fit with `callback`, measure: the pruning and the clustering stage alike."""
+        started = time.perf_counter()
+        compile_model(model, lr, epochs, steps, loss)
+        model.fit(make_dataset(x_train, y_train, r.batch_size, seed + seed_offset, augment=r.retrain_shifts,
+                               flatten=flatten, teacher=teacher),
+                  epochs=epochs, shuffle=False, verbose=2, callbacks=[callback])
+        res[f"{stage}_error"] = keras_error(model, x_test, y_test)
+        res["times"][timer] = time.perf_counter() - started
+        log(f"   {stage} test error {res[f'{stage}_error']:.2%}")
+
     targets = ", ".join(f"{k} {v:.0%}" for k, v in prune_targets.items())
     fractions = ", ".join(f"{f:.2f}" for f in r.prune_fractions)
     log(f"== 2/5 iterative pruning: events at fractions ({fractions}) of each layer's target "
         f"(default {default_target:.0%}; {targets}), {r.prune_every} epoch(s) of retraining between "
         f"events, {r.prune_final_epochs} after, Adam {r.prune_lr:g}")
-    compile_model(model, r.prune_lr, r.prune_epochs, steps, loss)
     pruning = keras_dc.MagnitudePruning(
         default_target,
         schedule=schedules.Iterative(fractions=r.prune_fractions, every=max(1, int(r.prune_every * steps)), begin=0,
                                      unit="step"),
         overrides={model.get_layer(name): t for name, t in prune_targets.items()},
         min_size=1, verbose=0)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 1, augment=r.retrain_shifts, flatten=flatten,
-                           teacher=teacher),
-              epochs=r.prune_epochs, shuffle=False, verbose=2,
-              callbacks=[pruning])
-    res["pruned_error"] = keras_error(model, x_test, y_test)
-    res["times"]["prune"] = time.perf_counter() - t1
-    log(f"   pruned test error {res['pruned_error']:.2%}")
+    retrain("pruned", "prune", 1, r.prune_lr, r.prune_epochs, pruning)
     stage_hook("pruned", model)
 
-    t2 = time.perf_counter()
     per_layer = ", ".join(f"{k} {v}" for k, v in bits.items())
     log(f"== 3/5 clustering: {default_bits} bits (overrides: {per_layer}), linear init, "
         f"centroid retraining {r.cluster_epochs} epoch(s), Adam {r.cluster_lr:g}")
-    compile_model(model, r.cluster_lr, r.cluster_epochs, steps, loss)
     clustering = keras_dc.WeightClustering(
         bits=default_bits, overrides={model.get_layer(name): b for name, b in bits.items()},
         init="linear", min_size=1, verbose=0)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed + 2, augment=r.retrain_shifts, flatten=flatten,
-                           teacher=teacher),
-              epochs=r.cluster_epochs, shuffle=False, verbose=2,
-              callbacks=[clustering])
-    res["clustered_error"] = keras_error(model, x_test, y_test)
-    res["times"]["cluster"] = time.perf_counter() - t2
-    log(f"   clustered test error {res['clustered_error']:.2%}")
+    retrain("clustered", "cluster", 2, r.cluster_lr, r.cluster_epochs, clustering)
     res["layer_table"] = keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1))
     stage_hook("clustered", model)
 
@@ -391,3 +386,18 @@ def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_
     print_summary(title, res, ref_error_target=ref_error_target, ratio_target=ratio_target,
                   figure=os.path.join(f.out.value, "paper.png"))
     return res
+
+
+def example_app(module, *, title, flatten, ref_error_target, ratio_target, default_out):
+    """Defines the example flags and runs `run_example` for `module` under absl (the examples' main)."""
+    from absl import app
+
+    flag_values = define_example_flags(default_out)
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        run_example(flag_values, module, title=title, flatten=flatten, ref_error_target=ref_error_target,
+                    ratio_target=ratio_target)
+
+    app.run(main)
