@@ -326,12 +326,12 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     t_restore = time.perf_counter() - t2
     if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
         raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
-    again = restored  # identical: keep one copy
+    del again  # byte-identical to `restored`: keep one copy
     t3 = time.perf_counter()
     names = _keras_input_names(model)
     if sample_inputs is None:
-        sample_inputs = sample_inputs_for(again, num_samples, seed, names)
-    lite = run_litert(again, sample_inputs, names)
+        sample_inputs = sample_inputs_for(restored, num_samples, seed, names)
+    lite = run_litert(restored, sample_inputs, names)
     reference = _keras_outputs(model, sample_inputs)
     diff, scaled = _compare(lite, reference)
     distinct = np.unique(np.concatenate([np.ravel(o) for batch in reference for o in batch]))
