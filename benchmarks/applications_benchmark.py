@@ -24,7 +24,7 @@ difference is size, for the cost curve.
 Each model runs in a fresh child process (this script with ``--worker``), so that
 imports and earlier models do not blur its memory figures. After converting, the
 child also encodes the same laid-out flatbuffer again with
-``sidecar.build_bundle(..., zlib_estimate=False)`` (the encoder before the
+``encoder.build_bundle(..., zlib_estimate=False)`` (the encoder before the
 zlib-estimate change: zlib -9 of every buffer is computed) and with the default,
 interleaved (``--encode_repeats`` each), for a before/after of the encoder in the
 same process.
@@ -146,9 +146,9 @@ def _param_bytes(model):
 
 
 def _segments(buffers):
-    from converters import sidecar as sidecar_lib
+    from converters import encoder as encoder_lib
 
-    return [sidecar_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
+    return [encoder_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
                                 name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"))
             for b in buffers if b.size > 0]
 
@@ -156,7 +156,7 @@ def _segments(buffers):
 def encoder_before_after(directory, written_sidecar, repeats):
     """Encodes the restored file again: zlib_estimate=False (before) and True (after), interleaved."""
     import converters
-    from converters import sidecar as sidecar_lib
+    from converters import encoder as encoder_lib
     from converters import tflite as tflite_lib
 
     restored = converters.restore(directory)
@@ -173,13 +173,13 @@ def encoder_before_after(directory, written_sidecar, repeats):
             rss, _ = memory_kib()
             reset_peak_rss()
             t0 = time.perf_counter()
-            skeleton, sidecar, stats = sidecar_lib.build_bundle(restored, segments,
+            skeleton, sidecar, stats = encoder_lib.build_bundle(restored, segments,
                                                                 zlib_estimate=variant == "after")
             seconds = time.perf_counter() - t0
             _, hwm = memory_kib()
             runs[variant].append({"seconds": seconds, "peak_growth_bytes": (hwm - rss) * 1024})
             sizes[variant] = len(skeleton) + len(sidecar)
-            encodings[variant] = [s["encoding"] for s in stats]
+            encodings[variant] = [s.encoding for s in stats]
             if variant == "after":
                 sizes["after_equals_convert"] = sidecar == written_sidecar
             del skeleton, sidecar, stats
@@ -407,7 +407,7 @@ def print_results(results):
             print(f"{r['model']:<16s} {t['convert_s']:>8.1f} {t['layout_s']:>7.2f} {t['encode_s']:>7.2f} "
                   f"{t['restore_s']:>8.2f} {t['verify_s']:>7.2f} {other:>7.2f} {r['convert_wall_s']:>7.1f}")
     print()
-    print("Encoder before/after (sidecar.build_bundle on the same flatbuffer, interleaved, medians):")
+    print("Encoder before/after (encoder.build_bundle on the same flatbuffer, interleaved, medians):")
     print("  before = zlib_estimate=False (zlib -9 of every buffer, the old encoder); after = the default")
     head = (f"{'model':<16s} {'before s':>9s} {'after s':>8s} {'after/before':>12s} {'peak+MB b/a':>12s} "
             f"{'bundle B before':>16s} {'bundle B after':>15s} {'size Δ':>8s} {'zlib segs b/a':>13s}")

@@ -11,7 +11,7 @@ Three sections, each printed as a table (and, with ``--json_out``, as JSON):
    of the clustered ``.tflite`` (how peers ship a compressed model). Huffman
    bits beside the zero-order entropy of all streams (target: within 3%).
 2. **Restore speed** of that bundle, in this process, interleaved: Python
-   ``converters.sidecar.restore(skeleton, sidecar)`` beside
+   ``converters.decoder.restore(skeleton, sidecar)`` beside
    ``zlib.decompress(..., wbits=31)`` of (a) the gzip -9 of the DENSE float32
    ``.tflite`` (the model before pruning: what ships without keras-dc) and
    (b) the gzip -9 of the clustered (restored) ``.tflite``. Median of
@@ -154,15 +154,15 @@ def time_interleaved(funcs, repeats):
 
 def restore_vs_zlib(skeleton, sidecar, dense_tflite, repeats, restored_gz=None):
     """Python restore vs zlib.decompress of gzip -9 (dense and clustered .tflite), one process."""
-    from converters import sidecar as sidecar_lib
+    from converters import decoder as decoder_lib
 
-    restored = sidecar_lib.restore(skeleton, sidecar)
+    restored = decoder_lib.restore(skeleton, sidecar)
     dense_gz = gzip9(dense_tflite)
     restored_gz = restored_gz or gzip9(restored)
     if zlib.decompress(dense_gz, wbits=31) != dense_tflite or zlib.decompress(restored_gz, wbits=31) != restored:
         raise RuntimeError("gzip round trip failed")
     funcs = {
-        "restore": lambda: sidecar_lib.restore(skeleton, sidecar),
+        "restore": lambda: decoder_lib.restore(skeleton, sidecar),
         "zlib_dense": lambda: zlib.decompress(dense_gz, wbits=31),
         "zlib_clustered": lambda: zlib.decompress(restored_gz, wbits=31),
     }
@@ -519,7 +519,7 @@ def print_table(rows, head=("", "")):
 def print_speed(speed, what):
     rows = speed["rows"]
     labels = {
-        "restore": "converters.sidecar.restore(skeleton, sidecar)",
+        "restore": "converters.decoder.restore(skeleton, sidecar)",
         "zlib_dense": "zlib.decompress(gzip -9 of DENSE float32 .tflite)",
         "zlib_clustered": "zlib.decompress(gzip -9 of clustered .tflite)",
     }
@@ -634,8 +634,8 @@ def _print_conversion(res, b):
     print("Conversion wall time (converters.convert, picture=False), split by the report's timings")
     print_table([
         ("convert_s (TFLite converter)", f"{tm['convert_s']:8.1f} s  {tm['convert_s'] / wall:6.1%}"),
-        ("encode_s (sidecar.build_bundle)", f"{tm['encode_s']:8.1f} s  {tm['encode_s'] / wall:6.1%}"),
-        ("restore_s (sidecar.restore check)", f"{tm['restore_s']:8.1f} s  {tm['restore_s'] / wall:6.1%}"),
+        ("encode_s (encoder.build_bundle)", f"{tm['encode_s']:8.1f} s  {tm['encode_s'] / wall:6.1%}"),
+        ("restore_s (decoder.restore check)", f"{tm['restore_s']:8.1f} s  {tm['restore_s'] / wall:6.1%}"),
         ("other (LiteRT verify, report, write)", f"{other:8.1f} s  {other / wall:6.1%}"),
         ("  of which gzip -9 + zstd -19 of restored*", f"{codecs:8.1f} s  {codecs / wall:6.1%}  "
          f"(gzip {b.get('gzip9_of_restored_s', 0):.1f} s, zstd {b.get('zstd19_of_restored_s', 0):.1f} s)"

@@ -62,7 +62,7 @@ def synthetic_bundle(megabytes, seed=0):
     """A bundle shaped like a pruned, clustered CNN: (skeleton, sidecar, restored)."""
     import numpy as np
 
-    from converters import sidecar as sidecar_lib
+    from converters import encoder as encoder_lib
 
     rng = np.random.default_rng(seed)
     scale = megabytes * 1e6 / 37.4e6
@@ -72,7 +72,7 @@ def synthetic_bundle(megabytes, seed=0):
     def add(name, values, dtype, channels=1):
         nonlocal position
         raw = values.astype(dtype).tobytes()
-        segments.append(sidecar_lib.Segment(position, len(raw), dtype, channels, name))
+        segments.append(encoder_lib.Segment(position, len(raw), dtype, channels, name))
         parts.append(raw)
         position += len(raw)
         parts.append(b"\0" * 4)  # flatbuffer padding between buffers
@@ -96,7 +96,7 @@ def synthetic_bundle(megabytes, seed=0):
     add("fc2/kernel_fp16", fc2, "float16")
     add("fc2/bias", rng.normal(size=1000), "float32")
     restored = b"".join(parts)
-    skeleton, sidecar, _ = sidecar_lib.build_bundle(restored, segments)
+    skeleton, sidecar, _ = encoder_lib.build_bundle(restored, segments)
     return skeleton, sidecar, restored
 
 
@@ -118,7 +118,7 @@ def main(argv):
     if shutil.which("javac") is None:
         raise app.UsageError("javac not found: run `make java-deps`.")
     from converters import bundle as bundle_lib
-    from converters import sidecar as sidecar_lib
+    from converters import decoder as decoder_lib
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
     print(f"JVM: {java} {' '.join(_JVM_FLAGS.value)}; {platform.machine()}, {os.cpu_count()} CPUs; "
@@ -128,7 +128,7 @@ def main(argv):
         _compile(classes)
         for directory in _BUNDLE.value:
             skeleton, sidecar = bundle_lib.load_bundle(directory)
-            restored = sidecar_lib.restore(skeleton, sidecar)
+            restored = decoder_lib.restore(skeleton, sidecar)
             _benchmark(os.path.basename(os.path.normpath(directory)), classes, skeleton, sidecar, restored, workdir)
         if _SYNTHETIC_MB.value > 0:
             start = time.perf_counter()

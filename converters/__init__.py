@@ -7,6 +7,6 @@ Example:
 """
 
 from converters.bundle import BundleResult, convert, load_bundle, restore, verify
-from converters.sidecar import FormatError
+from converters.format import FormatError
 
 __all__ = ["convert", "restore", "verify", "load_bundle", "BundleResult", "FormatError"]

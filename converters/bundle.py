@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from converters import sidecar as sidecar_lib
+from converters import decoder as decoder_lib
+from converters import encoder as encoder_lib
 from converters import tflite as tflite_lib
 
 __all__ = ["convert", "restore", "verify", "BundleResult", "bundle_paths", "load_bundle"]
@@ -95,7 +96,7 @@ def restore(directory, output_path=None, name=None):
         >>> interpreter = ai_edge_litert.interpreter.Interpreter(model_content=model_bytes)
     """
     skeleton, sidecar = load_bundle(directory, name)
-    restored = sidecar_lib.restore(skeleton, sidecar)
+    restored = decoder_lib.restore(skeleton, sidecar)
     if output_path is not None:
         _write_atomic({output_path: restored})
     return restored
@@ -311,18 +312,18 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     del flat  # the model's size again: not needed after the layout
     t_layout = time.perf_counter() - t1
     segments = [
-        sidecar_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
+        encoder_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
                             name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"))
         for b in buffers if b.size > 0
     ]
     say(f"keras-dc: encoding {len(segments)} weight buffers...")
     t1 = time.perf_counter()
-    skeleton, sidecar, stats = sidecar_lib.build_bundle(restored, segments)
+    skeleton, sidecar, stats = encoder_lib.build_bundle(restored, segments)
     t_encode = time.perf_counter() - t1
 
     say("keras-dc: restoring the bundle and running it in LiteRT...")
     t2 = time.perf_counter()
-    again = sidecar_lib.restore(skeleton, sidecar)
+    again = decoder_lib.restore(skeleton, sidecar)
     t_restore = time.perf_counter() - t2
     if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
         raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")

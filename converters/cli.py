@@ -41,7 +41,7 @@ def main(argv):
         raise app.UsageError(f"expected one command out of {', '.join(_COMMANDS)}; got {argv[1:]}.")
     command = argv[1]
     # Imported here so that --help stays fast.
-    from converters import bundle, report, sidecar
+    from converters import bundle, decoder, report
 
     try:
         if command == "convert":
@@ -53,7 +53,7 @@ def main(argv):
                   f"{result.bundle_bytes} bytes, max |LiteRT - Keras| = {result.max_abs_diff:.3g}")
         elif command == "inspect":
             _, sidecar_bytes = bundle.load_bundle(_need(_BUNDLE, command))
-            info = sidecar.inspect(sidecar_bytes)
+            info = decoder.inspect(sidecar_bytes)
             print(json.dumps(info, indent=2, default=str) if _JSON.value else report.format_inspect(info))
         elif command == "verify":
             result = bundle.verify(_need(_BUNDLE, command), _MODEL.value, num_samples=_SAMPLES.value,
@@ -67,7 +67,7 @@ def main(argv):
         elif command == "restore":
             data = bundle.restore(_need(_BUNDLE, command), _need(_OUTPUT, command))
             print(f"wrote {_OUTPUT.value}: {len(data)} bytes")
-    except sidecar.FormatError as e:
+    except decoder.FormatError as e:
         print(f"keras-dc {command}: bad bundle: {e}", file=sys.stderr)
         return 2
     except (ValueError, TypeError, FileNotFoundError) as e:

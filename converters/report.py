@@ -46,31 +46,31 @@ def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, den
     by_offset = {b.offset: b for b in buffers}
     rows = []
     for s in stats:
-        b = by_offset.get(s["offset"])
-        nonzeros = s["nonzeros"]
+        b = by_offset.get(s.offset)
+        nonzeros = s.nonzeros
         rows.append({
-            "name": s["name"],
+            "name": s.name,
             "op": getattr(b, "op", ""),
             "role": getattr(b, "role", ""),
             "shape": list(getattr(b, "shape", ())),
-            "dtype": s["dtype"],
-            "encoding": s["encoding"],
-            "weights": s["elements"],
+            "dtype": s.dtype,
+            "encoding": s.encoding,
+            "weights": s.elements,
             "nonzeros": nonzeros,
-            "kept": _per(nonzeros, s["elements"]),
-            "codebooks": s["codebooks"],
-            "codebook_entries": s["codebook_entries"],
-            "index_bits_per_symbol": _per(s["index_bits"], s["index_count"]),
-            "index_entropy_per_symbol": _per(s["index_entropy_bits"], s["index_count"]),
-            "gap_bits_per_nonzero": _per(s["gap_bits"], nonzeros) if s["gap_count"] else 0.0,
-            "gap_entropy_per_nonzero": _per(s["gap_entropy_bits"], nonzeros) if s["gap_count"] else 0.0,
-            "index_bits": s["index_bits"],
-            "index_entropy_bits": s["index_entropy_bits"],
-            "gap_bits": s["gap_bits"],
-            "gap_entropy_bits": s["gap_entropy_bits"],
-            "payload_bytes": s["payload_bytes"],
-            "raw_bytes": s["raw_bytes"],
-            "size_vs_raw": _per(s["payload_bytes"], s["raw_bytes"]),
+            "kept": _per(nonzeros, s.elements),
+            "codebooks": s.codebooks,
+            "codebook_entries": s.codebook_entries,
+            "index_bits_per_symbol": _per(s.index_bits, s.index_count),
+            "index_entropy_per_symbol": _per(s.index_entropy_bits_total, s.index_count),
+            "gap_bits_per_nonzero": _per(s.gap_bits, nonzeros) if s.gap_count else 0.0,
+            "gap_entropy_per_nonzero": _per(s.gap_entropy_bits_total, nonzeros) if s.gap_count else 0.0,
+            "index_bits": s.index_bits,
+            "index_entropy_bits": s.index_entropy_bits_total,
+            "gap_bits": s.gap_bits,
+            "gap_entropy_bits": s.gap_entropy_bits_total,
+            "payload_bytes": s.payload_bytes,
+            "raw_bytes": s.raw_bytes,
+            "size_vs_raw": _per(s.payload_bytes, s.raw_bytes),
         })
     coded = sum(r["index_bits"] + r["gap_bits"] for r in rows)
     entropy = sum(r["index_entropy_bits"] + r["gap_entropy_bits"] for r in rows)
@@ -144,7 +144,7 @@ def format_report(report):
 
 
 def format_inspect(info):
-    """A table of what `converters.sidecar.inspect` returns."""
+    """A table of what `converters.decoder.inspect` returns."""
     lines = []
     header = {k: v for k, v in info.items() if not isinstance(v, (list, dict))}
     for key, value in header.items():

@@ -163,7 +163,8 @@ def test_keras_file_and_cli(mlp, tmp_path):
 def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
     _, result = mlp_bundle
     skeleton, sidecar = bundle_lib.load_bundle(result.directory)
-    from converters.sidecar import FormatError, restore
+    from converters.decoder import restore
+    from converters.format import FormatError
 
     with pytest.raises(FormatError):
         restore(skeleton, sidecar[:-1])

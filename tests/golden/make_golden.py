@@ -4,7 +4,7 @@
     python tests/golden/make_golden.py --check  # exit 1 if a file would change
 
 Each case is a restored file R and its segments; the files are NAME.restored (R),
-NAME.skeleton and NAME.dcw (what `converters.sidecar.build_bundle` makes of R), and
+NAME.skeleton and NAME.dcw (what `converters.encoder.build_bundle` makes of R), and
 manifest.json lists every case's segments and the encodings chosen. The inputs come
 from NumPy's seeded PCG64 generator; the tests rebuild each bundle from NAME.restored
 and manifest.json (not from the generator), so a change in NumPy's random streams
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import hand_vectors  # noqa: E402
 
-from converters import sidecar  # noqa: E402
+from converters import encoder  # noqa: E402
 
 
 class _File:
@@ -46,7 +46,7 @@ class _File:
     def segment(self, array, name, channels=1, dtype=None):
         data = np.ascontiguousarray(array).tobytes()
         dtype = dtype or np.asarray(array).dtype.name
-        self.segments.append(sidecar.Segment(self.size, len(data), dtype, channels, name))
+        self.segments.append(encoder.Segment(self.size, len(data), dtype, channels, name))
         self.raw(data)
 
     def bytes(self):
@@ -185,8 +185,8 @@ def build_all():
     for seed, (name, make) in enumerate(CASES.items()):
         f, expected = make(np.random.default_rng(seed))
         restored = f.bytes()
-        skeleton, side, stats = sidecar.build_bundle(restored, f.segments)
-        chosen = [s["encoding"] for s in stats]
+        skeleton, side, stats = encoder.build_bundle(restored, f.segments)
+        chosen = [s.encoding for s in stats]
         if expected is not None and chosen != expected:
             raise AssertionError(f"case {name}: encoder chose {chosen}, the case is meant for {expected}")
         files[f"{name}.restored"] = restored
@@ -198,7 +198,7 @@ def build_all():
                 for s in f.segments
             ],
             "encodings": chosen,
-            "codebooks": [s["codebooks"] for s in stats],
+            "codebooks": [s.codebooks for s in stats],
         }
     files["hand.restored"] = hand_vectors.RESTORED
     files["hand.skeleton"] = hand_vectors.SKELETON

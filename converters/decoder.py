@@ -1,0 +1,595 @@
+"""Reader of the keras-dc bundle: checks a sidecar, restores R from it, inspects it.
+
+Follows the levels of `docs/bundle-format.md`: the header and the tables (sections 3,
+4, 5, 8), each segment's payload (section 7: RAW, ZLIB, and the clustered encodings'
+codebooks, background, gap and index streams), each HuffmanStream (section 6, decoded
+by `converters.huffman`), and restoring (section 9). Field offsets and codes come from
+`converters.format`. The checks run in the order of section 10, and every malformed
+input raises `FormatError`, naming the byte offset and the field:
+
+    restored = restore(skeleton, sidecar)
+    info = inspect(sidecar)     # header fields and per-segment statistics
+"""
+
+import dataclasses
+import hashlib
+import zlib
+
+import numpy as np
+
+from converters import huffman
+from converters.format import (
+    CLUSTERED_SPARSE,
+    CODEBOOK_COUNT,
+    DTYPE_BY_CODE,
+    ENCODING_NAMES,
+    ENTRY,
+    ENTRY_COUNT,
+    ENTRY_SIZE,
+    ESCAPE_RUN,
+    HEADER,
+    HEADER_CRC,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_ALPHABET,
+    MAX_CODEBOOK,
+    MAX_ENTRY_SIZE,
+    MAX_ESCAPE_RUN,
+    MAX_HEADER_SIZE,
+    MAX_RESTORED_SIZE,
+    RAW,
+    STREAM,
+    VERSION_MAJOR,
+    ZLIB,
+    FormatError,
+    element_dtype,
+    lengths_size,
+    unpack_lengths,
+)
+from converters.stats import SegmentStats, count_nonzero, nonzero_mask
+
+__all__ = ["FormatError", "inspect", "restore"]
+
+# Bytes a reader needs before it can check magic, version and header_size (check 1).
+_PREFIX_SIZE = HEADER["header_size"].end
+
+
+class _Reader:
+    """Bounds-checked little-endian reads from the sidecar; errors are FormatErrors."""
+
+    def __init__(self, data, start=0, end=None):
+        self.data = data
+        self.pos = start
+        self.end = len(data) if end is None else end
+
+    def take(self, n, field):
+        if n > self.end - self.pos:
+            raise FormatError(self.pos, field, f"needs {n} bytes, {self.end - self.pos} present.")
+        start = self.pos
+        self.pos += n
+        return self.data[start : self.pos]
+
+    def field(self, field, prefix):
+        """The value of the `format.Field` at the current position."""
+        return field.unpack_from(self.take(field.size, prefix + field.name))
+
+    def layout(self, layout, prefix):
+        """The values of the `format.Layout` at the current position, checked field by field."""
+        start = self.pos
+        for field in layout.fields:
+            self.take(field.size, prefix + field.name)
+        return layout.unpack_from(self.data, start)
+
+
+# =========================================================================== tables (sections 4, 5, 8)
+
+
+@dataclasses.dataclass
+class _Entry:
+    index: int
+    table_offset: int  # file offset of the entry
+    offset: int
+    size: int
+    payload_size: int
+    payload_crc32: int
+    channels: int
+    name: str
+    dtype: str
+    esize: int
+    encoding: int
+    payload_offset: int = 0
+
+    @property
+    def prefix(self):
+        return f"segment[{self.index}]."
+
+    def field(self, name):
+        return self.prefix + name
+
+    def error(self, name, message):
+        """A FormatError naming field `name` of this segment-table entry."""
+        return ENTRY.error(name, message, self.table_offset, self.prefix)
+
+
+@dataclasses.dataclass
+class _Header:
+    fields: tuple  # format.HEADER.Values
+    entries: list  # _Entry per segment, in table order
+
+
+def _parse_header(sidecar, max_restored_size):
+    """Checks 1–13 of section 10; returns the sidecar as a memoryview and its `_Header`."""
+    data = memoryview(sidecar).cast("B")
+    n = len(data)
+    if n < _PREFIX_SIZE or bytes(data[0 : len(MAGIC)]) != MAGIC:
+        raise HEADER.error(
+            "magic", f"not a keras-dc sidecar (expected {MAGIC!r} and at least {_PREFIX_SIZE} bytes).")
+    major = HEADER["version_major"].unpack_from(data)
+    minor = HEADER["version_minor"].unpack_from(data)
+    header_size = HEADER["header_size"].unpack_from(data)
+    if major != VERSION_MAJOR:
+        raise HEADER.error("version_major", f"version {major}.{minor} is not supported (major {VERSION_MAJOR}).")
+    if not HEADER_SIZE <= header_size <= MAX_HEADER_SIZE or header_size > n:
+        raise HEADER.error(
+            "header_size", f"{header_size} is out of range [{HEADER_SIZE}, min({MAX_HEADER_SIZE}, {n})].")
+    crc_at = header_size - HEADER_CRC.size
+    if zlib.crc32(data[:crc_at]) != HEADER_CRC.unpack_from(data, crc_at):
+        raise HEADER_CRC.error("header checksum mismatch.", crc_at)
+    h = HEADER.unpack_from(data)
+    if not ENTRY_SIZE <= h.entry_size <= MAX_ENTRY_SIZE:
+        raise HEADER.error("entry_size", f"{h.entry_size} is out of range [{ENTRY_SIZE}, {MAX_ENTRY_SIZE}].")
+    limit = min(MAX_RESTORED_SIZE, max_restored_size)
+    if h.restored_size > limit:
+        raise HEADER.error("restored_size", f"{h.restored_size} bytes exceeds the limit of {limit}.")
+    remaining = n - header_size
+    if h.segment_count > remaining // h.entry_size:
+        raise HEADER.error(
+            "segment_count", f"{h.segment_count} entries of {h.entry_size} bytes do not fit in {remaining} bytes.")
+    table_end = header_size + h.segment_count * h.entry_size
+    if h.names_size > n - table_end:
+        raise HEADER.error("names_size", f"{h.names_size} bytes do not fit in {n - table_end} bytes.")
+    names_end = table_end + h.names_size
+    if h.payload_size != n - names_end:
+        raise HEADER.error(
+            "payload_size", f"{h.payload_size} does not match the {n - names_end} bytes after the name table.")
+    if zlib.crc32(data[header_size:names_end]) != h.table_crc32:
+        raise HEADER.error("table_crc32", "segment/name table checksum mismatch.")
+
+    entries = []
+    previous_end = 0
+    payload_cursor = names_end
+    total_size = 0
+    reserved = ENTRY["reserved"]
+    for i in range(h.segment_count):
+        base = header_size + i * h.entry_size
+        e = ENTRY.unpack_from(data, base)
+        prefix = f"segment[{i}]."
+        if e.dtype not in DTYPE_BY_CODE:
+            raise ENTRY.error("dtype", f"unknown dtype code {e.dtype}.", base, prefix)
+        if e.encoding not in ENCODING_NAMES:
+            raise ENTRY.error("encoding", f"unknown encoding code {e.encoding}.", base, prefix)
+        if any(data[base + reserved.offset : base + reserved.end]):
+            raise reserved.error("reserved bytes must be zero.", base, prefix)
+        dtype, esize = DTYPE_BY_CODE[e.dtype]
+        if e.channels < 1:
+            raise ENTRY.error("channels", "must be at least 1.", base, prefix)
+        if e.size % (e.channels * esize):
+            raise ENTRY.error(
+                "size", f"{e.size} is not a multiple of channels × esize = {e.channels * esize}.", base, prefix)
+        if e.offset < previous_end:
+            raise ENTRY.error(
+                "offset", f"{e.offset} overlaps or precedes the previous segment (ends at {previous_end}).",
+                base, prefix)
+        if e.size > h.restored_size or e.offset > h.restored_size - e.size:
+            raise ENTRY.error(
+                "size", f"segment [{e.offset}, {e.offset}+{e.size}) exceeds restored_size {h.restored_size}.",
+                base, prefix)
+        if e.payload_size > n - payload_cursor:
+            raise ENTRY.error(
+                "payload_size", f"{e.payload_size} exceeds the {n - payload_cursor} unassigned payload bytes.",
+                base, prefix)
+        if e.name_offset > h.names_size or e.name_size > h.names_size - e.name_offset:
+            raise ENTRY.error("name_offset", "name lies outside the name table.", base, prefix)
+        name_start = table_end + e.name_offset
+        try:
+            name = str(data[name_start : name_start + e.name_size], "utf-8")
+        except UnicodeDecodeError:
+            raise ENTRY.error("name_offset", "name is not valid UTF-8.", base, prefix) from None
+        entries.append(
+            _Entry(i, base, e.offset, e.size, e.payload_size, e.payload_crc32, e.channels, name, dtype, esize,
+                   e.encoding, payload_cursor)
+        )
+        payload_cursor += e.payload_size
+        previous_end = e.offset + e.size
+        total_size += e.size
+    if payload_cursor != n:
+        raise HEADER.error(
+            "payload_size", f"segment payloads cover {payload_cursor - names_end} of {h.payload_size} bytes.")
+    if h.skeleton_size != h.restored_size - total_size:
+        raise HEADER.error(
+            "skeleton_size", f"{h.skeleton_size} != restored_size − Σ size = {h.restored_size - total_size}.")
+    return data, _Header(h, entries)
+
+
+# =========================================================================== HuffmanStream (section 6)
+
+
+@dataclasses.dataclass
+class _Stream:
+    field: str
+    offset: int  # file offset of the stream structure
+    count: int
+    nbits: int
+    lengths: np.ndarray
+    data_offset: int
+    data: memoryview
+    symbols: np.ndarray = None
+    hist: np.ndarray = None
+
+    def error(self, name, message):
+        """A FormatError naming field `name` of the stream's fixed part."""
+        return STREAM.error(name, message, self.offset, self.field + ".")
+
+
+def _read_stream(rd, field):
+    """Reads a stream's fields and checks the rules of 6.4 that need no decoding."""
+    start = rd.pos
+    prefix = field + "."
+    fixed = rd.layout(STREAM, prefix)
+    if fixed.alphabet > MAX_ALPHABET:
+        raise STREAM.error("alphabet", f"{fixed.alphabet} exceeds {MAX_ALPHABET}.", start, prefix)
+    lengths = unpack_lengths(rd.take(lengths_size(fixed.alphabet), prefix + "lengths"))
+    if fixed.alphabet % 2:
+        if lengths[-1]:
+            raise FormatError(rd.pos - 1, prefix + "lengths", "unused high nibble must be zero.")
+        lengths = lengths[:-1]
+    if fixed.count == 0:
+        if fixed.nbits or fixed.alphabet:
+            raise STREAM.error("nbits", "an empty stream must have nbits = 0 and alphabet = 0.", start, prefix)
+    else:
+        if huffman.kraft_deficit(lengths) != 1:
+            raise FormatError(
+                start + STREAM.size,
+                prefix + "lengths",
+                "code lengths must leave exactly one reserved codeword (Kraft sum 1 − 2^−L).",
+            )
+        if not fixed.count <= fixed.nbits <= huffman.MAX_CODE_LENGTH * fixed.count:
+            raise STREAM.error(
+                "nbits", f"{fixed.nbits} bits cannot hold {fixed.count} codewords of 1..15 bits.", start, prefix)
+    data_offset = rd.pos
+    data = rd.take((fixed.nbits + 7) // 8, prefix + "data")
+    return _Stream(field, start, fixed.count, fixed.nbits, lengths, data_offset, data)
+
+
+def _decode_stream(stream):
+    if stream.count == 0:
+        stream.symbols = np.zeros(0, np.uint8)
+        stream.hist = np.zeros(0, np.int64)
+        return stream
+    try:
+        symbols, hist = huffman.decode_counted(stream.data, stream.lengths, stream.count)
+    except huffman.HuffmanDecodeError as exc:
+        offset = stream.data_offset + max(exc.bit, 0) // 8
+        raise FormatError(offset, stream.field + ".data", str(exc)) from None
+    consumed = int(np.dot(hist, stream.lengths[: hist.size]))
+    if consumed != stream.nbits:
+        raise stream.error("nbits", f"{stream.count} symbols take {consumed} bits, not {stream.nbits}.")
+    tail_bits = stream.nbits % 8
+    if tail_bits and stream.data[-1] >> tail_bits:
+        raise FormatError(
+            stream.data_offset + len(stream.data) - 1,
+            stream.field + ".data",
+            "padding bits must be zero.",
+        )
+    stream.symbols, stream.hist = symbols, hist
+    return stream
+
+
+# =========================================================================== clustered payloads (section 7.3–7.6)
+
+
+@dataclasses.dataclass
+class _Clustered:
+    entry_counts: np.ndarray
+    entries: np.ndarray  # uint<8·esize>, all codebooks back to back
+    background: np.ndarray  # sparse only: one value per codebook
+    escape_run: int
+    gaps: _Stream
+    indices: _Stream
+    positions: np.ndarray  # sparse only: non-zero element positions (int64)
+    channel_of: np.ndarray  # channel of each index symbol (None when one codebook)
+
+
+def _read_clustered(data, entry):
+    """Parse and fully check a clustered payload (everything but writing R)."""
+    rd = _Reader(data, entry.payload_offset, entry.payload_offset + entry.payload_size)
+    elements = entry.size // entry.esize
+    uint = element_dtype(entry.esize)
+    start = rd.pos
+    n_books = rd.field(CODEBOOK_COUNT, entry.prefix)
+    if n_books != 1 and n_books != entry.channels:
+        raise CODEBOOK_COUNT.error(f"{n_books} must be 1 or channels = {entry.channels}.", start, entry.prefix)
+    counts_at = rd.pos
+    entry_counts = np.frombuffer(
+        rd.take(ENTRY_COUNT.size * n_books, entry.field(ENTRY_COUNT.name)), ENTRY_COUNT.dtype).astype(np.int64)
+    if entry_counts.max() > MAX_CODEBOOK:
+        bad = int(np.argmax(entry_counts > MAX_CODEBOOK))
+        raise ENTRY_COUNT.error(
+            f"codebook {bad} has {entry_counts[bad]} > {MAX_CODEBOOK} entries.",
+            counts_at + ENTRY_COUNT.size * bad,
+            entry.prefix,
+        )
+    total = int(entry_counts.sum())
+    entries = np.frombuffer(rd.take(total * entry.esize, entry.field("entries")), uint)
+    sparse = entry.encoding == CLUSTERED_SPARSE
+    escape_run = 0
+    gaps = background = None
+    if sparse:
+        background = np.frombuffer(rd.take(n_books * entry.esize, entry.field("background")), uint)
+        escape_at = rd.pos
+        escape_run = rd.field(ESCAPE_RUN, entry.prefix)
+        if escape_run < 1:
+            raise ESCAPE_RUN.error(f"must be in 1..{MAX_ESCAPE_RUN}.", escape_at, entry.prefix)
+        gaps = _read_stream(rd, entry.field("gaps"))
+        if gaps.lengths.size > escape_run + 1:
+            raise gaps.error("alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}.")
+    indices = _read_stream(rd, entry.field("indices"))
+    if rd.pos != rd.end:
+        raise FormatError(
+            rd.pos,
+            entry.field("payload_size"),
+            f"{rd.end - rd.pos} bytes after the end of the payload.",
+        )
+
+    positions = None
+    if sparse:
+        _decode_stream(gaps)
+        escapes = int(gaps.hist[0]) if gaps.hist.size else 0
+        if gaps.count - escapes != indices.count:
+            raise indices.error("count", f"{indices.count} indices for {gaps.count - escapes} non-zero elements.")
+        if gaps.count:
+            if gaps.symbols[-1] == 0:
+                raise FormatError(
+                    gaps.data_offset,
+                    gaps.field + ".data",
+                    "the gap stream must not end with an escape.",
+                )
+            # Σ steps = one past the last non-zero position: check it before the cumsum,
+            # which then fits in int32 (elements < 2^31).
+            steps_of = np.arange(gaps.hist.size, dtype=np.int64)
+            steps_of[0] = escape_run
+            end = int(np.dot(gaps.hist, steps_of))
+            if end > elements:
+                raise FormatError(
+                    gaps.data_offset,
+                    gaps.field + ".data",
+                    f"non-zero position {end - 1} is beyond {elements} elements.",
+                )
+            if escapes:
+                steps = gaps.symbols.copy()
+                steps[gaps.symbols == 0] = escape_run
+                positions = np.cumsum(steps, dtype=np.int32)[gaps.symbols != 0]
+            else:
+                positions = np.cumsum(gaps.symbols, dtype=np.int32)
+            positions -= 1
+        else:
+            positions = np.zeros(0, np.int64)
+    elif indices.count != elements:
+        raise indices.error("count", f"{indices.count} indices for {elements} elements.")
+    _decode_stream(indices)
+
+    channel_of = None
+    if n_books == 1:
+        if indices.hist.size > entry_counts[0] and indices.hist[entry_counts[0] :].any():
+            raise FormatError(
+                indices.data_offset,
+                indices.field + ".data",
+                f"index beyond the {entry_counts[0]} codebook entries.",
+            )
+    elif indices.count:
+        per_channel = elements // n_books
+        if sparse:
+            channel_of = positions // per_channel
+        else:
+            channel_of = np.repeat(np.arange(n_books), per_channel)
+        if not (indices.symbols < entry_counts[channel_of]).all():
+            raise FormatError(
+                indices.data_offset,
+                indices.field + ".data",
+                "index beyond its channel's codebook.",
+            )
+    return _Clustered(entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of)
+
+
+# =========================================================================== payloads (section 7)
+
+
+def _check_payload_crc(data, entry):
+    payload = data[entry.payload_offset : entry.payload_offset + entry.payload_size]
+    if zlib.crc32(payload) != entry.payload_crc32:
+        raise entry.error("payload_crc32", "payload checksum mismatch.")
+    return payload
+
+
+def _check_raw_size(entry):
+    if entry.payload_size != entry.size:
+        raise entry.error("payload_size", f"RAW payload must be {entry.size} bytes.")
+
+
+def _inflate(payload, entry):
+    """Inflate a ZLIB payload to exactly `entry.size` bytes, never more."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(payload, max(entry.size, 1))
+        if len(out) <= entry.size and not inflater.eof:  # the output is full: finish the trailer
+            out += inflater.decompress(inflater.unconsumed_tail, 1)
+    except zlib.error as exc:
+        raise FormatError(
+            entry.payload_offset,
+            entry.field("payload"),
+            f"zlib stream is invalid ({exc}).",
+        ) from None
+    if len(out) != entry.size or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+        raise FormatError(
+            entry.payload_offset,
+            entry.field("payload"),
+            f"zlib stream must inflate to exactly {entry.size} bytes and end with the payload.",
+        )
+    return out
+
+
+def _decode_into(data, entry, target):
+    """Decode segment `entry`'s payload into `target` (a uint8 array of entry.size)."""
+    payload = _check_payload_crc(data, entry)
+    if entry.encoding == RAW:
+        _check_raw_size(entry)
+        target[:] = np.frombuffer(payload, np.uint8)
+        return
+    if entry.encoding == ZLIB:
+        target[:] = np.frombuffer(_inflate(payload, entry), np.uint8)
+        return
+    parsed = _read_clustered(data, entry)
+    values = target.view(element_dtype(entry.esize))
+    if entry.encoding == CLUSTERED_SPARSE and parsed.background.any():  # R starts zeroed
+        values.reshape(parsed.background.size, -1)[:] = parsed.background[:, None]
+    if not parsed.indices.count:
+        return
+    symbols = parsed.indices.symbols
+    if parsed.channel_of is not None:
+        bases = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
+        symbols = bases[parsed.channel_of] + symbols
+    if entry.encoding == CLUSTERED_SPARSE:
+        values[parsed.positions] = parsed.entries[symbols]
+    else:
+        values[:] = parsed.entries[symbols]
+
+
+# =========================================================================== restoring (section 9)
+
+
+def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
+    """Rebuild the restored file R from its skeleton and sidecar.
+
+    Checks everything the format defines (`docs/bundle-format.md` section 10): header
+    and table CRCs, the skeleton's size and SHA-256 (so a skeleton from another
+    conversion is rejected), every payload's CRC and structure, and the SHA-256 of R.
+
+    Args:
+        skeleton: bytes-like, the skeleton file.
+        sidecar: bytes-like, the `.dcw` file.
+        max_restored_size: refuse bundles whose restored size exceeds this many bytes
+            (checked before allocating). Defaults to 2^31 − 1, the format's limit.
+
+    Returns:
+        The restored file as `bytes`.
+
+    Raises:
+        FormatError: malformed or mismatched input; `.offset` and `.field` say where.
+    """
+    data, header = _parse_header(sidecar, max_restored_size)
+    h = header.fields
+    skeleton = memoryview(skeleton).cast("B")
+    if len(skeleton) != h.skeleton_size:
+        raise HEADER.error(
+            "skeleton_size", f"the skeleton has {len(skeleton)} bytes, the sidecar expects {h.skeleton_size}.")
+    if hashlib.sha256(skeleton).digest() != h.skeleton_sha256:
+        raise HEADER.error("skeleton_sha256", "the skeleton does not belong to this sidecar (SHA-256 mismatch).")
+    out = np.zeros(h.restored_size, np.uint8)  # calloc: untouched pages cost nothing
+    skel = np.frombuffer(skeleton, np.uint8)
+    s = r = 0
+    for entry in header.entries:
+        gap = entry.offset - r
+        out[r : entry.offset] = skel[s : s + gap]
+        s += gap
+        _decode_into(data, entry, out[entry.offset : entry.offset + entry.size])
+        r = entry.offset + entry.size
+    out[r:] = skel[s:]
+    if hashlib.sha256(out).digest() != h.restored_sha256:
+        raise HEADER.error("restored_sha256", "the restored file's SHA-256 does not match.")
+    return out.tobytes()
+
+
+# =========================================================================== inspecting
+
+
+def _clustered_figures(parsed):
+    """The `SegmentStats` figures of a parsed clustered payload's codebooks and streams."""
+    figures = {
+        "codebooks": int(parsed.entry_counts.size),
+        "codebook_entries": int(parsed.entry_counts.sum()),
+        "escape_run": int(parsed.escape_run),
+        "index_count": parsed.indices.count,
+        "index_bits": parsed.indices.nbits,
+        "index_entropy_bits_total": huffman.entropy_bits(parsed.indices.hist),
+    }
+    if parsed.gaps is not None:
+        figures.update(
+            gap_count=parsed.gaps.count,
+            gap_bits=parsed.gaps.nbits,
+            gap_entropy_bits_total=huffman.entropy_bits(parsed.gaps.hist),
+        )
+    return figures
+
+
+def _clustered_nonzeros(parsed, entry):
+    """Non-zero values of a parsed clustered segment, background included."""
+    book_start = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
+    symbols = parsed.indices.symbols.astype(np.int64)
+    if parsed.channel_of is not None:
+        symbols = symbols + book_start[parsed.channel_of]
+    nonzeros = count_nonzero(parsed.entries[symbols], entry.dtype)
+    elements = entry.size // entry.esize
+    if entry.encoding == CLUSTERED_SPARSE and elements:  # plus the background
+        n_books = parsed.background.size
+        per_book = elements // n_books
+        emitted = np.bincount(parsed.positions // per_book, minlength=n_books)
+        nonzeros += int(np.dot(per_book - emitted, nonzero_mask(parsed.background, entry.dtype)))
+    return nonzeros
+
+
+def _segment_stats(data, entry):
+    payload = _check_payload_crc(data, entry)
+    figures = {}
+    uint = element_dtype(entry.esize)
+    if entry.encoding == RAW:
+        _check_raw_size(entry)
+        nonzeros = count_nonzero(np.frombuffer(payload, uint), entry.dtype)
+    elif entry.encoding == ZLIB:
+        nonzeros = count_nonzero(np.frombuffer(_inflate(payload, entry), uint), entry.dtype)
+    else:
+        parsed = _read_clustered(data, entry)
+        figures = _clustered_figures(parsed)
+        nonzeros = _clustered_nonzeros(parsed, entry)
+    return SegmentStats.of_segment(
+        entry.name, entry.offset, entry.size, entry.dtype, entry.channels,
+        encoding=ENCODING_NAMES[entry.encoding], nonzeros=nonzeros, payload_bytes=entry.payload_size, **figures)
+
+
+def inspect(sidecar):
+    """Header fields and per-segment statistics of a sidecar (for `keras-dc inspect`).
+
+    Verifies the sidecar's own checksums and decodes every stream (the skeleton is not
+    needed, so the SHA-256 checks of `restore` are not made).
+
+    Returns:
+        A JSON-ready dict with `version`, `restored_size`, `skeleton_size`,
+        `payload_size`, `sidecar_size`, `segment_count`, `restored_sha256` and
+        `skeleton_sha256` (hex), and `segments`: one `SegmentStats.to_dict()` per
+        segment (the keys of `build_bundle`'s stats).
+
+    Raises:
+        FormatError: malformed input; `.offset` and `.field` say where.
+    """
+    data, header = _parse_header(sidecar, MAX_RESTORED_SIZE)
+    h = header.fields
+    return {
+        "version": f"{VERSION_MAJOR}.{h.version_minor}",
+        "restored_size": h.restored_size,
+        "skeleton_size": h.skeleton_size,
+        "payload_size": h.payload_size,
+        "sidecar_size": len(data),
+        "segment_count": h.segment_count,
+        "restored_sha256": h.restored_sha256.hex(),
+        "skeleton_sha256": h.skeleton_sha256.hex(),
+        "segments": [_segment_stats(data, entry).to_dict() for entry in header.entries],
+    }

@@ -1,0 +1,471 @@
+"""Writer of the keras-dc bundle: splits a restored file into skeleton and sidecar.
+
+The reference encoder of `docs/bundle-format.md` (its choices: section 13). A restored
+file R is described by sorted, non-overlapping byte ranges (`Segment`s) holding weight
+buffers; the skeleton is R with those ranges cut out (section 1), and the sidecar holds
+each range as the smallest of its candidate payloads (section 7): the values grouped
+into codebooks (7.3), a background and escape run for the sparse encoding (7.4), the
+gap and index symbols as HuffmanStreams (section 6, coded by `converters.huffman`),
+or zlib (7.2), or the raw bytes (7.1). Offsets, struct layouts and codes come from
+`converters.format`; the figures of each choice are a `converters.stats.SegmentStats`.
+
+    skeleton, sidecar, stats = build_bundle(tflite_bytes, segments)
+    assert converters.decoder.restore(skeleton, sidecar) == tflite_bytes
+"""
+
+import dataclasses
+import hashlib
+import heapq
+import zlib
+
+import numpy as np
+
+from converters import huffman
+from converters.format import (
+    CLUSTERED_DENSE,
+    CLUSTERED_SPARSE,
+    CODEBOOK_COUNT,
+    DTYPES,
+    ENCODING_NAMES,
+    ENCODINGS,
+    ENTRY,
+    ENTRY_COUNT,
+    ENTRY_SIZE,
+    ESCAPE_RUN,
+    HEADER,
+    HEADER_CRC,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_CHANNELS,
+    MAX_CODEBOOK,
+    MAX_CODEBOOK_COUNT,
+    MAX_ESCAPE_RUN,
+    MAX_RESTORED_SIZE,
+    RAW,
+    STREAM,
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    ZLIB,
+    element_dtype,
+    lengths_size,
+    pack_lengths,
+)
+from converters.stats import SegmentStats, count_nonzero
+
+__all__ = ["Segment", "build_bundle"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """One weight buffer of the restored file (the encoder's input).
+
+    Attributes:
+        offset: byte offset of the buffer in the restored file R.
+        size: byte length.
+        dtype: element type: one of `format.DTYPES` ("float32", "float16", "int8",
+            "uint8", "int16", "int32", "int64", or "bytes" for opaque data).
+        channels: > 1 when the data splits into `channels` equal contiguous slices
+            (output channels) that may each get their own codebook. Defaults to `1`.
+        name: tensor name, stored for reports. Defaults to `""`.
+    """
+
+    offset: int
+    size: int
+    dtype: str
+    channels: int = 1
+    name: str = ""
+
+
+def _check_segments(restored, segments):
+    if not isinstance(segments, (list, tuple)):
+        raise TypeError(f"segments must be a list of Segment, got {type(segments).__name__}.")
+    end = 0
+    for i, seg in enumerate(segments):
+        if not isinstance(seg, Segment):
+            raise TypeError(f"segments[{i}] must be a Segment, got {type(seg).__name__}.")
+        if seg.dtype not in DTYPES:
+            raise ValueError(f"segments[{i}].dtype {seg.dtype!r} is not one of {sorted(DTYPES)}.")
+        for attr in ("offset", "size", "channels"):
+            value = getattr(seg, attr)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"segments[{i}].{attr} must be a non-negative int, got {value!r}.")
+        if seg.channels < 1 or seg.channels > MAX_CHANNELS:
+            raise ValueError(f"segments[{i}].channels must be in 1..2^32−1, got {seg.channels}.")
+        if not isinstance(seg.name, str):
+            raise TypeError(f"segments[{i}].name must be a str, got {type(seg.name).__name__}.")
+        esize = DTYPES[seg.dtype][1]
+        if seg.size % (seg.channels * esize):
+            raise ValueError(
+                f"segments[{i}] ({seg.name!r}): size {seg.size} is not a multiple of "
+                f"channels × element size = {seg.channels} × {esize}."
+            )
+        if seg.offset < end:
+            raise ValueError(
+                f"segments[{i}] ({seg.name!r}) at offset {seg.offset} overlaps or precedes the previous "
+                f"segment, which ends at {end}; pass segments sorted by offset and non-overlapping."
+            )
+        if seg.offset + seg.size > len(restored):
+            raise ValueError(
+                f"segments[{i}] ({seg.name!r}) [{seg.offset}, {seg.offset + seg.size}) exceeds the "
+                f"restored file's "
+                f"{len(restored)} bytes."
+            )
+        end = seg.offset + seg.size
+
+
+def _sort_order(values, book, n_books, equal_slices):
+    """An order sorting the elements by (book, value), `book` being non-decreasing.
+
+    Ties may come in any order (the grouping does not depend on it), but NumPy's stable
+    sort is the faster one here: pruned weights hold long runs of one value.
+    """
+    if n_books == 1:
+        return np.argsort(values, kind="stable")
+    if equal_slices:  # element i is in book i // per_book: sort each row
+        per_book = values.size // n_books
+        order = np.argsort(values.reshape(n_books, per_book), axis=1, kind="stable")
+        order += (np.arange(n_books) * per_book)[:, None]
+        return order.ravel()
+    if values.dtype.itemsize <= 4:
+        key = (book.astype(np.uint64) << np.uint64(32)) | values.astype(np.uint64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((values, book))
+
+
+def _groups(values, book, n_books, equal_slices=False):
+    """Group equal (book, value) pairs: per-element group id, and per group its value,
+    book and count. Groups are numbered by book, then by value. `equal_slices`: book
+    of element i is i // (values.size // n_books)."""
+    order = _sort_order(values, book, n_books, equal_slices)
+    sorted_values = values[order]
+    new = np.ones(values.size, bool)
+    new[1:] = sorted_values[1:] != sorted_values[:-1]
+    if n_books > 1:
+        sorted_books = book[order]
+        new[1:] |= sorted_books[1:] != sorted_books[:-1]
+        group_book = sorted_books[new]
+    else:
+        group_book = np.zeros(int(new.sum()), np.int64)
+    group_sorted = np.cumsum(new) - 1
+    group = np.empty(values.size, np.int64)
+    group[order] = group_sorted
+    return group, sorted_values[new], group_book, np.bincount(group_sorted)
+
+
+def _by_use(group_value, group_book, group_count):
+    """Group order by book, then decreasing count, then increasing value."""
+    return np.lexsort((group_value, -group_count, group_book))
+
+
+def _cluster(values, n_books, sparse):
+    """Codebooks of `values` split into `n_books` equal slices, or None if > 256 each.
+
+    Returns (entry_counts, entries, symbols, kept, background): each codebook ordered by
+    decreasing use, ties by value; `symbols` indexes the element's own codebook. With
+    `sparse`, each slice's most frequent value (ties: smallest) is its background, left
+    out of the codebook; `kept` are the positions of the other elements.
+    """
+    per_book = values.size // n_books
+    book = None if n_books == 1 else np.arange(values.size) // per_book
+    kept = background = None
+    if sparse:
+        zero = values == 0
+        zeros_per_book = zero.reshape(n_books, per_book).sum(axis=1)
+        if (2 * zeros_per_book > per_book).all():  # zero is a majority: no sort needed
+            background = np.zeros(n_books, values.dtype)
+            kept = np.flatnonzero(~zero)
+        else:
+            group, group_value, group_book, group_count = _groups(values, book, n_books, True)
+            ranked = _by_use(group_value, group_book, group_count)
+            first = np.ones(ranked.size, bool)
+            first[1:] = group_book[ranked][1:] != group_book[ranked][:-1]
+            background_groups = ranked[first]  # one per book, in book order
+            background = group_value[background_groups]
+            is_background = np.zeros(group_value.size, bool)
+            is_background[background_groups] = True
+            kept = np.flatnonzero(~is_background[group])
+        values = values[kept]
+        book = None if n_books == 1 else kept // per_book
+    if not values.size:
+        return np.zeros(n_books, np.int64), values[:0], np.zeros(0, np.int64), kept, background
+    group, group_value, group_book, group_count = _groups(values, book, n_books, not sparse)
+    entry_counts = np.bincount(group_book, minlength=n_books)
+    if entry_counts.max() > MAX_CODEBOOK:
+        return None
+    ranked = _by_use(group_value, group_book, group_count)
+    book_start = np.concatenate([[0], np.cumsum(entry_counts)[:-1]])
+    rank = np.empty(group_value.size, np.int64)
+    rank[ranked] = np.arange(group_value.size) - book_start[group_book[ranked]]
+    return entry_counts, group_value[ranked], rank[group], kept, background
+
+
+def _stream_bytes(symbols):
+    """HuffmanStream bytes for `symbols` (section 6), plus its nbits and total entropy in bits."""
+    if not symbols.size:
+        return STREAM.pack(count=0, nbits=0, alphabet=0), 0, 0.0
+    hist = np.bincount(symbols)
+    lengths = huffman.code_lengths(hist, reserve=True)
+    data, nbits = huffman.encode(symbols, lengths)
+    return (
+        STREAM.pack(count=symbols.size, nbits=nbits, alphabet=lengths.size) + pack_lengths(lengths) + data,
+        nbits,
+        huffman.entropy_bits(hist),
+    )
+
+
+def _stream_cost_bits(hist):
+    """Size in bits of a HuffmanStream with this histogram (for choosing parameters).
+
+    Uses the unlimited Huffman code with the reserved leaf (a heap over the used
+    symbols): exact unless the 15-bit limit binds, which only matters for the choice.
+    """
+    used = np.flatnonzero(hist)
+    if not used.size:
+        return 8 * STREAM.size
+    heap = [0] + sorted(int(c) for c in hist[used])  # 0: the reserved codeword
+    bits = 0
+    while len(heap) > 1:
+        merged = heapq.heappop(heap) + heapq.heappop(heap)
+        bits += merged
+        heapq.heappush(heap, merged)
+    return 8 * (STREAM.size + lengths_size(int(used[-1]) + 1)) + 8 * ((bits + 7) // 8)
+
+
+def _gap_histogram(run_values, run_counts, escape_run):
+    hist = np.bincount(run_values % escape_run + 1, weights=run_counts, minlength=escape_run + 1).astype(
+        np.int64,
+    )
+    hist[0] = int(np.dot(run_values // escape_run, run_counts))
+    return hist
+
+
+_ESCAPE_RUN_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 255)
+
+
+def _choose_escape_run(runs):
+    """The escape run E in 1..255 giving the smallest gap stream.
+
+    Exact HuffmanStream sizes on a coarse grid, then a hill climb in steps of 1 from
+    the best grid point (ties go to the larger E: fewer symbols to decode).
+    """
+    run_values, run_counts = np.unique(runs, return_counts=True)
+    costs = {}
+
+    def cost(e):
+        if e not in costs:
+            costs[e] = _stream_cost_bits(_gap_histogram(run_values, run_counts, e))
+        return costs[e]
+
+    best = min(_ESCAPE_RUN_GRID, key=lambda e: (cost(e), -e))
+    for direction in (1, -1):
+        e = best
+        while 1 <= e + direction <= MAX_ESCAPE_RUN and cost(e + direction) <= cost(e):
+            e += direction
+        if (cost(e), -e) < (cost(best), -best):
+            best = e
+    return best
+
+
+def _gap_symbols(runs, escape_run):
+    escapes = runs // escape_run
+    last = (runs % escape_run + 1).astype(np.int64)
+    if not escapes.any():
+        return last
+    total = runs.size + int(escapes.sum())
+    symbols = np.zeros(total, np.int64)
+    ends = np.cumsum(escapes + 1) - 1  # each run's final symbol; escapes (0) precede it
+    symbols[ends] = last
+    return symbols
+
+
+def _clustered_payload(values, esize, n_books, sparse):
+    clustered = _cluster(values, n_books, sparse)
+    if clustered is None:
+        return None
+    entry_counts, entries, symbols, kept, background = clustered
+    parts = [
+        CODEBOOK_COUNT.pack(n_books),
+        entry_counts.astype(ENTRY_COUNT.dtype).tobytes(),
+        entries.astype(element_dtype(esize)).tobytes(),
+    ]
+    gap = (b"", 0, 0.0)
+    escape_run = 0
+    if sparse:
+        parts.append(background.astype(element_dtype(esize)).tobytes())
+        runs = np.diff(kept, prepend=-1) - 1
+        escape_run = _choose_escape_run(runs) if runs.size else 1
+        gap = _stream_bytes(_gap_symbols(runs, escape_run))
+        parts.append(ESCAPE_RUN.pack(escape_run))
+        parts.append(gap[0])
+    index = _stream_bytes(symbols)
+    parts.append(index[0])
+    figures = {
+        "codebooks": n_books,
+        "codebook_entries": int(entry_counts.sum()),
+        "escape_run": escape_run,
+        "index_count": int(symbols.size),
+        "index_bits": index[1],
+        "index_entropy_bits_total": index[2],
+    }
+    if sparse:
+        figures.update(
+            gap_count=int((runs // escape_run).sum() + runs.size),
+            gap_bits=gap[1],
+            gap_entropy_bits_total=gap[2],
+        )
+    return b"".join(parts), figures
+
+
+# ZLIB is tried exactly on segments up to this size. Above it, a sample of evenly
+# spaced chunks estimates zlib's size first (zlib's window is 32 KiB, so 64 KiB chunks
+# see nearly what the whole stream sees), and the full compression is skipped when a
+# clustered payload is already `_ZLIB_SKIP_MARGIN` times smaller than the estimate
+# (the sample's estimate was within a few % on ResNet50's kernels). zlib -9 of every
+# large buffer was half of the encoding time of ResNet50 (BENCHMARKS.md, section 5).
+_ZLIB_SAMPLE_CHUNK = 1 << 16
+_ZLIB_SAMPLE_CHUNKS = 16
+_ZLIB_SKIP_MARGIN = 1.25
+
+
+def _zlib_estimate(raw, level):
+    """Estimated zlib size of `raw` from evenly spaced chunks, or None if it is small."""
+    n = len(raw)
+    sampled = _ZLIB_SAMPLE_CHUNK * _ZLIB_SAMPLE_CHUNKS
+    if n <= 2 * sampled:
+        return None
+    starts = np.linspace(0, n - _ZLIB_SAMPLE_CHUNK, _ZLIB_SAMPLE_CHUNKS).astype(np.int64)
+    packed = sum(len(zlib.compress(raw[s : s + _ZLIB_SAMPLE_CHUNK], level)) for s in starts)
+    return packed * n / sampled
+
+
+def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
+    """Smallest payload among the allowed, applicable encodings (ties: lower code).
+
+    With `zlib_estimate`, ZLIB is skipped on a large segment whose best clustered
+    payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size.
+    """
+    esize = DTYPES[seg.dtype][1]
+    values = np.frombuffer(raw, element_dtype(esize))
+    candidates = [(len(raw), RAW, 0, raw, {})]
+    books = [1]
+    if per_channel and 1 < seg.channels <= MAX_CODEBOOK_COUNT:
+        books.append(seg.channels)
+    too_many = set()  # codebook counts for which a slice has > 256 values besides its background
+    for encoding in (CLUSTERED_SPARSE, CLUSTERED_DENSE):
+        if encoding not in allowed or not values.size:
+            continue
+        for n_books in books:
+            if n_books in too_many:  # then that slice has > 256 values in all: no dense codebook
+                continue
+            result = _clustered_payload(values, esize, n_books, encoding == CLUSTERED_SPARSE)
+            if result is not None:
+                candidates.append((len(result[0]), encoding, n_books, result[0], result[1]))
+            elif encoding == CLUSTERED_SPARSE:
+                too_many.add(n_books)
+    if ZLIB in allowed:
+        best = min(c[0] for c in candidates)
+        estimate = _zlib_estimate(raw, zlib_level) if zlib_estimate else None
+        if estimate is None or _ZLIB_SKIP_MARGIN * best >= estimate:
+            packed = zlib.compress(raw, zlib_level)
+            candidates.append((len(packed), ZLIB, 0, packed, {}))
+    size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
+    stats = SegmentStats.of_segment(
+        seg.name, seg.offset, seg.size, seg.dtype, seg.channels,
+        encoding=ENCODING_NAMES[encoding], nonzeros=count_nonzero(values, seg.dtype), payload_bytes=size, **extra)
+    return encoding, payload, stats
+
+
+def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_level=9,
+                 zlib_estimate=True):
+    """Split `restored` into a skeleton and a compressed sidecar.
+
+    Each segment gets the smallest payload among the applicable encodings
+    (`docs/bundle-format.md` section 7): CLUSTERED_SPARSE / CLUSTERED_DENSE when it has
+    at most 256 distinct values (compared as bit patterns; per channel when
+    `per_channel` and one codebook would be too large or larger), ZLIB, and RAW. Same
+    input, same bytes.
+
+    Args:
+        restored: bytes-like, the runnable file R (at most 2^31 − 1 bytes).
+        segments: list of `Segment`, sorted by offset and non-overlapping.
+        encodings: names from `ENCODINGS` the encoder may choose among; RAW is always
+            allowed. Defaults to all of them.
+        per_channel: also try one codebook per channel for segments with
+            `channels > 1`. Defaults to `True`.
+        zlib_level: zlib compression level of the ZLIB encoding, 0..9. Defaults to `9`.
+        zlib_estimate: on segments over 2 MiB, estimate zlib's size from a 1 MiB
+            sample and skip the full compression when a clustered payload is at
+            least 1.25 times smaller than the estimate (ZLIB could then win only
+            on data whose sample misrepresents it). `False` always compresses fully,
+            as before (for comparisons). Defaults to `True`.
+
+    Returns:
+        `(skeleton, sidecar, stats)`: two `bytes` objects and one
+        `converters.stats.SegmentStats` per segment.
+
+    Raises:
+        ValueError, TypeError: invalid arguments (the message says which segment).
+    """
+    restored = memoryview(restored).cast("B")
+    if len(restored) > MAX_RESTORED_SIZE:
+        raise ValueError(
+            f"restored file has {len(restored)} bytes; the format allows at most {MAX_RESTORED_SIZE}.",
+        )
+    _check_segments(restored, segments)
+    if encodings is None:
+        allowed = set(ENCODINGS.values())
+    else:
+        unknown = [e for e in encodings if e not in ENCODINGS]
+        if unknown:
+            raise ValueError(f"unknown encodings {unknown}; choose from {sorted(ENCODINGS)}.")
+        allowed = {ENCODINGS[e] for e in encodings} | {RAW}
+    if not isinstance(zlib_level, int) or not 0 <= zlib_level <= 9:
+        raise ValueError(f"zlib_level must be an int in 0..9, got {zlib_level!r}.")
+
+    skeleton_parts, entries, payloads, names, stats = [], [], [], [], []
+    cursor = name_cursor = 0
+    for seg in segments:
+        skeleton_parts.append(restored[cursor : seg.offset])
+        raw = restored[seg.offset : seg.offset + seg.size]
+        encoding, payload, seg_stats = _encode_segment(raw, seg, allowed, per_channel, zlib_level,
+                                                       zlib_estimate)
+        name = seg.name.encode("utf-8")
+        entries.append(
+            ENTRY.pack(
+                offset=seg.offset,
+                size=seg.size,
+                payload_size=len(payload),
+                payload_crc32=zlib.crc32(payload),
+                channels=seg.channels,
+                name_offset=name_cursor,
+                name_size=len(name),
+                dtype=DTYPES[seg.dtype][0],
+                encoding=encoding,
+            )
+        )
+        names.append(name)
+        name_cursor += len(name)
+        payloads.append(payload)
+        stats.append(seg_stats)
+        cursor = seg.offset + seg.size
+    skeleton_parts.append(restored[cursor:])
+    skeleton = b"".join(skeleton_parts)
+    table = b"".join(entries) + b"".join(names)
+    payload_area = b"".join(payloads)
+    header = HEADER.pack(
+        magic=MAGIC,
+        version_major=VERSION_MAJOR,
+        version_minor=VERSION_MINOR,
+        header_size=HEADER_SIZE,
+        segment_count=len(segments),
+        entry_size=ENTRY_SIZE,
+        names_size=name_cursor,
+        payload_size=len(payload_area),
+        restored_size=len(restored),
+        skeleton_size=len(skeleton),
+        restored_sha256=hashlib.sha256(restored).digest(),
+        skeleton_sha256=hashlib.sha256(skeleton).digest(),
+        table_crc32=zlib.crc32(table),
+    )
+    header += HEADER_CRC.pack(zlib.crc32(header))  # the last field: CRC of all before it
+    return skeleton, header + table + payload_area, stats

@@ -1,0 +1,283 @@
+"""Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
+
+Mirrors `docs/bundle-format.md` version 1.0: every fixed structure is written here once,
+as the list of its fields (name and struct code) in the order of the spec's table, and
+the offsets, sizes and struct strings that the decoder and the encoder use are derived
+from that list:
+
+- section 2: little-endian integers, no padding (section 11, "No alignment");
+- section 4: `HEADER` (fixed fields) and `HEADER_CRC` (the header's last 4 bytes);
+- section 5: `ENTRY` (one segment-table entry) and the `DTYPES` table;
+- section 6: `STREAM` (the fixed part of a HuffmanStream) and its nibble-packed
+  `lengths` (`pack_lengths`, `unpack_lengths`);
+- section 7: the `ENCODINGS` codes and the codebook fields (`CODEBOOK_COUNT`,
+  `ENTRY_COUNT`, `ESCAPE_RUN`, `element_dtype`);
+- section 10: `FormatError` and the limits that bound every allocation.
+
+Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
+`converters.encoder` writes one, both through these definitions.
+"""
+
+import collections
+import dataclasses
+import functools
+import struct
+
+import numpy as np
+
+__all__ = [
+    "CLUSTERED_DENSE",
+    "CLUSTERED_SPARSE",
+    "CODEBOOK_COUNT",
+    "DTYPES",
+    "DTYPE_BY_CODE",
+    "ENCODINGS",
+    "ENCODING_NAMES",
+    "ENTRY",
+    "ENTRY_COUNT",
+    "ENTRY_SIZE",
+    "ESCAPE_RUN",
+    "HEADER",
+    "HEADER_CRC",
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_ALPHABET",
+    "MAX_CHANNELS",
+    "MAX_CODEBOOK",
+    "MAX_CODEBOOK_COUNT",
+    "MAX_ENTRY_SIZE",
+    "MAX_ESCAPE_RUN",
+    "MAX_HEADER_SIZE",
+    "MAX_RESTORED_SIZE",
+    "RAW",
+    "STREAM",
+    "VERSION_MAJOR",
+    "VERSION_MINOR",
+    "ZLIB",
+    "Field",
+    "FormatError",
+    "Layout",
+    "element_dtype",
+    "lengths_size",
+    "pack_lengths",
+    "unpack_lengths",
+]
+
+
+class FormatError(ValueError):
+    """A malformed bundle: names the sidecar byte `offset` and the `field` (section 10).
+
+    Attributes:
+        offset: byte offset in the sidecar of the offending field (or of the byte
+            where decoding failed).
+        field: field name as in `docs/bundle-format.md`, e.g.
+            `segment[2].indices.nbits`.
+    """
+
+    def __init__(self, offset, field, message):
+        self.offset = int(offset)
+        self.field = field
+        super().__init__(f"{field} (byte {self.offset}): {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One fixed-size little-endian field of a spec table.
+
+    Attributes:
+        name: the field's name in `docs/bundle-format.md`.
+        code: its `struct` format code without byte order: `"B"`, `"H"`, `"I"`, `"Q"`
+            for u8 … u64, `"32s"` for 32 bytes, `"6x"` for reserved bytes.
+        offset: byte offset of the field in its structure. Defaults to `0` (a field
+            read or written on its own, at a position only known at run time).
+    """
+
+    name: str
+    code: str
+    offset: int = 0
+
+    @functools.cached_property
+    def struct(self):
+        return struct.Struct("<" + self.code)
+
+    @property
+    def size(self):
+        return self.struct.size
+
+    @property
+    def end(self):
+        """Offset of the first byte after the field in its structure."""
+        return self.offset + self.size
+
+    @property
+    def dtype(self):
+        """The NumPy dtype of an array of this (integer) field, e.g. `u16[C]`."""
+        return np.dtype("<" + self.code)
+
+    def pack(self, value):
+        return self.struct.pack(value)
+
+    def unpack_from(self, data, base=0):
+        """The field's value in `data`, the structure starting at `base`."""
+        return self.struct.unpack_from(data, base + self.offset)[0]
+
+    def pack_into(self, buffer, base, value):
+        """Write `value` into `buffer`, the structure starting at `base`."""
+        self.struct.pack_into(buffer, base + self.offset, value)
+
+    def error(self, message, base=0, prefix=""):
+        """A `FormatError` naming this field, its structure starting at file offset `base`."""
+        return FormatError(base + self.offset, prefix + self.name, message)
+
+
+class Layout:
+    """A structure of consecutive fields, packed without padding (one table of the spec).
+
+    `layout["name"]` is the `Field` with its offset; `pack` and `unpack_from` move the
+    whole structure (reserved bytes are written as zeros and not returned).
+    """
+
+    def __init__(self, title, fields):
+        self.title = title
+        offset = 0
+        placed = []
+        for name, code in fields:
+            placed.append(Field(name, code, offset))
+            offset = placed[-1].end
+        self.fields = tuple(placed)
+        self._by_name = {f.name: f for f in placed}
+        self.struct = struct.Struct("<" + "".join(code for _, code in fields))
+        self.size = self.struct.size
+        self.Values = collections.namedtuple(title, [f.name for f in placed if not f.code.endswith("x")])
+
+    def __getitem__(self, name):
+        return self._by_name[name]
+
+    def pack(self, *args, **kwargs):
+        """The structure's bytes; every field but the reserved ones must be given."""
+        return self.struct.pack(*self.Values(*args, **kwargs))
+
+    def unpack_from(self, data, base=0):
+        """The fields' values (a namedtuple) of the structure at `base` of `data`."""
+        return self.Values._make(self.struct.unpack_from(data, base))
+
+    def error(self, name, message, base=0, prefix=""):
+        """A `FormatError` naming field `name`, the structure starting at file offset `base`."""
+        return self[name].error(message, base, prefix)
+
+
+# --------------------------------------------------------------------------- section 4
+
+MAGIC = b"KDCW"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+
+# The header's fields at fixed offsets; a newer minor version may add fields after
+# them (section 4.1), before the CRC.
+HEADER = Layout("Header", [
+    ("magic", "4s"),
+    ("version_major", "H"),
+    ("version_minor", "H"),
+    ("header_size", "I"),
+    ("segment_count", "I"),
+    ("entry_size", "I"),
+    ("names_size", "I"),
+    ("payload_size", "Q"),
+    ("restored_size", "Q"),
+    ("skeleton_size", "Q"),
+    ("restored_sha256", "32s"),
+    ("skeleton_sha256", "32s"),
+    ("table_crc32", "I"),
+])
+# Always the last four bytes of the header: at file offset `header_size − 4`.
+HEADER_CRC = Field("header_crc32", "I")
+HEADER_SIZE = HEADER.size + HEADER_CRC.size  # 120 in v1.0
+MAX_HEADER_SIZE = 65536
+MAX_RESTORED_SIZE = 2**31 - 1
+
+# --------------------------------------------------------------------------- section 5
+
+ENTRY = Layout("Entry", [
+    ("offset", "Q"),
+    ("size", "Q"),
+    ("payload_size", "Q"),
+    ("payload_crc32", "I"),
+    ("channels", "I"),
+    ("name_offset", "I"),
+    ("name_size", "I"),
+    ("dtype", "B"),
+    ("encoding", "B"),
+    ("reserved", "6x"),
+])
+ENTRY_SIZE = ENTRY.size  # 48 in v1.0
+MAX_ENTRY_SIZE = 65536
+MAX_CHANNELS = 2**32 - 1  # channels is a u32
+
+# dtype name -> (code, element size `esize` in bytes)
+DTYPES = {
+    "bytes": (0, 1),
+    "float32": (1, 4),
+    "float16": (2, 2),
+    "int8": (3, 1),
+    "uint8": (4, 1),
+    "int16": (5, 2),
+    "int32": (6, 4),
+    "int64": (7, 8),
+}
+DTYPE_BY_CODE = {code: (name, size) for name, (code, size) in DTYPES.items()}
+
+# --------------------------------------------------------------------------- section 6
+
+STREAM = Layout("HuffmanStream", [  # fixed part; `lengths` and `data` follow
+    ("count", "Q"),
+    ("nbits", "Q"),
+    ("alphabet", "H"),
+])
+MAX_ALPHABET = 256
+
+
+def lengths_size(alphabet):
+    """Bytes of the `lengths` field of a stream with `alphabet` code lengths (two per byte)."""
+    return (alphabet + 1) // 2
+
+
+_NIBBLES = np.stack([np.arange(256) & 15, np.arange(256) >> 4], axis=1).astype(np.uint8)  # byte -> (low, high)
+
+
+def unpack_lengths(packed):
+    """Both nibbles of each `lengths` byte, low nibble (the even symbol) first."""
+    return _NIBBLES[np.frombuffer(packed, np.uint8)].ravel()
+
+
+def pack_lengths(lengths):
+    """The `lengths` field's bytes: symbol 2k in the low nibble of byte k, 2k+1 in the high."""
+    padded = np.zeros(lengths.size + lengths.size % 2, np.uint8)
+    padded[: lengths.size] = lengths
+    return (padded[0::2] | (padded[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+# --------------------------------------------------------------------------- section 7
+
+RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE = 0, 1, 2, 3
+ENCODINGS = {
+    "RAW": RAW,
+    "ZLIB": ZLIB,
+    "CLUSTERED_SPARSE": CLUSTERED_SPARSE,
+    "CLUSTERED_DENSE": CLUSTERED_DENSE,
+}
+ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
+
+# Clustered payloads (7.3, 7.4): fields at offsets that depend on the payload.
+CODEBOOK_COUNT = Field("codebook_count", "H")
+ENTRY_COUNT = Field("entry_count", "H")  # u16[codebook_count]
+ESCAPE_RUN = Field("escape_run", "B")
+MAX_CODEBOOK_COUNT = 65535  # codebook_count is a u16
+MAX_CODEBOOK = 256  # entries per codebook
+MAX_ESCAPE_RUN = 255
+
+_ELEMENT_DTYPES = {size: np.dtype(f"<u{size}") for size in (1, 2, 4, 8)}
+
+
+def element_dtype(esize):
+    """NumPy dtype of an element's bit pattern (codebook entries, background values)."""
+    return _ELEMENT_DTYPES[esize]
