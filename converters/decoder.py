@@ -81,7 +81,7 @@ class _Reader:
         return layout.unpack_from(self.data, start)
 
 
-# =========================================================================== tables (sections 4, 5, 8)
+# --- tables (sections 4, 5, 8)
 
 
 @dataclasses.dataclass
@@ -211,7 +211,7 @@ def _parse_header(sidecar, max_restored_size):
     return data, _Header(h, entries)
 
 
-# =========================================================================== HuffmanStream (section 6)
+# --- HuffmanStream (section 6)
 
 
 @dataclasses.dataclass
@@ -285,7 +285,7 @@ def _decode_stream(stream):
     return stream
 
 
-# =========================================================================== clustered payloads (section 7.3–7.6)
+# --- clustered payloads (section 7.3–7.6)
 
 
 @dataclasses.dataclass
@@ -401,7 +401,7 @@ def _read_clustered(data, entry):
     return _Clustered(entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of)
 
 
-# =========================================================================== payloads (section 7)
+# --- payloads (section 7)
 
 
 def _check_payload_crc(data, entry):
@@ -464,7 +464,7 @@ def _decode_into(data, entry, target):
         values[:] = parsed.entries[symbols]
 
 
-# =========================================================================== restoring (section 9)
+# --- restoring (section 9)
 
 
 def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
@@ -509,7 +509,7 @@ def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
     return out.tobytes()
 
 
-# =========================================================================== inspecting
+# --- inspecting
 
 
 def _clustered_figures(parsed):
