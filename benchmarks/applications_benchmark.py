@@ -33,9 +33,9 @@ The cost curve fits, by least squares over all models, conversion wall seconds
 against millions of parameters and peak-memory growth against parameter bytes,
 and prints the slopes, intercepts and R².
 
-    python benchmarks/applications_benchmark.py            # all models, ~20 min on 2 cores
-    python benchmarks/applications_benchmark.py --smoke    # tiny Transformer + MobileNetV2(alpha=0.35) at 32×32
-    python benchmarks/applications_benchmark.py --models=resnet50,mlp_2048 --json_out=out/apps.json
+    python -m benchmarks.applications_benchmark            # all models, ~20 min on 2 cores
+    python -m benchmarks.applications_benchmark --smoke    # tiny Transformer + MobileNetV2(alpha=0.35) at 32×32
+    python -m benchmarks.applications_benchmark --models=resnet50,mlp_2048 --json_out=out/apps.json
 """
 
 import gc
@@ -49,14 +49,12 @@ import tempfile
 import time
 import traceback
 
+import numpy as np
+from absl import app, flags
+
+from benchmarks._common import machine_info, memory_kib, module_command, reset_peak_rss, run_child
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from benchmarks._common import machine_info, memory_kib, reset_peak_rss, run_child  # noqa: E402
 
 MLP_WIDTHS = (1024, 2048, 4096)
 ALL_MODELS = ("transformer", "mobilenet_v2", "efficientnet_b0", "resnet50") + tuple(f"mlp_{h}" for h in MLP_WIDTHS)
@@ -289,7 +287,8 @@ def worker(names, directory):
 
 
 def run_worker(names, directory):
-    cmd = [sys.executable, os.path.abspath(__file__), f"--worker={','.join(names)}", f"--worker_dir={directory}"]
+    cmd = module_command("benchmarks.applications_benchmark", f"--worker={','.join(names)}",
+                         f"--worker_dir={directory}")
     cmd.append("--smoke" if _SMOKE.value else "--nosmoke")
     for flag in (_STEPS, _BATCH, _SPARSITY, _TRANSFORMER_BLOCKS, _ENCODE_REPEATS):
         cmd.append(f"--{flag.name}={flag.value}")
@@ -434,7 +433,7 @@ def print_results(results):
         print(f"    of which keras-dc (the rest):  {_fit_text(c['keras_dc_s_per_mparam'], 's per M params')}")
         print(f"    of which sidecar encoding:     {_fit_text(c['encode_s_per_mparam'], 's per M params')}")
         peak = c["peak_growth_per_param_byte"]
-        print(f"  peak RSS growth during convert: "
+        print("  peak RSS growth during convert: "
               + (f"{peak[0]:.2f} B per parameter byte, intercept {peak[1] / MB:.0f} MB, R² {peak[2]:.3f}"
                  if peak else "n/a")
               + (f"; median ratio {c['median_peak_over_param_bytes']:.1f}× parameter bytes"

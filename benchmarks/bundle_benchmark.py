@@ -28,10 +28,10 @@ Three sections, each printed as a table (and, with ``--json_out``, as JSON):
 gzip -9 is ``gzip.compress(data, compresslevel=9, mtime=0)`` (what the report
 uses), decompressed with ``zlib.decompress(data, wbits=31)``. MB = 10^6 bytes.
 
-    python benchmarks/bundle_benchmark.py                    # ~15 min on 2 idle CPU cores (33 min at load 10)
-    python benchmarks/bundle_benchmark.py --smoke            # a tiny run (~5 min), to check the script
-    python benchmarks/bundle_benchmark.py --skip_large --json_out=out/bundle.json   # sections 1-2, ~2 min
-    python benchmarks/bundle_benchmark.py --notime_codecs    # section 3 without re-timing gzip/zstd
+    python -m benchmarks.bundle_benchmark                    # ~15 min on 2 idle CPU cores (33 min at load 10)
+    python -m benchmarks.bundle_benchmark --smoke            # a tiny run (~5 min), to check the script
+    python -m benchmarks.bundle_benchmark --skip_large --json_out=out/bundle.json   # sections 1-2, ~2 min
+    python -m benchmarks.bundle_benchmark --notime_codecs    # section 3 without re-timing gzip/zstd
 
 Section 3's conversion runs in a child process (this script with --worker), so
 the library is imported again there: the run prints a warning when the library
@@ -51,14 +51,19 @@ import time
 import traceback
 import zlib
 
+import numpy as np
+from absl import app, flags
+
+from benchmarks._common import (
+    ROOT,
+    machine_info,
+    memory_kib,
+    module_command,
+    reset_peak_rss,
+    run_child,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from benchmarks._common import machine_info, memory_kib, reset_peak_rss, run_child  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _SMOKE = flags.DEFINE_bool(
@@ -106,7 +111,7 @@ def source_fingerprint():
 
     digest = hashlib.sha256()
     for package in ("converters", "keras_dc"):
-        folder = os.path.join(_ROOT, package)
+        folder = os.path.join(ROOT, package)
         for name in sorted(os.listdir(folder)):
             if name.endswith(".py"):
                 with open(os.path.join(folder, name), "rb") as f:
@@ -383,7 +388,7 @@ def worker(kind, directory):
 
 
 def run_worker(kind, directory):
-    cmd = [sys.executable, os.path.abspath(__file__), f"--worker={kind}", f"--worker_dir={directory}"]
+    cmd = module_command("benchmarks.bundle_benchmark", f"--worker={kind}", f"--worker_dir={directory}")
     if _SMOKE.value:
         cmd.append("--smoke")
     if not _TIME_CODECS.value:

@@ -22,9 +22,9 @@ repeat rotated) so that load on a shared machine hits all of them alike. Each
 fit's first epoch includes tracing the train function and is left out of the
 median.
 
-    python benchmarks/callback_overhead.py                  # ~15 min on 2 CPU cores
-    python benchmarks/callback_overhead.py --smoke          # a tiny subset, for CI
-    python benchmarks/callback_overhead.py --repeats=5 --json_out=out/overhead.json
+    python -m benchmarks.callback_overhead                  # ~15 min on 2 CPU cores
+    python -m benchmarks.callback_overhead --smoke          # a tiny subset, for CI
+    python -m benchmarks.callback_overhead --repeats=5 --json_out=out/overhead.json
 """
 
 import json
@@ -35,14 +35,12 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+from absl import app, flags
+
+from benchmarks._common import child_env, machine_info, module_command
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from benchmarks._common import machine_info  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per fit (≥ 2: the first epoch of each fit is not timed).")
@@ -290,13 +288,14 @@ def _rotated(repeat):
 
 
 def run_tfmot_repeat(directory, repeat):
-    args = [sys.executable, os.path.abspath(__file__), f"--tfmot_worker={directory}",
-            f"--repeat_index={repeat}", f"--epochs={_EPOCHS.value}", f"--repeats={_REPEATS.value}",
-            f"--batch_size={_BATCH_SIZE.value}", f"--smoke={str(_SMOKE.value).lower()}",
-            f"--clock={_CLOCK.value}"]
+    args = module_command(
+        "benchmarks.callback_overhead", f"--tfmot_worker={directory}",
+        f"--repeat_index={repeat}", f"--epochs={_EPOCHS.value}", f"--repeats={_REPEATS.value}",
+        f"--batch_size={_BATCH_SIZE.value}", f"--smoke={str(_SMOKE.value).lower()}",
+        f"--clock={_CLOCK.value}")
     if _DATA.value:
         args.append(f"--data={_DATA.value}")
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env = child_env(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     sys.stdout.flush()
     completed = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True)
     if completed.returncode:

@@ -20,9 +20,9 @@ then the restore side by side with the Inflater (ratios), and SHA-256's share of
 Inflater's time. Prints the figures; writes nothing else.
 
 Usage:
-    python benchmarks/java_restore.py --bundle=out/quickstart
-    python benchmarks/java_restore.py --synthetic_mb=32          # a large synthetic bundle
-    python benchmarks/java_restore.py --bundle=out/quickstart --synthetic_mb=0 --runs=101
+    python -m benchmarks.java_restore --bundle=out/quickstart
+    python -m benchmarks.java_restore --synthetic_mb=32          # a large synthetic bundle
+    python -m benchmarks.java_restore --bundle=out/quickstart --synthetic_mb=0 --runs=101
 """
 
 import gzip
@@ -30,14 +30,12 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks._common import ROOT
 
 _BUNDLE = flags.DEFINE_multi_string("bundle", [], "Bundle directory (NAME.skeleton.tflite + NAME.dcw); repeatable.")
 _SYNTHETIC_MB = flags.DEFINE_integer(

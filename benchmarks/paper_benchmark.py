@@ -22,9 +22,9 @@ whole run, both sides, stays under an hour on 2 CPU cores):
 
 Ratios are against the dense float32 ``.tflite``.
 
-    python benchmarks/paper_benchmark.py                     # not yet timed in full (see the report)
-    python benchmarks/paper_benchmark.py --smoke             # a tiny subset, for CI
-    python benchmarks/paper_benchmark.py --models=lenet_300_100 --json_out=out/paper.json
+    python -m benchmarks.paper_benchmark                     # not yet timed in full (see the report)
+    python -m benchmarks.paper_benchmark --smoke             # a tiny subset, for CI
+    python -m benchmarks.paper_benchmark --models=lenet_300_100 --json_out=out/paper.json
 """
 
 import dataclasses
@@ -34,16 +34,15 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
+import numpy as np
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from benchmarks._common import ROOT, child_env, module_command
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) to check the script.")
@@ -59,7 +58,6 @@ GAP_BITS = 5  # the paper's relative-index width on LeNet
 def _recipes():
     """Per model: the example's module and the benchmark's (shorter) recipe."""
     from examples import lenet5, lenet_300_100
-    from examples.paper_common import cubic_fractions
 
     return {
         # distill=0: both sides train on the labels alone (the tfmot side has no teacher);
@@ -260,10 +258,10 @@ def run_tfmot(name, initial, work):
     np.savez(os.path.join(directory, "initial.npz"), **{f"w{i}": w for i, w in enumerate(initial)})
     with open(os.path.join(directory, "job.json"), "w") as f:
         json.dump({"model": name, "data": _DATA.value, "smoke": _SMOKE.value, "seed": _SEED.value}, f)
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env = child_env(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--tfmot_worker={directory}"],
-                          env=env, cwd=_ROOT, capture_output=True, text=True)
+    proc = subprocess.run(module_command("benchmarks.paper_benchmark", f"--tfmot_worker={directory}"),
+                          env=env, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"tfmot worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     with open(os.path.join(directory, "tfmot.json")) as f:

@@ -11,16 +11,15 @@ Paper (Han, Mao, Dally 2016, Table 3): 0.80% → 0.74% error, 39× smaller
 (weights + indices only). Targets here, counting every byte a phone receives
 against the float32 .tflite: dense ≤ 0.90%, compressed ≤ dense + 0.10 pp, ≥ 39×.
 
-    python examples/lenet5.py                 # ~25 min on a busy shared 2-core machine
-    python examples/lenet5.py --smoke         # < 1 min: a tiny subset, for CI
-    python examples/lenet5.py --data=/path/mnist.npz --out=out/lenet5
+    python -m examples.lenet5                 # ~25 min on a busy shared 2-core machine
+    python -m examples.lenet5 --smoke         # < 1 min: a tiny subset, for CI
+    python -m examples.lenet5 --data=/path/mnist.npz --out=out/lenet5
 """
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # Per-layer pruning targets (sparsity) and cluster bits. ip1 holds 93% of the

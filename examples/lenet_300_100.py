@@ -9,16 +9,15 @@ Paper (Han, Mao, Dally 2016, Table 2): 1.64% → 1.58% error, 40× smaller
 (weights + indices only). Targets here, counting every byte a phone receives
 against the float32 .tflite: dense ≤ 1.70%, compressed ≤ dense + 0.10 pp, ≥ 40×.
 
-    python examples/lenet_300_100.py                 # 6-12 min on a busy shared 2-core machine
-    python examples/lenet_300_100.py --smoke         # < 1 min: a tiny subset, for CI
-    python examples/lenet_300_100.py --data=/path/mnist.npz --out=out/lenet_300_100
+    python -m examples.lenet_300_100                 # 6-12 min on a busy shared 2-core machine
+    python -m examples.lenet_300_100 --smoke         # < 1 min: a tiny subset, for CI
+    python -m examples.lenet_300_100 --data=/path/mnist.npz --out=out/lenet_300_100
 """
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # Per-layer pruning targets (sparsity) and cluster bits. ip1 holds 88% of the

@@ -20,7 +20,7 @@ and the bits per layer before and after Huffman coding.
 The examples keep the largest layer's weights at each stage in ``stages.npz``
 beside the bundle, so the table and the picture can be made again later:
 
-    python examples/paper_figures.py out/lenet5 --title=LeNet-5
+    python -m examples.paper_figures out/lenet5 --title=LeNet-5
 """
 
 import math
@@ -222,16 +222,14 @@ def regenerate(directory, title):
 
 if __name__ == "__main__":
     import os
-    import sys
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from absl import app, flags
 
     _TITLE = flags.DEFINE_string("title", "Deep Compression with keras-dc", "Figure title.")
 
     def _main(argv):
         if len(argv) != 2:
-            raise app.UsageError("usage: paper_figures.py BUNDLE_DIRECTORY [--title=...]")
+            raise app.UsageError("usage: python -m examples.paper_figures BUNDLE_DIRECTORY [--title=...]")
         print(regenerate(argv[1], _TITLE.value))
         print(f"pictures written to {os.path.join(argv[1], 'paper.png')}")
 

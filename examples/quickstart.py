@@ -4,20 +4,17 @@ fit LeNet-300-100 → prune with MagnitudePruning → cluster with WeightCluster
 (centroid retraining) → convert to a bundle (skeleton + Huffman-coded sidecar)
 → restore it → run the restored flatbuffer in LiteRT on the test set → report.
 
-    python examples/quickstart.py                 # a few minutes on 2 CPU cores
-    python examples/quickstart.py --smoke         # seconds: a tiny subset, for CI
-    python examples/quickstart.py --data=/path/mnist.npz --out=out/quickstart
+    python -m examples.quickstart                 # a few minutes on 2 CPU cores
+    python -m examples.quickstart --smoke         # seconds: a tiny subset, for CI
+    python -m examples.quickstart --data=/path/mnist.npz --out=out/quickstart
 """
 
 import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
 _OUT = flags.DEFINE_string("out", "out/quickstart", "Bundle directory.")

@@ -4,16 +4,14 @@ Trains a small LeNet-300-100, measures test accuracy vs. pruned fraction for eac
 layer pruned alone, proposes the largest sparsity per layer that costs at most
 --max_drop accuracy, and prunes with those targets.
 
-    python examples/sensitivity_analysis.py [--data=mnist.npz] [--smoke]
+    python -m examples.sensitivity_analysis [--data=mnist.npz] [--smoke]
 """
 
 import os
-import sys
+
+from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz; default: the shared offline copy.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run for tests.")

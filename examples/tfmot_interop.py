@@ -4,18 +4,16 @@ tensorflow-model-optimization measures size as "zip the .tflite yourself"; the
 .tflite itself never shrinks. keras-dc's converter takes the stripped model as it
 is and writes the real small file.
 
-    python examples/tfmot_interop.py [--data=mnist.npz] [--smoke]
+    python -m examples.tfmot_interop [--data=mnist.npz] [--smoke]
 """
 
 import gzip
 import os
-import sys
+
+from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tfmot works only with tf_keras
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz; default: the shared offline copy.")
 _OUT = flags.DEFINE_string("out", "out/tfmot", "Bundle directory.")

@@ -1,4 +1,4 @@
-"""benchmarks/applications_benchmark.py --smoke: real architectures through fit, convert, restore."""
+"""python -m benchmarks.applications_benchmark --smoke: real architectures through fit, convert, restore."""
 
 import json
 import os
@@ -12,7 +12,7 @@ def test_applications_benchmark_smoke(tmp_path):
     out_json = tmp_path / "apps.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "applications_benchmark.py"), "--smoke",
+        [sys.executable, "-m", "benchmarks.applications_benchmark", "--smoke",
          f"--json_out={out_json}", f"--work_dir={tmp_path / 'work'}"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -1,6 +1,6 @@
 """The callbacks under tf.distribute.MultiWorkerMirroredStrategy: two real worker processes.
 
-The workers run the documented example (examples/distributed_train.py) as a cluster on
+The workers run the documented example (``python -m examples.distributed_train``) as a cluster on
 loopback ports: a real ``model.fit`` with MagnitudePruning, then WeightClustering, on
 data the strategy shards between them. The workers seed Keras differently and run
 k-means++ with different seeds, so they agree only because the strategy broadcasts the
@@ -10,7 +10,6 @@ weights; the chief also saves the model, which must convert to the same bundle a
 single-process model holding the same weights.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,11 +18,9 @@ import sys
 import numpy as np
 import pytest
 
+from examples import distributed_train as example
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "distributed_train", os.path.join(ROOT, "examples", "distributed_train.py"))
-example = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(example)
 
 SPARSITY, BITS = 0.75, 3
 WORKER_TIMEOUT = 300  # each worker's own watchdog; the launcher waits a little longer
@@ -107,9 +104,9 @@ def test_a_worker_whose_peer_never_starts_gives_up(tmp_path):
     port, absent = example.free_ports(2)
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1",
                TF_CONFIG=example.tf_config([port, absent], 0))
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "distributed_train.py"),
+    proc = subprocess.Popen([sys.executable, "-m", "examples.distributed_train",
                              "--smoke", f"--out={tmp_path}", "--timeout=20"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:

@@ -11,14 +11,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run(script, *args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), "--smoke", *args],
+    proc = subprocess.run([sys.executable, "-m", f"examples.{script}", "--smoke", *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
 
 
 def test_quickstart_main_job(tmp_path):
-    out = _run("quickstart.py", f"--out={tmp_path}")
+    out = _run("quickstart", f"--out={tmp_path}")
     assert "restored bundle in LiteRT" in out
     assert sorted(os.listdir(tmp_path)) == [
         "model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
@@ -27,11 +27,11 @@ def test_quickstart_main_job(tmp_path):
 
 
 def test_sensitivity_example():
-    out = _run("sensitivity_analysis.py")
+    out = _run("sensitivity_analysis")
     assert "proposed:" in out and "test accuracy after pruning" in out
 
 
-@pytest.mark.parametrize("script", ["tfmot_interop.py"])
+@pytest.mark.parametrize("script", ["tfmot_interop"])
 def test_tfmot_example(script, tmp_path):
     out = _run(script, f"--out={tmp_path}")
     assert "keras-dc bundle" in out
