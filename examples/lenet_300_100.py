@@ -37,9 +37,18 @@ def recipe():
     # the reference (+0.03 to +0.15 pp over four runs; 16 retraining epochs,
     # distillation, cuts one epoch apart and the paper's lower rates did not help);
     # without them, 1.18%.
-    return Recipe(dense_epochs=20, dense_lr=1e-3,
-                  prune_fractions=cubic_fractions(12), prune_every=0.5, prune_final_epochs=10,
-                  prune_lr=1e-3, cluster_epochs=2, cluster_lr=3e-5, l2=1e-5, retrain_shifts=False)
+    return Recipe(
+        dense_epochs=20,
+        dense_lr=1e-3,
+        prune_fractions=cubic_fractions(12),
+        prune_every=0.5,
+        prune_final_epochs=10,
+        prune_lr=1e-3,
+        cluster_epochs=2,
+        cluster_lr=3e-5,
+        l2=1e-5,
+        retrain_shifts=False,
+    )
 
 
 def build_model(l2, keras=None):
@@ -48,16 +57,25 @@ def build_model(l2, keras=None):
         import keras
 
     reg = keras.regularizers.L2(l2)
-    return keras.Sequential([
-        keras.Input((784,), name="pixels"),
-        keras.layers.Dense(300, activation="relu", kernel_regularizer=reg, name="ip1"),
-        keras.layers.Dense(100, activation="relu", kernel_regularizer=reg, name="ip2"),
-        keras.layers.Dense(10, kernel_regularizer=reg, name="ip3"),
-    ], name="lenet_300_100")
+    return keras.Sequential(
+        [
+            keras.Input((784,), name="pixels"),
+            keras.layers.Dense(300, activation="relu", kernel_regularizer=reg, name="ip1"),
+            keras.layers.Dense(100, activation="relu", kernel_regularizer=reg, name="ip2"),
+            keras.layers.Dense(10, kernel_regularizer=reg, name="ip3"),
+        ],
+        name="lenet_300_100",
+    )
 
 
 if __name__ == "__main__":
     from examples.paper_common import example_app
 
-    example_app(sys.modules[__name__], title="LeNet-300-100", flatten=True, ref_error_target=0.017,
-                ratio_target=40, default_out="out/lenet_300_100")
+    example_app(
+        sys.modules[__name__],
+        title="LeNet-300-100",
+        flatten=True,
+        ref_error_target=0.017,
+        ratio_target=40,
+        default_out="out/lenet_300_100",
+    )

@@ -11,8 +11,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run(script, *args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-m", f"examples.{script}", "--smoke", *args],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"examples.{script}", "--smoke", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
 
@@ -21,7 +27,12 @@ def test_quickstart_main_job(tmp_path):
     out = _run("quickstart", f"--out={tmp_path}")
     assert "restored bundle in LiteRT" in out
     assert sorted(os.listdir(tmp_path)) == [
-        "model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
+        "model.dcw",
+        "model.skeleton.tflite",
+        "report.json",
+        "report.png",
+        "report.txt",
+    ]
     ratio = float(out.split("bytes  = ")[1].split("x")[0])
     assert ratio > 20  # 92% pruned, 5-bit clusters: a real small file even in smoke mode
 
