@@ -32,8 +32,8 @@ def recipe():
     # Pruning: 12 prune → retrain cycles half an epoch apart (big cuts first), then
     # 10 epochs of retraining at the dense run's learning rate (decaying), on the
     # unshifted images: the 7%-dense network fits them better than the shifted ones
-    # (which make a better dense reference). Measured here (BENCHMARKS.md, section 4):
-    # with shifts while retraining the pruned network ended at 1.28-1.38% whatever
+    # (which make a better dense reference). Measured here (BENCHMARKS.md, "The
+    # paper's MNIST rows"): with shifts while retraining the pruned network ended at 1.28-1.38% whatever
     # the reference (+0.03 to +0.15 pp over four runs; 16 retraining epochs,
     # distillation, cuts one epoch apart and the paper's lower rates did not help);
     # without them, 1.18%.
