@@ -46,3 +46,27 @@ def test_sensitivity_example():
 def test_tfmot_example(script, tmp_path):
     out = _run(script, f"--out={tmp_path}")
     assert "keras-dc bundle" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--smoke", "stray"], "unexpected arguments: ['stray']"),
+        (["--smoke", "--local=0"], "no TF_CONFIG"),
+        (["--smokee"], "Unknown command line flag 'smokee'"),
+    ],
+)
+def test_distributed_example_command_line(args, message):
+    """The absl command line of the distributed example: it stops, with a message that says
+    why, before importing TensorFlow."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.distributed_train", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout, proc.stderr[-3000:]
