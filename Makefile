@@ -1,14 +1,15 @@
-# Two entry points do all set-up on a fresh machine:
+# Entry points that do all set-up on a fresh machine:
 #   make demo   fit with callbacks -> bundle -> restore -> run in LiteRT -> report
 #   make test   the whole test suite (Python + Java)
+#   make lint   ruff: lint rules and formatting (settings in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.keras-dc-installed
 
-.PHONY: demo test java-deps clean
+.PHONY: demo test lint java-deps clean
 
-$(STAMP): setup.py requirements.txt
+$(STAMP): pyproject.toml setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
@@ -33,10 +34,14 @@ java-deps:
 	@test -f $(JUNIT_LAUNCHER) || { echo "java-deps: $(JUNIT_LAUNCHER) is still missing"; exit 1; }
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(PY) -m examples.quickstart
 
 test: $(STAMP) java-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build *.egg-info .ruff_cache

@@ -1,10 +1,27 @@
-"""Helpers shared by the benchmark scripts: machine description and process memory."""
+"""Helpers shared by the benchmark scripts: machine description, process memory, child processes."""
 
 import datetime
 import importlib.metadata
 import os
 import platform
+import sys
 import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def module_command(module, *args):
+    """The command line that runs ``module`` (e.g. ``"benchmarks.paper_benchmark"``) with this
+    Python, as ``python -m``; run it with `child_env` so that the repository is importable."""
+    return [sys.executable, "-m", module, *args]
+
+
+def child_env(**overrides):
+    """This process's environment, with the repository first on ``PYTHONPATH`` and `overrides`
+    set: a child started from any directory imports the same ``benchmarks``, ``examples``
+    and library packages as this process."""
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, **overrides)
 
 
 def package_version(name):
@@ -23,7 +40,9 @@ def machine_info():
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
+            )
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -80,7 +99,7 @@ def run_child(cmd, log_path, timeout):
     t0 = time.perf_counter()
     timed_out = False
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env())
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -22,9 +22,9 @@ repeat rotated) so that load on a shared machine hits all of them alike. Each
 fit's first epoch includes tracing the train function and is left out of the
 median.
 
-    python benchmarks/callback_overhead.py                  # ~15 min on 2 CPU cores
-    python benchmarks/callback_overhead.py --smoke          # a tiny subset, for CI
-    python benchmarks/callback_overhead.py --repeats=5 --json_out=out/overhead.json
+    python -m benchmarks.callback_overhead                  # ~15 min on 2 CPU cores
+    python -m benchmarks.callback_overhead --smoke          # a tiny subset, for CI
+    python -m benchmarks.callback_overhead --repeats=5 --json_out=out/overhead.json
 """
 
 import json
@@ -35,28 +35,40 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+from absl import app, flags
+
+from benchmarks._common import child_env, machine_info, module_command
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from benchmarks._common import machine_info  # noqa: E402
-
-_DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
-_EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per fit (≥ 2: the first epoch of each fit is not timed).")
+_DATA = flags.DEFINE_string(
+    "data", None, "mnist.npz (keras layout); default: the shared offline copy."
+)
+_EPOCHS = flags.DEFINE_integer(
+    "epochs", 3, "Epochs per fit (≥ 2: the first epoch of each fit is not timed)."
+)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size of every fit.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Fits per configuration, interleaved across configurations.")
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2,048 images, 2 epochs, 1 repeat) to check the script.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 3, "Fits per configuration, interleaved across configurations."
+)
+_SMOKE = flags.DEFINE_bool(
+    "smoke", False, "Tiny run (2,048 images, 2 epochs, 1 repeat) to check the script."
+)
 _CLOCK = flags.DEFINE_enum(
-    "clock", "cpu", ["cpu", "wall"],
+    "clock",
+    "cpu",
+    ["cpu", "wall"],
     "What an epoch's time is: 'cpu' = CPU seconds of this process (all its threads; robust "
-    "when other jobs load the shared machine), 'wall' = wall-clock seconds.")
+    "when other jobs load the shared machine), 'wall' = wall-clock seconds.",
+)
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON to this file.")
 _TFMOT_WORKER = flags.DEFINE_string(
-    "tfmot_worker", None, "Internal: run the tfmot side for one repeat; the directory holds the "
-    "initial weights and receives the results.")
+    "tfmot_worker",
+    None,
+    "Internal: run the tfmot side for one repeat; the directory holds the "
+    "initial weights and receives the results.",
+)
 _REPEAT_INDEX = flags.DEFINE_integer("repeat_index", 0, "Internal: the repeat a worker runs.")
 
 SPARSITY = 0.92
@@ -70,7 +82,7 @@ LABELS = {
     ("keras-dc", "cluster"): f"WeightClustering(bits={BITS})",
     ("tfmot", "plain"): "plain fit (tf_keras)",
     ("tfmot", "prune"): "prune_low_magnitude + UpdatePruningStep",
-    ("tfmot", "cluster"): f"cluster_weights({2 ** BITS}, LINEAR, sparse)",
+    ("tfmot", "cluster"): f"cluster_weights({2**BITS}, LINEAR, sparse)",
 }
 
 
@@ -79,18 +91,23 @@ LABELS = {
 
 def build_model(keras):
     """LeNet-300-100 built with ``keras`` (the Keras 3 or the tf_keras module)."""
-    return keras.Sequential([
-        keras.Input((784,), name="pixels"),
-        keras.layers.Dense(300, activation="relu", name="ip1"),
-        keras.layers.Dense(100, activation="relu", name="ip2"),
-        keras.layers.Dense(10, name="ip3"),
-    ], name="lenet_300_100")
+    return keras.Sequential(
+        [
+            keras.Input((784,), name="pixels"),
+            keras.layers.Dense(300, activation="relu", name="ip1"),
+            keras.layers.Dense(100, activation="relu", name="ip2"),
+            keras.layers.Dense(10, name="ip3"),
+        ],
+        name="lenet_300_100",
+    )
 
 
 def compile_model(keras, model):
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 def epoch_timer(callback_base):
@@ -127,8 +144,9 @@ def timed_fit(keras, model, x, y, callbacks, epochs, batch_size):
     """Fits and returns ``(per-epoch seconds, whole fit seconds)``."""
     start, stop, seconds = epoch_timer(keras.callbacks.Callback)
     t0 = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
-              callbacks=[start, *callbacks, stop])
+    model.fit(
+        x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[start, *callbacks, stop]
+    )
     return seconds, time.perf_counter() - t0
 
 
@@ -166,8 +184,11 @@ def kernel_stats(kernels):
 def progress(framework, repeat, repeats, config, seconds, fit_seconds, note):
     epochs = " ".join(f"{s:.2f}" for s in seconds)
     tag = f"[{framework} {repeat + 1}/{repeats}]"
-    print(f"{tag:<16s} {LABELS[framework, config]:<42s} epochs {epochs} s "
-          f"(fit {fit_seconds:.1f} s){note}", flush=True)
+    print(
+        f"{tag:<16s} {LABELS[framework, config]:<42s} epochs {epochs} s "
+        f"(fit {fit_seconds:.1f} s){note}",
+        flush=True,
+    )
 
 
 # --- keras-dc, Keras 3, in this process ---------------------------------------
@@ -191,8 +212,14 @@ def keras_dc_setup(x, y, batch_size):
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     initial = [w.copy() for w in model.get_weights()]
     compile_model(keras, model)
-    model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0,
-              callbacks=[keras_dc.MagnitudePruning(SPARSITY, schedule=schedules.OneShot(), verbose=0)])
+    model.fit(
+        x[:batch_size],
+        y[:batch_size],
+        batch_size=batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(SPARSITY, schedule=schedules.OneShot(), verbose=0)],
+    )
     return initial, model.get_weights()
 
 
@@ -209,13 +236,22 @@ def keras_dc_fit(config, x, y, weights, epochs, batch_size):
     callbacks = []
     if config == "prune":
         end, frequency = pruning_span(len(x), epochs, batch_size)
-        callbacks = [keras_dc.MagnitudePruning(
-            SPARSITY, schedule=schedules.Gradual(begin=0, end=end, frequency=frequency), verbose=0)]
+        callbacks = [
+            keras_dc.MagnitudePruning(
+                SPARSITY,
+                schedule=schedules.Gradual(begin=0, end=end, frequency=frequency),
+                verbose=0,
+            )
+        ]
     elif config == "cluster":
         callbacks = [keras_dc.WeightClustering(bits=BITS, verbose=0)]
     seconds, fit_seconds = timed_fit(keras, model, x, y, callbacks, epochs, batch_size)
     sparsity, distinct = kernel_stats([layer.kernel.numpy() for layer in model.layers])
-    return seconds, fit_seconds, f"; kernels {sparsity:.1%} zeros, ≤ {distinct} distinct non-zero values"
+    return (
+        seconds,
+        fit_seconds,
+        f"; kernels {sparsity:.1%} zeros, ≤ {distinct} distinct non-zero values",
+    )
 
 
 # --- tfmot, tf_keras, in a subprocess -------------------------------------------
@@ -224,7 +260,9 @@ def keras_dc_fit(config, x, y, weights, epochs, batch_size):
 def tfmot_worker(directory, repeat, repeats):
     """Runs the three tfmot configurations once and writes ``tfmot_<repeat>.json``."""
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-        raise RuntimeError("the tfmot worker needs TF_USE_LEGACY_KERAS=1 (tfmot works only with tf_keras).")
+        raise RuntimeError(
+            "the tfmot worker needs TF_USE_LEGACY_KERAS=1 (tfmot works only with tf_keras)."
+        )
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
@@ -238,10 +276,17 @@ def tfmot_worker(directory, repeat, repeats):
     tf_keras.utils.set_random_seed(0)
     wrapped = sparsity_api.prune_low_magnitude(
         _tf_keras_model(tf_keras, initial),
-        pruning_schedule=sparsity_api.ConstantSparsity(SPARSITY, begin_step=0, frequency=1))
+        pruning_schedule=sparsity_api.ConstantSparsity(SPARSITY, begin_step=0, frequency=1),
+    )
     compile_model(tf_keras, wrapped)
-    wrapped.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0,
-                callbacks=[sparsity_api.UpdatePruningStep()])
+    wrapped.fit(
+        x[:batch_size],
+        y[:batch_size],
+        batch_size=batch_size,
+        epochs=1,
+        verbose=0,
+        callbacks=[sparsity_api.UpdatePruningStep()],
+    )
     pruned = sparsity_api.strip_pruning(wrapped).get_weights()
 
     results = {}
@@ -254,14 +299,21 @@ def tfmot_worker(directory, repeat, repeats):
             model = sparsity_api.prune_low_magnitude(
                 _tf_keras_model(tf_keras, initial),
                 pruning_schedule=sparsity_api.PolynomialDecay(
-                    initial_sparsity=0.0, final_sparsity=SPARSITY, begin_step=0, end_step=end,
-                    frequency=frequency))
+                    initial_sparsity=0.0,
+                    final_sparsity=SPARSITY,
+                    begin_step=0,
+                    end_step=end,
+                    frequency=frequency,
+                ),
+            )
             callbacks = [sparsity_api.UpdatePruningStep()]
         else:
             model = clustering_api.cluster_weights(
-                _tf_keras_model(tf_keras, pruned), number_of_clusters=2 ** BITS,
+                _tf_keras_model(tf_keras, pruned),
+                number_of_clusters=2**BITS,
                 cluster_centroids_init=clustering_api.CentroidInitialization.LINEAR,
-                preserve_sparsity=True)
+                preserve_sparsity=True,
+            )
             callbacks = []
         compile_model(tf_keras, model)
         seconds, fit_seconds = timed_fit(tf_keras, model, x, y, callbacks, epochs, batch_size)
@@ -290,18 +342,26 @@ def _rotated(repeat):
 
 
 def run_tfmot_repeat(directory, repeat):
-    args = [sys.executable, os.path.abspath(__file__), f"--tfmot_worker={directory}",
-            f"--repeat_index={repeat}", f"--epochs={_EPOCHS.value}", f"--repeats={_REPEATS.value}",
-            f"--batch_size={_BATCH_SIZE.value}", f"--smoke={str(_SMOKE.value).lower()}",
-            f"--clock={_CLOCK.value}"]
+    args = module_command(
+        "benchmarks.callback_overhead",
+        f"--tfmot_worker={directory}",
+        f"--repeat_index={repeat}",
+        f"--epochs={_EPOCHS.value}",
+        f"--repeats={_REPEATS.value}",
+        f"--batch_size={_BATCH_SIZE.value}",
+        f"--smoke={str(_SMOKE.value).lower()}",
+        f"--clock={_CLOCK.value}",
+    )
     if _DATA.value:
         args.append(f"--data={_DATA.value}")
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env = child_env(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     sys.stdout.flush()
     completed = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True)
     if completed.returncode:
         sys.stderr.write(completed.stderr)
-        raise RuntimeError(f"the tfmot worker for repeat {repeat + 1} failed (exit {completed.returncode}).")
+        raise RuntimeError(
+            f"the tfmot worker for repeat {repeat + 1} failed (exit {completed.returncode})."
+        )
     with open(os.path.join(directory, f"tfmot_{repeat}.json")) as f:
         return json.load(f)
 
@@ -326,57 +386,80 @@ def summarize(framework, config, runs):
 
 def print_report(info, settings, rows):
     print()
-    print(f"== Callback overhead: LeNet-300-100 on MNIST ({settings['images']:,} training images), "
-          f"batch {settings['batch_size']}, Adam")
-    print(f"   {info['date']}; {info['cpu']}, "
-          f"{info['cores']} cores ({info['usable_cores']} usable), {info['gpus']} GPUs; "
-          f"Python {info['python']}, TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
-          f"tf_keras {info['tf_keras']}, tfmot {info['tfmot']}")
-    print(f"   {settings['epochs']} epochs per fit, {settings['repeats']} fits per configuration, "
-          f"interleaved. Epoch time ({'process CPU seconds, all threads' if _CLOCK.value == 'cpu' else 'wall seconds'}): "
-          "median over all fits of each epoch's time, EXCLUDING the "
-          "first epoch of every fit (it includes tracing the train function).")
-    print(f"   Pruning ramps 0 → {SPARSITY:.0%} over the whole fit (events every "
-          f"{settings['pruning_frequency']} steps, so during the timed epochs); clustering "
-          f"({2 ** BITS} clusters) starts from a {SPARSITY:.0%}-sparse model.")
+    print(
+        f"== Callback overhead: LeNet-300-100 on MNIST ({settings['images']:,} training images), "
+        f"batch {settings['batch_size']}, Adam"
+    )
+    print(
+        f"   {info['date']}; {info['cpu']}, "
+        f"{info['cores']} cores ({info['usable_cores']} usable), {info['gpus']} GPUs; "
+        f"Python {info['python']}, TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
+        f"tf_keras {info['tf_keras']}, tfmot {info['tfmot']}"
+    )
+    print(
+        f"   {settings['epochs']} epochs per fit, {settings['repeats']} fits per configuration, "
+        f"interleaved. Epoch time ({'process CPU seconds, all threads' if _CLOCK.value == 'cpu' else 'wall seconds'}): "
+        "median over all fits of each epoch's time, EXCLUDING the "
+        "first epoch of every fit (it includes tracing the train function)."
+    )
+    print(
+        f"   Pruning ramps 0 → {SPARSITY:.0%} over the whole fit (events every "
+        f"{settings['pruning_frequency']} steps, so during the timed epochs); clustering "
+        f"({2**BITS} clusters) starts from a {SPARSITY:.0%}-sparse model."
+    )
     print()
-    header = (f"{'framework':<10s} {'configuration':<42s} {'median s':>9s} {'range s':>13s} "
-              f"{'ratio':>6s} {'target':>7s}  result")
+    header = (
+        f"{'framework':<10s} {'configuration':<42s} {'median s':>9s} {'range s':>13s} "
+        f"{'ratio':>6s} {'target':>7s}  result"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         spread = f"{row['min_epoch_seconds']:.2f}–{row['max_epoch_seconds']:.2f}"
         target = f"≤ {row['target']:.2f}" if row["target"] else ""
         result = {True: "pass", False: "FAIL", None: ""}[row["pass"]]
-        print(f"{row['framework']:<10s} {row['label']:<42s} {row['median_epoch_seconds']:9.3f} "
-              f"{spread:>13s} {row['ratio']:5.2f}× {target:>7s}  {result}")
+        print(
+            f"{row['framework']:<10s} {row['label']:<42s} {row['median_epoch_seconds']:9.3f} "
+            f"{spread:>13s} {row['ratio']:5.2f}× {target:>7s}  {result}"
+        )
     print()
-    print("ratio: median epoch time of the configuration / median epoch time of the plain fit "
-          "of the same framework.")
+    print(
+        "ratio: median epoch time of the configuration / median epoch time of the plain fit "
+        "of the same framework."
+    )
 
 
 def benchmark():
     epochs, repeats, batch_size = run_settings()
     if epochs < 2:
-        raise app.UsageError("--epochs must be at least 2: the first epoch of each fit is not timed.")
+        raise app.UsageError(
+            "--epochs must be at least 2: the first epoch of each fit is not timed."
+        )
     if repeats < 1 or batch_size < 1:
         raise app.UsageError("--repeats and --batch_size must be at least 1.")
     info = machine_info()
     x, y = load_data(_DATA.value, _SMOKE.value)
     end, frequency = pruning_span(len(x), epochs, batch_size)
-    print(f"LeNet-300-100, {len(x):,} images, batch {batch_size}, {epochs} epochs per fit, "
-          f"{repeats} repeats; pruning ramp to step {end}, events every {frequency} steps", flush=True)
+    print(
+        f"LeNet-300-100, {len(x):,} images, batch {batch_size}, {epochs} epochs per fit, "
+        f"{repeats} repeats; pruning ramp to step {end}, events every {frequency} steps",
+        flush=True,
+    )
     initial, pruned = keras_dc_setup(x, y, batch_size)
     weights = {"initial": initial, "pruned": pruned}
     runs = {(fw, c): [] for fw in ("keras-dc", "tfmot") for c in CONFIGS}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="keras_dc_overhead_") as directory:
-        np.savez(os.path.join(directory, "initial.npz"), **{f"w{i}": w for i, w in enumerate(initial)})
+        np.savez(
+            os.path.join(directory, "initial.npz"), **{f"w{i}": w for i, w in enumerate(initial)}
+        )
         for repeat in range(repeats):
             for config in _rotated(repeat):
                 seconds, fit_seconds, note = keras_dc_fit(config, x, y, weights, epochs, batch_size)
                 progress("keras-dc", repeat, repeats, config, seconds, fit_seconds, note)
-                runs["keras-dc", config].append({"epoch_seconds": seconds, "fit_seconds": fit_seconds})
+                runs["keras-dc", config].append(
+                    {"epoch_seconds": seconds, "fit_seconds": fit_seconds}
+                )
             worker = run_tfmot_repeat(directory, repeat)
             for config, run in worker["results"].items():
                 runs["tfmot", config].append(run)
@@ -390,11 +473,19 @@ def benchmark():
             row["target"] = TARGET_RATIO if compressed else None
             row["pass"] = bool(row["ratio"] <= TARGET_RATIO) if compressed else None
             rows.append(row)
-    settings = {"images": len(x), "batch_size": batch_size, "epochs": epochs, "repeats": repeats,
-                "sparsity": SPARSITY, "bits": BITS, "pruning_end_step": end,
-                "pruning_frequency": frequency, "smoke": _SMOKE.value,
-                "wall_seconds": time.perf_counter() - t0,
-                "timing": f"median of per-epoch {_CLOCK.value} times, first epoch of every fit excluded (tracing)"}
+    settings = {
+        "images": len(x),
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "repeats": repeats,
+        "sparsity": SPARSITY,
+        "bits": BITS,
+        "pruning_end_step": end,
+        "pruning_frequency": frequency,
+        "smoke": _SMOKE.value,
+        "wall_seconds": time.perf_counter() - t0,
+        "timing": f"median of per-epoch {_CLOCK.value} times, first epoch of every fit excluded (tracing)",
+    }
     print_report(info, settings, rows)
     print(f"wall time {settings['wall_seconds']:.0f} s")
     if _JSON_OUT.value:

@@ -20,9 +20,9 @@ then the restore side by side with the Inflater (ratios), and SHA-256's share of
 Inflater's time. Prints the figures; writes nothing else.
 
 Usage:
-    python benchmarks/java_restore.py --bundle=out/quickstart
-    python benchmarks/java_restore.py --synthetic_mb=32          # a large synthetic bundle
-    python benchmarks/java_restore.py --bundle=out/quickstart --synthetic_mb=0 --runs=101
+    python -m benchmarks.java_restore --bundle=out/quickstart
+    python -m benchmarks.java_restore --synthetic_mb=32          # a large synthetic bundle
+    python -m benchmarks.java_restore --bundle=out/quickstart --synthetic_mb=0 --runs=101
 """
 
 import gzip
@@ -30,31 +30,42 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks._common import ROOT
 
-_BUNDLE = flags.DEFINE_multi_string("bundle", [], "Bundle directory (NAME.skeleton.tflite + NAME.dcw); repeatable.")
+_BUNDLE = flags.DEFINE_multi_string(
+    "bundle", [], "Bundle directory (NAME.skeleton.tflite + NAME.dcw); repeatable."
+)
 _SYNTHETIC_MB = flags.DEFINE_integer(
-    "synthetic_mb", 32, "Also benchmark a synthetic bundle whose restored file has about this many MB (0: none).")
+    "synthetic_mb",
+    32,
+    "Also benchmark a synthetic bundle whose restored file has about this many MB (0: none).",
+)
 _RUNS = flags.DEFINE_integer("runs", 15, "Measured runs per figure (the median is printed).")
 _WARMUP = flags.DEFINE_integer("warmup", 5, "Unmeasured warm-up runs per figure.")
-_JVM_FLAGS = flags.DEFINE_multi_string("jvm_flag", [], "Flag for the benchmark's JVM, e.g. -Xmx2g; repeatable.")
+_JVM_FLAGS = flags.DEFINE_multi_string(
+    "jvm_flag", [], "Flag for the benchmark's JVM, e.g. -Xmx2g; repeatable."
+)
 
 
 def _sources(*dirs):
-    return sorted(os.path.join(d, f) for top in dirs for d, _, files in os.walk(os.path.join(ROOT, top))
-                  for f in files if f.endswith(".java"))
+    return sorted(
+        os.path.join(d, f)
+        for top in dirs
+        for d, _, files in os.walk(os.path.join(ROOT, top))
+        for f in files
+        if f.endswith(".java")
+    )
 
 
 def _compile(out):
-    cmd = ["javac", "--release", "8", "-d", out] + _sources("android/core/src/main/java",
-                                                            "android/benchmark/src/main/java")
+    cmd = ["javac", "--release", "8", "-d", out] + _sources(
+        "android/core/src/main/java", "android/benchmark/src/main/java"
+    )
     subprocess.run(cmd, check=True)
 
 
@@ -86,7 +97,9 @@ def synthetic_bundle(megabytes, seed=0):
     # conv: BatchNorm-folded, 64 channels x 16 values each, 30% pruned (per-channel CLUSTERED_DENSE).
     per = int(36864 * scale)
     centroids = rng.normal(size=16).astype(np.float32)
-    conv = centroids[rng.integers(0, 16, (64, per))] * rng.uniform(0.5, 2, (64, 1)).astype(np.float32)
+    conv = centroids[rng.integers(0, 16, (64, per))] * rng.uniform(0.5, 2, (64, 1)).astype(
+        np.float32
+    )
     conv[rng.random((64, per)) < 0.3] = 0
     add("conv/kernel", conv.ravel(), "float32", channels=64)
     # fc2 in float16: 90% pruned, 16 values.
@@ -102,14 +115,30 @@ def synthetic_bundle(megabytes, seed=0):
 
 def _benchmark(label, classes, skeleton, sidecar, restored, workdir):
     paths = {}
-    for name, data in (("skeleton", skeleton), ("dcw", sidecar), ("gz", gzip.compress(restored, 9, mtime=0))):
+    for name, data in (
+        ("skeleton", skeleton),
+        ("dcw", sidecar),
+        ("gz", gzip.compress(restored, 9, mtime=0)),
+    ):
         paths[name] = os.path.join(workdir, f"{label}.{name}")
         with open(paths[name], "wb") as f:
             f.write(data)
     print(f"\n== {label}", flush=True)
-    subprocess.run(["java"] + _JVM_FLAGS.value + ["-cp", classes, "dev.kerasdc.benchmark.RestoreBenchmark",
-                                                  paths["skeleton"], paths["dcw"], paths["gz"], str(_RUNS.value),
-                                                  str(_WARMUP.value)], check=True)
+    subprocess.run(
+        ["java"]
+        + _JVM_FLAGS.value
+        + [
+            "-cp",
+            classes,
+            "dev.kerasdc.benchmark.RestoreBenchmark",
+            paths["skeleton"],
+            paths["dcw"],
+            paths["gz"],
+            str(_RUNS.value),
+            str(_WARMUP.value),
+        ],
+        check=True,
+    )
 
 
 def main(argv):
@@ -120,21 +149,34 @@ def main(argv):
     from converters import bundle as bundle_lib
     from converters import decoder as decoder_lib
 
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-    print(f"JVM: {java} {' '.join(_JVM_FLAGS.value)}; {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"runs={_RUNS.value} warmup={_WARMUP.value}")
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[
+        0
+    ]
+    print(
+        f"JVM: {java} {' '.join(_JVM_FLAGS.value)}; {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"runs={_RUNS.value} warmup={_WARMUP.value}"
+    )
     with tempfile.TemporaryDirectory() as workdir:
         classes = os.path.join(workdir, "classes")
         _compile(classes)
         for directory in _BUNDLE.value:
             skeleton, sidecar = bundle_lib.load_bundle(directory)
             restored = decoder_lib.restore(skeleton, sidecar)
-            _benchmark(os.path.basename(os.path.normpath(directory)), classes, skeleton, sidecar, restored, workdir)
+            _benchmark(
+                os.path.basename(os.path.normpath(directory)),
+                classes,
+                skeleton,
+                sidecar,
+                restored,
+                workdir,
+            )
         if _SYNTHETIC_MB.value > 0:
             start = time.perf_counter()
             skeleton, sidecar, restored = synthetic_bundle(_SYNTHETIC_MB.value)
             print(f"\n(synthetic bundle encoded in Python in {time.perf_counter() - start:.1f} s)")
-            _benchmark(f"synthetic-{_SYNTHETIC_MB.value}MB", classes, skeleton, sidecar, restored, workdir)
+            _benchmark(
+                f"synthetic-{_SYNTHETIC_MB.value}MB", classes, skeleton, sidecar, restored, workdir
+            )
 
 
 if __name__ == "__main__":

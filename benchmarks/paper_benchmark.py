@@ -22,9 +22,9 @@ whole run, both sides, stays under an hour on 2 CPU cores):
 
 Ratios are against the dense float32 ``.tflite``.
 
-    python benchmarks/paper_benchmark.py                     # not yet timed in full (see the report)
-    python benchmarks/paper_benchmark.py --smoke             # a tiny subset, for CI
-    python benchmarks/paper_benchmark.py --models=lenet_300_100 --json_out=out/paper.json
+    python -m benchmarks.paper_benchmark                     # not yet timed in full (see the report)
+    python -m benchmarks.paper_benchmark --smoke             # a tiny subset, for CI
+    python -m benchmarks.paper_benchmark --models=lenet_300_100 --json_out=out/paper.json
 """
 
 import dataclasses
@@ -34,24 +34,31 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 
+import numpy as np
+from absl import app, flags
+
+from benchmarks._common import ROOT, child_env, module_command
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-_DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) to check the script.")
+_DATA = flags.DEFINE_string(
+    "data", None, "mnist.npz (keras layout); default: the shared offline copy."
+)
+_SMOKE = flags.DEFINE_bool(
+    "smoke", False, "Tiny run (2k images, 1 epoch per stage) to check the script."
+)
 _MODELS = flags.DEFINE_list("models", ["lenet_300_100", "lenet5"], "Models to run.")
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts) shared by both sides.")
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "Random seed (weights, shuffling, shifts) shared by both sides."
+)
 _OUT = flags.DEFINE_string("out", None, "Working directory for bundles; default: a temporary one.")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON to this file.")
-_TFMOT_WORKER = flags.DEFINE_string("tfmot_worker", None, "Internal: run the tfmot side in this directory.")
+_TFMOT_WORKER = flags.DEFINE_string(
+    "tfmot_worker", None, "Internal: run the tfmot side in this directory."
+)
 
 GAP_BITS = 5  # the paper's relative-index width on LeNet
 
@@ -59,14 +66,24 @@ GAP_BITS = 5  # the paper's relative-index width on LeNet
 def _recipes():
     """Per model: the example's module and the benchmark's (shorter) recipe."""
     from examples import lenet5, lenet_300_100
-    from examples.paper_common import cubic_fractions
 
     return {
         # distill=0: both sides train on the labels alone (the tfmot side has no teacher);
         # shifted images in every stage (the run recorded in BENCHMARKS.md).
-        "lenet_300_100": (lenet_300_100, dataclasses.replace(
-            lenet_300_100.recipe(), dense_epochs=12, prune_final_epochs=6, distill=0.0, retrain_shifts=True)),
-        "lenet5": (lenet5, dataclasses.replace(lenet5.recipe(), dense_epochs=4, prune_final_epochs=3, distill=0.0)),
+        "lenet_300_100": (
+            lenet_300_100,
+            dataclasses.replace(
+                lenet_300_100.recipe(),
+                dense_epochs=12,
+                prune_final_epochs=6,
+                distill=0.0,
+                retrain_shifts=True,
+            ),
+        ),
+        "lenet5": (
+            lenet5,
+            dataclasses.replace(lenet5.recipe(), dense_epochs=4, prune_final_epochs=3, distill=0.0),
+        ),
     }
 
 
@@ -75,7 +92,12 @@ def load_data(name, path, smoke):
 
     (x_train, y_train), (x_test, y_test) = load_mnist(path)
     if smoke:
-        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
+        x_train, y_train, x_test, y_test = (
+            x_train[:2000],
+            y_train[:2000],
+            x_test[:500],
+            y_test[:500],
+        )
     if name == "lenet5":
         return (x_train[..., None], y_train), (x_test[..., None], y_test)
     return (x_train, y_train), (x_test.reshape(-1, 784), y_test)
@@ -84,8 +106,11 @@ def load_data(name, path, smoke):
 def codec_sizes(data):
     import zstandard
 
-    return {"raw": len(data), "gzip9": len(gzip.compress(data, compresslevel=9, mtime=0)),
-            "zstd19": len(zstandard.ZstdCompressor(level=19).compress(data))}
+    return {
+        "raw": len(data),
+        "gzip9": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "zstd19": len(zstandard.ZstdCompressor(level=19).compress(data)),
+    }
 
 
 def paper_count(weights, bits=None):
@@ -98,7 +123,7 @@ def paper_count(weights, bits=None):
             continue
         positions = np.flatnonzero(w.reshape(-1))
         gaps = np.diff(np.concatenate([[-1], positions]))
-        entries = int(np.sum(np.maximum(1, -(-gaps // (2 ** GAP_BITS)))))  # fillers for long gaps
+        entries = int(np.sum(np.maximum(1, -(-gaps // (2**GAP_BITS)))))  # fillers for long gaps
         if bits is None:
             total_bits += entries * (32 + GAP_BITS)
         else:
@@ -129,7 +154,9 @@ def run_keras_dc(name, module, recipe, data, work):
         elif stage == "pruned":
             sizes["pruned_paper_count"] = paper_count(weights)
             t = time.perf_counter()
-            r = converters.convert(m, os.path.join(work, f"{name}_pruned"), verbose=0, picture=False)
+            r = converters.convert(
+                m, os.path.join(work, f"{name}_pruned"), verbose=0, picture=False
+            )
             sizes["pruned_bundle"] = r.report["totals"]["bundle_bytes"]
             sizes["pruned_convert_s"] = time.perf_counter() - t
         elif stage == "clustered":
@@ -137,24 +164,43 @@ def run_keras_dc(name, module, recipe, data, work):
 
     t0 = time.perf_counter()
     res = paper_common.run_pipeline(
-        model, data, recipe, prune_targets=module.PRUNE, default_target=max(module.PRUNE.values()),
-        bits=module.BITS, default_bits=5, out_dir=os.path.join(work, name), seed=_SEED.value,
-        flatten=(name == "lenet_300_100"), stage_hook=hook)
+        model,
+        data,
+        recipe,
+        prune_targets=module.PRUNE,
+        default_target=max(module.PRUNE.values()),
+        bits=module.BITS,
+        default_bits=5,
+        out_dir=os.path.join(work, name),
+        seed=_SEED.value,
+        flatten=(name == "lenet_300_100"),
+        stage_hook=hook,
+    )
     wall = time.perf_counter() - t0 - sizes.get("pruned_convert_s", 0.0)
     totals = res["report"]["totals"]
     return initial, {
-        "dense_error": res["dense_error"], "pruned_error": res["pruned_error"],
-        "clustered_error": res["clustered_error"], "bundle_error": res["bundle_error"],
+        "dense_error": res["dense_error"],
+        "pruned_error": res["pruned_error"],
+        "clustered_error": res["clustered_error"],
+        "bundle_error": res["bundle_error"],
         "dense_tflite_bytes": totals["dense_tflite_bytes"],
-        "pruned_paper_count": sizes["pruned_paper_count"], "pruned_bundle": sizes["pruned_bundle"],
+        "pruned_paper_count": sizes["pruned_paper_count"],
+        "pruned_bundle": sizes["pruned_bundle"],
         "clustered_paper_count": sizes["clustered_paper_count"],
         "bundle_bytes": totals["bundle_bytes"],
-        "restored_gzip9": totals["restored_gzip9_bytes"], "restored_zstd19": totals["restored_zstd19_bytes"],
-        "wall_s": wall, "times": res["times"], "report": res["report"], "layer_table": res["layer_table"],
+        "restored_gzip9": totals["restored_gzip9_bytes"],
+        "restored_zstd19": totals["restored_zstd19_bytes"],
+        "wall_s": wall,
+        "times": res["times"],
+        "report": res["report"],
+        "layer_table": res["layer_table"],
         "paper_table": paper_figures.format_paper_table(res["paper_rows"]),
-        "figure": paper_figures.save_figure(os.path.join(work, f"{name}_paper.png"),
-                                            f"{name}: Deep Compression with keras-dc", res["stages"],
-                                            res["paper_rows"]),
+        "figure": paper_figures.save_figure(
+            os.path.join(work, f"{name}_paper.png"),
+            f"{name}: Deep Compression with keras-dc",
+            res["stages"],
+            res["paper_rows"],
+        ),
     }
 
 
@@ -163,7 +209,9 @@ def run_keras_dc(name, module, recipe, data, work):
 
 def tfmot_worker(directory):
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-        raise RuntimeError("the tfmot worker needs TF_USE_LEGACY_KERAS=1 (tfmot works only with tf_keras).")
+        raise RuntimeError(
+            "the tfmot worker needs TF_USE_LEGACY_KERAS=1 (tfmot works only with tf_keras)."
+        )
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
@@ -186,12 +234,21 @@ def tfmot_worker(directory):
 
     def compile_(m, lr, epochs):
         schedule = tf_keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps))
-        m.compile(tf_keras.optimizers.Adam(schedule),
-                  tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        m.compile(
+            tf_keras.optimizers.Adam(schedule),
+            tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
 
     def data(offset):
-        return paper_common.make_dataset(x_train, y_train, recipe.batch_size, seed + offset,
-                                          augment=offset == 0 or recipe.retrain_shifts, flatten=flatten)
+        return paper_common.make_dataset(
+            x_train,
+            y_train,
+            recipe.batch_size,
+            seed + offset,
+            augment=offset == 0 or recipe.retrain_shifts,
+            flatten=flatten,
+        )
 
     def error(m):
         return 1.0 - float(m.evaluate(x_test, y_test, batch_size=1000, verbose=0)[1])
@@ -212,15 +269,30 @@ def tfmot_worker(directory):
     def prune_layer(layer):
         if layer.name not in module.PRUNE:
             return layer
-        return sp.prune_low_magnitude(layer, pruning_schedule=sp.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=module.PRUNE[layer.name], begin_step=0, end_step=end_step,
-            frequency=max(1, min(100, end_step // 10))))
+        return sp.prune_low_magnitude(
+            layer,
+            pruning_schedule=sp.PolynomialDecay(
+                initial_sparsity=0.0,
+                final_sparsity=module.PRUNE[layer.name],
+                begin_step=0,
+                end_step=end_step,
+                frequency=max(1, min(100, end_step // 10)),
+            ),
+        )
 
     pruned = tf_keras.models.clone_model(model, clone_function=prune_layer)
-    for src, dst in zip(model.layers, pruned.layers):  # wrappers add mask variables: copy layer by layer
+    for src, dst in zip(
+        model.layers, pruned.layers
+    ):  # wrappers add mask variables: copy layer by layer
         (dst.layer if hasattr(dst, "layer") else dst).set_weights(src.get_weights())
     compile_(pruned, recipe.prune_lr, recipe.prune_epochs)
-    pruned.fit(data(1), epochs=recipe.prune_epochs, shuffle=False, verbose=2, callbacks=[sp.UpdatePruningStep()])
+    pruned.fit(
+        data(1),
+        epochs=recipe.prune_epochs,
+        shuffle=False,
+        verbose=2,
+        callbacks=[sp.UpdatePruningStep()],
+    )
     stripped = sp.strip_pruning(pruned)
     compile_(stripped, recipe.prune_lr, 1)
     out["pruned_error"] = error(stripped)
@@ -229,9 +301,12 @@ def tfmot_worker(directory):
     def cluster_layer(layer):
         if layer.name not in module.BITS:
             return layer
-        return cl.cluster_weights(layer, number_of_clusters=2 ** module.BITS[layer.name],
-                                  cluster_centroids_init=cl.CentroidInitialization.LINEAR,
-                                  preserve_sparsity=True)
+        return cl.cluster_weights(
+            layer,
+            number_of_clusters=2 ** module.BITS[layer.name],
+            cluster_centroids_init=cl.CentroidInitialization.LINEAR,
+            preserve_sparsity=True,
+        )
 
     clustered = tf_keras.models.clone_model(stripped, clone_function=cluster_layer)
     for src, dst in zip(stripped.layers, clustered.layers):
@@ -259,11 +334,18 @@ def run_tfmot(name, initial, work):
     os.makedirs(directory, exist_ok=True)
     np.savez(os.path.join(directory, "initial.npz"), **{f"w{i}": w for i, w in enumerate(initial)})
     with open(os.path.join(directory, "job.json"), "w") as f:
-        json.dump({"model": name, "data": _DATA.value, "smoke": _SMOKE.value, "seed": _SEED.value}, f)
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        json.dump(
+            {"model": name, "data": _DATA.value, "smoke": _SMOKE.value, "seed": _SEED.value}, f
+        )
+    env = child_env(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--tfmot_worker={directory}"],
-                          env=env, cwd=_ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        module_command("benchmarks.paper_benchmark", f"--tfmot_worker={directory}"),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"tfmot worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     with open(os.path.join(directory, "tfmot.json")) as f:
@@ -283,19 +365,32 @@ def format_model(name, k, t):
         size_s = f"{size:>11,d}  {dense / size:6.1f}x" if size else f"{'':>11s}  {'':>7s}"
         return f"  {label:<54s} {err_s}  {size_s}  {note}"
 
-    lines = [f"== {name}: test error and bytes (ratio vs the dense float32 .tflite, {dense:,} B)",
-             f"  {'':<54s} {'error':>7s}  {'bytes':>11s}  {'ratio':>7s}",
-             "  keras-dc (Keras 3)",
-             row("dense", k["dense_error"], dense, ".tflite float32"),
-             row("pruned (paper count: float32 + 5-bit gaps)", k["pruned_error"], k["pruned_paper_count"]),
-             row("pruned, real bundle", None, k["pruned_bundle"], "skeleton + sidecar"),
-             row("pruned + clustered (paper count: b-bit + 5-bit gaps)", k["clustered_error"],
-                 k["clustered_paper_count"]),
-             row("pruned + clustered + Huffman: the bundle", k["bundle_error"], k["bundle_bytes"],
-                 "restored, in LiteRT"),
-             row("restored clustered .tflite, gzip -9", None, k["restored_gzip9"]),
-             row("restored clustered .tflite, zstd -19", None, k["restored_zstd19"]),
-             f"  wall time {k['wall_s']:.0f} s (" + ", ".join(f"{a} {b:.0f} s" for a, b in k["times"].items()) + ")"]
+    lines = [
+        f"== {name}: test error and bytes (ratio vs the dense float32 .tflite, {dense:,} B)",
+        f"  {'':<54s} {'error':>7s}  {'bytes':>11s}  {'ratio':>7s}",
+        "  keras-dc (Keras 3)",
+        row("dense", k["dense_error"], dense, ".tflite float32"),
+        row(
+            "pruned (paper count: float32 + 5-bit gaps)", k["pruned_error"], k["pruned_paper_count"]
+        ),
+        row("pruned, real bundle", None, k["pruned_bundle"], "skeleton + sidecar"),
+        row(
+            "pruned + clustered (paper count: b-bit + 5-bit gaps)",
+            k["clustered_error"],
+            k["clustered_paper_count"],
+        ),
+        row(
+            "pruned + clustered + Huffman: the bundle",
+            k["bundle_error"],
+            k["bundle_bytes"],
+            "restored, in LiteRT",
+        ),
+        row("restored clustered .tflite, gzip -9", None, k["restored_gzip9"]),
+        row("restored clustered .tflite, zstd -19", None, k["restored_zstd19"]),
+        f"  wall time {k['wall_s']:.0f} s ("
+        + ", ".join(f"{a} {b:.0f} s" for a, b in k["times"].items())
+        + ")",
+    ]
     if t:
         lines += [
             "  tfmot 0.8.1 (tf_keras)",
@@ -303,8 +398,12 @@ def format_model(name, k, t):
             row("pruned (stripped) .tflite raw", t["pruned_error"], t["pruned_tflite"]["raw"]),
             row("pruned (stripped) .tflite gzip -9", None, t["pruned_tflite"]["gzip9"]),
             row("pruned (stripped) .tflite zstd -19", None, t["pruned_tflite"]["zstd19"]),
-            row("pruned + clustered .tflite raw", t["clustered_error"], t["clustered_tflite"]["raw"],
-                f"LiteRT error {t['tflite_error']:.2%}"),
+            row(
+                "pruned + clustered .tflite raw",
+                t["clustered_error"],
+                t["clustered_tflite"]["raw"],
+                f"LiteRT error {t['tflite_error']:.2%}",
+            ),
             row("pruned + clustered .tflite gzip -9", None, t["clustered_tflite"]["gzip9"]),
             row("pruned + clustered .tflite zstd -19", None, t["clustered_tflite"]["zstd19"]),
             f"  kernels {t['kept']:.2%} kept, at most {t['max_distinct']} distinct non-zero values per kernel",
@@ -325,12 +424,20 @@ def main(argv):
 
     unknown = set(_MODELS.value) - {"lenet_300_100", "lenet5"}
     if unknown:
-        raise app.UsageError(f"--models: unknown {sorted(unknown)}; choose from lenet_300_100, lenet5.")
+        raise app.UsageError(
+            f"--models: unknown {sorted(unknown)}; choose from lenet_300_100, lenet5."
+        )
     work = _OUT.value or tempfile.mkdtemp(prefix="paper_benchmark_")
     os.makedirs(work, exist_ok=True)
-    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
-               "cpus": os.cpu_count(), "smoke": _SMOKE.value, "seed": _SEED.value,
-               "versions": {"keras": keras.__version__}, "models": {}}
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "smoke": _SMOKE.value,
+        "seed": _SEED.value,
+        "versions": {"keras": keras.__version__},
+        "models": {},
+    }
     texts = []
     for name in _MODELS.value:
         module, recipe = _recipes()[name]
@@ -349,8 +456,16 @@ def main(argv):
         texts.append(text)
         k = {a: b for a, b in k.items() if a != "report"}
         results["models"][name] = {"recipe": dataclasses.asdict(recipe), "keras_dc": k, "tfmot": t}
-    print("\n\n".join(["", "==== paper benchmark" + (" (SMOKE: tiny subset, numbers meaningless)"
-                                                     if _SMOKE.value else "")] + texts))
+    print(
+        "\n\n".join(
+            [
+                "",
+                "==== paper benchmark"
+                + (" (SMOKE: tiny subset, numbers meaningless)" if _SMOKE.value else ""),
+            ]
+            + texts
+        )
+    )
     if _JSON_OUT.value:
         with open(_JSON_OUT.value, "w") as f:
             json.dump(results, f, indent=2, default=str)

@@ -10,18 +10,17 @@ the conversion to a bundle runs once, afterwards, in an ordinary process.
     # on every machine (TF_CONFIG set by you or by the cluster manager):
     TF_CONFIG='{"cluster": {"worker": ["host0:20000", "host1:20000"]},
                 "task": {"type": "worker", "index": 0}}' \\
-        python examples/distributed_train.py --out=/shared/run
+        python -m examples.distributed_train --out=/shared/run
     # then once, anywhere:
     keras-dc convert --model=/shared/run/model.keras --out=/shared/run/bundle
 
     # on one machine: start 2 local workers on loopback ports, check that they
     # agree bit for bit, then convert the chief's model (--smoke: about a minute)
-    python examples/distributed_train.py --local=2 --smoke --out=out/distributed
+    python -m examples.distributed_train --local=2 --smoke --out=out/distributed
 
 See docs/distributed.md.
 """
 
-import argparse
 import faulthandler
 import json
 import os
@@ -32,11 +31,38 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+from absl import app, flags
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
+_OUT = flags.DEFINE_string("out", "out/distributed", "Output directory (shared by the workers).")
+_LOCAL = flags.DEFINE_integer(
+    "local",
+    0,
+    "Start this many worker processes on this machine (loopback ports), wait for them, "
+    "compare their weights and convert the chief's model. 0: run as one worker of the "
+    "cluster described by TF_CONFIG.",
+)
+_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (seconds), for tests.")
+_SPARSITY = flags.DEFINE_float("sparsity", 0.8, "Sparsity of every kernel.")
+_BITS = flags.DEFINE_integer("bits", 4, "Cluster index bits (2**bits centroids).")
+_INIT = flags.DEFINE_string("init", "linear", "k-means initialisation of WeightClustering.")
+_SEED_PER_WORKER = flags.DEFINE_bool(
+    "seed_per_worker",
+    False,
+    "A different k-means seed on every worker (a check: the chief's clusters must win).",
+)
+_GLOBAL_BATCH = flags.DEFINE_integer(
+    "global_batch", 64, "Global batch size (split over all workers)."
+)
+_TIMEOUT = flags.DEFINE_integer(
+    "timeout",
+    900,
+    "Seconds after which a worker dumps its stacks and exits (a peer that never came up "
+    "would otherwise keep it waiting). 0: no limit.",
+)
 
 FEATURES, CLASSES = 20, 4
 
@@ -56,9 +82,11 @@ def compile_model(model, learning_rate):
     """SGD with momentum: the centroid update is then the paper's summed gradient (Eq. 3)."""
     import keras
 
-    model.compile(keras.optimizers.SGD(learning_rate, momentum=0.9),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.SGD(learning_rate, momentum=0.9),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 def make_dataset(n, global_batch):
@@ -74,9 +102,11 @@ def make_dataset(n, global_batch):
     x = rng.normal(size=(n, FEATURES)).astype("float32")
     teacher = rng.normal(size=(FEATURES, CLASSES)).astype("float32")
     y = np.argmax(x @ teacher + 0.5 * rng.normal(size=(n, CLASSES)), axis=1).astype("int32")
-    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
-               .shuffle(n, seed=7, reshuffle_each_iteration=True)
-               .batch(global_batch, drop_remainder=True))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(n, seed=7, reshuffle_each_iteration=True)
+        .batch(global_batch, drop_remainder=True)
+    )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
@@ -108,8 +138,13 @@ def enable_multi_worker_fit(model, strategy):
                 data_batch = next(it)
                 break
         local = tf.nest.map_structure(
-            lambda v: strategy.experimental_local_results(v)[0]
-            if isinstance(v, tf.distribute.DistributedValues) else v, data_batch)
+            lambda v: (
+                strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues)
+                else v
+            ),
+            data_batch,
+        )
         with strategy.scope():
             model._symbolic_build(data_batch=local)
 
@@ -157,14 +192,27 @@ def train_worker(out, smoke, sparsity, bits, global_batch, init="linear", seed_p
 
     with strategy.scope():  # a fresh optimizer: the schedule counts from step 0
         compile_model(model, 0.02)
-    model.fit(dataset, epochs=prune_epochs, verbose=verbose, callbacks=[keras_dc.MagnitudePruning(
-        sparsity, schedule=ramp, min_size=1, verbose=1 if is_chief else 0)])
+    model.fit(
+        dataset,
+        epochs=prune_epochs,
+        verbose=verbose,
+        callbacks=[
+            keras_dc.MagnitudePruning(
+                sparsity, schedule=ramp, min_size=1, verbose=1 if is_chief else 0
+            )
+        ],
+    )
     pruned = model.get_weights()
 
     with strategy.scope():
         compile_model(model, 0.01)
-    clustering = keras_dc.WeightClustering(bits=bits, init=init, seed=task if seed_per_worker else 0,
-                                           min_size=1, verbose=1 if is_chief else 0)
+    clustering = keras_dc.WeightClustering(
+        bits=bits,
+        init=init,
+        seed=task if seed_per_worker else 0,
+        min_size=1,
+        verbose=1 if is_chief else 0,
+    )
     history = model.fit(dataset, epochs=cluster_epochs, verbose=verbose, callbacks=[clustering])
 
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
@@ -175,8 +223,11 @@ def train_worker(out, smoke, sparsity, bits, global_batch, init="linear", seed_p
     model.save(os.path.join(target, "model.keras"))
     if not is_chief:
         shutil.rmtree(target, ignore_errors=True)
-    print(f"worker {task}: done, {strategy.num_replicas_in_sync} replicas in sync, "
-          f"accuracy {history.history['accuracy'][-1]:.3f}", flush=True)
+    print(
+        f"worker {task}: done, {strategy.num_replicas_in_sync} replicas in sync, "
+        f"accuracy {history.history['accuracy'][-1]:.3f}",
+        flush=True,
+    )
 
 
 def free_ports(n):
@@ -195,8 +246,12 @@ def free_ports(n):
 
 def tf_config(ports, index):
     """The TF_CONFIG of worker ``index`` of a cluster of local workers on ``ports``."""
-    return json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
-                       "task": {"type": "worker", "index": index}})
+    return json.dumps(
+        {
+            "cluster": {"worker": [f"localhost:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
 
 
 def run_local_workers(n, args, timeout, log_dir):
@@ -224,9 +279,13 @@ def run_local_workers(n, args, timeout, log_dir):
     for index in range(n):
         out = open(os.path.join(log_dir, f"worker{index}.stdout"), "w")
         err = open(os.path.join(log_dir, f"worker{index}.stderr"), "w")
-        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *args],
-                                env=dict(env, TF_CONFIG=tf_config(ports, index)),
-                                stdout=out, stderr=err, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "examples.distributed_train", *args],
+            env=dict(env, TF_CONFIG=tf_config(ports, index)),
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+        )
         workers.append((proc, out, err))
     deadline = time.monotonic() + timeout
     killed = set()
@@ -246,8 +305,14 @@ def run_local_workers(n, args, timeout, log_dir):
     results = []
     for index, (p, out, err) in enumerate(workers):
         with open(out.name) as f_out, open(err.name) as f_err:
-            results.append({"index": index, "returncode": None if index in killed else p.returncode,
-                            "stdout": f_out.read(), "stderr": f_err.read()})
+            results.append(
+                {
+                    "index": index,
+                    "returncode": None if index in killed else p.returncode,
+                    "stdout": f_out.read(),
+                    "stderr": f_err.read(),
+                }
+            )
     return results
 
 
@@ -257,76 +322,77 @@ def describe_failures(results, tail=4000):
         f"--- worker {r['index']}: "
         f"{'killed' if r['returncode'] is None else 'returncode ' + str(r['returncode'])}\n"
         f"stdout tail:\n{r['stdout'][-tail:]}\nstderr tail:\n{r['stderr'][-tail:]}"
-        for r in results)
+        for r in results
+    )
 
 
-def parse_args(argv=None):
-    """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="out/distributed", help="Output directory (shared by the workers).")
-    parser.add_argument("--local", type=int, default=0, help=(
-        "Start this many worker processes on this machine (loopback ports), wait for them, "
-        "compare their weights and convert the chief's model. 0: run as one worker of the "
-        "cluster described by TF_CONFIG."))
-    parser.add_argument("--smoke", action="store_true", help="Tiny run (seconds), for tests.")
-    parser.add_argument("--sparsity", type=float, default=0.8, help="Sparsity of every kernel.")
-    parser.add_argument("--bits", type=int, default=4, help="Cluster index bits (2**bits centroids).")
-    parser.add_argument("--init", default="linear", help="k-means initialisation of WeightClustering.")
-    parser.add_argument("--seed_per_worker", action="store_true", help=(
-        "A different k-means seed on every worker (a check: the chief's clusters must win)."))
-    parser.add_argument("--global_batch", type=int, default=64,
-                        help="Global batch size (split over all workers).")
-    parser.add_argument("--timeout", type=int, default=900, help=(
-        "Seconds after which a worker dumps its stacks and exits (a peer that never came up "
-        "would otherwise keep it waiting). 0: no limit."))
-    return parser.parse_args(argv)
+def _worker_args():
+    """The command line of every worker: this one's flags, without ``--local``."""
+    args = [
+        f"--out={os.path.abspath(_OUT.value)}",
+        f"--sparsity={_SPARSITY.value}",
+        f"--bits={_BITS.value}",
+        f"--global_batch={_GLOBAL_BATCH.value}",
+        f"--timeout={_TIMEOUT.value}",
+        f"--init={_INIT.value}",
+    ]
+    return args + [f"--{flag.name}" for flag in (_SMOKE, _SEED_PER_WORKER) if flag.value]
 
 
-def _worker_args(args):
-    flags = [f"--out={os.path.abspath(args.out)}", f"--sparsity={args.sparsity}",
-             f"--bits={args.bits}", f"--global_batch={args.global_batch}",
-             f"--timeout={args.timeout}", f"--init={args.init}"]
-    return flags + [f"--{name}" for name in ("smoke", "seed_per_worker") if getattr(args, name)]
-
-
-def _local(args):
+def _local(n):
     import converters
 
-    out = os.path.abspath(args.out)
+    out = os.path.abspath(_OUT.value)
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
-    results = run_local_workers(args.local, _worker_args(args), timeout=args.timeout or 24 * 3600,
-                                log_dir=os.path.join(out, "logs"))
+    results = run_local_workers(
+        n, _worker_args(), timeout=_TIMEOUT.value or 24 * 3600, log_dir=os.path.join(out, "logs")
+    )
     if any(r["returncode"] != 0 for r in results):
         print(describe_failures(results), file=sys.stderr)
         raise SystemExit(f"a worker failed; logs in {os.path.join(out, 'logs')}")
     print(results[0]["stdout"])
-    weights = [np.load(os.path.join(out, f"weights.worker{i}.npz")) for i in range(args.local)]
-    for i in range(1, args.local):
+    weights = [np.load(os.path.join(out, f"weights.worker{i}.npz")) for i in range(n)]
+    for i in range(1, n):
         differ = [k for k in weights[0].files if weights[0][k].tobytes() != weights[i][k].tobytes()]
         if differ or weights[0].files != weights[i].files:
             raise SystemExit(f"worker {i} disagrees with the chief on {differ}")
-    print(f"{args.local} workers trained in {time.perf_counter() - start:.1f} s; their weights, "
-          "masks and centroids agree bit for bit")
-    result = converters.convert(os.path.join(out, "model.keras"), os.path.join(out, "bundle"),
-                                picture=False, verbose=0)
+    print(
+        f"{n} workers trained in {time.perf_counter() - start:.1f} s; their weights, "
+        "masks and centroids agree bit for bit"
+    )
+    result = converters.convert(
+        os.path.join(out, "model.keras"), os.path.join(out, "bundle"), picture=False, verbose=0
+    )
     print(f"bundle in {os.path.join(out, 'bundle')}: {result.bundle_bytes} bytes")
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.local:
-        _local(args)
-        return
+def _worker():
     if "TF_CONFIG" not in os.environ:
         raise SystemExit("no TF_CONFIG: set it (see docs/distributed.md) or pass --local=2")
-    if args.timeout:
+    if _TIMEOUT.value:
         # Dumps every thread's stack to stderr and exits: no worker waits forever.
-        faulthandler.dump_traceback_later(args.timeout, exit=True)
-    os.makedirs(args.out, exist_ok=True)
-    train_worker(args.out, args.smoke, args.sparsity, args.bits, args.global_batch, args.init,
-                 args.seed_per_worker)
+        faulthandler.dump_traceback_later(_TIMEOUT.value, exit=True)
+    os.makedirs(_OUT.value, exist_ok=True)
+    train_worker(
+        _OUT.value,
+        _SMOKE.value,
+        _SPARSITY.value,
+        _BITS.value,
+        _GLOBAL_BATCH.value,
+        _INIT.value,
+        _SEED_PER_WORKER.value,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _LOCAL.value:
+        _local(_LOCAL.value)
+    else:
+        _worker()
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

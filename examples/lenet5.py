@@ -11,16 +11,15 @@ Paper (Han, Mao, Dally 2016, Table 3): 0.80% → 0.74% error, 39× smaller
 (weights + indices only). Targets here, counting every byte a phone receives
 against the float32 .tflite: dense ≤ 0.90%, compressed ≤ dense + 0.10 pp, ≥ 39×.
 
-    python examples/lenet5.py                 # ~25 min on a busy shared 2-core machine
-    python examples/lenet5.py --smoke         # < 1 min: a tiny subset, for CI
-    python examples/lenet5.py --data=/path/mnist.npz --out=out/lenet5
+    python -m examples.lenet5                 # ~25 min on a busy shared 2-core machine
+    python -m examples.lenet5 --smoke         # < 1 min: a tiny subset, for CI
+    python -m examples.lenet5 --data=/path/mnist.npz --out=out/lenet5
 """
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # Per-layer pruning targets (sparsity) and cluster bits. ip1 holds 93% of the
@@ -38,9 +37,17 @@ def recipe():
     # 76% to 95% sparse with one epoch to recover). This recipe follows the
     # LeNet-300-100 one: 12 cubic cuts a quarter epoch apart (big cuts first,
     # small ones last), then 4 epochs of retraining at the dense learning rate.
-    return Recipe(dense_epochs=5, dense_lr=1e-3,
-                  prune_fractions=cubic_fractions(12), prune_every=0.25, prune_final_epochs=4,
-                  prune_lr=1e-3, cluster_epochs=1, cluster_lr=3e-5, l2=1e-5)
+    return Recipe(
+        dense_epochs=5,
+        dense_lr=1e-3,
+        prune_fractions=cubic_fractions(12),
+        prune_every=0.25,
+        prune_final_epochs=4,
+        prune_lr=1e-3,
+        cluster_epochs=1,
+        cluster_lr=3e-5,
+        l2=1e-5,
+    )
 
 
 def build_model(l2, keras=None):
@@ -49,20 +56,29 @@ def build_model(l2, keras=None):
         import keras
 
     reg = keras.regularizers.L2(l2)
-    return keras.Sequential([
-        keras.Input((28, 28, 1), name="image"),
-        keras.layers.Conv2D(20, 5, kernel_regularizer=reg, name="conv1"),
-        keras.layers.MaxPooling2D(2, name="pool1"),
-        keras.layers.Conv2D(50, 5, kernel_regularizer=reg, name="conv2"),
-        keras.layers.MaxPooling2D(2, name="pool2"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(500, activation="relu", kernel_regularizer=reg, name="ip1"),
-        keras.layers.Dense(10, kernel_regularizer=reg, name="ip2"),
-    ], name="lenet5")
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1), name="image"),
+            keras.layers.Conv2D(20, 5, kernel_regularizer=reg, name="conv1"),
+            keras.layers.MaxPooling2D(2, name="pool1"),
+            keras.layers.Conv2D(50, 5, kernel_regularizer=reg, name="conv2"),
+            keras.layers.MaxPooling2D(2, name="pool2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(500, activation="relu", kernel_regularizer=reg, name="ip1"),
+            keras.layers.Dense(10, kernel_regularizer=reg, name="ip2"),
+        ],
+        name="lenet5",
+    )
 
 
 if __name__ == "__main__":
     from examples.paper_common import example_app
 
-    example_app(sys.modules[__name__], title="LeNet-5", flatten=False, ref_error_target=0.009,
-                ratio_target=39, default_out="out/lenet5")
+    example_app(
+        sys.modules[__name__],
+        title="LeNet-5",
+        flatten=False,
+        ref_error_target=0.009,
+        ratio_target=39,
+        default_out="out/lenet5",
+    )

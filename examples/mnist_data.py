@@ -27,25 +27,32 @@ def load_mnist(path=None):
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     else:
         if not os.path.exists(path):
-            raise FileNotFoundError(f"MNIST file {path!r} does not exist; pass --data=PATH to an mnist.npz.")
+            raise FileNotFoundError(
+                f"MNIST file {path!r} does not exist; pass --data=PATH to an mnist.npz."
+            )
         with np.load(path) as data:
             x_train, y_train = data["x_train"], data["y_train"]
             x_test, y_test = data["x_test"], data["y_test"]
     scale = np.float32(1.0 / 255.0)
-    return ((x_train.astype(np.float32) * scale, y_train.astype(np.int64)),
-            (x_test.astype(np.float32) * scale, y_test.astype(np.int64)))
+    return (
+        (x_train.astype(np.float32) * scale, y_train.astype(np.int64)),
+        (x_test.astype(np.float32) * scale, y_test.astype(np.int64)),
+    )
 
 
 def build_model():
     """LeNet-300-100 (784-300-100-10, ReLU) as in the paper, layers named ip1..ip3."""
     import keras
 
-    model = keras.Sequential([
-        keras.Input((784,), name="pixels"),
-        keras.layers.Dense(300, activation="relu", name="ip1"),
-        keras.layers.Dense(100, activation="relu", name="ip2"),
-        keras.layers.Dense(10, name="ip3"),
-    ], name="lenet_300_100")
+    model = keras.Sequential(
+        [
+            keras.Input((784,), name="pixels"),
+            keras.layers.Dense(300, activation="relu", name="ip1"),
+            keras.layers.Dense(100, activation="relu", name="ip2"),
+            keras.layers.Dense(10, name="ip3"),
+        ],
+        name="lenet_300_100",
+    )
     return model
 
 
@@ -53,9 +60,11 @@ def compile_model(model, lr):
     """Compiles with Adam(lr), sparse categorical cross-entropy on logits, accuracy."""
     import keras
 
-    model.compile(keras.optimizers.Adam(lr),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 def litert_error(model_bytes, x, y):

@@ -37,17 +37,27 @@ class Recipe:
     cluster_lr: float
     l2: float = 1e-5
     batch_size: int = 128
-    retrain_shifts: bool = True  # random shifts also while pruning and clustering (False: dense stage only)
+    retrain_shifts: bool = (
+        True  # random shifts also while pruning and clustering (False: dense stage only)
+    )
     distill: float = 0.0  # weight of the dense teacher's soft targets while pruning and clustering (0: labels only)
     temperature: float = 4.0  # softmax temperature of the distillation term
 
     @property
     def prune_epochs(self):
-        return int(round((len(self.prune_fractions) - 1) * self.prune_every)) + self.prune_final_epochs
+        return (
+            int(round((len(self.prune_fractions) - 1) * self.prune_every)) + self.prune_final_epochs
+        )
 
     def smoke(self):
-        return dataclasses.replace(self, dense_epochs=1, prune_fractions=(1.0,), prune_every=1,
-                                   prune_final_epochs=1, cluster_epochs=1)
+        return dataclasses.replace(
+            self,
+            dense_epochs=1,
+            prune_fractions=(1.0,),
+            prune_every=1,
+            prune_final_epochs=1,
+            cluster_epochs=1,
+        )
 
 
 def make_dataset(x, y, batch_size, seed, augment=True, flatten=False, teacher=None):
@@ -70,13 +80,18 @@ def make_dataset(x, y, batch_size, seed, augment=True, flatten=False, teacher=No
         return image, label
 
     def shape(image, label):
-        return (tf.reshape(image, [-1, 784]) if flatten else tf.reshape(image, [-1] + list(x.shape[1:]))), label
+        return (
+            tf.reshape(image, [-1, 784]) if flatten else tf.reshape(image, [-1] + list(x.shape[1:]))
+        ), label
 
-    ds = tf.data.Dataset.from_tensor_slices((images, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.from_tensor_slices((images, y)).shuffle(
+        len(x), seed=seed, reshuffle_each_iteration=True
+    )
     if augment:
         ds = ds.map(shift, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size).map(shape)
     if teacher is not None:
+
         def soft_targets(image, label):
             logits = tf.cast(teacher(image, training=False), tf.float32)
             return image, tf.concat([tf.cast(label, tf.float32)[:, None], logits], axis=1)
@@ -98,8 +113,10 @@ def distillation_loss(weight, temperature):
         soft = ops.softmax(y_true[:, 1:] / temperature)
         hard_ce = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         soft_ce = ops.categorical_crossentropy(soft, logits / temperature, from_logits=True)
-        kl = soft_ce + ops.sum(soft * ops.log(ops.maximum(soft, 1e-12)), axis=-1)  # minus the teacher's entropy
-        return (1.0 - weight) * hard_ce + weight * temperature ** 2 * kl
+        kl = soft_ce + ops.sum(
+            soft * ops.log(ops.maximum(soft, 1e-12)), axis=-1
+        )  # minus the teacher's entropy
+        return (1.0 - weight) * hard_ce + weight * temperature**2 * kl
 
     return loss
 
@@ -116,10 +133,15 @@ def compile_model(model, lr, epochs, steps_per_epoch, loss=None):
 
     schedule = lr
     if epochs > 0:
-        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps_per_epoch))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, epochs * steps_per_epoch)
+        )
     if loss is None:
-        model.compile(keras.optimizers.Adam(schedule), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.Adam(schedule),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
     else:
         # metrics must be given: Keras 3.15 keeps the previous compile's metrics when it is None.
         model.compile(keras.optimizers.Adam(schedule), loss, metrics=[label_accuracy])
@@ -129,8 +151,10 @@ def label_accuracy(y_true, logits):
     """Accuracy against the label column of distillation targets ``[label, teacher logits...]``."""
     from keras import ops
 
-    return ops.cast(ops.equal(ops.cast(y_true[:, 0], "int32"), ops.cast(ops.argmax(logits, axis=-1), "int32")),
-                    "float32")
+    return ops.cast(
+        ops.equal(ops.cast(y_true[:, 0], "int32"), ops.cast(ops.argmax(logits, axis=-1), "int32")),
+        "float32",
+    )
 
 
 def keras_error(model, x, y):
@@ -158,17 +182,19 @@ def litert_error(model_bytes, x, y, batch=500):
     single = Interpreter(model_content=model_bytes)
     single.allocate_tensors()
     shape = list(single.get_input_details()[0]["shape"])
-    check = np.concatenate([run(single, x[i:i + 1]) for i in range(min(8, len(x)))])
+    check = np.concatenate([run(single, x[i : i + 1]) for i in range(min(8, len(x)))])
     try:
         batched = Interpreter(model_content=model_bytes)
         batched.resize_tensor_input(batched.get_input_details()[0]["index"], [batch] + shape[1:])
         batched.allocate_tensors()
-        logits = np.concatenate([run(batched, x[i:i + batch]) for i in range(0, len(x) - len(x) % batch, batch)]
-                                + [run(single, x[i:i + 1]) for i in range(len(x) - len(x) % batch, len(x))])
-        if not np.allclose(logits[:len(check)], check, atol=1e-4):
+        logits = np.concatenate(
+            [run(batched, x[i : i + batch]) for i in range(0, len(x) - len(x) % batch, batch)]
+            + [run(single, x[i : i + 1]) for i in range(len(x) - len(x) % batch, len(x))]
+        )
+        if not np.allclose(logits[: len(check)], check, atol=1e-4):
             raise ValueError("batched run disagrees with batch 1")
     except (ValueError, RuntimeError):
-        logits = np.concatenate([run(single, x[i:i + 1]) for i in range(len(x))])
+        logits = np.concatenate([run(single, x[i : i + 1]) for i in range(len(x))])
     return float(np.mean(np.argmax(logits, axis=1) != y))
 
 
@@ -179,8 +205,21 @@ def dense_tflite(model):
     return converters.tflite.convert(model)
 
 
-def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, default_bits, out_dir,
-                 seed=0, flatten=False, log=print, stage_hook=None):
+def run_pipeline(
+    model,
+    data,
+    recipe,
+    *,
+    prune_targets,
+    default_target,
+    bits,
+    default_bits,
+    out_dir,
+    seed=0,
+    flatten=False,
+    log=print,
+    stage_hook=None,
+):
     """Dense → iterative pruning → clustering → bundle → restore → LiteRT. Returns a dict of results.
 
     Args:
@@ -210,17 +249,27 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
 
     def stage_hook(stage, m):
         # The largest kernel at each stage, for the pictures.
-        largest = max(keras_dc.compressible_variables(m, min_size=1), key=lambda v: int(np.prod(v.shape)))
+        largest = max(
+            keras_dc.compressible_variables(m, min_size=1), key=lambda v: int(np.prod(v.shape))
+        )
         res["stages"]["layer"] = largest.path.split("/")[-2]
         res["stages"][stage] = np.array(largest.numpy())
         if user_hook:
             user_hook(stage, m)
+
     t0 = time.perf_counter()
 
-    log(f"== 1/5 dense training: {r.dense_epochs} epochs, Adam {r.dense_lr:g} with cosine decay, "
-        f"L2 {r.l2:g}, random shifts ±{SHIFT} px")
+    log(
+        f"== 1/5 dense training: {r.dense_epochs} epochs, Adam {r.dense_lr:g} with cosine decay, "
+        f"L2 {r.l2:g}, random shifts ±{SHIFT} px"
+    )
     compile_model(model, r.dense_lr, r.dense_epochs, steps)
-    model.fit(make_dataset(x_train, y_train, r.batch_size, seed, flatten=flatten), epochs=r.dense_epochs, shuffle=False, verbose=2)
+    model.fit(
+        make_dataset(x_train, y_train, r.batch_size, seed, flatten=flatten),
+        epochs=r.dense_epochs,
+        shuffle=False,
+        verbose=2,
+    )
     res["dense_error"] = keras_error(model, x_test, y_test)
     res["times"]["dense"] = time.perf_counter() - t0
     log(f"   dense test error {res['dense_error']:.2%}")
@@ -234,39 +283,67 @@ def run_pipeline(model, data, recipe, *, prune_targets, default_target, bits, de
         teacher.set_weights(model.get_weights())
         teacher.trainable = False
         loss = distillation_loss(r.distill, r.temperature)
-        log(f"   distillation: weight {r.distill:g} on the dense model's outputs at temperature {r.temperature:g}")
+        log(
+            f"   distillation: weight {r.distill:g} on the dense model's outputs at temperature {r.temperature:g}"
+        )
 
     def retrain(stage, timer, seed_offset, lr, epochs, callback):
         """Compile, fit with `callback`, measure: the pruning and the clustering stage alike."""
         started = time.perf_counter()
         compile_model(model, lr, epochs, steps, loss)
-        model.fit(make_dataset(x_train, y_train, r.batch_size, seed + seed_offset, augment=r.retrain_shifts,
-                               flatten=flatten, teacher=teacher),
-                  epochs=epochs, shuffle=False, verbose=2, callbacks=[callback])
+        model.fit(
+            make_dataset(
+                x_train,
+                y_train,
+                r.batch_size,
+                seed + seed_offset,
+                augment=r.retrain_shifts,
+                flatten=flatten,
+                teacher=teacher,
+            ),
+            epochs=epochs,
+            shuffle=False,
+            verbose=2,
+            callbacks=[callback],
+        )
         res[f"{stage}_error"] = keras_error(model, x_test, y_test)
         res["times"][timer] = time.perf_counter() - started
         log(f"   {stage} test error {res[f'{stage}_error']:.2%}")
 
     targets = ", ".join(f"{k} {v:.0%}" for k, v in prune_targets.items())
     fractions = ", ".join(f"{f:.2f}" for f in r.prune_fractions)
-    log(f"== 2/5 iterative pruning: events at fractions ({fractions}) of each layer's target "
+    log(
+        f"== 2/5 iterative pruning: events at fractions ({fractions}) of each layer's target "
         f"(default {default_target:.0%}; {targets}), {r.prune_every} epoch(s) of retraining between "
-        f"events, {r.prune_final_epochs} after, Adam {r.prune_lr:g}")
+        f"events, {r.prune_final_epochs} after, Adam {r.prune_lr:g}"
+    )
     pruning = keras_dc.MagnitudePruning(
         default_target,
-        schedule=schedules.Iterative(fractions=r.prune_fractions, every=max(1, int(r.prune_every * steps)), begin=0,
-                                     unit="step"),
+        schedule=schedules.Iterative(
+            fractions=r.prune_fractions,
+            every=max(1, int(r.prune_every * steps)),
+            begin=0,
+            unit="step",
+        ),
         overrides={model.get_layer(name): t for name, t in prune_targets.items()},
-        min_size=1, verbose=0)
+        min_size=1,
+        verbose=0,
+    )
     retrain("pruned", "prune", 1, r.prune_lr, r.prune_epochs, pruning)
     stage_hook("pruned", model)
 
     per_layer = ", ".join(f"{k} {v}" for k, v in bits.items())
-    log(f"== 3/5 clustering: {default_bits} bits (overrides: {per_layer}), linear init, "
-        f"centroid retraining {r.cluster_epochs} epoch(s), Adam {r.cluster_lr:g}")
+    log(
+        f"== 3/5 clustering: {default_bits} bits (overrides: {per_layer}), linear init, "
+        f"centroid retraining {r.cluster_epochs} epoch(s), Adam {r.cluster_lr:g}"
+    )
     clustering = keras_dc.WeightClustering(
-        bits=default_bits, overrides={model.get_layer(name): b for name, b in bits.items()},
-        init="linear", min_size=1, verbose=0)
+        bits=default_bits,
+        overrides={model.get_layer(name): b for name, b in bits.items()},
+        init="linear",
+        min_size=1,
+        verbose=0,
+    )
     retrain("clustered", "cluster", 2, r.cluster_lr, r.cluster_epochs, clustering)
     res["layer_table"] = keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1))
     stage_hook("clustered", model)
@@ -299,11 +376,14 @@ def print_summary(title, res, *, ref_error_target, ratio_target, figure=None, lo
     log(f"== {title}: layer by layer after pruning + clustering (Keras variables)")
     log(res["layer_table"])
     log("")
-    log(f"== {title}: the paper's table (Han et al. 2016, Tables 2-3), from the restored flatbuffer")
+    log(
+        f"== {title}: the paper's table (Han et al. 2016, Tables 2-3), from the restored flatbuffer"
+    )
     log(paper_figures.format_paper_table(res["paper_rows"]))
     log("")
-    if figure and paper_figures.save_figure(figure, f"{title}: Deep Compression with keras-dc", res["stages"],
-                                            res["paper_rows"]):
+    if figure and paper_figures.save_figure(
+        figure, f"{title}: Deep Compression with keras-dc", res["stages"], res["paper_rows"]
+    ):
         paper_figures.save_stages(os.path.dirname(figure), res["stages"])
         log(f"== {title}: pictures written to {figure}")
         log("")
@@ -315,20 +395,30 @@ def print_summary(title, res, *, ref_error_target, ratio_target, figure=None, lo
     ok_ratio = t["ratio_vs_dense"] >= ratio_target
     mark = {True: "met", False: "MISSED"}
     log(f"== {title}: summary (test error on the {res.get('n_test', 10000):,} test images)")
-    log(f"  dense reference (Keras)      {res['dense_error']:7.2%}   target ≤ {ref_error_target:.2%}: "
-        f"{mark[ok_dense]}")
+    log(
+        f"  dense reference (Keras)      {res['dense_error']:7.2%}   target ≤ {ref_error_target:.2%}: "
+        f"{mark[ok_dense]}"
+    )
     log(f"  pruned (Keras)               {res['pruned_error']:7.2%}")
     log(f"  pruned + clustered (Keras)   {res['clustered_error']:7.2%}")
-    log(f"  restored bundle in LiteRT    {res['bundle_error']:7.2%}   target ≤ dense + 0.10 pp: "
-        f"{mark[ok_acc]}")
+    log(
+        f"  restored bundle in LiteRT    {res['bundle_error']:7.2%}   target ≤ dense + 0.10 pp: "
+        f"{mark[ok_acc]}"
+    )
     log(f"  dense float32 .tflite        {t['dense_tflite_bytes']:>9,d} bytes")
-    log(f"  bundle (skeleton + sidecar)  {t['bundle_bytes']:>9,d} bytes = {t['ratio_vs_dense']:.1f}x smaller"
-        f"   target ≥ {ratio_target}x: {mark[ok_ratio]}")
-    log(f"  restored .tflite: gzip -9    {t['restored_gzip9_bytes']:>9,d} bytes = "
-        f"{t['dense_tflite_bytes'] / t['restored_gzip9_bytes']:.1f}x")
+    log(
+        f"  bundle (skeleton + sidecar)  {t['bundle_bytes']:>9,d} bytes = {t['ratio_vs_dense']:.1f}x smaller"
+        f"   target ≥ {ratio_target}x: {mark[ok_ratio]}"
+    )
+    log(
+        f"  restored .tflite: gzip -9    {t['restored_gzip9_bytes']:>9,d} bytes = "
+        f"{t['dense_tflite_bytes'] / t['restored_gzip9_bytes']:.1f}x"
+    )
     if t.get("restored_zstd19_bytes"):
-        log(f"  restored .tflite: zstd -19   {t['restored_zstd19_bytes']:>9,d} bytes = "
-            f"{t['dense_tflite_bytes'] / t['restored_zstd19_bytes']:.1f}x")
+        log(
+            f"  restored .tflite: zstd -19   {t['restored_zstd19_bytes']:>9,d} bytes = "
+            f"{t['dense_tflite_bytes'] / t['restored_zstd19_bytes']:.1f}x"
+        )
     log(f"  max |LiteRT - Keras|         {res['max_abs_diff']:.2e}")
     times = res["times"]
     log("  wall time                    " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
@@ -343,16 +433,30 @@ def define_example_flags(default_out):
     from absl import flags
 
     return types.SimpleNamespace(
-        data=flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy."),
+        data=flags.DEFINE_string(
+            "data", None, "mnist.npz (keras layout); default: the shared offline copy."
+        ),
         out=flags.DEFINE_string("out", default_out, "Bundle directory."),
-        smoke=flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests."),
+        smoke=flags.DEFINE_bool(
+            "smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests."
+        ),
         seed=flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts)."),
-        dense_epochs=flags.DEFINE_integer("dense_epochs", None, "Override the recipe's dense epochs "
-                                          "(a shorter run on a busy machine)."),
-        retrain_epochs=flags.DEFINE_integer("retrain_epochs", None, "Override the recipe's retraining "
-                                            "epochs after the last pruning event."),
-        distill=flags.DEFINE_float("distill", None, "Override the recipe's distillation weight (0: train the "
-                                   "compressed model on the labels only)."),
+        dense_epochs=flags.DEFINE_integer(
+            "dense_epochs",
+            None,
+            "Override the recipe's dense epochs (a shorter run on a busy machine).",
+        ),
+        retrain_epochs=flags.DEFINE_integer(
+            "retrain_epochs",
+            None,
+            "Override the recipe's retraining epochs after the last pruning event.",
+        ),
+        distill=flags.DEFINE_float(
+            "distill",
+            None,
+            "Override the recipe's distillation weight (0: train the "
+            "compressed model on the labels only).",
+        ),
     )
 
 
@@ -375,16 +479,35 @@ def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_
     if f.distill.value is not None:
         r = dataclasses.replace(r, distill=f.distill.value)
     if f.smoke.value:
-        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
+        x_train, y_train, x_test, y_test = (
+            x_train[:2000],
+            y_train[:2000],
+            x_test[:500],
+            y_test[:500],
+        )
         r = r.smoke()
     keras.utils.set_random_seed(f.seed.value)
     model = module.build_model(r.l2)
-    res = run_pipeline(model, ((x_train, y_train), (x_test, y_test)), r, prune_targets=module.PRUNE,
-                       default_target=max(module.PRUNE.values()), bits=module.BITS, default_bits=5,
-                       out_dir=f.out.value, seed=f.seed.value, flatten=flatten)
+    res = run_pipeline(
+        model,
+        ((x_train, y_train), (x_test, y_test)),
+        r,
+        prune_targets=module.PRUNE,
+        default_target=max(module.PRUNE.values()),
+        bits=module.BITS,
+        default_bits=5,
+        out_dir=f.out.value,
+        seed=f.seed.value,
+        flatten=flatten,
+    )
     res["n_test"] = len(x_test)
-    print_summary(title, res, ref_error_target=ref_error_target, ratio_target=ratio_target,
-                  figure=os.path.join(f.out.value, "paper.png"))
+    print_summary(
+        title,
+        res,
+        ref_error_target=ref_error_target,
+        ratio_target=ratio_target,
+        figure=os.path.join(f.out.value, "paper.png"),
+    )
     return res
 
 
@@ -397,7 +520,13 @@ def example_app(module, *, title, flatten, ref_error_target, ratio_target, defau
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        run_example(flag_values, module, title=title, flatten=flatten, ref_error_target=ref_error_target,
-                    ratio_target=ratio_target)
+        run_example(
+            flag_values,
+            module,
+            title=title,
+            flatten=flatten,
+            ref_error_target=ref_error_target,
+            ratio_target=ratio_target,
+        )
 
     app.run(main)

@@ -20,7 +20,7 @@ and the bits per layer before and after Huffman coding.
 The examples keep the largest layer's weights at each stage in ``stages.npz``
 beside the bundle, so the table and the picture can be made again later:
 
-    python examples/paper_figures.py out/lenet5 --title=LeNet-5
+    python -m examples.paper_figures out/lenet5 --title=LeNet-5
 """
 
 import math
@@ -37,7 +37,7 @@ def _entries_with_fillers(flat, index_bits):
     filler (a zero weight) for every gap longer than ``2**index_bits``."""
     positions = np.flatnonzero(flat)
     gaps = np.diff(np.concatenate([[-1], positions]))
-    return int(np.sum(np.maximum(1, -(-gaps // (2 ** index_bits)))))
+    return int(np.sum(np.maximum(1, -(-gaps // (2**index_bits)))))
 
 
 def paper_rows(restored, report):
@@ -63,7 +63,7 @@ def paper_rows(restored, report):
         b = by_name.get(r["name"])
         if b is None or not r["encoding"].startswith("CLUSTERED"):
             continue
-        w = np.frombuffer(bytes(restored[b.offset:b.offset + b.size]), dtype=np.dtype(r["dtype"]))
+        w = np.frombuffer(bytes(restored[b.offset : b.offset + b.size]), dtype=np.dtype(r["dtype"]))
         nonzeros = max(1, r["nonzeros"])
         sparse = r["encoding"] == "CLUSTERED_SPARSE"
         entries = max(1, r["codebook_entries"])
@@ -73,15 +73,24 @@ def paper_rows(restored, report):
         fixed_bits = stored * (wbits + ibits) + 32 * entries
         coded_bits = 8 * r["payload_bytes"]
         raw_bits = 32 * r["weights"]
-        rows.append({
-            "name": r["name"], "op": r["op"], "weights": r["weights"], "kept": r["kept"],
-            "weight_bits_fixed": wbits, "weight_bits_huffman": r["index_bits_per_symbol"],
-            "weight_entropy": r["index_entropy_per_symbol"],
-            "index_bits_fixed": stored * ibits / nonzeros if sparse else 0.0,
-            "index_bits_huffman": r["gap_bits_per_nonzero"], "index_entropy": r["gap_entropy_per_nonzero"],
-            "fixed_bits": fixed_bits, "coded_bits": coded_bits,
-            "rate_fixed": raw_bits / fixed_bits, "rate_huffman": raw_bits / max(1, coded_bits),
-        })
+        rows.append(
+            {
+                "name": r["name"],
+                "op": r["op"],
+                "weights": r["weights"],
+                "kept": r["kept"],
+                "weight_bits_fixed": wbits,
+                "weight_bits_huffman": r["index_bits_per_symbol"],
+                "weight_entropy": r["index_entropy_per_symbol"],
+                "index_bits_fixed": stored * ibits / nonzeros if sparse else 0.0,
+                "index_bits_huffman": r["gap_bits_per_nonzero"],
+                "index_entropy": r["gap_entropy_per_nonzero"],
+                "fixed_bits": fixed_bits,
+                "coded_bits": coded_bits,
+                "rate_fixed": raw_bits / fixed_bits,
+                "rate_huffman": raw_bits / max(1, coded_bits),
+            }
+        )
     weights = sum(r["weights"] for r in rows)
     total = {
         "weights": weights,
@@ -94,7 +103,9 @@ def paper_rows(restored, report):
 
 def _short(name):
     """A readable layer name from a TFLite tensor name ('lenet5_1/ip1_1/MatMul' -> 'ip1')."""
-    parts = [p for p in name.split("/") if p and p not in ("MatMul", "BiasAdd", "Conv2D", "convolution")]
+    parts = [
+        p for p in name.split("/") if p and p not in ("MatMul", "BiasAdd", "Conv2D", "convolution")
+    ]
     part = parts[1] if len(parts) > 1 else (parts[0] if parts else name)
     return part.rsplit("_", 1)[0] if part.rsplit("_", 1)[-1].isdigit() else part
 
@@ -102,23 +113,32 @@ def _short(name):
 def format_paper_table(rows_total):
     """The paper's table layout as text (columns P+Q = pruned + quantized, +H = Huffman coded)."""
     rows, total = rows_total
-    head = (f"{'layer':<10s} {'#weights':>9s} {'kept':>6s} {'w bits':>6s} {'w bits':>6s} {'H(w)':>5s} "
-            f"{'idx bits':>8s} {'idx bits':>8s} {'H(idx)':>6s} {'rate':>7s} {'rate':>7s}")
-    sub = (f"{'':<10s} {'':>9s} {'(P)':>6s} {'P+Q':>6s} {'P+Q+H':>6s} {'':>5s} "
-           f"{'P+Q':>8s} {'P+Q+H':>8s} {'':>6s} {'P+Q':>7s} {'P+Q+H':>7s}")
+    head = (
+        f"{'layer':<10s} {'#weights':>9s} {'kept':>6s} {'w bits':>6s} {'w bits':>6s} {'H(w)':>5s} "
+        f"{'idx bits':>8s} {'idx bits':>8s} {'H(idx)':>6s} {'rate':>7s} {'rate':>7s}"
+    )
+    sub = (
+        f"{'':<10s} {'':>9s} {'(P)':>6s} {'P+Q':>6s} {'P+Q+H':>6s} {'':>5s} "
+        f"{'P+Q':>8s} {'P+Q+H':>8s} {'':>6s} {'P+Q':>7s} {'P+Q+H':>7s}"
+    )
     lines = [head, sub, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{_short(r['name'])[:10]:<10s} {r['weights']:>9,d} {100 * r['kept']:>5.1f}% "
             f"{r['weight_bits_fixed']:>6d} {r['weight_bits_huffman']:>6.2f} {r['weight_entropy']:>5.2f} "
             f"{r['index_bits_fixed']:>8.2f} {r['index_bits_huffman']:>8.2f} {r['index_entropy']:>6.2f} "
-            f"{r['rate_fixed']:>6.1f}x {r['rate_huffman']:>6.1f}x")
+            f"{r['rate_fixed']:>6.1f}x {r['rate_huffman']:>6.1f}x"
+        )
     lines.append("-" * len(head))
-    lines.append(f"{'total':<10s} {total['weights']:>9,d} {100 * total['kept']:>5.1f}% {'':>6s} {'':>6s} {'':>5s} "
-                 f"{'':>8s} {'':>8s} {'':>6s} {total['rate_fixed']:>6.1f}x {total['rate_huffman']:>6.1f}x")
-    lines.append("bits per non-zero weight; rates are float32 bytes over the weight buffer's compressed "
-                 "bytes (codebook included; biases and the flatbuffer are not in these rates, they are in the "
-                 "bundle total)")
+    lines.append(
+        f"{'total':<10s} {total['weights']:>9,d} {100 * total['kept']:>5.1f}% {'':>6s} {'':>6s} {'':>5s} "
+        f"{'':>8s} {'':>8s} {'':>6s} {total['rate_fixed']:>6.1f}x {total['rate_huffman']:>6.1f}x"
+    )
+    lines.append(
+        "bits per non-zero weight; rates are float32 bytes over the weight buffer's compressed "
+        "bytes (codebook included; biases and the flatbuffer are not in these rates, they are in the "
+        "bundle total)"
+    )
     return "\n".join(lines)
 
 
@@ -145,13 +165,20 @@ def save_figure(path, title, stages, rows_total):
         return None
     rows, _ = rows_total
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
-    dense, pruned, clustered = (np.asarray(stages[k]).ravel() for k in ("dense", "pruned", "clustered"))
+    dense, pruned, clustered = (
+        np.asarray(stages[k]).ravel() for k in ("dense", "pruned", "clustered")
+    )
 
     ax = axes[0]
     bins = np.linspace(min(dense.min(), pruned.min()), max(dense.max(), pruned.max()), 161)
     ax.hist(dense, bins=bins, color="#8da0cb", label=f"dense ({dense.size:,})")
-    ax.hist(pruned[pruned != 0], bins=bins, color="#e78ac3", alpha=0.85,
-            label=f"pruned + retrained ({np.count_nonzero(pruned):,} kept)")
+    ax.hist(
+        pruned[pruned != 0],
+        bins=bins,
+        color="#e78ac3",
+        alpha=0.85,
+        label=f"pruned + retrained ({np.count_nonzero(pruned):,} kept)",
+    )
     ax.set_yscale("log")
     ax.set_xlabel("weight value")
     ax.set_ylabel("count (log)")
@@ -174,10 +201,34 @@ def save_figure(path, title, stages, rows_total):
     ax = axes[2]
     x = np.arange(len(rows))
     width = 0.2
-    ax.bar(x - 1.5 * width, [r["weight_bits_fixed"] for r in rows], width, color="#66c2a5", label="weight bits P+Q")
-    ax.bar(x - 0.5 * width, [r["weight_bits_huffman"] for r in rows], width, color="#1b9e77", label="weight bits +H")
-    ax.bar(x + 0.5 * width, [r["index_bits_fixed"] for r in rows], width, color="#fc8d62", label="index bits P+Q")
-    ax.bar(x + 1.5 * width, [r["index_bits_huffman"] for r in rows], width, color="#d95f02", label="index bits +H")
+    ax.bar(
+        x - 1.5 * width,
+        [r["weight_bits_fixed"] for r in rows],
+        width,
+        color="#66c2a5",
+        label="weight bits P+Q",
+    )
+    ax.bar(
+        x - 0.5 * width,
+        [r["weight_bits_huffman"] for r in rows],
+        width,
+        color="#1b9e77",
+        label="weight bits +H",
+    )
+    ax.bar(
+        x + 0.5 * width,
+        [r["index_bits_fixed"] for r in rows],
+        width,
+        color="#fc8d62",
+        label="index bits P+Q",
+    )
+    ax.bar(
+        x + 1.5 * width,
+        [r["index_bits_huffman"] for r in rows],
+        width,
+        color="#d95f02",
+        label="index bits +H",
+    )
     ax.set_xticks(x, [_short(r["name"]) for r in rows])
     ax.set_ylabel("bits per non-zero weight")
     ax.set_title("bits per layer, fixed width vs Huffman")
@@ -199,8 +250,11 @@ def save_stages(directory, stages):
     """Keeps the largest layer's weights at each stage beside the bundle (for `regenerate`)."""
     import os
 
-    np.savez_compressed(os.path.join(directory, STAGES_FILE), layer=np.array(stages.get("layer", "")),
-                        **{k: v for k, v in stages.items() if k != "layer"})
+    np.savez_compressed(
+        os.path.join(directory, STAGES_FILE),
+        layer=np.array(stages.get("layer", "")),
+        **{k: v for k, v in stages.items() if k != "layer"},
+    )
 
 
 def regenerate(directory, title):
@@ -222,16 +276,16 @@ def regenerate(directory, title):
 
 if __name__ == "__main__":
     import os
-    import sys
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from absl import app, flags
 
     _TITLE = flags.DEFINE_string("title", "Deep Compression with keras-dc", "Figure title.")
 
     def _main(argv):
         if len(argv) != 2:
-            raise app.UsageError("usage: paper_figures.py BUNDLE_DIRECTORY [--title=...]")
+            raise app.UsageError(
+                "usage: python -m examples.paper_figures BUNDLE_DIRECTORY [--title=...]"
+            )
         print(regenerate(argv[1], _TITLE.value))
         print(f"pictures written to {os.path.join(argv[1], 'paper.png')}")
 

@@ -4,22 +4,21 @@ fit LeNet-300-100 → prune with MagnitudePruning → cluster with WeightCluster
 (centroid retraining) → convert to a bundle (skeleton + Huffman-coded sidecar)
 → restore it → run the restored flatbuffer in LiteRT on the test set → report.
 
-    python examples/quickstart.py                 # a few minutes on 2 CPU cores
-    python examples/quickstart.py --smoke         # seconds: a tiny subset, for CI
-    python examples/quickstart.py --data=/path/mnist.npz --out=out/quickstart
+    python -m examples.quickstart                 # a few minutes on 2 CPU cores
+    python -m examples.quickstart --smoke         # seconds: a tiny subset, for CI
+    python -m examples.quickstart --data=/path/mnist.npz --out=out/quickstart
 """
 
 import os
-import sys
 import time
 
+from absl import app, flags
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-_DATA = flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared offline copy.")
+_DATA = flags.DEFINE_string(
+    "data", None, "mnist.npz (keras layout); default: the shared offline copy."
+)
 _OUT = flags.DEFINE_string("out", "out/quickstart", "Bundle directory.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.")
 _SPARSITY = flags.DEFINE_float("sparsity", 0.92, "Final sparsity of the hidden layers.")
@@ -40,7 +39,12 @@ def main(argv):
     x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
     dense_epochs, prune_epochs, retrain_epochs, cluster_epochs = (8, 6, 2, 2)
     if _SMOKE.value:
-        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
+        x_train, y_train, x_test, y_test = (
+            x_train[:2000],
+            y_train[:2000],
+            x_test[:500],
+            y_test[:500],
+        )
         dense_epochs, prune_epochs, retrain_epochs, cluster_epochs = (1, 1, 0, 1)
     keras.utils.set_random_seed(0)
     model = build_model()
@@ -51,22 +55,38 @@ def main(argv):
     model.fit(x_train, y_train, batch_size=batch, epochs=dense_epochs, verbose=2)
     dense_err = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
 
-    print(f"== 2/5 pruning to {_SPARSITY.value:.0%} (last layer 75%), gradual over {prune_epochs} epochs")
+    print(
+        f"== 2/5 pruning to {_SPARSITY.value:.0%} (last layer 75%), gradual over {prune_epochs} epochs"
+    )
     compile_model(model, 3e-4)
     pruning = keras_dc.MagnitudePruning(
         _SPARSITY.value,
         schedule=schedules.Gradual(begin=0, end=max(1, prune_epochs - 1), frequency=1, unit="epoch")
-        if prune_epochs > 1 else schedules.OneShot(),
+        if prune_epochs > 1
+        else schedules.OneShot(),
         overrides={model.get_layer("ip3"): min(0.75, _SPARSITY.value)},
-        min_size=1)
-    model.fit(x_train, y_train, batch_size=batch, epochs=prune_epochs + retrain_epochs, verbose=2,
-              callbacks=[pruning])
+        min_size=1,
+    )
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=batch,
+        epochs=prune_epochs + retrain_epochs,
+        verbose=2,
+        callbacks=[pruning],
+    )
     pruned_err = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
 
-    print(f"== 3/5 clustering: {2 ** _BITS.value} centroids per layer, centroid retraining")
+    print(f"== 3/5 clustering: {2**_BITS.value} centroids per layer, centroid retraining")
     compile_model(model, 1e-4)
-    model.fit(x_train, y_train, batch_size=batch, epochs=cluster_epochs, verbose=2,
-              callbacks=[keras_dc.WeightClustering(bits=_BITS.value, min_size=1)])
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=batch,
+        epochs=cluster_epochs,
+        verbose=2,
+        callbacks=[keras_dc.WeightClustering(bits=_BITS.value, min_size=1)],
+    )
     clustered_err = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
     print(keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1)))
 
@@ -85,8 +105,10 @@ def main(argv):
     print(f"  pruned + clustered         {clustered_err:7.2%}")
     print(f"  restored bundle in LiteRT  {bundle_err:7.2%}")
     print(f"  dense float32 .tflite      {totals['dense_tflite_bytes']:>9,d} bytes")
-    print(f"  bundle (skeleton+sidecar)  {totals['bundle_bytes']:>9,d} bytes  "
-          f"= {totals['ratio_vs_dense']:.1f}x smaller")
+    print(
+        f"  bundle (skeleton+sidecar)  {totals['bundle_bytes']:>9,d} bytes  "
+        f"= {totals['ratio_vs_dense']:.1f}x smaller"
+    )
     print(f"  max |LiteRT - Keras|       {result.max_abs_diff:.2e}")
     print(f"  wall time                  {time.perf_counter() - t_start:.0f} s")
 

@@ -4,16 +4,14 @@ Trains a small LeNet-300-100, measures test accuracy vs. pruned fraction for eac
 layer pruned alone, proposes the largest sparsity per layer that costs at most
 --max_drop accuracy, and prunes with those targets.
 
-    python examples/sensitivity_analysis.py [--data=mnist.npz] [--smoke]
+    python -m examples.sensitivity_analysis [--data=mnist.npz] [--smoke]
 """
 
 import os
-import sys
+
+from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
 
 _DATA = flags.DEFINE_string("data", None, "mnist.npz; default: the shared offline copy.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run for tests.")
@@ -38,17 +36,34 @@ def main(argv):
     compile_model(model, 1e-3)
     model.fit(x, y, batch_size=128, epochs=epochs, verbose=2)
 
-    result = keras_dc.sensitivity_analysis(model, x_test, y_test,
-                                           sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.98), min_size=1)
+    result = keras_dc.sensitivity_analysis(
+        model, x_test, y_test, sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.98), min_size=1
+    )
     print(result.format())
     proposal = result.propose(max_drop=_MAX_DROP.value)
     for variable, sparsity in proposal:
         print(f"proposed: {keras_dc.variable_path(variable):<32s} {sparsity}")
 
     compile_model(model, 3e-4)
-    model.fit(x, y, batch_size=128, epochs=epochs, verbose=2, callbacks=[keras_dc.MagnitudePruning(
-        0.9, schedule=schedules.Gradual(begin=0, end=max(1, epochs - 1), frequency=1, unit="epoch")
-        if epochs > 1 else schedules.OneShot(), overrides=proposal, min_size=1)])
+    model.fit(
+        x,
+        y,
+        batch_size=128,
+        epochs=epochs,
+        verbose=2,
+        callbacks=[
+            keras_dc.MagnitudePruning(
+                0.9,
+                schedule=schedules.Gradual(
+                    begin=0, end=max(1, epochs - 1), frequency=1, unit="epoch"
+                )
+                if epochs > 1
+                else schedules.OneShot(),
+                overrides=proposal,
+                min_size=1,
+            )
+        ],
+    )
     print(keras_dc.format_layer_report(keras_dc.layer_report(model, min_size=1)))
     print(f"test accuracy after pruning: {model.evaluate(x_test, y_test, verbose=0)[1]:.4f}")
 

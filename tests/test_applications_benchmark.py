@@ -1,4 +1,4 @@
-"""benchmarks/applications_benchmark.py --smoke: real architectures through fit, convert, restore."""
+"""python -m benchmarks.applications_benchmark --smoke: real architectures through fit, convert, restore."""
 
 import json
 import os
@@ -12,9 +12,20 @@ def test_applications_benchmark_smoke(tmp_path):
     out_json = tmp_path / "apps.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "applications_benchmark.py"), "--smoke",
-         f"--json_out={out_json}", f"--work_dir={tmp_path / 'work'}"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.applications_benchmark",
+            "--smoke",
+            f"--json_out={out_json}",
+            f"--work_dir={tmp_path / 'work'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     results = json.loads(out_json.read_text())
     rows = {r["model"]: r for r in results["models"]}
@@ -25,7 +36,9 @@ def test_applications_benchmark_smoke(tmp_path):
         assert 0.1 < r["kept"] < 0.5  # 80% one-shot pruning of the kernels
         assert r["ratio_vs_dense"] > 1.5 and r["dense_tflite_bytes"] > r["bundle_bytes"]
         assert r["restored_matches_report"]
-        assert r["verify_max_scaled_diff"] <= 1e-5 and r["convert_max_abs_diff"] < 1e-3  # LiteRT matched Keras
+        assert (
+            r["verify_max_scaled_diff"] <= 1e-5 and r["convert_max_abs_diff"] < 1e-3
+        )  # LiteRT matched Keras
         assert r["peak_growth_bytes"] > 0 and r["convert_wall_s"] > 0
         e = r["encoder"]
         assert e["after_equals_convert"]  # the encoder is deterministic

@@ -8,19 +8,40 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLE_FILES = ["model.dcw", "model.skeleton.tflite", "paper.png", "report.json", "report.png", "report.txt", "stages.npz"]
+BUNDLE_FILES = [
+    "model.dcw",
+    "model.skeleton.tflite",
+    "paper.png",
+    "report.json",
+    "report.png",
+    "report.txt",
+    "stages.npz",
+]
 
 
-@pytest.mark.parametrize("script, title", [("lenet_300_100.py", "LeNet-300-100"), ("lenet5.py", "LeNet-5")])
+@pytest.mark.parametrize(
+    "script, title", [("lenet_300_100", "LeNet-300-100"), ("lenet5", "LeNet-5")]
+)
 def test_paper_example_smoke(script, title, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), "--smoke", f"--out={tmp_path}"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"examples.{script}", "--smoke", f"--out={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = proc.stdout
     # The stages, the per-layer tables and the summary.
-    for stage in ("1/5 dense training", "2/5 iterative pruning", "3/5 clustering", "4/5 converting",
-                  "5/5 restoring"):
+    for stage in (
+        "1/5 dense training",
+        "2/5 iterative pruning",
+        "3/5 clustering",
+        "4/5 converting",
+        "5/5 restoring",
+    ):
         assert stage in out
     assert f"{title}: layer by layer" in out and f"{title}: the bundle, buffer by buffer" in out
     assert "all buffers" in out and "Huffman vs entropy" in out
@@ -30,8 +51,14 @@ def test_paper_example_smoke(script, title, tmp_path):
     assert "restored bundle in LiteRT" in out and "bundle (skeleton + sidecar)" in out
     assert sorted(os.listdir(tmp_path)) == BUNDLE_FILES
     # The table and the picture can be made again from the directory alone.
-    again = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "paper_figures.py"), str(tmp_path),
-                            f"--title={title}"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "examples.paper_figures", str(tmp_path), f"--title={title}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     table = out.split("the paper's table")[1].split("\n\n")[0].split("\n", 1)[1]
     assert table.strip() in again.stdout
@@ -43,9 +70,21 @@ def test_paper_benchmark_smoke(tmp_path):
     """The side-by-side benchmark (keras-dc and tfmot in a tf_keras subprocess), tiny subset."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     out_json = tmp_path / "paper.json"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "paper_benchmark.py"), "--smoke",
-                           f"--out={tmp_path / 'work'}", f"--json_out={out_json}"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.paper_benchmark",
+            "--smoke",
+            f"--out={tmp_path / 'work'}",
+            f"--json_out={out_json}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "==== paper benchmark (SMOKE" in proc.stdout
     with open(out_json) as f:
