@@ -1,6 +1,5 @@
 """Per-layer pruning sensitivity analysis (Han et al. 2015, §4 / Fig. 6)."""
 
-
 from keras_dc import masks as masks_lib
 from keras_dc._keras_glue import check_model, read
 from keras_dc.selection import compressible_variables, variable_path
