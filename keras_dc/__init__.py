@@ -11,12 +11,13 @@ Example:
 """
 
 from keras_dc import schedules
-from keras_dc.clustering import WeightClustering, cluster_weights
+from keras_dc.clustering import WeightClustering
+from keras_dc.kmeans import cluster_weights
+from keras_dc.layer_stats import format_layer_report, layer_report
 from keras_dc.pruning import MagnitudePruning
-from keras_dc.report import layer_report, format_layer_report
-from keras_dc.sensitivity import sensitivity_analysis, SensitivityResult
+from keras_dc.selection import compressible_variables, variable_path
+from keras_dc.sensitivity import SensitivityResult, sensitivity_analysis
 from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold
-from keras_dc.variables import compressible_variables, variable_path
 
 __version__ = "0.1.0"
 

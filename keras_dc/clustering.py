@@ -4,31 +4,21 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dc import _distributed
-from keras_dc import kmeans as kmeans_lib
-from keras_dc import variables as vlib
+from keras_dc import _keras_glue as glue
 from keras_dc._callback import CompressionCallback
+from keras_dc._validate import as_bits, as_choice, as_int
+from keras_dc.kmeans import INITS, cluster_weights
+from keras_dc.schedules import UNITS
+from keras_dc.selection import variable_path
 
 __all__ = ["WeightClustering", "default_bits"]
 
-_INITS = ("linear", "density", "random", "kmeans++")
 _UPDATES = ("auto", "sum", "mean")
 
 
 def default_bits(variable):
     """The paper's default: 8 bits for conv kernels (≥ 3-D), 5 for the rest."""
     return 8 if len(variable.shape) >= 3 else 5
-
-
-def _check_bits(value, what="bits"):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an integer from 1 to 8, received {value!r}.")
-    if not 1 <= int(value) <= 8:
-        raise ValueError(
-            f"{what} must be from 1 to 8 (a layer keeps at most 2**bits distinct "
-            f"non-zero values), received {value!r}.")
-    return int(value)
 
 
 class _ClusterConstraint:
@@ -55,19 +45,19 @@ class _ClusterConstraint:
         self.size = flat.size
         self.mean = mean
         self.inner = None
-        self.centroids = vlib.make_state_variable(model, centroids.astype(np.float32), tf.float32,
+        self.centroids = glue.make_state_variable(model, centroids.astype(np.float32), tf.float32,
                                                   f"{name}_centroids")
         positions = np.flatnonzero(flat)
         self.sparse = positions.size < self._SPARSE_BELOW * flat.size
         if self.sparse:
             # Members only: cluster k ≥ 1 becomes k − 1 over the non-zero centroids.
-            self.positions = vlib.make_state_variable(
+            self.positions = glue.make_state_variable(
                 model, positions.astype(np.int32).reshape(-1, 1), tf.int32, f"{name}_positions")
-            self.members = vlib.make_state_variable(model, flat[positions] - 1, tf.int32, f"{name}_members")
-            self.counts = vlib.make_state_variable(model, counts[1:], tf.float32, f"{name}_counts")
+            self.members = glue.make_state_variable(model, flat[positions] - 1, tf.int32, f"{name}_members")
+            self.counts = glue.make_state_variable(model, counts[1:], tf.float32, f"{name}_counts")
         else:
-            self.indices = vlib.make_state_variable(model, flat, tf.int32, f"{name}_indices")
-            self.counts = vlib.make_state_variable(model, counts, tf.float32, f"{name}_counts")
+            self.indices = glue.make_state_variable(model, flat, tf.int32, f"{name}_indices")
+            self.counts = glue.make_state_variable(model, counts, tf.float32, f"{name}_counts")
 
     def __call__(self, w):
         if self.inner is not None:
@@ -160,129 +150,71 @@ class WeightClustering(CompressionCallback):
         >>> len(np.unique(model.layers[0].kernel.numpy()))  # ≤ 2**5 + 1 (zero)
     """
 
+    name = "WeightClustering"
+
     def __init__(self, bits=None, overrides=None, init="linear", centroid_update="auto",
                  begin=0, unit="step", min_size=256, seed=0, verbose=1):
-        super().__init__()
-        self.bits = _check_bits(bits)
-        for _, value in vlib.override_items(overrides, "WeightClustering"):
-            _check_bits(value, "override bits")
-        if init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS}, received {init!r}.")
-        if centroid_update not in _UPDATES:
-            raise ValueError(f"centroid_update must be one of {_UPDATES}, received {centroid_update!r}.")
-        if unit not in ("step", "epoch"):
-            raise ValueError(f"unit must be 'step' or 'epoch', received {unit!r}.")
-        if isinstance(begin, bool) or not isinstance(begin, (int, np.integer)) or begin < 0:
-            raise ValueError(f"begin must be an integer ≥ 0, received {begin!r}.")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, received {verbose!r}.")
-        self.overrides = overrides
-        self.init = init
-        self.centroid_update = centroid_update
-        self.begin = int(begin)
-        self.unit = unit
-        self.min_size = min_size
+        self.bits = None if bits is None else as_bits(bits)
+        self.init = as_choice(init, "init", INITS)
+        self.centroid_update = as_choice(centroid_update, "centroid_update", _UPDATES)
+        self.unit = as_choice(unit, "unit", UNITS)
+        self.begin = as_int(begin, "begin", 0)
         self.seed = seed
-        self.verbose = verbose
-        self.selected = []
-        self._entries = []
-        self._active = False
+        super().__init__(overrides=overrides, min_size=min_size, verbose=verbose)
 
-    # --- lifecycle ---------------------------------------------------------
+    # --- what clustering adds to the shared lifecycle -------------------------
 
-    def on_train_begin(self, logs=None):
-        model = self.model
-        vlib.check_model(model, "WeightClustering")
-        variables = vlib.compressible_variables(model, self.min_size)
-        if not variables:
-            raise ValueError(
-                f"WeightClustering: no compressible variable found in model {model.name!r}: "
-                f"it needs trainable float kernels or embeddings with at least min_size="
-                f"{self.min_size} entries. Lower min_size or check the model.")
-        resolved = vlib.resolve_overrides(
-            model, variables, self.overrides, lambda v: _check_bits(v, "override bits"),
-            "WeightClustering")
-        self._plan = []
-        for variable in variables:
-            if id(variable) in resolved:
-                bits = resolved[id(variable)]
-            else:
-                bits = self.bits if self.bits is not None else default_bits(variable)
-            if bits is not None:
-                self._plan.append((variable, bits))
-        if not self._plan:
-            raise ValueError("WeightClustering: every compressible variable was excluded by overrides.")
-        self._entries, self.selected, self._active = [], [], False
-        spe = vlib.steps_per_epoch(self.params)
-        if self.unit == "epoch":
-            if spe is None:
-                raise ValueError(
-                    "WeightClustering: begin is in epochs but the number of steps per epoch "
-                    "is unknown; pass steps_per_epoch to fit or give begin in steps.")
-            self._begin_step = self.begin * spe
-        else:
-            self._begin_step = self.begin
+    def _convert_override(self, value):
+        return None if value is None else as_bits(value, "override bits")
+
+    def _default_setting(self, variable):
+        return self.bits if self.bits is not None else default_bits(variable)
+
+    def _begin(self):
         self._mean = self.centroid_update == "mean" or (
-            self.centroid_update == "auto" and type(model.optimizer).__name__ != "SGD")
-        self._step = vlib.optimizer_step(model)
-        if self._step >= self._begin_step:
-            self._activate()
-            vlib.retrace(model)
+            self.centroid_update == "auto" and type(self.model.optimizer).__name__ != "SGD")
+        if self.unit == "step":
+            return self.begin
+        if self._steps_per_epoch is None:
+            raise ValueError(
+                "WeightClustering: begin is in epochs but the number of steps per epoch "
+                "is unknown; pass steps_per_epoch to fit or give begin in steps.")
+        return self.begin * self._steps_per_epoch
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if not self._active and self._step + vlib.execution_steps(self.model) > self._begin_step:
-            self._activate()
-            vlib.retrace(self.model)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += vlib.execution_steps(self.model)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self._active and logs is not None:
-            for path, c in self.centroids().items():
-                logs[f"clusters/{path}"] = float(np.count_nonzero(c))
-
-    def on_train_end(self, logs=None):
-        for variable, _, constraint in self._entries:
-            vlib.uninstall(variable, constraint)
-        vlib.retrace(self.model)
-        if self.verbose and self._active:
-            lines = ["WeightClustering: done; distinct non-zero values per variable:"]
-            for (variable, bits, _) in self._entries:
-                w = vlib.read(variable)
-                n = np.unique(w[w != 0]).size
-                lines.append(f"  {vlib.variable_path(variable):<48s} {n:4d} (≤ {2 ** bits})")
-            self._print("\n".join(lines))
-
-    # --- helpers -----------------------------------------------------------
-
-    def _activate(self):
-        model = self.model
-        clusters = [cluster_weights(vlib.read(v), bits, self.init, self.seed) for v, bits in self._plan]
+    def _prepare(self, plan):
+        clusters = [cluster_weights(glue.read(v), bits, self.init, self.seed) for v, bits in plan]
         # With several workers, every worker takes the chief's clusters.
-        flat = _distributed.chief_values(model, [array for pair in clusters for array in pair])
-        for index, (variable, bits) in enumerate(self._plan):
-            centroids, indices = flat[2 * index], flat[2 * index + 1]
-            w = vlib.read(variable)
-            variable.assign(centroids[indices].astype(w.dtype))
-            constraint = _ClusterConstraint(model, f"keras_dc_{index}", centroids, indices, self._mean)
-            vlib.install(variable, constraint)
-            self._entries.append((variable, bits, constraint))
-            self.selected.append({
-                "path": vlib.variable_path(variable),
-                "shape": tuple(int(d) for d in variable.shape),
-                "bits": bits,
-                "clusters": int(np.count_nonzero(centroids)),
-            })
-        self._active = True
-        if self.verbose:
-            lines = [f"WeightClustering: clustering {len(self.selected)} variables "
-                     f"(init {self.init}, centroid update {'mean' if self._mean else 'sum'}):"]
-            for item in self.selected:
-                shape = "x".join(str(d) for d in item["shape"])
-                lines.append(f"  {item['path']:<48s} {shape:>16s}  {item['bits']} bits, "
-                             f"{item['clusters']} clusters")
-            self._print("\n".join(lines))
+        flat = _distributed.chief_values(self.model, [array for pair in clusters for array in pair])
+        prepared = list(zip(flat[0::2], flat[1::2]))
+        for (variable, _), (centroids, indices) in zip(plan, prepared):
+            variable.assign(centroids[indices].astype(glue.read(variable).dtype))
+        return prepared
+
+    def _constraint(self, index, variable, setting, prepared):
+        centroids, indices = prepared
+        return _ClusterConstraint(self.model, f"keras_dc_{index}", centroids, indices, self._mean)
+
+    def _selection_fields(self, entry):
+        return {"bits": entry.setting,
+                "clusters": int(np.count_nonzero(glue.read(entry.constraint.centroids)))}
+
+    def _selection_title(self):
+        return (f"clustering {len(self.selected)} variables "
+                f"(init {self.init}, centroid update {'mean' if self._mean else 'sum'})")
+
+    def _selection_detail(self, item):
+        return f"{item['bits']} bits, {item['clusters']} clusters"
+
+    def _epoch_logs(self):
+        return {f"clusters/{path}": float(np.count_nonzero(c)) for path, c in self.centroids().items()}
+
+    def _summary(self):
+        lines = ["WeightClustering: done; distinct non-zero values per variable:"]
+        for entry in self._entries:
+            w = glue.read(entry.variable)
+            n = np.unique(w[w != 0]).size
+            lines.append(f"  {variable_path(entry.variable):<48s} {n:4d} (≤ {2 ** entry.setting})")
+        return "\n".join(lines)
 
     def centroids(self):
         """Current centroids of every clustered variable (index 0 is the zero).
@@ -290,42 +222,4 @@ class WeightClustering(CompressionCallback):
         Returns:
             ``{variable path: np.ndarray}``; empty before clustering starts.
         """
-        return {vlib.variable_path(v): vlib.read(c.centroids) for v, _, c in self._entries}
-
-
-def cluster_weights(weights, bits, init="linear", seed=0):
-    """Clusters a weight tensor's non-zero values; zeros get index 0.
-
-    When the non-zero weights already take at most ``2**bits`` distinct values
-    (a clustered checkpoint), those values are the centroids and no k-means runs.
-
-    Args:
-        weights: NumPy array.
-        bits: Index bits, so at most ``2**bits`` non-zero centroids.
-        init: k-means initialisation (see `keras_dc.kmeans.kmeans_1d`).
-        seed: Seed for random initialisations.
-
-    Returns:
-        ``(centroids, indices)``: ``centroids[0] == 0`` then the sorted non-zero
-        centroids; ``indices`` has the weights' shape, ``centroids[indices]``
-        is the clustered tensor.
-
-    Example:
-        >>> c, i = cluster_weights(np.array([0., 1., 1.1, 5.]), bits=1)
-        >>> c[i]
-        array([0.  , 1.05, 1.05, 5.  ])
-    """
-    flat = np.asarray(weights, dtype=np.float64).ravel()
-    nonzero = flat != 0
-    values = flat[nonzero]
-    k = 2 ** int(bits)
-    distinct = np.unique(values)
-    if distinct.size <= k:
-        centers = distinct
-        assignment = np.searchsorted(distinct, values).astype(np.int64)
-    else:
-        centers, assignment = kmeans_lib.kmeans_1d(values, k, init=init, seed=seed)
-    centroids = np.concatenate([[0.0], np.asarray(centers, dtype=np.float64)])
-    indices = np.zeros(flat.shape, dtype=np.int32)
-    indices[nonzero] = np.asarray(assignment, dtype=np.int32) + 1
-    return centroids, indices.reshape(np.shape(weights))
+        return {variable_path(e.variable): glue.read(e.constraint.centroids) for e in self._entries}

@@ -6,6 +6,7 @@ weight by its cluster centroid. This module holds that math in plain NumPy:
 
 * `kmeans_1d` runs Lloyd's algorithm on a 1-D array of values.
 * `assign_nearest` maps values to the nearest of a sorted set of centroids.
+* `cluster_weights` clusters a weight tensor's non-zero values, zeros apart.
 
 In one dimension the clusters of a k-means partition are contiguous intervals
 of the sorted values, split at the midpoints between neighbouring centroids.
@@ -21,11 +22,12 @@ same rule, so `kmeans_1d`'s assignments always equal
 """
 
 import bisect
-import numbers
 
 import numpy as np
 
-__all__ = ["kmeans_1d", "assign_nearest"]
+from keras_dc._validate import as_choice, as_float, as_int, as_real_array
+
+__all__ = ["kmeans_1d", "assign_nearest", "cluster_weights"]
 
 INITS = ("linear", "density", "random", "kmeans++")
 
@@ -106,18 +108,17 @@ def kmeans_1d(values, num_clusters, init="linear", seed=0, max_iter=50, tol=1e-7
         >>> assignments
         array([0, 0, 0, 1, 1, 1], dtype=int32)
     """
-    x = _as_real_array(values, "values")
+    x = as_real_array(values, "values")
     if x.ndim != 1:
         raise ValueError(
             f"values must be a 1-D array, received shape {x.shape}. "
             "Pass the weights to cluster flattened, e.g. weights[weights != 0]."
         )
-    k = _as_int(num_clusters, "num_clusters", minimum=1)
-    if not isinstance(init, str) or init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, received {init!r}.")
-    seed = _as_int(seed, "seed", minimum=0)
-    max_iter = _as_int(max_iter, "max_iter", minimum=0)
-    tol = _as_float(tol, "tol", minimum=0.0)
+    k = as_int(num_clusters, "num_clusters", minimum=1)
+    as_choice(init, "init", INITS)
+    seed = as_int(seed, "seed", minimum=0)
+    max_iter = as_int(max_iter, "max_iter", minimum=0)
+    tol = as_float(tol, "tol", minimum=0.0)
 
     n = x.size
     if n == 0:
@@ -184,8 +185,8 @@ def assign_nearest(values, centroids):
         >>> assign_nearest(np.array([-1.0, 0.5, 0.6, 3.0]), np.array([0.0, 1.0]))
         array([0, 0, 1, 1], dtype=int32)
     """
-    x = _as_real_array(values, "values")
-    c = _as_real_array(centroids, "centroids").astype(np.float64, copy=False)
+    x = as_real_array(values, "values")
+    c = as_real_array(centroids, "centroids").astype(np.float64, copy=False)
     if c.ndim != 1:
         raise ValueError(f"centroids must be a 1-D array, received shape {c.shape}.")
     if x.size == 0:
@@ -207,6 +208,44 @@ def assign_nearest(values, centroids):
     if unique.size != c.size:
         indices = first.astype(np.int32)[indices]
     return indices
+
+
+def cluster_weights(weights, bits, init="linear", seed=0):
+    """Clusters a weight tensor's non-zero values; zeros get index 0.
+
+    When the non-zero weights already take at most ``2**bits`` distinct values
+    (a clustered checkpoint), those values are the centroids and no k-means runs.
+
+    Args:
+        weights: NumPy array.
+        bits: Index bits, so at most ``2**bits`` non-zero centroids.
+        init: k-means initialisation (see `keras_dc.kmeans.kmeans_1d`).
+        seed: Seed for random initialisations.
+
+    Returns:
+        ``(centroids, indices)``: ``centroids[0] == 0`` then the sorted non-zero
+        centroids; ``indices`` has the weights' shape, ``centroids[indices]``
+        is the clustered tensor.
+
+    Example:
+        >>> c, i = cluster_weights(np.array([0., 1., 1.1, 5.]), bits=1)
+        >>> c[i]
+        array([0.  , 1.05, 1.05, 5.  ])
+    """
+    flat = np.asarray(weights, dtype=np.float64).ravel()
+    nonzero = flat != 0
+    values = flat[nonzero]
+    k = 2 ** int(bits)
+    distinct = np.unique(values)
+    if distinct.size <= k:
+        centers = distinct
+        assignment = np.searchsorted(distinct, values).astype(np.int64)
+    else:
+        centers, assignment = kmeans_1d(values, k, init=init, seed=seed)
+    centroids = np.concatenate([[0.0], np.asarray(centers, dtype=np.float64)])
+    indices = np.zeros(flat.shape, dtype=np.int32)
+    indices[nonzero] = np.asarray(assignment, dtype=np.int32) + 1
+    return centroids, indices.reshape(np.shape(weights))
 
 
 # --- internals ---------------------------------------------------------------
@@ -391,29 +430,3 @@ def _kmeanspp(xs, k, rng):
         mass[b0:b1] = np.add.reduceat(d2[b0 * block : min(b1 * block, n)], offsets)
     return np.array(centres)
 
-
-def _as_real_array(value, name):
-    array = np.asarray(value)
-    if array.dtype == bool or array.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must hold real numbers (int or float), received dtype {array.dtype}."
-        )
-    return array
-
-
-def _as_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, received {value!r} ({type(value).__name__}).")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, received {value}.")
-    return value
-
-
-def _as_float(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, received {value!r} ({type(value).__name__}).")
-    value = float(value)
-    if not value >= minimum or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= {minimum}, received {value!r}.")
-    return value

@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from keras_dc._validate import as_float, as_fraction, as_mask, as_real_array
+
 __all__ = [
     "mask_for_sparsity",
     "mask_for_threshold",
@@ -52,9 +54,9 @@ def mask_for_sparsity(weights, sparsity, previous_mask=None):
         >>> mask_for_sparsity(np.array([0.5, -0.1, 0.3, 0.1]), 0.5)
         array([ True, False,  True, False])
     """
-    w = _as_weights(weights, "weights")
-    sparsity = _as_fraction(sparsity, "sparsity")
-    previous = _as_mask(previous_mask, w.shape)
+    w = as_real_array(weights, "weights", finite=True)
+    sparsity = as_fraction(sparsity, "sparsity")
+    previous = as_mask(previous_mask, w.shape)
     n = w.size
     target = round(sparsity * n)
     if previous is None:
@@ -102,7 +104,7 @@ def mask_for_threshold(weights, threshold, previous_mask=None):
         >>> mask_for_threshold(np.array([0.5, -0.1, 0.3, 0.1]), 0.1)
         array([ True, False,  True, False])
     """
-    w = _as_weights(weights, "weights")
+    w = as_real_array(weights, "weights", finite=True)
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise TypeError(
             f"threshold must be a real number, received {threshold!r} ({type(threshold).__name__})."
@@ -110,7 +112,7 @@ def mask_for_threshold(weights, threshold, previous_mask=None):
     threshold = float(threshold)
     if threshold != threshold:
         raise ValueError("threshold must be a number, received NaN.")
-    previous = _as_mask(previous_mask, w.shape)
+    previous = as_mask(previous_mask, w.shape)
     keep = np.abs(w) > threshold
     if previous is not None:
         keep &= previous
@@ -145,16 +147,10 @@ def std_threshold(weights, quality):
         >>> std_threshold(np.array([1.0, -1.0, 1.0, -1.0]), 1.5)
         1.5
     """
-    w = _as_weights(weights, "weights")
+    w = as_real_array(weights, "weights", finite=True)
     if w.size == 0:
         raise ValueError("weights is empty; the standard deviation needs at least one entry.")
-    if isinstance(quality, bool) or not isinstance(quality, numbers.Real):
-        raise TypeError(
-            f"quality must be a number, received {quality!r} ({type(quality).__name__})."
-        )
-    quality = float(quality)
-    if not 0.0 <= quality < float("inf"):
-        raise ValueError(f"quality must be a finite number >= 0, received {quality!r}.")
+    quality = as_float(quality, "quality", 0)
     return quality * float(np.std(w, dtype=np.float64))
 
 
@@ -192,8 +188,8 @@ def global_threshold(weights, sparsity):
             "weights must be a list or tuple of arrays (one per variable), "
             f"received {type(weights).__name__}."
         )
-    arrays = [_as_weights(w, f"weights[{i}]") for i, w in enumerate(weights)]
-    sparsity = _as_fraction(sparsity, "sparsity")
+    arrays = [as_real_array(w, f"weights[{i}]", finite=True) for i, w in enumerate(weights)]
+    sparsity = as_fraction(sparsity, "sparsity")
     total = sum(a.size for a in arrays)
     if total == 0:
         raise ValueError(
@@ -224,54 +220,8 @@ def sparsity(weights):
         >>> sparsity(np.array([[0.0, 1.5], [0.0, -2.0]]))
         0.5
     """
-    w = np.asarray(weights)
-    if w.dtype == bool or w.dtype.kind not in "iuf":
-        raise TypeError(f"weights must hold real numbers, received dtype {w.dtype}.")
+    w = as_real_array(weights, "weights")
     if w.size == 0:
         raise ValueError("weights is empty; its sparsity is undefined.")
     return float(np.count_nonzero(w == 0) / w.size)
 
-
-# --- validation ----------------------------------------------------------------
-
-
-def _as_weights(value, name):
-    w = np.asarray(value)
-    if w.dtype == bool or w.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers (int or float), received dtype {w.dtype}.")
-    if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
-        raise ValueError(
-            f"{name} must be finite, but it contains NaN or infinity; "
-            "training may have diverged."
-        )
-    return w
-
-
-def _as_fraction(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a number in [0, 1), received {value!r} ({type(value).__name__})."
-        )
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"{name} must be in [0, 1) (the fraction of weights to prune), received {value!r}."
-        )
-    return value
-
-
-def _as_mask(value, shape):
-    if value is None:
-        return None
-    mask = np.asarray(value)
-    if mask.shape != shape:
-        raise ValueError(
-            f"previous_mask must have the weights' shape {shape}, received shape {mask.shape}."
-        )
-    if mask.dtype == bool:
-        return mask
-    if mask.dtype.kind not in "iuf":
-        raise TypeError(f"previous_mask must be bool or 0/1 numbers, received dtype {mask.dtype}.")
-    if not np.all((mask == 0) | (mask == 1)):
-        raise ValueError("previous_mask must hold only 0/1 (or False/True) values.")
-    return mask == 1

@@ -6,10 +6,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dc import _distributed
+from keras_dc import _keras_glue as glue
 from keras_dc import masks as masks_lib
 from keras_dc import schedules as schedules_lib
-from keras_dc import variables as vlib
 from keras_dc._callback import CompressionCallback
+from keras_dc.selection import variable_path
 from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold, as_target
 
 __all__ = ["MagnitudePruning"]
@@ -77,8 +78,9 @@ class MagnitudePruning(CompressionCallback):
         >>> model.fit(x, y, epochs=12, callbacks=[pruning])
     """
 
+    name = "MagnitudePruning"
+
     def __init__(self, target=0.9, schedule=None, overrides=None, min_size=256, verbose=1):
-        super().__init__()
         self.target = as_target(target, "target")
         if self.target is None:
             raise ValueError("target must not be None; to prune nothing, do not add the callback.")
@@ -87,54 +89,18 @@ class MagnitudePruning(CompressionCallback):
                 "schedule must be a keras_dc.schedules.OneShot, Iterative or Gradual "
                 f"(or None for the default ramp), received {schedule!r}."
             )
-        for _, value in vlib.override_items(overrides, "MagnitudePruning"):
-            as_target(value, "override target")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, received {verbose!r}.")
         self.schedule = schedule
-        self.overrides = overrides
-        self.min_size = min_size
-        self.verbose = verbose
-        self.selected = []
-        self._entries = []
+        super().__init__(overrides=overrides, min_size=min_size, verbose=verbose)
 
-    # --- lifecycle ---------------------------------------------------------
+    # --- what pruning adds to the shared lifecycle ---------------------------
 
-    def on_train_begin(self, logs=None):
-        model = self.model
-        vlib.check_model(model, "MagnitudePruning")
-        variables = vlib.compressible_variables(model, self.min_size)
-        if not variables:
-            raise ValueError(
-                f"MagnitudePruning: no compressible variable found in model {model.name!r}: "
-                f"it needs trainable float kernels or embeddings with at least min_size="
-                f"{self.min_size} entries. Lower min_size or check the model."
-            )
-        resolved = vlib.resolve_overrides(
-            model, variables, self.overrides, lambda v: as_target(v, "override target"),
-            "MagnitudePruning")
-        self._entries = []
-        self.selected = []
-        for index, variable in enumerate(variables):
-            target = resolved.get(id(variable), self.target)
-            if target is None:
-                continue
-            weights = vlib.read(variable)
-            mask = vlib.make_state_variable(
-                model, (weights != 0).astype(np.float32), tf.float32, f"keras_dc_mask_{index}")
-            constraint = _MaskConstraint(mask)
-            vlib.install(variable, constraint)
-            self._entries.append((variable, target, mask, constraint))
-            self.selected.append({
-                "path": vlib.variable_path(variable),
-                "shape": tuple(int(d) for d in variable.shape),
-                "target": target,
-            })
-        if not self._entries:
-            raise ValueError("MagnitudePruning: every compressible variable was excluded by overrides.")
-        vlib.retrace(model)
-        self._steps_per_epoch = vlib.steps_per_epoch(self.params)
-        self._step = vlib.optimizer_step(model)
+    def _convert_override(self, value):
+        return as_target(value, "override target")
+
+    def _default_setting(self, variable):
+        return self.target
+
+    def _begin(self):
         self._schedule = self.schedule or self._default_schedule()
         last = self._schedule.last_event_step(self._steps_per_epoch)
         if last is not None and last < self._step:
@@ -142,42 +108,48 @@ class MagnitudePruning(CompressionCallback):
                 f"MagnitudePruning: every event of {self._schedule!r} lies before the optimizer's "
                 f"current step {self._step} (schedules count optimizer.iterations, which continue "
                 "across fit calls), so this fit only keeps the existing zeros. To prune now, "
-                f"start the schedule at begin/at={self._step}, or recompile the model.", stacklevel=2)
-        if self.verbose:
-            self._print(self._selection_table())
+                f"start the schedule at begin/at={self._step}, or recompile the model.", stacklevel=3)
+        return self._step
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def _constraint(self, index, variable, setting, prepared):
+        # The mask is re-derived from the zeros, so a resumed run keeps its pruned weights.
+        mask = glue.make_state_variable(
+            self.model, (glue.read(variable) != 0).astype(np.float32), tf.float32,
+            f"keras_dc_mask_{index}")
+        return _MaskConstraint(mask)
+
+    def _selection_fields(self, entry):
+        return {"target": entry.setting}
+
+    def _selection_title(self):
+        return f"pruning {len(self.selected)} variables (schedule {self._schedule!r})"
+
+    def _selection_detail(self, item):
+        return f"target {item['target']!r}"
+
+    def _at_steps(self, steps):
         # With steps_per_execution > 1 one call covers several steps: take the
         # furthest event among them.
-        step = self._step
-        fractions = [
-            f for s in range(step, step + vlib.execution_steps(self.model))
-            if (f := self._schedule.fraction(s, self._steps_per_epoch)) is not None
-        ]
+        fractions = [f for s in steps
+                     if (f := self._schedule.fraction(s, self._steps_per_epoch)) is not None]
         if fractions:
-            self._prune(max(fractions), step)
+            self._prune(max(fractions), steps.start)
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += vlib.execution_steps(self.model)
-
-    def on_epoch_end(self, epoch, logs=None):
+    def _epoch_logs(self):
         stats = self.sparsities()
-        if logs is not None:
-            logs.update({f"sparsity/{path}": value for path, value in stats["layers"].items()})
-            logs["sparsity"] = stats["overall"]
-        if self.verbose:
-            self._print(f"MagnitudePruning: epoch {epoch + 1}: overall sparsity "
-                        f"{stats['overall']:.4f} (step {self._step})")
+        fields = {f"sparsity/{path}": value for path, value in stats["layers"].items()}
+        fields["sparsity"] = stats["overall"]
+        return fields
 
-    def on_train_end(self, logs=None):
-        for variable, _, _, constraint in self._entries:
-            vlib.uninstall(variable, constraint)
-        vlib.retrace(self.model)
-        if self.verbose:
-            stats = self.sparsities()
-            lines = [f"MagnitudePruning: done, overall sparsity {stats['overall']:.4f}"]
-            lines += [f"  {path:<48s} {value:.4f}" for path, value in stats["layers"].items()]
-            self._print("\n".join(lines))
+    def _epoch_line(self, epoch, fields):
+        return (f"MagnitudePruning: epoch {epoch + 1}: overall sparsity "
+                f"{fields['sparsity']:.4f} (step {self._step})")
+
+    def _summary(self):
+        stats = self.sparsities()
+        lines = [f"MagnitudePruning: done, overall sparsity {stats['overall']:.4f}"]
+        lines += [f"  {path:<48s} {value:.4f}" for path, value in stats["layers"].items()]
+        return "\n".join(lines)
 
     # --- helpers -----------------------------------------------------------
 
@@ -190,17 +162,17 @@ class MagnitudePruning(CompressionCallback):
         return schedules_lib.Gradual(begin=self._step, end=end, frequency=frequency)
 
     def _prune(self, fraction, step):
-        weights = [vlib.read(v) for v, _, _, _ in self._entries]
-        previous = [vlib.read(m) > 0 for _, _, m, _ in self._entries]
-        global_ids = [i for i, (_, t, _, _) in enumerate(self._entries) if isinstance(t, GlobalSparsity)]
+        weights = [glue.read(e.variable) for e in self._entries]
+        previous = [glue.read(e.constraint.mask) > 0 for e in self._entries]
+        global_ids = [i for i, e in enumerate(self._entries) if isinstance(e.setting, GlobalSparsity)]
         threshold = None
         if global_ids:
-            sparsity = self._entries[global_ids[0]][1].sparsity * fraction
+            sparsity = self._entries[global_ids[0]].setting.sparsity * fraction
             threshold = masks_lib.global_threshold(
                 [weights[i] * previous[i] for i in global_ids], sparsity)
         masks = []
-        for i, (_, target, _, _) in enumerate(self._entries):
-            w, prev = weights[i], previous[i]
+        for entry, w, prev in zip(self._entries, weights, previous):
+            target = entry.setting
             if isinstance(target, GlobalSparsity):
                 mask = masks_lib.mask_for_threshold(w, threshold, prev)
             elif isinstance(target, Sparsity):
@@ -214,10 +186,10 @@ class MagnitudePruning(CompressionCallback):
         # With several workers, every worker takes the chief's masks.
         masks = _distributed.chief_values(self.model, masks)
         report = []
-        for (variable, _, mask_var, _), w, mask in zip(self._entries, weights, masks):
-            mask_var.assign(mask)
-            variable.assign((w * mask).astype(w.dtype))
-            report.append((vlib.variable_path(variable), 1.0 - mask.mean()))
+        for entry, w, mask in zip(self._entries, weights, masks):
+            entry.constraint.mask.assign(mask)
+            entry.variable.assign((w * mask).astype(w.dtype))
+            report.append((variable_path(entry.variable), 1.0 - mask.mean()))
         if self.verbose > 1:
             detail = ", ".join(f"{p}: {s:.3f}" for p, s in report)
             self._print(f"MagnitudePruning: step {step}: fraction {fraction:.3f} -> {detail}")
@@ -229,18 +201,10 @@ class MagnitudePruning(CompressionCallback):
             ``{"overall": float, "layers": {path: float}}``.
         """
         layers, zeros, total = {}, 0, 0
-        for variable, _, _, _ in self._entries:
-            w = vlib.read(variable)
+        for entry in self._entries:
+            w = glue.read(entry.variable)
             z = int(np.count_nonzero(w == 0))
-            layers[vlib.variable_path(variable)] = z / w.size
+            layers[variable_path(entry.variable)] = z / w.size
             zeros += z
             total += w.size
         return {"overall": zeros / total if total else 0.0, "layers": layers}
-
-    def _selection_table(self):
-        lines = [f"MagnitudePruning: pruning {len(self.selected)} variables "
-                 f"(schedule {self._schedule!r}):"]
-        for item in self.selected:
-            shape = "x".join(str(d) for d in item["shape"])
-            lines.append(f"  {item['path']:<48s} {shape:>16s}  target {item['target']!r}")
-        return "\n".join(lines)

@@ -23,9 +23,11 @@ add and read the class name.
 
 import numbers
 
+from keras_dc._validate import as_choice, as_float, as_int
+
 __all__ = ["PruningSchedule", "OneShot", "Iterative", "Gradual", "serialize", "deserialize"]
 
-_UNITS = ("step", "epoch")
+UNITS = ("step", "epoch")
 
 
 class PruningSchedule:
@@ -61,7 +63,7 @@ class PruningSchedule:
         Returns:
             A list of ``(step, fraction)`` pairs, steps increasing.
         """
-        total_steps = _as_int(total_steps, "total_steps", 0)
+        total_steps = as_int(total_steps, "total_steps", 0)
         events = []
         for step, fraction in self._all_events(_as_steps_per_epoch(steps_per_epoch, self)):
             if step >= total_steps:
@@ -117,11 +119,11 @@ class OneShot(PruningSchedule):
     """
 
     def __init__(self, at=0, unit="step"):
-        self.unit = _as_unit(unit)
-        self.at = _as_int(at, "at", 0)
+        self.unit = as_choice(unit, "unit", UNITS)
+        self.at = as_int(at, "at", 0)
 
     def fraction(self, step, steps_per_epoch=None):
-        step = _as_int(step, "step", 0)
+        step = as_int(step, "step", 0)
         spe = _as_steps_per_epoch(steps_per_epoch, self)
         return 1.0 if step == self._step_of(self.at, spe) else None
 
@@ -160,13 +162,13 @@ class Iterative(PruningSchedule):
     """
 
     def __init__(self, fractions=(0.5, 0.75, 0.9, 1.0), every=1, begin=0, unit="epoch"):
-        self.unit = _as_unit(unit)
+        self.unit = as_choice(unit, "unit", UNITS)
         self.fractions = _as_fractions(fractions)
-        self.every = _as_int(every, "every", 1)
-        self.begin = _as_int(begin, "begin", 0)
+        self.every = as_int(every, "every", 1)
+        self.begin = as_int(begin, "begin", 0)
 
     def fraction(self, step, steps_per_epoch=None):
-        step = _as_int(step, "step", 0)
+        step = as_int(step, "step", 0)
         spe = _as_steps_per_epoch(steps_per_epoch, self)
         offset = step - self._step_of(self.begin, spe)
         every = self._step_of(self.every, spe)
@@ -223,25 +225,20 @@ class Gradual(PruningSchedule):
     def __init__(
         self, begin=0, end=None, frequency=100, power=3, initial_fraction=0.0, unit="step"
     ):
-        self.unit = _as_unit(unit)
-        self.begin = _as_int(begin, "begin", 0)
+        self.unit = as_choice(unit, "unit", UNITS)
+        self.begin = as_int(begin, "begin", 0)
         if end is None:
             raise ValueError(
                 "Gradual needs `end`, the position (in `unit`s) where pruning reaches "
                 "its final targets, e.g. Gradual(begin=0, end=10, frequency=1, unit='epoch')."
             )
-        self.end = _as_int(end, "end", 0)
+        self.end = as_int(end, "end", 0)
         if self.end <= self.begin:
             raise ValueError(
                 f"end must be greater than begin, received begin={self.begin}, end={self.end}."
             )
-        self.frequency = _as_int(frequency, "frequency", 1)
-        if isinstance(power, bool) or not isinstance(power, numbers.Real):
-            raise TypeError(
-                f"power must be a number >= 1, received {power!r} ({type(power).__name__})."
-            )
-        if not 1 <= float(power) < float("inf"):
-            raise ValueError(f"power must be a finite number >= 1, received {power!r}.")
+        self.frequency = as_int(frequency, "frequency", 1)
+        as_float(power, "power", 1)
         self.power = int(power) if isinstance(power, numbers.Integral) else float(power)
         if isinstance(initial_fraction, bool) or not isinstance(initial_fraction, numbers.Real):
             raise TypeError(
@@ -253,7 +250,7 @@ class Gradual(PruningSchedule):
         self.initial_fraction = float(initial_fraction)
 
     def fraction(self, step, steps_per_epoch=None):
-        step = _as_int(step, "step", 0)
+        step = as_int(step, "step", 0)
         spe = _as_steps_per_epoch(steps_per_epoch, self)
         begin, end = self._step_of(self.begin, spe), self._step_of(self.end, spe)
         if step == end:
@@ -354,21 +351,6 @@ def deserialize(config):
 # --- validation ----------------------------------------------------------------
 
 
-def _as_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, received {value!r} ({type(value).__name__}).")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, received {value}.")
-    return value
-
-
-def _as_unit(unit):
-    if unit not in _UNITS:
-        raise ValueError(f"unit must be 'step' or 'epoch', received {unit!r}.")
-    return unit
-
-
 def _as_steps_per_epoch(steps_per_epoch, schedule):
     if steps_per_epoch is None:
         if schedule.unit == "epoch":
@@ -379,7 +361,7 @@ def _as_steps_per_epoch(steps_per_epoch, schedule):
                 "in steps with unit='step'."
             )
         return None
-    return _as_int(steps_per_epoch, "steps_per_epoch", 1)
+    return as_int(steps_per_epoch, "steps_per_epoch", 1)
 
 
 def _as_fractions(fractions):

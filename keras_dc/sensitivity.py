@@ -1,9 +1,8 @@
 """Per-layer pruning sensitivity analysis (Han et al. 2015, §4 / Fig. 6)."""
 
-import numpy as np
-
 from keras_dc import masks as masks_lib
-from keras_dc import variables as vlib
+from keras_dc._keras_glue import check_model, read
+from keras_dc.selection import compressible_variables, variable_path
 
 __all__ = ["sensitivity_analysis", "SensitivityResult"]
 
@@ -92,11 +91,11 @@ def sensitivity_analysis(model, x, y=None, sparsities=(0.3, 0.5, 0.7, 0.8, 0.9, 
         >>> print(result.format())
         >>> pruning = keras_dc.MagnitudePruning(0.9, overrides=result.propose(0.005))
     """
-    vlib.check_model(model, "sensitivity_analysis")
+    check_model(model, "sensitivity_analysis")
     sparsities = tuple(float(s) for s in sparsities)
     if not sparsities or any(not 0 <= s < 1 for s in sparsities) or list(sparsities) != sorted(sparsities):
         raise ValueError(f"sparsities must be increasing values in [0, 1), received {sparsities!r}.")
-    variables = vlib.compressible_variables(model, min_size)
+    variables = compressible_variables(model, min_size)
     if not variables:
         raise ValueError(f"sensitivity_analysis: no compressible variable in model {model.name!r}.")
 
@@ -112,8 +111,8 @@ def sensitivity_analysis(model, x, y=None, sparsities=(0.3, 0.5, 0.7, 0.8, 0.9, 
     baseline = float(results[metric])
     curves, by_path = {}, {}
     for variable in variables:
-        path = vlib.variable_path(variable)
-        original = vlib.read(variable)
+        path = variable_path(variable)
+        original = read(variable)
         curve = []
         try:
             for s in sparsities:

@@ -13,23 +13,9 @@ every layer towards its own final target:
 A bare float is read as `Sparsity`.
 """
 
-import math
+from keras_dc._validate import as_float, as_fraction
 
 __all__ = ["Sparsity", "GlobalSparsity", "StdThreshold", "as_target"]
-
-
-def _check_sparsity(value, what="sparsity"):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{what} must be a float in [0, 1), received {value!r} "
-            f"of type {type(value).__name__}."
-        )
-    if not (0.0 <= float(value) < 1.0) or math.isnan(float(value)):
-        raise ValueError(
-            f"{what} must be in [0, 1) (the fraction of weights set to zero), "
-            f"received {value!r}. For example use 0.9 to remove 90% of the weights."
-        )
-    return float(value)
 
 
 class Sparsity:
@@ -44,7 +30,7 @@ class Sparsity:
     """
 
     def __init__(self, sparsity):
-        self.sparsity = _check_sparsity(sparsity)
+        self.sparsity = as_fraction(sparsity, "sparsity")
 
     def get_config(self):
         return {"sparsity": self.sparsity}
@@ -98,14 +84,9 @@ class StdThreshold:
     """
 
     def __init__(self, quality):
-        if isinstance(quality, bool) or not isinstance(quality, (int, float)):
-            raise TypeError(f"quality must be a number ≥ 0, received {quality!r}.")
-        if not quality >= 0 or math.isinf(quality):
-            raise ValueError(
-                f"quality must be a finite number ≥ 0, received {quality!r}; "
-                "the paper uses values around 1–2 (1.75 removes ≈92% of Gaussian weights)."
-            )
-        self.quality = float(quality)
+        self.quality = as_float(
+            quality, "quality", 0,
+            hint=" The paper uses values around 1–2 (1.75 removes ≈92% of Gaussian weights).")
 
     def get_config(self):
         return {"quality": self.quality}
@@ -129,7 +110,7 @@ def as_target(value, what="target"):
     if value is None or isinstance(value, (Sparsity, StdThreshold)):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Sparsity(_check_sparsity(value, what))
+        return Sparsity(as_fraction(value, what))
     raise TypeError(
         f"{what} must be a float sparsity in [0, 1), keras_dc.Sparsity, "
         f"keras_dc.GlobalSparsity, keras_dc.StdThreshold or None (skip the layer); "

@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from keras_dc import variables as vlib
+from keras_dc._keras_glue import read
+from keras_dc.selection import compressible_variables, variable_path
 
 __all__ = ["layer_report", "format_layer_report"]
 
@@ -36,12 +37,12 @@ def layer_report(model, min_size=256):
         >>> print(format_layer_report(layer_report(model)))
     """
     rows = []
-    for variable in vlib.compressible_variables(model, min_size):
-        w = vlib.read(variable).ravel()
+    for variable in compressible_variables(model, min_size):
+        w = read(variable).ravel()
         nz = w[w != 0]
         _, counts = np.unique(nz, return_counts=True)
         rows.append({
-            "path": vlib.variable_path(variable),
+            "path": variable_path(variable),
             "shape": tuple(int(d) for d in variable.shape),
             "weights": int(w.size),
             "nonzero": int(nz.size),

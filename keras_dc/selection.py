@@ -1,4 +1,4 @@
-"""Finding the weights to compress, and the Keras glue both callbacks share.
+"""Which variables the callbacks compress, and which per-layer override applies to each.
 
 A variable is *compressible* when it is trainable, floating point, has at least
 two dimensions (kernels of Dense/Conv/EinsumDense/RNN layers, embeddings), at
@@ -12,13 +12,14 @@ Per-layer overrides are keyed by objects: a layer (applies to every compressible
 variable inside it, nested layers included), a variable, or a layer's exact
 name. The most specific key wins: variable, then the innermost layer.
 
-Works with Keras 3 (TensorFlow backend) and with tf_keras.
+Only reads the model (Keras 3 or tf_keras); nothing here changes it.
 """
 
 import numpy as np
-import tensorflow as tf
 
-__all__ = ["compressible_variables", "variable_path", "resolve_overrides"]
+from keras_dc._validate import as_int
+
+__all__ = ["compressible_variables", "variable_path", "override_items", "resolve_overrides"]
 
 
 def variable_path(variable):
@@ -35,8 +36,10 @@ def _is_bias(variable):
     return variable_path(variable).rsplit("/", 1)[-1] == "bias"
 
 
-def _is_keras3_variable(variable):
-    return hasattr(variable, "path") and hasattr(variable, "_value")
+def _is_floating(dtype):
+    """True for a floating-point dtype, given as Keras 3 names it (a string) or a tf.DType."""
+    name = str(getattr(dtype, "name", dtype))
+    return name.startswith(("float", "bfloat"))
 
 
 def _walk_layers(layer, seen=None):
@@ -60,20 +63,6 @@ def _walk_layers(layer, seen=None):
             yield from _walk_layers(child, seen)
 
 
-def check_model(model, who):
-    """Raises a clear error when ``model`` cannot be compressed during fit."""
-    if model is None:
-        raise ValueError(f"{who} was not attached to a model; pass it to model.fit(callbacks=[...]).")
-    if not getattr(model, "built", False):
-        raise ValueError(
-            f"{who}: the model {model.name!r} is not built, so its weights do not exist yet. "
-            "Build it first: give it a `keras.Input(shape=...)`, call `model.build(input_shape)`, "
-            "or call it once on a batch of data."
-        )
-    if getattr(model, "optimizer", None) is None:
-        raise ValueError(f"{who}: the model {model.name!r} is not compiled; call model.compile() first.")
-
-
 def compressible_variables(model, min_size=256):
     """Lists the model's variables that the callbacks compress.
 
@@ -90,22 +79,45 @@ def compressible_variables(model, min_size=256):
         >>> [variable_path(v) for v in compressible_variables(model)]
         ['sequential/dense/kernel']
     """
-    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
-        raise ValueError(f"min_size must be an integer ≥ 1, received {min_size!r}.")
+    min_size = as_int(min_size, "min_size", 1)
     seen = set()
     selected = []
     for variable in model.trainable_weights:
         if id(variable) in seen:
             continue
         seen.add(id(variable))
-        dtype = tf.as_dtype(variable.dtype)
         shape = tuple(variable.shape)
-        if not dtype.is_floating or len(shape) < 2 or _is_bias(variable):
+        if not _is_floating(variable.dtype) or len(shape) < 2 or _is_bias(variable):
             continue
         if int(np.prod(shape)) < min_size:
             continue
         selected.append(variable)
     return selected
+
+
+def override_items(overrides, who):
+    """``(key, value)`` pairs of overrides given as a dict or a list of pairs.
+
+    Keras variables are not hashable, so overrides keyed by variables come as a
+    list of ``(variable, value)`` pairs.
+
+    Args:
+        overrides: ``None``, a dict, or a list of ``(key, value)`` pairs.
+        who: Callback name for error messages.
+
+    Returns:
+        A list of ``(key, value)`` pairs (empty for ``None``).
+    """
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    if isinstance(overrides, (list, tuple)) and all(
+            isinstance(item, (list, tuple)) and len(item) == 2 for item in overrides):
+        return [tuple(item) for item in overrides]
+    raise TypeError(
+        f"{who}: overrides must be a dict {{layer or layer name: value}} or a list of "
+        f"(layer or variable, value) pairs, received {type(overrides).__name__}.")
 
 
 def _layer_name_index(model):
@@ -121,7 +133,8 @@ def resolve_overrides(model, variables, overrides, convert, who):
     Args:
         model: The model being trained.
         variables: The selected variables.
-        overrides: ``None`` or a dict ``{layer | variable | layer name: value}``.
+        overrides: ``None`` or a dict ``{layer | variable | layer name: value}``
+            (or a list of such pairs).
         convert: Validates/converts an override value (``value -> value``).
         who: Callback name for error messages.
 
@@ -184,115 +197,3 @@ def resolve_overrides(model, variables, overrides, convert, who):
             resolved[vid] = value
     resolved.update(var_level)
     return resolved
-
-
-def override_items(overrides, who):
-    """``(key, value)`` pairs of overrides given as a dict or a list of pairs.
-
-    Keras variables are not hashable, so overrides keyed by variables come as a
-    list of ``(variable, value)`` pairs.
-    """
-    if overrides is None:
-        return []
-    if isinstance(overrides, dict):
-        return list(overrides.items())
-    if isinstance(overrides, (list, tuple)) and all(
-            isinstance(item, (list, tuple)) and len(item) == 2 for item in overrides):
-        return [tuple(item) for item in overrides]
-    raise TypeError(
-        f"{who}: overrides must be a dict {{layer or layer name: value}} or a list of "
-        f"(layer or variable, value) pairs, received {type(overrides).__name__}.")
-
-
-def owner_layer(model, variable):
-    """The innermost layer of ``model`` that holds ``variable``."""
-    best = None
-    for layer in _walk_layers(model):
-        if layer is model:
-            continue
-        weights = layer.trainable_weights
-        if any(w is variable for w in weights) and (best is None or len(weights) < len(best.trainable_weights)):
-            best = layer
-    return best
-
-
-# --- constraint chaining ----------------------------------------------------
-
-
-def get_constraint(variable):
-    return variable.constraint
-
-
-def set_constraint(variable, constraint):
-    if _is_keras3_variable(variable):
-        variable.constraint = constraint
-    else:  # tf.Variable (tf_keras): read-only property backed by _constraint
-        variable._constraint = constraint
-
-
-def install(variable, constraint):
-    """Installs ``constraint`` on top of the variable's current constraint."""
-    constraint.inner = get_constraint(variable)
-    set_constraint(variable, constraint)
-
-
-def uninstall(variable, constraint):
-    """Removes ``constraint`` from the variable's constraint chain, wherever it is."""
-    current = get_constraint(variable)
-    if current is constraint:
-        set_constraint(variable, constraint.inner)
-        return
-    node = current
-    while node is not None and hasattr(node, "inner"):
-        if node.inner is constraint:
-            node.inner = constraint.inner
-            return
-        node = node.inner
-
-
-def make_state_variable(model, value, dtype, name):
-    """A non-trainable tf.Variable living beside the model (mirrored under a strategy)."""
-    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-    with strategy.scope():
-        return tf.Variable(
-            tf.constant(value, dtype=dtype),
-            trainable=False,
-            name=name,
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-        )
-
-
-def read(variable):
-    """The variable's value as a NumPy array."""
-    return np.asarray(variable.numpy())
-
-
-def retrace(model):
-    """Makes the next train step retrace, so newly installed constraints take effect."""
-    maker = getattr(model, "make_train_function", None)
-    if maker is not None:
-        maker(force=True)
-
-
-def optimizer_step(model):
-    """The optimizer's iteration count (the global step)."""
-    return int(np.asarray(model.optimizer.iterations.numpy()))
-
-
-def steps_per_epoch(params):
-    """steps per epoch from the callback params, or None when unknown."""
-    steps = (params or {}).get("steps")
-    return int(steps) if steps else None
-
-
-def execution_steps(model):
-    """Optimizer steps run per train-function call (``steps_per_execution``)."""
-    spe = getattr(model, "steps_per_execution", None)
-    if spe is None:
-        spe = getattr(model, "_steps_per_execution", None)  # tf_keras keeps a tf.Variable
-    if spe is None:
-        return 1
-    try:
-        return max(1, int(np.asarray(spe.numpy() if hasattr(spe, "numpy") else spe)))
-    except (TypeError, ValueError):
-        return 1
