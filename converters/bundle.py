@@ -107,9 +107,6 @@ def _printer(verbose):
     return (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
 
 
-# --- the steps of `convert` ---------------------------------------------------
-
-
 def _export(model_or_path, options, say):
     """Loads the model and converts it: ``(model, flatbuffer, dense float32 size)``."""
     model = export.load_model(model_or_path)
@@ -265,9 +262,6 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     skeleton_path, sidecar_path = files.bundle_paths(directory, name)
     say(report_lib.format_report(report))
     return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems)
-
-
-# --- the way back -------------------------------------------------------------
 
 
 def restore(directory, output_path=None, name=None):
