@@ -191,12 +191,12 @@ def encoder_before_after(directory, written_sidecar, repeats):
     """Encodes the restored file again: zlib_estimate=False (before) and True (after), interleaved."""
     import converters
     from converters import encoder as encoder_lib
-    from converters import tflite as tflite_lib
+    from converters import layout as layout_lib
 
     restored = converters.restore(directory)
-    again, buffers = tflite_lib.layout(restored, mode="offset")
+    again, buffers = layout_lib.lay_out(restored, mode="offset")
     if again != restored:
-        return {"error": "layout() of the restored file did not reproduce it"}
+        return {"error": "lay_out() of the restored file did not reproduce it"}
     segments = _segments(buffers)
     del again
     runs = {"before": [], "after": []}

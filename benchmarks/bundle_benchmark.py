@@ -276,7 +276,7 @@ def lenet_section(work):
 
     import converters
     import keras_dc
-    from converters import tflite as tflite_lib
+    from converters import export
     from examples.mnist_data import build_model as build_lenet
     from examples.mnist_data import compile_model as compile_lenet
     from examples.mnist_data import litert_error, load_mnist
@@ -305,7 +305,7 @@ def lenet_section(work):
     stage_s["dense_fit"] = time.perf_counter() - t0
     errors["dense_keras"] = 1 - model.evaluate(x_test, y_test, verbose=0)[1]
     t0 = time.perf_counter()
-    dense_tflite = tflite_lib.convert(model)  # the baseline of section 2 (a): no keras-dc
+    dense_tflite = export.to_tflite(model)  # the baseline of section 2 (a): no keras-dc
     stage_s["dense_tflite_convert"] = time.perf_counter() - t0
     errors["dense_tflite_litert"] = litert_error(dense_tflite, x_test, y_test)
 
@@ -415,7 +415,7 @@ def worker(kind, directory):
         import keras
 
         import converters
-        from converters import tflite as tflite_lib
+        from converters import export
 
         out["step"] = "load_model"
         t0 = time.perf_counter()
@@ -433,9 +433,9 @@ def worker(kind, directory):
         out.update(rss_before_kib=rss, hwm_before_kib=hwm, peak_reset=reset_peak_rss())
         save()
         if kind == "dense_tflite":
-            out["step"] = "converters.tflite.convert"
+            out["step"] = "converters.export.to_tflite"
             t0 = time.perf_counter()
-            flat = tflite_lib.convert(model)
+            flat = export.to_tflite(model)
             out["convert_s"] = time.perf_counter() - t0
             with open(os.path.join(directory, "dense.tflite"), "wb") as f:
                 f.write(flat)
@@ -462,9 +462,9 @@ def worker(kind, directory):
             restored = converters.restore(os.path.join(directory, "bundle"))
             # How informative convert's max |LiteRT - Keras| is: a random-init ResNet's softmax
             # outputs can be one-hot for every random input, and then both sides agree exactly.
-            from converters import bundle as bundle_lib
+            from converters import litert
 
-            outputs = bundle_lib.run_litert(restored, bundle_lib.sample_inputs_for(restored, 8, 0))
+            outputs = litert.run(restored, litert.sample_inputs_for(restored, 8, 0))
             first = np.concatenate([np.ravel(batch[0]) for batch in outputs])
             out["verification_outputs"] = {
                 "min": float(first.min()),
@@ -614,7 +614,7 @@ def _large_steps(work, out):
         f"   conversion child: {bundle['child_wall_s']:.1f} s wall, convert {bundle['convert_wall_s']:.1f} s",
         flush=True,
     )
-    out["step"] = "dense .tflite child (converters.tflite.convert of the model before pruning)"
+    out["step"] = "dense .tflite child (converters.export.to_tflite of the model before pruning)"
     out["dense_worker"] = dense = run_worker("dense_tflite", directory)
     if not dense.get("ok"):
         raise RuntimeError(

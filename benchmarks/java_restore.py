@@ -146,7 +146,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if shutil.which("javac") is None:
         raise app.UsageError("javac not found: run `make java-deps`.")
-    from converters import bundle as bundle_lib
+    from converters import files
     from converters import decoder as decoder_lib
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[
@@ -160,7 +160,7 @@ def main(argv):
         classes = os.path.join(workdir, "classes")
         _compile(classes)
         for directory in _BUNDLE.value:
-            skeleton, sidecar = bundle_lib.load_bundle(directory)
+            skeleton, sidecar = files.load_bundle(directory)
             restored = decoder_lib.restore(skeleton, sidecar)
             _benchmark(
                 os.path.basename(os.path.normpath(directory)),

@@ -296,7 +296,7 @@ def tfmot_worker(directory):
     stripped = sp.strip_pruning(pruned)
     compile_(stripped, recipe.prune_lr, 1)
     out["pruned_error"] = error(stripped)
-    out["pruned_tflite"] = codec_sizes(converters.tflite.convert(stripped))
+    out["pruned_tflite"] = codec_sizes(converters.export.to_tflite(stripped))
 
     def cluster_layer(layer):
         if layer.name not in module.BITS:
@@ -318,7 +318,7 @@ def tfmot_worker(directory):
     final = cl.strip_clustering(clustered)
     compile_(final, recipe.cluster_lr, 1)
     out["clustered_error"] = error(final)
-    flat = converters.tflite.convert(final)
+    flat = converters.export.to_tflite(final)
     out["wall_s"] = time.perf_counter() - t0
     out["tflite_error"] = paper_common.litert_error(flat, x_test, y_test)
     out["clustered_tflite"] = codec_sizes(flat)

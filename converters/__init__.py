@@ -6,7 +6,8 @@ Example:
     >>> model_bytes = converters.restore("out/")        # byte-identical flatbuffer
 """
 
-from converters.bundle import BundleResult, convert, load_bundle, restore, verify
+from converters.bundle import BundleResult, convert, restore, verify
+from converters.files import load_bundle
 from converters.format import FormatError
 
 __all__ = ["convert", "restore", "verify", "load_bundle", "BundleResult", "FormatError"]

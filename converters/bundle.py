@@ -6,29 +6,30 @@ A bundle is a directory::
     NAME.dcw               the sidecar: the weights, clustered + Huffman-coded
     report.json            per-buffer and total figures (also report.txt, report.png)
 
-`restore` turns the two files back into the runnable ``.tflite`` — byte for byte
-the flatbuffer that `convert` verified in LiteRT — with plain byte copying and
-decoding at offsets recorded in the sidecar (docs/bundle-format.md).
+`convert` runs the pipeline as named steps (export → delegate check → layout →
+encode → restore → verify → report → write); `restore` turns the two files
+back into the runnable ``.tflite`` — byte for byte the flatbuffer that
+`convert` verified in LiteRT — with plain byte copying and decoding at offsets
+recorded in the sidecar (docs/bundle-format.md); `verify` runs a restored
+bundle in LiteRT.
 """
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 
 from converters import decoder as decoder_lib
+from converters import delegate, export, files, litert
 from converters import encoder as encoder_lib
-from converters import tflite as tflite_lib
+from converters import layout as layout_lib
+from converters import report as report_lib
 
-__all__ = ["convert", "restore", "verify", "BundleResult", "bundle_paths", "load_bundle"]
-
-SKELETON_SUFFIX = ".skeleton.tflite"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-SIDECAR_SUFFIX = ".dcw"
+__all__ = ["convert", "restore", "verify", "BundleResult"]
 
 
 @dataclasses.dataclass
@@ -55,192 +56,131 @@ class BundleResult:
         return self.report["totals"]["bundle_bytes"]
 
 
-def bundle_paths(directory, name=None):
-    """Finds ``(skeleton_path, sidecar_path)`` in a bundle directory."""
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"bundle directory {directory!r} does not exist.")
-    if name is None:
-        names = sorted(f[: -len(SIDECAR_SUFFIX)] for f in os.listdir(directory) if f.endswith(SIDECAR_SUFFIX))
-        if len(names) != 1:
-            raise ValueError(
-                f"{directory!r} holds {len(names)} sidecars (*{SIDECAR_SUFFIX}); "
-                "expected exactly one, or pass name=.")
-        name = names[0]
-    skeleton = os.path.join(directory, name + SKELETON_SUFFIX)
-    sidecar = os.path.join(directory, name + SIDECAR_SUFFIX)
-    for path in (skeleton, sidecar):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"bundle file {path!r} is missing.")
-    return skeleton, sidecar
+@dataclasses.dataclass(frozen=True)
+class _ExportOptions:
+    """How the model becomes a flatbuffer (see `convert` for the arguments)."""
+
+    float16: bool = False
+    batch_size: int = 1
+    layout: str = "offset"
+
+    def __post_init__(self):
+        if self.layout not in layout_lib.MODES:
+            raise ValueError(f"layout must be 'offset' or 'inline', received {self.layout!r}.")
+
+    @property
+    def tolerance(self):
+        """Allowed |LiteRT − Keras| / (1 + |Keras|): 1e-5 for float32 (so ≤ 1e-5 absolute
+        for outputs below 1), 1e-2 for float16 weights."""
+        return 1e-2 if self.float16 else 1e-5
 
 
-def load_bundle(directory, name=None):
-    """Reads ``(skeleton bytes, sidecar bytes)`` of a bundle directory."""
-    skeleton_path, sidecar_path = bundle_paths(directory, name)
-    with open(skeleton_path, "rb") as f:
-        skeleton = f.read()
-    with open(sidecar_path, "rb") as f:
-        sidecar = f.read()
-    return skeleton, sidecar
+@dataclasses.dataclass(frozen=True)
+class _Samples:
+    """The verification inputs: the given batches, or `count` random ones drawn from `seed`."""
+
+    given: list | None = None
+    count: int = 8
+    seed: int = 0
+
+    def batches_for(self, model_bytes, names):
+        if self.given is not None:
+            return self.given
+        return litert.sample_inputs_for(model_bytes, self.count, self.seed, names)
 
 
-def restore(directory, output_path=None, name=None):
-    """Restores a bundle to the runnable ``.tflite`` bytes (and optionally a file).
+class _Stopwatch:
+    """Wall seconds per named step, in the order the steps ran."""
 
-    Raises `converters.FormatError` (naming the byte offset and field) when the
-    skeleton or sidecar is corrupt, truncated, of another version, or the two
-    do not belong together.
+    def __init__(self):
+        self.seconds = {}
 
-    Example:
-        >>> model_bytes = converters.restore("out/")
-        >>> interpreter = ai_edge_litert.interpreter.Interpreter(model_content=model_bytes)
-    """
-    skeleton, sidecar = load_bundle(directory, name)
-    restored = decoder_lib.restore(skeleton, sidecar)
-    if output_path is not None:
-        _write_atomic({output_path: restored})
-    return restored
+    @contextlib.contextmanager
+    def step(self, key):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
 
 
-def _write_atomic(files):
-    """Writes ``{path: bytes}``: all or nothing (temp files, then renames)."""
-    temps = []
-    try:
-        for path, data in files.items():
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-            temps.append((tmp, path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-        temps = []
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+def _printer(verbose):
+    return (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
 
 
-# --- running models ---------------------------------------------------------
+def _export(model_or_path, options, say):
+    """Loads the model and converts it: ``(model, flatbuffer, dense float32 size)``."""
+    model = export.load_model(model_or_path)
+    say("keras-dc: converting with the TFLite converter (builtin ops only)...")
+    flat = export.to_tflite(model, float16=options.float16, batch_size=options.batch_size)
+    if options.float16:
+        dense_bytes = len(export.to_tflite(model, float16=False, batch_size=options.batch_size))
+    else:
+        dense_bytes = len(flat)
+    return model, flat, dense_bytes
 
 
-def _interpreter(model_bytes):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def _keras_input_names(model):
-    try:
-        return [str(getattr(t, "name", "")).split(":")[0] for t in (model.inputs or [])]
-    except (AttributeError, ValueError):
-        return []
+def _check_delegate(flat, strict, say):
+    """The static GPU delegate check: warns, or raises when `strict`."""
+    problems = delegate.check_delegate_compatibility(flat)
+    if problems:
+        message = "delegate check: " + "; ".join(problems)
+        if strict:
+            raise ValueError(message)
+        say("keras-dc: WARNING " + message)
+    return problems
 
 
-def _input_order(details, names):
-    """For each flatbuffer input, the index of the matching Keras input.
-
-    The converter may reorder inputs; its tensors are named after the Keras
-    inputs (``serving_default_<name>:0``). Falls back to positional order.
-    """
-    if len(details) <= 1 or len(names) != len(details):
-        return list(range(len(details)))
-    order = []
-    for d in details:
-        tensor = d["name"].split(":")[0]
-        hits = [i for i, n in enumerate(names) if n and (tensor == n or tensor.endswith("_" + n))]
-        if len(hits) != 1 or hits[0] in order:
-            return list(range(len(details)))
-        order.append(hits[0])
-    return order
+def _encode(restored, buffers, say):
+    """Encodes the weight buffers: ``(skeleton, sidecar, stats)``."""
+    segments = [
+        encoder_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
+                            name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"))
+        for b in buffers if b.size > 0
+    ]
+    say(f"keras-dc: encoding {len(segments)} weight buffers...")
+    return encoder_lib.build_bundle(restored, segments)
 
 
-def sample_inputs_for(model_bytes, count=8, seed=0, names=()):
-    """Random inputs for a flatbuffer, as batches of arrays in the Keras model's input order."""
-    rng = np.random.default_rng(seed)
-    details = _interpreter(model_bytes).get_input_details()
-    order = _input_order(details, list(names))
-    batches = []
-    for _ in range(count):
-        batch = [None] * len(details)
-        for d, k in zip(details, order):
-            shape, dtype = tuple(d["shape"]), np.dtype(d["dtype"])
-            if np.issubdtype(dtype, np.floating):
-                batch[k] = rng.normal(size=shape).astype(dtype)
-            else:
-                batch[k] = rng.integers(0, 2, size=shape).astype(dtype)
-        batches.append(batch)
-    return batches
+def _check_restores(skeleton, sidecar, restored):
+    """Restores the encoded bundle and checks it is `restored`, byte for byte."""
+    again = decoder_lib.restore(skeleton, sidecar)
+    if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
+        raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
 
 
-def run_litert(model_bytes, batches, names=()):
-    """Runs each batch (arrays in the Keras model's input order) and returns the outputs."""
-    interpreter = _interpreter(model_bytes)
-    inputs = interpreter.get_input_details()
-    outputs = interpreter.get_output_details()
-    order = _input_order(inputs, list(names))
-    if batches and len(batches[0]) != len(inputs):
-        raise ValueError(f"each sample batch needs {len(inputs)} arrays (one per model input), "
-                         f"received {len(batches[0])}.")
-    results = []
-    for batch in batches:
-        for d, k in zip(inputs, order):
-            interpreter.set_tensor(d["index"], np.asarray(batch[k], dtype=d["dtype"]).reshape(d["shape"]))
-        interpreter.invoke()
-        results.append([interpreter.get_tensor(d["index"]).copy() for d in outputs])
-    return results
+def _compare_with_keras(model, restored, samples, say):
+    """Runs `restored` in LiteRT and the model in Keras: ``(max |diff|, max scaled |diff|)``."""
+    names = litert.keras_input_names(model)
+    batches = samples.batches_for(restored, names)
+    lite = litert.run(restored, batches, names)
+    reference = litert.keras_outputs(model, batches)
+    diff, scaled = litert.compare_outputs(lite, reference)
+    distinct = np.unique(np.concatenate([np.ravel(o) for batch in reference for o in batch]))
+    if distinct.size < 3:
+        say("keras-dc: WARNING the model's outputs on the verification inputs take only "
+            f"{distinct.size} distinct values (saturated?), so the LiteRT comparison says little; "
+            "pass sample_inputs= with realistic data.")
+    return diff, scaled
 
 
-def _keras_outputs(model, batches):
-    results = []
-    for batch in batches:
-        out = model(batch[0] if len(batch) == 1 else list(batch), training=False)
-        if isinstance(out, dict):
-            out = [out[k] for k in sorted(out)]
-        elif not isinstance(out, (list, tuple)):
-            out = [out]
-        results.append([np.asarray(o) for o in out])
-    return results
-
-
-def _compare(a_list, b_list):
-    """``(max |a − b|, max |a − b| / (1 + |b|))`` over all outputs of all batches."""
-    worst_abs = worst_rel = 0.0
-    for a_batch, b_batch in zip(a_list, b_list):
-        if len(a_batch) != len(b_batch):
-            raise ValueError(f"LiteRT returned {len(a_batch)} outputs, Keras {len(b_batch)}.")
-        # Output order may differ between Keras and the flatbuffer: match by shape.
-        remaining = list(b_batch)
-        for a in a_batch:
-            candidates = [i for i, b in enumerate(remaining) if np.shape(b) == np.shape(a)]
-            if not candidates:
-                raise ValueError(f"no Keras output matches the LiteRT output of shape {np.shape(a)}.")
-            diffs = []
-            for i in candidates:
-                ref = remaining[i].astype(np.float64)
-                err = np.abs(a.astype(np.float64) - ref)
-                diffs.append((float(np.max(err, initial=0.0)),
-                              float(np.max(err / (1.0 + np.abs(ref)), initial=0.0))))
-            best = int(np.argmin([d[0] for d in diffs]))
-            worst_abs = max(worst_abs, diffs[best][0])
-            worst_rel = max(worst_rel, diffs[best][1])
-            remaining.pop(candidates[best])
-    return worst_abs, worst_rel
-
-
-# --- convert ----------------------------------------------------------------
-
-
-def _tolerance(float16):
-    """Allowed |LiteRT − Keras| / (1 + |Keras|): 1e-5 for float32 (so ≤ 1e-5 absolute
-    for outputs below 1), 1e-2 for float16 weights."""
-    return 1e-2 if float16 else 1e-5
+def _bundle_files(directory, name, skeleton, sidecar, report, restored, buffers, *, picture,
+                  keep_tflite):
+    """``{path: bytes}`` of every file of the bundle directory."""
+    skeleton_path, sidecar_path = files.paths_for(directory, name)
+    out = {
+        skeleton_path: skeleton,
+        sidecar_path: sidecar,
+        os.path.join(directory, "report.json"): json.dumps(report, indent=2).encode(),
+        os.path.join(directory, "report.txt"): report_lib.format_report(report).encode(),
+    }
+    if keep_tflite:
+        out[os.path.join(directory, name + ".tflite")] = restored
+    if picture:
+        png = report_lib.render_picture(report, restored, buffers)
+        if png is not None:
+            out[os.path.join(directory, "report.png")] = png
+    return out
 
 
 def convert(model_or_path, directory, *, name="model", float16=False, layout="offset",
@@ -249,13 +189,13 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     """Converts a Keras model into a verified mobile bundle.
 
     Steps: convert with the real TFLite converter (builtin ops only, static
-    shapes) → move the weight buffers out of the flatbuffer (``layout``) →
-    encode each buffer into the sidecar (clustered buffers as codebook +
-    Huffman-coded indices and gaps; others raw or zlib) → restore the bundle
-    from the encoded bytes, check it is byte-identical, run it in the LiteRT
-    interpreter and compare with the Keras model (float32: every output within
-    1e-5 × (1 + |Keras output|); float16 weights: 1e-2) → check delegate
-    compatibility → write the files atomically with a report.
+    shapes) → check delegate compatibility → move the weight buffers out of
+    the flatbuffer (``layout``) → encode each buffer into the sidecar
+    (clustered buffers as codebook + Huffman-coded indices and gaps; others
+    raw or zlib) → restore the bundle from the encoded bytes and check it is
+    byte-identical → run it in the LiteRT interpreter and compare with the
+    Keras model (float32: every output within 1e-5 × (1 + |Keras output|);
+    float16 weights: 1e-2) → write the files atomically with a report.
 
     Args:
         model_or_path: An in-memory Keras 3 model, a ``.keras`` path, or a tf_keras
@@ -290,87 +230,57 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
         >>> result = converters.convert(model, "out/")
         >>> result.bundle_bytes, result.report["totals"]["ratio_vs_dense"]
     """
-    if layout not in ("offset", "inline"):
-        raise ValueError(f"layout must be 'offset' or 'inline', received {layout!r}.")
-    say = (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
-    t0 = time.perf_counter()
-    model = tflite_lib.load_model(model_or_path)
-    say("keras-dc: converting with the TFLite converter (builtin ops only)...")
-    flat = tflite_lib.convert(model, float16=float16, batch_size=batch_size)
-    dense_bytes = len(flat) if not float16 else len(tflite_lib.convert(model, float16=False, batch_size=batch_size))
-    t_convert = time.perf_counter() - t0
+    options = _ExportOptions(float16=float16, batch_size=batch_size, layout=layout)
+    samples = _Samples(sample_inputs, num_samples, seed)
+    say = _printer(verbose)
+    clock = _Stopwatch()
 
-    problems = tflite_lib.check_delegate_compatibility(flat)
-    if problems:
-        message = "delegate check: " + "; ".join(problems)
-        if strict_delegate:
-            raise ValueError(message)
-        say("keras-dc: WARNING " + message)
-
-    t1 = time.perf_counter()
-    restored, buffers = tflite_lib.layout(flat, mode=layout)
+    with clock.step("convert_s"):
+        model, flat, dense_bytes = _export(model_or_path, options, say)
+    problems = _check_delegate(flat, strict_delegate, say)
+    with clock.step("layout_s"):
+        restored, buffers = layout_lib.lay_out(flat, mode=layout)
     del flat  # the model's size again: not needed after the layout
-    t_layout = time.perf_counter() - t1
-    segments = [
-        encoder_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
-                            name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"))
-        for b in buffers if b.size > 0
-    ]
-    say(f"keras-dc: encoding {len(segments)} weight buffers...")
-    t1 = time.perf_counter()
-    skeleton, sidecar, stats = encoder_lib.build_bundle(restored, segments)
-    t_encode = time.perf_counter() - t1
-
+    with clock.step("encode_s"):
+        skeleton, sidecar, stats = _encode(restored, buffers, say)
     say("keras-dc: restoring the bundle and running it in LiteRT...")
-    t2 = time.perf_counter()
-    again = decoder_lib.restore(skeleton, sidecar)
-    t_restore = time.perf_counter() - t2
-    if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
-        raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
-    del again  # byte-identical to `restored`: keep one copy
-    t3 = time.perf_counter()
-    names = _keras_input_names(model)
-    if sample_inputs is None:
-        sample_inputs = sample_inputs_for(restored, num_samples, seed, names)
-    lite = run_litert(restored, sample_inputs, names)
-    reference = _keras_outputs(model, sample_inputs)
-    diff, scaled = _compare(lite, reference)
-    distinct = np.unique(np.concatenate([np.ravel(o) for batch in reference for o in batch]))
-    if distinct.size < 3:
-        say("keras-dc: WARNING the model's outputs on the verification inputs take only "
-            f"{distinct.size} distinct values (saturated?), so the LiteRT comparison says little; "
-            "pass sample_inputs= with realistic data.")
-    t_verify = time.perf_counter() - t3
-    if not scaled <= _tolerance(float16):
+    with clock.step("restore_s"):
+        _check_restores(skeleton, sidecar, restored)
+    with clock.step("verify_s"):
+        diff, scaled = _compare_with_keras(model, restored, samples, say)
+    if not scaled <= options.tolerance:
         raise ValueError(
             f"verification failed: LiteRT output of the restored bundle differs from Keras by {diff:.3g} "
-            f"(|diff| / (1 + |Keras output|) = {scaled:.3g} > tolerance {_tolerance(float16):g}).")
-
-    from converters import report as report_lib
+            f"(|diff| / (1 + |Keras output|) = {scaled:.3g} > tolerance {options.tolerance:g}).")
 
     report = report_lib.build_report(
         buffers=buffers, stats=stats, skeleton_bytes=len(skeleton), sidecar_bytes=len(sidecar),
         restored=restored, dense_tflite_bytes=dense_bytes, float16=float16, layout=layout,
-        max_abs_diff=diff, delegate_problems=problems,
-        timings={"convert_s": t_convert, "layout_s": t_layout, "encode_s": t_encode,
-                 "restore_s": t_restore, "verify_s": t_verify},
+        max_abs_diff=diff, delegate_problems=problems, timings=clock.seconds,
         compare_codecs=compare_codecs)
-    files = {
-        os.path.join(directory, name + SKELETON_SUFFIX): skeleton,
-        os.path.join(directory, name + SIDECAR_SUFFIX): sidecar,
-        os.path.join(directory, "report.json"): json.dumps(report, indent=2).encode(),
-        os.path.join(directory, "report.txt"): report_lib.format_report(report).encode(),
-    }
-    if keep_tflite:
-        files[os.path.join(directory, name + ".tflite")] = restored
-    if picture:
-        png = report_lib.render_picture(report, restored, buffers)
-        if png is not None:
-            files[os.path.join(directory, "report.png")] = png
-    _write_atomic(files)
-    skeleton_path, sidecar_path = bundle_paths(directory, name)
+    files.write_atomic(_bundle_files(directory, name, skeleton, sidecar, report, restored, buffers,
+                                     picture=picture, keep_tflite=keep_tflite))
+    skeleton_path, sidecar_path = files.bundle_paths(directory, name)
     say(report_lib.format_report(report))
     return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems)
+
+
+def restore(directory, output_path=None, name=None):
+    """Restores a bundle to the runnable ``.tflite`` bytes (and optionally a file).
+
+    Raises `converters.FormatError` (naming the byte offset and field) when the
+    skeleton or sidecar is corrupt, truncated, of another version, or the two
+    do not belong together.
+
+    Example:
+        >>> model_bytes = converters.restore("out/")
+        >>> interpreter = ai_edge_litert.interpreter.Interpreter(model_content=model_bytes)
+    """
+    skeleton, sidecar = files.load_bundle(directory, name)
+    restored = decoder_lib.restore(skeleton, sidecar)
+    if output_path is not None:
+        files.write_atomic({output_path: restored})
+    return restored
 
 
 def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_samples=8,
@@ -389,20 +299,18 @@ def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_
     Example:
         >>> converters.verify("out/", "model.keras")["max_abs_diff"] <= 1e-5
     """
-    import hashlib
-
+    samples = _Samples(sample_inputs, num_samples, seed)
     restored = restore(directory, name=name)
-    model = tflite_lib.load_model(model_or_path) if model_or_path is not None else None
-    names = _keras_input_names(model) if model is not None else ()
-    if sample_inputs is None:
-        sample_inputs = sample_inputs_for(restored, num_samples, seed, names)
-    lite = run_litert(restored, sample_inputs, names)
+    model = export.load_model(model_or_path) if model_or_path is not None else None
+    names = litert.keras_input_names(model) if model is not None else ()
+    batches = samples.batches_for(restored, names)
+    lite = litert.run(restored, batches, names)
     if not all(np.all(np.isfinite(o)) for batch in lite for o in batch if np.issubdtype(o.dtype, np.floating)):
         raise ValueError("the restored model produced non-finite outputs.")
     diff = scaled = None
     if model is not None:
-        diff, scaled = _compare(lite, _keras_outputs(model, sample_inputs))
-    problems = tflite_lib.check_delegate_compatibility(restored)
+        diff, scaled = litert.compare_outputs(lite, litert.keras_outputs(model, batches))
+    problems = delegate.check_delegate_compatibility(restored)
     result = {"restored_bytes": len(restored), "sha256": hashlib.sha256(restored).hexdigest(),
               "max_abs_diff": diff, "max_scaled_diff": scaled, "delegate_problems": problems}
     if verbose:

@@ -41,7 +41,7 @@ def main(argv):
         raise app.UsageError(f"expected one command out of {', '.join(_COMMANDS)}; got {argv[1:]}.")
     command = argv[1]
     # Imported here so that --help stays fast.
-    from converters import bundle, decoder, report
+    from converters import bundle, decoder, files, report
 
     try:
         if command == "convert":
@@ -52,7 +52,7 @@ def main(argv):
             print(f"wrote {result.skeleton_path} and {result.sidecar_path}: "
                   f"{result.bundle_bytes} bytes, max |LiteRT - Keras| = {result.max_abs_diff:.3g}")
         elif command == "inspect":
-            _, sidecar_bytes = bundle.load_bundle(_need(_BUNDLE, command))
+            _, sidecar_bytes = files.load_bundle(_need(_BUNDLE, command))
             info = decoder.inspect(sidecar_bytes)
             print(json.dumps(info, indent=2, default=str) if _JSON.value else report.format_inspect(info))
         elif command == "verify":

@@ -202,7 +202,7 @@ def dense_tflite(model):
     """The float32 .tflite the standard converter writes for `model` (the baseline size)."""
     import converters
 
-    return converters.tflite.convert(model)
+    return converters.export.to_tflite(model)
 
 
 def run_pipeline(

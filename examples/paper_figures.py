@@ -54,9 +54,9 @@ def paper_rows(restored, report):
         ``rate_fixed``, ``rate_huffman`` (float32 bytes / compressed bytes).
         Index bits are per non-zero weight; fillers are counted in the fixed width.
     """
-    from converters import tflite
+    from converters.layout import lay_out
 
-    _, buffers = tflite.layout(bytes(restored), mode="offset")
+    _, buffers = lay_out(bytes(restored), mode="offset")
     by_name = {b.tensor_names[0]: b for b in buffers if b.tensor_names}
     rows = []
     for r in report["buffers"]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,8 +13,8 @@ import pytest
 
 import converters
 import keras_dc
-from converters import bundle as bundle_lib
-from converters import tflite as tflite_lib
+from converters import export, files, litert
+from converters.layout import lay_out
 from keras_dc import schedules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,18 +51,18 @@ def mlp_bundle(mlp, tmp_path_factory):
 
 def test_bundle_restores_and_runs_like_keras(mlp_bundle):
     model, result = mlp_bundle
-    files = sorted(os.listdir(result.directory))
-    assert files == ["model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
+    written = sorted(os.listdir(result.directory))
+    assert written == ["model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
     sizes = os.path.getsize(result.skeleton_path) + os.path.getsize(result.sidecar_path)
     assert result.bundle_bytes == sizes
     restored = converters.restore(result.directory)
     assert result.max_abs_diff <= 1e-5
     # Independent check: run the restored bytes on fresh inputs.
     x = np.random.default_rng(7).normal(size=(1, 196)).astype("float32")
-    lite = bundle_lib.run_litert(restored, [[x]])[0][0]
+    lite = litert.run(restored, [[x]])[0][0]
     np.testing.assert_allclose(lite, np.asarray(model(x)), atol=1e-5)
     # The restored flatbuffer is the converter's output in the offset layout, byte for byte.
-    expected, _ = tflite_lib.layout(tflite_lib.convert(model))
+    expected, _ = lay_out(export.to_tflite(model))
     assert restored == expected
     assert result.delegate_problems == []
 
@@ -86,6 +87,9 @@ def test_report_matches_the_model(mlp_bundle):
     assert 0 <= t["huffman_over_entropy"] < 0.05
     text = open(os.path.join(result.directory, "report.txt")).read()
     assert "smaller" in text and "MatMul" in text
+    # One timing per step of convert, in the order they ran.
+    assert list(report["timings"]) == ["convert_s", "layout_s", "encode_s", "restore_s", "verify_s"]
+    assert report["timings"]["convert_s"] > 0
 
 
 def test_conversion_is_deterministic(mlp, mlp_bundle, tmp_path):
@@ -98,7 +102,7 @@ def test_conversion_is_deterministic(mlp, mlp_bundle, tmp_path):
 def test_inline_layout_and_float16(mlp, tmp_path):
     inline = converters.convert(mlp, str(tmp_path / "inline"), layout="inline", verbose=0, picture=False)
     restored = converters.restore(inline.directory)
-    assert restored == tflite_lib.convert(mlp)  # inline: the converter's own bytes
+    assert restored == export.to_tflite(mlp)  # inline: the converter's own bytes
     assert inline.max_abs_diff <= 1e-5
     half = converters.convert(mlp, str(tmp_path / "half"), float16=True, verbose=0, picture=False)
     assert {r["dtype"] for r in half.report["buffers"] if r["role"] == "weight"} == {"float16"}
@@ -162,7 +166,7 @@ def test_keras_file_and_cli(mlp, tmp_path):
 
 def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
     _, result = mlp_bundle
-    skeleton, sidecar = bundle_lib.load_bundle(result.directory)
+    skeleton, sidecar = files.load_bundle(result.directory)
     from converters.decoder import restore
     from converters.format import FormatError
 
@@ -172,7 +176,7 @@ def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
         restore(skeleton[:-1], sidecar)
     other = _compressed_mlp(seed=3)
     other_result = converters.convert(other, str(tmp_path / "other"), verbose=0, picture=False)
-    other_skeleton, _ = bundle_lib.load_bundle(other_result.directory)
+    other_skeleton, _ = files.load_bundle(other_result.directory)
     with pytest.raises(FormatError, match="skeleton"):
         restore(other_skeleton, sidecar)  # a skeleton from another conversion
 
@@ -185,6 +189,27 @@ def test_failed_conversion_leaves_nothing(tmp_path):
     assert not out.exists() or os.listdir(out) == []
     with pytest.raises(ValueError, match="layout"):
         converters.convert(model, str(out), layout="sideways", verbose=0)
+
+
+def test_write_atomic_is_all_or_nothing_with_the_usual_file_mode(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.bin"
+        plain.write_bytes(b"x")
+        target = tmp_path / "out" / "a.bin"
+        files.write_atomic({str(target): b"abc"})
+        assert target.read_bytes() == b"abc"
+        # The mode a plain open() gives (0o644 here), not a temp file's 0o600.
+        assert stat.S_IMODE(os.stat(target).st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == 0o644
+        # The second file cannot be written (its parent is a file): nothing changes, no temp file is left.
+        blocker = tmp_path / "blocker"
+        blocker.write_bytes(b"")
+        with pytest.raises(OSError):
+            files.write_atomic({str(target): b"new", str(blocker / "b.bin"): b"y"})
+        assert target.read_bytes() == b"abc"
+        assert os.listdir(target.parent) == ["a.bin"]
+    finally:
+        os.umask(old_umask)
 
 
 def test_tfmot_pruned_clustered_stripped_model_becomes_a_small_bundle(tmp_path):

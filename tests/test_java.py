@@ -106,13 +106,13 @@ def _pruned_clustered_model():
 def test_java_restores_a_converted_keras_model(java_classes, junit_run, tmp_path):
     import converters
     from ai_edge_litert.interpreter import Interpreter
-    from converters import bundle as bundle_lib
     from converters import decoder as decoder_lib
+    from converters import files
 
     model = _pruned_clustered_model()
     directory = str(tmp_path / "bundle")
     converters.convert(model, directory, verbose=0, picture=False)
-    skeleton, sidecar = bundle_lib.bundle_paths(directory)
+    skeleton, sidecar = files.bundle_paths(directory)
     with open(sidecar, "rb") as f:
         encodings = [s["encoding"] for s in decoder_lib.inspect(f.read())["segments"]]
     assert "CLUSTERED_SPARSE" in encodings or "CLUSTERED_DENSE" in encodings, encodings

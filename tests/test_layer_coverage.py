@@ -30,7 +30,8 @@ from ai_edge_litert.interpreter import Interpreter
 
 import converters
 import keras_dc
-from converters import tflite as tflite_lib
+from converters.flatbuffer import op_name
+from converters.layout import lay_out
 from keras_dc import schedules
 
 L = keras.layers
@@ -154,13 +155,13 @@ def _inputs(model, case, rng, n):
 
 def _ops(flatbuffer):
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-    return {tflite_lib._op_name(model, op.opcodeIndex)
+    return {op_name(model, op.opcodeIndex)
             for subgraph in model.subgraphs for op in subgraph.operators}
 
 
 def _weight_buffers(flatbuffer):
     """The float32 weight buffers of a flatbuffer, as arrays in their stored shapes."""
-    _, segments = tflite_lib.layout(flatbuffer, mode="inline")
+    _, segments = lay_out(flatbuffer, mode="inline")
     return [(s, np.frombuffer(flatbuffer[s.offset:s.offset + s.size], np.float32).reshape(s.shape))
             for s in segments if s.role == "weight" and s.dtype == "float32"]
 

@@ -1,4 +1,5 @@
-"""converters.tflite with the real TFLite converter and the real LiteRT interpreter.
+"""converters.export, .flatbuffer, .layout and .delegate with the real TFLite converter
+and the real LiteRT interpreter.
 
 Every model is tiny: the file converts about a dozen models and stays well
 under two minutes on two cores.
@@ -14,7 +15,9 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
 
-from converters import tflite
+from converters import delegate, export
+from converters.flatbuffer import op_name
+from converters.layout import lay_out
 
 RNG = np.random.default_rng(0)
 
@@ -34,7 +37,7 @@ def _keras(model, x):
 
 def _ops(flatbuffer):
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-    return [tflite._op_name(model, op.opcodeIndex) for op in model.subgraphs[0].operators]
+    return [op_name(model, op.opcodeIndex) for op in model.subgraphs[0].operators]
 
 
 def _segment(segments, op, role="weight"):
@@ -63,7 +66,7 @@ def mlp():
 
 @pytest.fixture(scope="module")
 def mlp_tflite(mlp):
-    return tflite.convert(mlp)
+    return export.to_tflite(mlp)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +95,13 @@ def conv_bn():
 def test_dense_mlp_matches_keras_and_describes_its_buffers(mlp, mlp_tflite):
     x = RNG.normal(size=(1, 8)).astype("float32")
     np.testing.assert_allclose(_run(mlp_tflite, x)[0], _keras(mlp, x), atol=1e-5)
-    _, segments = tflite.layout(mlp_tflite)
+    _, segments = lay_out(mlp_tflite)
     kernel = _segment(segments, "FULLY_CONNECTED")
     # The converter stores Dense kernels transposed: [out, in].
     big = max((s for s in segments if s.role == "weight"), key=lambda s: s.size)
     assert big.shape == (16, 8) and big.channels == 16 and big.dtype == "float32"
     np.testing.assert_array_equal(
-        _values(tflite.layout(mlp_tflite)[0], big), np.asarray(mlp.layers[1].kernel).T
+        _values(lay_out(mlp_tflite)[0], big), np.asarray(mlp.layers[1].kernel).T
     )
     assert kernel.tensor_names and all(isinstance(n, str) for n in kernel.tensor_names)
     biases = [s for s in segments if s.role == "bias"]
@@ -107,11 +110,11 @@ def test_dense_mlp_matches_keras_and_describes_its_buffers(mlp, mlp_tflite):
 
 
 def test_conv_batchnorm_folds_but_keeps_per_channel_structure(conv_bn):
-    flatbuffer = tflite.convert(conv_bn)
+    flatbuffer = export.to_tflite(conv_bn)
     assert "CONV_2D" in _ops(flatbuffer)
     x = RNG.normal(size=(1, 6, 6, 3)).astype("float32")
     np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(conv_bn, x), atol=1e-5)
-    restored, segments = tflite.layout(flatbuffer)
+    restored, segments = lay_out(flatbuffer)
     kernel = _segment(segments, "CONV_2D")
     assert kernel.shape == (5, 3, 3, 3) and kernel.channels == 5
     assert _segment(segments, "CONV_2D", role="bias").shape == (5,)  # from BatchNorm
@@ -129,10 +132,10 @@ def test_depthwise_conv_reports_one_channel_slice():
         keras.Input((5, 5, 3)),
         keras.layers.DepthwiseConv2D(3, depth_multiplier=2, bias_initializer="ones"),
     ])
-    flatbuffer = tflite.convert(model)
+    flatbuffer = export.to_tflite(model)
     x = RNG.normal(size=(1, 5, 5, 3)).astype("float32")
     np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-5)
-    _, segments = tflite.layout(flatbuffer)
+    _, segments = lay_out(flatbuffer)
     kernel = _segment(segments, "DEPTHWISE_CONV_2D")
     # [1, h, w, channels]: the output channel is the last, strided, dimension.
     assert kernel.shape == (1, 3, 3, 6) and kernel.channels == 1
@@ -141,10 +144,10 @@ def test_depthwise_conv_reports_one_channel_slice():
 def test_embedding_table_is_a_weight():
     keras.utils.set_random_seed(4)
     model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(10, 3)])
-    flatbuffer = tflite.convert(model)
+    flatbuffer = export.to_tflite(model)
     x = np.array([[0, 3, 9, 1, 1]], np.int32)
     np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-6)
-    _, segments = tflite.layout(flatbuffer)
+    _, segments = lay_out(flatbuffer)
     table = _segment(segments, "GATHER")
     assert table.shape == (10, 3) and table.channels == 1 and table.dtype == "float32"
 
@@ -163,7 +166,7 @@ def test_subclassed_model_after_one_call_and_batch_size():
     keras.utils.set_random_seed(5)
     model = TwoDense()
     model(np.zeros((7, 4), np.float32))  # any batch: only dims 1.. are kept
-    flatbuffer = tflite.convert(model, batch_size=3)
+    flatbuffer = export.to_tflite(model, batch_size=3)
     x = RNG.normal(size=(3, 4)).astype("float32")
     np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-5)
     interpreter = Interpreter(model_content=flatbuffer)
@@ -172,16 +175,16 @@ def test_subclassed_model_after_one_call_and_batch_size():
 
 def test_subclassed_model_never_called_needs_a_signature():
     with pytest.raises(ValueError, match="input_signature"):
-        tflite.convert(TwoDense())
+        export.to_tflite(TwoDense())
 
 
 def test_keras_file_path(conv_bn, tmp_path):
     path = tmp_path / "conv.keras"
     conv_bn.save(path)
-    flatbuffer = tflite.convert(str(path))
+    flatbuffer = export.to_tflite(str(path))
     x = RNG.normal(size=(1, 6, 6, 3)).astype("float32")
     np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(conv_bn, x), atol=1e-5)
-    assert tflite.load_model(path).count_params() == conv_bn.count_params()
+    assert export.load_model(path).count_params() == conv_bn.count_params()
 
 
 # ---------------------------------------------------------------------------
@@ -215,8 +218,8 @@ def test_tf_keras_functional_model():
     inputs = tf_keras.Input((6,))
     outputs = tf_keras.layers.Dense(3, bias_initializer="ones")(inputs)
     model = tf_keras.Model(inputs, outputs)
-    assert tflite.load_model(model) is model
-    flatbuffer = tflite.convert(model, batch_size=2)
+    assert export.load_model(model) is model
+    flatbuffer = export.to_tflite(model, batch_size=2)
     x = RNG.normal(size=(2, 6)).astype("float32")
     np.testing.assert_allclose(_run(flatbuffer, x)[0], model(x).numpy(), atol=1e-5)
 
@@ -237,7 +240,7 @@ def test_tfmot_pruned_clustered_stripped_model(tfmot):
     pruned.fit(x, y, epochs=1, batch_size=16, verbose=0,
                callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     with pytest.raises(ValueError, match="strip_pruning"):
-        tflite.convert(pruned)
+        export.to_tflite(pruned)
     clustered = tfmot.clustering.keras.cluster_weights(
         tfmot.sparsity.keras.strip_pruning(pruned),
         number_of_clusters=4,
@@ -245,9 +248,9 @@ def test_tfmot_pruned_clustered_stripped_model(tfmot):
         preserve_sparsity=True,
     )
     final = tfmot.clustering.keras.strip_clustering(clustered)
-    flatbuffer = tflite.convert(final)
+    flatbuffer = export.to_tflite(final)
     np.testing.assert_allclose(_run(flatbuffer, x[:1])[0], final(x[:1]).numpy(), atol=1e-5)
-    restored, segments = tflite.layout(flatbuffer)
+    restored, segments = lay_out(flatbuffer)
     kernel = max((s for s in segments if s.role == "weight"), key=lambda s: s.size)
     values = _values(restored, kernel)
     assert kernel.shape == (16, 8)
@@ -261,7 +264,7 @@ def test_tfmot_pruned_clustered_stripped_model(tfmot):
 
 @pytest.mark.parametrize("alignment", [16, 64])
 def test_offset_layout_runs_identically_and_is_well_formed(mlp_tflite, alignment):
-    restored, segments = tflite.layout(mlp_tflite, alignment=alignment)
+    restored, segments = lay_out(mlp_tflite, alignment=alignment)
     x = RNG.normal(size=(1, 8)).astype("float32")
     np.testing.assert_array_equal(_run(restored, x)[0], _run(mlp_tflite, x)[0])
     indices = [s.buffer_index for s in segments]
@@ -277,16 +280,16 @@ def test_offset_layout_runs_identically_and_is_well_formed(mlp_tflite, alignment
         buffer = model.buffers[s.buffer_index]
         assert buffer.data is None and (buffer.offset, buffer.size) == (s.offset, s.size)
     # Same data as the inline buffers, deterministic, and a fixed point.
-    _, inline = tflite.layout(mlp_tflite, mode="inline")
+    _, inline = lay_out(mlp_tflite, mode="inline")
     by_index = {s.buffer_index: mlp_tflite[s.offset : s.offset + s.size] for s in inline}
     for s in segments:
         assert restored[s.offset : s.offset + s.size] == by_index[s.buffer_index]
-    assert tflite.layout(mlp_tflite, alignment=alignment) == (restored, segments)
-    assert tflite.layout(restored, alignment=alignment)[0] == restored
+    assert lay_out(mlp_tflite, alignment=alignment) == (restored, segments)
+    assert lay_out(restored, alignment=alignment)[0] == restored
 
 
 def test_inline_layout_points_into_the_unchanged_file(mlp_tflite):
-    same, segments = tflite.layout(mlp_tflite, mode="inline")
+    same, segments = lay_out(mlp_tflite, mode="inline")
     assert same == mlp_tflite
     model = schema.ModelT.InitFromPackedBuf(mlp_tflite, 0)
     for s in segments:
@@ -302,25 +305,25 @@ def test_inline_layout_points_into_the_unchanged_file(mlp_tflite):
 
 
 def test_offset_layout_without_its_tail_fails_to_load(mlp_tflite):
-    restored, segments = tflite.layout(mlp_tflite)
+    restored, segments = lay_out(mlp_tflite)
     with pytest.raises(ValueError, match="out of range offset"):
         Interpreter(model_content=restored[: segments[0].offset])
-    assert "out of range offset" in tflite.skeleton_check(restored)
-    with pytest.raises(ValueError, match="inline layout"):
-        tflite.skeleton_check(mlp_tflite)
+    # The cut is where the first buffer stored by offset begins, as the schema says.
+    buffers = schema.ModelT.InitFromPackedBuf(restored, 0).buffers
+    assert min(b.offset for b in buffers if b.offset > 1 and b.size > 0) == segments[0].offset
 
 
 def test_float16_weights(mlp, mlp_tflite):
-    flatbuffer = tflite.convert(mlp, float16=True)
+    flatbuffer = export.to_tflite(mlp, float16=True)
     assert "DEQUANTIZE" in _ops(flatbuffer)
-    restored, segments = tflite.layout(flatbuffer)
+    restored, segments = lay_out(flatbuffer)
     floats = [s for s in segments if s.role in ("weight", "bias")]
     assert len(floats) == 4 and all(s.dtype == "float16" for s in floats)
     kernel = max(floats, key=lambda s: s.size)
     assert kernel.op == "FULLY_CONNECTED" and kernel.channels == 16  # seen through DEQUANTIZE
     x = RNG.normal(size=(1, 8)).astype("float32")
     np.testing.assert_allclose(_run(restored, x)[0], _run(mlp_tflite, x)[0], atol=1e-2)
-    assert tflite.check_delegate_compatibility(restored) == []
+    assert delegate.check_delegate_compatibility(restored) == []
 
 
 # ---------------------------------------------------------------------------
@@ -328,8 +331,8 @@ def test_float16_weights(mlp, mlp_tflite):
 
 
 def test_delegate_check_passes_the_mlp(mlp_tflite):
-    assert tflite.check_delegate_compatibility(mlp_tflite) == []
-    assert tflite.check_delegate_compatibility(tflite.layout(mlp_tflite)[0]) == []
+    assert delegate.check_delegate_compatibility(mlp_tflite) == []
+    assert delegate.check_delegate_compatibility(lay_out(mlp_tflite)[0]) == []
 
 
 def test_delegate_check_flags_flex_and_dynamic_shapes(mlp):
@@ -340,7 +343,7 @@ def test_delegate_check_flags_flex_and_dynamic_shapes(mlp):
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS
     ]
-    problems = tflite.check_delegate_compatibility(converter.convert())
+    problems = delegate.check_delegate_compatibility(converter.convert())
     assert any("FlexMatrixDeterminant" in p and "Flex" in p for p in problems), problems
     assert any("dynamic shape" in p for p in problems), problems  # batch None
 
@@ -356,7 +359,7 @@ def test_delegate_check_flags_unsupported_ops_sparse_and_int8_weights(mlp_tflite
         model.operatorCodes[0].builtinCode = schema.BuiltinOperator.TOPK_V2
         model.operatorCodes[0].deprecatedBuiltinCode = schema.BuiltinOperator.TOPK_V2
 
-    problems = tflite.check_delegate_compatibility(_edited(mlp_tflite, topk))
+    problems = delegate.check_delegate_compatibility(_edited(mlp_tflite, topk))
     assert any("TOPK_V2" in p for p in problems), problems
 
     def weights(model):
@@ -366,7 +369,7 @@ def test_delegate_check_flags_unsupported_ops_sparse_and_int8_weights(mlp_tflite
         kernel.sparsity = schema.SparsityParametersT()
         kernel.type = schema.TensorType.INT8
 
-    problems = tflite.check_delegate_compatibility(_edited(mlp_tflite, weights))
+    problems = delegate.check_delegate_compatibility(_edited(mlp_tflite, weights))
     assert any("sparse" in p for p in problems), problems
     assert any("INT8 constant read by FULLY_CONNECTED" in p for p in problems), problems
 
@@ -377,19 +380,19 @@ def test_delegate_check_flags_unsupported_ops_sparse_and_int8_weights(mlp_tflite
 
 def test_bad_models_raise_clear_errors(tmp_path):
     with pytest.raises(TypeError, match="Keras 3 model"):
-        tflite.convert(42)
+        export.to_tflite(42)
     with pytest.raises(ValueError, match="No such model file"):
-        tflite.load_model(tmp_path / "missing.keras")
+        export.load_model(tmp_path / "missing.keras")
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(ValueError, match=r"\.keras"):
-        tflite.load_model(tmp_path / "notes.txt")
+        export.load_model(tmp_path / "notes.txt")
     with pytest.raises(ValueError, match="directory"):
-        tflite.load_model(tmp_path)
+        export.load_model(tmp_path)
     sequence = keras.Sequential([keras.Input((None, 4)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="dynamic shape.*fixed input shapes"):
-        tflite.convert(sequence)
+        export.to_tflite(sequence)
     with pytest.raises(ValueError, match="batch_size"):
-        tflite.convert(sequence, batch_size=0)
+        export.to_tflite(sequence, batch_size=0)
 
 
 class _Determinant(keras.layers.Layer):
@@ -400,7 +403,7 @@ class _Determinant(keras.layers.Layer):
 def test_op_without_builtin_kernel_is_named_without_log_spam(capfd):
     model = keras.Sequential([keras.Input((4,)), _Determinant()])
     with pytest.raises(ValueError, match="MatrixDeterminant") as failure:
-        tflite.convert(model)
+        export.to_tflite(model)
     assert len(str(failure.value)) < 400
     assert failure.value.__cause__ is None
     assert "loc(" not in capfd.readouterr().err
@@ -408,10 +411,10 @@ def test_op_without_builtin_kernel_is_named_without_log_spam(capfd):
 
 def test_layout_rejects_bad_arguments(mlp_tflite):
     with pytest.raises(ValueError, match="TFLite flatbuffer"):
-        tflite.layout(b"definitely not a model")
+        lay_out(b"definitely not a model")
     with pytest.raises(TypeError):
-        tflite.layout("model.tflite")
+        lay_out("model.tflite")
     with pytest.raises(ValueError, match="mode"):
-        tflite.layout(mlp_tflite, mode="packed")
+        lay_out(mlp_tflite, mode="packed")
     with pytest.raises(ValueError, match="power of two"):
-        tflite.layout(mlp_tflite, alignment=12)
+        lay_out(mlp_tflite, alignment=12)

@@ -1,0 +1,370 @@
+"""Reads a TFLite flatbuffer: its op names and what each constant buffer holds.
+
+`describe_buffers` tells, for every constant buffer of a `schema.ModelT`, the
+dtype and shape of the tensors using it, their names, and the role it plays
+for the op that reads it (weight, bias or other); `weight_buffer` turns such a
+description plus a byte range into a `WeightBuffer`, the unit the sidecar
+compresses. The smaller readers (`op_name`, `is_constant`, `consumers`, ...)
+serve the layout rewriter and the delegate check alike.
+
+Only the flatbuffer schema of `ai_edge_litert` is used; TensorFlow is never
+imported here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+__all__ = [
+    "TYPE_NAMES",
+    "FLOAT_TYPES",
+    "QUANT_TYPES",
+    "WeightBuffer",
+    "BufferDescription",
+    "as_bytes",
+    "unpack",
+    "op_name",
+    "custom_name",
+    "decode_name",
+    "buffer_payload",
+    "is_constant",
+    "consumers",
+    "ints",
+    "describe_buffers",
+    "weight_buffer",
+]
+
+_OP_NAMES = {
+    value: name
+    for name, value in vars(schema.BuiltinOperator).items()
+    if not name.startswith("_")
+}
+TYPE_NAMES = {
+    value: name
+    for name, value in vars(schema.TensorType).items()
+    if not name.startswith("_")
+}
+
+# TensorType -> numpy-style dtype name (ml_dtypes names for the exotic ones).
+_DTYPE_NAMES = {
+    schema.TensorType.FLOAT32: "float32",
+    schema.TensorType.FLOAT16: "float16",
+    schema.TensorType.INT32: "int32",
+    schema.TensorType.UINT8: "uint8",
+    schema.TensorType.INT64: "int64",
+    schema.TensorType.STRING: "string",
+    schema.TensorType.BOOL: "bool",
+    schema.TensorType.INT16: "int16",
+    schema.TensorType.COMPLEX64: "complex64",
+    schema.TensorType.INT8: "int8",
+    schema.TensorType.FLOAT64: "float64",
+    schema.TensorType.COMPLEX128: "complex128",
+    schema.TensorType.UINT64: "uint64",
+    schema.TensorType.RESOURCE: "resource",
+    schema.TensorType.VARIANT: "variant",
+    schema.TensorType.UINT32: "uint32",
+    schema.TensorType.UINT16: "uint16",
+    schema.TensorType.INT4: "int4",
+    schema.TensorType.BFLOAT16: "bfloat16",
+    schema.TensorType.INT2: "int2",
+    schema.TensorType.UINT4: "uint4",
+    schema.TensorType.FLOAT8_E4M3FN: "float8_e4m3fn",
+    schema.TensorType.FLOAT8_E5M2: "float8_e5m2",
+}
+FLOAT_TYPES = {
+    schema.TensorType.FLOAT32,
+    schema.TensorType.FLOAT16,
+    schema.TensorType.BFLOAT16,
+    schema.TensorType.FLOAT64,
+}
+QUANT_TYPES = {schema.TensorType.INT8, schema.TensorType.UINT8}
+
+# Which constant inputs of an op are weights/biases: {op: {input position: role}}.
+_WEIGHT_INPUTS = {
+    "FULLY_CONNECTED": {1: "weight", 2: "bias"},
+    "CONV_2D": {1: "weight", 2: "bias"},
+    "DEPTHWISE_CONV_2D": {1: "weight", 2: "bias"},
+    "TRANSPOSE_CONV": {1: "weight", 3: "bias"},
+    "CONV_3D": {1: "weight", 2: "bias"},
+    "CONV_3D_TRANSPOSE": {1: "weight", 3: "bias"},
+    "GATHER": {0: "weight"},  # an Embedding table
+    "EMBEDDING_LOOKUP": {1: "weight"},
+    "BATCH_MATMUL": {0: "weight", 1: "weight"},
+}
+# Ops whose weight tensor is laid out with the output channel as its leading
+# dimension, so that `channels` contiguous slices along dim 0 are exactly the
+# per-output-channel filters: FULLY_CONNECTED [out, in], CONV_2D
+# [out, h, w, in], TRANSPOSE_CONV [out, h, w, in].  DEPTHWISE_CONV_2D stores
+# [1, h, w, in * multiplier] (output channel LAST, strided), CONV_3D stores
+# [d, h, w, in, out]: both report channels=1.
+_LEADING_CHANNEL_OPS = {"FULLY_CONNECTED", "CONV_2D", "TRANSPOSE_CONV"}
+# Ops that only change the representation of a constant; the role of their
+# input is the role of their output.
+_PASS_THROUGH_OPS = {"DEQUANTIZE", "DENSIFY"}
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightBuffer:
+    """One constant buffer of a TFLite flatbuffer, as a byte range of the file.
+
+    Attributes:
+        buffer_index: Index into `Model.buffers`.
+        offset: Byte offset of the buffer's data from the start of the bytes
+            returned by `layout.lay_out` (the whole file, flatbuffer plus
+            tail).
+        size: Length of the data in bytes.
+        dtype: Numpy-style element type of the tensor(s) using the buffer,
+            e.g. "float32", "float16", "int32", "int8".
+        shape: Shape of the (first) tensor using the buffer.
+        tensor_names: Names of every tensor (all subgraphs) using the buffer.
+        channels: Number of equal, contiguous slices of the data that are one
+            output channel each: `shape[0]` for the weights of FULLY_CONNECTED
+            ([out, in]), CONV_2D and TRANSPOSE_CONV ([out, h, w, in]); 1 for
+            everything else, including DEPTHWISE_CONV_2D, whose output channel
+            is the last dimension of [1, h, w, channels] (its slices would be
+            strided, so it is reported as one slice).
+        role: "weight" (a float/int8 kernel, filter or embedding table),
+            "bias", or "other" (shape tensors, BatchNorm leftovers, ...).
+        op: Builtin name of the op that gives the buffer its role, e.g.
+            "FULLY_CONNECTED". DEQUANTIZE and DENSIFY are looked through: a
+            float16 kernel feeding DEQUANTIZE -> CONV_2D reports "CONV_2D".
+            "" when no op reads the tensor.
+    """
+
+    buffer_index: int
+    offset: int
+    size: int
+    dtype: str
+    shape: tuple
+    tensor_names: tuple
+    channels: int
+    role: str
+    op: str
+
+
+
+@dataclasses.dataclass(frozen=True)
+class BufferDescription:
+    """What a constant buffer is, before its bytes are placed anywhere.
+
+    The fields mean what the same fields of `WeightBuffer` mean; `channels`
+    may still be larger than the byte size allows (`weight_buffer` checks).
+    """
+
+    dtype: str
+    shape: tuple
+    tensor_names: tuple
+    channels: int
+    role: str
+    op: str
+
+
+def as_bytes(tflite_bytes) -> bytes:
+    """Returns `tflite_bytes` as `bytes` after checking the TFLite file identifier.
+
+    Raises:
+        TypeError: `tflite_bytes` is not bytes-like.
+        ValueError: Bytes 4..8 are not the identifier `TFL3`.
+    """
+    if not isinstance(tflite_bytes, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"Expected the flatbuffer as bytes, got {type(tflite_bytes).__name__}."
+        )
+    data = bytes(tflite_bytes)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError(
+            "Not a TFLite flatbuffer: the file identifier at bytes 4..8 is "
+            f"{data[4:8]!r}, expected b'TFL3'."
+        )
+    return data
+
+
+def unpack(data: bytes) -> "schema.ModelT":
+    """The flatbuffer as a schema object tree; `ValueError` when malformed."""
+    try:
+        return schema.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise ValueError(f"Malformed TFLite flatbuffer: {exc}") from exc
+
+
+def op_name(model, opcode_index: int) -> str:
+    """The builtin name of an operator code of `model`, e.g. "CONV_2D".
+
+    Args:
+        model: A `schema.ModelT`.
+        opcode_index: An `Operator.opcodeIndex`.
+
+    Returns:
+        The `BuiltinOperator` name ("CUSTOM" for custom and Flex ops), or
+        "BUILTIN_<n>" for a code this schema does not know.
+    """
+    code = model.operatorCodes[opcode_index]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def custom_name(model, opcode_index: int) -> str:
+    """The custom code of an operator code ("" for builtins), e.g. "FlexTopKV2"."""
+    custom = model.operatorCodes[opcode_index].customCode
+    if isinstance(custom, bytes):
+        return custom.decode("utf-8", errors="replace")
+    return custom or ""
+
+
+def decode_name(name) -> str:
+    """A schema string field (bytes or None) as `str`."""
+    if isinstance(name, bytes):
+        return name.decode("utf-8", errors="replace")
+    return name or ""
+
+
+def buffer_payload(buffer, data: bytes) -> bytes | None:
+    """A buffer's bytes, inline or after the flatbuffer; None when empty.
+
+    Args:
+        buffer: A `schema.BufferT` of the model unpacked from `data`.
+        data: The whole file.
+
+    Raises:
+        ValueError: The buffer's offset and size run past the end of `data`.
+    """
+    if buffer.offset > 1:
+        if buffer.size == 0:
+            return None
+        end = buffer.offset + buffer.size
+        if end > len(data):
+            raise ValueError(
+                f"Buffer data at offset {buffer.offset} (size {buffer.size}) runs "
+                f"past the end of the {len(data)}-byte file."
+            )
+        return data[buffer.offset : end]
+    if buffer.data is None or len(buffer.data) == 0:
+        return None
+    return bytes(np.asarray(buffer.data, dtype=np.uint8))
+
+
+def is_constant(model, tensor) -> bool:
+    """True when `tensor` reads a non-empty buffer (inline or by offset)."""
+    if tensor.buffer <= 0 or tensor.buffer >= len(model.buffers):
+        return False
+    buffer = model.buffers[tensor.buffer]
+    if buffer.offset > 1:
+        return buffer.size > 0
+    return buffer.data is not None and len(buffer.data) > 0
+
+
+def consumers(subgraph) -> dict[int, list[tuple[int, int]]]:
+    """tensor index -> [(operator index, input position)] within `subgraph`."""
+    uses: dict[int, list[tuple[int, int]]] = {}
+    for op_index, op in enumerate(subgraph.operators or []):
+        for position, tensor_index in enumerate(ints(op.inputs)):
+            if tensor_index >= 0:
+                uses.setdefault(tensor_index, []).append((op_index, position))
+    return uses
+
+
+def ints(values) -> list[int]:
+    """A schema int vector (None, list or numpy array) as a list of ints."""
+    return [] if values is None else [int(v) for v in values]
+
+
+def _readings(model, subgraph, uses, tensor_index: int) -> set[tuple[str, str]]:
+    """(role, op name) for every op that reads the tensor, through pass-throughs."""
+    ok = subgraph.tensors[tensor_index].type in FLOAT_TYPES | QUANT_TYPES
+    readings = set()
+    stack, seen = [tensor_index], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for op_index, position in uses.get(current, []):
+            op = subgraph.operators[op_index]
+            name = op_name(model, op.opcodeIndex)
+            if name in _PASS_THROUGH_OPS and position == 0:
+                stack.extend(ints(op.outputs))
+                continue
+            role = _WEIGHT_INPUTS.get(name, {}).get(position, "other") if ok else "other"
+            readings.add((role, name))
+    return readings
+
+
+def _description(dtype: str, shape: tuple, names: list, readings: set) -> BufferDescription:
+    """Settles the role, op and channels of a buffer from all its readings."""
+    readings = sorted(readings)
+    roles = {role for role, _ in readings}
+    if len(roles) == 1:
+        role, op = readings[0][0], readings[0][1]
+    else:
+        role, op = "other", (readings[0][1] if readings else "")
+    ops = {name for _, name in readings}
+    channels = 1
+    if (
+        role == "weight"
+        and ops <= _LEADING_CHANNEL_OPS
+        and len(ops) == 1
+        and len(shape) >= 2
+        and shape[0] > 0
+    ):
+        channels = shape[0]
+    return BufferDescription(
+        dtype=dtype,
+        shape=shape,
+        tensor_names=tuple(names),
+        channels=channels,
+        role=role,
+        op=op,
+    )
+
+
+def describe_buffers(model) -> dict[int, BufferDescription]:
+    """Describes every constant buffer that a tensor of `model` reads.
+
+    A buffer shared by several tensors (all subgraphs) takes the dtype and
+    shape of the first one and the names of all; it is a "weight" or "bias"
+    only when every op reading it agrees (DEQUANTIZE and DENSIFY looked
+    through), "other" otherwise.
+
+    Args:
+        model: A `schema.ModelT`.
+
+    Returns:
+        buffer index -> `BufferDescription`, in the order tensors first use them.
+    """
+    found: dict[int, tuple[str, tuple, list, set]] = {}
+    for subgraph in model.subgraphs or []:
+        uses = consumers(subgraph)
+        for tensor_index, tensor in enumerate(subgraph.tensors or []):
+            if not is_constant(model, tensor):
+                continue
+            dtype = _DTYPE_NAMES.get(tensor.type, TYPE_NAMES.get(tensor.type, "unknown"))
+            _, _, names, readings = found.setdefault(
+                tensor.buffer, (dtype, tuple(ints(tensor.shape)), [], set())
+            )
+            names.append(decode_name(tensor.name))
+            readings |= _readings(model, subgraph, uses, tensor_index)
+    return {index: _description(*entry) for index, entry in found.items()}
+
+
+def weight_buffer(index: int, offset: int, size: int, description: BufferDescription) -> WeightBuffer:
+    """A `WeightBuffer` for buffer `index` whose data lie at `offset` (`size` bytes).
+
+    `channels` falls back to 1 when the size is not a multiple of it.
+    """
+    channels = description.channels
+    if channels < 1 or size % channels:
+        channels = 1
+    return WeightBuffer(
+        buffer_index=index,
+        offset=offset,
+        size=size,
+        dtype=description.dtype,
+        shape=description.shape,
+        tensor_names=description.tensor_names,
+        channels=channels,
+        role=description.role,
+        op=description.op,
+    )
