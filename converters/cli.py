@@ -31,24 +31,34 @@ from absl import flags
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
-_MODEL = flags.DEFINE_string("model", None, "Path to a .keras model.")
-_OUT = flags.DEFINE_string("out", None, "Output bundle directory (created if missing).")
-_BUNDLE = flags.DEFINE_string("bundle", None, "Bundle directory.")
-_OUTPUT = flags.DEFINE_string("output", None, "Path of the restored .tflite file.")
+# The CLI's own flag registry: importing this module never clashes with the flags of
+# an absl program that imports it (examples define --out too).
+_FLAGS = flags.FlagValues()
+
+_MODEL = flags.DEFINE_string("model", None, "Path to a .keras model.", flag_values=_FLAGS)
+_OUT = flags.DEFINE_string(
+    "out", None, "Output bundle directory (created if missing).", flag_values=_FLAGS)
+_BUNDLE = flags.DEFINE_string("bundle", None, "Bundle directory.", flag_values=_FLAGS)
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Path of the restored .tflite file.", flag_values=_FLAGS)
 _NAME = flags.DEFINE_string(
     "name", None, "File name stem of the bundle files; needed when the folder holds several bundles "
-    "(convert's default: model).")
-_FLOAT16 = flags.DEFINE_bool("float16", False, "Store the weights as float16.")
+    "(convert's default: model).", flag_values=_FLAGS)
+_FLOAT16 = flags.DEFINE_bool("float16", False, "Store the weights as float16.", flag_values=_FLAGS)
 _LAYOUT = flags.DEFINE_enum(
     "layout", "offset", ["offset", "inline"],
     "Flatbuffer layout: weights behind the flatbuffer (offset), or at their usual places (inline, "
-    "for runtimes that ignore Buffer.offset, e.g. TFLite Micro).")
-_BATCH = flags.DEFINE_integer("batch_size", 1, "Static batch size of the converted model.")
-_STRICT = flags.DEFINE_bool("strict_delegate", False, "Fail when the GPU delegate check finds problems.")
-_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+    "for runtimes that ignore Buffer.offset, e.g. TFLite Micro).", flag_values=_FLAGS)
+_BATCH = flags.DEFINE_integer(
+    "batch_size", 1, "Static batch size of the converted model.", flag_values=_FLAGS)
+_STRICT = flags.DEFINE_bool(
+    "strict_delegate", False, "Fail when the GPU delegate check finds problems.", flag_values=_FLAGS)
+_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=_FLAGS)
 _TOLERANCE = flags.DEFINE_float(
-    "tolerance", 1e-5, "Largest |LiteRT - Keras| / (1 + |Keras|) accepted (1e-2 for float16 bundles).")
-_SAMPLES = flags.DEFINE_integer("num_samples", 8, "Random input batches compared in LiteRT and Keras.")
+    "tolerance", 1e-5, "Largest |LiteRT - Keras| / (1 + |Keras|) accepted (1e-2 for float16 bundles).",
+    flag_values=_FLAGS)
+_SAMPLES = flags.DEFINE_integer(
+    "num_samples", 8, "Random input batches compared in LiteRT and Keras.", flag_values=_FLAGS)
 
 # command: (summary, required flags, optional flags)
 _COMMANDS = {
@@ -82,7 +92,7 @@ class _CliError(Exception):
 
 
 def _flag_help(holder, required):
-    flag = flags.FLAGS[holder.name]
+    flag = _FLAGS[holder.name]
     value = "" if flag.boolean else f"={flag.name.upper()}"
     default = "" if required or flag.default in (None, False) else f" (default: {flag.default})"
     mark = "required" if required else "optional"
@@ -108,9 +118,9 @@ def _parse(argv):
     if any(a.split("=")[0] in _HELP_WORDS for a in argv):
         command = words[0] if words and words[0] in _COMMANDS else None
         return "help", command
-    flags.FLAGS.unparse_flags()  # every call starts from the defaults (tests call main twice)
+    _FLAGS.unparse_flags()  # every call starts from the defaults (tests call main twice)
     try:
-        rest = flags.FLAGS(["keras-dc"] + list(argv))[1:]
+        rest = _FLAGS(["keras-dc"] + list(argv))[1:]
     except flags.Error as e:
         raise _CliError(f"{e} (see keras-dc --help)") from None
     if len(rest) != 1 or rest[0] not in _COMMANDS:
