@@ -1,84 +1,304 @@
-"""keras-dc command line: convert a Keras model to a bundle, inspect it, verify it.
+"""keras-dc: Deep Compression bundles from the command line.
 
-Usage:
-    keras-dc convert --model=model.keras --out=bundle/ [--float16] [--layout=inline]
-    keras-dc inspect --bundle=bundle/ [--json]
-    keras-dc verify  --bundle=bundle/ [--model=model.keras]
-    keras-dc restore --bundle=bundle/ --output=model.tflite
+Usage: keras-dc COMMAND [--flag=value ...]     (keras-dc COMMAND --help for one command)
+
+Commands:
+  convert  --model=M.keras --out=DIR    convert a Keras model into a bundle verified in LiteRT:
+                                        DIR/NAME.skeleton.tflite + DIR/NAME.dcw (the 2 files
+                                        a phone needs) and DIR/NAME.report.{json,txt,png}
+  inspect  --bundle=DIR                 the sidecar's per-buffer table
+  verify   --bundle=DIR [--model=M]     restore the bundle and run it in LiteRT; with --model,
+                                        compare its outputs with the Keras model's; without,
+                                        check only the bundle's integrity (checksums, hash,
+                                        finite outputs)
+  restore  --bundle=DIR --output=F      write the runnable .tflite (what the phone does)
+
+--name=NAME picks one bundle when DIR holds several (every command; convert's default: model).
+
+Exit codes: 0 success; 1 verification failed (the bundle's outputs differ from the model's);
+2 bad usage or bad input (unknown command or flag, missing flag, missing, corrupt or
+unwritable file, a model that does not convert). Errors are one line on stderr.
 """
 
 import json
+import os
+import re
 import sys
+import tempfile
+import textwrap
 
-from absl import app, flags
+from absl import flags
 
-_COMMANDS = ("convert", "inspect", "verify", "restore")
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
-_MODEL = flags.DEFINE_string("model", None, "Path to a .keras model (convert; optional for verify).")
-_OUT = flags.DEFINE_string("out", None, "Output bundle directory (convert).")
-_BUNDLE = flags.DEFINE_string("bundle", None, "Bundle directory (inspect, verify, restore).")
-_OUTPUT = flags.DEFINE_string("output", None, "Where restore writes the .tflite.")
-_NAME = flags.DEFINE_string("name", "model", "File name stem of the bundle files (convert).")
-_FLOAT16 = flags.DEFINE_bool("float16", False, "Store weights as float16 (convert).")
-_LAYOUT = flags.DEFINE_enum("layout", "offset", ["offset", "inline"],
-                            "Flatbuffer layout: weights behind the flatbuffer, or inline (convert).")
-_BATCH = flags.DEFINE_integer("batch_size", 1, "Static batch size of the converted model (convert).")
-_STRICT = flags.DEFINE_bool("strict_delegate", False, "Fail when the delegate check finds problems.")
-_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table (inspect).")
+# The CLI's own flag registry: importing this module never clashes with the flags of
+# an absl program that imports it (examples define --out too).
+_FLAGS = flags.FlagValues()
+
+_MODEL = flags.DEFINE_string("model", None, "Path to a .keras model.", flag_values=_FLAGS)
+_OUT = flags.DEFINE_string(
+    "out", None, "Output bundle directory (created if missing).", flag_values=_FLAGS)
+_BUNDLE = flags.DEFINE_string("bundle", None, "Bundle directory.", flag_values=_FLAGS)
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Path of the restored .tflite file.", flag_values=_FLAGS)
+_NAME = flags.DEFINE_string(
+    "name", None, "File name stem of the bundle files; needed when the folder holds several bundles "
+    "(convert's default: model).", flag_values=_FLAGS)
+_FLOAT16 = flags.DEFINE_bool("float16", False, "Store the weights as float16.", flag_values=_FLAGS)
+_LAYOUT = flags.DEFINE_enum(
+    "layout", "offset", ["offset", "inline"],
+    "Flatbuffer layout: weights behind the flatbuffer (offset), or at their usual places (inline, "
+    "for runtimes that ignore Buffer.offset, e.g. TFLite Micro).", flag_values=_FLAGS)
+_BATCH = flags.DEFINE_integer(
+    "batch_size", 1, "Static batch size of the converted model.", flag_values=_FLAGS)
+_STRICT = flags.DEFINE_bool(
+    "strict_delegate", False, "Fail when the GPU delegate check finds problems.", flag_values=_FLAGS)
+_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=_FLAGS)
 _TOLERANCE = flags.DEFINE_float(
-    "tolerance", 1e-5, "verify: largest |LiteRT - Keras| / (1 + |Keras|) accepted (use 1e-2 for float16).")
-_SAMPLES = flags.DEFINE_integer("num_samples", 8, "Random input batches for verification.")
+    "tolerance", 1e-5, "Largest |LiteRT - Keras| / (1 + |Keras|) accepted (1e-2 for float16 bundles).",
+    flag_values=_FLAGS)
+_SAMPLES = flags.DEFINE_integer(
+    "num_samples", 8, "Random input batches compared in LiteRT and Keras.", flag_values=_FLAGS)
+
+# command: (summary, required flags, optional flags)
+_COMMANDS = {
+    "convert": ("Convert a Keras model into a bundle verified in LiteRT.",
+                (_MODEL, _OUT), (_NAME, _FLOAT16, _LAYOUT, _BATCH, _STRICT, _SAMPLES)),
+    "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
+    "verify": ("Restore the bundle and run it in LiteRT; with --model, compare with Keras "
+               "(exit 1 when they differ); without, check only the bundle's integrity.",
+               (_BUNDLE,), (_MODEL, _NAME, _TOLERANCE, _SAMPLES, _JSON)),
+    "restore": ("Write the runnable .tflite restored from the bundle.", (_BUNDLE, _OUTPUT), (_NAME,)),
+}
+_ALL_FLAGS = (_MODEL, _OUT, _BUNDLE, _OUTPUT, _NAME, _FLOAT16, _LAYOUT, _BATCH, _STRICT, _JSON,
+              _TOLERANCE, _SAMPLES)
+_HELP_WORDS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "help")
+
+# Native log lines of TensorFlow and LiteRT that say nothing about the user's model.
+_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|cudart_stub\.cc|cuda_platform\.cc|cuInit|"
+    r"cpu_feature_guard\.cc|rebuild TensorFlow with the appropriate compiler flags|"
+    r"Created TensorFlow Lite XNNPACK delegate|oneDNN custom operations|"
+    r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
+    r"TF-TRT Warning|absl::InitializeLog")
 
 
-def _need(flag, command):
-    if not flag.value:
-        raise app.UsageError(f"'{command}' needs --{flag.name}.")
-    return flag.value
+class _CliError(Exception):
+    """An error reported as one line, with its exit code."""
+
+    def __init__(self, message, exit_code=EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _flag_help(holder, required):
+    flag = _FLAGS[holder.name]
+    value = "" if flag.boolean else f"={flag.name.upper()}"
+    default = "" if required or flag.default in (None, False) else f" (default: {flag.default})"
+    mark = "required" if required else "optional"
+    text = textwrap.fill(f"{mark}: {flag.help}{default}", 94, initial_indent="      ",
+                         subsequent_indent="      ")
+    return f"  --{flag.name}{value}\n{text}"
+
+
+def help_text(command=None):
+    """The help of the whole CLI, or of one command."""
+    if command is None:
+        return __doc__.strip() + "\n"
+    summary, required, optional = _COMMANDS[command]
+    lines = [f"keras-dc {command}: {summary}", "", "Flags:"]
+    lines += [_flag_help(f, True) for f in required] + [_flag_help(f, False) for f in optional]
+    lines += ["", "Exit codes: 0 success, 1 verification failed, 2 bad usage or bad input."]
+    return "\n".join(lines) + "\n"
+
+
+def _parse(argv):
+    """Parses ``argv`` (without the program name) into the command; flags into FLAGS."""
+    words = [a for a in argv if not a.startswith("-")]
+    if any(a.split("=")[0] in _HELP_WORDS for a in argv):
+        command = words[0] if words and words[0] in _COMMANDS else None
+        return "help", command
+    _FLAGS.unparse_flags()  # every call starts from the defaults (tests call main twice)
+    try:
+        rest = _FLAGS(["keras-dc"] + list(argv))[1:]
+    except flags.Error as e:
+        raise _CliError(f"{e} (see keras-dc --help)") from None
+    if len(rest) != 1 or rest[0] not in _COMMANDS:
+        raise _CliError(f"expected one command out of {', '.join(_COMMANDS)}; got {rest or 'none'} "
+                        "(see keras-dc --help)")
+    command = rest[0]
+    summary, required, optional = _COMMANDS[command]
+    allowed = {f.name for f in required + optional}
+    for flag in _ALL_FLAGS:
+        if flag.present and flag.name not in allowed:
+            raise _CliError(f"'{command}' does not take --{flag.name} (see keras-dc {command} --help)")
+    for flag in required:
+        if flag.value is None:
+            raise _CliError(f"'{command}' needs --{flag.name} (see keras-dc {command} --help)")
+    return command, None
+
+
+def _check_writable_dir(path, what):
+    """Fails early when ``path`` cannot become a directory we write into."""
+    probe = os.path.abspath(path)
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        raise _CliError(f"{what} {path!r} exists and is not a directory")
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise _CliError(f"{what} {path!r}: {probe!r} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise _CliError(f"{what} {path!r}: no permission to write in {probe!r}")
+
+
+def _check_writable_file(path, what):
+    if os.path.isdir(path):
+        raise _CliError(f"{what} {path!r} is a directory; give a file path")
+    _check_writable_dir(os.path.dirname(os.path.abspath(path)), f"{what}'s folder")
+
+
+def _print_json(value):
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _convert():
+    import converters
+
+    _check_writable_dir(_OUT.value, "--out")
+    if not os.path.isfile(_MODEL.value):
+        raise _CliError(f"--model {_MODEL.value!r} is not a file")
+    result = converters.convert(
+        _MODEL.value, _OUT.value, name=_NAME.value or "model", float16=_FLOAT16.value,
+        layout=_LAYOUT.value, batch_size=_BATCH.value, strict_delegate=_STRICT.value,
+        num_samples=_SAMPLES.value)
+    sizes = [(p, os.path.getsize(p)) for p in (result.skeleton_path, result.sidecar_path)]
+    print(f"max |LiteRT - Keras| = {result.max_abs_diff:.3g} on {_SAMPLES.value} random input batches")
+    print(f"ship these 2 files ({sum(s for _, s in sizes):,} bytes): "
+          + ", ".join(f"{p} ({s:,} B)" for p, s in sizes))
+    return EXIT_OK
+
+
+def _inspect():
+    import converters
+    from converters import decoder, report
+
+    _, sidecar_bytes = converters.load_bundle(_BUNDLE.value, _NAME.value)
+    info = decoder.inspect(sidecar_bytes)
+    if _JSON.value:
+        _print_json(info)
+    else:
+        print(report.format_inspect(info))
+    return EXIT_OK
+
+
+def _verify():
+    import converters
+
+    if _MODEL.value is not None and not os.path.isfile(_MODEL.value):
+        raise _CliError(f"--model {_MODEL.value!r} is not a file")
+    result = converters.verify(_BUNDLE.value, _MODEL.value, name=_NAME.value,
+                               num_samples=_SAMPLES.value, verbose=0)
+    if _JSON.value:
+        _print_json(result)
+    else:
+        print(f"restored {result['restored_bytes']:,} bytes, sha256 {result['sha256']}")
+        for problem in result["delegate_problems"]:
+            print(f"GPU delegate: {problem}")
+    if result["max_scaled_diff"] is None:
+        print("verify: OK (bundle integrity only: checksums, hash, LiteRT runs it with finite "
+              "outputs; pass --model to compare with the Keras model)")
+        return EXIT_OK
+    scaled = result["max_scaled_diff"]
+    if scaled > _TOLERANCE.value:
+        raise _CliError(
+            f"FAILED: the bundle's outputs differ from the model's by up to {result['max_abs_diff']:.3g} "
+            f"(|LiteRT - Keras| / (1 + |Keras|) = {scaled:.3g} > --tolerance={_TOLERANCE.value:g}); "
+            "the model is not the one this bundle was converted from", EXIT_MISMATCH)
+    print(f"verify: OK (|LiteRT - Keras| / (1 + |Keras|) = {scaled:.3g} <= {_TOLERANCE.value:g})")
+    return EXIT_OK
+
+
+def _restore():
+    import converters
+
+    _check_writable_file(_OUTPUT.value, "--output")
+    data = converters.restore(_BUNDLE.value, _OUTPUT.value, name=_NAME.value)
+    print(f"wrote {_OUTPUT.value}: {len(data):,} bytes")
+    return EXIT_OK
+
+
+_RUN = {"convert": _convert, "inspect": _inspect, "verify": _verify, "restore": _restore}
+
+
+class _QuietNativeStderr:
+    """Holds back the native (C++) log lines of TensorFlow/LiteRT that are noise.
+
+    File descriptor 2 goes to a temporary file while the command runs; on exit the
+    lines that are not noise are written to the real stderr.
+    """
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._file = tempfile.TemporaryFile()
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        kept = [line for line in text.splitlines() if line.strip() and not _NOISE.search(line)]
+        if kept:
+            sys.stderr.write("\n".join(kept) + "\n")
+        return False
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in _COMMANDS:
-        raise app.UsageError(f"expected one command out of {', '.join(_COMMANDS)}; got {argv[1:]}.")
-    command = argv[1]
-    # Imported here so that --help stays fast.
-    from converters import bundle, decoder, files, report
+    """Runs one command; returns the exit code (documented in the module docstring)."""
+    try:
+        command, help_for = _parse(argv)
+        if command == "help":
+            sys.stdout.write(help_text(help_for))
+            return EXIT_OK
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with _QuietNativeStderr():
+            try:
+                return _run_command(command)
+            except _CliError as e:
+                error = e
+        raise error
+    except _CliError as e:
+        print(f"keras-dc: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _one_line(error, limit=800):
+    """The error's message as one line, cut at ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ... (message cut)"
+
+
+def _run_command(command):
+    from converters import FormatError
 
     try:
-        if command == "convert":
-            result = bundle.convert(
-                _need(_MODEL, command), _need(_OUT, command), name=_NAME.value,
-                float16=_FLOAT16.value, layout=_LAYOUT.value, batch_size=_BATCH.value,
-                strict_delegate=_STRICT.value, num_samples=_SAMPLES.value)
-            print(f"wrote {result.skeleton_path} and {result.sidecar_path}: "
-                  f"{result.bundle_bytes} bytes, max |LiteRT - Keras| = {result.max_abs_diff:.3g}")
-        elif command == "inspect":
-            _, sidecar_bytes = files.load_bundle(_need(_BUNDLE, command))
-            info = decoder.inspect(sidecar_bytes)
-            print(json.dumps(info, indent=2, default=str) if _JSON.value else report.format_inspect(info))
-        elif command == "verify":
-            result = bundle.verify(_need(_BUNDLE, command), _MODEL.value, num_samples=_SAMPLES.value,
-                                   verbose=0)
-            print(json.dumps(result, indent=2))
-            if result["max_scaled_diff"] is not None and result["max_scaled_diff"] > _TOLERANCE.value:
-                print(f"verify: FAILED, max |LiteRT - Keras| / (1 + |Keras|) = "
-                      f"{result['max_scaled_diff']:.3g} > {_TOLERANCE.value:g}", file=sys.stderr)
-                return 1
-            print("verify: OK")
-        elif command == "restore":
-            data = bundle.restore(_need(_BUNDLE, command), _need(_OUTPUT, command))
-            print(f"wrote {_OUTPUT.value}: {len(data)} bytes")
-    except decoder.FormatError as e:
-        print(f"keras-dc {command}: bad bundle: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"keras-dc {command}: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return _RUN[command]()
+    except FormatError as e:
+        raise _CliError(f"bad bundle: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise _CliError(_one_line(e)) from None
+    except OSError as e:
+        detail = f"{e.strerror}: {e.filename!r}" if e.strerror and e.filename else str(e)
+        raise _CliError(detail) from None
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Console-script entry point (``keras-dc``)."""
+    sys.exit(main(sys.argv[1:]))
 
 
 if __name__ == "__main__":

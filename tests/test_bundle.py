@@ -145,7 +145,7 @@ def test_keras_file_and_cli(mlp, tmp_path):
 
     proc = cli("convert", f"--model={path}", f"--out={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "wrote" in proc.stdout and os.path.exists(os.path.join(out, "model.dcw"))
+    assert "ship these 2 files" in proc.stdout and os.path.exists(os.path.join(out, "model.dcw"))
     proc = cli("inspect", f"--bundle={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "CLUSTERED" in proc.stdout

@@ -1,0 +1,105 @@
+"""Which Keras variable each weight buffer of a converted flatbuffer holds.
+
+The TFLite converter renames tensors (``sequential_1/dense_1_2/MatMul`` for Keras
+``dense_1``), transposes Dense kernels to ``[out, in]``, folds BatchNorm into
+convolution kernels and merges identical constants. Reports name buffers the way
+the user named them, so each buffer is matched to the Keras variables by value:
+
+1. exact: the buffer holds the same multiset of values as the variable (any
+   transpose or reshape; float16 buffers against the variable rounded to float16);
+   identical constants merged into one buffer match every variable that holds them;
+2. folded: a weight buffer that matched nothing exactly (BatchNorm folded into it)
+   takes the one unmatched kernel (rank ≥ 2) of the same shape up to the order of
+   the dimensions, and the same number of zeros when several have that shape.
+
+Buffers that match nothing keep only their TFLite name. Pure NumPy: the caller
+passes the variables as ``(path, array)`` pairs in model order.
+"""
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["KerasName", "match_buffers", "variable_path"]
+
+_FLOAT = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasName:
+    """The Keras variables a buffer holds.
+
+    Attributes:
+        paths: Variable paths (``layer/variable``), in model order; several when
+            the converter merged identical constants.
+        order: Position of the first of them in the model's weights (report order).
+        folded: True when the values differ from the variable's (BatchNorm folded
+            into the kernel), so the match is by shape and zeros, not by value.
+    """
+
+    paths: tuple
+    order: int
+    folded: bool = False
+
+    @property
+    def label(self):
+        """``layer/variable`` (``+ BN`` when folded; ``a | b`` when merged)."""
+        return " | ".join(self.paths) + (" + BN" if self.folded else "")
+
+
+def variable_path(variable):
+    """``layer/variable`` of a Keras 3 or tf_keras variable (no ``:0`` suffix)."""
+    path = getattr(variable, "path", None) or variable.name
+    return path.split(":")[0]
+
+
+def _sorted_values(array, dtype):
+    return np.sort(np.asarray(array, dtype=np.float32).astype(dtype).ravel())
+
+
+def match_buffers(variables, buffers, data):
+    """Matches weight buffers to Keras variables by value.
+
+    Args:
+        variables: ``[(path, array), ...]`` in model order (``model.weights``).
+        buffers: Objects with ``offset``, ``size``, ``dtype``, ``shape`` and
+            ``role`` (`converters.flatbuffer.WeightBuffer`).
+        data: The bytes the buffer offsets point into.
+
+    Returns:
+        ``{buffer offset: KerasName}`` for the buffers that matched.
+
+    Example:
+        >>> names = match_buffers([(variable_path(v), v.numpy()) for v in model.weights],
+        ...                       buffers, restored)
+    """
+    arrays = [(str(path), np.asarray(value)) for path, value in variables]
+    by_size = {}
+    for order, (path, value) in enumerate(arrays):
+        if value.dtype.kind == "f":
+            by_size.setdefault(value.size, []).append(order)
+    names, used = {}, set()
+    floats = [b for b in buffers if b.dtype in _FLOAT and b.size > 0]
+    for b in floats:
+        dtype = _FLOAT[b.dtype]
+        values = np.sort(np.frombuffer(data, dtype, b.size // dtype.itemsize, b.offset))
+        hits = [i for i in by_size.get(values.size, ())
+                if np.array_equal(_sorted_values(arrays[i][1], dtype), values, equal_nan=True)]
+        if hits:
+            names[b.offset] = KerasName(tuple(arrays[i][0] for i in hits), hits[0])
+            used.update(hits)
+    for b in floats:
+        if b.offset in names or b.role != "weight" or len(b.shape) < 2:
+            continue
+        dtype = _FLOAT[b.dtype]
+        candidates = [i for i in by_size.get(int(np.prod(b.shape)), ())
+                      if i not in used and arrays[i][1].ndim >= 2
+                      and sorted(arrays[i][1].shape) == sorted(b.shape)]
+        if len(candidates) > 1:
+            zeros = np.count_nonzero(np.frombuffer(data, dtype, b.size // dtype.itemsize, b.offset) == 0)
+            candidates = [i for i in candidates if np.count_nonzero(arrays[i][1] == 0) == zeros]
+        if len(candidates) == 1:
+            (i,) = candidates
+            names[b.offset] = KerasName((arrays[i][0],), i, folded=True)
+            used.add(i)
+    return names
