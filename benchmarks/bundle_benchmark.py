@@ -368,7 +368,7 @@ def lenet_section(work):
     stage_s["restore_from_files"] = time.perf_counter() - t0
     errors["bundle_litert"] = litert_error(restored, x_test, y_test)
     skeleton, sidecar = converters.load_bundle(directory)
-    with open(os.path.join(directory, "report.txt")) as f:
+    with open(os.path.join(directory, "model.report.txt")) as f:
         report_table = f.read()
 
     print(f"-- LeNet: restore speed, {_repeats()} interleaved runs each", flush=True)

@@ -4,7 +4,9 @@ A bundle is a directory::
 
     NAME.skeleton.tflite   the converted flatbuffer without its weight bytes
     NAME.dcw               the sidecar: the weights, clustered + Huffman-coded
-    report.json            per-buffer and total figures (also report.txt, report.png)
+    NAME.report.json       per-buffer and total figures (also NAME.report.txt, .png)
+
+Only the first two files go to the phone.
 
 `convert` runs the pipeline as named steps (export → delegate check → layout →
 encode → restore → verify → report → write); `restore` turns the two files
@@ -26,6 +28,7 @@ import numpy as np
 from converters import decoder as decoder_lib
 from converters import delegate, export, files, litert
 from converters import encoder as encoder_lib
+from converters import keras_names
 from converters import layout as layout_lib
 from converters import report as report_lib
 
@@ -39,7 +42,7 @@ class BundleResult:
     Attributes:
         directory: The bundle directory.
         skeleton_path, sidecar_path: The two files a phone downloads.
-        report: The report dict (also written as report.json).
+        report: The report dict (also written as NAME.report.json).
         max_abs_diff: Largest |LiteRT − Keras| over the verification inputs.
         delegate_problems: Problems found by the static delegate check (empty = compatible).
     """
@@ -131,11 +134,18 @@ def _check_delegate(flat, strict, say):
     return problems
 
 
-def _encode(restored, buffers, say):
-    """Encodes the weight buffers: ``(skeleton, sidecar, stats)``."""
+def _segment_name(buffer, keras):
+    """The Keras variable(s) a buffer holds, else its TFLite tensor name."""
+    if buffer.offset in keras:
+        return keras[buffer.offset].label
+    return buffer.tensor_names[0] if buffer.tensor_names else f"buffer_{buffer.buffer_index}"
+
+
+def _encode(restored, buffers, keras, say):
+    """Encodes the weight buffers: ``(skeleton, sidecar, stats)``; segments carry Keras names."""
     segments = [
         encoder_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
-                            name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"))
+                            name=_segment_name(b, keras))
         for b in buffers if b.size > 0
     ]
     say(f"keras-dc: encoding {len(segments)} weight buffers...")
@@ -168,18 +178,19 @@ def _bundle_files(directory, name, skeleton, sidecar, report, restored, buffers,
                   keep_tflite):
     """``{path: bytes}`` of every file of the bundle directory."""
     skeleton_path, sidecar_path = files.paths_for(directory, name)
+    reports = files.report_paths(directory, name)
     out = {
         skeleton_path: skeleton,
         sidecar_path: sidecar,
-        os.path.join(directory, "report.json"): json.dumps(report, indent=2).encode(),
-        os.path.join(directory, "report.txt"): report_lib.format_report(report).encode(),
+        reports["json"]: json.dumps(report, indent=2).encode(),
+        reports["txt"]: report_lib.format_report(report).encode(),
     }
     if keep_tflite:
         out[os.path.join(directory, name + ".tflite")] = restored
     if picture:
         png = report_lib.render_picture(report, restored, buffers)
         if png is not None:
-            out[os.path.join(directory, "report.png")] = png
+            out[reports["png"]] = png
     return out
 
 
@@ -216,7 +227,7 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
         batch_size: Static batch size of the converted model. Defaults to `1`.
         strict_delegate: Raise instead of warn when the delegate check finds
             problems. Defaults to `False`.
-        picture: Also write report.png (needs matplotlib). Defaults to `True`.
+        picture: Also write NAME.report.png (needs matplotlib). Defaults to `True`.
         keep_tflite: Also write the restored NAME.tflite. Defaults to `False`.
         compare_codecs: Also report gzip -9 and zstd -19 sizes of the restored
             ``.tflite`` (the peers' way of measuring). Defaults to `None`: only
@@ -242,7 +253,8 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
         restored, buffers = layout_lib.lay_out(flat, mode=layout)
     del flat  # the model's size again: not needed after the layout
     with clock.step("encode_s"):
-        skeleton, sidecar, stats = _encode(restored, buffers, say)
+        keras = keras_names.match_buffers(keras_names.model_variables(model), buffers, restored)
+        skeleton, sidecar, stats = _encode(restored, buffers, keras, say)
     say("keras-dc: restoring the bundle and running it in LiteRT...")
     with clock.step("restore_s"):
         _check_restores(skeleton, sidecar, restored)
@@ -254,8 +266,8 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
             f"(|diff| / (1 + |Keras output|) = {scaled:.3g} > tolerance {options.tolerance:g}).")
 
     report = report_lib.build_report(
-        buffers=buffers, stats=stats, skeleton_bytes=len(skeleton), sidecar_bytes=len(sidecar),
-        restored=restored, dense_tflite_bytes=dense_bytes, float16=float16, layout=layout,
+        buffers=buffers, stats=stats, keras_names=keras, skeleton_bytes=len(skeleton),
+        sidecar_bytes=len(sidecar), restored=restored, dense_tflite_bytes=dense_bytes, float16=float16, layout=layout,
         max_abs_diff=diff, delegate_problems=problems, timings=clock.seconds,
         compare_codecs=compare_codecs)
     files.write_atomic(_bundle_files(directory, name, skeleton, sidecar, report, restored, buffers,
@@ -303,6 +315,11 @@ def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_
     restored = restore(directory, name=name)
     model = export.load_model(model_or_path) if model_or_path is not None else None
     names = litert.keras_input_names(model) if model is not None else ()
+    if model is not None:
+        mismatch = litert.signature_mismatch(model, restored)
+        if mismatch:
+            raise ValueError(f"the model does not fit this bundle ({mismatch}); "
+                             "it is not the model the bundle was converted from.")
     batches = samples.batches_for(restored, names)
     lite = litert.run(restored, batches, names)
     if not all(np.all(np.isfinite(o)) for batch in lite for o in batch if np.issubdtype(o.dtype, np.floating)):

@@ -7,8 +7,8 @@ report files that `converters.convert` writes beside them).
 import os
 import secrets
 
-__all__ = ["SKELETON_SUFFIX", "SIDECAR_SUFFIX", "paths_for", "bundle_paths", "load_bundle",
-           "write_atomic"]
+__all__ = ["SKELETON_SUFFIX", "SIDECAR_SUFFIX", "paths_for", "report_paths", "bundle_paths",
+           "load_bundle", "write_atomic"]
 
 SKELETON_SUFFIX = ".skeleton.tflite"
 SIDECAR_SUFFIX = ".dcw"
@@ -18,6 +18,14 @@ def paths_for(directory, name):
     """``(skeleton_path, sidecar_path)`` of bundle `name` in `directory` (may not exist yet)."""
     return (os.path.join(directory, name + SKELETON_SUFFIX),
             os.path.join(directory, name + SIDECAR_SUFFIX))
+
+
+def report_paths(directory, name):
+    """``{"json": path, "txt": path, "png": path}``: the report files of bundle `name`.
+
+    They carry the bundle's name, so two bundles in one directory keep their own reports.
+    """
+    return {ext: os.path.join(directory, f"{name}.report.{ext}") for ext in ("json", "txt", "png")}
 
 
 def bundle_paths(directory, name=None):

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["KerasName", "match_buffers", "variable_path"]
+__all__ = ["KerasName", "match_buffers", "model_variables", "variable_path"]
 
 _FLOAT = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 
@@ -51,6 +51,11 @@ def variable_path(variable):
     """``layer/variable`` of a Keras 3 or tf_keras variable (no ``:0`` suffix)."""
     path = getattr(variable, "path", None) or variable.name
     return path.split(":")[0]
+
+
+def model_variables(model):
+    """``[(path, array), ...]`` of a Keras 3 or tf_keras model's weights, in model order."""
+    return [(variable_path(v), np.asarray(v)) for v in model.weights]
 
 
 def _sorted_values(array, dtype):

@@ -11,7 +11,8 @@ have changed in the flatbuffer.
 
 import numpy as np
 
-__all__ = ["keras_input_names", "sample_inputs_for", "run", "keras_outputs", "compare_outputs"]
+__all__ = ["keras_input_names", "signature_mismatch", "sample_inputs_for", "run", "keras_outputs",
+           "compare_outputs"]
 
 
 def _interpreter(model_bytes):
@@ -46,6 +47,42 @@ def _input_order(details, names):
             return list(range(len(details)))
         order.append(hits[0])
     return order
+
+
+def _keras_signature(model):
+    signature = []
+    for t in model.inputs or []:
+        shape = tuple(None if d is None else int(d) for d in t.shape)
+        signature.append((shape, np.dtype(getattr(t.dtype, "name", t.dtype)).name))
+    return signature
+
+
+def signature_mismatch(model, model_bytes):
+    """Why the Keras model's inputs do not fit the flatbuffer's, or None when they do.
+
+    Shapes are compared dimension by dimension (a Keras ``None`` fits any size),
+    with dtypes, in the Keras model's input order.
+
+    Example:
+        >>> litert.signature_mismatch(model, restored)
+        "input 0: the model takes (1, 9) float32, the bundle (1, 8) float32"
+    """
+    try:
+        keras = _keras_signature(model)
+    except (AttributeError, TypeError, ValueError):
+        return None  # a model without symbolic inputs (subclassed, not built): nothing to compare
+    details = _interpreter(model_bytes).get_input_details()
+    if len(keras) != len(details):
+        return f"the model takes {len(keras)} inputs, the bundle {len(details)}"
+    order = _input_order(details, keras_input_names(model))
+    lite = [None] * len(details)
+    for d, k in zip(details, order):
+        lite[k] = (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"]).name)
+    for i, ((shape, dtype), (lite_shape, lite_dtype)) in enumerate(zip(keras, lite)):
+        fits = len(shape) == len(lite_shape) and all(a is None or a == b for a, b in zip(shape, lite_shape))
+        if not fits or dtype != lite_dtype:
+            return (f"input {i}: the model takes {shape} {dtype}, the bundle {lite_shape} {lite_dtype}")
+    return None
 
 
 def sample_inputs_for(model_bytes, count=8, seed=0, names=()):

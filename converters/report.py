@@ -16,6 +16,18 @@ import numpy as np
 __all__ = ["build_report", "format_report", "format_inspect", "render_picture"]
 
 
+def _fit(text, width):
+    """`text` padded to `width`, or cut at the right end with an ellipsis."""
+    return f"{text:<{width}s}" if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ratio_words(bundle_bytes, dense_bytes):
+    """"12.3x smaller", or "1.04x larger" when the bundle did not shrink the model."""
+    if bundle_bytes <= dense_bytes:
+        return f"{dense_bytes / max(bundle_bytes, 1):.1f}x smaller"
+    return f"{bundle_bytes / max(dense_bytes, 1):.2f}x larger (nothing to compress: prune or cluster first)"
+
+
 def _per(bits, count):
     return float(bits) / count if count else 0.0
 
@@ -41,15 +53,29 @@ def _codec_sizes(data, compare_codecs=None):
 
 
 def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, dense_tflite_bytes,
-                 float16, layout, max_abs_diff, delegate_problems, timings, compare_codecs=None):
-    """Assembles the report dict (JSON-serialisable)."""
+                 float16, layout, max_abs_diff, delegate_problems, timings, keras_names=None,
+                 compare_codecs=None):
+    """Assembles the report dict (JSON-serialisable).
+
+    Rows name each buffer by the Keras variable(s) it holds (`keras_names`, from
+    `converters.keras_names.match_buffers`) with the TFLite tensor name beside it,
+    in model order; buffers that match no Keras variable follow in file order.
+    """
     by_offset = {b.offset: b for b in buffers}
+    keras_names = keras_names or {}
     rows = []
-    for s in stats:
+    def model_order(s):
+        return (0, keras_names[s.offset].order, s.offset) if s.offset in keras_names else (1, 0, s.offset)
+
+    for s in sorted(stats, key=model_order):
         b = by_offset.get(s.offset)
         nonzeros = s.nonzeros
+        keras = keras_names.get(s.offset)
         rows.append({
             "name": s.name,
+            "keras_name": keras.label if keras else "",
+            "tflite_name": b.tensor_names[0] if b is not None and b.tensor_names else "",
+            "offset": s.offset,
             "op": getattr(b, "op", ""),
             "role": getattr(b, "role", ""),
             "shape": list(getattr(b, "shape", ())),
@@ -107,8 +133,8 @@ def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, den
 
 def format_report(report):
     """The report as a readable text table."""
-    head = (f"{'buffer':<34s} {'op':<16s} {'enc':<9s} {'weights':>9s} {'kept':>7s} {'cb':>4s} "
-            f"{'idx b':>6s} {'H':>5s} {'gap b':>6s} {'H':>5s} {'bytes':>9s} {'vs raw':>7s}")
+    head = (f"{'Keras variable':<30s} {'op':<16s} {'enc':<6s} {'weights':>9s} {'kept':>7s} {'cb':>4s} "
+            f"{'idx b':>6s} {'H':>5s} {'gap b':>6s} {'H':>5s} {'bytes':>9s} {'vs raw':>7s}  TFLite tensor")
     lines = [head, "-" * len(head)]
     short = {"CLUSTERED_SPARSE": "sparse", "CLUSTERED_DENSE": "dense", "RAW": "raw", "ZLIB": "zlib"}
     for r in report["buffers"]:
@@ -117,12 +143,13 @@ def format_report(report):
         gap = (f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
                if r["encoding"] == "CLUSTERED_SPARSE" else f"{'':6s} {'':5s}")
         lines.append(
-            f"{r['name'][-34:]:<34s} {r['op'][:16]:<16s} {short.get(r['encoding'], r['encoding']):<9s} "
+            f"{_fit(r.get('keras_name') or '(no Keras variable)', 30)} {r['op'][:16]:<16s} "
+            f"{short.get(r['encoding'], r['encoding']):<6s} "
             f"{r['weights']:>9d} {100 * r['kept']:>6.2f}% {r['codebook_entries'] if clustered else '':>4} "
-            f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%")
+            f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%  {r.get('tflite_name', '')}")
     t = report["totals"]
     lines.append("-" * len(head))
-    lines.append(f"{'all buffers':<34s} {'':<16s} {'':<9s} {t['weights']:>9d} {100 * t['kept']:>6.2f}% "
+    lines.append(f"{'all buffers':<30s} {'':<16s} {'':<6s} {t['weights']:>9d} {100 * t['kept']:>6.2f}% "
                  f"{'':>4s} {'':>6s} {'':>5s} {'':>6s} {'':>5s} {t['payload_bytes']:>9d} "
                  f"{100 * t['payload_bytes'] / max(t['raw_bytes'], 1):>6.2f}%")
     lines.append("")
@@ -131,7 +158,7 @@ def format_report(report):
                  f"(+{100 * t['huffman_over_entropy']:.2f}%)")
     lines.append(f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B = bundle "
                  f"{t['bundle_bytes']:,} B; dense float32 .tflite {t['dense_tflite_bytes']:,} B "
-                 f"-> {t['ratio_vs_dense']:.1f}x smaller")
+                 f"-> {_ratio_words(t['bundle_bytes'], t['dense_tflite_bytes'])}")
     zstd = t.get("restored_zstd19_bytes")
     gz = t.get("restored_gzip9_bytes")
     lines.append(f"restored .tflite {t['restored_bytes']:,} B"
@@ -150,12 +177,13 @@ def format_inspect(info):
     for key, value in header.items():
         lines.append(f"{key:>20s}: {value}")
     segments = info.get("segments", [])
-    head = f"{'segment':<34s} {'dtype':<8s} {'encoding':<17s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} {'raw':>9s}"
+    head = (f"{'dtype':<8s} {'encoding':<17s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} "
+            f"{'raw':>9s}  segment (the Keras variable, where convert knew it)")
     lines += ["", head, "-" * len(head)]
     for s in segments:
-        lines.append(f"{str(s.get('name', ''))[-34:]:<34s} {s.get('dtype', ''):<8s} {s.get('encoding', ''):<17s} "
+        lines.append(f"{s.get('dtype', ''):<8s} {s.get('encoding', ''):<17s} "
                      f"{s.get('elements', 0):>9d} {s.get('nonzeros', 0):>9d} {s.get('payload_bytes', 0):>9d} "
-                     f"{s.get('raw_bytes', 0):>9d}")
+                     f"{s.get('raw_bytes', 0):>9d}  {s.get('name', '')}")
     return "\n".join(lines)
 
 
@@ -170,9 +198,9 @@ def render_picture(report, restored, buffers):
         return None
     rows = [r for r in report["buffers"] if r["encoding"].startswith("CLUSTERED")]
     fig, (ax_hist, ax_bits) = plt.subplots(1, 2, figsize=(13, 4.5))
-    by_name = {r["name"]: r for r in report["buffers"]}
-    largest = max((b for b in buffers if b.tensor_names and b.tensor_names[0] in by_name
-                   and b.dtype in ("float32", "float16")), key=lambda b: b.size, default=None)
+    by_offset = {r["offset"]: r for r in report["buffers"]}
+    largest = max((b for b in buffers if b.offset in by_offset and b.dtype in ("float32", "float16")),
+                  key=lambda b: b.size, default=None)
     if largest is not None:
         values = np.frombuffer(bytes(restored[largest.offset:largest.offset + largest.size]),
                                dtype=np.dtype(largest.dtype)).astype(np.float64)
@@ -182,8 +210,8 @@ def render_picture(report, restored, buffers):
         if codebook.size <= 256:
             for c in codebook:
                 ax_hist.axvline(c, color="#dd8452", lw=0.6, alpha=0.8)
-        row = by_name[largest.tensor_names[0]]
-        ax_hist.set_title(f"{largest.tensor_names[0][-40:]}: {row['kept']:.1%} kept, "
+        row = by_offset[largest.offset]
+        ax_hist.set_title(f"{_fit(row['name'], 40).rstrip()}: {row['kept']:.1%} kept, "
                           f"{codebook.size if codebook.size <= 256 else '>256'} values (orange)")
         ax_hist.set_xlabel("non-zero weight value")
         ax_hist.set_ylabel("count")
@@ -193,7 +221,7 @@ def render_picture(report, restored, buffers):
         ax_bits.bar(x + 0.2, [r["gap_bits_per_nonzero"] for r in rows], 0.4, label="gap bits (Huffman)")
         ax_bits.plot(x - 0.2, [r["index_entropy_per_symbol"] for r in rows], "k_", ms=14, label="entropy")
         ax_bits.plot(x + 0.2, [r["gap_entropy_per_nonzero"] for r in rows], "k_", ms=14)
-        ax_bits.set_xticks(x, [r["name"].split("/")[-1][:14] or r["name"][-14:] for r in rows],
+        ax_bits.set_xticks(x, [_fit(r["keras_name"] or r["name"], 24).rstrip() for r in rows],
                            rotation=45, ha="right", fontsize=7)
         ax_bits.set_ylabel("bits per weight")
         ax_bits.legend(fontsize=8)

@@ -259,13 +259,13 @@ def save_stages(directory, stages):
 
 def regenerate(directory, title):
     """The paper's table (returned as text) and ``paper.png`` again, from a bundle directory
-    written by an example (bundle, ``report.json`` and ``stages.npz``)."""
+    written by an example (bundle, ``model.report.json`` and ``stages.npz``)."""
     import json
     import os
 
     import converters
 
-    with open(os.path.join(directory, "report.json")) as f:
+    with open(os.path.join(directory, "model.report.json")) as f:
         report = json.load(f)
     rows = paper_rows(converters.restore(directory), report)
     with np.load(os.path.join(directory, STAGES_FILE)) as f:

@@ -52,7 +52,7 @@ def mlp_bundle(mlp, tmp_path_factory):
 def test_bundle_restores_and_runs_like_keras(mlp_bundle):
     model, result = mlp_bundle
     written = sorted(os.listdir(result.directory))
-    assert written == ["model.dcw", "model.skeleton.tflite", "report.json", "report.png", "report.txt"]
+    assert written == ["model.dcw", "model.skeleton.tflite", "model.report.json", "model.report.png", "model.report.txt"]
     sizes = os.path.getsize(result.skeleton_path) + os.path.getsize(result.sidecar_path)
     assert result.bundle_bytes == sizes
     restored = converters.restore(result.directory)
@@ -69,7 +69,7 @@ def test_bundle_restores_and_runs_like_keras(mlp_bundle):
 
 def test_report_matches_the_model(mlp_bundle):
     model, result = mlp_bundle
-    with open(os.path.join(result.directory, "report.json")) as f:
+    with open(os.path.join(result.directory, "model.report.json")) as f:
         report = json.load(f)
     assert report == json.loads(json.dumps(result.report))
     kernels = [r for r in report["buffers"] if r["role"] == "weight"]
@@ -85,7 +85,7 @@ def test_report_matches_the_model(mlp_bundle):
     assert t["dense_tflite_bytes"] > 100_000 and t["ratio_vs_dense"] > 15
     # Huffman lands close to the zero-order entropy of the streams.
     assert 0 <= t["huffman_over_entropy"] < 0.05
-    text = open(os.path.join(result.directory, "report.txt")).read()
+    text = open(os.path.join(result.directory, "model.report.txt")).read()
     assert "smaller" in text and "MatMul" in text
     # One timing per step of convert, in the order they ran.
     assert list(report["timings"]) == ["convert_s", "layout_s", "encode_s", "restore_s", "verify_s"]

@@ -112,7 +112,7 @@ def test_chief_model_converts_to_the_same_bundle_as_a_single_process_model(clust
         assert len(cluster_bytes) > 0 and cluster_bytes == single_bytes, name
     assert from_cluster.bundle_bytes == single.bundle_bytes
     # the clustered layers are stored as codebooks, not as raw floats
-    report = json.loads((tmp_path / "cluster" / "report.json").read_text())
+    report = json.loads((tmp_path / "cluster" / "model.report.json").read_text())
     assert report["totals"]["bundle_bytes"] < report["totals"]["dense_tflite_bytes"] / 3, report[
         "totals"
     ]

@@ -29,9 +29,9 @@ def test_quickstart_main_job(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [
         "model.dcw",
         "model.skeleton.tflite",
-        "report.json",
-        "report.png",
-        "report.txt",
+        "model.report.json",
+        "model.report.png",
+        "model.report.txt",
     ]
     ratio = float(out.split("bytes  = ")[1].split("x")[0])
     assert ratio > 20  # 92% pruned, 5-bit clusters: a real small file even in smoke mode

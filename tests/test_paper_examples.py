@@ -12,9 +12,9 @@ BUNDLE_FILES = [
     "model.dcw",
     "model.skeleton.tflite",
     "paper.png",
-    "report.json",
-    "report.png",
-    "report.txt",
+    "model.report.json",
+    "model.report.png",
+    "model.report.txt",
     "stages.npz",
 ]
 
