@@ -136,8 +136,8 @@ final class GoldenTest {
     assertEquals(
         "38b1cf2399cb903a9478558c0a3ec0db1e1ea3aff9612d47fecefdeb45609ca4",
         Sidecar.hex(s.getRestoredSha256()));
-    Segment dense = s.getSegments().get(0);
-    Segment sparse = s.getSegments().get(1);
+    SegmentEntry dense = s.getSegments().get(0);
+    SegmentEntry sparse = s.getSegments().get(1);
     assertEquals("dense", dense.getName());
     assertEquals(8, dense.getOffset());
     assertEquals(32, dense.getSize());
