@@ -98,7 +98,9 @@ public final class HuffmanCode {
       int len = lengths[s];
       if (len < 0 || len > MAX_LENGTH) {
         throw new BundleFormatException(
-            offset, field, "code length " + len + " of symbol " + s + " is outside 0..15");
+            offset,
+            field,
+            "code length " + len + " of symbol " + s + " is outside 0.." + MAX_LENGTH);
       }
       if (len > 0) {
         blCount[len]++;

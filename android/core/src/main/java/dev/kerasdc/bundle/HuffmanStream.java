@@ -108,7 +108,7 @@ final class HuffmanStream {
           p + Stream.NBITS,
           field + ".nbits",
           Sidecar.unsigned(nbits) + " bits cannot hold " + count
-              + " codewords of 1 to 15 bits");
+              + " codewords of 1 to " + Stream.MAX_CODE_LENGTH + " bits");
     }
     long dataBytes = (nbits + 7) >>> 3;
     if (dataBytes > limit - dataOffset) {

@@ -127,8 +127,8 @@ final class GoldenTest {
     assertTrue(hand != null, "hand.dcw is missing");
     Sidecar s = Sidecar.parse(hand.sidecar);
     assertEquals(0, s.getVersionMinor());
-    assertEquals(120, s.getHeaderSize());
-    assertEquals(48, s.getEntrySize());
+    assertEquals(Format.Header.V1_SIZE, s.getHeaderSize());
+    assertEquals(Format.Entry.V1_SIZE, s.getEntrySize());
     assertEquals(11, s.getNamesSize());
     assertEquals(91, s.getPayloadSize());
     assertEquals(79, s.getRestoredSize());
