@@ -33,7 +33,7 @@ public final class BundleRestorer {
 
   /** A restorer that accepts any restored size the format allows (2^31 - 1 bytes). */
   public BundleRestorer() {
-    this(Sidecar.MAX_RESTORED_SIZE);
+    this(Format.MAX_RESTORED_SIZE);
   }
 
   /**
@@ -57,7 +57,7 @@ public final class BundleRestorer {
     if (huffman == null) {
       throw new NullPointerException("huffman is null; use HuffmanDecoding.AUTO");
     }
-    this.maxRestoredSize = Math.min(maxRestoredSize, Sidecar.MAX_RESTORED_SIZE);
+    this.maxRestoredSize = Math.min(maxRestoredSize, Format.MAX_RESTORED_SIZE);
     this.huffman = huffman;
   }
 
@@ -78,7 +78,7 @@ public final class BundleRestorer {
     Sidecar parsed = Sidecar.parse(sidecar, maxRestoredSize);
     if (skeleton.length != parsed.getSkeletonSize()) {
       throw new BundleFormatException(
-          40,
+          Format.Header.SKELETON_SIZE,
           "skeleton_size",
           "the skeleton has " + skeleton.length + " bytes; the sidecar expects "
               + parsed.getSkeletonSize() + " (a skeleton of another bundle?)");
@@ -86,18 +86,18 @@ public final class BundleRestorer {
     byte[] actual = Output.sha256().digest(skeleton);
     if (!MessageDigest.isEqual(actual, parsed.getSkeletonSha256())) {
       throw new BundleFormatException(
-          80,
+          Format.Header.SKELETON_SHA256,
           "skeleton_sha256",
           "the skeleton's SHA-256 is " + Sidecar.hex(actual) + "; the sidecar expects "
               + Sidecar.hex(parsed.getSkeletonSha256()) + " (a skeleton of another bundle?)");
     }
-    for (Segment segment : parsed.getSegments()) {
+    for (SegmentEntry segment : parsed.getSegments()) {
       long crc = Sidecar.crc32(sidecar, segment.getPayloadOffset(), segment.getPayloadSize());
       long stored = segment.getPayloadCrc32() & 0xFFFFFFFFL;
       if (crc != stored) {
         throw new BundleFormatException(
-            segment.entryOffset() + 24,
-            segment.field() + ".payload_crc32",
+            segment.fieldOffset(Format.Entry.PAYLOAD_CRC32),
+            segment.field("payload_crc32"),
             Sidecar.crcMismatch(stored, crc));
       }
     }
@@ -226,7 +226,7 @@ public final class BundleRestorer {
     long r = 0;
     SegmentDecoder decoder = new SegmentDecoder(huffman);
     try {
-      for (Segment segment : parsed.getSegments()) {
+      for (SegmentEntry segment : parsed.getSegments()) {
         int gap = (int) (segment.getOffset() - r);
         out.put(skeleton, s, gap);
         s += gap;
@@ -248,7 +248,7 @@ public final class BundleRestorer {
     byte[] expected = parsed.getRestoredSha256();
     if (!Arrays.equals(actual, expected)) {
       throw new BundleFormatException(
-          48,
+          Format.Header.RESTORED_SHA256,
           "restored_sha256",
           "the restored file's SHA-256 is " + Sidecar.hex(actual) + "; the sidecar expects "
               + Sidecar.hex(expected));

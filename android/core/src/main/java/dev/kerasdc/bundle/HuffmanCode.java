@@ -1,31 +1,68 @@
 package dev.kerasdc.bundle;
 
 /**
- * A canonical Huffman code with one reserved codeword (format spec section 6), as a single lookup
- * table of 2^L entries indexed by the next L stream bits (L = the longest code length, at most 15).
+ * A canonical Huffman code with one reserved codeword (format spec 6.1 and 6.2): the code lengths,
+ * their canonical codewords, and the canonical order that a decoder walks for long codewords.
  *
  * <p>The lengths must satisfy the format's Kraft equality: the sum over used symbols of
- * 2^(L - len) equals 2^L - 1, so that the code is complete except for the all-ones word of length
- * L, which a decoder rejects.
+ * 2^(L - len) equals 2^L - 1 (L = the longest code length, at most 15), so that the code is
+ * complete except for the all-ones word of length L, which a decoder rejects.
+ *
+ * <p>{@link #decoder} returns the reference decoder, which looks every symbol up in one table of
+ * 2^L entries indexed by the next L stream bits; the table is built on first use.
  */
 public final class HuffmanCode {
   /** The longest code length the format allows. */
-  public static final int MAX_LENGTH = 15;
+  public static final int MAX_LENGTH = Format.Stream.MAX_CODE_LENGTH;
 
   private final int[] lengths;
   private final int[] codewords;
   private final int maxLength;
+  /** {@code count[len]}: symbols with code length len (count[0] = 0). */
+  final int[] count;
+  /** The used symbols in canonical order: by code length, then by symbol. */
+  final int[] sorted;
+  /** {@code firstCode[len]}: the codeword of the first symbol of length len (6.2's next_code). */
+  final int[] firstCode;
+  /** {@code firstIndex[len]}: where the symbols of length len start in {@link #sorted}. */
+  final int[] firstIndex;
   /**
-   * Entry {@code (symbol << 4) | length} for every L-bit window whose first {@code length} bits
-   * (stream order) are that symbol's codeword; 0 for the reserved codeword.
+   * The reference decoder's table, built on first use: entry {@code (symbol << 4) | length} for
+   * every L-bit window whose first {@code length} bits (stream order) are that symbol's codeword;
+   * 0 for the reserved codeword.
    */
-  private final int[] table;
+  private volatile int[] table;
 
-  private HuffmanCode(int[] lengths, int[] codewords, int maxLength, int[] table) {
+  private HuffmanCode(int[] lengths, int maxLength) {
     this.lengths = lengths;
-    this.codewords = codewords;
     this.maxLength = maxLength;
-    this.table = table;
+    this.count = new int[MAX_LENGTH + 1];
+    for (int len : lengths) {
+      count[len]++;
+    }
+    count[0] = 0;
+    // Canonical assignment (spec 6.2, as RFC 1951 section 3.2.2), and the canonical order.
+    this.firstCode = new int[MAX_LENGTH + 1];
+    this.firstIndex = new int[MAX_LENGTH + 1];
+    int[] nextCode = new int[MAX_LENGTH + 1];
+    int[] nextIndex = new int[MAX_LENGTH + 1];
+    for (int len = 1, code = 0, index = 0; len <= MAX_LENGTH; len++) {
+      code = (code + count[len - 1]) << 1;
+      firstCode[len] = code;
+      nextCode[len] = code;
+      firstIndex[len] = index;
+      nextIndex[len] = index;
+      index += count[len];
+    }
+    this.codewords = new int[lengths.length];
+    this.sorted = new int[nextIndex[MAX_LENGTH] + count[MAX_LENGTH]];
+    for (int s = 0; s < lengths.length; s++) {
+      int len = lengths[s];
+      if (len > 0) {
+        codewords[s] = nextCode[len]++;
+        sorted[nextIndex[len]++] = s;
+      }
+    }
   }
 
   /**
@@ -44,46 +81,16 @@ public final class HuffmanCode {
   static HuffmanCode fromLengths(int[] lengths, long offset, String field)
       throws BundleFormatException {
     int maxLength = checkLengths(lengths, offset, field);
-    int[] blCount = new int[MAX_LENGTH + 1];
-    for (int len : lengths) {
-      blCount[len]++;
-    }
-    blCount[0] = 0;
-    // Canonical assignment (RFC 1951 section 3.2.2).
-    int[] nextCode = new int[MAX_LENGTH + 1];
-    int code = 0;
-    for (int len = 1; len <= MAX_LENGTH; len++) {
-      code = (code + blCount[len - 1]) << 1;
-      nextCode[len] = code;
-    }
-    int[] codewords = new int[lengths.length];
-    int[] table = new int[1 << maxLength];
-    for (int s = 0; s < lengths.length; s++) {
-      int len = lengths[s];
-      if (len == 0) {
-        continue;
-      }
-      int c = nextCode[len]++;
-      codewords[s] = c;
-      // The stream holds the codeword most significant bit first and the decoder's window has the
-      // first stream bit at bit 0, so the table index is the bit-reversed codeword.
-      int reversed = Integer.reverse(c) >>> (32 - len);
-      int entry = (s << 4) | len;
-      for (int i = reversed; i < table.length; i += 1 << len) {
-        table[i] = entry;
-      }
-    }
-    return new HuffmanCode(lengths.clone(), codewords, maxLength, table);
+    return new HuffmanCode(lengths.clone(), maxLength);
   }
 
   /**
-   * Checks code lengths against the format's rules (each 0 to 15, at least one used, the Kraft
-   * equality of spec 6.1) without building a table, naming {@code offset} and {@code field} in
-   * errors.
+   * Checks code lengths against spec 6.1 (each 0 to 15, at least one used, the Kraft equality),
+   * naming {@code offset} and {@code field} in errors.
    *
    * @return the longest code length L
    */
-  static int checkLengths(int[] lengths, long offset, String field)
+  private static int checkLengths(int[] lengths, long offset, String field)
       throws BundleFormatException {
     int[] blCount = new int[MAX_LENGTH + 1];
     int maxLength = 0;
@@ -91,7 +98,9 @@ public final class HuffmanCode {
       int len = lengths[s];
       if (len < 0 || len > MAX_LENGTH) {
         throw new BundleFormatException(
-            offset, field, "code length " + len + " of symbol " + s + " is outside 0..15");
+            offset,
+            field,
+            "code length " + len + " of symbol " + s + " is outside 0.." + MAX_LENGTH);
       }
       if (len > 0) {
         blCount[len]++;
@@ -136,6 +145,14 @@ public final class HuffmanCode {
     return codewords[symbol];
   }
 
+  /**
+   * The codeword of a symbol as the decoders' windows see it (spec 6.3: the first stream bit at
+   * bit 0), i.e. bit-reversed over its length.
+   */
+  int windowCodeword(int symbol) {
+    return Integer.reverse(codewords[symbol]) >>> (32 - lengths[symbol]);
+  }
+
   /** The reserved codeword: all ones over {@link #maxLength} bits. */
   public int reservedCodeword() {
     return (1 << maxLength) - 1;
@@ -147,16 +164,36 @@ public final class HuffmanCode {
    * present from {@code offset}.
    */
   public HuffmanDecoder decoder(byte[] data, int offset, long nbits) {
-    return decoder(data, offset, nbits, "data");
-  }
-
-  HuffmanDecoder decoder(byte[] data, int offset, long nbits, String field) {
     long bytes = (nbits + 7) >>> 3;
     if (nbits < 0 || bytes > data.length - offset) {
       throw new IllegalArgumentException(
           "nbits " + nbits + " needs " + bytes + " bytes; " + (data.length - offset)
               + " are present");
     }
-    return new HuffmanDecoder(data, offset, (int) bytes, nbits, table, maxLength, field);
+    return decoder(new BitWindow(data, offset, nbits, "data"));
+  }
+
+  /** The reference decoder over {@code in}. */
+  HuffmanDecoder decoder(BitWindow in) {
+    return new HuffmanDecoder(in, table(), maxLength);
+  }
+
+  private int[] table() {
+    int[] t = table;
+    if (t == null) {
+      t = new int[1 << maxLength];
+      for (int s = 0; s < lengths.length; s++) {
+        int len = lengths[s];
+        if (len == 0) {
+          continue;
+        }
+        int entry = (s << 4) | len;
+        for (int i = windowCodeword(s); i < t.length; i += 1 << len) {
+          t[i] = entry;
+        }
+      }
+      table = t;
+    }
+    return t;
   }
 }

@@ -1,5 +1,7 @@
 package dev.kerasdc.bundle;
 
+import dev.kerasdc.bundle.Format.Entry;
+import dev.kerasdc.bundle.Format.Header;
 import java.math.BigInteger;
 import java.nio.charset.Charset;
 import java.util.ArrayList;
@@ -16,19 +18,11 @@ import java.util.zip.CRC32;
  * to the array it was parsed from: do not modify the array while the sidecar is in use.
  */
 public final class Sidecar {
-  /** Magic bytes {@code KDCW}. */
-  static final byte[] MAGIC = {0x4B, 0x44, 0x43, 0x57};
-
   /** The major version this reader implements. */
-  public static final int VERSION_MAJOR = 1;
-
-  static final int MIN_HEADER_SIZE = 120;
-  static final int MAX_HEADER_SIZE = 65536;
-  static final int MIN_ENTRY_SIZE = 48;
-  static final int MAX_ENTRY_SIZE = 65536;
+  public static final int VERSION_MAJOR = Format.VERSION_MAJOR;
 
   /** The largest restored size the format allows: 2^31 - 1 bytes (Java buffers are int-indexed). */
-  public static final long MAX_RESTORED_SIZE = Integer.MAX_VALUE;
+  public static final long MAX_RESTORED_SIZE = Format.MAX_RESTORED_SIZE;
 
   private static final Charset UTF_8 = Charset.forName("UTF-8");
 
@@ -40,7 +34,7 @@ public final class Sidecar {
   private final int payloadStart;
   private final long restoredSize;
   private final long skeletonSize;
-  private final List<Segment> segments;
+  private final List<SegmentEntry> segments;
 
   private Sidecar(
       byte[] data,
@@ -51,7 +45,7 @@ public final class Sidecar {
       int payloadStart,
       long restoredSize,
       long skeletonSize,
-      List<Segment> segments) {
+      List<SegmentEntry> segments) {
     this.data = data;
     this.versionMinor = versionMinor;
     this.headerSize = headerSize;
@@ -77,41 +71,43 @@ public final class Sidecar {
    */
   public static Sidecar parse(byte[] data, long maxRestoredSize) throws BundleFormatException {
     // 1. magic (the file must hold at least magic, versions and header_size).
-    if (data.length < 12) {
+    if (data.length < Header.PREFIX_SIZE) {
       throw new BundleFormatException(
-          0,
+          Header.MAGIC,
           "magic",
-          "file has " + data.length + " bytes, fewer than the 12 of magic..header_size");
+          "file has " + data.length + " bytes, fewer than the " + Header.PREFIX_SIZE
+              + " of magic..header_size");
     }
-    for (int i = 0; i < MAGIC.length; i++) {
-      if (data[i] != MAGIC[i]) {
-        throw new BundleFormatException(0, "magic", "not a keras-dc sidecar (expected 'KDCW')");
+    for (int i = 0; i < Format.MAGIC.length; i++) {
+      if (data[Header.MAGIC + i] != Format.MAGIC[i]) {
+        throw new BundleFormatException(
+            Header.MAGIC, "magic", "not a keras-dc sidecar (expected 'KDCW')");
       }
     }
     // 2. version_major.
-    int versionMajor = LittleEndian.u16(data, 4);
-    if (versionMajor != VERSION_MAJOR) {
+    int versionMajor = LittleEndian.u16(data, Header.VERSION_MAJOR);
+    if (versionMajor != Format.VERSION_MAJOR) {
       throw new BundleFormatException(
-          4,
+          Header.VERSION_MAJOR,
           "version_major",
-          "version " + versionMajor + " is not supported (this reader implements " + VERSION_MAJOR
-              + ")");
+          "version " + versionMajor + " is not supported (this reader implements "
+              + Format.VERSION_MAJOR + ")");
     }
-    int versionMinor = LittleEndian.u16(data, 6);
+    int versionMinor = LittleEndian.u16(data, Header.VERSION_MINOR);
     // 3. header_size.
-    long headerSizeValue = LittleEndian.u32(data, 8);
-    if (headerSizeValue < MIN_HEADER_SIZE
-        || headerSizeValue > MAX_HEADER_SIZE
+    long headerSizeValue = LittleEndian.u32(data, Header.HEADER_SIZE);
+    if (headerSizeValue < Header.MIN_SIZE
+        || headerSizeValue > Header.MAX_SIZE
         || headerSizeValue > data.length) {
       throw new BundleFormatException(
-          8,
+          Header.HEADER_SIZE,
           "header_size",
-          headerSizeValue + " is outside [" + MIN_HEADER_SIZE + ", min(" + MAX_HEADER_SIZE
+          headerSizeValue + " is outside [" + Header.MIN_SIZE + ", min(" + Header.MAX_SIZE
               + ", file length " + data.length + ")]");
     }
     int headerSize = (int) headerSizeValue;
     // 4. header_crc32: the last four bytes of the header.
-    int headerCrcOffset = headerSize - 4;
+    int headerCrcOffset = Header.headerCrc32(headerSize);
     long headerCrc = LittleEndian.u32(data, headerCrcOffset);
     long actualHeaderCrc = crc32(data, 0, headerCrcOffset);
     if (headerCrc != actualHeaderCrc) {
@@ -119,93 +115,83 @@ public final class Sidecar {
           headerCrcOffset, "header_crc32", crcMismatch(headerCrc, actualHeaderCrc));
     }
     // 5. entry_size.
-    long entrySizeValue = LittleEndian.u32(data, 16);
-    if (entrySizeValue < MIN_ENTRY_SIZE || entrySizeValue > MAX_ENTRY_SIZE) {
+    long entrySizeValue = LittleEndian.u32(data, Header.ENTRY_SIZE);
+    if (entrySizeValue < Entry.MIN_SIZE || entrySizeValue > Entry.MAX_SIZE) {
       throw new BundleFormatException(
-          16,
+          Header.ENTRY_SIZE,
           "entry_size",
-          entrySizeValue + " is outside [" + MIN_ENTRY_SIZE + ", " + MAX_ENTRY_SIZE + "]");
+          entrySizeValue + " is outside [" + Entry.MIN_SIZE + ", " + Entry.MAX_SIZE + "]");
     }
     int entrySize = (int) entrySizeValue;
     // 6. restored_size.
-    long restoredSize = LittleEndian.u64(data, 32);
-    long limit = Math.min(maxRestoredSize, MAX_RESTORED_SIZE);
+    long restoredSize = LittleEndian.u64(data, Header.RESTORED_SIZE);
+    long limit = Math.min(maxRestoredSize, Format.MAX_RESTORED_SIZE);
     if (restoredSize < 0 || restoredSize > limit) {
       throw new BundleFormatException(
-          32,
+          Header.RESTORED_SIZE,
           "restored_size",
           unsigned(restoredSize) + " bytes exceeds the limit of " + limit + " bytes");
     }
     // 7. segment_count against the bytes after the header.
-    long segmentCount = LittleEndian.u32(data, 12);
+    long segmentCount = LittleEndian.u32(data, Header.SEGMENT_COUNT);
     int afterHeader = data.length - headerSize;
     if (segmentCount > afterHeader / entrySize) {
       throw new BundleFormatException(
-          12,
+          Header.SEGMENT_COUNT,
           "segment_count",
           segmentCount + " entries of " + entrySize + " bytes do not fit in the " + afterHeader
               + " bytes after the header");
     }
     int tableEnd = headerSize + (int) segmentCount * entrySize;
     // 8. names_size against the bytes after the segment table.
-    long namesSizeValue = LittleEndian.u32(data, 20);
+    long namesSizeValue = LittleEndian.u32(data, Header.NAMES_SIZE);
     if (namesSizeValue > data.length - tableEnd) {
       throw new BundleFormatException(
-          20,
+          Header.NAMES_SIZE,
           "names_size",
           namesSizeValue + " bytes do not fit in the " + (data.length - tableEnd)
               + " bytes after the segment table");
     }
     int namesSize = (int) namesSizeValue;
-    int namesStart = tableEnd;
-    int payloadStart = namesStart + namesSize;
+    int payloadStart = tableEnd + namesSize;
     // 9. payload_size = the bytes after the name table.
-    long payloadSize = LittleEndian.u64(data, 24);
+    long payloadSize = LittleEndian.u64(data, Header.PAYLOAD_SIZE);
     long payloadPresent = data.length - payloadStart;
     if (payloadSize != payloadPresent) {
       throw new BundleFormatException(
-          24,
+          Header.PAYLOAD_SIZE,
           "payload_size",
           unsigned(payloadSize) + " differs from the " + payloadPresent
               + " bytes after the name table");
     }
     // 10. table_crc32 over the segment table and the name table.
-    long tableCrc = LittleEndian.u32(data, 112);
+    long tableCrc = LittleEndian.u32(data, Header.TABLE_CRC32);
     long actualTableCrc = crc32(data, headerSize, payloadStart - headerSize);
     if (tableCrc != actualTableCrc) {
-      throw new BundleFormatException(112, "table_crc32", crcMismatch(tableCrc, actualTableCrc));
+      throw new BundleFormatException(
+          Header.TABLE_CRC32, "table_crc32", crcMismatch(tableCrc, actualTableCrc));
     }
     // 11. every entry.
-    List<Segment> segments = new ArrayList<Segment>((int) segmentCount);
-    long previousEnd = 0;
-    long assigned = 0;
-    long sizes = 0;
+    Table table = new Table(data, restoredSize, tableEnd, namesSize, payloadSize);
+    List<SegmentEntry> segments = new ArrayList<SegmentEntry>((int) segmentCount);
     for (int i = 0; i < (int) segmentCount; i++) {
-      int e = headerSize + i * entrySize;
-      Segment segment =
-          parseEntry(
-              data, i, e, previousEnd, restoredSize, payloadSize - assigned, namesStart, namesSize,
-              payloadStart + (int) assigned);
-      segments.add(segment);
-      previousEnd = segment.getOffset() + segment.getSize();
-      assigned += segment.getPayloadSize();
-      sizes += segment.getSize();
+      segments.add(table.entry(i, headerSize + i * entrySize));
     }
     // 12. the entries' payloads fill the payload area.
-    if (assigned != payloadSize) {
+    if (table.assigned != payloadSize) {
       throw new BundleFormatException(
-          24,
+          Header.PAYLOAD_SIZE,
           "payload_size",
-          payloadSize + " differs from the sum of the segments' payload_size, " + assigned);
+          payloadSize + " differs from the sum of the segments' payload_size, " + table.assigned);
     }
     // 13. skeleton_size = restored_size - sum of segment sizes.
-    long skeletonSize = LittleEndian.u64(data, 40);
-    if (skeletonSize != restoredSize - sizes) {
+    long skeletonSize = LittleEndian.u64(data, Header.SKELETON_SIZE);
+    if (skeletonSize != restoredSize - table.sizes) {
       throw new BundleFormatException(
-          40,
+          Header.SKELETON_SIZE,
           "skeleton_size",
           unsigned(skeletonSize) + " differs from restored_size - sum(size) = "
-              + (restoredSize - sizes));
+              + (restoredSize - table.sizes));
     }
     return new Sidecar(
         data,
@@ -219,90 +205,118 @@ public final class Sidecar {
         Collections.unmodifiableList(segments));
   }
 
-  private static Segment parseEntry(
-      byte[] data,
-      int i,
-      int e,
-      long previousEnd,
-      long restoredSize,
-      long unassignedPayload,
-      int namesStart,
-      int namesSize,
-      int payloadOffset)
-      throws BundleFormatException {
-    String prefix = "segment[" + i + "]";
-    int dtype = LittleEndian.u8(data, e + 40);
-    if (dtype >= Segment.ESIZES.length) {
-      throw new BundleFormatException(e + 40, prefix + ".dtype", "unknown dtype code " + dtype);
+  /**
+   * Check 11 (section 10) entry by entry, in table order: what the header fixed, and what the
+   * entries read so far have used of the restored file and the payload area.
+   */
+  private static final class Table {
+    private final byte[] data;
+    private final long restoredSize;
+    private final int namesStart;
+    private final int namesSize;
+    private final long payloadSize;
+    private final int payloadStart;
+    /** End of the previous segment in R. */
+    private long previousEnd;
+    /** Payload bytes assigned to the entries read so far. */
+    long assigned;
+    /** Sum of the entries' sizes so far. */
+    long sizes;
+
+    Table(byte[] data, long restoredSize, int namesStart, int namesSize, long payloadSize) {
+      this.data = data;
+      this.restoredSize = restoredSize;
+      this.namesStart = namesStart;
+      this.namesSize = namesSize;
+      this.payloadSize = payloadSize;
+      this.payloadStart = namesStart + namesSize;
     }
-    int encoding = LittleEndian.u8(data, e + 41);
-    if (encoding >= Segment.ENCODING_NAMES.length) {
-      throw new BundleFormatException(
-          e + 41, prefix + ".encoding", "unknown encoding code " + encoding);
-    }
-    for (int r = 42; r < 48; r++) {
-      if (data[e + r] != 0) {
+
+    /** Validates entry {@code i} at file offset {@code e}. */
+    SegmentEntry entry(int i, int e) throws BundleFormatException {
+      String prefix = "segment[" + i + "]";
+      int dtype = LittleEndian.u8(data, e + Entry.DTYPE);
+      if (!Format.Dtype.isKnown(dtype)) {
         throw new BundleFormatException(
-            e + 42, prefix + ".reserved", "reserved byte " + (r - 42) + " is not zero");
+            e + Entry.DTYPE, prefix + ".dtype", "unknown dtype code " + dtype);
       }
+      int encoding = LittleEndian.u8(data, e + Entry.ENCODING);
+      if (!Format.Encoding.isKnown(encoding)) {
+        throw new BundleFormatException(
+            e + Entry.ENCODING, prefix + ".encoding", "unknown encoding code " + encoding);
+      }
+      for (int r = 0; r < Entry.RESERVED_SIZE; r++) {
+        if (data[e + Entry.RESERVED + r] != 0) {
+          throw new BundleFormatException(
+              e + Entry.RESERVED, prefix + ".reserved", "reserved byte " + r + " is not zero");
+        }
+      }
+      long channels = LittleEndian.u32(data, e + Entry.CHANNELS);
+      if (channels < 1) {
+        throw new BundleFormatException(e + Entry.CHANNELS, prefix + ".channels", "channels is 0");
+      }
+      long size = LittleEndian.u64(data, e + Entry.SIZE);
+      long esize = Format.Dtype.ESIZES[dtype];
+      if (size < 0 || size % (channels * esize) != 0) {
+        throw new BundleFormatException(
+            e + Entry.SIZE,
+            prefix + ".size",
+            unsigned(size) + " is not a multiple of channels x esize = " + channels
+                + " x " + esize);
+      }
+      long offset = LittleEndian.u64(data, e + Entry.OFFSET);
+      if (offset < previousEnd) {
+        throw new BundleFormatException(
+            e + Entry.OFFSET,
+            prefix + ".offset",
+            unsigned(offset) + " overlaps the previous segment, which ends at "
+                + previousEnd);
+      }
+      if (size > restoredSize || offset > restoredSize - size) {
+        throw new BundleFormatException(
+            e + Entry.SIZE,
+            prefix + ".size",
+            "offset + size = " + offset + " + " + size + " exceeds restored_size "
+                + restoredSize);
+      }
+      long entryPayload = LittleEndian.u64(data, e + Entry.PAYLOAD_SIZE);
+      long unassigned = payloadSize - assigned;
+      if (entryPayload < 0 || entryPayload > unassigned) {
+        throw new BundleFormatException(
+            e + Entry.PAYLOAD_SIZE,
+            prefix + ".payload_size",
+            unsigned(entryPayload) + " exceeds the " + unassigned
+                + " payload bytes not yet assigned");
+      }
+      long nameOffset = LittleEndian.u32(data, e + Entry.NAME_OFFSET);
+      long nameSize = LittleEndian.u32(data, e + Entry.NAME_SIZE);
+      // Both name checks report name_offset (section 10, check 11 names the name as a whole).
+      if (nameOffset > namesSize || nameSize > namesSize - nameOffset) {
+        throw new BundleFormatException(
+            e + Entry.NAME_OFFSET,
+            prefix + ".name_offset",
+            "name [" + nameOffset + ", " + (nameOffset + nameSize) + ") lies outside the "
+                + namesSize + "-byte name table");
+      }
+      int nameStart = namesStart + (int) nameOffset;
+      int bad = Utf8.firstInvalid(data, nameStart, (int) nameSize);
+      if (bad >= 0) {
+        throw new BundleFormatException(
+            e + Entry.NAME_OFFSET,
+            prefix + ".name_offset",
+            "name is not valid UTF-8 (byte " + (bad - nameStart) + " of the name)");
+      }
+      String name = new String(data, nameStart, (int) nameSize, UTF_8);
+      int crc = (int) LittleEndian.u32(data, e + Entry.PAYLOAD_CRC32);
+      SegmentEntry entry =
+          new SegmentEntry(
+              i, e, offset, size, payloadStart + (int) assigned, (int) entryPayload, crc,
+              channels, dtype, encoding, name);
+      previousEnd = offset + size;
+      assigned += entryPayload;
+      sizes += size;
+      return entry;
     }
-    long channels = LittleEndian.u32(data, e + 28);
-    if (channels < 1) {
-      throw new BundleFormatException(e + 28, prefix + ".channels", "channels is 0");
-    }
-    long size = LittleEndian.u64(data, e + 8);
-    long esize = Segment.ESIZES[dtype];
-    if (size < 0 || size % (channels * esize) != 0) {
-      throw new BundleFormatException(
-          e + 8,
-          prefix + ".size",
-          unsigned(size) + " is not a multiple of channels x esize = " + channels
-              + " x " + esize);
-    }
-    long offset = LittleEndian.u64(data, e);
-    if (offset < previousEnd) {
-      throw new BundleFormatException(
-          e,
-          prefix + ".offset",
-          unsigned(offset) + " overlaps the previous segment, which ends at "
-              + previousEnd);
-    }
-    if (size > restoredSize || offset > restoredSize - size) {
-      throw new BundleFormatException(
-          e + 8,
-          prefix + ".size",
-          "offset + size = " + offset + " + " + size + " exceeds restored_size " + restoredSize);
-    }
-    long payloadSize = LittleEndian.u64(data, e + 16);
-    if (payloadSize < 0 || payloadSize > unassignedPayload) {
-      throw new BundleFormatException(
-          e + 16,
-          prefix + ".payload_size",
-          unsigned(payloadSize) + " exceeds the " + unassignedPayload
-              + " payload bytes not yet assigned");
-    }
-    long nameOffset = LittleEndian.u32(data, e + 32);
-    long nameSize = LittleEndian.u32(data, e + 36);
-    // Both name checks report name_offset, as the Python reader does.
-    if (nameOffset > namesSize || nameSize > namesSize - nameOffset) {
-      throw new BundleFormatException(
-          e + 32,
-          prefix + ".name_offset",
-          "name [" + nameOffset + ", " + (nameOffset + nameSize) + ") lies outside the "
-              + namesSize + "-byte name table");
-    }
-    int nameStart = namesStart + (int) nameOffset;
-    int bad = Utf8.firstInvalid(data, nameStart, (int) nameSize);
-    if (bad >= 0) {
-      throw new BundleFormatException(
-          e + 32,
-          prefix + ".name_offset",
-          "name is not valid UTF-8 (byte " + (bad - nameStart) + " of the name)");
-    }
-    String name = new String(data, nameStart, (int) nameSize, UTF_8);
-    int crc = (int) LittleEndian.u32(data, e + 24);
-    return new Segment(
-        i, e, offset, size, payloadOffset, (int) payloadSize, crc, channels, dtype, encoding, name);
   }
 
   static long crc32(byte[] data, int offset, int length) {
@@ -357,16 +371,18 @@ public final class Sidecar {
 
   /** SHA-256 of the restored file (a copy). */
   public byte[] getRestoredSha256() {
-    return Arrays.copyOfRange(data, 48, 80);
+    return Arrays.copyOfRange(
+        data, Header.RESTORED_SHA256, Header.RESTORED_SHA256 + Format.SHA256_SIZE);
   }
 
   /** SHA-256 of the skeleton (a copy). */
   public byte[] getSkeletonSha256() {
-    return Arrays.copyOfRange(data, 80, 112);
+    return Arrays.copyOfRange(
+        data, Header.SKELETON_SHA256, Header.SKELETON_SHA256 + Format.SHA256_SIZE);
   }
 
   /** The segments in table order. */
-  public List<Segment> getSegments() {
+  public List<SegmentEntry> getSegments() {
     return segments;
   }
 

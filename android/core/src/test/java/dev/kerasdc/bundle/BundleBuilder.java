@@ -1,5 +1,9 @@
 package dev.kerasdc.bundle;
 
+import dev.kerasdc.bundle.Format.Clustered;
+import dev.kerasdc.bundle.Format.Entry;
+import dev.kerasdc.bundle.Format.Header;
+import dev.kerasdc.bundle.Format.Stream;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -16,12 +20,6 @@ import java.util.zip.Deflater;
  * tests can also build payloads that break one rule) and re-seals edited files with correct CRCs.
  */
 final class BundleBuilder {
-  static final int BYTES = 0;
-  static final int FLOAT32 = 1;
-  static final int FLOAT16 = 2;
-  static final int INT8 = 3;
-  static final int INT32 = 6;
-  static final int INT64 = 7;
 
   /** One segment: where it lies in R and its payload as written. */
   static final class Seg {
@@ -50,8 +48,8 @@ final class BundleBuilder {
 
   private final byte[] restored;
   private final List<Seg> segments = new ArrayList<Seg>();
-  private int headerSize = 120;
-  private int entrySize = 48;
+  private int headerSize = Header.V1_SIZE;
+  private int entrySize = Entry.V1_SIZE;
   private int minor = 0;
 
   BundleBuilder(byte[] restored) {
@@ -85,16 +83,16 @@ final class BundleBuilder {
       r = (int) (s.offset + s.size);
       byte[] name = s.name.getBytes(Charset.forName("UTF-8"));
       int e = i * entrySize;
-      table.putLong(e, s.offset);
-      table.putLong(e + 8, s.size);
-      table.putLong(e + 16, s.payload.length);
-      table.putInt(e + 24, (int) crc(s.payload, 0, s.payload.length));
-      table.putInt(e + 28, (int) s.channels);
-      table.putInt(e + 32, names.size());
-      table.putInt(e + 36, name.length);
-      table.put(e + 40, (byte) s.dtype);
-      table.put(e + 41, (byte) s.encoding);
-      for (int k = 48; k < entrySize; k++) {
+      table.putLong(e + Entry.OFFSET, s.offset);
+      table.putLong(e + Entry.SIZE, s.size);
+      table.putLong(e + Entry.PAYLOAD_SIZE, s.payload.length);
+      table.putInt(e + Entry.PAYLOAD_CRC32, (int) crc(s.payload, 0, s.payload.length));
+      table.putInt(e + Entry.CHANNELS, (int) s.channels);
+      table.putInt(e + Entry.NAME_OFFSET, names.size());
+      table.putInt(e + Entry.NAME_SIZE, name.length);
+      table.put(e + Entry.DTYPE, (byte) s.dtype);
+      table.put(e + Entry.ENCODING, (byte) s.encoding);
+      for (int k = Entry.V1_SIZE; k < entrySize; k++) {
         table.put(e + k, (byte) 0xA5);
       }
       names.write(name, 0, name.length);
@@ -103,20 +101,22 @@ final class BundleBuilder {
     skeleton.write(restored, r, restored.length - r);
     byte[] skel = skeleton.toByteArray();
     ByteBuffer h = ByteBuffer.allocate(headerSize).order(ByteOrder.LITTLE_ENDIAN);
-    h.put(new byte[] {'K', 'D', 'C', 'W'});
-    h.putShort(4, (short) 1);
-    h.putShort(6, (short) minor);
-    h.putInt(8, headerSize);
-    h.putInt(12, segments.size());
-    h.putInt(16, entrySize);
-    h.putInt(20, names.size());
-    h.putLong(24, payloads.size());
-    h.putLong(32, restored.length);
-    h.putLong(40, skel.length);
-    h.position(48);
+    h.position(Header.MAGIC);
+    h.put(Format.MAGIC);
+    h.putShort(Header.VERSION_MAJOR, (short) Format.VERSION_MAJOR);
+    h.putShort(Header.VERSION_MINOR, (short) minor);
+    h.putInt(Header.HEADER_SIZE, headerSize);
+    h.putInt(Header.SEGMENT_COUNT, segments.size());
+    h.putInt(Header.ENTRY_SIZE, entrySize);
+    h.putInt(Header.NAMES_SIZE, names.size());
+    h.putLong(Header.PAYLOAD_SIZE, payloads.size());
+    h.putLong(Header.RESTORED_SIZE, restored.length);
+    h.putLong(Header.SKELETON_SIZE, skel.length);
+    h.position(Header.RESTORED_SHA256);
     h.put(sha256(restored));
+    h.position(Header.SKELETON_SHA256);
     h.put(sha256(skel));
-    for (int k = 116; k < headerSize - 4; k++) {
+    for (int k = Header.EXTENSION; k < Header.headerCrc32(headerSize); k++) {
       h.put(k, (byte) 0xA5);
     }
     ByteArrayOutputStream file = new ByteArrayOutputStream();
@@ -136,20 +136,23 @@ final class BundleBuilder {
    * whose header_size, segment_count, entry_size and names_size fit the file.
    */
   static void reseal(byte[] sidecar) {
-    int headerSize = (int) LittleEndian.u32(sidecar, 8);
-    long count = LittleEndian.u32(sidecar, 12);
-    long entrySize = LittleEndian.u32(sidecar, 16);
-    long namesSize = LittleEndian.u32(sidecar, 20);
+    int headerSize = (int) LittleEndian.u32(sidecar, Header.HEADER_SIZE);
+    long count = LittleEndian.u32(sidecar, Header.SEGMENT_COUNT);
+    long entrySize = LittleEndian.u32(sidecar, Header.ENTRY_SIZE);
+    long namesSize = LittleEndian.u32(sidecar, Header.NAMES_SIZE);
     long tableEnd = Math.min(sidecar.length, headerSize + count * entrySize + namesSize);
-    putU32(sidecar, 112, crc(sidecar, headerSize, (int) tableEnd - headerSize));
-    putU32(sidecar, headerSize - 4, crc(sidecar, 0, headerSize - 4));
+    putU32(sidecar, Header.TABLE_CRC32, crc(sidecar, headerSize, (int) tableEnd - headerSize));
+    int headerCrc = Header.headerCrc32(headerSize);
+    putU32(sidecar, headerCrc, crc(sidecar, 0, headerCrc));
   }
 
   /** Recomputes segment i's payload CRC, then reseals. */
   static void resealPayload(byte[] sidecar, Sidecar parsed, int i) {
-    Segment s = parsed.getSegments().get(i);
+    SegmentEntry s = parsed.getSegments().get(i);
     putU32(
-        sidecar, s.entryOffset() + 24, crc(sidecar, s.getPayloadOffset(), s.getPayloadSize()));
+        sidecar,
+        s.fieldOffset(Entry.PAYLOAD_CRC32),
+        crc(sidecar, s.getPayloadOffset(), s.getPayloadSize()));
     reseal(sidecar);
   }
 
@@ -228,7 +231,7 @@ final class BundleBuilder {
   /** A HuffmanStream (format spec section 6) of {@code symbols} under {@code lengths}. */
   static byte[] stream(int[] lengths, int[] symbols) {
     if (symbols.length == 0) {
-      return new byte[18];
+      return new byte[Stream.FIXED_SIZE];
     }
     HuffmanCode code;
     try {
@@ -251,10 +254,22 @@ final class BundleBuilder {
         }
       }
     }
+    return streamBytes(lengths, symbols.length, nbits, data);
+  }
+
+  /**
+   * The bytes of a HuffmanStream (spec section 6) with the given fields: count, nbits, alphabet =
+   * {@code lengths.length}, the lengths two per byte (low nibble first), the coded data.
+   */
+  static byte[] streamBytes(int[] lengths, long count, long nbits, byte[] data) {
+    int lengthsSize = Stream.lengthsSize(lengths.length);
     ByteBuffer b =
-        ByteBuffer.allocate(18 + (lengths.length + 1) / 2 + data.length)
+        ByteBuffer.allocate(Stream.LENGTHS + lengthsSize + data.length)
             .order(ByteOrder.LITTLE_ENDIAN);
-    b.putLong(symbols.length).putLong(nbits).putShort((short) lengths.length);
+    b.putLong(Stream.COUNT, count);
+    b.putLong(Stream.NBITS, nbits);
+    b.putShort(Stream.ALPHABET, (short) lengths.length);
+    b.position(Stream.LENGTHS);
     for (int s = 0; s < lengths.length; s += 2) {
       int hi = s + 1 < lengths.length ? lengths[s + 1] : 0;
       b.put((byte) (lengths[s] | hi << 4));
@@ -270,9 +285,12 @@ final class BundleBuilder {
   /** Codebooks (7.3): entry counts, then the entries' bytes. */
   static byte[] codebooks(int[] entryCounts, byte[] entries) {
     ByteBuffer b =
-        ByteBuffer.allocate(2 + 2 * entryCounts.length + entries.length)
+        ByteBuffer.allocate(
+                Clustered.ENTRY_COUNTS + Clustered.COUNT_SIZE * entryCounts.length
+                    + entries.length)
             .order(ByteOrder.LITTLE_ENDIAN);
-    b.putShort((short) entryCounts.length);
+    b.putShort(Clustered.CODEBOOK_COUNT, (short) entryCounts.length);
+    b.position(Clustered.ENTRY_COUNTS);
     for (int k : entryCounts) {
       b.putShort((short) k);
     }

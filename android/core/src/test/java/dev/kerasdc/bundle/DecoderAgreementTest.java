@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.kerasdc.bundle.Format.Dtype;
+import dev.kerasdc.bundle.Format.Encoding;
+import dev.kerasdc.bundle.Format.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -54,7 +57,7 @@ final class DecoderAgreementTest {
       throws BundleFormatException {
     byte[] s = BundleBuilder.stream(lengths, symbols);
     HuffmanStream stream = HuffmanStream.parse(s, 0, s.length, "t", 256);
-    byte[] prefix = stream.deflatePrefix();
+    byte[] prefix = SymbolReader.deflatePrefix(stream.code());
     assertEquals(142, prefix.length);
     assertEquals(expected, BundleBuilder.hex(prefix));
   }
@@ -86,7 +89,7 @@ final class DecoderAgreementTest {
       for (int i = 0; i < symbols.length; i++) {
         symbols[i] = (byte) d.next();
       }
-      stream.finish(d);
+      stream.finish(d.position());
       return outcome(symbols, d.position());
     } catch (BundleFormatException e) {
       return outcome(e);
@@ -96,9 +99,7 @@ final class DecoderAgreementTest {
   private static String blocks(byte[] b, HuffmanStream stream, int packBits, Random sizes) {
     byte[] symbols = new byte[(int) stream.count];
     try {
-      String field = stream.field + ".data";
-      BlockDecoder d =
-          new BlockDecoder(lengths(stream), packBits, b, stream.dataOffset, stream.nbits, field);
+      SymbolDecoder d = stream.blockDecoder(b, packBits);
       for (int done = 0; done < symbols.length; ) {
         int n = Math.min(symbols.length - done, 1 + sizes.nextInt(5000));
         byte[] block = new byte[n];
@@ -118,9 +119,9 @@ final class DecoderAgreementTest {
     byte[] symbols = new byte[(int) stream.count];
     try {
       SymbolReader r = new SymbolReader(b, stream, inflater);
-      byte[] block = new byte[SegmentDecoder.BLOCK];
+      byte[] block = new byte[Workspace.BLOCK];
       for (int done = 0; done < symbols.length; ) {
-        int n = Math.min(symbols.length - done, 1 + sizes.nextInt(SegmentDecoder.BLOCK));
+        int n = Math.min(symbols.length - done, 1 + sizes.nextInt(Workspace.BLOCK));
         r.read(block, n);
         System.arraycopy(block, 0, symbols, done, n);
         done += n;
@@ -130,14 +131,6 @@ final class DecoderAgreementTest {
     } catch (BundleFormatException e) {
       return outcome(e);
     }
-  }
-
-  private static int[] lengths(HuffmanStream stream) {
-    int[] lengths = new int[stream.alphabet];
-    for (int s = 0; s < lengths.length; s++) {
-      lengths[s] = stream.length(s);
-    }
-    return lengths;
   }
 
   /** Every decoder's outcome on the stream at {@code b[0]}; all must be equal. */
@@ -312,7 +305,7 @@ final class DecoderAgreementTest {
     byte[] s = BundleBuilder.stream(lengths, symbols);
     HuffmanStream whole = HuffmanStream.parse(s, 0, s.length, "t", 256);
     long nbits = whole.nbits - 1;
-    BundleBuilder.putU64(s, 8, nbits);
+    BundleBuilder.putU64(s, Stream.NBITS, nbits);
     if (nbits % 8 == 0) {
       s = Arrays.copyOf(s, s.length - 1); // the cleared bit was the last byte's only one
     }
@@ -328,7 +321,7 @@ final class DecoderAgreementTest {
     Inflater inflater = new Inflater(true);
     try {
       SymbolReader r = new SymbolReader(s, stream, inflater);
-      byte[] block = new byte[SegmentDecoder.BLOCK];
+      byte[] block = new byte[Workspace.BLOCK];
       for (int done = 0; done < clean; done += block.length) {
         r.read(block, block.length);
         assertTrue(r.usesInflater(), "the Inflater decodes the clean blocks");
@@ -370,16 +363,16 @@ final class DecoderAgreementTest {
       return w.stream(lengths, symbols.length);
     }
     byte[] s = BundleBuilder.stream(lengths, symbols);
-    int data = 18 + (lengths.length + 1) / 2;
-    long nbits = ByteBuffer.wrap(s, 8, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    int data = Stream.LENGTHS + Stream.lengthsSize(lengths.length);
+    long nbits = LittleEndian.u64(s, Stream.NBITS);
     if (kind == 0) {
       long bit = (long) (random.nextDouble() * nbits);
       s[data + (int) (bit >>> 3)] ^= (byte) (1 << (bit & 7));
     } else if (kind == 2) {
-      BundleBuilder.putU64(s, 0, symbols.length + (random.nextBoolean() ? 1 : -1));
+      BundleBuilder.putU64(s, Stream.COUNT, symbols.length + (random.nextBoolean() ? 1 : -1));
     } else {
       long cut = Math.max(1, nbits - 1 - random.nextInt(20));
-      BundleBuilder.putU64(s, 8, cut);
+      BundleBuilder.putU64(s, Stream.NBITS, cut);
       int bytes = (int) ((cut + 7) >>> 3);
       if (cut % 8 != 0) {
         s[data + bytes - 1] &= (byte) ((1 << (cut % 8)) - 1);
@@ -410,15 +403,7 @@ final class DecoderAgreementTest {
       if ((nbits & 7) != 0) {
         bytes.write(current);
       }
-      byte[] data = bytes.toByteArray();
-      ByteBuffer b =
-          ByteBuffer.allocate(18 + (lengths.length + 1) / 2 + data.length)
-              .order(ByteOrder.LITTLE_ENDIAN);
-      b.putLong(count).putLong(nbits).putShort((short) lengths.length);
-      for (int s = 0; s < lengths.length; s += 2) {
-        b.put((byte) (lengths[s] | (s + 1 < lengths.length ? lengths[s + 1] : 0) << 4));
-      }
-      return b.put(data).array();
+      return BundleBuilder.streamBytes(lengths, count, nbits, bytes.toByteArray());
     }
   }
 
@@ -429,9 +414,9 @@ final class DecoderAgreementTest {
   };
 
   /**
-   * A bundle with long streams (so that {@link SegmentDecoder#AUTO} takes the Inflater and the
-   * block decoder its widest tables): sparse float32 with per-channel codebooks, dense float32,
-   * dense int8, sparse float16 with a -0.0 background, dense int64.
+   * A bundle with long streams (so that {@link HuffmanDecoding#AUTO} takes the Inflater on
+   * Android and the block decoder its widest tables): sparse float32 with per-channel codebooks,
+   * dense float32, dense int8, sparse float16 with a -0.0 background, dense int64.
    */
   static Fixtures.Bundle longStreams(long seed) {
     Random random = new Random(seed);
@@ -441,16 +426,16 @@ final class DecoderAgreementTest {
     random.nextBytes(head);
     r.put(head);
     // Sparse float32: 4 channels of 40000, 10% kept, 24 values per channel.
-    segments.add(segment(r, random, 4, 160_000, 4, 0.9, 24, 0, Segment.CLUSTERED_SPARSE, 4, 60));
+    segments.add(segment(r, random, 4, 160_000, 4, 0.9, 24, 0, Encoding.CLUSTERED_SPARSE, 4, 60));
     // Dense float32: 80000 elements, 16 values.
-    segments.add(segment(r, random, 4, 80_000, 1, 0.0, 16, 0, Segment.CLUSTERED_DENSE, 1, 0));
+    segments.add(segment(r, random, 4, 80_000, 1, 0.0, 16, 0, Encoding.CLUSTERED_DENSE, 1, 0));
     // Dense int8: 5000 elements, 200 values.
-    segments.add(segment(r, random, 1, 5000, 1, 0.0, 200, 0, Segment.CLUSTERED_DENSE, 1, 0));
+    segments.add(segment(r, random, 1, 5000, 1, 0.0, 200, 0, Encoding.CLUSTERED_DENSE, 1, 0));
     // Sparse float16 with background -0.0 (0x8000): 30000 elements, 5% kept.
     segments.add(
-        segment(r, random, 2, 30_000, 1, 0.95, 8, 0x8000L, Segment.CLUSTERED_SPARSE, 1, 200));
+        segment(r, random, 2, 30_000, 1, 0.95, 8, 0x8000L, Encoding.CLUSTERED_SPARSE, 1, 200));
     // Dense int64: 3 channels of 1000, 5 values each.
-    segments.add(segment(r, random, 8, 3000, 3, 0.0, 5, 0, Segment.CLUSTERED_DENSE, 3, 0));
+    segments.add(segment(r, random, 8, 3000, 3, 0.0, 5, 0, Encoding.CLUSTERED_DENSE, 3, 0));
     byte[] tail = new byte[7];
     random.nextBytes(tail);
     r.put(tail);
@@ -465,7 +450,9 @@ final class DecoderAgreementTest {
   private static BundleBuilder.Seg segment(
       ByteBuffer r, Random random, int esize, int elements, int channels, double background,
       int distinct, long backgroundValue, int encoding, int books, int escapeRun) {
-    int dtype = esize == 1 ? 3 : esize == 2 ? 2 : esize == 4 ? 1 : 7;
+    int dtype =
+        esize == 1 ? Dtype.INT8 : esize == 2 ? Dtype.FLOAT16 : esize == 4 ? Dtype.FLOAT32
+            : Dtype.INT64;
     r.put((byte) 1); // a gap byte before each segment
     int offset = r.position();
     int perChannel = elements / channels;
@@ -487,7 +474,8 @@ final class DecoderAgreementTest {
     }
     r.put(raw);
     byte[] payload =
-        BundleBuilder.clustered(raw, esize, books, encoding == Segment.CLUSTERED_SPARSE, escapeRun);
+        BundleBuilder.clustered(raw, esize, books, encoding == Encoding.CLUSTERED_SPARSE,
+            escapeRun);
     return new BundleBuilder.Seg(offset, raw.length, dtype, channels, encoding, payload);
   }
 
@@ -556,9 +544,9 @@ final class DecoderAgreementTest {
           int cases = 0;
           for (Fixtures.Bundle bundle : bundles) {
             Sidecar parsed = Sidecar.parse(bundle.sidecar);
-            List<Segment> clustered = new ArrayList<Segment>();
-            for (Segment segment : parsed.getSegments()) {
-              if (segment.getEncoding() >= Segment.CLUSTERED_SPARSE) {
+            List<SegmentEntry> clustered = new ArrayList<SegmentEntry>();
+            for (SegmentEntry segment : parsed.getSegments()) {
+              if (segment.getEncoding() >= Encoding.CLUSTERED_SPARSE) {
                 clustered.add(segment);
               }
             }
@@ -567,7 +555,7 @@ final class DecoderAgreementTest {
             }
             int mutations = bundle.restored.length > 100_000 ? 200 : 60;
             for (int i = 0; i < mutations; i++) {
-              Segment segment = clustered.get(random.nextInt(clustered.size()));
+              SegmentEntry segment = clustered.get(random.nextInt(clustered.size()));
               byte[] sidecar = bundle.sidecar.clone();
               int edits = 1 + random.nextInt(3);
               for (int k = 0; k < edits; k++) {

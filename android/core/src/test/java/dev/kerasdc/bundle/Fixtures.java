@@ -1,6 +1,8 @@
 package dev.kerasdc.bundle;
 
 
+import dev.kerasdc.bundle.Format.Dtype;
+import dev.kerasdc.bundle.Format.Encoding;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Random;
@@ -81,24 +83,24 @@ final class Fixtures {
     byte[] denseRaw = slice(restored, denseAt, 2400);
     byte[] sparseRaw = slice(restored, sparseAt, 1600);
     BundleBuilder.Seg[] segments = {
-      new BundleBuilder.Seg(rawAt, 16, BundleBuilder.BYTES, 1, Segment.RAW, raw).named("raw"),
+      new BundleBuilder.Seg(rawAt, 16, Dtype.BYTES, 1, Encoding.RAW, raw).named("raw"),
       new BundleBuilder.Seg(
-              zlibAt, 4000, BundleBuilder.INT32, 1, Segment.ZLIB, BundleBuilder.zlib(zlibRaw, 9))
+              zlibAt, 4000, Dtype.INT32, 1, Encoding.ZLIB, BundleBuilder.zlib(zlibRaw, 9))
           .named("zlib"),
       new BundleBuilder.Seg(
               denseAt,
               2400,
-              BundleBuilder.FLOAT32,
+              Dtype.FLOAT32,
               2,
-              Segment.CLUSTERED_DENSE,
+              Encoding.CLUSTERED_DENSE,
               BundleBuilder.clustered(denseRaw, 4, 2, false, 0))
           .named("dense/kernel"),
       new BundleBuilder.Seg(
               sparseAt,
               1600,
-              BundleBuilder.FLOAT16,
+              Dtype.FLOAT16,
               4,
-              Segment.CLUSTERED_SPARSE,
+              Encoding.CLUSTERED_SPARSE,
               BundleBuilder.clustered(sparseRaw, 2, 4, true, 3))
           .named("sparse \u00e9\u4e2d"),
     };
@@ -113,7 +115,7 @@ final class Fixtures {
   /** A random bundle: random gaps, dtypes, channels and encodings. */
   static Bundle random(Random random, int index) {
     int segmentCount = random.nextInt(6);
-    int[] esizes = Segment.ESIZES;
+    int[] esizes = Dtype.ESIZES;
     java.io.ByteArrayOutputStream r = new java.io.ByteArrayOutputStream();
     java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
     for (int i = 0; i < segmentCount; i++) {
@@ -141,19 +143,19 @@ final class Fixtures {
       byte[] payload;
       int books = random.nextBoolean() ? 1 : channels;
       switch (encoding) {
-        case Segment.RAW:
+        case Encoding.RAW:
           payload = data;
           break;
-        case Segment.ZLIB:
+        case Encoding.ZLIB:
           payload = BundleBuilder.zlib(data, random.nextInt(10));
           break;
         default:
           payload =
               BundleBuilder.clustered(
-                  data, esize, books, encoding == Segment.CLUSTERED_SPARSE,
+                  data, esize, books, encoding == Encoding.CLUSTERED_SPARSE,
                   1 + random.nextInt(random.nextBoolean() ? 4 : 255));
           if (payload == null) {
-            encoding = Segment.RAW;
+            encoding = Encoding.RAW;
             payload = data;
           }
       }

@@ -83,7 +83,7 @@ final class Fuzz {
     Random random = new Random(seed);
     Sidecar parsed = Sidecar.parse(bundle.sidecar);
     java.util.List<Integer> withPayload = new java.util.ArrayList<Integer>();
-    for (Segment segment : parsed.getSegments()) {
+    for (SegmentEntry segment : parsed.getSegments()) {
       if (segment.getPayloadSize() > 0) {
         withPayload.add(segment.getIndex());
       }
@@ -111,7 +111,7 @@ final class Fuzz {
         what = "mutation " + i + ": skeleton bit flip";
       } else {
         int s = withPayload.get(random.nextInt(withPayload.size()));
-        Segment segment = parsed.getSegments().get(s);
+        SegmentEntry segment = parsed.getSegments().get(s);
         int edits = 1 + random.nextInt(kind == 3 ? 2 : 4);
         for (int k = 0; k < edits; k++) {
           int at = segment.getPayloadOffset() + random.nextInt(segment.getPayloadSize());

@@ -127,8 +127,8 @@ final class GoldenTest {
     assertTrue(hand != null, "hand.dcw is missing");
     Sidecar s = Sidecar.parse(hand.sidecar);
     assertEquals(0, s.getVersionMinor());
-    assertEquals(120, s.getHeaderSize());
-    assertEquals(48, s.getEntrySize());
+    assertEquals(Format.Header.V1_SIZE, s.getHeaderSize());
+    assertEquals(Format.Entry.V1_SIZE, s.getEntrySize());
     assertEquals(11, s.getNamesSize());
     assertEquals(91, s.getPayloadSize());
     assertEquals(79, s.getRestoredSize());
@@ -136,8 +136,8 @@ final class GoldenTest {
     assertEquals(
         "38b1cf2399cb903a9478558c0a3ec0db1e1ea3aff9612d47fecefdeb45609ca4",
         Sidecar.hex(s.getRestoredSha256()));
-    Segment dense = s.getSegments().get(0);
-    Segment sparse = s.getSegments().get(1);
+    SegmentEntry dense = s.getSegments().get(0);
+    SegmentEntry sparse = s.getSegments().get(1);
     assertEquals("dense", dense.getName());
     assertEquals(8, dense.getOffset());
     assertEquals(32, dense.getSize());

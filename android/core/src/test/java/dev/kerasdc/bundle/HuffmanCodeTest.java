@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.kerasdc.bundle.Format.Stream;
 import org.junit.jupiter.api.Test;
 
 /** Canonical code assignment and table decoding against codes computed by hand. */
@@ -149,10 +150,10 @@ final class HuffmanCodeTest {
     for (int i = 0; i < symbols.length; i++) {
       assertEquals(symbols[i], d.next(), "symbol " + i);
     }
-    parsed.finish(d);
+    parsed.finish(d.position());
     // One bit short: the last codeword runs past nbits.
     byte[] shortened = s.clone();
-    BundleBuilder.putU64(shortened, 8, parsed.nbits - 1);
+    BundleBuilder.putU64(shortened, Stream.NBITS, parsed.nbits - 1);
     HuffmanStream cut = HuffmanStream.parse(shortened, 0, shortened.length, "t", 256);
     HuffmanDecoder c = cut.decoder(shortened);
     assertThrows(

@@ -8,6 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.kerasdc.bundle.Format.Clustered;
+import dev.kerasdc.bundle.Format.Dtype;
+import dev.kerasdc.bundle.Format.Encoding;
+import dev.kerasdc.bundle.Format.Entry;
+import dev.kerasdc.bundle.Format.Header;
+import dev.kerasdc.bundle.Format.Stream;
 import java.lang.management.ManagementFactory;
 import org.junit.jupiter.api.Test;
 
@@ -17,7 +23,8 @@ import org.junit.jupiter.api.Test;
  */
 final class LimitsTest {
   private static final long ONE_MIB = 1 << 20;
-  private static final int E0 = 120;
+  /** Offset of segment 0's entry. */
+  private static final int E0 = Header.V1_SIZE;
 
   private final Fixtures.Bundle bundle = Fixtures.everyEncoding();
 
@@ -64,21 +71,23 @@ final class LimitsTest {
 
   @Test
   void headerCounts() {
-    rejectsCheaply("restored_size", edited(32, 1L << 31, true));
-    rejectsCheaply("restored_size", edited(32, -1L, true));
-    rejectsCheaply("segment_count", edited(12, 0xFFFFFFFFL, false));
-    rejectsCheaply("names_size", edited(20, 0xFFFFFFFFL, false));
-    rejectsCheaply("payload_size", edited(24, -1L, true));
-    rejectsCheaply("segment[0].size", edited(E0 + 8, 1L << 40, true));
-    rejectsCheaply("segment[0].payload_size", edited(E0 + 16, 1L << 40, true));
-    rejectsCheaply("segment[0].name_offset", edited(E0 + 36, 0xFFFFFFFFL, false));
+    rejectsCheaply("restored_size", edited(Header.RESTORED_SIZE, 1L << 31, true));
+    rejectsCheaply("restored_size", edited(Header.RESTORED_SIZE, -1L, true));
+    rejectsCheaply("segment_count", edited(Header.SEGMENT_COUNT, 0xFFFFFFFFL, false));
+    rejectsCheaply("names_size", edited(Header.NAMES_SIZE, 0xFFFFFFFFL, false));
+    rejectsCheaply("payload_size", edited(Header.PAYLOAD_SIZE, -1L, true));
+    rejectsCheaply("segment[0].size", edited(E0 + Entry.SIZE, 1L << 40, true));
+    rejectsCheaply("segment[0].payload_size", edited(E0 + Entry.PAYLOAD_SIZE, 1L << 40, true));
+    rejectsCheaply("segment[0].name_offset", edited(E0 + Entry.NAME_SIZE, 0xFFFFFFFFL, false));
   }
 
   /** A single CLUSTERED_DENSE float32 segment of {@code elements}, with the given payload. */
   private static byte[][] dense(int elements, byte[] payload) {
     byte[] data = new byte[4 * elements];
     return new BundleBuilder(data)
-        .add(new BundleBuilder.Seg(0, data.length, 1, 1, Segment.CLUSTERED_DENSE, payload))
+        .add(
+            new BundleBuilder.Seg(
+                0, data.length, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE, payload))
         .build();
   }
 
@@ -88,30 +97,32 @@ final class LimitsTest {
     byte[] indices = BundleBuilder.stream(new int[] {0, 0, 0, 0});
     // Stream count and nbits near 2^63.
     byte[] s = indices.clone();
-    putU64(s, 0, Long.MAX_VALUE / 15 + 1);
-    putU64(s, 8, Long.MAX_VALUE);
+    putU64(s, Stream.COUNT, Long.MAX_VALUE / Stream.MAX_CODE_LENGTH + 1);
+    putU64(s, Stream.NBITS, Long.MAX_VALUE);
     byte[][] b = dense(4, concat(book, s));
     rejectsCheaply("segment[0].indices.data", b[0], b[1], new BundleRestorer());
     // alphabet 65535.
     s = indices.clone();
-    s[16] = (byte) 0xFF;
-    s[17] = (byte) 0xFF;
+    s[Stream.ALPHABET] = (byte) 0xFF;
+    s[Stream.ALPHABET + 1] = (byte) 0xFF;
     b = dense(4, concat(book, s));
     rejectsCheaply("segment[0].indices.alphabet", b[0], b[1], new BundleRestorer());
     // entry_count 65535.
     byte[] p = concat(book, indices);
-    p[2] = (byte) 0xFF;
-    p[3] = (byte) 0xFF;
+    p[Clustered.ENTRY_COUNTS] = (byte) 0xFF;
+    p[Clustered.ENTRY_COUNTS + 1] = (byte) 0xFF;
     b = dense(4, p);
     rejectsCheaply("segment[0].entry_count", b[0], b[1], new BundleRestorer());
     // 65535 codebooks declared for 65535 channels, their counts absent.
     p = concat(book, indices);
-    p[0] = (byte) 0xFF;
-    p[1] = (byte) 0xFF;
+    p[Clustered.CODEBOOK_COUNT] = (byte) 0xFF;
+    p[Clustered.CODEBOOK_COUNT + 1] = (byte) 0xFF;
     byte[] data = new byte[4 * 65535];
     b =
         new BundleBuilder(data)
-            .add(new BundleBuilder.Seg(0, data.length, 1, 65535, Segment.CLUSTERED_DENSE, p))
+            .add(
+                new BundleBuilder.Seg(
+                    0, data.length, Dtype.FLOAT32, 65535, Encoding.CLUSTERED_DENSE, p))
             .build();
     rejectsCheaply("segment[0].entry_count", b[0], b[1], new BundleRestorer());
   }
@@ -125,12 +136,12 @@ final class LimitsTest {
     byte[] head = {1, 2, 3};
     byte[][] b =
         new BundleBuilder(concat(head, new byte[8]))
-            .add(new BundleBuilder.Seg(3, 8, 1, 1, Segment.CLUSTERED_SPARSE, payload))
+            .add(new BundleBuilder.Seg(3, 8, Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE, payload))
             .build();
     byte[] sidecar = b[1];
     long huge = 1L << 30;
-    putU64(sidecar, 32, huge + 3);
-    putU64(sidecar, E0 + 8, huge);
+    putU64(sidecar, Header.RESTORED_SIZE, huge + 3);
+    putU64(sidecar, E0 + Entry.SIZE, huge);
     reseal(sidecar);
     // The reader's limit: rejected at restored_size.
     rejectsCheaply("restored_size", b[0], sidecar, new BundleRestorer(16 << 20));

@@ -10,6 +10,12 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.kerasdc.bundle.Format.Clustered;
+import dev.kerasdc.bundle.Format.Dtype;
+import dev.kerasdc.bundle.Format.Encoding;
+import dev.kerasdc.bundle.Format.Entry;
+import dev.kerasdc.bundle.Format.Header;
+import dev.kerasdc.bundle.Format.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.zip.Deflater;
@@ -20,13 +26,20 @@ import org.junit.jupiter.api.Test;
  * and offset the error names; then the encoding rules of sections 6 and 7 on hand-made payloads.
  */
 final class MalformedInputTest {
-  private static final int HEADER = 120;
-  private static final int ENTRY = 48;
+  private static final int HEADER = Header.V1_SIZE;
+  private static final int ENTRY = Entry.V1_SIZE;
+  /** Offset of header_crc32 in a version 1.0 header. */
+  private static final int HEADER_CRC32 = Header.headerCrc32(HEADER);
 
   private final Fixtures.Bundle bundle = Fixtures.everyEncoding();
 
   private static int entry(int i) {
     return HEADER + ENTRY * i;
+  }
+
+  /** Offset of the coded data in a HuffmanStream of {@code alphabet} symbols. */
+  private static int dataAt(int alphabet) {
+    return Stream.LENGTHS + Stream.lengthsSize(alphabet);
   }
 
   private static BundleFormatException rejects(
@@ -61,49 +74,49 @@ final class MalformedInputTest {
 
   @Test
   void check01Magic() {
-    rejectsSidecar("magic", 0, new byte[11]);
-    rejectsSidecar("magic", 0, new byte[0]);
+    rejectsSidecar("magic", Header.MAGIC, new byte[Header.PREFIX_SIZE - 1]);
+    rejectsSidecar("magic", Header.MAGIC, new byte[0]);
     byte[] s = sidecar();
-    s[3] = 'X';
-    rejectsSidecar("magic", 0, s);
+    s[Header.MAGIC + 3] = 'X';
+    rejectsSidecar("magic", Header.MAGIC, s);
   }
 
   @Test
   void check02VersionMajor() {
     byte[] s = sidecar();
-    s[4] = 2;
-    s[116] ^= 1; // also a bad header CRC: the earlier check wins
-    rejectsSidecar("version_major", 4, s);
+    s[Header.VERSION_MAJOR] = 2;
+    s[HEADER_CRC32] ^= 1; // also a bad header CRC: the earlier check wins
+    rejectsSidecar("version_major", Header.VERSION_MAJOR, s);
   }
 
   @Test
   void check03HeaderSize() {
-    for (long value : new long[] {0, 119, 65537, 0xFFFFFFFFL}) {
+    for (long value : new long[] {0, Header.MIN_SIZE - 1, Header.MAX_SIZE + 1, 0xFFFFFFFFL}) {
       byte[] s = sidecar();
-      putU32(s, 8, value);
-      rejectsSidecar("header_size", 8, s);
+      putU32(s, Header.HEADER_SIZE, value);
+      rejectsSidecar("header_size", Header.HEADER_SIZE, s);
     }
     byte[] s = sidecar();
-    putU32(s, 8, s.length + 1);
-    rejectsSidecar("header_size", 8, s);
+    putU32(s, Header.HEADER_SIZE, s.length + 1);
+    rejectsSidecar("header_size", Header.HEADER_SIZE, s);
     // A header that is the whole file is not rejected here (later checks fail instead).
-    rejectsSidecar("header_size", 8, copyOf(sidecar(), 119));
+    rejectsSidecar("header_size", Header.HEADER_SIZE, copyOf(sidecar(), Header.MIN_SIZE - 1));
   }
 
   @Test
   void check04HeaderCrc() {
     byte[] s = sidecar();
-    s[60] ^= 0x10;
-    rejectsSidecar("header_crc32", 116, s);
+    s[Header.RESTORED_SHA256 + 12] ^= 0x10;
+    rejectsSidecar("header_crc32", HEADER_CRC32, s);
   }
 
   @Test
   void check05EntrySize() {
-    for (long value : new long[] {47, 65537, 0}) {
+    for (long value : new long[] {Entry.MIN_SIZE - 1, Entry.MAX_SIZE + 1, 0}) {
       byte[] s = sidecar();
-      putU32(s, 16, value);
+      putU32(s, Header.ENTRY_SIZE, value);
       reseal(s);
-      rejectsSidecar("entry_size", 16, s);
+      rejectsSidecar("entry_size", Header.ENTRY_SIZE, s);
     }
   }
 
@@ -111,14 +124,14 @@ final class MalformedInputTest {
   void check06RestoredSize() {
     for (long value : new long[] {1L << 31, Long.MAX_VALUE, -1L}) {
       byte[] s = sidecar();
-      putU64(s, 32, value);
+      putU64(s, Header.RESTORED_SIZE, value);
       reseal(s);
-      rejectsSidecar("restored_size", 32, s);
+      rejectsSidecar("restored_size", Header.RESTORED_SIZE, s);
     }
     // The reader's own, lower limit.
     rejects(
         "restored_size",
-        32,
+        Header.RESTORED_SIZE,
         bundle.skeleton,
         bundle.sidecar,
         new BundleRestorer(bundle.restored.length - 1));
@@ -127,128 +140,133 @@ final class MalformedInputTest {
   @Test
   void check07SegmentCount() {
     byte[] s = sidecar();
-    putU32(s, 12, 0xFFFFFFFFL);
+    putU32(s, Header.SEGMENT_COUNT, 0xFFFFFFFFL);
     reseal(s);
-    rejectsSidecar("segment_count", 12, s);
+    rejectsSidecar("segment_count", Header.SEGMENT_COUNT, s);
   }
 
   @Test
   void check08NamesSize() {
     byte[] s = sidecar();
-    putU32(s, 20, 0xFFFFFFFFL);
+    putU32(s, Header.NAMES_SIZE, 0xFFFFFFFFL);
     reseal(s);
-    rejectsSidecar("names_size", 20, s);
+    rejectsSidecar("names_size", Header.NAMES_SIZE, s);
   }
 
   @Test
   void check09PayloadSize() {
     for (long delta : new long[] {1, -1, Long.MIN_VALUE}) {
       byte[] s = sidecar();
-      putU64(s, 24, LittleEndian.u64(s, 24) + delta);
+      putU64(s, Header.PAYLOAD_SIZE, LittleEndian.u64(s, Header.PAYLOAD_SIZE) + delta);
       reseal(s);
-      rejectsSidecar("payload_size", 24, s);
+      rejectsSidecar("payload_size", Header.PAYLOAD_SIZE, s);
     }
   }
 
   @Test
   void check10TableCrc() {
     byte[] s = sidecar();
-    s[entry(1) + 3] ^= 1; // a segment offset; the header (and its CRC) is unchanged
-    rejectsSidecar("table_crc32", 112, s);
+    s[entry(1) + Entry.OFFSET + 3] ^= 1; // the header (and its CRC) is unchanged
+    rejectsSidecar("table_crc32", Header.TABLE_CRC32, s);
   }
 
   @Test
   void check11EntryFields() {
     int e = entry(2);
     byte[] s = sidecar();
-    s[e + 40] = 8;
-    s[e + 41] = 9;
+    s[e + Entry.DTYPE] = (byte) Dtype.ESIZES.length; // the first unknown code
+    s[e + Entry.ENCODING] = (byte) (Encoding.NAMES.length + 5);
     reseal(s);
-    rejectsSidecar("segment[2].dtype", e + 40, s);
+    rejectsSidecar("segment[2].dtype", e + Entry.DTYPE, s);
 
     s = sidecar();
-    s[e + 41] = 4;
+    s[e + Entry.ENCODING] = (byte) Encoding.NAMES.length;
     reseal(s);
-    rejectsSidecar("segment[2].encoding", e + 41, s);
+    rejectsSidecar("segment[2].encoding", e + Entry.ENCODING, s);
 
     s = sidecar();
-    s[e + 47] = 1;
+    s[e + Entry.RESERVED + Entry.RESERVED_SIZE - 1] = 1;
     reseal(s);
-    rejectsSidecar("segment[2].reserved", e + 42, s);
+    rejectsSidecar("segment[2].reserved", e + Entry.RESERVED, s);
 
     s = sidecar();
-    putU32(s, e + 28, 0);
+    putU32(s, e + Entry.CHANNELS, 0);
     reseal(s);
-    rejectsSidecar("segment[2].channels", e + 28, s);
+    rejectsSidecar("segment[2].channels", e + Entry.CHANNELS, s);
 
     s = sidecar();
-    putU64(s, e + 8, 2404); // not a multiple of 2 channels x 4 bytes
+    putU64(s, e + Entry.SIZE, 2404); // not a multiple of 2 channels x 4 bytes
     reseal(s);
-    rejectsSidecar("segment[2].size", e + 8, s);
+    rejectsSidecar("segment[2].size", e + Entry.SIZE, s);
 
     s = sidecar();
-    putU64(s, entry(1), LittleEndian.u64(s, entry(0)) + 8); // overlaps segment 0
+    // Overlaps segment 0.
+    putU64(s, entry(1) + Entry.OFFSET, LittleEndian.u64(s, entry(0) + Entry.OFFSET) + 8);
     reseal(s);
-    rejectsSidecar("segment[1].offset", entry(1), s);
+    rejectsSidecar("segment[1].offset", entry(1) + Entry.OFFSET, s);
 
     for (long size : new long[] {1L << 40, -8L}) {
       s = sidecar();
-      putU64(s, entry(3) + 8, size);
+      putU64(s, entry(3) + Entry.SIZE, size);
       reseal(s);
-      rejectsSidecar("segment[3].size", entry(3) + 8, s);
+      rejectsSidecar("segment[3].size", entry(3) + Entry.SIZE, s);
     }
 
     s = sidecar();
-    putU64(s, entry(3) + 16, LittleEndian.u64(s, entry(3) + 16) + 1);
+    int payloadSize = entry(3) + Entry.PAYLOAD_SIZE;
+    putU64(s, payloadSize, LittleEndian.u64(s, payloadSize) + 1);
     reseal(s);
-    rejectsSidecar("segment[3].payload_size", entry(3) + 16, s);
+    rejectsSidecar("segment[3].payload_size", payloadSize, s);
 
     s = sidecar();
-    putU32(s, entry(0) + 32, LittleEndian.u32(s, 20)); // name starts at the end of the table
+    // The name starts at the end of the name table.
+    putU32(s, entry(0) + Entry.NAME_OFFSET, LittleEndian.u32(s, Header.NAMES_SIZE));
     reseal(s);
-    rejectsSidecar("segment[0].name_offset", entry(0) + 32, s);
+    rejectsSidecar("segment[0].name_offset", entry(0) + Entry.NAME_OFFSET, s);
 
     s = sidecar();
-    putU32(s, entry(0) + 36, 0xFFFFFFFFL);
+    putU32(s, entry(0) + Entry.NAME_SIZE, 0xFFFFFFFFL);
     reseal(s);
-    rejectsSidecar("segment[0].name_offset", entry(0) + 32, s);
+    rejectsSidecar("segment[0].name_offset", entry(0) + Entry.NAME_OFFSET, s);
 
     s = sidecar();
-    int nameAt = entry(4) + (int) LittleEndian.u32(s, entry(3) + 32);
+    // The name table follows the 4 entries.
+    int nameAt = entry(4) + (int) LittleEndian.u32(s, entry(3) + Entry.NAME_OFFSET);
     s[nameAt + 7] = (byte) 0xC3; // "sparse \u00e9": an 0xC3 0xA9 pair becomes 0xC3 0xC3
     s[nameAt + 8] = (byte) 0xC3;
     reseal(s);
-    rejectsSidecar("segment[3].name_offset", entry(3) + 32, s);
+    rejectsSidecar("segment[3].name_offset", entry(3) + Entry.NAME_OFFSET, s);
   }
 
   @Test
   void check12PayloadSum() {
     byte[] s = sidecar();
-    putU64(s, entry(3) + 16, LittleEndian.u64(s, entry(3) + 16) - 1);
+    int payloadSize = entry(3) + Entry.PAYLOAD_SIZE;
+    putU64(s, payloadSize, LittleEndian.u64(s, payloadSize) - 1);
     reseal(s);
-    rejectsSidecar("payload_size", 24, s);
+    rejectsSidecar("payload_size", Header.PAYLOAD_SIZE, s);
   }
 
   @Test
   void check13SkeletonSize() {
     byte[] s = sidecar();
-    putU64(s, 40, LittleEndian.u64(s, 40) + 1);
+    putU64(s, Header.SKELETON_SIZE, LittleEndian.u64(s, Header.SKELETON_SIZE) + 1);
     reseal(s);
-    rejectsSidecar("skeleton_size", 40, s);
+    rejectsSidecar("skeleton_size", Header.SKELETON_SIZE, s);
   }
 
   @Test
   void check14SkeletonLength() {
     byte[] k = bundle.skeleton;
-    rejects("skeleton_size", 40, copyOf(k, k.length - 1), bundle.sidecar);
-    rejects("skeleton_size", 40, copyOf(k, k.length + 1), bundle.sidecar);
+    rejects("skeleton_size", Header.SKELETON_SIZE, copyOf(k, k.length - 1), bundle.sidecar);
+    rejects("skeleton_size", Header.SKELETON_SIZE, copyOf(k, k.length + 1), bundle.sidecar);
   }
 
   @Test
   void check15SkeletonHash() {
     byte[] k = copy(bundle.skeleton);
     k[k.length / 2] ^= 0x40;
-    rejects("skeleton_sha256", 80, k, bundle.sidecar);
+    rejects("skeleton_sha256", Header.SKELETON_SHA256, k, bundle.sidecar);
   }
 
   @Test
@@ -256,18 +274,18 @@ final class MalformedInputTest {
     Sidecar parsed = Sidecar.parse(bundle.sidecar);
     for (int i = 0; i < 4; i++) {
       byte[] s = sidecar();
-      Segment segment = parsed.getSegments().get(i);
+      SegmentEntry segment = parsed.getSegments().get(i);
       s[segment.getPayloadOffset() + segment.getPayloadSize() - 1] ^= 1;
-      rejectsSidecar("segment[" + i + "].payload_crc32", entry(i) + 24, s);
+      rejectsSidecar("segment[" + i + "].payload_crc32", entry(i) + Entry.PAYLOAD_CRC32, s);
     }
   }
 
   @Test
   void check18RestoredHash() {
     byte[] s = sidecar();
-    s[50] ^= 1;
+    s[Header.RESTORED_SHA256 + 2] ^= 1;
     reseal(s);
-    rejectsSidecar("restored_sha256", 48, s);
+    rejectsSidecar("restored_sha256", Header.RESTORED_SHA256, s);
   }
 
   // ------------------------------------------------- check 17: the encodings' own rules
@@ -310,14 +328,16 @@ final class MalformedInputTest {
 
   @Test
   void rawPayloadMustHoldSizeBytes() throws Exception {
-    singleRestores(FOUR_FLOATS, 1, 1, Segment.RAW, FOUR_FLOATS);
+    singleRestores(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.RAW, FOUR_FLOATS);
     singleRejects(
-        "segment[0].payload_size", entry(0) + 16, FOUR_FLOATS, 1, 1, Segment.RAW,
+        "segment[0].payload_size", entry(0) + Entry.PAYLOAD_SIZE, FOUR_FLOATS, Dtype.FLOAT32, 1,
+        Encoding.RAW,
         copyOf(FOUR_FLOATS, 15));
     // Same length, other bytes: only the hash of R can tell.
     byte[] other = copy(FOUR_FLOATS);
     other[0] ^= 1;
-    singleRejects("restored_sha256", 48, FOUR_FLOATS, 1, 1, Segment.RAW, other);
+    singleRejects("restored_sha256", Header.RESTORED_SHA256, FOUR_FLOATS, Dtype.FLOAT32, 1,
+        Encoding.RAW, other);
   }
 
   @Test
@@ -327,31 +347,32 @@ final class MalformedInputTest {
       data[i] = (byte) (i % 7);
     }
     byte[] good = BundleBuilder.zlib(data, 9);
-    singleRestores(data, 0, 1, Segment.ZLIB, good);
+    singleRestores(data, Dtype.BYTES, 1, Encoding.ZLIB, good);
     String f = "segment[0].payload";
     // Truncated (the Adler-32 is missing), at every length.
     for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b = single(data, 0, 1, Segment.ZLIB, copyOf(good, cut));
+      byte[][] b = single(data, Dtype.BYTES, 1, Encoding.ZLIB, copyOf(good, cut));
       BundleFormatException e =
           assertThrows(
               BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
       assertEquals(f, e.getField(), e.getMessage());
     }
     // A byte after the end of the stream.
-    singleRejects(f, PAYLOAD + good.length, data, 0, 1, Segment.ZLIB, concat(good, new byte[1]));
+    singleRejects(f, PAYLOAD + good.length, data, Dtype.BYTES, 1, Encoding.ZLIB,
+        concat(good, new byte[1]));
     // Inflates to one byte more, and one byte less, than size.
     byte[] longer = BundleBuilder.zlib(concat(data, new byte[1]), 9);
-    byte[][] b = single(data, 0, 1, Segment.ZLIB, longer);
+    byte[][] b = single(data, Dtype.BYTES, 1, Encoding.ZLIB, longer);
     assertEquals(f, assertThrows(BundleFormatException.class,
         () -> new BundleRestorer().restore(b[0], b[1])).getField());
     byte[] shorter = BundleBuilder.zlib(copyOf(data, 999), 9);
-    byte[][] c = single(data, 0, 1, Segment.ZLIB, shorter);
+    byte[][] c = single(data, Dtype.BYTES, 1, Encoding.ZLIB, shorter);
     assertEquals(f, assertThrows(BundleFormatException.class,
         () -> new BundleRestorer().restore(c[0], c[1])).getField());
     // A corrupt Adler-32.
     byte[] badSum = copy(good);
     badSum[badSum.length - 1] ^= 1;
-    byte[][] d = single(data, 0, 1, Segment.ZLIB, badSum);
+    byte[][] d = single(data, Dtype.BYTES, 1, Encoding.ZLIB, badSum);
     assertEquals(f, assertThrows(BundleFormatException.class,
         () -> new BundleRestorer().restore(d[0], d[1])).getField());
     // A preset dictionary.
@@ -362,9 +383,9 @@ final class MalformedInputTest {
     byte[] buffer = new byte[2000];
     byte[] withDictionary = copyOf(buffer, deflater.deflate(buffer));
     deflater.end();
-    singleRejects(f, PAYLOAD + 6, data, 0, 1, Segment.ZLIB, withDictionary);
+    singleRejects(f, PAYLOAD + 6, data, Dtype.BYTES, 1, Encoding.ZLIB, withDictionary);
     // An empty segment needs an empty zlib stream.
-    singleRestores(new byte[0], 0, 1, Segment.ZLIB, BundleBuilder.zlib(new byte[0], 9));
+    singleRestores(new byte[0], Dtype.BYTES, 1, Encoding.ZLIB, BundleBuilder.zlib(new byte[0], 9));
   }
 
   /** Codebook [0.5, -2] and indices 0 1 1 0: symbol 0 gets 1 bit, symbol 1 gets 2 bits. */
@@ -376,37 +397,45 @@ final class MalformedInputTest {
   @Test
   void denseRules() throws Exception {
     byte[] indices = stream(DENSE_SYMBOLS);
-    singleRestores(FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, concat(DENSE_BOOK, indices));
+    singleRestores(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
+        concat(DENSE_BOOK, indices));
     String f = "segment[0].";
     int at = PAYLOAD + DENSE_BOOK.length; // the indices stream
     // codebook_count must be 1 or channels.
     byte[] p = concat(DENSE_BOOK, indices);
-    p[0] = 2;
-    singleRejects(f + "codebook_count", PAYLOAD, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
-    p[0] = 0;
-    singleRejects(f + "codebook_count", PAYLOAD, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    p[Clustered.CODEBOOK_COUNT] = 2;
+    singleRejects(f + "codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, FOUR_FLOATS,
+        Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE, p);
+    p[Clustered.CODEBOOK_COUNT] = 0;
+    singleRejects(f + "codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, FOUR_FLOATS,
+        Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE, p);
     // entry_count at most 256 ...
     p = concat(DENSE_BOOK, indices);
-    p[2] = 1;
-    p[3] = 1; // 257
-    singleRejects(f + "entry_count", PAYLOAD + 2, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    p[Clustered.ENTRY_COUNTS] = 1;
+    p[Clustered.ENTRY_COUNTS + 1] = 1; // 257
+    singleRejects(f + "entry_count", PAYLOAD + Clustered.ENTRY_COUNTS, FOUR_FLOATS, Dtype.FLOAT32,
+        1, Encoding.CLUSTERED_DENSE, p);
     // ... and its entries present.
     p = concat(DENSE_BOOK, indices);
-    p[2] = (byte) 200;
-    singleRejects(f + "entries", PAYLOAD + 4, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, p);
+    p[Clustered.ENTRY_COUNTS] = (byte) 200;
+    int entriesAt = Clustered.ENTRY_COUNTS + Clustered.COUNT_SIZE; // after one entry_count
+    singleRejects(f + "entries", PAYLOAD + entriesAt, FOUR_FLOATS, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_DENSE, p);
     // count must equal the number of elements.
-    singleRejects(f + "indices.count", at, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE,
+    singleRejects(f + "indices.count", at, FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
         concat(DENSE_BOOK, stream(new int[] {0, 1, 1})));
     // An index beyond the codebook.
-    singleRejects(f + "indices.data", at + 18 + 2, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE,
+    singleRejects(f + "indices.data", at + dataAt(3), FOUR_FLOATS, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_DENSE,
         concat(DENSE_BOOK, stream(new int[] {0, 1, 2, 0})));
     // Bytes after the last stream.
-    singleRejects(f + "payload_size", at + indices.length, FOUR_FLOATS, 1, 1,
-        Segment.CLUSTERED_DENSE, concat(DENSE_BOOK, indices, new byte[1]));
+    singleRejects(f + "payload_size", at + indices.length, FOUR_FLOATS, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, indices, new byte[1]));
     // A truncated payload, at every length.
     byte[] whole = concat(DENSE_BOOK, indices);
     for (int cut = 0; cut < whole.length; cut++) {
-      byte[][] b = single(FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE, copyOf(whole, cut));
+      byte[][] b = single(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
+          copyOf(whole, cut));
       assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
     }
   }
@@ -423,54 +452,54 @@ final class MalformedInputTest {
         good);
     // alphabet above 256.
     byte[] s = copy(good);
-    s[16] = 1;
-    s[17] = 1;
-    denseRejects(f + "alphabet", at + 16, s);
+    s[Stream.ALPHABET] = 1;
+    s[Stream.ALPHABET + 1] = 1;
+    denseRejects(f + "alphabet", at + Stream.ALPHABET, s);
     // Odd alphabet with a non-zero unused nibble: alphabet 1, lengths byte 0x21.
     s = copy(good);
-    s[16] = 1;
-    denseRejects(f + "lengths", at + 18, s);
+    s[Stream.ALPHABET] = 1;
+    denseRejects(f + "lengths", at + Stream.LENGTHS, s);
     // Lengths that break the Kraft rule: (1, 1) is a complete code.
     s = copy(good);
-    s[18] = 0x11;
-    denseRejects(f + "lengths", at + 18, s);
+    s[Stream.LENGTHS] = 0x11;
+    denseRejects(f + "lengths", at + Stream.LENGTHS, s);
     // nbits below count, and above 15 x count.
     s = copy(good);
-    s[8] = 3;
-    denseRejects(f + "nbits", at + 8, s);
+    s[Stream.NBITS] = 3;
+    denseRejects(f + "nbits", at + Stream.NBITS, s);
     s = copy(good);
-    s[8] = 61;
-    denseRejects(f + "nbits", at + 8, s);
+    s[Stream.NBITS] = 61;
+    denseRejects(f + "nbits", at + Stream.NBITS, s);
     // nbits far beyond the bytes present (no allocation, no overflow).
     s = copy(good);
-    putU64(s, 8, Long.MAX_VALUE);
-    putU64(s, 0, Long.MAX_VALUE / 15 + 1);
-    denseRejects(f + "data", at + 19, s);
+    putU64(s, Stream.NBITS, Long.MAX_VALUE);
+    putU64(s, Stream.COUNT, Long.MAX_VALUE / Stream.MAX_CODE_LENGTH + 1);
+    denseRejects(f + "data", at + dataAt(2), s);
     // count above 2^63 - 1.
     s = copy(good);
-    putU64(s, 0, -1L);
-    denseRejects(f + "count", at, s);
+    putU64(s, Stream.COUNT, -1L);
+    denseRejects(f + "count", at + Stream.COUNT, s);
     // An empty stream must have nbits = 0 and alphabet = 0.
     s = copy(good);
-    putU64(s, 0, 0);
-    denseRejects(f + "nbits", at + 8, s);
+    putU64(s, Stream.COUNT, 0);
+    denseRejects(f + "nbits", at + Stream.NBITS, s);
     // Padding bits after nbits must be zero.
     s = copy(good);
-    s[19] |= (byte) 0x80;
-    denseRejects(f + "data", at + 19, s);
+    s[dataAt(2)] |= (byte) 0x80;
+    denseRejects(f + "data", at + dataAt(2), s);
     // The reserved codeword (11): indices 0 1 then 11.
     // The reserved codeword 11 as the third symbol: 0 | 10 | 11 | 0 -> bits 0,1,0,1,1,0 = 0x1A.
     s = copy(good);
-    s[19] = 0x1A;
-    denseRejects(f + "data", at + 19, s);
+    s[dataAt(2)] = 0x1A;
+    denseRejects(f + "data", at + dataAt(2), s);
     // With nbits 7 the four symbols end at bit 6, not at nbits.
     s = copy(good);
-    s[8] = 7;
-    denseRejects(f + "nbits", at + 8, s);
+    s[Stream.NBITS] = 7;
+    denseRejects(f + "nbits", at + Stream.NBITS, s);
   }
 
   private static void denseRejects(String field, long offset, byte[] indices) {
-    singleRejects(field, offset, FOUR_FLOATS, 1, 1, Segment.CLUSTERED_DENSE,
+    singleRejects(field, offset, FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
         concat(DENSE_BOOK, indices));
   }
 
@@ -486,46 +515,50 @@ final class MalformedInputTest {
     int[] idx = {0, 1};
     byte[] zero = new byte[4];
     byte[] good = concat(DENSE_BOOK, zero, new byte[] {3}, stream(gaps), stream(idx));
-    singleRestores(data, 1, 1, Segment.CLUSTERED_SPARSE, good);
+    singleRestores(data, Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE, good);
     String f = "segment[0].";
     int backgroundAt = PAYLOAD + DENSE_BOOK.length;
     int escapeAt = backgroundAt + 4;
-    int gapsAt = escapeAt + 1;
+    int gapsAt = escapeAt + Clustered.ESCAPE_RUN_SIZE;
     int indicesAt = gapsAt + stream(gaps).length;
     // The background truncated.
-    singleRejects(f + "background", backgroundAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRejects(f + "background", backgroundAt, data, Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, new byte[3]));
     // escape_run 0.
     byte[] p = concat(DENSE_BOOK, zero, new byte[] {0}, stream(gaps), stream(idx));
-    singleRejects(f + "escape_run", escapeAt, data, 1, 1, Segment.CLUSTERED_SPARSE, p);
+    singleRejects(f + "escape_run", escapeAt, data, Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE, p);
     // Gap alphabet above escape_run + 1, checked at the stream header.
     p = concat(DENSE_BOOK, zero, new byte[] {2}, stream(gaps), stream(idx));
-    singleRejects(f + "gaps.alphabet", gapsAt + 16, data, 1, 1, Segment.CLUSTERED_SPARSE, p);
+    singleRejects(f + "gaps.alphabet", gapsAt + Stream.ALPHABET, data, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_SPARSE, p);
     // An emitted position beyond the segment: a run of 9 before the last element.
     int[] far = {3, 0, 0, 0, 1};
-    singleRejects(f + "gaps.data", gapsAt + 18 + 2 + 1, data, 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRejects(f + "gaps.data", gapsAt + dataAt(4) + 1, data, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, zero, new byte[] {3}, stream(far), stream(idx)));
     // The last gap symbol must not be an escape.
     int[] trailing = {3, 0, 0, 1, 0};
-    singleRejects(f + "gaps.data", gapsAt + 18 + 2 + 1, data, 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRejects(f + "gaps.data", gapsAt + dataAt(4) + 1, data, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, zero, new byte[] {3}, stream(trailing), stream(idx)));
     // More indices than emitted positions, and fewer.
-    singleRejects(f + "indices.count", indicesAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRejects(f + "indices.count", indicesAt, data, Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, zero, new byte[] {3}, stream(gaps), stream(new int[] {0, 1, 1})));
-    singleRejects(f + "indices.count", indicesAt, data, 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRejects(f + "indices.count", indicesAt, data, Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, zero, new byte[] {3}, stream(gaps), stream(new int[] {0})));
     // No gaps but indices.
-    singleRejects(f + "indices.count", gapsAt + 18, data, 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRejects(f + "indices.count", gapsAt + Stream.FIXED_SIZE, data, Dtype.FLOAT32, 1,
+        Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, zero, new byte[] {3}, stream(new int[0]), stream(idx)));
     // An all-background segment: both streams empty.
-    singleRestores(new byte[40], 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRestores(new byte[40], Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, zero, new byte[] {3}, stream(new int[0]), stream(new int[0])));
     // A non-zero background: -0.0 everywhere but the emitted elements.
     float[] w = new float[10];
     java.util.Arrays.fill(w, -0.0f);
     w[2] = 0.5f;
     w[9] = -2f;
-    singleRestores(floats(w), 1, 1, Segment.CLUSTERED_SPARSE,
+    singleRestores(floats(w), Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE,
         concat(DENSE_BOOK, floats(-0.0f), new byte[] {3}, stream(gaps), stream(idx)));
   }
 
@@ -541,13 +574,13 @@ final class MalformedInputTest {
     int[] gaps = {3, 0, 3};
     byte[] payload =
         concat(books, backgrounds, new byte[] {4}, stream(gaps), stream(new int[] {0, 0}));
-    singleRestores(data, 1, 3, Segment.CLUSTERED_SPARSE, payload);
+    singleRestores(data, Dtype.FLOAT32, 3, Encoding.CLUSTERED_SPARSE, payload);
     // The builder's encoder picks the same backgrounds.
-    singleRestores(data, 1, 3, Segment.CLUSTERED_SPARSE,
+    singleRestores(data, Dtype.FLOAT32, 3, Encoding.CLUSTERED_SPARSE,
         BundleBuilder.clustered(data, 4, 3, true, 4));
     // Three codebooks need three backgrounds: two are too few.
-    singleRejects("segment[0].background", PAYLOAD + books.length, data, 1, 3,
-        Segment.CLUSTERED_SPARSE, concat(books, floats(0f, -0.0f)));
+    singleRejects("segment[0].background", PAYLOAD + books.length, data, Dtype.FLOAT32, 3,
+        Encoding.CLUSTERED_SPARSE, concat(books, floats(0f, -0.0f)));
   }
 
   @Test
@@ -559,15 +592,17 @@ final class MalformedInputTest {
     ByteBuffer e = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
     e.putInt(5).putInt(6).putInt(-1);
     byte[] books = BundleBuilder.codebooks(new int[] {1, 2}, e.array());
-    singleRestores(data, 6, 2, Segment.CLUSTERED_DENSE,
+    singleRestores(data, Dtype.INT32, 2, Encoding.CLUSTERED_DENSE,
         concat(books, stream(new int[] {0, 0, 0, 0, 1, 0})));
     // Symbol 1 is valid in channel 1, not in channel 0.
-    singleRejects("segment[0].indices.data", PAYLOAD + books.length + 18 + 1, data, 6, 2,
-        Segment.CLUSTERED_DENSE, concat(books, stream(new int[] {0, 1, 0, 0, 1, 0})));
+    singleRejects("segment[0].indices.data", PAYLOAD + books.length + dataAt(2), data, Dtype.INT32,
+        2,
+        Encoding.CLUSTERED_DENSE, concat(books, stream(new int[] {0, 1, 0, 0, 1, 0})));
     // codebook_count must be 1 or channels (here 2): 3 is neither.
     byte[] p = concat(books, stream(new int[] {0, 0, 0, 0, 1, 0}));
-    p[0] = 3;
-    singleRejects("segment[0].codebook_count", PAYLOAD, data, 6, 2, Segment.CLUSTERED_DENSE, p);
+    p[Clustered.CODEBOOK_COUNT] = 3;
+    singleRejects("segment[0].codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, data,
+        Dtype.INT32, 2, Encoding.CLUSTERED_DENSE, p);
   }
 
   @Test
@@ -575,14 +610,14 @@ final class MalformedInputTest {
     byte[] restored = concat(new byte[] {1, 2, 3}, FOUR_FLOATS, new byte[] {4});
     byte[][] b =
         new BundleBuilder(restored)
-            .minor(7, 136, 64)
-            .add(new BundleBuilder.Seg(3, 16, 1, 1, Segment.CLUSTERED_DENSE,
+            .minor(7, Header.V1_SIZE + 16, Entry.V1_SIZE + 16)
+            .add(new BundleBuilder.Seg(3, 16, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
                 concat(DENSE_BOOK, stream(DENSE_SYMBOLS))).named("w"))
             .build();
     Sidecar parsed = Sidecar.parse(b[1]);
     assertEquals(7, parsed.getVersionMinor());
-    assertEquals(136, parsed.getHeaderSize());
-    assertEquals(64, parsed.getEntrySize());
+    assertEquals(Header.V1_SIZE + 16, parsed.getHeaderSize());
+    assertEquals(Entry.V1_SIZE + 16, parsed.getEntrySize());
     assertEquals("w", parsed.getSegments().get(0).getName());
     assertArrayEquals(restored, new BundleRestorer().restore(b[0], b[1]));
   }

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.kerasdc.bundle.Format.Dtype;
+import dev.kerasdc.bundle.Format.Encoding;
 import java.io.File;
 import java.io.FileOutputStream;
 import java.io.IOException;
@@ -33,7 +35,7 @@ final class RestoreApiTest {
   void segmentsDescribeTheTable() throws Exception {
     Sidecar parsed = restorer.check(bundle.skeleton, bundle.sidecar);
     assertEquals(4, parsed.getSegments().size());
-    Segment sparse = parsed.getSegments().get(Fixtures.SPARSE_AT);
+    SegmentEntry sparse = parsed.getSegments().get(Fixtures.SPARSE_AT);
     assertEquals("sparse \u00e9\u4e2d", sparse.getName());
     assertEquals("CLUSTERED_SPARSE", sparse.getEncodingName());
     assertEquals("float16", sparse.getDtypeName());
@@ -107,7 +109,7 @@ final class RestoreApiTest {
     // A payload that passes every CRC but decodes to other bytes: found only at the end.
     byte[] sidecar = bundle.sidecar.clone();
     Sidecar parsed = Sidecar.parse(sidecar);
-    Segment raw = parsed.getSegments().get(Fixtures.RAW_AT);
+    SegmentEntry raw = parsed.getSegments().get(Fixtures.RAW_AT);
     sidecar[raw.getPayloadOffset()] ^= 1;
     BundleBuilder.resealPayload(sidecar, parsed, Fixtures.RAW_AT);
     BundleFormatException e =
@@ -158,12 +160,12 @@ final class RestoreApiTest {
       b.putFloat(random.nextInt(10) < 7 ? 0f : (float) random.nextInt(30));
     }
     byte[] data = b.array();
-    for (int encoding : new int[] {Segment.CLUSTERED_SPARSE, Segment.CLUSTERED_DENSE}) {
+    for (int encoding : new int[] {Encoding.CLUSTERED_SPARSE, Encoding.CLUSTERED_DENSE}) {
       byte[] payload =
-          BundleBuilder.clustered(data, 4, 1, encoding == Segment.CLUSTERED_SPARSE, 17);
+          BundleBuilder.clustered(data, 4, 1, encoding == Encoding.CLUSTERED_SPARSE, 17);
       byte[][] built =
           new BundleBuilder(data)
-              .add(new BundleBuilder.Seg(0, data.length, 1, 1, encoding, payload))
+              .add(new BundleBuilder.Seg(0, data.length, Dtype.FLOAT32, 1, encoding, payload))
               .build();
       assertArrayEquals(data, restorer.restore(built[0], built[1]));
     }
@@ -182,14 +184,15 @@ final class RestoreApiTest {
       second.putFloat(i % 4 == 0 ? 0f : 1.5f);
     }
     byte[] restored = BundleBuilder.concat(first, second.array());
-    for (int encoding : new int[] {Segment.CLUSTERED_DENSE, Segment.CLUSTERED_SPARSE}) {
+    for (int encoding : new int[] {Encoding.CLUSTERED_DENSE, Encoding.CLUSTERED_SPARSE}) {
       byte[][] built =
           new BundleBuilder(restored)
-              .add(new BundleBuilder.Seg(0, first.length, 0, 1, Segment.ZLIB,
+              .add(new BundleBuilder.Seg(0, first.length, Dtype.BYTES, 1, Encoding.ZLIB,
                   BundleBuilder.zlib(first, 1)))
-              .add(new BundleBuilder.Seg(first.length, second.capacity(), 1, 1, encoding,
+              .add(new BundleBuilder.Seg(
+                  first.length, second.capacity(), Dtype.FLOAT32, 1, encoding,
                   BundleBuilder.clustered(second.array(), 4, 1,
-                      encoding == Segment.CLUSTERED_SPARSE, 7)))
+                      encoding == Encoding.CLUSTERED_SPARSE, 7)))
               .build();
       assertArrayEquals(restored, restorer.restore(built[0], built[1]));
     }

@@ -1,26 +1,11 @@
 package dev.kerasdc.bundle;
 
 /**
- * One validated segment-table entry of a sidecar: a byte range of the restored file and where its
- * encoded bytes lie in the sidecar. Instances come from {@link Sidecar#parse}.
+ * One validated segment-table entry of a sidecar (format spec section 5): a byte range of the
+ * restored file and where its encoded bytes lie in the sidecar. Instances come from {@link
+ * Sidecar#parse}.
  */
-public final class Segment {
-  /** Element type codes of the format (section 5); index = code. */
-  static final String[] DTYPE_NAMES = {
-    "bytes", "float32", "float16", "int8", "uint8", "int16", "int32", "int64"
-  };
-
-  /** Element sizes in bytes; index = dtype code. */
-  static final int[] ESIZES = {1, 4, 2, 1, 1, 2, 4, 8};
-
-  /** Payload encoding codes of the format (section 7); index = code. */
-  static final String[] ENCODING_NAMES = {"RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE"};
-
-  static final int RAW = 0;
-  static final int ZLIB = 1;
-  static final int CLUSTERED_SPARSE = 2;
-  static final int CLUSTERED_DENSE = 3;
-
+public final class SegmentEntry {
   private final int index;
   private final int entryOffset;
   private final long offset;
@@ -33,7 +18,7 @@ public final class Segment {
   private final int encoding;
   private final String name;
 
-  Segment(
+  SegmentEntry(
       int index,
       int entryOffset,
       long offset,
@@ -100,12 +85,12 @@ public final class Segment {
 
   /** Element type name, e.g. {@code float32}. */
   public String getDtypeName() {
-    return DTYPE_NAMES[dtype];
+    return Format.Dtype.NAMES[dtype];
   }
 
   /** Element size in bytes. */
   public int getElementSize() {
-    return ESIZES[dtype];
+    return Format.Dtype.ESIZES[dtype];
   }
 
   /** Payload encoding code (section 7). */
@@ -115,7 +100,7 @@ public final class Segment {
 
   /** Payload encoding name, e.g. {@code CLUSTERED_SPARSE}. */
   public String getEncodingName() {
-    return ENCODING_NAMES[encoding];
+    return Format.Encoding.NAMES[encoding];
   }
 
   /** The segment's name (for reports only; may be empty). */
@@ -128,9 +113,24 @@ public final class Segment {
     return entryOffset;
   }
 
+  /** Sidecar file offset of one of this entry's fields, e.g. {@link Format.Entry#PAYLOAD_SIZE}. */
+  int fieldOffset(int field) {
+    return entryOffset + field;
+  }
+
+  /** Elements of the segment: {@code size / esize}. */
+  long elements() {
+    return size / getElementSize();
+  }
+
   /** Field name prefix for errors, e.g. {@code segment[3]}. */
   String field() {
     return "segment[" + index + "]";
+  }
+
+  /** The name of one of this segment's fields for errors, e.g. {@code segment[3].payload_size}. */
+  String field(String name) {
+    return field() + "." + name;
   }
 
   @Override

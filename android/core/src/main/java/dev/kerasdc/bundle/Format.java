@@ -1,0 +1,186 @@
+package dev.kerasdc.bundle;
+
+/**
+ * The numbers of the keras-dc bundle format (docs/bundle-format.md), written once for the Java
+ * reader and its tests: every byte offset, field size, magic and version, dtype and encoding code
+ * and limit.
+ *
+ * <p>In the nested layout classes ({@link Header}, {@link Entry}, {@link Stream}, {@link
+ * Clustered}) a constant named after a spec field is that field's byte offset from
+ * the start of its structure; {@code *_SIZE} constants are byte lengths. Values that are not
+ * offsets ({@link #MAGIC}, {@link #VERSION_MAJOR}, the codes and limits) live at the top level or
+ * in {@link Dtype} and {@link Encoding}.
+ */
+final class Format {
+  private Format() {}
+
+  /** {@code magic} (section 4): ASCII {@code KDCW}. */
+  static final byte[] MAGIC = {0x4B, 0x44, 0x43, 0x57};
+
+  /** The {@code version_major} this reader implements (section 4.1). */
+  static final int VERSION_MAJOR = 1;
+
+  /** The largest {@code restored_size} (section 4): 2^31 - 1 bytes. */
+  static final long MAX_RESTORED_SIZE = Integer.MAX_VALUE;
+
+  /** Bytes of a SHA-256 digest (section 2). */
+  static final int SHA256_SIZE = 32;
+
+  /** Bytes of a CRC-32 (section 2). */
+  static final int CRC32_SIZE = 4;
+
+  /** The header (section 4): offsets from the start of the file. */
+  static final class Header {
+    private Header() {}
+
+    static final int MAGIC = 0;
+    static final int VERSION_MAJOR = 4;
+    static final int VERSION_MINOR = 6;
+    static final int HEADER_SIZE = 8;
+    static final int SEGMENT_COUNT = 12;
+    static final int ENTRY_SIZE = 16;
+    static final int NAMES_SIZE = 20;
+    static final int PAYLOAD_SIZE = 24;
+    static final int RESTORED_SIZE = 32;
+    static final int SKELETON_SIZE = 40;
+    static final int RESTORED_SHA256 = 48;
+    static final int SKELETON_SHA256 = 80;
+    static final int TABLE_CRC32 = 112;
+    /** Where a newer minor version may add fields, up to {@code header_size - 4} (4.1). */
+    static final int EXTENSION = 116;
+
+    /** Bytes a file needs before check 3 can read {@code header_size}: magic..header_size. */
+    static final int PREFIX_SIZE = HEADER_SIZE + 4;
+
+    /** {@code header_size} of version 1.0. */
+    static final int V1_SIZE = 120;
+
+    static final int MIN_SIZE = V1_SIZE;
+    static final int MAX_SIZE = 65536;
+
+    /** Offset of {@code header_crc32}: always the last four bytes of the header. */
+    static int headerCrc32(int headerSize) {
+      return headerSize - CRC32_SIZE;
+    }
+  }
+
+  /** A segment-table entry (section 5): offsets from the start of the entry. */
+  static final class Entry {
+    private Entry() {}
+
+    static final int OFFSET = 0;
+    static final int SIZE = 8;
+    static final int PAYLOAD_SIZE = 16;
+    static final int PAYLOAD_CRC32 = 24;
+    static final int CHANNELS = 28;
+    static final int NAME_OFFSET = 32;
+    static final int NAME_SIZE = 36;
+    static final int DTYPE = 40;
+    static final int ENCODING = 41;
+    static final int RESERVED = 42;
+    static final int RESERVED_SIZE = 6;
+
+    /** {@code entry_size} of version 1.0. */
+    static final int V1_SIZE = 48;
+
+    static final int MIN_SIZE = V1_SIZE;
+    static final int MAX_SIZE = 65536;
+  }
+
+  /** Element types (section 5): codes, names and element sizes ({@code esize}). */
+  static final class Dtype {
+    private Dtype() {}
+
+    static final int BYTES = 0;
+    static final int FLOAT32 = 1;
+    static final int FLOAT16 = 2;
+    static final int INT8 = 3;
+    static final int UINT8 = 4;
+    static final int INT16 = 5;
+    static final int INT32 = 6;
+    static final int INT64 = 7;
+
+    /** Names by code. */
+    static final String[] NAMES = {
+      "bytes", "float32", "float16", "int8", "uint8", "int16", "int32", "int64"
+    };
+
+    /** Element sizes in bytes by code. */
+    static final int[] ESIZES = {1, 4, 2, 1, 1, 2, 4, 8};
+
+    /** Whether {@code code} is a dtype this reader knows. */
+    static boolean isKnown(int code) {
+      return code >= 0 && code < ESIZES.length;
+    }
+  }
+
+  /** Payload encodings (section 7): codes and names. */
+  static final class Encoding {
+    private Encoding() {}
+
+    static final int RAW = 0;
+    static final int ZLIB = 1;
+    static final int CLUSTERED_SPARSE = 2;
+    static final int CLUSTERED_DENSE = 3;
+
+    /** Names by code. */
+    static final String[] NAMES = {"RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE"};
+
+    /** Whether {@code code} is an encoding this reader knows. */
+    static boolean isKnown(int code) {
+      return code >= 0 && code < NAMES.length;
+    }
+  }
+
+  /** A HuffmanStream (section 6): offsets from the start of the structure, and its limits. */
+  static final class Stream {
+    private Stream() {}
+
+    static final int COUNT = 0;
+    static final int NBITS = 8;
+    static final int ALPHABET = 16;
+    /** The code lengths, two per byte (low nibble first), then the coded bits. */
+    static final int LENGTHS = 18;
+
+    /** Bytes before the code lengths: count, nbits, alphabet. */
+    static final int FIXED_SIZE = LENGTHS;
+
+    /** The largest {@code alphabet} of any stream (an index stream's, section 7). */
+    static final int MAX_ALPHABET = 256;
+
+    /** The longest code length (section 6.1). */
+    static final int MAX_CODE_LENGTH = 15;
+
+    /** Bytes of code lengths for {@code alphabet} symbols: one nibble each. */
+    static int lengthsSize(int alphabet) {
+      return (alphabet + 1) / 2;
+    }
+  }
+
+  /**
+   * The fields of a clustered payload (section 7): its codebooks (7.3), offsets from the start of
+   * the payload, then for CLUSTERED_SPARSE (7.4) the background values and {@code escape_run}.
+   */
+  static final class Clustered {
+    private Clustered() {}
+
+    static final int CODEBOOK_COUNT = 0;
+    /** The u16 {@code entry_count} of each codebook, then the entries. */
+    static final int ENTRY_COUNTS = 2;
+
+    /** Bytes of {@code codebook_count}, and of each {@code entry_count}. */
+    static final int COUNT_SIZE = 2;
+
+    /** The most entries a codebook may hold. */
+    static final int MAX_ENTRIES = 256;
+
+    /** Bytes of {@code escape_run} (a u8). */
+    static final int ESCAPE_RUN_SIZE = 1;
+
+    static final int MIN_ESCAPE_RUN = 1;
+    static final int MAX_ESCAPE_RUN = 255;
+
+    /** The gap symbol that stands for {@code escape_run} background elements. */
+    static final int ESCAPE = 0;
+  }
+}

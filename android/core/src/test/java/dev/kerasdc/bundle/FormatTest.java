@@ -1,0 +1,80 @@
+package dev.kerasdc.bundle;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.kerasdc.bundle.Format.Clustered;
+import dev.kerasdc.bundle.Format.Entry;
+import dev.kerasdc.bundle.Format.Header;
+import dev.kerasdc.bundle.Format.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The layouts of {@link Format} are gap-free: each field starts where the one before it ends, with
+ * the field sizes of the spec's tables (sections 4, 5, 6, 7.3), and the last ends at the
+ * structure's size. A mistyped offset breaks the chain.
+ */
+final class FormatTest {
+
+  /** Walks {@code {offset, size}} pairs; returns where the last field ends. */
+  private static int chain(String what, int... fields) {
+    int end = fields[0];
+    for (int i = 0; i < fields.length; i += 2) {
+      assertEquals(end, fields[i], what + ": field " + (i / 2) + " starts where the last ends");
+      end = fields[i] + fields[i + 1];
+    }
+    return end;
+  }
+
+  @Test
+  void headerFieldsFillVersion1Header() {
+    int end =
+        chain(
+            "header",
+            Header.MAGIC, Format.MAGIC.length,
+            Header.VERSION_MAJOR, 2,
+            Header.VERSION_MINOR, 2,
+            Header.HEADER_SIZE, 4,
+            Header.SEGMENT_COUNT, 4,
+            Header.ENTRY_SIZE, 4,
+            Header.NAMES_SIZE, 4,
+            Header.PAYLOAD_SIZE, 8,
+            Header.RESTORED_SIZE, 8,
+            Header.SKELETON_SIZE, 8,
+            Header.RESTORED_SHA256, Format.SHA256_SIZE,
+            Header.SKELETON_SHA256, Format.SHA256_SIZE,
+            Header.TABLE_CRC32, Format.CRC32_SIZE,
+            Header.headerCrc32(Header.V1_SIZE), Format.CRC32_SIZE);
+    assertEquals(Header.V1_SIZE, end);
+    assertEquals(Header.EXTENSION, Header.headerCrc32(Header.V1_SIZE));
+    assertEquals(Header.HEADER_SIZE + 4, Header.PREFIX_SIZE);
+  }
+
+  @Test
+  void entryFieldsFillVersion1Entry() {
+    int end =
+        chain(
+            "entry",
+            Entry.OFFSET, 8,
+            Entry.SIZE, 8,
+            Entry.PAYLOAD_SIZE, 8,
+            Entry.PAYLOAD_CRC32, Format.CRC32_SIZE,
+            Entry.CHANNELS, 4,
+            Entry.NAME_OFFSET, 4,
+            Entry.NAME_SIZE, 4,
+            Entry.DTYPE, 1,
+            Entry.ENCODING, 1,
+            Entry.RESERVED, Entry.RESERVED_SIZE);
+    assertEquals(Entry.V1_SIZE, end);
+  }
+
+  @Test
+  void streamAndCodebookFieldsAreContiguous() {
+    assertEquals(
+        Stream.FIXED_SIZE,
+        chain("stream", Stream.COUNT, 8, Stream.NBITS, 8, Stream.ALPHABET, 2, Stream.LENGTHS, 0));
+    assertEquals(
+        Clustered.ENTRY_COUNTS,
+        chain("codebooks", Clustered.CODEBOOK_COUNT, Clustered.COUNT_SIZE));
+    assertEquals(Format.Dtype.NAMES.length, Format.Dtype.ESIZES.length);
+  }
+}
