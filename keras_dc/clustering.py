@@ -101,6 +101,11 @@ def _dense_step(w, c, indices, counts, mean):
     return new_c, tf.reshape(tf.gather(new_c, indices), tf.shape(w))
 
 
+def _values_used(weights):
+    """Number of distinct non-zero values in `weights`."""
+    return np.unique(weights[weights != 0]).size
+
+
 class WeightClustering(CompressionCallback):
     """Shares weights through per-layer k-means and retrains the centroids during fit.
 
@@ -206,13 +211,16 @@ class WeightClustering(CompressionCallback):
         return f"{item['bits']} bits, {item['clusters']} clusters"
 
     def _epoch_logs(self):
-        return {f"clusters/{path}": float(np.count_nonzero(c)) for path, c in self.centroids().items()}
+        # The distinct non-zero values the variable holds now: what the bundle's codebook
+        # will store (centroids that lost every member, or coincide, are not counted).
+        return {f"clusters/{variable_path(e.variable)}": float(_values_used(glue.read(e.variable)))
+                for e in self._entries}
 
     def _summary(self):
         lines = ["WeightClustering: done; distinct non-zero values per variable:"]
         for entry in self._entries:
             w = glue.read(entry.variable)
-            n = np.unique(w[w != 0]).size
+            n = _values_used(w)
             lines.append(f"  {variable_path(entry.variable):<48s} {n:4d} (≤ {2 ** entry.setting})")
         return "\n".join(lines)
 
