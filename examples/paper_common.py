@@ -428,35 +428,33 @@ def print_summary(title, res, *, ref_error_target, ratio_target, figure=None, lo
 def define_example_flags(default_out):
     """The paper examples' command-line flags (defined only when an example runs as a script:
     the benchmark imports the example modules for their models and recipes)."""
+    import sys
     import types
 
     from absl import flags
 
+    # Registered as the running script's own flags, so that `--help` lists them.
+    main = {"module_name": sys.argv[0]}
     return types.SimpleNamespace(
         data=flags.DEFINE_string(
-            "data", None, "mnist.npz (keras layout); default: the shared offline copy."
-        ),
-        out=flags.DEFINE_string("out", default_out, "Bundle directory."),
+            "data", None, "mnist.npz (keras layout); default: the shared offline copy.", **main),
+        out=flags.DEFINE_string("out", default_out, "Bundle directory.", **main),
         smoke=flags.DEFINE_bool(
-            "smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests."
-        ),
-        seed=flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts)."),
+            "smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.", **main),
+        seed=flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).", **main),
         dense_epochs=flags.DEFINE_integer(
             "dense_epochs",
             None,
-            "Override the recipe's dense epochs (a shorter run on a busy machine).",
-        ),
+            "Override the recipe's dense epochs (a shorter run on a busy machine).", **main),
         retrain_epochs=flags.DEFINE_integer(
             "retrain_epochs",
             None,
-            "Override the recipe's retraining epochs after the last pruning event.",
-        ),
+            "Override the recipe's retraining epochs after the last pruning event.", **main),
         distill=flags.DEFINE_float(
             "distill",
             None,
             "Override the recipe's distillation weight (0: train the "
-            "compressed model on the labels only).",
-        ),
+            "compressed model on the labels only).", **main),
     )
 
 
