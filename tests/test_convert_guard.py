@@ -93,7 +93,8 @@ def test_convert_guard_holds_the_documented_tolerance(float16, offset, accepted,
         result = converters.convert(model, directory, float16=float16, verbose=0, picture=False)
         # The divergence is really there, and really within the bound.
         assert 0 < result.max_abs_diff
-        assert sorted(_files(directory)) == ["model.dcw", "model.skeleton.tflite", "report.json", "report.txt"]
+        assert sorted(_files(directory)) == [
+            "model.dcw", "model.skeleton.tflite", "report.json", "report.txt"]
     else:
         with pytest.raises(ValueError, match="verification failed") as info:
             converters.convert(model, directory, float16=float16, verbose=0, picture=False)

@@ -117,7 +117,8 @@ def _inflated(side, encodings):
     """`side` with each ZLIB payload replaced by its inflated bytes, checksums recomputed."""
     payloads = payloads_of(side)
     assert len(payloads) == len(encodings)
-    return rebuild(side, [zlib.decompress(p) if e == "ZLIB" else bytes(p) for p, e in zip(payloads, encodings)])
+    return rebuild(side, [zlib.decompress(p) if e == "ZLIB" else bytes(p)
+                          for p, e in zip(payloads, encodings)])
 
 
 def test_hand_vector_is_the_golden_file_and_its_checksums_are_right():
