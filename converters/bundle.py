@@ -39,6 +39,8 @@ class BundleResult:
         skeleton_path, sidecar_path: The two files a phone downloads.
         report: The report dict (also written as report.json).
         max_abs_diff: Largest |LiteRT − Keras| over the verification inputs.
+        max_scaled_diff: Largest |LiteRT − Keras| / (1 + |Keras|), the figure held
+            to the tolerance (1e-5 float32, 1e-2 float16).
         delegate_problems: Problems found by the static delegate check (empty = compatible).
     """
 
@@ -48,6 +50,7 @@ class BundleResult:
     report: dict
     max_abs_diff: float
     delegate_problems: list
+    max_scaled_diff: float = None
 
     @property
     def bundle_bytes(self):
@@ -369,7 +372,7 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     _write_atomic(files)
     skeleton_path, sidecar_path = bundle_paths(directory, name)
     say(report_lib.format_report(report))
-    return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems)
+    return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems, max_scaled_diff=scaled)
 
 
 def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_samples=8,

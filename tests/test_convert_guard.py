@@ -92,7 +92,8 @@ def test_convert_guard_holds_the_documented_tolerance(float16, offset, accepted,
     if accepted:
         result = converters.convert(model, directory, float16=float16, verbose=0, picture=False)
         # The divergence is really there, and really within the bound.
-        assert 0 < result.max_abs_diff
+        tolerance = FLOAT16_TOLERANCE if float16 else FLOAT32_TOLERANCE
+        assert 0 < result.max_abs_diff and 0 < result.max_scaled_diff <= tolerance
         assert sorted(_files(directory)) == [
             "model.dcw", "model.skeleton.tflite", "report.json", "report.txt"]
     else:
