@@ -44,6 +44,8 @@ class BundleResult:
         skeleton_path, sidecar_path: The two files a phone downloads.
         report: The report dict (also written as NAME.report.json).
         max_abs_diff: Largest |LiteRT − Keras| over the verification inputs.
+        max_scaled_diff: Largest |LiteRT − Keras| / (1 + |Keras|), the figure held
+            to the tolerance (1e-5 float32, 1e-2 float16).
         delegate_problems: Problems found by the static delegate check (empty = compatible).
     """
 
@@ -53,6 +55,7 @@ class BundleResult:
     report: dict
     max_abs_diff: float
     delegate_problems: list
+    max_scaled_diff: float = None
 
     @property
     def bundle_bytes(self):
@@ -274,7 +277,7 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
                                      picture=picture, keep_tflite=keep_tflite))
     skeleton_path, sidecar_path = files.bundle_paths(directory, name)
     say(report_lib.format_report(report))
-    return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems)
+    return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems, max_scaled_diff=scaled)
 
 
 def restore(directory, output_path=None, name=None):

@@ -1,8 +1,43 @@
-"""Shared pytest hooks: the JUnit suite's counts appear in the terminal summary."""
+"""Shared pytest hooks: the JUnit suite's counts in the terminal summary; no skips in CI.
+
+In CI (the environment variable ``CI`` set to anything but "", "0" or "false", as CI
+services and `.ci/run` do) a skipped test or module is a failure: every dependency
+is installed there, so a skip could only hide a test that did not run.
+"""
+
+import os
 
 import pytest
 
 JUNIT_SUMMARY = pytest.StashKey[str]()
+
+
+def _in_ci():
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _skip_reason(longrepr):
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and _in_ci() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (f"skipped in CI (CI={os.environ['CI']!r}), where every test must run: "
+                           f"{_skip_reason(report.longrepr)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and _in_ci():
+        report.outcome = "failed"
+        report.longrepr = (f"module skipped in CI (CI={os.environ['CI']!r}), where every test must run: "
+                           f"{_skip_reason(report.longrepr)}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

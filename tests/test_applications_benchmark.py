@@ -35,10 +35,9 @@ def test_applications_benchmark_smoke(tmp_path):
         assert r["clustered_variables"] > 0 and r["pruned_variables"] > 0
         assert 0.1 < r["kept"] < 0.5  # 80% one-shot pruning of the kernels
         assert r["ratio_vs_dense"] > 1.5 and r["dense_tflite_bytes"] > r["bundle_bytes"]
-        assert r["restored_matches_report"]
-        assert (
-            r["verify_max_scaled_diff"] <= 1e-5 and r["convert_max_abs_diff"] < 1e-3
-        )  # LiteRT matched Keras
+        assert r["restored_matches_report"]  # byte for byte the flatbuffer convert verified
+        # LiteRT matched Keras within the documented 1e-5 × (1 + |Keras output|), twice.
+        assert r["verify_max_scaled_diff"] <= 1e-5 and r["convert_max_scaled_diff"] <= 1e-5
         assert r["peak_growth_bytes"] > 0 and r["convert_wall_s"] > 0
         e = r["encoder"]
         assert e["after_equals_convert"]  # the encoder is deterministic

@@ -273,7 +273,8 @@ def test_conv_depthwise_embedding_models(index):
     zeros = [np.asarray(v.numpy()) == 0 for v in kernels]
     clustering = keras_dc.WeightClustering(verbose=0)  # default bits: 8 conv, 5 dense/embedding
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[clustering])
-    for z, v, item in zip(zeros, kernels, clustering.selected):
+    assert [item["path"] for item in clustering.selected] == [keras_dc.variable_path(v) for v in kernels]
+    for z, v, item in zip(zeros, kernels, clustering.selected, strict=True):
         assert item["bits"] == (8 if len(v.shape) >= 3 else 5)
         assert _distinct_nonzero(v) <= 2 ** item["bits"]
         assert np.all(np.asarray(v.numpy())[z] == 0)
@@ -372,11 +373,11 @@ def test_sensitivity_analysis_proposes_overrides():
     model = _mlp()
     x, y = _data()
     model.fit(x, y, epochs=3, verbose=0)
+    before = [np.asarray(v.numpy()).copy() for v in model.weights]
     result = keras_dc.sensitivity_analysis(model, x, y, sparsities=(0.2, 0.5, 0.9), verbose=0)
     assert result.metric == "accuracy"
     assert set(result.curves) == {keras_dc.variable_path(v) for v in keras_dc.compressible_variables(model)}
-    before = [np.asarray(v.numpy()).copy() for v in model.weights]
-    for b, v in zip(before, model.weights):  # the model is left untouched
+    for b, v in zip(before, model.weights, strict=True):  # the model is left untouched
         np.testing.assert_array_equal(b, v.numpy())
     proposal = result.propose(max_drop=1.0)  # anything goes: the largest tested sparsity
     assert [s for _, s in proposal] == [0.9, 0.9]

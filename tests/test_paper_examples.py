@@ -95,7 +95,12 @@ def test_paper_benchmark_smoke(tmp_path):
         # Each stage is measured, and the sizes shrink stage by stage on both sides.
         assert k["dense_tflite_bytes"] > k["pruned_bundle"] > k["bundle_bytes"], name
         assert k["pruned_paper_count"] > k["clustered_paper_count"], name
-        assert 0 <= k["bundle_error"] <= 1 and 0 <= t["tflite_error"] <= 1
+        # The restored bundle in LiteRT classifies like the Keras model it came from (outputs
+        # within 1e-5): at most one near-tie of the 500 smoke test images may flip; the same
+        # for tfmot's .tflite. Both learned: far better than chance (0.9).
+        assert abs(k["bundle_error"] - k["clustered_error"]) <= 1 / 500 + 1e-9, name
+        assert abs(t["tflite_error"] - t["clustered_error"]) <= 1 / 500 + 1e-9, name
+        assert k["bundle_error"] < 0.5 and t["tflite_error"] < 0.5, name
         assert t["clustered_tflite"]["raw"] > t["clustered_tflite"]["gzip9"] > 0
         assert t["max_distinct"] <= 256 and 0 < t["kept"] < 0.5, (name, t["kept"])
         assert "P+Q+H" in k["paper_table"]
