@@ -316,7 +316,9 @@ def run_model(name, directory):
     restored = converters.restore(bundle_dir)
     verified_path = os.path.join(bundle_dir, "model.tflite")  # the bytes convert ran in LiteRT
     with open(verified_path, "rb") as f:
-        out["restored_matches_report"] = len(restored) == totals["restored_bytes"] and restored == f.read()
+        out["restored_matches_report"] = (
+            len(restored) == totals["restored_bytes"] and restored == f.read()
+        )
     os.remove(verified_path)
     del restored
     check = converters.verify(bundle_dir, model, verbose=0, seed=1)

@@ -146,8 +146,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if shutil.which("javac") is None:
         raise app.UsageError("javac not found: run `make java-deps`.")
-    from converters import files
     from converters import decoder as decoder_lib
+    from converters import files
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[
         0

@@ -26,9 +26,8 @@ import time
 import numpy as np
 
 from converters import decoder as decoder_lib
-from converters import delegate, export, files, litert
+from converters import delegate, export, files, keras_names, litert
 from converters import encoder as encoder_lib
-from converters import keras_names
 from converters import layout as layout_lib
 from converters import report as report_lib
 
@@ -147,9 +146,15 @@ def _segment_name(buffer, keras):
 def _encode(restored, buffers, keras, say):
     """Encodes the weight buffers: ``(skeleton, sidecar, stats)``; segments carry Keras names."""
     segments = [
-        encoder_lib.Segment(offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels,
-                            name=_segment_name(b, keras))
-        for b in buffers if b.size > 0
+        encoder_lib.Segment(
+            offset=b.offset,
+            size=b.size,
+            dtype=b.dtype,
+            channels=b.channels,
+            name=_segment_name(b, keras),
+        )
+        for b in buffers
+        if b.size > 0
     ]
     say(f"keras-dc: encoding {len(segments)} weight buffers...")
     return encoder_lib.build_bundle(restored, segments)
@@ -171,14 +176,17 @@ def _compare_with_keras(model, restored, samples, say):
     diff, scaled = litert.compare_outputs(lite, reference)
     distinct = np.unique(np.concatenate([np.ravel(o) for batch in reference for o in batch]))
     if distinct.size < 3:
-        say("keras-dc: WARNING the model's outputs on the verification inputs take only "
+        say(
+            "keras-dc: WARNING the model's outputs on the verification inputs take only "
             f"{distinct.size} distinct values (saturated?), so the LiteRT comparison says little; "
-            "pass sample_inputs= with realistic data.")
+            "pass sample_inputs= with realistic data."
+        )
     return diff, scaled
 
 
-def _bundle_files(directory, name, skeleton, sidecar, report, restored, buffers, *, picture,
-                  keep_tflite):
+def _bundle_files(
+    directory, name, skeleton, sidecar, report, restored, buffers, *, picture, keep_tflite
+):
     """``{path: bytes}`` of every file of the bundle directory."""
     skeleton_path, sidecar_path = files.paths_for(directory, name)
     reports = files.report_paths(directory, name)
@@ -197,9 +205,23 @@ def _bundle_files(directory, name, skeleton, sidecar, report, restored, buffers,
     return out
 
 
-def convert(model_or_path, directory, *, name="model", float16=False, layout="offset",
-            sample_inputs=None, num_samples=8, seed=0, batch_size=1, strict_delegate=False,
-            picture=True, keep_tflite=False, compare_codecs=None, verbose=1):
+def convert(
+    model_or_path,
+    directory,
+    *,
+    name="model",
+    float16=False,
+    layout="offset",
+    sample_inputs=None,
+    num_samples=8,
+    seed=0,
+    batch_size=1,
+    strict_delegate=False,
+    picture=True,
+    keep_tflite=False,
+    compare_codecs=None,
+    verbose=1,
+):
     """Converts a Keras model into a verified mobile bundle.
 
     Steps: convert with the real TFLite converter (builtin ops only, static
@@ -266,18 +288,42 @@ def convert(model_or_path, directory, *, name="model", float16=False, layout="of
     if not scaled <= options.tolerance:
         raise ValueError(
             f"verification failed: LiteRT output of the restored bundle differs from Keras by {diff:.3g} "
-            f"(|diff| / (1 + |Keras output|) = {scaled:.3g} > tolerance {options.tolerance:g}).")
+            f"(|diff| / (1 + |Keras output|) = {scaled:.3g} > tolerance {options.tolerance:g})."
+        )
 
     report = report_lib.build_report(
-        buffers=buffers, stats=stats, keras_names=keras, skeleton_bytes=len(skeleton),
-        sidecar_bytes=len(sidecar), restored=restored, dense_tflite_bytes=dense_bytes, float16=float16, layout=layout,
-        max_abs_diff=diff, delegate_problems=problems, timings=clock.seconds,
-        compare_codecs=compare_codecs)
-    files.write_atomic(_bundle_files(directory, name, skeleton, sidecar, report, restored, buffers,
-                                     picture=picture, keep_tflite=keep_tflite))
+        buffers=buffers,
+        stats=stats,
+        keras_names=keras,
+        skeleton_bytes=len(skeleton),
+        sidecar_bytes=len(sidecar),
+        restored=restored,
+        dense_tflite_bytes=dense_bytes,
+        float16=float16,
+        layout=layout,
+        max_abs_diff=diff,
+        delegate_problems=problems,
+        timings=clock.seconds,
+        compare_codecs=compare_codecs,
+    )
+    files.write_atomic(
+        _bundle_files(
+            directory,
+            name,
+            skeleton,
+            sidecar,
+            report,
+            restored,
+            buffers,
+            picture=picture,
+            keep_tflite=keep_tflite,
+        )
+    )
     skeleton_path, sidecar_path = files.bundle_paths(directory, name)
     say(report_lib.format_report(report))
-    return BundleResult(directory, skeleton_path, sidecar_path, report, diff, problems, max_scaled_diff=scaled)
+    return BundleResult(
+        directory, skeleton_path, sidecar_path, report, diff, problems, max_scaled_diff=scaled
+    )
 
 
 def restore(directory, output_path=None, name=None):
@@ -298,8 +344,16 @@ def restore(directory, output_path=None, name=None):
     return restored
 
 
-def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_samples=8,
-           seed=0, verbose=1):
+def verify(
+    directory,
+    model_or_path=None,
+    *,
+    name=None,
+    sample_inputs=None,
+    num_samples=8,
+    seed=0,
+    verbose=1,
+):
     """Restores a bundle, runs it in LiteRT, and compares with the Keras model.
 
     Without a model, checks that the bundle restores (all checksums and the
@@ -321,18 +375,30 @@ def verify(directory, model_or_path=None, *, name=None, sample_inputs=None, num_
     if model is not None:
         mismatch = litert.signature_mismatch(model, restored)
         if mismatch:
-            raise ValueError(f"the model does not fit this bundle ({mismatch}); "
-                             "it is not the model the bundle was converted from.")
+            raise ValueError(
+                f"the model does not fit this bundle ({mismatch}); "
+                "it is not the model the bundle was converted from."
+            )
     batches = samples.batches_for(restored, names)
     lite = litert.run(restored, batches, names)
-    if not all(np.all(np.isfinite(o)) for batch in lite for o in batch if np.issubdtype(o.dtype, np.floating)):
+    if not all(
+        np.all(np.isfinite(o))
+        for batch in lite
+        for o in batch
+        if np.issubdtype(o.dtype, np.floating)
+    ):
         raise ValueError("the restored model produced non-finite outputs.")
     diff = scaled = None
     if model is not None:
         diff, scaled = litert.compare_outputs(lite, litert.keras_outputs(model, batches))
     problems = delegate.check_delegate_compatibility(restored)
-    result = {"restored_bytes": len(restored), "sha256": hashlib.sha256(restored).hexdigest(),
-              "max_abs_diff": diff, "max_scaled_diff": scaled, "delegate_problems": problems}
+    result = {
+        "restored_bytes": len(restored),
+        "sha256": hashlib.sha256(restored).hexdigest(),
+        "max_abs_diff": diff,
+        "max_scaled_diff": scaled,
+        "delegate_problems": problems,
+    }
     if verbose:
         print(json.dumps(result, indent=2), flush=True)
     return result

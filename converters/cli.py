@@ -37,41 +37,79 @@ _FLAGS = flags.FlagValues()
 
 _MODEL = flags.DEFINE_string("model", None, "Path to a .keras model.", flag_values=_FLAGS)
 _OUT = flags.DEFINE_string(
-    "out", None, "Output bundle directory (created if missing).", flag_values=_FLAGS)
+    "out", None, "Output bundle directory (created if missing).", flag_values=_FLAGS
+)
 _BUNDLE = flags.DEFINE_string("bundle", None, "Bundle directory.", flag_values=_FLAGS)
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "Path of the restored .tflite file.", flag_values=_FLAGS)
+    "output", None, "Path of the restored .tflite file.", flag_values=_FLAGS
+)
 _NAME = flags.DEFINE_string(
-    "name", None, "File name stem of the bundle files; needed when the folder holds several bundles "
-    "(convert's default: model).", flag_values=_FLAGS)
+    "name",
+    None,
+    "File name stem of the bundle files; needed when the folder holds several bundles "
+    "(convert's default: model).",
+    flag_values=_FLAGS,
+)
 _FLOAT16 = flags.DEFINE_bool("float16", False, "Store the weights as float16.", flag_values=_FLAGS)
 _LAYOUT = flags.DEFINE_enum(
-    "layout", "offset", ["offset", "inline"],
+    "layout",
+    "offset",
+    ["offset", "inline"],
     "Flatbuffer layout: weights behind the flatbuffer (offset), or at their usual places (inline, "
-    "for runtimes that ignore Buffer.offset, e.g. TFLite Micro).", flag_values=_FLAGS)
+    "for runtimes that ignore Buffer.offset, e.g. TFLite Micro).",
+    flag_values=_FLAGS,
+)
 _BATCH = flags.DEFINE_integer(
-    "batch_size", 1, "Static batch size of the converted model.", flag_values=_FLAGS)
+    "batch_size", 1, "Static batch size of the converted model.", flag_values=_FLAGS
+)
 _STRICT = flags.DEFINE_bool(
-    "strict_delegate", False, "Fail when the GPU delegate check finds problems.", flag_values=_FLAGS)
+    "strict_delegate", False, "Fail when the GPU delegate check finds problems.", flag_values=_FLAGS
+)
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=_FLAGS)
 _TOLERANCE = flags.DEFINE_float(
-    "tolerance", 1e-5, "Largest |LiteRT - Keras| / (1 + |Keras|) accepted (1e-2 for float16 bundles).",
-    flag_values=_FLAGS)
+    "tolerance",
+    1e-5,
+    "Largest |LiteRT - Keras| / (1 + |Keras|) accepted (1e-2 for float16 bundles).",
+    flag_values=_FLAGS,
+)
 _SAMPLES = flags.DEFINE_integer(
-    "num_samples", 8, "Random input batches compared in LiteRT and Keras.", flag_values=_FLAGS)
+    "num_samples", 8, "Random input batches compared in LiteRT and Keras.", flag_values=_FLAGS
+)
 
 # command: (summary, required flags, optional flags)
 _COMMANDS = {
-    "convert": ("Convert a Keras model into a bundle verified in LiteRT.",
-                (_MODEL, _OUT), (_NAME, _FLOAT16, _LAYOUT, _BATCH, _STRICT, _SAMPLES)),
+    "convert": (
+        "Convert a Keras model into a bundle verified in LiteRT.",
+        (_MODEL, _OUT),
+        (_NAME, _FLOAT16, _LAYOUT, _BATCH, _STRICT, _SAMPLES),
+    ),
     "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
-    "verify": ("Restore the bundle and run it in LiteRT; with --model, compare with Keras "
-               "(exit 1 when they differ); without, check only the bundle's integrity.",
-               (_BUNDLE,), (_MODEL, _NAME, _TOLERANCE, _SAMPLES, _JSON)),
-    "restore": ("Write the runnable .tflite restored from the bundle.", (_BUNDLE, _OUTPUT), (_NAME,)),
+    "verify": (
+        "Restore the bundle and run it in LiteRT; with --model, compare with Keras "
+        "(exit 1 when they differ); without, check only the bundle's integrity.",
+        (_BUNDLE,),
+        (_MODEL, _NAME, _TOLERANCE, _SAMPLES, _JSON),
+    ),
+    "restore": (
+        "Write the runnable .tflite restored from the bundle.",
+        (_BUNDLE, _OUTPUT),
+        (_NAME,),
+    ),
 }
-_ALL_FLAGS = (_MODEL, _OUT, _BUNDLE, _OUTPUT, _NAME, _FLOAT16, _LAYOUT, _BATCH, _STRICT, _JSON,
-              _TOLERANCE, _SAMPLES)
+_ALL_FLAGS = (
+    _MODEL,
+    _OUT,
+    _BUNDLE,
+    _OUTPUT,
+    _NAME,
+    _FLOAT16,
+    _LAYOUT,
+    _BATCH,
+    _STRICT,
+    _JSON,
+    _TOLERANCE,
+    _SAMPLES,
+)
 _HELP_WORDS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "help")
 
 # Native log lines of TensorFlow and LiteRT that say nothing about the user's model.
@@ -80,7 +118,8 @@ _NOISE = re.compile(
     r"cpu_feature_guard\.cc|rebuild TensorFlow with the appropriate compiler flags|"
     r"Created TensorFlow Lite XNNPACK delegate|oneDNN custom operations|"
     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
-    r"TF-TRT Warning|absl::InitializeLog")
+    r"TF-TRT Warning|absl::InitializeLog"
+)
 
 
 class _CliError(Exception):
@@ -96,8 +135,9 @@ def _flag_help(holder, required):
     value = "" if flag.boolean else f"={flag.name.upper()}"
     default = "" if required or flag.default in (None, False) else f" (default: {flag.default})"
     mark = "required" if required else "optional"
-    text = textwrap.fill(f"{mark}: {flag.help}{default}", 94, initial_indent="      ",
-                         subsequent_indent="      ")
+    text = textwrap.fill(
+        f"{mark}: {flag.help}{default}", 94, initial_indent="      ", subsequent_indent="      "
+    )
     return f"  --{flag.name}{value}\n{text}"
 
 
@@ -124,14 +164,18 @@ def _parse(argv):
     except flags.Error as e:
         raise _CliError(f"{e} (see keras-dc --help)") from None
     if len(rest) != 1 or rest[0] not in _COMMANDS:
-        raise _CliError(f"expected one command out of {', '.join(_COMMANDS)}; got {rest or 'none'} "
-                        "(see keras-dc --help)")
+        raise _CliError(
+            f"expected one command out of {', '.join(_COMMANDS)}; got {rest or 'none'} "
+            "(see keras-dc --help)"
+        )
     command = rest[0]
     summary, required, optional = _COMMANDS[command]
     allowed = {f.name for f in required + optional}
     for flag in _ALL_FLAGS:
         if flag.present and flag.name not in allowed:
-            raise _CliError(f"'{command}' does not take --{flag.name} (see keras-dc {command} --help)")
+            raise _CliError(
+                f"'{command}' does not take --{flag.name} (see keras-dc {command} --help)"
+            )
     for flag in required:
         if flag.value is None:
             raise _CliError(f"'{command}' needs --{flag.name} (see keras-dc {command} --help)")
@@ -168,13 +212,23 @@ def _convert():
     if not os.path.isfile(_MODEL.value):
         raise _CliError(f"--model {_MODEL.value!r} is not a file")
     result = converters.convert(
-        _MODEL.value, _OUT.value, name=_NAME.value or "model", float16=_FLOAT16.value,
-        layout=_LAYOUT.value, batch_size=_BATCH.value, strict_delegate=_STRICT.value,
-        num_samples=_SAMPLES.value)
+        _MODEL.value,
+        _OUT.value,
+        name=_NAME.value or "model",
+        float16=_FLOAT16.value,
+        layout=_LAYOUT.value,
+        batch_size=_BATCH.value,
+        strict_delegate=_STRICT.value,
+        num_samples=_SAMPLES.value,
+    )
     sizes = [(p, os.path.getsize(p)) for p in (result.skeleton_path, result.sidecar_path)]
-    print(f"max |LiteRT - Keras| = {result.max_abs_diff:.3g} on {_SAMPLES.value} random input batches")
-    print(f"ship these 2 files ({sum(s for _, s in sizes):,} bytes): "
-          + ", ".join(f"{p} ({s:,} B)" for p, s in sizes))
+    print(
+        f"max |LiteRT - Keras| = {result.max_abs_diff:.3g} on {_SAMPLES.value} random input batches"
+    )
+    print(
+        f"ship these 2 files ({sum(s for _, s in sizes):,} bytes): "
+        + ", ".join(f"{p} ({s:,} B)" for p, s in sizes)
+    )
     return EXIT_OK
 
 
@@ -196,8 +250,9 @@ def _verify():
 
     if _MODEL.value is not None and not os.path.isfile(_MODEL.value):
         raise _CliError(f"--model {_MODEL.value!r} is not a file")
-    result = converters.verify(_BUNDLE.value, _MODEL.value, name=_NAME.value,
-                               num_samples=_SAMPLES.value, verbose=0)
+    result = converters.verify(
+        _BUNDLE.value, _MODEL.value, name=_NAME.value, num_samples=_SAMPLES.value, verbose=0
+    )
     if _JSON.value:
         _print_json(result)
     else:
@@ -205,15 +260,19 @@ def _verify():
         for problem in result["delegate_problems"]:
             print(f"GPU delegate: {problem}")
     if result["max_scaled_diff"] is None:
-        print("verify: OK (bundle integrity only: checksums, hash, LiteRT runs it with finite "
-              "outputs; pass --model to compare with the Keras model)")
+        print(
+            "verify: OK (bundle integrity only: checksums, hash, LiteRT runs it with finite "
+            "outputs; pass --model to compare with the Keras model)"
+        )
         return EXIT_OK
     scaled = result["max_scaled_diff"]
     if scaled > _TOLERANCE.value:
         raise _CliError(
-            f"FAILED: the bundle's outputs differ from the model's by up to {result['max_abs_diff']:.3g} "
+            f"verify: FAILED: the bundle's outputs differ from the model's by up to {result['max_abs_diff']:.3g} "
             f"(|LiteRT - Keras| / (1 + |Keras|) = {scaled:.3g} > --tolerance={_TOLERANCE.value:g}); "
-            "the model is not the one this bundle was converted from", EXIT_MISMATCH)
+            "the model is not the one this bundle was converted from",
+            EXIT_MISMATCH,
+        )
     print(f"verify: OK (|LiteRT - Keras| / (1 + |Keras|) = {scaled:.3g} <= {_TOLERANCE.value:g})")
     return EXIT_OK
 

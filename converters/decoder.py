@@ -123,35 +123,51 @@ def _parse_header(sidecar, max_restored_size):
     n = len(data)
     if n < _PREFIX_SIZE or bytes(data[0 : len(MAGIC)]) != MAGIC:
         raise HEADER.error(
-            "magic", f"not a keras-dc sidecar (expected {MAGIC!r} and at least {_PREFIX_SIZE} bytes).")
+            "magic",
+            f"not a keras-dc sidecar (expected {MAGIC!r} and at least {_PREFIX_SIZE} bytes).",
+        )
     major = HEADER["version_major"].unpack_from(data)
     minor = HEADER["version_minor"].unpack_from(data)
     header_size = HEADER["header_size"].unpack_from(data)
     if major != VERSION_MAJOR:
-        raise HEADER.error("version_major", f"version {major}.{minor} is not supported (major {VERSION_MAJOR}).")
+        raise HEADER.error(
+            "version_major", f"version {major}.{minor} is not supported (major {VERSION_MAJOR})."
+        )
     if not HEADER_SIZE <= header_size <= MAX_HEADER_SIZE or header_size > n:
         raise HEADER.error(
-            "header_size", f"{header_size} is out of range [{HEADER_SIZE}, min({MAX_HEADER_SIZE}, {n})].")
+            "header_size",
+            f"{header_size} is out of range [{HEADER_SIZE}, min({MAX_HEADER_SIZE}, {n})].",
+        )
     crc_at = header_size - HEADER_CRC.size
     if zlib.crc32(data[:crc_at]) != HEADER_CRC.unpack_from(data, crc_at):
         raise HEADER_CRC.error("header checksum mismatch.", crc_at)
     h = HEADER.unpack_from(data)
     if not ENTRY_SIZE <= h.entry_size <= MAX_ENTRY_SIZE:
-        raise HEADER.error("entry_size", f"{h.entry_size} is out of range [{ENTRY_SIZE}, {MAX_ENTRY_SIZE}].")
+        raise HEADER.error(
+            "entry_size", f"{h.entry_size} is out of range [{ENTRY_SIZE}, {MAX_ENTRY_SIZE}]."
+        )
     limit = min(MAX_RESTORED_SIZE, max_restored_size)
     if h.restored_size > limit:
-        raise HEADER.error("restored_size", f"{h.restored_size} bytes exceeds the limit of {limit}.")
+        raise HEADER.error(
+            "restored_size", f"{h.restored_size} bytes exceeds the limit of {limit}."
+        )
     remaining = n - header_size
     if h.segment_count > remaining // h.entry_size:
         raise HEADER.error(
-            "segment_count", f"{h.segment_count} entries of {h.entry_size} bytes do not fit in {remaining} bytes.")
+            "segment_count",
+            f"{h.segment_count} entries of {h.entry_size} bytes do not fit in {remaining} bytes.",
+        )
     table_end = header_size + h.segment_count * h.entry_size
     if h.names_size > n - table_end:
-        raise HEADER.error("names_size", f"{h.names_size} bytes do not fit in {n - table_end} bytes.")
+        raise HEADER.error(
+            "names_size", f"{h.names_size} bytes do not fit in {n - table_end} bytes."
+        )
     names_end = table_end + h.names_size
     if h.payload_size != n - names_end:
         raise HEADER.error(
-            "payload_size", f"{h.payload_size} does not match the {n - names_end} bytes after the name table.")
+            "payload_size",
+            f"{h.payload_size} does not match the {n - names_end} bytes after the name table.",
+        )
     if zlib.crc32(data[header_size:names_end]) != h.table_crc32:
         raise HEADER.error("table_crc32", "segment/name table checksum mismatch.")
 
@@ -175,19 +191,32 @@ def _parse_header(sidecar, max_restored_size):
             raise ENTRY.error("channels", "must be at least 1.", base, prefix)
         if e.size % (e.channels * esize):
             raise ENTRY.error(
-                "size", f"{e.size} is not a multiple of channels × esize = {e.channels * esize}.", base, prefix)
+                "size",
+                f"{e.size} is not a multiple of channels × esize = {e.channels * esize}.",
+                base,
+                prefix,
+            )
         if e.offset < previous_end:
             raise ENTRY.error(
-                "offset", f"{e.offset} overlaps or precedes the previous segment (ends at {previous_end}).",
-                base, prefix)
+                "offset",
+                f"{e.offset} overlaps or precedes the previous segment (ends at {previous_end}).",
+                base,
+                prefix,
+            )
         if e.size > h.restored_size or e.offset > h.restored_size - e.size:
             raise ENTRY.error(
-                "size", f"segment [{e.offset}, {e.offset}+{e.size}) exceeds restored_size {h.restored_size}.",
-                base, prefix)
+                "size",
+                f"segment [{e.offset}, {e.offset}+{e.size}) exceeds restored_size {h.restored_size}.",
+                base,
+                prefix,
+            )
         if e.payload_size > n - payload_cursor:
             raise ENTRY.error(
-                "payload_size", f"{e.payload_size} exceeds the {n - payload_cursor} unassigned payload bytes.",
-                base, prefix)
+                "payload_size",
+                f"{e.payload_size} exceeds the {n - payload_cursor} unassigned payload bytes.",
+                base,
+                prefix,
+            )
         if e.name_offset > h.names_size or e.name_size > h.names_size - e.name_offset:
             raise ENTRY.error("name_offset", "name lies outside the name table.", base, prefix)
         name_start = table_end + e.name_offset
@@ -196,18 +225,34 @@ def _parse_header(sidecar, max_restored_size):
         except UnicodeDecodeError:
             raise ENTRY.error("name_offset", "name is not valid UTF-8.", base, prefix) from None
         entries.append(
-            _Entry(i, base, e.offset, e.size, e.payload_size, e.payload_crc32, e.channels, name, dtype, esize,
-                   e.encoding, payload_cursor)
+            _Entry(
+                i,
+                base,
+                e.offset,
+                e.size,
+                e.payload_size,
+                e.payload_crc32,
+                e.channels,
+                name,
+                dtype,
+                esize,
+                e.encoding,
+                payload_cursor,
+            )
         )
         payload_cursor += e.payload_size
         previous_end = e.offset + e.size
         total_size += e.size
     if payload_cursor != n:
         raise HEADER.error(
-            "payload_size", f"segment payloads cover {payload_cursor - names_end} of {h.payload_size} bytes.")
+            "payload_size",
+            f"segment payloads cover {payload_cursor - names_end} of {h.payload_size} bytes.",
+        )
     if h.skeleton_size != h.restored_size - total_size:
         raise HEADER.error(
-            "skeleton_size", f"{h.skeleton_size} != restored_size − Σ size = {h.restored_size - total_size}.")
+            "skeleton_size",
+            f"{h.skeleton_size} != restored_size − Σ size = {h.restored_size - total_size}.",
+        )
     return data, _Header(h, entries)
 
 
@@ -245,7 +290,9 @@ def _read_stream(rd, field):
         lengths = lengths[:-1]
     if fixed.count == 0:
         if fixed.nbits or fixed.alphabet:
-            raise STREAM.error("nbits", "an empty stream must have nbits = 0 and alphabet = 0.", start, prefix)
+            raise STREAM.error(
+                "nbits", "an empty stream must have nbits = 0 and alphabet = 0.", start, prefix
+            )
     else:
         if huffman.kraft_deficit(lengths) != 1:
             raise FormatError(
@@ -255,7 +302,11 @@ def _read_stream(rd, field):
             )
         if not fixed.count <= fixed.nbits <= huffman.MAX_CODE_LENGTH * fixed.count:
             raise STREAM.error(
-                "nbits", f"{fixed.nbits} bits cannot hold {fixed.count} codewords of 1..15 bits.", start, prefix)
+                "nbits",
+                f"{fixed.nbits} bits cannot hold {fixed.count} codewords of 1..15 bits.",
+                start,
+                prefix,
+            )
     data_offset = rd.pos
     data = rd.take((fixed.nbits + 7) // 8, prefix + "data")
     return _Stream(field, start, fixed.count, fixed.nbits, lengths, data_offset, data)
@@ -273,7 +324,9 @@ def _decode_stream(stream):
         raise FormatError(offset, stream.field + ".data", str(exc)) from None
     consumed = int(np.dot(hist, stream.lengths[: hist.size]))
     if consumed != stream.nbits:
-        raise stream.error("nbits", f"{stream.count} symbols take {consumed} bits, not {stream.nbits}.")
+        raise stream.error(
+            "nbits", f"{stream.count} symbols take {consumed} bits, not {stream.nbits}."
+        )
     tail_bits = stream.nbits % 8
     if tail_bits and stream.data[-1] >> tail_bits:
         raise FormatError(
@@ -308,10 +361,13 @@ def _read_clustered(data, entry):
     start = rd.pos
     n_books = rd.field(CODEBOOK_COUNT, entry.prefix)
     if n_books != 1 and n_books != entry.channels:
-        raise CODEBOOK_COUNT.error(f"{n_books} must be 1 or channels = {entry.channels}.", start, entry.prefix)
+        raise CODEBOOK_COUNT.error(
+            f"{n_books} must be 1 or channels = {entry.channels}.", start, entry.prefix
+        )
     counts_at = rd.pos
     entry_counts = np.frombuffer(
-        rd.take(ENTRY_COUNT.size * n_books, entry.field(ENTRY_COUNT.name)), ENTRY_COUNT.dtype).astype(np.int64)
+        rd.take(ENTRY_COUNT.size * n_books, entry.field(ENTRY_COUNT.name)), ENTRY_COUNT.dtype
+    ).astype(np.int64)
     if entry_counts.max() > MAX_CODEBOOK:
         bad = int(np.argmax(entry_counts > MAX_CODEBOOK))
         raise ENTRY_COUNT.error(
@@ -332,7 +388,9 @@ def _read_clustered(data, entry):
             raise ESCAPE_RUN.error(f"must be in 1..{MAX_ESCAPE_RUN}.", escape_at, entry.prefix)
         gaps = _read_stream(rd, entry.field("gaps"))
         if gaps.lengths.size > escape_run + 1:
-            raise gaps.error("alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}.")
+            raise gaps.error(
+                "alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}."
+            )
     indices = _read_stream(rd, entry.field("indices"))
     if rd.pos != rd.end:
         raise FormatError(
@@ -346,7 +404,9 @@ def _read_clustered(data, entry):
         _decode_stream(gaps)
         escapes = int(gaps.hist[0]) if gaps.hist.size else 0
         if gaps.count - escapes != indices.count:
-            raise indices.error("count", f"{indices.count} indices for {gaps.count - escapes} non-zero elements.")
+            raise indices.error(
+                "count", f"{indices.count} indices for {gaps.count - escapes} non-zero elements."
+            )
         if gaps.count:
             if gaps.symbols[-1] == 0:
                 raise FormatError(
@@ -398,7 +458,9 @@ def _read_clustered(data, entry):
                 indices.field + ".data",
                 "index beyond its channel's codebook.",
             )
-    return _Clustered(entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of)
+    return _Clustered(
+        entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of
+    )
 
 
 # --- payloads (section 7)
@@ -429,7 +491,12 @@ def _inflate(payload, entry):
             entry.field("payload"),
             f"zlib stream is invalid ({exc}).",
         ) from None
-    if len(out) != entry.size or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+    if (
+        len(out) != entry.size
+        or not inflater.eof
+        or inflater.unused_data
+        or inflater.unconsumed_tail
+    ):
         raise FormatError(
             entry.payload_offset,
             entry.field("payload"),
@@ -491,9 +558,13 @@ def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
     skeleton = memoryview(skeleton).cast("B")
     if len(skeleton) != h.skeleton_size:
         raise HEADER.error(
-            "skeleton_size", f"the skeleton has {len(skeleton)} bytes, the sidecar expects {h.skeleton_size}.")
+            "skeleton_size",
+            f"the skeleton has {len(skeleton)} bytes, the sidecar expects {h.skeleton_size}.",
+        )
     if hashlib.sha256(skeleton).digest() != h.skeleton_sha256:
-        raise HEADER.error("skeleton_sha256", "the skeleton does not belong to this sidecar (SHA-256 mismatch).")
+        raise HEADER.error(
+            "skeleton_sha256", "the skeleton does not belong to this sidecar (SHA-256 mismatch)."
+        )
     out = np.zeros(h.restored_size, np.uint8)  # calloc: untouched pages cost nothing
     skel = np.frombuffer(skeleton, np.uint8)
     s = r = 0
@@ -561,8 +632,16 @@ def _segment_stats(data, entry):
         figures = _clustered_figures(parsed)
         nonzeros = _clustered_nonzeros(parsed, entry)
     return SegmentStats.of_segment(
-        entry.name, entry.offset, entry.size, entry.dtype, entry.channels,
-        encoding=ENCODING_NAMES[entry.encoding], nonzeros=nonzeros, payload_bytes=entry.payload_size, **figures)
+        entry.name,
+        entry.offset,
+        entry.size,
+        entry.dtype,
+        entry.channels,
+        encoding=ENCODING_NAMES[entry.encoding],
+        nonzeros=nonzeros,
+        payload_bytes=entry.payload_size,
+        **figures,
+    )
 
 
 def inspect(sidecar):

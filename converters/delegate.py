@@ -20,21 +20,86 @@ __all__ = ["GPU_DELEGATE_OPS", "check_delegate_compatibility"]
 # values) are not repeated here.
 GPU_DELEGATE_OPS = frozenset(
     {
-        "ABS", "ADD", "ADD_N", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CAST",
-        "CONCATENATION", "CONV_2D", "COS", "CUMSUM", "DENSIFY",
-        "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV", "EQUAL",
-        "ELU", "EXP", "FLOOR", "FLOOR_DIV", "FLOOR_MOD", "FULLY_CONNECTED",
-        "GATHER", "GELU", "GREATER", "GREATER_EQUAL", "HARD_SWISH", "LESS",
-        "LESS_EQUAL", "LOGISTIC", "LOG", "LOGICAL_AND", "LSTM", "MAXIMUM",
-        "MAX_POOL_2D", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "NEG",
-        "NOT_EQUAL", "ONE_HOT", "PACK", "PAD", "PADV2", "POW", "REDUCE_MAX",
-        "REDUCE_MIN", "REDUCE_PROD", "QUANTIZE", "RELU", "RELU6",
-        "RELU_0_TO_1", "RELU_N1_TO_1", "LEAKY_RELU", "PRELU", "RESHAPE",
-        "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SELECT",
-        "SELECT_V2", "SIGN", "SIN", "SLICE", "SOFTMAX", "SPACE_TO_DEPTH",
-        "SPLIT", "SPLIT_V", "SQRT", "SQUARE", "SQUARED_DIFFERENCE",
-        "STRIDED_SLICE", "SUB", "SUM", "TANH", "TILE", "TRANSPOSE",
-        "TRANSPOSE_CONV", "UNPACK",
+        "ABS",
+        "ADD",
+        "ADD_N",
+        "AVERAGE_POOL_2D",
+        "BATCH_MATMUL",
+        "CAST",
+        "CONCATENATION",
+        "CONV_2D",
+        "COS",
+        "CUMSUM",
+        "DENSIFY",
+        "DEPTHWISE_CONV_2D",
+        "DEPTH_TO_SPACE",
+        "DEQUANTIZE",
+        "DIV",
+        "EQUAL",
+        "ELU",
+        "EXP",
+        "FLOOR",
+        "FLOOR_DIV",
+        "FLOOR_MOD",
+        "FULLY_CONNECTED",
+        "GATHER",
+        "GELU",
+        "GREATER",
+        "GREATER_EQUAL",
+        "HARD_SWISH",
+        "LESS",
+        "LESS_EQUAL",
+        "LOGISTIC",
+        "LOG",
+        "LOGICAL_AND",
+        "LSTM",
+        "MAXIMUM",
+        "MAX_POOL_2D",
+        "MEAN",
+        "MINIMUM",
+        "MIRROR_PAD",
+        "MUL",
+        "NEG",
+        "NOT_EQUAL",
+        "ONE_HOT",
+        "PACK",
+        "PAD",
+        "PADV2",
+        "POW",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "REDUCE_PROD",
+        "QUANTIZE",
+        "RELU",
+        "RELU6",
+        "RELU_0_TO_1",
+        "RELU_N1_TO_1",
+        "LEAKY_RELU",
+        "PRELU",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "RSQRT",
+        "SELECT",
+        "SELECT_V2",
+        "SIGN",
+        "SIN",
+        "SLICE",
+        "SOFTMAX",
+        "SPACE_TO_DEPTH",
+        "SPLIT",
+        "SPLIT_V",
+        "SQRT",
+        "SQUARE",
+        "SQUARED_DIFFERENCE",
+        "STRIDED_SLICE",
+        "SUB",
+        "SUM",
+        "TANH",
+        "TILE",
+        "TRANSPOSE",
+        "TRANSPOSE_CONV",
+        "UNPACK",
     }
 )
 _LOGICAL_OPS = {"GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL", "EQUAL", "NOT_EQUAL"}
@@ -120,10 +185,14 @@ def _tensor_problems(model, subgraph):
         type_name = flatbuffer.TYPE_NAMES.get(tensor.type, str(tensor.type))
         if tensor.type in flatbuffer.FLOAT_TYPES and tensor.type not in (_T.FLOAT32, _T.FLOAT16):
             yield f"{label}: constant of type {type_name}; weights must be FLOAT32 or FLOAT16"
-        elif tensor.type in flatbuffer.QUANT_TYPES | {_T.INT16, _T.INT4} and readers - {"DEQUANTIZE"}:
-            yield (f"{label}: {type_name} constant read by "
-                   f"{', '.join(sorted(readers - {'DEQUANTIZE'}))}; integer weights are "
-                   "only allowed as DEQUANTIZE input")
+        elif tensor.type in flatbuffer.QUANT_TYPES | {_T.INT16, _T.INT4} and readers - {
+            "DEQUANTIZE"
+        }:
+            yield (
+                f"{label}: {type_name} constant read by "
+                f"{', '.join(sorted(readers - {'DEQUANTIZE'}))}; integer weights are "
+                "only allowed as DEQUANTIZE input"
+            )
 
 
 def _op_problems(model, subgraph):
@@ -148,6 +217,8 @@ def _op_problems(model, subgraph):
                 if t < 0 or flatbuffer.is_constant(model, tensors[t]) or tensors[t].isVariable:
                     continue
                 if tensors[t].type not in allowed:
-                    yield (f"op {op_index} {name}: {role} {_tensor_label(subgraph, t)} has type "
-                           f"{flatbuffer.TYPE_NAMES.get(tensors[t].type, tensors[t].type)}, which "
-                           "the GPU delegate does not take here")
+                    yield (
+                        f"op {op_index} {name}: {role} {_tensor_label(subgraph, t)} has type "
+                        f"{flatbuffer.TYPE_NAMES.get(tensors[t].type, tensors[t].type)}, which "
+                        "the GPU delegate does not take here"
+                    )

@@ -207,7 +207,9 @@ def _stream_bytes(symbols):
     lengths = huffman.code_lengths(hist, reserve=True)
     data, nbits = huffman.encode(symbols, lengths)
     return (
-        STREAM.pack(count=symbols.size, nbits=nbits, alphabet=lengths.size) + pack_lengths(lengths) + data,
+        STREAM.pack(count=symbols.size, nbits=nbits, alphabet=lengths.size)
+        + pack_lengths(lengths)
+        + data,
         nbits,
         huffman.entropy_bits(hist),
     )
@@ -232,7 +234,9 @@ def _stream_cost_bits(hist):
 
 
 def _gap_histogram(run_values, run_counts, escape_run):
-    hist = np.bincount(run_values % escape_run + 1, weights=run_counts, minlength=escape_run + 1).astype(
+    hist = np.bincount(
+        run_values % escape_run + 1, weights=run_counts, minlength=escape_run + 1
+    ).astype(
         np.int64,
     )
     hist[0] = int(np.dot(run_values // escape_run, run_counts))
@@ -370,13 +374,22 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
             candidates.append((len(packed), ZLIB, 0, packed, {}))
     size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
     stats = SegmentStats.of_segment(
-        seg.name, seg.offset, seg.size, seg.dtype, seg.channels,
-        encoding=ENCODING_NAMES[encoding], nonzeros=count_nonzero(values, seg.dtype), payload_bytes=size, **extra)
+        seg.name,
+        seg.offset,
+        seg.size,
+        seg.dtype,
+        seg.channels,
+        encoding=ENCODING_NAMES[encoding],
+        nonzeros=count_nonzero(values, seg.dtype),
+        payload_bytes=size,
+        **extra,
+    )
     return encoding, payload, stats
 
 
-def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_level=9,
-                 zlib_estimate=True):
+def build_bundle(
+    restored, segments, *, encodings=None, per_channel=True, zlib_level=9, zlib_estimate=True
+):
     """Split `restored` into a skeleton and a compressed sidecar.
 
     Each segment gets the smallest payload among the applicable encodings
@@ -427,8 +440,9 @@ def build_bundle(restored, segments, *, encodings=None, per_channel=True, zlib_l
     for seg in segments:
         skeleton_parts.append(restored[cursor : seg.offset])
         raw = restored[seg.offset : seg.offset + seg.size]
-        encoding, payload, seg_stats = _encode_segment(raw, seg, allowed, per_channel, zlib_level,
-                                                       zlib_estimate)
+        encoding, payload, seg_stats = _encode_segment(
+            raw, seg, allowed, per_channel, zlib_level, zlib_estimate
+        )
         name = seg.name.encode("utf-8")
         entries.append(
             ENTRY.pack(

@@ -115,9 +115,7 @@ def load_model(model_or_path, *, custom_objects=None):
             )
         import keras  # pylint: disable=g-import-not-at-top
 
-        model_or_path = keras.saving.load_model(
-            path, custom_objects=custom_objects, compile=False
-        )
+        model_or_path = keras.saving.load_model(path, custom_objects=custom_objects, compile=False)
     if _is_keras3_model(model_or_path):
         import keras  # pylint: disable=g-import-not-at-top
 
@@ -135,7 +133,6 @@ def load_model(model_or_path, *, custom_objects=None):
         "Expected a Keras 3 model, a tf_keras model or a path to a `.keras` "
         f"file, got {type(model_or_path).__module__}.{type(model_or_path).__name__}."
     )
-
 
 
 def _fix_shape(shape, batch_size: int, name: str) -> list[int]:
@@ -162,8 +159,7 @@ def _signature_from(structure, batch_size: int, tf):
             shape = shape.as_list() if shape.rank is not None else None
         if shape is None:
             raise ValueError(
-                f"Input {name!r} has an unknown rank; pass a model with fixed "
-                "input shapes."
+                f"Input {name!r} has an unknown rank; pass a model with fixed input shapes."
             )
         return tf.TensorSpec(
             _fix_shape(shape, batch_size, name), dtype=tf.as_dtype(x.dtype), name=name
@@ -193,9 +189,7 @@ def _input_structure(model, keras3: bool, input_signature):
             (shape,) = shapes.values()
             shape = (None,) + tuple(shape)[1:]  # dim 0 is the batch
 
-            return types.SimpleNamespace(
-                shape=shape, dtype=model.input_dtype, name="input"
-            )
+            return types.SimpleNamespace(shape=shape, dtype=model.input_dtype, name="input")
     else:
         save_spec = getattr(model, "save_spec", None)
         spec = save_spec() if callable(save_spec) else None
@@ -404,4 +398,3 @@ def to_tflite(model, *, float16=False, batch_size=1, input_signature=None) -> by
             # the summary names the ops or the first error lines instead.
             raise _conversion_error(failure, "".join(native), model) from None
     return bytes(flatbuffer)
-

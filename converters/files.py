@@ -7,8 +7,15 @@ report files that `converters.convert` writes beside them).
 import os
 import secrets
 
-__all__ = ["SKELETON_SUFFIX", "SIDECAR_SUFFIX", "paths_for", "report_paths", "bundle_paths",
-           "load_bundle", "write_atomic"]
+__all__ = [
+    "SKELETON_SUFFIX",
+    "SIDECAR_SUFFIX",
+    "paths_for",
+    "report_paths",
+    "bundle_paths",
+    "load_bundle",
+    "write_atomic",
+]
 
 SKELETON_SUFFIX = ".skeleton.tflite"
 SIDECAR_SUFFIX = ".dcw"
@@ -16,8 +23,10 @@ SIDECAR_SUFFIX = ".dcw"
 
 def paths_for(directory, name):
     """``(skeleton_path, sidecar_path)`` of bundle `name` in `directory` (may not exist yet)."""
-    return (os.path.join(directory, name + SKELETON_SUFFIX),
-            os.path.join(directory, name + SIDECAR_SUFFIX))
+    return (
+        os.path.join(directory, name + SKELETON_SUFFIX),
+        os.path.join(directory, name + SIDECAR_SUFFIX),
+    )
 
 
 def report_paths(directory, name):
@@ -43,11 +52,14 @@ def bundle_paths(directory, name=None):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"bundle directory {directory!r} does not exist.")
     if name is None:
-        names = sorted(f[: -len(SIDECAR_SUFFIX)] for f in os.listdir(directory) if f.endswith(SIDECAR_SUFFIX))
+        names = sorted(
+            f[: -len(SIDECAR_SUFFIX)] for f in os.listdir(directory) if f.endswith(SIDECAR_SUFFIX)
+        )
         if len(names) != 1:
             raise ValueError(
                 f"{directory!r} holds {len(names)} sidecars (*{SIDECAR_SUFFIX}); "
-                "expected exactly one, or pass name=.")
+                "expected exactly one, or pass name=."
+            )
         name = names[0]
     paths = paths_for(directory, name)
     for path in paths:

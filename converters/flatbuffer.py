@@ -38,14 +38,10 @@ __all__ = [
 ]
 
 _OP_NAMES = {
-    value: name
-    for name, value in vars(schema.BuiltinOperator).items()
-    if not name.startswith("_")
+    value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")
 }
 TYPE_NAMES = {
-    value: name
-    for name, value in vars(schema.TensorType).items()
-    if not name.startswith("_")
+    value: name for name, value in vars(schema.TensorType).items() if not name.startswith("_")
 }
 
 # TensorType -> numpy-style dtype name (ml_dtypes names for the exotic ones).
@@ -145,7 +141,6 @@ class WeightBuffer:
     op: str
 
 
-
 @dataclasses.dataclass(frozen=True)
 class BufferDescription:
     """What a constant buffer is, before its bytes are placed anywhere.
@@ -170,9 +165,7 @@ def as_bytes(tflite_bytes) -> bytes:
         ValueError: Bytes 4..8 are not the identifier `TFL3`.
     """
     if not isinstance(tflite_bytes, (bytes, bytearray, memoryview)):
-        raise TypeError(
-            f"Expected the flatbuffer as bytes, got {type(tflite_bytes).__name__}."
-        )
+        raise TypeError(f"Expected the flatbuffer as bytes, got {type(tflite_bytes).__name__}.")
     data = bytes(tflite_bytes)
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError(
@@ -182,7 +175,7 @@ def as_bytes(tflite_bytes) -> bytes:
     return data
 
 
-def unpack(data: bytes) -> "schema.ModelT":
+def unpack(data: bytes) -> schema.ModelT:
     """The flatbuffer as a schema object tree; `ValueError` when malformed."""
     try:
         return schema.ModelT.InitFromPackedBuf(data, 0)
@@ -349,7 +342,9 @@ def describe_buffers(model) -> dict[int, BufferDescription]:
     return {index: _description(*entry) for index, entry in found.items()}
 
 
-def weight_buffer(index: int, offset: int, size: int, description: BufferDescription) -> WeightBuffer:
+def weight_buffer(
+    index: int, offset: int, size: int, description: BufferDescription
+) -> WeightBuffer:
     """A `WeightBuffer` for buffer `index` whose data lie at `offset` (`size` bytes).
 
     `channels` falls back to 1 when the size is not a multiple of it.

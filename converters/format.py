@@ -148,7 +148,9 @@ class Layout:
         self._by_name = {f.name: f for f in placed}
         self.struct = struct.Struct("<" + "".join(code for _, code in fields))
         self.size = self.struct.size
-        self.Values = collections.namedtuple(title, [f.name for f in placed if not f.code.endswith("x")])
+        self.Values = collections.namedtuple(
+            title, [f.name for f in placed if not f.code.endswith("x")]
+        )
 
     def __getitem__(self, name):
         return self._by_name[name]
@@ -174,21 +176,24 @@ VERSION_MINOR = 0
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
-HEADER = Layout("Header", [
-    ("magic", "4s"),
-    ("version_major", "H"),
-    ("version_minor", "H"),
-    ("header_size", "I"),
-    ("segment_count", "I"),
-    ("entry_size", "I"),
-    ("names_size", "I"),
-    ("payload_size", "Q"),
-    ("restored_size", "Q"),
-    ("skeleton_size", "Q"),
-    ("restored_sha256", "32s"),
-    ("skeleton_sha256", "32s"),
-    ("table_crc32", "I"),
-])
+HEADER = Layout(
+    "Header",
+    [
+        ("magic", "4s"),
+        ("version_major", "H"),
+        ("version_minor", "H"),
+        ("header_size", "I"),
+        ("segment_count", "I"),
+        ("entry_size", "I"),
+        ("names_size", "I"),
+        ("payload_size", "Q"),
+        ("restored_size", "Q"),
+        ("skeleton_size", "Q"),
+        ("restored_sha256", "32s"),
+        ("skeleton_sha256", "32s"),
+        ("table_crc32", "I"),
+    ],
+)
 # Always the last four bytes of the header: at file offset `header_size − 4`.
 HEADER_CRC = Field("header_crc32", "I")
 HEADER_SIZE = HEADER.size + HEADER_CRC.size  # 120 in v1.0
@@ -197,18 +202,21 @@ MAX_RESTORED_SIZE = 2**31 - 1
 
 # --------------------------------------------------------------------------- section 5
 
-ENTRY = Layout("Entry", [
-    ("offset", "Q"),
-    ("size", "Q"),
-    ("payload_size", "Q"),
-    ("payload_crc32", "I"),
-    ("channels", "I"),
-    ("name_offset", "I"),
-    ("name_size", "I"),
-    ("dtype", "B"),
-    ("encoding", "B"),
-    ("reserved", "6x"),
-])
+ENTRY = Layout(
+    "Entry",
+    [
+        ("offset", "Q"),
+        ("size", "Q"),
+        ("payload_size", "Q"),
+        ("payload_crc32", "I"),
+        ("channels", "I"),
+        ("name_offset", "I"),
+        ("name_size", "I"),
+        ("dtype", "B"),
+        ("encoding", "B"),
+        ("reserved", "6x"),
+    ],
+)
 ENTRY_SIZE = ENTRY.size  # 48 in v1.0
 MAX_ENTRY_SIZE = 65536
 MAX_CHANNELS = 2**32 - 1  # channels is a u32
@@ -228,11 +236,14 @@ DTYPE_BY_CODE = {code: (name, size) for name, (code, size) in DTYPES.items()}
 
 # --------------------------------------------------------------------------- section 6
 
-STREAM = Layout("HuffmanStream", [  # fixed part; `lengths` and `data` follow
-    ("count", "Q"),
-    ("nbits", "Q"),
-    ("alphabet", "H"),
-])
+STREAM = Layout(
+    "HuffmanStream",
+    [  # fixed part; `lengths` and `data` follow
+        ("count", "Q"),
+        ("nbits", "Q"),
+        ("alphabet", "H"),
+    ],
+)
 MAX_ALPHABET = 256
 
 
@@ -241,7 +252,9 @@ def lengths_size(alphabet):
     return (alphabet + 1) // 2
 
 
-_NIBBLES = np.stack([np.arange(256) & 15, np.arange(256) >> 4], axis=1).astype(np.uint8)  # byte -> (low, high)
+_NIBBLES = np.stack([np.arange(256) & 15, np.arange(256) >> 4], axis=1).astype(
+    np.uint8
+)  # byte -> (low, high)
 
 
 def unpack_lengths(packed):

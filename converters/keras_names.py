@@ -80,7 +80,7 @@ def match_buffers(variables, buffers, data):
     """
     arrays = [(str(path), np.asarray(value)) for path, value in variables]
     by_size = {}
-    for order, (path, value) in enumerate(arrays):
+    for order, (_, value) in enumerate(arrays):
         if value.dtype.kind == "f":
             by_size.setdefault(value.size, []).append(order)
     names, used = {}, set()
@@ -88,8 +88,11 @@ def match_buffers(variables, buffers, data):
     for b in floats:
         dtype = _FLOAT[b.dtype]
         values = np.sort(np.frombuffer(data, dtype, b.size // dtype.itemsize, b.offset))
-        hits = [i for i in by_size.get(values.size, ())
-                if np.array_equal(_sorted_values(arrays[i][1], dtype), values, equal_nan=True)]
+        hits = [
+            i
+            for i in by_size.get(values.size, ())
+            if np.array_equal(_sorted_values(arrays[i][1], dtype), values, equal_nan=True)
+        ]
         if hits:
             names[b.offset] = KerasName(tuple(arrays[i][0] for i in hits), hits[0])
             used.update(hits)
@@ -97,11 +100,17 @@ def match_buffers(variables, buffers, data):
         if b.offset in names or b.role != "weight" or len(b.shape) < 2:
             continue
         dtype = _FLOAT[b.dtype]
-        candidates = [i for i in by_size.get(int(np.prod(b.shape)), ())
-                      if i not in used and arrays[i][1].ndim >= 2
-                      and sorted(arrays[i][1].shape) == sorted(b.shape)]
+        candidates = [
+            i
+            for i in by_size.get(int(np.prod(b.shape)), ())
+            if i not in used
+            and arrays[i][1].ndim >= 2
+            and sorted(arrays[i][1].shape) == sorted(b.shape)
+        ]
         if len(candidates) > 1:
-            zeros = np.count_nonzero(np.frombuffer(data, dtype, b.size // dtype.itemsize, b.offset) == 0)
+            zeros = np.count_nonzero(
+                np.frombuffer(data, dtype, b.size // dtype.itemsize, b.offset) == 0
+            )
             candidates = [i for i in candidates if np.count_nonzero(arrays[i][1] == 0) == zeros]
         if len(candidates) == 1:
             (i,) = candidates

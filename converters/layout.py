@@ -107,7 +107,11 @@ def _inline_segments(data: bytes, descriptions) -> list:
     except Exception as exc:  # pylint: disable=broad-except
         raise ValueError(f"Malformed TFLite flatbuffer: {exc}") from exc
     segments = sorted(
-        (flatbuffer.weight_buffer(i, *ranges[i], descriptions[i]) for i in descriptions if i in ranges),
+        (
+            flatbuffer.weight_buffer(i, *ranges[i], descriptions[i])
+            for i in descriptions
+            if i in ranges
+        ),
         key=lambda s: s.offset,
     )
     for before, after in zip(segments, segments[1:]):
@@ -161,6 +165,8 @@ def _move_behind(data: bytes, model, descriptions, alignment: int) -> tuple[byte
         out.extend(b"\0" * (offsets[index] - len(out)))
         out.extend(payloads[index])
         segments.append(
-            flatbuffer.weight_buffer(index, offsets[index], len(payloads[index]), descriptions[index])
+            flatbuffer.weight_buffer(
+                index, offsets[index], len(payloads[index]), descriptions[index]
+            )
         )
     return bytes(out), segments

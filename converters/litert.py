@@ -11,8 +11,14 @@ have changed in the flatbuffer.
 
 import numpy as np
 
-__all__ = ["keras_input_names", "signature_mismatch", "sample_inputs_for", "run", "keras_outputs",
-           "compare_outputs"]
+__all__ = [
+    "keras_input_names",
+    "signature_mismatch",
+    "sample_inputs_for",
+    "run",
+    "keras_outputs",
+    "compare_outputs",
+]
 
 
 def _interpreter(model_bytes):
@@ -79,9 +85,13 @@ def signature_mismatch(model, model_bytes):
     for d, k in zip(details, order):
         lite[k] = (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"]).name)
     for i, ((shape, dtype), (lite_shape, lite_dtype)) in enumerate(zip(keras, lite)):
-        fits = len(shape) == len(lite_shape) and all(a is None or a == b for a, b in zip(shape, lite_shape))
+        fits = len(shape) == len(lite_shape) and all(
+            a is None or a == b for a, b in zip(shape, lite_shape)
+        )
         if not fits or dtype != lite_dtype:
-            return (f"input {i}: the model takes {shape} {dtype}, the bundle {lite_shape} {lite_dtype}")
+            return (
+                f"input {i}: the model takes {shape} {dtype}, the bundle {lite_shape} {lite_dtype}"
+            )
     return None
 
 
@@ -128,12 +138,16 @@ def run(model_bytes, batches, names=()):
     outputs = interpreter.get_output_details()
     order = _input_order(inputs, list(names))
     if batches and len(batches[0]) != len(inputs):
-        raise ValueError(f"each sample batch needs {len(inputs)} arrays (one per model input), "
-                         f"received {len(batches[0])}.")
+        raise ValueError(
+            f"each sample batch needs {len(inputs)} arrays (one per model input), "
+            f"received {len(batches[0])}."
+        )
     results = []
     for batch in batches:
         for d, k in zip(inputs, order):
-            interpreter.set_tensor(d["index"], np.asarray(batch[k], dtype=d["dtype"]).reshape(d["shape"]))
+            interpreter.set_tensor(
+                d["index"], np.asarray(batch[k], dtype=d["dtype"]).reshape(d["shape"])
+            )
         interpreter.invoke()
         results.append([interpreter.get_tensor(d["index"]).copy() for d in outputs])
     return results
@@ -177,13 +191,19 @@ def compare_outputs(lite, reference):
         for a in a_batch:
             candidates = [i for i, b in enumerate(remaining) if np.shape(b) == np.shape(a)]
             if not candidates:
-                raise ValueError(f"no Keras output matches the LiteRT output of shape {np.shape(a)}.")
+                raise ValueError(
+                    f"no Keras output matches the LiteRT output of shape {np.shape(a)}."
+                )
             diffs = []
             for i in candidates:
                 ref = remaining[i].astype(np.float64)
                 err = np.abs(a.astype(np.float64) - ref)
-                diffs.append((float(np.max(err, initial=0.0)),
-                              float(np.max(err / (1.0 + np.abs(ref)), initial=0.0))))
+                diffs.append(
+                    (
+                        float(np.max(err, initial=0.0)),
+                        float(np.max(err / (1.0 + np.abs(ref)), initial=0.0)),
+                    )
+                )
             best = int(np.argmin([d[0] for d in diffs]))
             worst_abs = max(worst_abs, diffs[best][0])
             worst_rel = max(worst_rel, diffs[best][1])

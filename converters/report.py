@@ -22,7 +22,7 @@ def _fit(text, width):
 
 
 def _ratio_words(bundle_bytes, dense_bytes):
-    """"12.3x smaller", or "1.04x larger" when the bundle did not shrink the model."""
+    """ "12.3x smaller", or "1.04x larger" when the bundle did not shrink the model."""
     if bundle_bytes <= dense_bytes:
         return f"{dense_bytes / max(bundle_bytes, 1):.1f}x smaller"
     return f"{bundle_bytes / max(dense_bytes, 1):.2f}x larger (nothing to compress: prune or cluster first)"
@@ -52,9 +52,22 @@ def _codec_sizes(data, compare_codecs=None):
     return sizes
 
 
-def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, dense_tflite_bytes,
-                 float16, layout, max_abs_diff, delegate_problems, timings, keras_names=None,
-                 compare_codecs=None):
+def build_report(
+    *,
+    buffers,
+    stats,
+    skeleton_bytes,
+    sidecar_bytes,
+    restored,
+    dense_tflite_bytes,
+    float16,
+    layout,
+    max_abs_diff,
+    delegate_problems,
+    timings,
+    keras_names=None,
+    compare_codecs=None,
+):
     """Assembles the report dict (JSON-serialisable).
 
     Rows name each buffer by the Keras variable(s) it holds (`keras_names`, from
@@ -64,40 +77,49 @@ def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, den
     by_offset = {b.offset: b for b in buffers}
     keras_names = keras_names or {}
     rows = []
+
     def model_order(s):
-        return (0, keras_names[s.offset].order, s.offset) if s.offset in keras_names else (1, 0, s.offset)
+        return (
+            (0, keras_names[s.offset].order, s.offset)
+            if s.offset in keras_names
+            else (1, 0, s.offset)
+        )
 
     for s in sorted(stats, key=model_order):
         b = by_offset.get(s.offset)
         nonzeros = s.nonzeros
         keras = keras_names.get(s.offset)
-        rows.append({
-            "name": s.name,
-            "keras_name": keras.label if keras else "",
-            "tflite_name": b.tensor_names[0] if b is not None and b.tensor_names else "",
-            "offset": s.offset,
-            "op": getattr(b, "op", ""),
-            "role": getattr(b, "role", ""),
-            "shape": list(getattr(b, "shape", ())),
-            "dtype": s.dtype,
-            "encoding": s.encoding,
-            "weights": s.elements,
-            "nonzeros": nonzeros,
-            "kept": _per(nonzeros, s.elements),
-            "codebooks": s.codebooks,
-            "codebook_entries": s.codebook_entries,
-            "index_bits_per_symbol": _per(s.index_bits, s.index_count),
-            "index_entropy_per_symbol": _per(s.index_entropy_bits_total, s.index_count),
-            "gap_bits_per_nonzero": _per(s.gap_bits, nonzeros) if s.gap_count else 0.0,
-            "gap_entropy_per_nonzero": _per(s.gap_entropy_bits_total, nonzeros) if s.gap_count else 0.0,
-            "index_bits": s.index_bits,
-            "index_entropy_bits": s.index_entropy_bits_total,
-            "gap_bits": s.gap_bits,
-            "gap_entropy_bits": s.gap_entropy_bits_total,
-            "payload_bytes": s.payload_bytes,
-            "raw_bytes": s.raw_bytes,
-            "size_vs_raw": _per(s.payload_bytes, s.raw_bytes),
-        })
+        rows.append(
+            {
+                "name": s.name,
+                "keras_name": keras.label if keras else "",
+                "tflite_name": b.tensor_names[0] if b is not None and b.tensor_names else "",
+                "offset": s.offset,
+                "op": getattr(b, "op", ""),
+                "role": getattr(b, "role", ""),
+                "shape": list(getattr(b, "shape", ())),
+                "dtype": s.dtype,
+                "encoding": s.encoding,
+                "weights": s.elements,
+                "nonzeros": nonzeros,
+                "kept": _per(nonzeros, s.elements),
+                "codebooks": s.codebooks,
+                "codebook_entries": s.codebook_entries,
+                "index_bits_per_symbol": _per(s.index_bits, s.index_count),
+                "index_entropy_per_symbol": _per(s.index_entropy_bits_total, s.index_count),
+                "gap_bits_per_nonzero": _per(s.gap_bits, nonzeros) if s.gap_count else 0.0,
+                "gap_entropy_per_nonzero": _per(s.gap_entropy_bits_total, nonzeros)
+                if s.gap_count
+                else 0.0,
+                "index_bits": s.index_bits,
+                "index_entropy_bits": s.index_entropy_bits_total,
+                "gap_bits": s.gap_bits,
+                "gap_entropy_bits": s.gap_entropy_bits_total,
+                "payload_bytes": s.payload_bytes,
+                "raw_bytes": s.raw_bytes,
+                "size_vs_raw": _per(s.payload_bytes, s.raw_bytes),
+            }
+        )
     coded = sum(r["index_bits"] + r["gap_bits"] for r in rows)
     entropy = sum(r["index_entropy_bits"] + r["gap_entropy_bits"] for r in rows)
     bundle_bytes = skeleton_bytes + sidecar_bytes
@@ -133,40 +155,62 @@ def build_report(*, buffers, stats, skeleton_bytes, sidecar_bytes, restored, den
 
 def format_report(report):
     """The report as a readable text table."""
-    head = (f"{'Keras variable':<30s} {'op':<16s} {'enc':<6s} {'weights':>9s} {'kept':>7s} {'cb':>4s} "
-            f"{'idx b':>6s} {'H':>5s} {'gap b':>6s} {'H':>5s} {'bytes':>9s} {'vs raw':>7s}  TFLite tensor")
+    head = (
+        f"{'Keras variable':<30s} {'op':<16s} {'enc':<6s} {'weights':>9s} {'kept':>7s} {'cb':>4s} "
+        f"{'idx b':>6s} {'H':>5s} {'gap b':>6s} {'H':>5s} {'bytes':>9s} {'vs raw':>7s}  TFLite tensor"
+    )
     lines = [head, "-" * len(head)]
     short = {"CLUSTERED_SPARSE": "sparse", "CLUSTERED_DENSE": "dense", "RAW": "raw", "ZLIB": "zlib"}
     for r in report["buffers"]:
         clustered = r["encoding"].startswith("CLUSTERED")
-        idx = f"{r['index_bits_per_symbol']:6.2f} {r['index_entropy_per_symbol']:5.2f}" if clustered else f"{'':6s} {'':5s}"
-        gap = (f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
-               if r["encoding"] == "CLUSTERED_SPARSE" else f"{'':6s} {'':5s}")
+        idx = (
+            f"{r['index_bits_per_symbol']:6.2f} {r['index_entropy_per_symbol']:5.2f}"
+            if clustered
+            else f"{'':6s} {'':5s}"
+        )
+        gap = (
+            f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
+            if r["encoding"] == "CLUSTERED_SPARSE"
+            else f"{'':6s} {'':5s}"
+        )
         lines.append(
             f"{_fit(r.get('keras_name') or '(no Keras variable)', 30)} {r['op'][:16]:<16s} "
             f"{short.get(r['encoding'], r['encoding']):<6s} "
             f"{r['weights']:>9d} {100 * r['kept']:>6.2f}% {r['codebook_entries'] if clustered else '':>4} "
-            f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%  {r.get('tflite_name', '')}")
+            f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%  {r.get('tflite_name', '')}"
+        )
     t = report["totals"]
     lines.append("-" * len(head))
-    lines.append(f"{'all buffers':<30s} {'':<16s} {'':<6s} {t['weights']:>9d} {100 * t['kept']:>6.2f}% "
-                 f"{'':>4s} {'':>6s} {'':>5s} {'':>6s} {'':>5s} {t['payload_bytes']:>9d} "
-                 f"{100 * t['payload_bytes'] / max(t['raw_bytes'], 1):>6.2f}%")
+    lines.append(
+        f"{'all buffers':<30s} {'':<16s} {'':<6s} {t['weights']:>9d} {100 * t['kept']:>6.2f}% "
+        f"{'':>4s} {'':>6s} {'':>5s} {'':>6s} {'':>5s} {t['payload_bytes']:>9d} "
+        f"{100 * t['payload_bytes'] / max(t['raw_bytes'], 1):>6.2f}%"
+    )
     lines.append("")
-    lines.append("idx b / gap b: bits per cluster index / per non-zero's gap after Huffman; H: zero-order entropy")
-    lines.append(f"Huffman vs entropy, all streams: {t['huffman_bits']} vs {t['entropy_bits']:.0f} bits "
-                 f"(+{100 * t['huffman_over_entropy']:.2f}%)")
-    lines.append(f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B = bundle "
-                 f"{t['bundle_bytes']:,} B; dense float32 .tflite {t['dense_tflite_bytes']:,} B "
-                 f"-> {_ratio_words(t['bundle_bytes'], t['dense_tflite_bytes'])}")
+    lines.append(
+        "idx b / gap b: bits per cluster index / per non-zero's gap after Huffman; H: zero-order entropy"
+    )
+    lines.append(
+        f"Huffman vs entropy, all streams: {t['huffman_bits']} vs {t['entropy_bits']:.0f} bits "
+        f"(+{100 * t['huffman_over_entropy']:.2f}%)"
+    )
+    lines.append(
+        f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B = bundle "
+        f"{t['bundle_bytes']:,} B; dense float32 .tflite {t['dense_tflite_bytes']:,} B "
+        f"-> {_ratio_words(t['bundle_bytes'], t['dense_tflite_bytes'])}"
+    )
     zstd = t.get("restored_zstd19_bytes")
     gz = t.get("restored_gzip9_bytes")
-    lines.append(f"restored .tflite {t['restored_bytes']:,} B"
-                 + (f"; its gzip -9 {gz:,} B" if gz else "; gzip/zstd comparison skipped (large model)")
-                 + (f", zstd -19 {zstd:,} B" if zstd else ""))
-    lines.append(f"layout {report['layout']}, {'float16' if report['float16'] else 'float32'} weights, "
-                 f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "
-                 + ("OK" if not report["delegate_problems"] else "; ".join(report["delegate_problems"])))
+    lines.append(
+        f"restored .tflite {t['restored_bytes']:,} B"
+        + (f"; its gzip -9 {gz:,} B" if gz else "; gzip/zstd comparison skipped (large model)")
+        + (f", zstd -19 {zstd:,} B" if zstd else "")
+    )
+    lines.append(
+        f"layout {report['layout']}, {'float16' if report['float16'] else 'float32'} weights, "
+        f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "
+        + ("OK" if not report["delegate_problems"] else "; ".join(report["delegate_problems"]))
+    )
     return "\n".join(lines)
 
 
@@ -177,13 +221,17 @@ def format_inspect(info):
     for key, value in header.items():
         lines.append(f"{key:>20s}: {value}")
     segments = info.get("segments", [])
-    head = (f"{'dtype':<8s} {'encoding':<17s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} "
-            f"{'raw':>9s}  segment (the Keras variable, where convert knew it)")
+    head = (
+        f"{'dtype':<8s} {'encoding':<17s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} "
+        f"{'raw':>9s}  segment (the Keras variable, where convert knew it)"
+    )
     lines += ["", head, "-" * len(head)]
     for s in segments:
-        lines.append(f"{s.get('dtype', ''):<8s} {s.get('encoding', ''):<17s} "
-                     f"{s.get('elements', 0):>9d} {s.get('nonzeros', 0):>9d} {s.get('payload_bytes', 0):>9d} "
-                     f"{s.get('raw_bytes', 0):>9d}  {s.get('name', '')}")
+        lines.append(
+            f"{s.get('dtype', ''):<8s} {s.get('encoding', ''):<17s} "
+            f"{s.get('elements', 0):>9d} {s.get('nonzeros', 0):>9d} {s.get('payload_bytes', 0):>9d} "
+            f"{s.get('raw_bytes', 0):>9d}  {s.get('name', '')}"
+        )
     return "\n".join(lines)
 
 
@@ -199,11 +247,16 @@ def render_picture(report, restored, buffers):
     rows = [r for r in report["buffers"] if r["encoding"].startswith("CLUSTERED")]
     fig, (ax_hist, ax_bits) = plt.subplots(1, 2, figsize=(13, 4.5))
     by_offset = {r["offset"]: r for r in report["buffers"]}
-    largest = max((b for b in buffers if b.offset in by_offset and b.dtype in ("float32", "float16")),
-                  key=lambda b: b.size, default=None)
+    largest = max(
+        (b for b in buffers if b.offset in by_offset and b.dtype in ("float32", "float16")),
+        key=lambda b: b.size,
+        default=None,
+    )
     if largest is not None:
-        values = np.frombuffer(bytes(restored[largest.offset:largest.offset + largest.size]),
-                               dtype=np.dtype(largest.dtype)).astype(np.float64)
+        values = np.frombuffer(
+            bytes(restored[largest.offset : largest.offset + largest.size]),
+            dtype=np.dtype(largest.dtype),
+        ).astype(np.float64)
         nonzero = values[values != 0]
         ax_hist.hist(nonzero, bins=200, color="#4c72b0")
         codebook = np.unique(nonzero)
@@ -211,23 +264,38 @@ def render_picture(report, restored, buffers):
             for c in codebook:
                 ax_hist.axvline(c, color="#dd8452", lw=0.6, alpha=0.8)
         row = by_offset[largest.offset]
-        ax_hist.set_title(f"{_fit(row['name'], 40).rstrip()}: {row['kept']:.1%} kept, "
-                          f"{codebook.size if codebook.size <= 256 else '>256'} values (orange)")
+        ax_hist.set_title(
+            f"{_fit(row['name'], 40).rstrip()}: {row['kept']:.1%} kept, "
+            f"{codebook.size if codebook.size <= 256 else '>256'} values (orange)"
+        )
         ax_hist.set_xlabel("non-zero weight value")
         ax_hist.set_ylabel("count")
     if rows:
         x = np.arange(len(rows))
-        ax_bits.bar(x - 0.2, [r["index_bits_per_symbol"] for r in rows], 0.4, label="index bits (Huffman)")
-        ax_bits.bar(x + 0.2, [r["gap_bits_per_nonzero"] for r in rows], 0.4, label="gap bits (Huffman)")
-        ax_bits.plot(x - 0.2, [r["index_entropy_per_symbol"] for r in rows], "k_", ms=14, label="entropy")
+        ax_bits.bar(
+            x - 0.2, [r["index_bits_per_symbol"] for r in rows], 0.4, label="index bits (Huffman)"
+        )
+        ax_bits.bar(
+            x + 0.2, [r["gap_bits_per_nonzero"] for r in rows], 0.4, label="gap bits (Huffman)"
+        )
+        ax_bits.plot(
+            x - 0.2, [r["index_entropy_per_symbol"] for r in rows], "k_", ms=14, label="entropy"
+        )
         ax_bits.plot(x + 0.2, [r["gap_entropy_per_nonzero"] for r in rows], "k_", ms=14)
-        ax_bits.set_xticks(x, [_fit(r["keras_name"] or r["name"], 24).rstrip() for r in rows],
-                           rotation=45, ha="right", fontsize=7)
+        ax_bits.set_xticks(
+            x,
+            [_fit(r["keras_name"] or r["name"], 24).rstrip() for r in rows],
+            rotation=45,
+            ha="right",
+            fontsize=7,
+        )
         ax_bits.set_ylabel("bits per weight")
         ax_bits.legend(fontsize=8)
     t = report["totals"]
-    ax_bits.set_title(f"bundle {t['bundle_bytes']:,} B vs dense {t['dense_tflite_bytes']:,} B "
-                      f"({t['ratio_vs_dense']:.1f}x)")
+    ax_bits.set_title(
+        f"bundle {t['bundle_bytes']:,} B vs dense {t['dense_tflite_bytes']:,} B "
+        f"({t['ratio_vs_dense']:.1f}x)"
+    )
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

@@ -82,12 +82,21 @@ class SegmentStats:
         attribute.
         """
         figures.setdefault("payload_bytes", size)
-        return cls(name=name, offset=offset, dtype=dtype, channels=channels,
-                   elements=size // DTYPES[dtype][1], raw_bytes=size, **figures)
+        return cls(
+            name=name,
+            offset=offset,
+            dtype=dtype,
+            channels=channels,
+            elements=size // DTYPES[dtype][1],
+            raw_bytes=size,
+            **figures,
+        )
 
     def to_dict(self):
         """The stats as a flat dict with the keys of report.json and `inspect` (in field order)."""
-        return {_DICT_KEYS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            _DICT_KEYS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)
+        }
 
 
 _SIGN_BIT = {"float32": np.uint32(0x80000000), "float16": np.uint16(0x8000)}

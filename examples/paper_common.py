@@ -437,24 +437,32 @@ def define_example_flags(default_out):
     main = {"module_name": sys.argv[0]}
     return types.SimpleNamespace(
         data=flags.DEFINE_string(
-            "data", None, "mnist.npz (keras layout); default: the shared offline copy.", **main),
+            "data", None, "mnist.npz (keras layout); default: the shared offline copy.", **main
+        ),
         out=flags.DEFINE_string("out", default_out, "Bundle directory.", **main),
         smoke=flags.DEFINE_bool(
-            "smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.", **main),
+            "smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.", **main
+        ),
         seed=flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).", **main),
         dense_epochs=flags.DEFINE_integer(
             "dense_epochs",
             None,
-            "Override the recipe's dense epochs (a shorter run on a busy machine).", **main),
+            "Override the recipe's dense epochs (a shorter run on a busy machine).",
+            **main,
+        ),
         retrain_epochs=flags.DEFINE_integer(
             "retrain_epochs",
             None,
-            "Override the recipe's retraining epochs after the last pruning event.", **main),
+            "Override the recipe's retraining epochs after the last pruning event.",
+            **main,
+        ),
         distill=flags.DEFINE_float(
             "distill",
             None,
             "Override the recipe's distillation weight (0: train the "
-            "compressed model on the labels only).", **main),
+            "compressed model on the labels only).",
+            **main,
+        ),
     )
 
 

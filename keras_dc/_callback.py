@@ -17,7 +17,12 @@ from typing import Any
 import keras
 
 from keras_dc import _keras_glue as glue
-from keras_dc.selection import compressible_variables, override_items, resolve_overrides, variable_path
+from keras_dc.selection import (
+    compressible_variables,
+    override_items,
+    resolve_overrides,
+    variable_path,
+)
 
 
 @dataclasses.dataclass
@@ -125,12 +130,18 @@ class CompressionCallback(keras.callbacks.Callback):
             raise ValueError(
                 f"{self.name}: no compressible variable found in model {model.name!r}: "
                 f"it needs trainable float kernels or embeddings with at least min_size="
-                f"{self.min_size} entries. Lower min_size or check the model.")
-        resolved = resolve_overrides(model, variables, self.overrides, self._convert_override,
-                                     self.name)
+                f"{self.min_size} entries. Lower min_size or check the model."
+            )
+        resolved = resolve_overrides(
+            model, variables, self.overrides, self._convert_override, self.name
+        )
         self._plan = []
         for variable in variables:
-            setting = resolved[id(variable)] if id(variable) in resolved else self._default_setting(variable)
+            setting = (
+                resolved[id(variable)]
+                if id(variable) in resolved
+                else self._default_setting(variable)
+            )
             if setting is not None:
                 self._plan.append((variable, setting))
         if not self._plan:
@@ -181,11 +192,13 @@ class CompressionCallback(keras.callbacks.Callback):
             glue.install(variable, constraint)
             entry = Entry(variable, setting, constraint)
             self._entries.append(entry)
-            self.selected.append({
-                "path": variable_path(variable),
-                "shape": tuple(int(d) for d in variable.shape),
-                **self._selection_fields(entry),
-            })
+            self.selected.append(
+                {
+                    "path": variable_path(variable),
+                    "shape": tuple(int(d) for d in variable.shape),
+                    **self._selection_fields(entry),
+                }
+            )
         self._active = True
         if self.verbose:
             self._print(self._selection_table())

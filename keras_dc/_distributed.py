@@ -18,8 +18,9 @@ def _from_first_replica(tensors):
     context = tf.distribute.get_replica_context()
     first = tf.equal(context.replica_id_in_sync_group, 0)
     # x + 0 + ... + 0 == x: a sum over all replicas that only the first contributes to.
-    return context.all_reduce(tf.distribute.ReduceOp.SUM,
-                              [tf.where(first, t, tf.zeros_like(t)) for t in tensors])
+    return context.all_reduce(
+        tf.distribute.ReduceOp.SUM, [tf.where(first, t, tf.zeros_like(t)) for t in tensors]
+    )
 
 
 def chief_values(model, arrays):
@@ -37,12 +38,17 @@ def chief_values(model, arrays):
         Every worker must call this at the same point, as with any collective.
     """
     strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-    if (not arrays or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            or strategy.num_replicas_in_sync < 2):
+    if (
+        not arrays
+        or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        or strategy.num_replicas_in_sync < 2
+    ):
         return arrays
     # One dtype: the all-reduce packs the tensors together.
     tensors = [tf.constant(a, dtype=tf.float64) for a in arrays]
     # A fresh tf.function per call: its collectives belong to this strategy's cluster.
     results = strategy.run(tf.function(_from_first_replica, autograph=False), args=(tensors,))
-    return [np.asarray(strategy.experimental_local_results(r)[0]).astype(a.dtype, copy=False)
-            for r, a in zip(results, arrays)]
+    return [
+        np.asarray(strategy.experimental_local_results(r)[0]).astype(a.dtype, copy=False)
+        for r, a in zip(results, arrays)
+    ]

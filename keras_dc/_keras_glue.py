@@ -10,14 +10,25 @@ the constraints take effect, and counts optimizer steps. Works with Keras 3
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["check_model", "install", "uninstall", "make_state_variable", "read", "retrace",
-           "optimizer_step", "steps_per_epoch", "execution_steps"]
+__all__ = [
+    "check_model",
+    "install",
+    "uninstall",
+    "make_state_variable",
+    "read",
+    "retrace",
+    "optimizer_step",
+    "steps_per_epoch",
+    "execution_steps",
+]
 
 
 def check_model(model, who):
     """Raises a clear error when ``model`` cannot be compressed during fit."""
     if model is None:
-        raise ValueError(f"{who} was not attached to a model; pass it to model.fit(callbacks=[...]).")
+        raise ValueError(
+            f"{who} was not attached to a model; pass it to model.fit(callbacks=[...])."
+        )
     if not getattr(model, "built", False):
         raise ValueError(
             f"{who}: the model {model.name!r} is not built, so its weights do not exist yet. "
@@ -25,7 +36,9 @@ def check_model(model, who):
             "or call it once on a batch of data."
         )
     if getattr(model, "optimizer", None) is None:
-        raise ValueError(f"{who}: the model {model.name!r} is not compiled; call model.compile() first.")
+        raise ValueError(
+            f"{who}: the model {model.name!r} is not compiled; call model.compile() first."
+        )
 
 
 # A constraint installed here has an ``inner`` attribute: the constraint that was

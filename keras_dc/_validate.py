@@ -10,8 +10,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_int", "as_float", "as_fraction", "as_choice", "as_real_array", "as_mask",
-           "as_bits"]
+__all__ = ["as_int", "as_float", "as_fraction", "as_choice", "as_real_array", "as_mask", "as_bits"]
 
 
 def as_int(value, name, minimum):
@@ -157,5 +156,6 @@ def as_bits(value, name="bits"):
     if not 1 <= int(value) <= 8:
         raise ValueError(
             f"{name} must be from 1 to 8 (a layer keeps at most 2**bits distinct "
-            f"non-zero values), received {value!r}.")
+            f"non-zero values), received {value!r}."
+        )
     return int(value)

@@ -45,15 +45,19 @@ class _ClusterConstraint:
         self.size = flat.size
         self.mean = mean
         self.inner = None
-        self.centroids = glue.make_state_variable(model, centroids.astype(np.float32), tf.float32,
-                                                  f"{name}_centroids")
+        self.centroids = glue.make_state_variable(
+            model, centroids.astype(np.float32), tf.float32, f"{name}_centroids"
+        )
         positions = np.flatnonzero(flat)
         self.sparse = positions.size < self._SPARSE_BELOW * flat.size
         if self.sparse:
             # Members only: cluster k ≥ 1 becomes k − 1 over the non-zero centroids.
             self.positions = glue.make_state_variable(
-                model, positions.astype(np.int32).reshape(-1, 1), tf.int32, f"{name}_positions")
-            self.members = glue.make_state_variable(model, flat[positions] - 1, tf.int32, f"{name}_members")
+                model, positions.astype(np.int32).reshape(-1, 1), tf.int32, f"{name}_positions"
+            )
+            self.members = glue.make_state_variable(
+                model, flat[positions] - 1, tf.int32, f"{name}_members"
+            )
             self.counts = glue.make_state_variable(model, counts[1:], tf.float32, f"{name}_counts")
         else:
             self.indices = glue.make_state_variable(model, flat, tf.int32, f"{name}_indices")
@@ -66,8 +70,14 @@ class _ClusterConstraint:
         c = tf.convert_to_tensor(self.centroids)
         counts = tf.convert_to_tensor(self.counts)
         if self.sparse:
-            new_c, out = _sparse_step(w, c, tf.convert_to_tensor(self.positions),
-                                      tf.convert_to_tensor(self.members), counts, self.mean)
+            new_c, out = _sparse_step(
+                w,
+                c,
+                tf.convert_to_tensor(self.positions),
+                tf.convert_to_tensor(self.members),
+                counts,
+                self.mean,
+            )
         else:
             new_c, out = _dense_step(w, c, tf.convert_to_tensor(self.indices), counts, self.mean)
         self.centroids.assign(new_c)
@@ -157,8 +167,18 @@ class WeightClustering(CompressionCallback):
 
     name = "WeightClustering"
 
-    def __init__(self, bits=None, overrides=None, init="linear", centroid_update="auto",
-                 begin=0, unit="step", min_size=256, seed=0, verbose=1):
+    def __init__(
+        self,
+        bits=None,
+        overrides=None,
+        init="linear",
+        centroid_update="auto",
+        begin=0,
+        unit="step",
+        min_size=256,
+        seed=0,
+        verbose=1,
+    ):
         self.bits = None if bits is None else as_bits(bits)
         self.init = as_choice(init, "init", INITS)
         self.centroid_update = as_choice(centroid_update, "centroid_update", _UPDATES)
@@ -177,13 +197,15 @@ class WeightClustering(CompressionCallback):
 
     def _begin(self):
         self._mean = self.centroid_update == "mean" or (
-            self.centroid_update == "auto" and type(self.model.optimizer).__name__ != "SGD")
+            self.centroid_update == "auto" and type(self.model.optimizer).__name__ != "SGD"
+        )
         if self.unit == "step":
             return self.begin
         if self._steps_per_epoch is None:
             raise ValueError(
                 "WeightClustering: begin is in epochs but the number of steps per epoch "
-                "is unknown; pass steps_per_epoch to fit or give begin in steps.")
+                "is unknown; pass steps_per_epoch to fit or give begin in steps."
+            )
         return self.begin * self._steps_per_epoch
 
     def _prepare(self, plan):
@@ -200,12 +222,16 @@ class WeightClustering(CompressionCallback):
         return _ClusterConstraint(self.model, f"keras_dc_{index}", centroids, indices, self._mean)
 
     def _selection_fields(self, entry):
-        return {"bits": entry.setting,
-                "clusters": int(np.count_nonzero(glue.read(entry.constraint.centroids)))}
+        return {
+            "bits": entry.setting,
+            "clusters": int(np.count_nonzero(glue.read(entry.constraint.centroids))),
+        }
 
     def _selection_title(self):
-        return (f"clustering {len(self.selected)} variables "
-                f"(init {self.init}, centroid update {'mean' if self._mean else 'sum'})")
+        return (
+            f"clustering {len(self.selected)} variables "
+            f"(init {self.init}, centroid update {'mean' if self._mean else 'sum'})"
+        )
 
     def _selection_detail(self, item):
         return f"{item['bits']} bits, {item['clusters']} clusters"
@@ -213,15 +239,17 @@ class WeightClustering(CompressionCallback):
     def _epoch_logs(self):
         # The distinct non-zero values the variable holds now: what the bundle's codebook
         # will store (centroids that lost every member, or coincide, are not counted).
-        return {f"clusters/{variable_path(e.variable)}": float(_values_used(glue.read(e.variable)))
-                for e in self._entries}
+        return {
+            f"clusters/{variable_path(e.variable)}": float(_values_used(glue.read(e.variable)))
+            for e in self._entries
+        }
 
     def _summary(self):
         lines = ["WeightClustering: done; distinct non-zero values per variable:"]
         for entry in self._entries:
             w = glue.read(entry.variable)
             n = _values_used(w)
-            lines.append(f"  {variable_path(entry.variable):<48s} {n:4d} (≤ {2 ** entry.setting})")
+            lines.append(f"  {variable_path(entry.variable):<48s} {n:4d} (≤ {2**entry.setting})")
         return "\n".join(lines)
 
     def centroids(self):

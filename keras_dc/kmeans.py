@@ -429,4 +429,3 @@ def _kmeanspp(xs, k, rng):
         offsets = block_starts[b0:b1] - b0 * block
         mass[b0:b1] = np.add.reduceat(d2[b0 * block : min(b1 * block, n)], offsets)
     return np.array(centres)
-

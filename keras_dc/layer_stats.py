@@ -41,16 +41,18 @@ def layer_report(model, min_size=256):
         w = read(variable).ravel()
         nz = w[w != 0]
         _, counts = np.unique(nz, return_counts=True)
-        rows.append({
-            "path": variable_path(variable),
-            "shape": tuple(int(d) for d in variable.shape),
-            "weights": int(w.size),
-            "nonzero": int(nz.size),
-            "kept": float(nz.size / w.size) if w.size else 0.0,
-            "distinct": int(counts.size),
-            "index_bits": int(math.ceil(math.log2(counts.size))) if counts.size > 1 else 0,
-            "index_entropy": _entropy_bits(counts),
-        })
+        rows.append(
+            {
+                "path": variable_path(variable),
+                "shape": tuple(int(d) for d in variable.shape),
+                "weights": int(w.size),
+                "nonzero": int(nz.size),
+                "kept": float(nz.size / w.size) if w.size else 0.0,
+                "distinct": int(counts.size),
+                "index_bits": int(math.ceil(math.log2(counts.size))) if counts.size > 1 else 0,
+                "index_entropy": _entropy_bits(counts),
+            }
+        )
     return rows
 
 
@@ -63,7 +65,8 @@ def format_layer_report(rows):
         values = str(r["distinct"]) if r["distinct"] <= 4096 else ">4096"
         lines.append(
             f"{r['path'][-40:]:<40s} {shape:>14s} {r['weights']:>9d} {100 * r['kept']:>6.2f}% "
-            f"{values:>7s} {r['index_bits'] if r['distinct'] <= 4096 else '-':>5} {r['index_entropy']:>6.2f}")
+            f"{values:>7s} {r['index_bits'] if r['distinct'] <= 4096 else '-':>5} {r['index_entropy']:>6.2f}"
+        )
     total = sum(r["weights"] for r in rows)
     kept = sum(r["nonzero"] for r in rows)
     lines.append("-" * len(header))

@@ -224,4 +224,3 @@ def sparsity(weights):
     if w.size == 0:
         raise ValueError("weights is empty; its sparsity is undefined.")
     return float(np.count_nonzero(w == 0) / w.size)
-

@@ -108,14 +108,19 @@ class MagnitudePruning(CompressionCallback):
                 f"MagnitudePruning: every event of {self._schedule!r} lies before the optimizer's "
                 f"current step {self._step} (schedules count optimizer.iterations, which continue "
                 "across fit calls), so this fit only keeps the existing zeros. To prune now, "
-                f"start the schedule at begin/at={self._step}, or recompile the model.", stacklevel=3)
+                f"start the schedule at begin/at={self._step}, or recompile the model.",
+                stacklevel=3,
+            )
         return self._step
 
     def _constraint(self, index, variable, setting, prepared):
         # The mask is re-derived from the zeros, so a resumed run keeps its pruned weights.
         mask = glue.make_state_variable(
-            self.model, (glue.read(variable) != 0).astype(np.float32), tf.float32,
-            f"keras_dc_mask_{index}")
+            self.model,
+            (glue.read(variable) != 0).astype(np.float32),
+            tf.float32,
+            f"keras_dc_mask_{index}",
+        )
         return _MaskConstraint(mask)
 
     def _selection_fields(self, entry):
@@ -130,8 +135,9 @@ class MagnitudePruning(CompressionCallback):
     def _at_steps(self, steps):
         # With steps_per_execution > 1 one call covers several steps: take the
         # furthest event among them.
-        fractions = [f for s in steps
-                     if (f := self._schedule.fraction(s, self._steps_per_epoch)) is not None]
+        fractions = [
+            f for s in steps if (f := self._schedule.fraction(s, self._steps_per_epoch)) is not None
+        ]
         if fractions:
             self._prune(max(fractions), steps.start)
 
@@ -142,8 +148,10 @@ class MagnitudePruning(CompressionCallback):
         return fields
 
     def _epoch_line(self, epoch, fields):
-        return (f"MagnitudePruning: epoch {epoch + 1}: overall sparsity "
-                f"{fields['sparsity']:.4f} (step {self._step})")
+        return (
+            f"MagnitudePruning: epoch {epoch + 1}: overall sparsity "
+            f"{fields['sparsity']:.4f} (step {self._step})"
+        )
 
     def _summary(self):
         stats = self.sparsities()
@@ -164,12 +172,15 @@ class MagnitudePruning(CompressionCallback):
     def _prune(self, fraction, step):
         weights = [glue.read(e.variable) for e in self._entries]
         previous = [glue.read(e.constraint.mask) > 0 for e in self._entries]
-        global_ids = [i for i, e in enumerate(self._entries) if isinstance(e.setting, GlobalSparsity)]
+        global_ids = [
+            i for i, e in enumerate(self._entries) if isinstance(e.setting, GlobalSparsity)
+        ]
         threshold = None
         if global_ids:
             sparsity = self._entries[global_ids[0]].setting.sparsity * fraction
             threshold = masks_lib.global_threshold(
-                [weights[i] * previous[i] for i in global_ids], sparsity)
+                [weights[i] * previous[i] for i in global_ids], sparsity
+            )
         masks = []
         for entry, w, prev in zip(self._entries, weights, previous):
             target = entry.setting

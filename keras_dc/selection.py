@@ -113,11 +113,13 @@ def override_items(overrides, who):
     if isinstance(overrides, dict):
         return list(overrides.items())
     if isinstance(overrides, (list, tuple)) and all(
-            isinstance(item, (list, tuple)) and len(item) == 2 for item in overrides):
+        isinstance(item, (list, tuple)) and len(item) == 2 for item in overrides
+    ):
         return [tuple(item) for item in overrides]
     raise TypeError(
         f"{who}: overrides must be a dict {{layer or layer name: value}} or a list of "
-        f"(layer or variable, value) pairs, received {type(overrides).__name__}.")
+        f"(layer or variable, value) pairs, received {type(overrides).__name__}."
+    )
 
 
 def _layer_name_index(model):

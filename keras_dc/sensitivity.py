@@ -57,15 +57,26 @@ class SensitivityResult:
         """A text table: one row per variable, one column per sparsity."""
         sparsities = [s for s, _ in next(iter(self.curves.values()))] if self.curves else []
         head = f"{'variable':<40s}" + "".join(f"{s:>8.2f}" for s in sparsities)
-        lines = [f"{self.metric} (baseline {self.baseline:.4f}) vs. sparsity, each variable pruned alone",
-                 head, "-" * len(head)]
+        lines = [
+            f"{self.metric} (baseline {self.baseline:.4f}) vs. sparsity, each variable pruned alone",
+            head,
+            "-" * len(head),
+        ]
         for path, curve in self.curves.items():
             lines.append(f"{path[-40:]:<40s}" + "".join(f"{v:>8.4f}" for _, v in curve))
         return "\n".join(lines)
 
 
-def sensitivity_analysis(model, x, y=None, sparsities=(0.3, 0.5, 0.7, 0.8, 0.9, 0.95),
-                         metric=None, batch_size=256, min_size=256, verbose=1):
+def sensitivity_analysis(
+    model,
+    x,
+    y=None,
+    sparsities=(0.3, 0.5, 0.7, 0.8, 0.9, 0.95),
+    metric=None,
+    batch_size=256,
+    min_size=256,
+    verbose=1,
+):
     """Measures how each layer alone tolerates magnitude pruning.
 
     For every compressible variable and every sparsity, the variable is pruned
@@ -93,8 +104,14 @@ def sensitivity_analysis(model, x, y=None, sparsities=(0.3, 0.5, 0.7, 0.8, 0.9, 
     """
     check_model(model, "sensitivity_analysis")
     sparsities = tuple(float(s) for s in sparsities)
-    if not sparsities or any(not 0 <= s < 1 for s in sparsities) or list(sparsities) != sorted(sparsities):
-        raise ValueError(f"sparsities must be increasing values in [0, 1), received {sparsities!r}.")
+    if (
+        not sparsities
+        or any(not 0 <= s < 1 for s in sparsities)
+        or list(sparsities) != sorted(sparsities)
+    ):
+        raise ValueError(
+            f"sparsities must be increasing values in [0, 1), received {sparsities!r}."
+        )
     variables = compressible_variables(model, min_size)
     if not variables:
         raise ValueError(f"sensitivity_analysis: no compressible variable in model {model.name!r}.")
@@ -123,5 +140,8 @@ def sensitivity_analysis(model, x, y=None, sparsities=(0.3, 0.5, 0.7, 0.8, 0.9, 
             variable.assign(original)
         curves[path], by_path[path] = curve, variable
         if verbose:
-            print(f"sensitivity: {path}: " + ", ".join(f"{s:.2f}->{v:.4f}" for s, v in curve), flush=True)
+            print(
+                f"sensitivity: {path}: " + ", ".join(f"{s:.2f}->{v:.4f}" for s, v in curve),
+                flush=True,
+            )
     return SensitivityResult(metric, baseline, curves, by_path)

@@ -85,8 +85,11 @@ class StdThreshold:
 
     def __init__(self, quality):
         self.quality = as_float(
-            quality, "quality", 0,
-            hint=" The paper uses values around 1–2 (1.75 removes ≈92% of Gaussian weights).")
+            quality,
+            "quality",
+            0,
+            hint=" The paper uses values around 1–2 (1.75 removes ≈92% of Gaussian weights).",
+        )
 
     def get_config(self):
         return {"quality": self.quality}

@@ -26,8 +26,10 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.skipped and _in_ci() and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
-        report.longrepr = (f"skipped in CI (CI={os.environ['CI']!r}), where every test must run: "
-                           f"{_skip_reason(report.longrepr)}")
+        report.longrepr = (
+            f"skipped in CI (CI={os.environ['CI']!r}), where every test must run: "
+            f"{_skip_reason(report.longrepr)}"
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -36,8 +38,10 @@ def pytest_make_collect_report(collector):
     report = outcome.get_result()
     if report.skipped and _in_ci():
         report.outcome = "failed"
-        report.longrepr = (f"module skipped in CI (CI={os.environ['CI']!r}), where every test must run: "
-                           f"{_skip_reason(report.longrepr)}")
+        report.longrepr = (
+            f"module skipped in CI (CI={os.environ['CI']!r}), where every test must run: "
+            f"{_skip_reason(report.longrepr)}"
+        )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

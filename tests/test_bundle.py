@@ -22,19 +22,34 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _compressed_mlp(sparsity=0.9, bits=4, seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((196,), name="pixels"),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((196,), name="pixels"),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(256, 196)).astype("float32")
     y = rng.integers(0, 10, 256)
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[
-        keras_dc.MagnitudePruning(sparsity, schedule=schedules.OneShot(), min_size=1, verbose=0)])
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=bits, min_size=1, verbose=0)])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(sparsity, schedule=schedules.OneShot(), min_size=1, verbose=0)
+        ],
+    )
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_dc.WeightClustering(bits=bits, min_size=1, verbose=0)],
+    )
     return model
 
 
@@ -52,7 +67,13 @@ def mlp_bundle(mlp, tmp_path_factory):
 def test_bundle_restores_and_runs_like_keras(mlp_bundle):
     model, result = mlp_bundle
     written = sorted(os.listdir(result.directory))
-    assert written == ["model.dcw", "model.skeleton.tflite", "model.report.json", "model.report.png", "model.report.txt"]
+    assert written == [
+        "model.dcw",
+        "model.skeleton.tflite",
+        "model.report.json",
+        "model.report.png",
+        "model.report.txt",
+    ]
     sizes = os.path.getsize(result.skeleton_path) + os.path.getsize(result.sidecar_path)
     assert result.bundle_bytes == sizes
     restored = converters.restore(result.directory)
@@ -74,8 +95,10 @@ def test_report_matches_the_model(mlp_bundle):
     assert report == json.loads(json.dumps(result.report))
     kernels = [r for r in report["buffers"] if r["role"] == "weight"]
     assert len(kernels) == 3 and all(r["encoding"].startswith("CLUSTERED") for r in kernels)
-    for r, v in zip(sorted(kernels, key=lambda r: -r["weights"]),
-                    sorted(keras_dc.compressible_variables(model, 1), key=lambda v: -np.prod(v.shape))):
+    for r, v in zip(
+        sorted(kernels, key=lambda r: -r["weights"]),
+        sorted(keras_dc.compressible_variables(model, 1), key=lambda v: -np.prod(v.shape)),
+    ):
         w = np.asarray(v.numpy())
         assert r["weights"] == w.size
         assert r["nonzeros"] == np.count_nonzero(w)
@@ -95,12 +118,17 @@ def test_report_matches_the_model(mlp_bundle):
 def test_conversion_is_deterministic(mlp, mlp_bundle, tmp_path):
     _, first = mlp_bundle
     second = converters.convert(mlp, str(tmp_path), verbose=0, picture=False)
-    for a, b in ((first.skeleton_path, second.skeleton_path), (first.sidecar_path, second.sidecar_path)):
+    for a, b in (
+        (first.skeleton_path, second.skeleton_path),
+        (first.sidecar_path, second.sidecar_path),
+    ):
         assert open(a, "rb").read() == open(b, "rb").read()
 
 
 def test_inline_layout_and_float16(mlp, tmp_path):
-    inline = converters.convert(mlp, str(tmp_path / "inline"), layout="inline", verbose=0, picture=False)
+    inline = converters.convert(
+        mlp, str(tmp_path / "inline"), layout="inline", verbose=0, picture=False
+    )
     restored = converters.restore(inline.directory)
     assert restored == export.to_tflite(mlp)  # inline: the converter's own bytes
     assert inline.max_abs_diff <= 1e-5
@@ -111,7 +139,9 @@ def test_inline_layout_and_float16(mlp, tmp_path):
     # Independent check: the restored float16 bundle in LiteRT on fresh inputs, within
     # the documented 1e-2 × (1 + |Keras output|).
     x = np.random.default_rng(8).normal(size=(4, 1, 196)).astype("float32")
-    lite = np.stack([o[0] for o in bundle_lib.run_litert(converters.restore(half.directory), [[b] for b in x])])
+    lite = np.stack(
+        [o[0] for o in litert.run(converters.restore(half.directory), [[b] for b in x])]
+    )
     keras_out = np.stack([np.asarray(mlp(b)) for b in x])
     assert np.max(np.abs(lite - keras_out) / (1 + np.abs(keras_out))) <= 1e-2
     assert np.max(np.abs(lite - keras_out)) > 0  # the weights really are float16
@@ -119,21 +149,25 @@ def test_inline_layout_and_float16(mlp, tmp_path):
 
 def test_batchnorm_folding_gets_per_channel_codebooks(tmp_path):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 16)),
-        keras.layers.Conv2D(64, 3, use_bias=False),
-        keras.layers.BatchNormalization(),
-        keras.layers.ReLU(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 16)),
+            keras.layers.Conv2D(64, 3, use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4),
+        ]
+    )
     model.compile("adam", "mse")
     x = np.random.default_rng(0).normal(size=(64, 8, 8, 16)).astype("float32")
     y = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
     model.fit(x, y, epochs=2, verbose=0)  # moves the BatchNorm statistics
     model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=3, verbose=0)])
     result = converters.convert(model, str(tmp_path), verbose=0, picture=False)
-    (conv,) = [r for r in result.report["buffers"] if r["op"] == "CONV_2D" and r["role"] == "weight"]
+    (conv,) = [
+        r for r in result.report["buffers"] if r["op"] == "CONV_2D" and r["role"] == "weight"
+    ]
     assert conv["encoding"].startswith("CLUSTERED")
     assert conv["codebooks"] == 64  # one per output channel: folding scaled each channel
     assert result.max_abs_diff <= 1e-5
@@ -146,8 +180,14 @@ def test_keras_file_and_cli(mlp, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "converters.cli", *args], capture_output=True,
-                              text=True, env=env, cwd=ROOT, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "converters.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
 
     proc = cli("convert", f"--model={path}", f"--out={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -191,7 +231,9 @@ def test_failed_conversion_leaves_nothing(tmp_path):
     model = _compressed_mlp(seed=1)
     out = tmp_path / "never"
     with pytest.raises(ValueError, match="arrays"):
-        converters.convert(model, str(out), sample_inputs=[[np.zeros((1, 196), "float32")] * 2], verbose=0)
+        converters.convert(
+            model, str(out), sample_inputs=[[np.zeros((1, 196), "float32")] * 2], verbose=0
+        )
     assert not out.exists() or os.listdir(out) == []
     with pytest.raises(ValueError, match="layout"):
         converters.convert(model, str(out), layout="sideways", verbose=0)
@@ -206,7 +248,9 @@ def test_write_atomic_is_all_or_nothing_with_the_usual_file_mode(tmp_path):
         files.write_atomic({str(target): b"abc"})
         assert target.read_bytes() == b"abc"
         # The mode a plain open() gives (0o644 here), not a temp file's 0o600.
-        assert stat.S_IMODE(os.stat(target).st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == 0o644
+        assert (
+            stat.S_IMODE(os.stat(target).st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == 0o644
+        )
         # The second file cannot be written (its parent is a file): nothing changes, no temp file is left.
         blocker = tmp_path / "blocker"
         blocker.write_bytes(b"")
@@ -247,10 +291,16 @@ def test_tfmot_pruned_clustered_stripped_model_becomes_a_small_bundle(tmp_path):
         t = result.report["totals"]
         print("RESULT", t["bundle_bytes"], t["dense_tflite_bytes"], t["restored_gzip9_bytes"], result.max_abs_diff)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][0]
+    line = [s for s in proc.stdout.splitlines() if s.startswith("RESULT")][0]
     bundle_bytes, dense, gzipped, diff = line.split()[1:]
     assert float(diff) <= 1e-5
     assert int(bundle_bytes) * 10 < int(dense)  # a real small file ...

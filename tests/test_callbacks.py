@@ -25,15 +25,19 @@ def _data(n=256, shape=(20,), classes=4, seed=0):
 
 def _mlp(seed=0, optimizer="adam"):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((20,)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(4),
-    ])
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(4),
+        ]
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -59,7 +63,8 @@ def test_pruning_reaches_target_and_logs_it():
     model = _mlp()
     x, y = _data()
     pruning = keras_dc.MagnitudePruning(
-        0.8, schedule=schedules.Gradual(begin=0, end=12, frequency=4), verbose=0)
+        0.8, schedule=schedules.Gradual(begin=0, end=12, frequency=4), verbose=0
+    )
     history = model.fit(x, y, batch_size=32, epochs=3, callbacks=[pruning], verbose=0)
     kernels = keras_dc.compressible_variables(model)
     for v in kernels:
@@ -73,18 +78,32 @@ def test_pruning_reaches_target_and_logs_it():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_pruned_weights_stay_zero_whatever_the_optimizer(optimizer):
-    opt = {"sgd": keras.optimizers.SGD(0.05),
-           "momentum": keras.optimizers.SGD(0.05, momentum=0.9),
-           "adam": keras.optimizers.Adam(0.01)}[optimizer]
+    opt = {
+        "sgd": keras.optimizers.SGD(0.05),
+        "momentum": keras.optimizers.SGD(0.05, momentum=0.9),
+        "adam": keras.optimizers.Adam(0.01),
+    }[optimizer]
     model = _mlp(optimizer=opt)
     x, y = _data()
     # Prune at step 0, then keep training for many steps with large momentum.
-    model.fit(x, y, batch_size=32, epochs=3, verbose=0,
-              callbacks=[keras_dc.MagnitudePruning(0.7, schedule=schedules.OneShot(at=0), verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=3,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.7, schedule=schedules.OneShot(at=0), verbose=0)],
+    )
     zeros = [np.asarray(v.numpy()) == 0 for v in keras_dc.compressible_variables(model)]
     # A second fit: the callback re-derives the masks from the zeros.
-    model.fit(x, y, batch_size=32, epochs=2, verbose=0,
-              callbacks=[keras_dc.MagnitudePruning(0.7, schedule=schedules.OneShot(at=0), verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.7, schedule=schedules.OneShot(at=0), verbose=0)],
+    )
     for z, v in zip(zeros, keras_dc.compressible_variables(model)):
         w = np.asarray(v.numpy())
         assert np.all(w[z] == 0)
@@ -97,17 +116,37 @@ def test_global_and_std_targets_and_overrides():
     model = _mlp()
     x, y = _data()
     first, second = keras_dc.compressible_variables(model)
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(
-        keras_dc.GlobalSparsity(0.9), schedule=schedules.OneShot(), verbose=0)])
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(
+                keras_dc.GlobalSparsity(0.9), schedule=schedules.OneShot(), verbose=0
+            )
+        ],
+    )
     total = sum(v.numpy().size for v in (first, second))
     zeros = sum(np.sum(v.numpy() == 0) for v in (first, second))
     assert zeros / total == pytest.approx(0.9, abs=0.01)
 
     model = _mlp(seed=1)
     w0 = np.asarray(keras_dc.compressible_variables(model)[0].numpy()).copy()
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(
-        keras_dc.StdThreshold(1.75), schedule=schedules.OneShot(), verbose=0,
-        overrides={model.layers[1]: 0.5})])
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(
+                keras_dc.StdThreshold(1.75),
+                schedule=schedules.OneShot(),
+                verbose=0,
+                overrides={model.layers[1]: 0.5},
+            )
+        ],
+    )
     first, second = keras_dc.compressible_variables(model)
     # The override wins for layer 1; layer 0 follows the rule: exactly the
     # entries below 1.75 x its std (computed independently here) are zero.
@@ -120,7 +159,8 @@ def test_iterative_schedule_in_epochs_ramps_up():
     model = _mlp()
     x, y = _data()
     pruning = keras_dc.MagnitudePruning(
-        0.8, schedule=schedules.Iterative(fractions=(0.5, 1.0), every=2, unit="epoch"), verbose=0)
+        0.8, schedule=schedules.Iterative(fractions=(0.5, 1.0), every=2, unit="epoch"), verbose=0
+    )
     history = model.fit(x, y, batch_size=32, epochs=4, callbacks=[pruning], verbose=0)
     s = history.history["sparsity"]
     assert s[0] == pytest.approx(0.4, abs=0.01) and s[1] == pytest.approx(0.4, abs=0.01)
@@ -129,13 +169,20 @@ def test_iterative_schedule_in_epochs_ramps_up():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_clustering_invariants_after_every_step(optimizer):
-    opt = {"sgd": keras.optimizers.SGD(0.05),
-           "momentum": keras.optimizers.SGD(0.05, momentum=0.9),
-           "adam": keras.optimizers.Adam(1e-3)}[optimizer]
+    opt = {
+        "sgd": keras.optimizers.SGD(0.05),
+        "momentum": keras.optimizers.SGD(0.05, momentum=0.9),
+        "adam": keras.optimizers.Adam(1e-3),
+    }[optimizer]
     model = _mlp(optimizer=opt)
     x, y = _data()
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(
-        0.6, schedule=schedules.OneShot(), verbose=0)])
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.6, schedule=schedules.OneShot(), verbose=0)],
+    )
     kernels = keras_dc.compressible_variables(model)
     zeros = [np.asarray(v.numpy()) == 0 for v in kernels]
 
@@ -192,8 +239,14 @@ def test_centroid_update_is_summed_gradient_with_sgd(pruned):
     x, y = _data(n=32)
     if pruned:  # 80% zeros: the constraint takes its sparse path
         model.optimizer.learning_rate.assign(0.0)
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[
-            keras_dc.MagnitudePruning(0.8, schedule=schedules.OneShot(), verbose=0)])
+        model.fit(
+            x,
+            y,
+            batch_size=32,
+            epochs=1,
+            verbose=0,
+            callbacks=[keras_dc.MagnitudePruning(0.8, schedule=schedules.OneShot(), verbose=0)],
+        )
         assert _sparsity(model.layers[0].kernel) == pytest.approx(0.8, abs=0.01)
     clustering = keras_dc.WeightClustering(bits=2, overrides={model.layers[1]: None}, verbose=0)
     # Cluster without training: fit on zero steps is not possible, so run the
@@ -212,8 +265,15 @@ def test_centroid_update_is_summed_gradient_with_sgd(pruned):
     for k in range(1, centroids.size):
         expected[k] -= lr * grad[indices == k].sum()
     model.optimizer.learning_rate.assign(lr)
-    model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
-              callbacks=[keras_dc.WeightClustering(bits=2, overrides={model.layers[1]: None}, verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[keras_dc.WeightClustering(bits=2, overrides={model.layers[1]: None}, verbose=0)],
+    )
     w1 = np.asarray(kernel.numpy())
     np.testing.assert_allclose(w1, expected[indices].astype(np.float32), rtol=1e-4, atol=1e-6)
 
@@ -222,7 +282,9 @@ def test_pruning_then_clustering_in_one_fit():
     model = _mlp()
     x, y = _data()
     callbacks = [
-        keras_dc.MagnitudePruning(0.75, schedule=schedules.Gradual(0, 2, frequency=1, unit="epoch"), verbose=0),
+        keras_dc.MagnitudePruning(
+            0.75, schedule=schedules.Gradual(0, 2, frequency=1, unit="epoch"), verbose=0
+        ),
         keras_dc.WeightClustering(bits=4, begin=3, unit="epoch", verbose=0),
     ]
     model.fit(x, y, batch_size=32, epochs=5, verbose=0, callbacks=callbacks)
@@ -261,19 +323,29 @@ def _conv_models():
     ]
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["functional-conv2d-depthwise", "subclassed-embedding-conv1d"])
+@pytest.mark.parametrize(
+    "index", [0, 1], ids=["functional-conv2d-depthwise", "subclassed-embedding-conv1d"]
+)
 def test_conv_depthwise_embedding_models(index):
     model, x = _conv_models()[index]
     y = np.random.default_rng(1).integers(0, 4, size=len(x))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     kernels = keras_dc.compressible_variables(model)
     assert len(kernels) >= 2
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[
-        keras_dc.MagnitudePruning(0.5, schedule=schedules.OneShot(), verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.5, schedule=schedules.OneShot(), verbose=0)],
+    )
     zeros = [np.asarray(v.numpy()) == 0 for v in kernels]
     clustering = keras_dc.WeightClustering(verbose=0)  # default bits: 8 conv, 5 dense/embedding
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[clustering])
-    assert [item["path"] for item in clustering.selected] == [keras_dc.variable_path(v) for v in kernels]
+    assert [item["path"] for item in clustering.selected] == [
+        keras_dc.variable_path(v) for v in kernels
+    ]
     for z, v, item in zip(zeros, kernels, clustering.selected, strict=True):
         assert item["bits"] == (8 if len(v.shape) >= 3 else 5)
         assert _distinct_nonzero(v) <= 2 ** item["bits"]
@@ -285,8 +357,14 @@ def test_resume_from_checkpoint_continues_schedule(tmp_path):
     x, y = _data()
     schedule = schedules.Iterative(fractions=(0.25, 0.5, 0.75, 1.0), every=1, unit="epoch")
     model = _mlp()
-    model.fit(x, y, batch_size=32, epochs=2, verbose=0,
-              callbacks=[keras_dc.MagnitudePruning(0.8, schedule=schedule, verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.8, schedule=schedule, verbose=0)],
+    )
     path = str(tmp_path / "mid.keras")
     model.save(path)
     masks = [np.asarray(v.numpy()) != 0 for v in keras_dc.compressible_variables(model)]
@@ -294,8 +372,15 @@ def test_resume_from_checkpoint_continues_schedule(tmp_path):
     assert int(restored.optimizer.iterations.numpy()) == 16
     for m, v in zip(masks, keras_dc.compressible_variables(restored)):
         np.testing.assert_array_equal(np.asarray(v.numpy()) != 0, m)
-    history = restored.fit(x, y, batch_size=32, epochs=4, initial_epoch=2, verbose=0,
-                           callbacks=[keras_dc.MagnitudePruning(0.8, schedule=schedule, verbose=0)])
+    history = restored.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=4,
+        initial_epoch=2,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.8, schedule=schedule, verbose=0)],
+    )
     # Epoch 3 prunes to 0.6, epoch 4 to 0.8: the schedule continued from step 16.
     assert history.history["sparsity"] == pytest.approx([0.6, 0.8], abs=0.01)
     for m, v in zip(masks, keras_dc.compressible_variables(restored)):
@@ -311,7 +396,9 @@ def test_clustered_checkpoint_resumes_with_same_clusters(tmp_path):
     before = [np.unique(v.numpy()) for v in keras_dc.compressible_variables(model)]
     restored = keras.models.load_model(path)
     restored.optimizer.learning_rate.assign(0.0)
-    restored.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=4, verbose=0)])
+    restored.fit(
+        x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=4, verbose=0)]
+    )
     after = [np.unique(v.numpy()) for v in keras_dc.compressible_variables(restored)]
     assert len(after) == len(before) == 2
     for a, b in zip(after, before):
@@ -321,25 +408,35 @@ def test_clustered_checkpoint_resumes_with_same_clusters(tmp_path):
 
 def test_jit_compile():
     model = _mlp()
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True
+    )
     x, y = _data()
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[
-        keras_dc.MagnitudePruning(0.7, schedule=schedules.OneShot(), verbose=0)])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras_dc.MagnitudePruning(0.7, schedule=schedules.OneShot(), verbose=0)],
+    )
     model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=3, verbose=0)])
     for v in keras_dc.compressible_variables(model):
         assert _sparsity(v) == pytest.approx(0.7, abs=0.01)
         assert _distinct_nonzero(v) <= 8
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: keras_dc.MagnitudePruning(1.0), "in \\[0, 1\\)"),
-    (lambda: keras_dc.MagnitudePruning(-0.1), "in \\[0, 1\\)"),
-    (lambda: keras_dc.MagnitudePruning(0.5, overrides={"x": 1.5}), "in \\[0, 1\\)"),
-    (lambda: keras_dc.WeightClustering(bits=0), "from 1 to 8"),
-    (lambda: keras_dc.WeightClustering(bits=9), "from 1 to 8"),
-    (lambda: keras_dc.WeightClustering(init="best"), "init must be one of"),
-    (lambda: keras_dc.MagnitudePruning(0.5, schedule="gradual"), "schedule must be"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: keras_dc.MagnitudePruning(1.0), "in \\[0, 1\\)"),
+        (lambda: keras_dc.MagnitudePruning(-0.1), "in \\[0, 1\\)"),
+        (lambda: keras_dc.MagnitudePruning(0.5, overrides={"x": 1.5}), "in \\[0, 1\\)"),
+        (lambda: keras_dc.WeightClustering(bits=0), "from 1 to 8"),
+        (lambda: keras_dc.WeightClustering(bits=9), "from 1 to 8"),
+        (lambda: keras_dc.WeightClustering(init="best"), "init must be one of"),
+        (lambda: keras_dc.MagnitudePruning(0.5, schedule="gradual"), "schedule must be"),
+    ],
+)
 def test_bad_arguments_fail_early(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
@@ -350,16 +447,29 @@ def test_bad_models_fail_with_clear_errors():
     tiny = keras.Sequential([keras.Input((20,)), keras.layers.Dense(4)])
     tiny.compile("adam", "mse")
     with pytest.raises(ValueError, match="no compressible variable"):
-        tiny.fit(x, np.zeros((len(x), 4)), epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(0.5)])
+        tiny.fit(
+            x,
+            np.zeros((len(x), 4)),
+            epochs=1,
+            verbose=0,
+            callbacks=[keras_dc.MagnitudePruning(0.5)],
+        )
 
     model = _mlp()
     other = keras.layers.Dense(3, name="not_in_model")
     with pytest.raises(ValueError, match="does not exist"):
-        model.fit(x, y, epochs=1, verbose=0,
-                  callbacks=[keras_dc.MagnitudePruning(0.5, overrides={"no_such_layer": 0.2})])
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[keras_dc.MagnitudePruning(0.5, overrides={"no_such_layer": 0.2})],
+        )
     other.build((None, 300))
     with pytest.raises(ValueError, match="not part of model"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(overrides={other: 4})])
+        model.fit(
+            x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(overrides={other: 4})]
+        )
 
     unbuilt = keras.Sequential([keras.layers.Dense(300), keras.layers.Dense(4)])
     unbuilt.compile("adam", "mse")
@@ -376,14 +486,25 @@ def test_sensitivity_analysis_proposes_overrides():
     before = [np.asarray(v.numpy()).copy() for v in model.weights]
     result = keras_dc.sensitivity_analysis(model, x, y, sparsities=(0.2, 0.5, 0.9), verbose=0)
     assert result.metric == "accuracy"
-    assert set(result.curves) == {keras_dc.variable_path(v) for v in keras_dc.compressible_variables(model)}
+    assert set(result.curves) == {
+        keras_dc.variable_path(v) for v in keras_dc.compressible_variables(model)
+    }
     for b, v in zip(before, model.weights, strict=True):  # the model is left untouched
         np.testing.assert_array_equal(b, v.numpy())
     proposal = result.propose(max_drop=1.0)  # anything goes: the largest tested sparsity
     assert [s for _, s in proposal] == [0.9, 0.9]
     step = int(model.optimizer.iterations.numpy())
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(
-        0.5, schedule=schedules.OneShot(at=step), overrides=proposal, verbose=0)])
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(
+                0.5, schedule=schedules.OneShot(at=step), overrides=proposal, verbose=0
+            )
+        ],
+    )
     for v in keras_dc.compressible_variables(model):
         assert _sparsity(v) == pytest.approx(0.9, abs=0.01)
     assert "baseline" in result.format()
@@ -391,8 +512,14 @@ def test_sensitivity_analysis_proposes_overrides():
 
 def _run_subprocess(code, env_extra=None, timeout=300):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", **(env_extra or {}))
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
 
@@ -431,7 +558,8 @@ def test_mirrored_strategy_on_two_cpu_devices():
 
 
 def test_tf_keras_legacy_models():
-    out = _run_subprocess("""
+    out = _run_subprocess(
+        """
         import numpy as np, tensorflow as tf
         import keras_dc
         from keras_dc import schedules
@@ -454,5 +582,7 @@ def test_tf_keras_legacy_models():
             assert np.all(w[z] == 0) and np.unique(w[w != 0]).size <= 8
         assert all(v.constraint is None for v in model.trainable_weights)
         print("TFKERAS-OK")
-    """, env_extra={"TF_USE_LEGACY_KERAS": "1"})
+    """,
+        env_extra={"TF_USE_LEGACY_KERAS": "1"},
+    )
     assert "TFKERAS-OK" in out

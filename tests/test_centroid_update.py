@@ -27,11 +27,13 @@ OPTIMIZERS = {
 
 def _model_and_batch(make_optimizer, sparse):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((20,)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(4),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(4),
+        ]
+    )
     model.compile(make_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 20)).astype("float32")
@@ -91,8 +93,9 @@ def test_explicit_sum_is_not_the_default_for_adam():
     summed = centroids.copy()
     for k in range(1, centroids.size):
         summed[k] += (stepped[indices == k] - centroids[k]).sum()
-    clustering = keras_dc.WeightClustering(bits=BITS, centroid_update="sum",
-                                           overrides={model.layers[1]: None}, verbose=0)
+    clustering = keras_dc.WeightClustering(
+        bits=BITS, centroid_update="sum", overrides={model.layers[1]: None}, verbose=0
+    )
     model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, callbacks=[clustering])
     (moved,) = clustering.centroids().values()
     np.testing.assert_allclose(moved, summed, rtol=1e-5, atol=1e-5)

@@ -28,8 +28,13 @@ def _run(*args, console_script=False):
 
 def _model(path, inputs=8, seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((inputs,), batch_size=1), keras.layers.Dense(32, activation="relu"),
-                              keras.layers.Dense(3)])
+    model = keras.Sequential(
+        [
+            keras.Input((inputs,), batch_size=1),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
     model.save(path)
     return path
 
@@ -58,20 +63,28 @@ def test_command_help_lists_its_own_flags(command, capsys):
     for flag in required + optional:
         assert f"--{flag.name}" in out
     assert "--name" in out  # every command takes --name
-    other = {"convert": "--bundle", "inspect": "--model", "verify": "--out", "restore": "--float16"}[command]
+    other = {
+        "convert": "--bundle",
+        "inspect": "--model",
+        "verify": "--out",
+        "restore": "--float16",
+    }[command]
     assert other not in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "expected one command"),
-    (["frobnicate"], "expected one command"),
-    (["convert", "--model=m.keras"], "'convert' needs --out"),
-    (["inspect"], "'inspect' needs --bundle"),
-    (["restore", "--bundle=b"], "'restore' needs --output"),
-    (["inspect", "--bundle=b", "--out=x"], "'inspect' does not take --out"),
-    (["convert", "--frobnicate=1"], "Unknown command line flag 'frobnicate'"),
-    (["verify", "--bundle=/nonexistent/dir"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "expected one command"),
+        (["frobnicate"], "expected one command"),
+        (["convert", "--model=m.keras"], "'convert' needs --out"),
+        (["inspect"], "'inspect' needs --bundle"),
+        (["restore", "--bundle=b"], "'restore' needs --output"),
+        (["inspect", "--bundle=b", "--out=x"], "'inspect' does not take --out"),
+        (["convert", "--frobnicate=1"], "Unknown command line flag 'frobnicate'"),
+        (["verify", "--bundle=/nonexistent/dir"], "does not exist"),
+    ],
+)
 def test_usage_errors_are_one_line_with_exit_code_2(argv, message, capsys):
     assert cli.main(argv) == cli.EXIT_USAGE
     captured = capsys.readouterr()
@@ -84,14 +97,19 @@ def test_bad_output_locations_fail_before_converting(tmp_path, capsys):
     a_file = tmp_path / "afile"
     a_file.write_bytes(b"x")
     # `convert` checks --out first: a conversion would take seconds and print progress.
-    for out, message in ((str(a_file), "exists and is not a directory"),
-                         (str(a_file / "sub"), "is a file, not a directory")):
+    for out, message in (
+        (str(a_file), "exists and is not a directory"),
+        (str(a_file / "sub"), "is a file, not a directory"),
+    ):
         assert cli.main(["convert", f"--model={model}", f"--out={out}"]) == cli.EXIT_USAGE
         captured = capsys.readouterr()
         assert message in _one_error_line(captured.err)
         assert "converting" not in captured.out
     assert a_file.read_bytes() == b"x"
-    assert cli.main(["convert", f"--model={tmp_path / 'missing.keras'}", f"--out={tmp_path / 'b'}"]) == 2
+    assert (
+        cli.main(["convert", f"--model={tmp_path / 'missing.keras'}", f"--out={tmp_path / 'b'}"])
+        == 2
+    )
     assert "is not a file" in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "b").exists()
 
@@ -103,7 +121,7 @@ def test_two_bundles_in_one_folder_with_name_on_every_command(tmp_path):
     for model, name in ((model_a, "a"), (model_b, "b")):
         proc = _run("convert", f"--model={model}", f"--out={out}", f"--name={name}")
         assert proc.returncode == 0, proc.stderr
-        assert f"ship these 2 files" in proc.stdout
+        assert "ship these 2 files" in proc.stdout
         assert os.path.join(out, f"{name}.dcw") in proc.stdout
     # Noise of the TensorFlow/LiteRT native logs is not shown.
     assert "cuInit" not in proc.stderr and "XNNPACK" not in proc.stderr
@@ -134,7 +152,9 @@ def test_verify_with_a_model_of_another_input_shape_names_the_difference(tmp_pat
     out = str(tmp_path / "bundle")
     proc = _run("convert", f"--model={_model(str(tmp_path / 'a.keras'))}", f"--out={out}")
     assert proc.returncode == 0, proc.stderr
-    proc = _run("verify", f"--bundle={out}", f"--model={_model(str(tmp_path / 'c.keras'), inputs=9)}")
+    proc = _run(
+        "verify", f"--bundle={out}", f"--model={_model(str(tmp_path / 'c.keras'), inputs=9)}"
+    )
     assert proc.returncode == cli.EXIT_USAGE
     line = _one_error_line(proc.stderr)
     assert "(1, 8)" in line and "(1, 9)" in line and len(line) < 400

@@ -76,16 +76,26 @@ def _files(directory):
 
 def _cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "converters.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "converters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("float16, offset, accepted", [
-    (False, 0.3 * FLOAT32_TOLERANCE, True),
-    (False, 3 * FLOAT32_TOLERANCE, False),
-    (True, 0.3 * FLOAT16_TOLERANCE, True),
-    (True, 3 * FLOAT16_TOLERANCE, False),
-], ids=["float32-within", "float32-beyond", "float16-within", "float16-beyond"])
+@pytest.mark.parametrize(
+    "float16, offset, accepted",
+    [
+        (False, 0.3 * FLOAT32_TOLERANCE, True),
+        (False, 3 * FLOAT32_TOLERANCE, False),
+        (True, 0.3 * FLOAT16_TOLERANCE, True),
+        (True, 3 * FLOAT16_TOLERANCE, False),
+    ],
+    ids=["float32-within", "float32-beyond", "float16-within", "float16-beyond"],
+)
 def test_convert_guard_holds_the_documented_tolerance(float16, offset, accepted, tmp_path):
     model = _offset_model(offset)
     directory = str(tmp_path / "bundle")
@@ -95,7 +105,11 @@ def test_convert_guard_holds_the_documented_tolerance(float16, offset, accepted,
         tolerance = FLOAT16_TOLERANCE if float16 else FLOAT32_TOLERANCE
         assert 0 < result.max_abs_diff and 0 < result.max_scaled_diff <= tolerance
         assert sorted(_files(directory)) == [
-            "model.dcw", "model.skeleton.tflite", "report.json", "report.txt"]
+            "model.dcw",
+            "model.skeleton.tflite",
+            "report.json",
+            "report.txt",
+        ]
     else:
         with pytest.raises(ValueError, match="verification failed") as info:
             converters.convert(model, directory, float16=float16, verbose=0, picture=False)

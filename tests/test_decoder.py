@@ -47,7 +47,6 @@ def test_golden_restores_to_expected_bytes(name):
     assert decoder.restore(skeleton, side) == restored
 
 
-
 def test_hand_vector_is_the_golden_file_and_its_checksums_are_right():
     _, side, _ = golden("hand")
     assert side == hand_vectors.SIDECAR
@@ -57,21 +56,32 @@ def test_hand_vector_is_the_golden_file_and_its_checksums_are_right():
     table = hand_vectors.TABLE + hand_vectors.NAMES
     assert header.table_crc32 == zlib.crc32(table)
     crc_at = HEADER_SIZE - HEADER_CRC.size
-    assert HEADER_CRC.unpack_from(hand_vectors.HEADER, crc_at) == zlib.crc32(hand_vectors.HEADER[:crc_at])
+    assert HEADER_CRC.unpack_from(hand_vectors.HEADER, crc_at) == zlib.crc32(
+        hand_vectors.HEADER[:crc_at]
+    )
     assert ENTRY.unpack_from(table, 0).payload_crc32 == zlib.crc32(hand_vectors.PAYLOAD_DENSE)
-    assert ENTRY.unpack_from(table, ENTRY_SIZE).payload_crc32 == zlib.crc32(hand_vectors.PAYLOAD_SPARSE)
+    assert ENTRY.unpack_from(table, ENTRY_SIZE).payload_crc32 == zlib.crc32(
+        hand_vectors.PAYLOAD_SPARSE
+    )
 
 
 def test_hand_vector_inspect():
     info = decoder.inspect(hand_vectors.SIDECAR)
     assert info["version"] == "1.0" and info["restored_size"] == 79 and info["skeleton_size"] == 15
     dense, sparse = info["segments"]
-    assert (dense["name"], dense["encoding"], dense["index_bits"]) == ("dense", "CLUSTERED_DENSE", 11)
+    assert (dense["name"], dense["encoding"], dense["index_bits"]) == (
+        "dense",
+        "CLUSTERED_DENSE",
+        11,
+    )
     assert dense["nonzeros"] == 3
-    assert (sparse["encoding"], sparse["escape_run"], sparse["gap_count"]) == ("CLUSTERED_SPARSE", 3, 3)
+    assert (sparse["encoding"], sparse["escape_run"], sparse["gap_count"]) == (
+        "CLUSTERED_SPARSE",
+        3,
+        3,
+    )
     assert sparse["gap_bits"] == 6
     assert (sparse["nonzeros"], sparse["codebook_entries"], sparse["payload_bytes"]) == (2, 2, 58)
-
 
 
 # =================================================================== fuzzing
@@ -156,8 +166,6 @@ def test_mutations_behind_valid_checksums_are_rejected(name):
         assert out == restored
 
 
-
-
 @pytest.mark.parametrize(
     "field, value",
     [
@@ -240,32 +248,80 @@ _FIRST_ENTRY = CODEBOOK_COUNT.size + ENTRY_COUNT.size  # one codebook: its entri
     "dense, sparse, field",
     [
         # indices.nbits one too many: 8 symbols use 11 bits, not 12
-        pytest.param(_patched(_DENSE, DENSE_INDICES + STREAM["nbits"].offset, b"\x0c"), None,
-                     "segment[0].indices.nbits", id="nbits"),
+        pytest.param(
+            _patched(_DENSE, DENSE_INDICES + STREAM["nbits"].offset, b"\x0c"),
+            None,
+            "segment[0].indices.nbits",
+            id="nbits",
+        ),
         # a padding bit set in the last data byte (bit 3 of byte 1, stream bit 11)
-        pytest.param(_patched(_DENSE, _DENSE_DATA + 1, b"\x09"), None, "segment[0].indices.data", id="padding"),
+        pytest.param(
+            _patched(_DENSE, _DENSE_DATA + 1, b"\x09"),
+            None,
+            "segment[0].indices.data",
+            id="padding",
+        ),
         # lengths [1, 1]: a complete code, no reserved codeword
-        pytest.param(_patched(_DENSE, DENSE_INDICES + STREAM.size, b"\x11"), None, "segment[0].indices.lengths",
-                     id="complete-code"),
+        pytest.param(
+            _patched(_DENSE, DENSE_INDICES + STREAM.size, b"\x11"),
+            None,
+            "segment[0].indices.lengths",
+            id="complete-code",
+        ),
         # the reserved codeword "11" in the data
-        pytest.param(_patched(_DENSE, _DENSE_DATA, b"\x0f"), None, "segment[0].indices.data", id="reserved-codeword"),
+        pytest.param(
+            _patched(_DENSE, _DENSE_DATA, b"\x0f"),
+            None,
+            "segment[0].indices.data",
+            id="reserved-codeword",
+        ),
         # codebook_count 2 with channels = 1
-        pytest.param(_patched(_DENSE, CODEBOOK_COUNT.offset, b"\x02"), None, "segment[0].codebook_count",
-                     id="codebook-count"),
+        pytest.param(
+            _patched(_DENSE, CODEBOOK_COUNT.offset, b"\x02"),
+            None,
+            "segment[0].codebook_count",
+            id="codebook-count",
+        ),
         # only one codebook entry: index 1 is out of range
-        pytest.param(CODEBOOK_COUNT.pack(1) + ENTRY_COUNT.pack(1) + _DENSE[_FIRST_ENTRY : _FIRST_ENTRY + 4]
-                     + _DENSE[DENSE_INDICES:], None, "segment[0].indices.data", id="index-range"),
+        pytest.param(
+            CODEBOOK_COUNT.pack(1)
+            + ENTRY_COUNT.pack(1)
+            + _DENSE[_FIRST_ENTRY : _FIRST_ENTRY + 4]
+            + _DENSE[DENSE_INDICES:],
+            None,
+            "segment[0].indices.data",
+            id="index-range",
+        ),
         # a trailing byte after the last stream
         pytest.param(_DENSE + b"\x00", None, "segment[0].payload_size", id="trailing-byte"),
         # escape_run 0
-        pytest.param(None, _patched(_SPARSE, SPARSE_ESCAPE_RUN, b"\x00"), "segment[1].escape_run", id="escape-run-0"),
+        pytest.param(
+            None,
+            _patched(_SPARSE, SPARSE_ESCAPE_RUN, b"\x00"),
+            "segment[1].escape_run",
+            id="escape-run-0",
+        ),
         # escape_run 2: the gap alphabet (4 symbols) exceeds escape_run + 1
-        pytest.param(None, _patched(_SPARSE, SPARSE_ESCAPE_RUN, b"\x02"), "segment[1].gaps.alphabet", id="gap-alphabet"),
+        pytest.param(
+            None,
+            _patched(_SPARSE, SPARSE_ESCAPE_RUN, b"\x02"),
+            "segment[1].gaps.alphabet",
+            id="gap-alphabet",
+        ),
         # escape_run 4: position 2, then 4 + 1 background elements: position 8 ≥ 8 elements
-        pytest.param(None, _patched(_SPARSE, SPARSE_ESCAPE_RUN, b"\x04"), "segment[1].gaps.data", id="position-range"),
+        pytest.param(
+            None,
+            _patched(_SPARSE, SPARSE_ESCAPE_RUN, b"\x04"),
+            "segment[1].gaps.data",
+            id="position-range",
+        ),
         # indices.count 1 for 2 emitted elements
-        pytest.param(None, _patched(_SPARSE, SPARSE_INDICES + STREAM["count"].offset, b"\x01"),
-                     "segment[1].indices.count", id="index-count"),
+        pytest.param(
+            None,
+            _patched(_SPARSE, SPARSE_INDICES + STREAM["count"].offset, b"\x01"),
+            "segment[1].indices.count",
+            id="index-count",
+        ),
     ],
 )
 def test_structural_errors_behind_valid_checksums(dense, sparse, field):
@@ -304,8 +360,12 @@ def test_table_and_payload_crcs_checked():
     expect_error(hand_vectors.SKELETON, bytes(b), "table_crc32", HEADER["table_crc32"].offset)
     b = bytearray(hand_vectors.SIDECAR)
     b[-1] ^= 1  # last byte of segment 1's payload
-    expect_error(hand_vectors.SKELETON, bytes(b), "segment[1].payload_crc32",
-                 HEADER_SIZE + ENTRY_SIZE + ENTRY["payload_crc32"].offset)
+    expect_error(
+        hand_vectors.SKELETON,
+        bytes(b),
+        "segment[1].payload_crc32",
+        HEADER_SIZE + ENTRY_SIZE + ENTRY["payload_crc32"].offset,
+    )
 
 
 def test_unknown_major_version_rejected():
@@ -338,7 +398,12 @@ def test_newer_minor_with_extra_fields_is_read():
         (0, "channels", 3, "segment[0].size"),  # 32 bytes is not a multiple of 3 × 4
         (1, "offset", 31, "segment[1].offset"),  # segment 1 at 31 overlaps segment 0 (ends at 40)
         (1, "offset", 48, "segment[1].size"),  # [48, 80) exceeds the 79 restored bytes
-        (0, "name_offset", 10, "segment[0].name_offset"),  # name [10, 15) is outside the 11-byte table
+        (
+            0,
+            "name_offset",
+            10,
+            "segment[0].name_offset",
+        ),  # name [10, 15) is outside the 11-byte table
         (1, "payload_size", 255, "segment[1].payload_size"),  # 255 > the payload bytes left
         (0, "payload_size", 32, "payload_size"),  # 32 + 58 payload bytes cover 90 of 91
         (0, "size", 28, "skeleton_size"),  # segment 0 of 28 bytes: skeleton would be 19 bytes
@@ -346,7 +411,9 @@ def test_newer_minor_with_extra_fields_is_read():
     ],
 )
 def test_segment_table_checks(segment, entry_field, value, field):
-    error = expect_error(hand_vectors.SKELETON, with_entry(hand_vectors.SIDECAR, segment, entry_field, value))
+    error = expect_error(
+        hand_vectors.SKELETON, with_entry(hand_vectors.SIDECAR, segment, entry_field, value)
+    )
     assert error.field == field, str(error)
 
 
@@ -373,14 +440,18 @@ def test_wrong_restored_hash_rejected():
 def test_zlib_payload_checks():
     skeleton, side, restored = golden("zlib")
     payload = payloads_of(side)[0]
-    expect_error(skeleton, rebuild(side, [payload + b"\x00"]), "segment[0].payload")  # trailing byte
+    expect_error(
+        skeleton, rebuild(side, [payload + b"\x00"]), "segment[0].payload"
+    )  # trailing byte
     expect_error(skeleton, rebuild(side, [payload[:-1]]), "segment[0].payload")  # no Adler-32 end
     expect_error(
         skeleton,
         rebuild(side, [zlib.compress(restored[12:-4], 9)]),
         "segment[0].payload",
     )  # too short
-    expect_error(skeleton, rebuild(side, [zlib.compress(restored[12:] + b"\x00", 9)]), "segment[0].payload")
+    expect_error(
+        skeleton, rebuild(side, [zlib.compress(restored[12:] + b"\x00", 9)]), "segment[0].payload"
+    )
 
 
 def test_raw_payload_size_checked():
@@ -392,5 +463,3 @@ def test_raw_payload_size_checked():
 def test_not_bytes_like_input_is_a_type_error():
     with pytest.raises(TypeError):
         decoder.restore(b"", 12345)
-
-

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sidecar_testing import CASES, MANIFEST, golden, segments_of
+from sidecar_testing import CASES, MANIFEST, golden, payloads_of, rebuild, segments_of
 
 from converters import decoder, encoder
 from converters.encoder import Segment
@@ -33,9 +33,9 @@ def _inflated(side, encodings):
     """`side` with each ZLIB payload replaced by its inflated bytes, checksums recomputed."""
     payloads = payloads_of(side)
     assert len(payloads) == len(encodings)
-    return rebuild(side, [zlib.decompress(p) if e == "ZLIB" else bytes(p)
-                          for p, e in zip(payloads, encodings)])
-
+    return rebuild(
+        side, [zlib.decompress(p) if e == "ZLIB" else bytes(p) for p, e in zip(payloads, encodings)]
+    )
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -50,7 +50,6 @@ def test_golden_inspect_matches_build_stats(name):
         assert got.keys() == want.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key]), key
-
 
 
 # =================================================================== encoder
@@ -144,9 +143,14 @@ def test_per_channel_backgrounds_with_sign_flipped_zeros():
     shared = _clustered(rng, 8 * 512, 0.1, 16).reshape(8, 512)
     scales = np.array([1.5, -0.5, 2.0, -1.0, 0.75, -2.5, 1.0, -0.25], np.float32)[:, None]
     kernel = (shared * scales).astype(np.float32)
-    assert np.signbit(kernel[1][kernel[1] == 0]).all() and not np.signbit(kernel[0][kernel[0] == 0]).any()
+    assert (
+        np.signbit(kernel[1][kernel[1] == 0]).all()
+        and not np.signbit(kernel[0][kernel[0] == 0]).any()
+    )
     restored = kernel.tobytes()
-    skeleton, side, stats = encoder.build_bundle(restored, [Segment(0, len(restored), "float32", channels=8)])
+    skeleton, side, stats = encoder.build_bundle(
+        restored, [Segment(0, len(restored), "float32", channels=8)]
+    )
     assert stats[0].encoding == "CLUSTERED_SPARSE" and stats[0].codebooks == 8
     assert stats[0].index_count == np.count_nonzero(kernel)
     assert decoder.restore(skeleton, side) == restored
@@ -161,7 +165,9 @@ def test_nonzero_background_fills_unemitted_elements():
     values[2, 5] = 0.0
     restored = b"xy" + values.tobytes()
     segment = Segment(2, values.nbytes, "float32", channels=4)
-    skeleton, side, stats = encoder.build_bundle(restored, [segment], encodings=["CLUSTERED_SPARSE"])
+    skeleton, side, stats = encoder.build_bundle(
+        restored, [segment], encodings=["CLUSTERED_SPARSE"]
+    )
     assert stats[0].encoding == "CLUSTERED_SPARSE" and stats[0].index_count == 44
     assert decoder.restore(skeleton, side) == restored
     assert decoder.inspect(side)["segments"][0]["nonzeros"] == 1199
@@ -184,7 +190,9 @@ def test_sparse_round_trip_with_long_zero_runs():
 def test_per_channel_codebooks_when_one_is_too_large():
     rng = np.random.default_rng(5)
     shared = np.array([-1, -0.5, 0.5, 1, 2, -2], np.float64)
-    kernel = (shared[rng.integers(0, 6, (64, 100))] * rng.uniform(0.5, 2, (64, 1))).astype(np.float32)
+    kernel = (shared[rng.integers(0, 6, (64, 100))] * rng.uniform(0.5, 2, (64, 1))).astype(
+        np.float32
+    )
     restored = kernel.tobytes()
     segment = Segment(0, len(restored), "float32", channels=64, name="bn_folded")
     skeleton, side, stats = encoder.build_bundle(restored, [segment])
@@ -207,7 +215,9 @@ def test_sparse_mode_for_sparse_layers_and_stats():
     rng = np.random.default_rng(7)
     values = _clustered(rng, 50_000, 0.08, 32)
     restored = values.tobytes()
-    _, side, stats = encoder.build_bundle(restored, [Segment(0, len(restored), "float32", name="ip1")])
+    _, side, stats = encoder.build_bundle(
+        restored, [Segment(0, len(restored), "float32", name="ip1")]
+    )
     s = stats[0]
     assert s.encoding == "CLUSTERED_SPARSE" and s.name == "ip1"
     assert s.elements == 50_000 and s.nonzeros == np.count_nonzero(values)

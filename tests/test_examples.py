@@ -46,7 +46,7 @@ def test_sensitivity_example():
     sparsities = [float(s) for s in lines[lines.index(title) + 1].split()[1:]]
     assert sparsities == [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]
     curves = {}
-    for line in lines[lines.index(title) + 3:]:
+    for line in lines[lines.index(title) + 3 :]:
         if not line.startswith("lenet_300_100/"):
             break
         path, *values = line.split()
@@ -65,9 +65,13 @@ def test_sensitivity_example():
         assert proposed[path] == str(best), (path, curve)
     # The pruned model holds the proposed sparsities (None: left dense).
     for path, target in proposed.items():
-        (row,) = [line for line in lines if line.startswith(path) and "%" in line]  # the layer report
+        (row,) = [
+            line for line in lines if line.startswith(path) and "%" in line
+        ]  # the layer report
         kept = float(row.split()[3].rstrip("%"))
-        assert kept == pytest.approx(100.0 if target == "None" else 100 * (1 - float(target)), abs=0.01), row
+        assert kept == pytest.approx(
+            100.0 if target == "None" else 100 * (1 - float(target)), abs=0.01
+        ), row
     accuracy = float(out.split("test accuracy after pruning: ")[1].split()[0])
     assert 0.5 < accuracy <= 1  # far above chance (0.1) even in smoke mode
 
@@ -77,14 +81,18 @@ def test_tfmot_example(script, tmp_path):
     import converters
 
     out = _run(script, f"--out={tmp_path}")
-    tflite, gzipped = (int(v.replace(",", "")) for v in
-                       out.split("tfmot's way: .tflite ")[1].split(" B\n")[0].split(" B, gzip -9 "))
+    tflite, gzipped = (
+        int(v.replace(",", ""))
+        for v in out.split("tfmot's way: .tflite ")[1].split(" B\n")[0].split(" B, gzip -9 ")
+    )
     bundle = int(out.split("keras-dc bundle: ")[1].split(" B")[0].replace(",", ""))
     ratio = float(out.split(" B (")[-1].split("x smaller")[0])
     # The real small file beats "zip the .tflite yourself", and the bundle restores to that .tflite.
     assert bundle < gzipped < tflite and ratio > 10
     assert len(converters.restore(str(tmp_path))) == tflite
-    skeleton, sidecar = (os.path.getsize(tmp_path / f) for f in ("model.skeleton.tflite", "model.dcw"))
+    skeleton, sidecar = (
+        os.path.getsize(tmp_path / f) for f in ("model.skeleton.tflite", "model.dcw")
+    )
     assert skeleton + sidecar == bundle
     check = converters.verify(str(tmp_path), verbose=0)  # restores, runs in LiteRT, finite outputs
     assert check["restored_bytes"] == tflite

@@ -85,7 +85,11 @@ def test_header_layout_is_the_spec_table():
     assert _layout_rows(fmt.HEADER) == _spec_rows(rows)
     offset, size, kind, name, _ = rows[-1]  # header_crc32, at header_size − 4
     assert (offset, int(size), _CODES[kind], _name(name)) == (
-        "`header_size` − 4", fmt.HEADER_CRC.size, fmt.HEADER_CRC.code, fmt.HEADER_CRC.name)
+        "`header_size` − 4",
+        fmt.HEADER_CRC.size,
+        fmt.HEADER_CRC.code,
+        fmt.HEADER_CRC.name,
+    )
     assert fmt.HEADER_SIZE == fmt.HEADER.size + fmt.HEADER_CRC.size == 120
     assert f"`header_size` = {fmt.HEADER_SIZE}" in spec_section("## 4. Header")
 
@@ -99,12 +103,18 @@ def test_stream_layout_is_the_spec_table():
     rows = spec_table("## 6. Canonical Huffman streams")
     assert _layout_rows(fmt.STREAM) == _spec_rows(rows)
     lengths = rows[len(fmt.STREAM.fields)]
-    assert (int(lengths[0]), lengths[1], _name(lengths[3])) == (fmt.STREAM.size, "⌈alphabet/2⌉", "lengths")
+    assert (int(lengths[0]), lengths[1], _name(lengths[3])) == (
+        fmt.STREAM.size,
+        "⌈alphabet/2⌉",
+        "lengths",
+    )
 
 
 def test_codebook_fields_are_the_spec_table():
     rows = spec_table("### 7.3 Codebooks")
-    assert _spec_rows(rows) == [(0, fmt.CODEBOOK_COUNT.size, fmt.CODEBOOK_COUNT.code, fmt.CODEBOOK_COUNT.name)]
+    assert _spec_rows(rows) == [
+        (0, fmt.CODEBOOK_COUNT.size, fmt.CODEBOOK_COUNT.code, fmt.CODEBOOK_COUNT.name)
+    ]
     _, size, kind, name, _ = rows[1]
     assert (size, kind, _name(name)) == ("2·C", "u16[C]", fmt.ENTRY_COUNT.name)
     assert fmt.ENTRY_COUNT.size == 2 and fmt.ENTRY_COUNT.dtype == np.dtype("<u2")
@@ -114,7 +124,9 @@ def test_codebook_fields_are_the_spec_table():
 
 def test_dtype_and_encoding_codes_are_the_spec_tables():
     dtypes = spec_tables("## 5. Segment table")[1]
-    assert {name.split("`")[1]: (int(code), int(esize)) for code, name, esize in dtypes} == fmt.DTYPES
+    assert {
+        name.split("`")[1]: (int(code), int(esize)) for code, name, esize in dtypes
+    } == fmt.DTYPES
     encodings = {_name(name): int(code) for code, name, _ in spec_table("## 7. Segment encodings")}
     assert encodings == fmt.ENCODINGS
 
@@ -127,12 +139,24 @@ def test_limits_are_the_spec_limits():
     assert f"`alphabet` | number of code lengths that follow, 0 … {fmt.MAX_ALPHABET}" in SPEC
     assert f"K_c: entries in codebook *c*, 0 … {fmt.MAX_CODEBOOK}" in SPEC
     assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in SPEC
-    assert fmt.MAGIC == bytes.fromhex("4b444357") and (fmt.VERSION_MAJOR, fmt.VERSION_MINOR) == (1, 0)
+    assert fmt.MAGIC == bytes.fromhex("4b444357") and (fmt.VERSION_MAJOR, fmt.VERSION_MINOR) == (
+        1,
+        0,
+    )
 
 
 def test_layout_pack_and_unpack_round_trip():
-    values = {"offset": 1, "size": 2**40, "payload_size": 3, "payload_crc32": 2**32 - 1, "channels": 5,
-              "name_offset": 6, "name_size": 7, "dtype": 8, "encoding": 9}
+    values = {
+        "offset": 1,
+        "size": 2**40,
+        "payload_size": 3,
+        "payload_crc32": 2**32 - 1,
+        "channels": 5,
+        "name_offset": 6,
+        "name_size": 7,
+        "dtype": 8,
+        "encoding": 9,
+    }
     packed = fmt.ENTRY.pack(**values)
     assert len(packed) == fmt.ENTRY_SIZE
     assert packed[fmt.ENTRY["reserved"].offset :] == bytes(fmt.ENTRY["reserved"].size)

@@ -50,7 +50,9 @@ def test_every_single_bit_flip_of_the_sidecar_is_rejected(name):
     skeleton = (GOLDEN / f"{name}.skeleton").read_bytes()
     side = (GOLDEN / f"{name}.dcw").read_bytes()
     assert decoder_lib.restore(skeleton, side) == (GOLDEN / f"{name}.restored").read_bytes()
-    rejected, accepted = _flip_every_bit(side, lambda flipped: decoder_lib.restore(skeleton, flipped))
+    rejected, accepted = _flip_every_bit(
+        side, lambda flipped: decoder_lib.restore(skeleton, flipped)
+    )
     assert accepted == [], f"{name}.dcw: flipping bits {accepted[:10]} still restored"
     assert rejected == 8 * len(side)
 
@@ -59,6 +61,8 @@ def test_every_single_bit_flip_of_the_sidecar_is_rejected(name):
 def test_every_single_bit_flip_of_the_skeleton_is_rejected(name):
     skeleton = (GOLDEN / f"{name}.skeleton").read_bytes()
     side = (GOLDEN / f"{name}.dcw").read_bytes()
-    rejected, accepted = _flip_every_bit(skeleton, lambda flipped: decoder_lib.restore(flipped, side))
+    rejected, accepted = _flip_every_bit(
+        skeleton, lambda flipped: decoder_lib.restore(flipped, side)
+    )
     assert accepted == [], f"{name}.skeleton: flipping bits {accepted[:10]} still restored"
     assert rejected == 8 * len(skeleton) > 0

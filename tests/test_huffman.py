@@ -216,7 +216,9 @@ def test_round_trip(stream, bit_offset):
     assert len(data) == (nbits + 7) // 8
     # Prefix `bit_offset` junk bits (ones) to exercise unaligned starts.
     bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")[:nbits]
-    shifted = np.packbits(np.concatenate([np.ones(bit_offset, np.uint8), bits]), bitorder="little").tobytes()
+    shifted = np.packbits(
+        np.concatenate([np.ones(bit_offset, np.uint8), bits]), bitorder="little"
+    ).tobytes()
     decoded = huffman.decode(shifted, lengths, symbols.size, bit_offset)
     np.testing.assert_array_equal(decoded, symbols)
     assert decoded.dtype == (np.uint8 if alphabet <= 256 else np.uint16)
@@ -231,7 +233,9 @@ def test_round_trip_large_stream_both_paths():
     lengths = huffman.code_lengths(np.bincount(symbols, minlength=64), reserve=True)
     data, nbits = huffman.encode(symbols, lengths)
     np.testing.assert_array_equal(huffman.decode(data, lengths, symbols.size), symbols)
-    np.testing.assert_array_equal(huffman._decode_numpy(memoryview(data), lengths, symbols.size, 0), symbols)
+    np.testing.assert_array_equal(
+        huffman._decode_numpy(memoryview(data), lengths, symbols.size, 0), symbols
+    )
     symbols_out, counts = huffman.decode_counted(data, lengths, symbols.size)
     assert int(np.dot(counts, lengths)) == nbits
 
@@ -258,8 +262,11 @@ def test_decode_truncated_stream(numpy_path):
     symbols = np.arange(10) % 3
     lengths = huffman.code_lengths(np.bincount(symbols), reserve=True)
     data, nbits = huffman.encode(symbols, lengths)
-    decode = (lambda d, c: huffman._decode_numpy(memoryview(d), lengths, c, 0)) if numpy_path else (
-        lambda d, c: huffman.decode(d, lengths, c))
+    decode = (
+        (lambda d, c: huffman._decode_numpy(memoryview(d), lengths, c, 0))
+        if numpy_path
+        else (lambda d, c: huffman.decode(d, lengths, c))
+    )
     with pytest.raises(huffman.HuffmanDecodeError):
         decode(data[:1], 10)
     with pytest.raises(huffman.HuffmanDecodeError):

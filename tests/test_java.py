@@ -13,7 +13,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from conftest import JUNIT_SUMMARY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +23,9 @@ LAUNCHER = "/usr/share/java/junit-platform-console-standalone.jar"  # Debian pac
 
 def _sources(kind):
     root = os.path.join(CORE, "src", kind, "java")
-    found = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".java")]
+    found = [
+        os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".java")
+    ]
     assert found, f"no Java sources under {root}"
     return sorted(found)
 
@@ -40,15 +41,21 @@ def java_classes(tmp_path_factory):
     if missing or not os.path.isfile(LAUNCHER):
         pytest.fail(
             f"the Java tests need a JDK and JUnit 5 (missing: {missing or [LAUNCHER]}); "
-            "run `make java-deps` (apt-get install default-jdk-headless junit5).")
+            "run `make java-deps` (apt-get install default-jdk-headless junit5)."
+        )
     out = tmp_path_factory.mktemp("java")
     main, test = str(out / "main"), str(out / "test")
     # The core alone: proves it needs nothing beyond the Java 8 platform.
-    compiled = _run(["javac", "--release", "8", "-Xlint:all", "-Werror", "-d", main] + _sources("main"), 300)
+    compiled = _run(
+        ["javac", "--release", "8", "-Xlint:all", "-Werror", "-d", main] + _sources("main"), 300
+    )
     if compiled.returncode:
         pytest.fail("javac (core) failed:\n" + compiled.stdout + compiled.stderr)
-    compiled = _run(["javac", "--release", "8", "-cp", os.pathsep.join([main, LAUNCHER]), "-d", test]
-                    + _sources("test"), 300)
+    compiled = _run(
+        ["javac", "--release", "8", "-cp", os.pathsep.join([main, LAUNCHER]), "-d", test]
+        + _sources("test"),
+        300,
+    )
     if compiled.returncode:
         pytest.fail("javac (tests) failed:\n" + compiled.stdout + compiled.stderr)
     return main, test
@@ -65,10 +72,23 @@ def junit_run(java_classes, tmp_path_factory):
     log = tmp_path_factory.mktemp("junit") / "launcher.log"
     with open(log, "w") as sink:
         process = subprocess.Popen(
-            ["java", f"-Dkerasdc.golden.dir={GOLDEN}", "-jar", LAUNCHER,
-             "-cp", os.pathsep.join([main, test]), "--select-package", "dev.kerasdc.bundle",
-             "--disable-banner", "--disable-ansi-colors", "--details=summary"],
-            stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
+            [
+                "java",
+                f"-Dkerasdc.golden.dir={GOLDEN}",
+                "-jar",
+                LAUNCHER,
+                "-cp",
+                os.pathsep.join([main, test]),
+                "--select-package",
+                "dev.kerasdc.bundle",
+                "--disable-banner",
+                "--disable-ansi-colors",
+                "--details=summary",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
     yield process, log
     if process.poll() is None:
         process.kill()
@@ -88,24 +108,40 @@ def _pruned_clustered_model():
     from keras_dc import schedules
 
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((24,)),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(5),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((24,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(5),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(3)
     x = rng.normal(size=(128, 24)).astype("float32")
     y = rng.integers(0, 5, 128)
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[
-        keras_dc.MagnitudePruning(0.8, schedule=schedules.OneShot(), min_size=1, verbose=0)])
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_dc.WeightClustering(bits=3, min_size=1, verbose=0)])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(0.8, schedule=schedules.OneShot(), min_size=1, verbose=0)
+        ],
+    )
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_dc.WeightClustering(bits=3, min_size=1, verbose=0)],
+    )
     return model
 
 
 def test_java_restores_a_converted_keras_model(java_classes, junit_run, tmp_path):
-    import converters
     from ai_edge_litert.interpreter import Interpreter
+
+    import converters
     from converters import decoder as decoder_lib
     from converters import files
 
@@ -119,7 +155,9 @@ def test_java_restores_a_converted_keras_model(java_classes, junit_run, tmp_path
 
     out = str(tmp_path / "java.tflite")
     main, _ = java_classes
-    result = _run(["java", "-cp", main, "dev.kerasdc.bundle.RestoreMain", skeleton, sidecar, out], 120)
+    result = _run(
+        ["java", "-cp", main, "dev.kerasdc.bundle.RestoreMain", skeleton, sidecar, out], 120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     with open(out, "rb") as f:
         restored = f.read()

@@ -32,10 +32,15 @@ def test_transposed_kernels_biases_and_float16_match_by_value():
     k2 = rng.normal(size=(5, 3)).astype("f4")
     variables = [("dense/kernel", k1), ("dense/bias", b1), ("dense_1/kernel", k2)]
     # Flatbuffer order differs from model order; kernels are transposed; k2 is float16.
-    data, bufs = _pack([(b1, "bias"), (k2.T.astype("f2").copy(), "weight"), (k1.T.copy(), "weight")])
+    data, bufs = _pack(
+        [(b1, "bias"), (k2.T.astype("f2").copy(), "weight"), (k1.T.copy(), "weight")]
+    )
     names = match_buffers(variables, bufs, data)
     assert {o: n.paths for o, n in names.items()} == {
-        bufs[0].offset: ("dense/bias",), bufs[1].offset: ("dense_1/kernel",), bufs[2].offset: ("dense/kernel",)}
+        bufs[0].offset: ("dense/bias",),
+        bufs[1].offset: ("dense_1/kernel",),
+        bufs[2].offset: ("dense/kernel",),
+    }
     assert [names[b.offset].order for b in bufs] == [1, 2, 0]
     assert not any(n.folded for n in names.values())
 
@@ -61,11 +66,18 @@ def test_folded_kernel_matches_by_shape_then_by_zeros():
     conv = rng.normal(size=(3, 3, 2, 4)).astype("f4")
     conv[conv < 0] = 0
     twin = rng.normal(size=(3, 3, 2, 4)).astype("f4")  # same shape, no zeros
-    folded = (np.transpose(conv, (3, 0, 1, 2)) * rng.uniform(0.5, 2, size=(4, 1, 1, 1))).astype("f4")
+    folded = (np.transpose(conv, (3, 0, 1, 2)) * rng.uniform(0.5, 2, size=(4, 1, 1, 1))).astype(
+        "f4"
+    )
     data, bufs = _pack([(folded, "weight")])
-    names = match_buffers([("conv/kernel", conv), ("bn/gamma", np.ones(4, "f4")), ("c2/kernel", twin)],
-                          bufs, data)
-    assert names[0].paths == ("conv/kernel",) and names[0].folded and names[0].label == "conv/kernel + BN"
+    names = match_buffers(
+        [("conv/kernel", conv), ("bn/gamma", np.ones(4, "f4")), ("c2/kernel", twin)], bufs, data
+    )
+    assert (
+        names[0].paths == ("conv/kernel",)
+        and names[0].folded
+        and names[0].label == "conv/kernel + BN"
+    )
     # Two unmatched kernels of that shape and the same zeros: no guess.
     names = match_buffers([("conv/kernel", conv), ("c2/kernel", conv * 2)], bufs, data)
     assert names == {}

@@ -19,7 +19,7 @@ The README's "Layer coverage" table is what this file verifies.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -105,41 +105,81 @@ def _subclassed():
 
 
 CASES = {
-    "Dense": Case(lambda: _seq((12,), L.Dense(16, activation="relu", name="dense")),
-                  "dense", ("FULLY_CONNECTED",)),
+    "Dense": Case(
+        lambda: _seq((12,), L.Dense(16, activation="relu", name="dense")),
+        "dense",
+        ("FULLY_CONNECTED",),
+    ),
     "Conv1D": Case(lambda: _seq((10, 4), L.Conv1D(8, 3, name="conv1d")), "conv1d", ("CONV_2D",)),
     "Conv2D": Case(lambda: _seq((6, 6, 3), L.Conv2D(8, 3, name="conv2d")), "conv2d", ("CONV_2D",)),
-    "Conv3D": Case(lambda: _seq((4, 4, 4, 2), L.Conv3D(4, 3, name="conv3d")), "conv3d", ("CONV_3D",),
-                   delegate="op 0 CONV_3D: not implemented by the GPU delegate"),
+    "Conv3D": Case(
+        lambda: _seq((4, 4, 4, 2), L.Conv3D(4, 3, name="conv3d")),
+        "conv3d",
+        ("CONV_3D",),
+        delegate="op 0 CONV_3D: not implemented by the GPU delegate",
+    ),
     "DepthwiseConv2D": Case(
         lambda: _seq((6, 6, 4), L.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise")),
-        "depthwise", ("DEPTHWISE_CONV_2D",)),
+        "depthwise",
+        ("DEPTHWISE_CONV_2D",),
+    ),
     "SeparableConv2D": Case(
         lambda: _seq((6, 6, 4), L.SeparableConv2D(8, 3, depth_multiplier=2, name="separable")),
-        "separable", ("DEPTHWISE_CONV_2D", "CONV_2D")),
+        "separable",
+        ("DEPTHWISE_CONV_2D", "CONV_2D"),
+    ),
     "Conv2DTranspose": Case(
         lambda: _seq((3, 3, 4), L.Conv2DTranspose(8, 3, strides=2, name="transpose")),
-        "transpose", ("TRANSPOSE_CONV",)),
-    "Embedding": Case(lambda: _seq((6,), L.Embedding(20, 8, name="embedding"), dtype="int32"),
-                      "embedding", ("GATHER",), vocab=20,
-                      delegate="has type INT32"),  # Keras wraps negative ids: LESS/ADD/SELECT on int32
-    "LSTM": Case(lambda: _seq((5, 4), L.LSTM(32, name="lstm")), "lstm", ("WHILE", "FULLY_CONNECTED"),
-                 delegate="WHILE: not implemented by the GPU delegate",
-                 absent=("UNIDIRECTIONAL_SEQUENCE_LSTM",)),  # not fused with Keras 3, TF 2.21
-    "LSTM-unrolled": Case(lambda: _seq((5, 4), L.LSTM(32, unroll=True, name="lstm")),
-                          "lstm", ("UNPACK", "FULLY_CONNECTED")),
-    "GRU": Case(lambda: _seq((5, 4), L.GRU(32, name="gru")), "gru", ("WHILE", "FULLY_CONNECTED"),
-                delegate="WHILE: not implemented by the GPU delegate"),
-    "GRU-unrolled": Case(lambda: _seq((5, 4), L.GRU(32, unroll=True, name="gru")),
-                         "gru", ("UNPACK", "FULLY_CONNECTED")),
+        "transpose",
+        ("TRANSPOSE_CONV",),
+    ),
+    "Embedding": Case(
+        lambda: _seq((6,), L.Embedding(20, 8, name="embedding"), dtype="int32"),
+        "embedding",
+        ("GATHER",),
+        vocab=20,
+        delegate="has type INT32",
+    ),  # Keras wraps negative ids: LESS/ADD/SELECT on int32
+    "LSTM": Case(
+        lambda: _seq((5, 4), L.LSTM(32, name="lstm")),
+        "lstm",
+        ("WHILE", "FULLY_CONNECTED"),
+        delegate="WHILE: not implemented by the GPU delegate",
+        absent=("UNIDIRECTIONAL_SEQUENCE_LSTM",),
+    ),  # not fused with Keras 3, TF 2.21
+    "LSTM-unrolled": Case(
+        lambda: _seq((5, 4), L.LSTM(32, unroll=True, name="lstm")),
+        "lstm",
+        ("UNPACK", "FULLY_CONNECTED"),
+    ),
+    "GRU": Case(
+        lambda: _seq((5, 4), L.GRU(32, name="gru")),
+        "gru",
+        ("WHILE", "FULLY_CONNECTED"),
+        delegate="WHILE: not implemented by the GPU delegate",
+    ),
+    "GRU-unrolled": Case(
+        lambda: _seq((5, 4), L.GRU(32, unroll=True, name="gru")),
+        "gru",
+        ("UNPACK", "FULLY_CONNECTED"),
+    ),
     "MultiHeadAttention": Case(_mha, "mha", ("FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX")),
-    "EinsumDense": Case(lambda: _seq((5, 8), L.EinsumDense("abc,cd->abd", (5, 16), bias_axes="d",
-                                                           name="einsum")),
-                        "einsum", ("FULLY_CONNECTED",)),
+    "EinsumDense": Case(
+        lambda: _seq((5, 8), L.EinsumDense("abc,cd->abd", (5, 16), bias_axes="d", name="einsum")),
+        "einsum",
+        ("FULLY_CONNECTED",),
+    ),
     "Conv2D+BatchNormalization": Case(
-        lambda: _seq((6, 6, 8), L.Conv2D(16, 3, use_bias=False, name="conv2d"),
-                     L.BatchNormalization(name="bn"), L.ReLU()),
-        "conv2d", ("CONV_2D",), folded=True),
+        lambda: _seq(
+            (6, 6, 8),
+            L.Conv2D(16, 3, use_bias=False, name="conv2d"),
+            L.BatchNormalization(name="bn"),
+            L.ReLU(),
+        ),
+        "conv2d",
+        ("CONV_2D",),
+        folded=True,
+    ),
     "shared-layer": Case(_shared, "shared", ("FULLY_CONNECTED",)),
     "nested-Sequential": Case(_nested, "inner", ("FULLY_CONNECTED",)),
     "subclassed": Case(_subclassed, "conv", ("CONV_2D", "MEAN", "FULLY_CONNECTED")),
@@ -147,7 +187,9 @@ CASES = {
 
 
 def _inputs(model, case, rng, n):
-    shape = (n,) + tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else (n, 6, 6, 3)
+    shape = (
+        (n,) + tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else (n, 6, 6, 3)
+    )
     if case.vocab:
         return rng.integers(0, case.vocab, size=shape).astype("int32")
     return rng.normal(size=shape).astype("float32")
@@ -155,15 +197,19 @@ def _inputs(model, case, rng, n):
 
 def _ops(flatbuffer):
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
-    return {op_name(model, op.opcodeIndex)
-            for subgraph in model.subgraphs for op in subgraph.operators}
+    return {
+        op_name(model, op.opcodeIndex) for subgraph in model.subgraphs for op in subgraph.operators
+    }
 
 
 def _weight_buffers(flatbuffer):
     """The float32 weight buffers of a flatbuffer, as arrays in their stored shapes."""
     _, segments = lay_out(flatbuffer, mode="inline")
-    return [(s, np.frombuffer(flatbuffer[s.offset:s.offset + s.size], np.float32).reshape(s.shape))
-            for s in segments if s.role == "weight" and s.dtype == "float32"]
+    return [
+        (s, np.frombuffer(flatbuffer[s.offset : s.offset + s.size], np.float32).reshape(s.shape))
+        for s in segments
+        if s.role == "weight" and s.dtype == "float32"
+    ]
 
 
 def _distinct_nonzero(w):
@@ -180,7 +226,7 @@ def _check_per_channel(kernel, buffer, bits):
     # Folding multiplies: zeros stay where pruning put them, in every channel ...
     np.testing.assert_array_equal(stored_zero, keras_zero)
     for c in range(channels):  # ... and each channel keeps at most 2**bits values
-        assert _distinct_nonzero(stored[c]) <= 2 ** bits
+        assert _distinct_nonzero(stored[c]) <= 2**bits
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -198,8 +244,18 @@ def test_layer_end_to_end(name, tmp_path):
     assert any(case.layer in p for p in paths), paths
     assert not any(p.rsplit("/", 1)[-1] == "bias" for p in paths), paths  # biases are never pruned
 
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(
-        SPARSITY, schedule=schedules.OneShot(), min_size=MIN_SIZE, verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(
+                SPARSITY, schedule=schedules.OneShot(), min_size=MIN_SIZE, verbose=0
+            )
+        ],
+    )
     pruned = [np.asarray(v.numpy()) == 0 for v in kernels]
     clustering = keras_dc.WeightClustering(bits=BITS, min_size=MIN_SIZE, verbose=0)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[clustering])
@@ -209,7 +265,7 @@ def test_layer_end_to_end(name, tmp_path):
         assert np.mean(zero) == pytest.approx(SPARSITY, abs=1.0 / w.size)
         assert np.all(w[zero] == 0), keras_dc.variable_path(v)  # zeros stayed zero
         assert np.mean(w == 0) == pytest.approx(SPARSITY, abs=1.0 / w.size)
-        assert _distinct_nonzero(w) <= 2 ** BITS, keras_dc.variable_path(v)
+        assert _distinct_nonzero(w) <= 2**BITS, keras_dc.variable_path(v)
 
     result = converters.convert(model, str(tmp_path), verbose=0, picture=False)
     assert result.report["totals"]["bundle_bytes"] < result.report["totals"]["dense_tflite_bytes"]
@@ -233,10 +289,13 @@ def test_layer_end_to_end(name, tmp_path):
             row = encodings[folded[0].tensor_names[0]]
             assert row["encoding"].startswith("CLUSTERED")
             assert row["codebooks"] == w.shape[-1]  # one codebook per output channel
-            assert row["codebook_entries"] <= w.shape[-1] * 2 ** BITS
+            assert row["codebook_entries"] <= w.shape[-1] * 2**BITS
             continue
-        matches = [s for s, stored in buffers
-                   if stored.size == w.size and np.array_equal(np.sort(stored, None), np.sort(w, None))]
+        matches = [
+            s
+            for s, stored in buffers
+            if stored.size == w.size and np.array_equal(np.sort(stored, None), np.sort(w, None))
+        ]
         assert len(matches) == 1, f"{keras_dc.variable_path(v)} is in {len(matches)} weight buffers"
         row = encodings[matches[0].tensor_names[0]]
         assert row["nonzeros"] == np.count_nonzero(w)
@@ -254,7 +313,10 @@ def test_layer_end_to_end(name, tmp_path):
         interpreter.invoke()
         lite = interpreter.get_tensor(output["index"])
         expected = np.asarray(model(sample, training=False))
-        assert np.all(np.abs(lite - expected) <= TOLERANCE * (1 + np.abs(expected))), (lite, expected)
+        assert np.all(np.abs(lite - expected) <= TOLERANCE * (1 + np.abs(expected))), (
+            lite,
+            expected,
+        )
 
 
 class Determinant(keras.layers.Layer):
@@ -269,7 +331,9 @@ def test_layer_needing_flex_ops_is_named(tmp_path):
     inputs = keras.Input((8,))
     model = keras.Model(inputs, inner(inputs))
     out = tmp_path / "never"
-    with pytest.raises(ValueError, match=r"MatrixDeterminant.*layer\(s\) 'det' \(Determinant") as failure:
+    with pytest.raises(
+        ValueError, match=r"MatrixDeterminant.*layer\(s\) 'det' \(Determinant"
+    ) as failure:
         converters.convert(model, str(out), verbose=0, picture=False)
     assert "builtin" in str(failure.value) and len(str(failure.value)) < 400
     assert not out.exists() or not list(out.iterdir())

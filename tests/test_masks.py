@@ -16,7 +16,6 @@ from keras_dc.masks import (
     std_threshold,
 )
 
-
 # --- mask_for_sparsity ---------------------------------------------------------
 
 

@@ -32,9 +32,24 @@ def _pytest(tmp_path, ci):
         env["CI"] = ci
     env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")])
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest",
-         f"--rootdir={tmp_path}", str(tmp_path / "test_skipping.py")],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "conftest",
+            f"--rootdir={tmp_path}",
+            str(tmp_path / "test_skipping.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_skips_fail_in_ci(tmp_path):

@@ -31,13 +31,17 @@ def _data():
 
 def _mlp():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((20,)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(4),
-    ])
-    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(4),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -58,8 +62,16 @@ def _resume(model, how, tmp_path):
 
 def _pruned(x, y):
     model = _mlp()
-    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[
-        keras_dc.MagnitudePruning(SPARSITY, schedule=schedules.OneShot(at=0), verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            keras_dc.MagnitudePruning(SPARSITY, schedule=schedules.OneShot(at=0), verbose=0)
+        ],
+    )
     for w in _kernels(model):
         assert np.mean(w == 0) == pytest.approx(SPARSITY, abs=0.01)
     return model
@@ -85,12 +97,22 @@ def test_pruned_weights_stay_zero_after_resume(how, tmp_path):
     # only the mask rebuilt from the zeros holds them.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*lies before the optimizer's current step")
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[
-            keras_dc.MagnitudePruning(SPARSITY, schedule=schedules.OneShot(at=0), verbose=0)])
+        model.fit(
+            x,
+            y,
+            batch_size=32,
+            epochs=2,
+            verbose=0,
+            callbacks=[
+                keras_dc.MagnitudePruning(SPARSITY, schedule=schedules.OneShot(at=0), verbose=0)
+            ],
+        )
     after = _kernels(model)
     for z, b, a in zip(zeros, before, after, strict=True):
         assert np.all(a[z] == 0), f"{np.count_nonzero(a[z])} pruned weights regrew"
-        assert np.count_nonzero(a[~z] != b[~z]) > 0.5 * np.count_nonzero(~z)  # the survivors trained
+        assert np.count_nonzero(a[~z] != b[~z]) > 0.5 * np.count_nonzero(
+            ~z
+        )  # the survivors trained
         assert np.count_nonzero(a[~z]) == np.count_nonzero(~z)
 
 
@@ -98,12 +120,18 @@ def test_pruned_weights_stay_zero_after_resume(how, tmp_path):
 def test_clusters_hold_after_resume(how, tmp_path):
     x, y = _data()
     model = _pruned(x, y)
-    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
-              callbacks=[keras_dc.WeightClustering(bits=BITS, verbose=0)])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_dc.WeightClustering(bits=BITS, verbose=0)],
+    )
     model = _resume(model, how, tmp_path)
     before = _kernels(model)
     for w in before:
-        assert 2 <= np.unique(w[w != 0]).size <= 2 ** BITS
+        assert 2 <= np.unique(w[w != 0]).size <= 2**BITS
     clustering = keras_dc.WeightClustering(bits=BITS, verbose=0)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[clustering])
     assert len(clustering.selected) == len(before)
@@ -118,6 +146,6 @@ def test_clusters_hold_after_resume(how, tmp_path):
             else:
                 split = np.unique(members).size
                 assert split == 1, f"the weights at {value:g} split into {split} values"
-        assert np.unique(a[a != 0]).size <= 2 ** BITS
+        assert np.unique(a[a != 0]).size <= 2**BITS
         # ... and the centroids really trained.
         assert not np.array_equal(a, b)

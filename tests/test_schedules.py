@@ -38,7 +38,10 @@ def test_one_shot_default_prunes_at_step_zero():
 def test_iterative_defaults_one_cycle_per_epoch():
     schedule = Iterative()
     assert schedule.events(10_000, steps_per_epoch=100) == [
-        (0, 0.5), (100, 0.75), (200, 0.9), (300, 1.0)
+        (0, 0.5),
+        (100, 0.75),
+        (200, 0.9),
+        (300, 1.0),
     ]
     assert schedule.fraction(100, 100) == 0.75
     assert schedule.fraction(150, 100) is None
@@ -163,8 +166,12 @@ def test_serialize_round_trip_is_json():
     assert payload == {
         "class_name": "Gradual",
         "config": {
-            "begin": 2, "end": 9, "frequency": 3, "power": 2,
-            "initial_fraction": 0.25, "unit": "epoch",
+            "begin": 2,
+            "end": 9,
+            "frequency": 3,
+            "power": 2,
+            "initial_fraction": 0.25,
+            "unit": "epoch",
         },
     }
     again = deserialize(payload)

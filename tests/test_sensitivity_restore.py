@@ -14,13 +14,17 @@ import keras_dc
 
 def _trained_mlp():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((20,)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(4),
-    ])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(4),
+        ]
+    )
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 20)).astype("float32")
     y = rng.integers(0, 4, size=128)
@@ -41,13 +45,17 @@ def _assert_same(before, model):
 def test_sensitivity_analysis_restores_every_weight():
     model, x, y = _trained_mlp()
     before = _snapshot(model)  # taken BEFORE the call
-    result = keras_dc.sensitivity_analysis(model, x, y, sparsities=(0.5, 0.9), min_size=1, verbose=0)
+    result = keras_dc.sensitivity_analysis(
+        model, x, y, sparsities=(0.5, 0.9), min_size=1, verbose=0
+    )
     # The analysis really pruned: the metric moved for some variable at 90%.
     assert len(result.curves) == 3
     assert any(value != result.baseline for curve in result.curves.values() for _, value in curve)
     _assert_same(before, model)
     # And the model evaluates as before.
-    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(result.baseline)
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(
+        result.baseline
+    )
 
 
 def test_sensitivity_analysis_restores_the_weights_when_evaluation_fails():

@@ -9,15 +9,40 @@ from converters.stats import SegmentStats, count_nonzero, nonzero_mask
 
 # The keys of report.json's / `keras-dc inspect --json`'s per-segment dicts, in order.
 JSON_KEYS = [
-    "name", "offset", "dtype", "channels", "encoding", "codebooks", "elements", "nonzeros",
-    "codebook_entries", "escape_run", "index_count", "index_bits", "index_entropy_bits", "gap_count",
-    "gap_bits", "gap_entropy_bits", "payload_bytes", "raw_bytes",
+    "name",
+    "offset",
+    "dtype",
+    "channels",
+    "encoding",
+    "codebooks",
+    "elements",
+    "nonzeros",
+    "codebook_entries",
+    "escape_run",
+    "index_count",
+    "index_bits",
+    "index_entropy_bits",
+    "gap_count",
+    "gap_bits",
+    "gap_entropy_bits",
+    "payload_bytes",
+    "raw_bytes",
 ]
 
 
 def test_to_dict_keeps_the_json_keys_and_values():
-    stats = SegmentStats.of_segment("conv", 64, 400, "float32", 2, encoding="CLUSTERED_SPARSE", codebooks=2,
-                                    index_entropy_bits_total=12.5, gap_entropy_bits_total=3.25, payload_bytes=90)
+    stats = SegmentStats.of_segment(
+        "conv",
+        64,
+        400,
+        "float32",
+        2,
+        encoding="CLUSTERED_SPARSE",
+        codebooks=2,
+        index_entropy_bits_total=12.5,
+        gap_entropy_bits_total=3.25,
+        payload_bytes=90,
+    )
     d = stats.to_dict()
     assert list(d) == JSON_KEYS
     assert d["index_entropy_bits"] == 12.5 and d["gap_entropy_bits"] == 3.25
@@ -27,7 +52,12 @@ def test_to_dict_keeps_the_json_keys_and_values():
 
 def test_of_segment_defaults_to_a_raw_payload():
     stats = SegmentStats.of_segment("b", 0, 6, "int16", 1)
-    assert (stats.encoding, stats.elements, stats.payload_bytes, stats.raw_bytes) == ("RAW", 3, 6, 6)
+    assert (stats.encoding, stats.elements, stats.payload_bytes, stats.raw_bytes) == (
+        "RAW",
+        3,
+        6,
+        6,
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.nonzeros = 1
 

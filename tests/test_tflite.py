@@ -73,18 +73,20 @@ def mlp_tflite(mlp):
 def conv_bn():
     """Conv2D whose kernel holds 4 shared values, then a non-trivial BatchNorm."""
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([
-        keras.Input((6, 6, 3)),
-        keras.layers.Conv2D(5, 3, use_bias=False),
-        keras.layers.BatchNormalization(),
-        keras.layers.ReLU(),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Conv2D(5, 3, use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+        ]
+    )
     conv, bn = model.layers[0], model.layers[1]
     shared = np.array([-0.5, -0.1, 0.2, 0.7], np.float32)
     conv.kernel.assign(RNG.choice(shared, size=conv.kernel.shape).astype("float32"))
-    bn.set_weights([
-        RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5), RNG.uniform(0.5, 2, 5)
-    ])
+    bn.set_weights(
+        [RNG.uniform(0.5, 2, 5), RNG.normal(size=5), RNG.normal(size=5), RNG.uniform(0.5, 2, 5)]
+    )
     return model
 
 
@@ -128,10 +130,12 @@ def test_conv_batchnorm_folds_but_keeps_per_channel_structure(conv_bn):
 
 def test_depthwise_conv_reports_one_channel_slice():
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((5, 5, 3)),
-        keras.layers.DepthwiseConv2D(3, depth_multiplier=2, bias_initializer="ones"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((5, 5, 3)),
+            keras.layers.DepthwiseConv2D(3, depth_multiplier=2, bias_initializer="ones"),
+        ]
+    )
     flatbuffer = export.to_tflite(model)
     x = RNG.normal(size=(1, 5, 5, 3)).astype("float32")
     np.testing.assert_allclose(_run(flatbuffer, x)[0], _keras(model, x), atol=1e-5)
@@ -228,17 +232,25 @@ def test_tfmot_pruned_clustered_stripped_model(tfmot):
     import tf_keras  # pylint: disable=g-import-not-at-top
 
     tf_keras.utils.set_random_seed(7)
-    model = tf_keras.Sequential([
-        tf_keras.layers.Dense(16, activation="relu", input_shape=(8,)),
-        tf_keras.layers.Dense(4),
-    ])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Dense(16, activation="relu", input_shape=(8,)),
+            tf_keras.layers.Dense(4),
+        ]
+    )
     x = RNG.normal(size=(32, 8)).astype("float32")
     y = RNG.normal(size=(32, 4)).astype("float32")
     schedule = tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=0, frequency=1)
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     pruned.compile("sgd", "mse")
-    pruned.fit(x, y, epochs=1, batch_size=16, verbose=0,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    pruned.fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=16,
+        verbose=0,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+    )
     with pytest.raises(ValueError, match="strip_pruning"):
         export.to_tflite(pruned)
     clustered = tfmot.clustering.keras.cluster_weights(
@@ -337,11 +349,17 @@ def test_delegate_check_passes_the_mlp(mlp_tflite):
 
 def test_delegate_check_flags_flex_and_dynamic_shapes(mlp):
     # Built with the converter directly: keras-dc itself refuses both.
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Sequential([
-        keras.Input((4,)), keras.layers.Lambda(lambda x: tf.linalg.det(tf.reshape(x, (-1, 2, 2))))
-    ]))
+    converter = tf.lite.TFLiteConverter.from_keras_model(
+        keras.Sequential(
+            [
+                keras.Input((4,)),
+                keras.layers.Lambda(lambda x: tf.linalg.det(tf.reshape(x, (-1, 2, 2)))),
+            ]
+        )
+    )
     converter.target_spec.supported_ops = [
-        tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+        tf.lite.OpsSet.SELECT_TF_OPS,
     ]
     problems = delegate.check_delegate_compatibility(converter.convert())
     assert any("FlexMatrixDeterminant" in p and "Flex" in p for p in problems), problems
@@ -364,8 +382,11 @@ def test_delegate_check_flags_unsupported_ops_sparse_and_int8_weights(mlp_tflite
 
     def weights(model):
         graph = model.subgraphs[0]
-        kernel = next(t for t in graph.tensors if len(t.shape) == 2 and t.buffer > 0
-                      and model.buffers[t.buffer].data is not None)
+        kernel = next(
+            t
+            for t in graph.tensors
+            if len(t.shape) == 2 and t.buffer > 0 and model.buffers[t.buffer].data is not None
+        )
         kernel.sparsity = schema.SparsityParametersT()
         kernel.type = schema.TensorType.INT8
 

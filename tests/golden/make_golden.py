@@ -188,13 +188,21 @@ def build_all():
         skeleton, side, stats = encoder.build_bundle(restored, f.segments)
         chosen = [s.encoding for s in stats]
         if expected is not None and chosen != expected:
-            raise AssertionError(f"case {name}: encoder chose {chosen}, the case is meant for {expected}")
+            raise AssertionError(
+                f"case {name}: encoder chose {chosen}, the case is meant for {expected}"
+            )
         files[f"{name}.restored"] = restored
         files[f"{name}.skeleton"] = skeleton
         files[f"{name}.dcw"] = side
         manifest["cases"][name] = {
             "segments": [
-                {"offset": s.offset, "size": s.size, "dtype": s.dtype, "channels": s.channels, "name": s.name}
+                {
+                    "offset": s.offset,
+                    "size": s.size,
+                    "dtype": s.dtype,
+                    "channels": s.channels,
+                    "name": s.name,
+                }
                 for s in f.segments
             ],
             "encodings": chosen,
