@@ -171,19 +171,18 @@ def _param_bytes(model):
     return int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
 
 
-def _segments(buffers):
+def _segments(buffers, names):
+    """The encoder's input for `buffers`, named as convert named them (`names`, file order)."""
     from converters import encoder as encoder_lib
 
+    stored = [b for b in buffers if b.size > 0]
+    if len(stored) != len(names):
+        raise RuntimeError(f"{len(stored)} weight buffers but {len(names)} segments in the sidecar")
     return [
         encoder_lib.Segment(
-            offset=b.offset,
-            size=b.size,
-            dtype=b.dtype,
-            channels=b.channels,
-            name=(b.tensor_names[0] if b.tensor_names else f"buffer_{b.buffer_index}"),
+            offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels, name=name
         )
-        for b in buffers
-        if b.size > 0
+        for b, name in zip(stored, names)
     ]
 
 
@@ -197,7 +196,10 @@ def encoder_before_after(directory, written_sidecar, repeats):
     again, buffers = layout_lib.lay_out(restored, mode="offset")
     if again != restored:
         return {"error": "lay_out() of the restored file did not reproduce it"}
-    segments = _segments(buffers)
+    from converters import decoder
+
+    names = [seg["name"] for seg in decoder.inspect(written_sidecar)["segments"]]
+    segments = _segments(buffers, names)
     del again
     runs = {"before": [], "after": []}
     sizes, encodings = {}, {}

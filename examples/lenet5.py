@@ -11,7 +11,7 @@ Paper (Han, Mao, Dally 2016, Table 3): 0.80% → 0.74% error, 39× smaller
 (weights + indices only). Targets here, counting every byte a phone receives
 against the float32 .tflite: dense ≤ 0.90%, compressed ≤ dense + 0.10 pp, ≥ 39×.
 
-    python -m examples.lenet5                 # ~25 min on a busy shared 2-core machine
+    python -m examples.lenet5                 # 14-25 min on the shared 2-core machine (measured)
     python -m examples.lenet5 --smoke         # < 1 min: a tiny subset, for CI
     python -m examples.lenet5 --data=/path/mnist.npz --out=out/lenet5
 """

@@ -1,7 +1,7 @@
 """Deep Compression of LeNet-300-100 on MNIST, the paper's first row, end to end.
 
 Dense reference (random shifts, L2, cosine LR) → iterative magnitude pruning
-(per-layer targets, retraining at 1/10 of the LR) → weight sharing with
+(per-layer targets; retraining at the dense run's learning rate) → weight sharing with
 centroid retraining → bundle (skeleton + Huffman sidecar) → restore → test
 error of the restored flatbuffer in LiteRT, and the paper-style table.
 

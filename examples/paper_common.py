@@ -444,6 +444,13 @@ def define_example_flags(default_out):
             "smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.", **main
         ),
         seed=flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).", **main),
+        deterministic=flags.DEFINE_bool(
+            "deterministic",
+            True,
+            "Bit-reproducible on this machine (keras_dc.make_reproducible); "
+            "--nodeterministic only seeds.",
+            **main,
+        ),
         dense_epochs=flags.DEFINE_integer(
             "dense_epochs",
             None,
@@ -471,6 +478,7 @@ def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_
     → the summary, the paper's table, `paper.png` and `stages.npz` in the bundle directory."""
     import keras
 
+    import keras_dc
     from examples.mnist_data import load_mnist
 
     f = flag_values
@@ -492,7 +500,10 @@ def run_example(flag_values, module, *, title, flatten, ref_error_target, ratio_
             y_test[:500],
         )
         r = r.smoke()
-    keras.utils.set_random_seed(f.seed.value)
+    if f.deterministic.value:
+        keras_dc.make_reproducible(f.seed.value)
+    else:
+        keras.utils.set_random_seed(f.seed.value)
     model = module.build_model(r.l2)
     res = run_pipeline(
         model,

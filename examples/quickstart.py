@@ -23,6 +23,13 @@ _OUT = flags.DEFINE_string("out", "out/quickstart", "Bundle directory.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.")
 _SPARSITY = flags.DEFINE_float("sparsity", 0.92, "Final sparsity of the hidden layers.")
 _BITS = flags.DEFINE_integer("bits", 5, "Cluster index bits.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling).")
+_DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic",
+    True,
+    "Bit-reproducible on this machine (keras_dc.make_reproducible): the same seed gives the "
+    "same bundle, byte for byte. --nodeterministic only seeds.",
+)
 
 
 def main(argv):
@@ -46,7 +53,10 @@ def main(argv):
             y_test[:500],
         )
         dense_epochs, prune_epochs, retrain_epochs, cluster_epochs = (1, 1, 0, 1)
-    keras.utils.set_random_seed(0)
+    if _DETERMINISTIC.value:
+        keras_dc.make_reproducible(_SEED.value)
+    else:
+        keras.utils.set_random_seed(_SEED.value)
     model = build_model()
     compile_model(model, 1e-3)
     batch = 128

@@ -15,6 +15,7 @@ from keras_dc.clustering import WeightClustering
 from keras_dc.kmeans import cluster_weights
 from keras_dc.layer_stats import format_layer_report, layer_report
 from keras_dc.pruning import MagnitudePruning
+from keras_dc.reproducibility import make_reproducible
 from keras_dc.selection import compressible_variables, variable_path
 from keras_dc.sensitivity import SensitivityResult, sensitivity_analysis
 from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MagnitudePruning",
+    "make_reproducible",
     "WeightClustering",
     "Sparsity",
     "GlobalSparsity",

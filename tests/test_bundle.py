@@ -69,10 +69,10 @@ def test_bundle_restores_and_runs_like_keras(mlp_bundle):
     written = sorted(os.listdir(result.directory))
     assert written == [
         "model.dcw",
-        "model.skeleton.tflite",
         "model.report.json",
         "model.report.png",
         "model.report.txt",
+        "model.skeleton.tflite",
     ]
     sizes = os.path.getsize(result.skeleton_path) + os.path.getsize(result.sidecar_path)
     assert result.bundle_bytes == sizes

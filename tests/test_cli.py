@@ -123,6 +123,10 @@ def test_two_bundles_in_one_folder_with_name_on_every_command(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert "ship these 2 files" in proc.stdout
         assert os.path.join(out, f"{name}.dcw") in proc.stdout
+    # Each bundle keeps its own reports.
+    for name in ("a", "b"):
+        for ext in ("json", "txt", "png"):
+            assert os.path.isfile(os.path.join(out, f"{name}.report.{ext}"))
     # Noise of the TensorFlow/LiteRT native logs is not shown.
     assert "cuInit" not in proc.stderr and "XNNPACK" not in proc.stderr
     # Without --name the folder is ambiguous: one line, exit 2.

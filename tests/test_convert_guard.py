@@ -106,9 +106,9 @@ def test_convert_guard_holds_the_documented_tolerance(float16, offset, accepted,
         assert 0 < result.max_abs_diff and 0 < result.max_scaled_diff <= tolerance
         assert sorted(_files(directory)) == [
             "model.dcw",
+            "model.report.json",
+            "model.report.txt",
             "model.skeleton.tflite",
-            "report.json",
-            "report.txt",
         ]
     else:
         with pytest.raises(ValueError, match="verification failed") as info:

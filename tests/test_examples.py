@@ -28,10 +28,10 @@ def test_quickstart_main_job(tmp_path):
     assert "restored bundle in LiteRT" in out
     assert sorted(os.listdir(tmp_path)) == [
         "model.dcw",
-        "model.skeleton.tflite",
         "model.report.json",
         "model.report.png",
         "model.report.txt",
+        "model.skeleton.tflite",
     ]
     ratio = float(out.split("bytes  = ")[1].split("x")[0])
     assert ratio > 20  # 92% pruned, 5-bit clusters: a real small file even in smoke mode

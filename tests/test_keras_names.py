@@ -81,3 +81,61 @@ def test_folded_kernel_matches_by_shape_then_by_zeros():
     # Two unmatched kernels of that shape and the same zeros: no guess.
     names = match_buffers([("conv/kernel", conv), ("c2/kernel", conv * 2)], bufs, data)
     assert names == {}
+
+
+def test_convert_reports_keras_names_in_model_order(tmp_path):
+    import json
+
+    import keras
+
+    import converters
+    import keras_dc
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 1), batch_size=1)
+    h = keras.layers.Conv2D(8, 3, use_bias=False, name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(64, activation="relu", name="dense")(h)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="dense_1")(h))
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 12, 12, 1), "float32"), rng.random((32, 10), "float32")
+    model.fit(
+        x, y, epochs=1, verbose=0, callbacks=[keras_dc.MagnitudePruning(0.8, min_size=1, verbose=0)]
+    )
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_dc.WeightClustering(bits=3, min_size=1, verbose=0)],
+    )
+    # BatchNorm statistics that fold into real per-channel scales.
+    bn = model.get_layer("bn")
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
+    result = converters.convert(model, str(tmp_path), name="cnn", verbose=0, picture=False)
+    named = [r["keras_name"] for r in result.report["buffers"] if r["keras_name"]]
+    paths = [
+        keras_dc.variable_path(v)
+        for v in (
+            model.get_layer("conv").kernel,
+            model.get_layer("dense").kernel,
+            model.get_layer("dense").bias,
+            model.get_layer("dense_1").kernel,
+            model.get_layer("dense_1").bias,
+        )
+    ]
+    assert named == [paths[0] + " + BN"] + paths[1:]  # model order, every Keras variable named
+    for row in result.report["buffers"]:
+        assert row["tflite_name"]  # the TFLite name stays beside it
+    assert (
+        json.loads((tmp_path / "cnn.report.json").read_text())["buffers"]
+        == result.report["buffers"]
+    )
+    text = (tmp_path / "cnn.report.txt").read_text()
+    assert text.index(paths[1]) < text.index(paths[3])  # dense before dense_1, names not cut
+    from converters import decoder
+
+    inspected = decoder.inspect(converters.load_bundle(str(tmp_path))[1])
+    assert {s["name"] for s in inspected["segments"]} >= set(paths[1:])

@@ -280,13 +280,14 @@ def test_layer_end_to_end(name, tmp_path):
     # one weight buffer (transposed or reshaped, same values; a shared layer's
     # kernel is stored once), and the layer under test's is clustered in the sidecar.
     buffers = _weight_buffers(restored)
-    encodings = {r["name"]: r for r in result.report["buffers"]}
+    encodings = {r["tflite_name"]: r for r in result.report["buffers"]}
     for v in kernels:
         w = np.asarray(v.numpy())
         if case.folded and case.layer in keras_dc.variable_path(v):
             (folded,) = [b for b in buffers if b[0].op == "CONV_2D"]
             _check_per_channel(w, folded, BITS)
             row = encodings[folded[0].tensor_names[0]]
+            assert row["keras_name"] == keras_dc.variable_path(v) + " + BN"  # the user's name
             assert row["encoding"].startswith("CLUSTERED")
             assert row["codebooks"] == w.shape[-1]  # one codebook per output channel
             assert row["codebook_entries"] <= w.shape[-1] * 2**BITS
@@ -298,6 +299,7 @@ def test_layer_end_to_end(name, tmp_path):
         ]
         assert len(matches) == 1, f"{keras_dc.variable_path(v)} is in {len(matches)} weight buffers"
         row = encodings[matches[0].tensor_names[0]]
+        assert keras_dc.variable_path(v) in row["keras_name"].split(" | ")  # the user's name
         assert row["nonzeros"] == np.count_nonzero(w)
         if case.layer in keras_dc.variable_path(v):  # (tiny heads may zlib smaller)
             assert row["encoding"].startswith("CLUSTERED"), row

@@ -10,11 +10,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE_FILES = [
     "model.dcw",
-    "model.skeleton.tflite",
-    "paper.png",
     "model.report.json",
     "model.report.png",
     "model.report.txt",
+    "model.skeleton.tflite",
+    "paper.png",
     "stages.npz",
 ]
 
