@@ -45,6 +45,9 @@ def test_gap_init_worked_by_hand():
     # k = 6: k_neg = floor(2.5) = 2 -> -3, -1; 4 points on [1, 5].
     centroids, _ = kmeans_1d(values, 6, init="linear_gap", max_iter=0)
     np.testing.assert_allclose(centroids, [-3, -1, 1, 1 + 4 / 3, 1 + 8 / 3, 5], atol=1e-15)
+    # k = 5: k_neg = floor(5 / 3 + 1/2) = 2 (rounded, not truncated) -> -3, -1; 1, 3, 5.
+    centroids, _ = kmeans_1d(values, 5, init="linear_gap", max_iter=0)
+    np.testing.assert_array_equal(centroids, [-3.0, -1.0, 1.0, 3.0, 5.0])
 
 
 def test_gap_init_gives_each_side_one_even_when_a_span_is_tiny():
@@ -129,6 +132,9 @@ def test_rate_weight_zero_is_plain_kmeans(init):
     zero = kmeans_1d(values, 16, init=init, seed=4, rate_weight=0.0)
     np.testing.assert_array_equal(plain[0], zero[0])
     np.testing.assert_array_equal(plain[1], zero[1])
+    # Plain k-means keeps an empty cluster's centroid (50 here); so must rate_weight=0.
+    gapped = np.array([0.0, 1, 2, 98, 99, 100])
+    np.testing.assert_array_equal(kmeans_1d(gapped, 3, rate_weight=0)[0], [1.0, 50.0, 99.0])
     w = np.zeros(30_000)
     w[: values.size] = values
     for a, b in zip(cluster_weights(w, 4, init), cluster_weights(w, 4, init, rate_weight=0)):
@@ -214,3 +220,45 @@ def test_rate_weight_rejects_bad_values(rate_weight):
         kmeans_1d(np.arange(10.0), 3, rate_weight=rate_weight)
     with pytest.raises(TypeError, match="rate_weight"):
         kmeans_1d(np.arange(10.0), 3, rate_weight="0.1")
+
+
+# --- through WeightClustering, in a real fit ------------------------------------
+
+
+def test_weight_clustering_options_in_a_real_fit():
+    import keras
+
+    import keras_dc
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 32)).astype("float32")
+    y = rng.integers(0, 4, size=128)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((32,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(4)]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    kernel = model.layers[0].kernel
+    w = kernel.numpy()
+    w[np.abs(w) < np.quantile(np.abs(w), 0.8)] = 0.0  # pruned by magnitude
+    start = [v.numpy() for v in model.weights]
+    start[0] = w
+    zeros = w == 0
+
+    entropies = {}
+    for options in ({"init": "linear_gap"}, {"init": "linear_gap", "rate_weight": 0.005}):
+        model.set_weights(start)
+        clustering = keras_dc.WeightClustering(bits=4, min_size=1, verbose=0, **options)
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[clustering])
+        out = kernel.numpy()
+        np.testing.assert_array_equal(out == 0, zeros)
+        _, counts = np.unique(out[out != 0], return_counts=True)
+        assert 1 <= counts.size <= 2**4
+        entropies[options.get("rate_weight", 0.0)] = index_entropy(
+            np.repeat(np.arange(counts.size), counts)
+        )
+    assert entropies[0.005] < entropies[0.0]
+    with pytest.raises(ValueError, match="rate_weight"):
+        keras_dc.WeightClustering(rate_weight=-1.0)
+    with pytest.raises(ValueError, match="init"):
+        keras_dc.WeightClustering(init="gap")
