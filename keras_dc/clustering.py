@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras_dc import _distributed
 from keras_dc import _keras_glue as glue
 from keras_dc._callback import CompressionCallback
-from keras_dc._validate import as_bits, as_choice, as_int
+from keras_dc._validate import as_bits, as_choice, as_float, as_int
 from keras_dc.kmeans import INITS, cluster_weights
 from keras_dc.schedules import UNITS
 from keras_dc.selection import variable_path
@@ -148,7 +148,16 @@ class WeightClustering(CompressionCallback):
         overrides: Per-layer bits, ``{layer or variable or layer name: bits}``;
             ``None`` as a value leaves that layer unclustered. Defaults to `None`.
         init: Centroid initialisation: "linear" (the paper's best), "density",
-            "random" or "kmeans++". Defaults to `"linear"`.
+            "random", "kmeans++" or "linear_gap" ("linear" over the occupied
+            ranges only, so that no centroid starts in the pruned gap around
+            zero; see `keras_dc.kmeans.kmeans_1d`). Defaults to `"linear"`.
+        rate_weight: λ ≥ 0: cluster by entropy-constrained k-means, each weight
+            paying λ·σ²·(−log2 p) for its cluster's share p on top of its
+            squared error (σ² the variance of the layer's non-zero weights), so
+            that the indices have lower entropy and Huffman-code shorter; see
+            `keras_dc.kmeans.kmeans_1d`. Useful values are about 0.0005–0.005;
+            clusters that end up with no member are dropped. Defaults to `0.0`
+            (plain k-means, as in the paper).
         centroid_update: "sum" (Eq. 3), "mean" of the members' updates, or
             "auto": "sum" for `keras.optimizers.SGD` (momentum included), "mean"
             for every other optimizer. Defaults to `"auto"`.
@@ -163,6 +172,11 @@ class WeightClustering(CompressionCallback):
     Example:
         >>> model.fit(x, y, epochs=3, callbacks=[keras_dc.WeightClustering(bits=5)])
         >>> len(np.unique(model.layers[0].kernel.numpy()))  # ≤ 2**5 + 1 (zero)
+
+        Beyond the paper: start no centroid in the pruned gap, and trade a little
+        squared error for indices with lower entropy:
+
+        >>> clustering = keras_dc.WeightClustering(bits=5, init="linear_gap", rate_weight=0.001)
     """
 
     name = "WeightClustering"
@@ -178,9 +192,16 @@ class WeightClustering(CompressionCallback):
         min_size=256,
         seed=0,
         verbose=1,
+        rate_weight=0.0,
     ):
         self.bits = None if bits is None else as_bits(bits)
         self.init = as_choice(init, "init", INITS)
+        self.rate_weight = as_float(
+            rate_weight,
+            "rate_weight",
+            minimum=0.0,
+            hint=" Use 0 for plain k-means, or e.g. 0.001 for entropy-constrained clustering.",
+        )
         self.centroid_update = as_choice(centroid_update, "centroid_update", _UPDATES)
         self.unit = as_choice(unit, "unit", UNITS)
         self.begin = as_int(begin, "begin", 0)
@@ -209,7 +230,10 @@ class WeightClustering(CompressionCallback):
         return self.begin * self._steps_per_epoch
 
     def _prepare(self, plan):
-        clusters = [cluster_weights(glue.read(v), bits, self.init, self.seed) for v, bits in plan]
+        clusters = [
+            cluster_weights(glue.read(v), bits, self.init, self.seed, self.rate_weight)
+            for v, bits in plan
+        ]
         # With several workers, every worker takes the chief's clusters.
         flat = _distributed.chief_values(self.model, [array for pair in clusters for array in pair])
         prepared = list(zip(flat[0::2], flat[1::2]))
@@ -228,9 +252,10 @@ class WeightClustering(CompressionCallback):
         }
 
     def _selection_title(self):
+        rate = f", rate weight {self.rate_weight:g}" if self.rate_weight else ""
         return (
             f"clustering {len(self.selected)} variables "
-            f"(init {self.init}, centroid update {'mean' if self._mean else 'sum'})"
+            f"(init {self.init}{rate}, centroid update {'mean' if self._mean else 'sum'})"
         )
 
     def _selection_detail(self, item):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from keras_dc import kmeans
 from keras_dc.kmeans import assign_nearest, kmeans_1d
 
-INITS = ("linear", "density", "random", "kmeans++")
+INITS = ("linear", "density", "random", "kmeans++", "linear_gap")
 
 
 def inertia(values, centroids, assignments):
