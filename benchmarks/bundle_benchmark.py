@@ -11,7 +11,7 @@ Three sections, each printed as a table (and, with ``--json_out``, as JSON):
    of the clustered ``.tflite`` (how peers ship a compressed model). Huffman
    bits beside the zero-order entropy of all streams (target: within 3%).
 2. **Restore speed** of that bundle, in this process, interleaved: Python
-   ``converters.decoder.restore(skeleton, sidecar)`` beside
+   ``converters.decoder.restore_bytes(skeleton, sidecar)`` beside
    ``zlib.decompress(..., wbits=31)`` of (a) the gzip -9 of the DENSE float32
    ``.tflite`` (the model before pruning: what ships without keras-dc) and
    (b) the gzip -9 of the clustered (restored) ``.tflite``. Median of
@@ -192,7 +192,7 @@ def restore_vs_zlib(skeleton, sidecar, dense_tflite, repeats, restored_gz=None):
     """Python restore vs zlib.decompress of gzip -9 (dense and clustered .tflite), one process."""
     from converters import decoder as decoder_lib
 
-    restored = decoder_lib.restore(skeleton, sidecar)
+    restored = decoder_lib.restore_bytes(skeleton, sidecar)
     dense_gz = gzip9(dense_tflite)
     restored_gz = restored_gz or gzip9(restored)
     if (
@@ -201,7 +201,7 @@ def restore_vs_zlib(skeleton, sidecar, dense_tflite, repeats, restored_gz=None):
     ):
         raise RuntimeError("gzip round trip failed")
     funcs = {
-        "restore": lambda: decoder_lib.restore(skeleton, sidecar),
+        "restore": lambda: decoder_lib.restore_bytes(skeleton, sidecar),
         "zlib_dense": lambda: zlib.decompress(dense_gz, wbits=31),
         "zlib_clustered": lambda: zlib.decompress(restored_gz, wbits=31),
     }
@@ -659,7 +659,7 @@ def print_table(rows, head=("", "")):
 def print_speed(speed, what):
     rows = speed["rows"]
     labels = {
-        "restore": "converters.decoder.restore(skeleton, sidecar)",
+        "restore": "converters.decoder.restore_bytes(skeleton, sidecar)",
         "zlib_dense": "zlib.decompress(gzip -9 of DENSE float32 .tflite)",
         "zlib_clustered": "zlib.decompress(gzip -9 of clustered .tflite)",
     }
@@ -814,7 +814,7 @@ def _print_conversion(res, b):
                 f"{tm['encode_s']:8.1f} s  {tm['encode_s'] / wall:6.1%}",
             ),
             (
-                "restore_s (decoder.restore check)",
+                "restore_s (decoder.restore_bytes check)",
                 f"{tm['restore_s']:8.1f} s  {tm['restore_s'] / wall:6.1%}",
             ),
             ("other (LiteRT verify, report, write)", f"{other:8.1f} s  {other / wall:6.1%}"),

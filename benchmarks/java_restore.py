@@ -161,7 +161,7 @@ def main(argv):
         _compile(classes)
         for directory in _BUNDLE.value:
             skeleton, sidecar = files.load_bundle(directory)
-            restored = decoder_lib.restore(skeleton, sidecar)
+            restored = decoder_lib.restore_bytes(skeleton, sidecar)
             _benchmark(
                 os.path.basename(os.path.normpath(directory)),
                 classes,

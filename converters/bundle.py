@@ -162,7 +162,7 @@ def _encode(restored, buffers, keras, say):
 
 def _check_restores(skeleton, sidecar, restored):
     """Restores the encoded bundle and checks it is `restored`, byte for byte."""
-    again = decoder_lib.restore(skeleton, sidecar)
+    again = decoder_lib.restore_bytes(skeleton, sidecar)
     if again != restored:  # pragma: no cover - the sidecar's own hash check guards this
         raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
 
@@ -338,7 +338,7 @@ def restore(directory, output_path=None, name=None):
         >>> interpreter = ai_edge_litert.interpreter.Interpreter(model_content=model_bytes)
     """
     skeleton, sidecar = files.load_bundle(directory, name)
-    restored = decoder_lib.restore(skeleton, sidecar)
+    restored = decoder_lib.restore_bytes(skeleton, sidecar)
     if output_path is not None:
         files.write_atomic({output_path: restored})
     return restored

@@ -7,7 +7,7 @@ by `converters.huffman`), and restoring (section 9). Field offsets and codes com
 `converters.format`. The checks run in the order of section 10, and every malformed
 input raises `FormatError`, naming the byte offset and the field:
 
-    restored = restore(skeleton, sidecar)
+    restored = restore_bytes(skeleton, sidecar)
     info = inspect(sidecar)     # header fields and per-segment statistics
 """
 
@@ -48,7 +48,7 @@ from converters.format import (
 )
 from converters.stats import SegmentStats, count_nonzero, nonzero_mask
 
-__all__ = ["FormatError", "inspect", "restore"]
+__all__ = ["FormatError", "inspect", "restore_bytes"]
 
 # Bytes a reader needs before it can check magic, version and header_size (check 1).
 _PREFIX_SIZE = HEADER["header_size"].end
@@ -534,7 +534,7 @@ def _decode_into(data, entry, target):
 # --- restoring (section 9)
 
 
-def restore(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
+def restore_bytes(skeleton, sidecar, *, max_restored_size=MAX_RESTORED_SIZE):
     """Rebuild the restored file R from its skeleton and sidecar.
 
     Checks everything the format defines (`docs/bundle-format.md` section 10): header
@@ -648,7 +648,7 @@ def inspect(sidecar):
     """Header fields and per-segment statistics of a sidecar (for `keras-dc inspect`).
 
     Verifies the sidecar's own checksums and decodes every stream (the skeleton is not
-    needed, so the SHA-256 checks of `restore` are not made).
+    needed, so the SHA-256 checks of `restore_bytes` are not made).
 
     Returns:
         A JSON-ready dict with `version`, `restored_size`, `skeleton_size`,

@@ -10,7 +10,7 @@ or zlib (7.2), or the raw bytes (7.1). Offsets, struct layouts and codes come fr
 `converters.format`; the figures of each choice are a `converters.stats.SegmentStats`.
 
     skeleton, sidecar, stats = build_bundle(tflite_bytes, segments)
-    assert converters.decoder.restore(skeleton, sidecar) == tflite_bytes
+    assert converters.decoder.restore_bytes(skeleton, sidecar) == tflite_bytes
 """
 
 import dataclasses

@@ -10,7 +10,7 @@ from keras_dc.selection import compressible_variables, variable_path
 __all__ = ["layer_report", "format_layer_report"]
 
 
-def _entropy_bits(counts):
+def _entropy_bits_per_symbol(counts):
     counts = np.asarray(counts, dtype=np.float64)
     counts = counts[counts > 0]
     if counts.size <= 1:
@@ -50,7 +50,7 @@ def layer_report(model, min_size=256):
                 "kept": float(nz.size / w.size) if w.size else 0.0,
                 "distinct": int(counts.size),
                 "index_bits": int(math.ceil(math.log2(counts.size))) if counts.size > 1 else 0,
-                "index_entropy": _entropy_bits(counts),
+                "index_entropy": _entropy_bits_per_symbol(counts),
             }
         )
     return rows

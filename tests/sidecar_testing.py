@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from converters.decoder import restore
+from converters.decoder import restore_bytes
 from converters.encoder import Segment
 from converters.format import (
     CODEBOOK_COUNT,
@@ -153,7 +153,7 @@ def with_entry(side, i, name, value):
 
 def expect_error(skeleton, side, field=None, offset=None):
     with pytest.raises(FormatError) as info:
-        restore(skeleton, side)
+        restore_bytes(skeleton, side)
     if field is not None:
         assert info.value.field == field, str(info.value)
     if offset is not None:

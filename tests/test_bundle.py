@@ -213,18 +213,18 @@ def test_keras_file_and_cli(mlp, tmp_path):
 def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
     _, result = mlp_bundle
     skeleton, sidecar = files.load_bundle(result.directory)
-    from converters.decoder import restore
+    from converters.decoder import restore_bytes
     from converters.format import FormatError
 
     with pytest.raises(FormatError):
-        restore(skeleton, sidecar[:-1])
+        restore_bytes(skeleton, sidecar[:-1])
     with pytest.raises(FormatError):
-        restore(skeleton[:-1], sidecar)
+        restore_bytes(skeleton[:-1], sidecar)
     other = _compressed_mlp(seed=3)
     other_result = converters.convert(other, str(tmp_path / "other"), verbose=0, picture=False)
     other_skeleton, _ = files.load_bundle(other_result.directory)
     with pytest.raises(FormatError, match="skeleton"):
-        restore(other_skeleton, sidecar)  # a skeleton from another conversion
+        restore_bytes(other_skeleton, sidecar)  # a skeleton from another conversion
 
 
 def test_failed_conversion_leaves_nothing(tmp_path):

@@ -44,7 +44,7 @@ from converters.format import (
 @pytest.mark.parametrize("name", ALL)
 def test_golden_restores_to_expected_bytes(name):
     skeleton, side, restored = golden(name)
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
 
 
 def test_hand_vector_is_the_golden_file_and_its_checksums_are_right():
@@ -92,7 +92,7 @@ def test_every_truncation_of_the_sidecar_is_rejected(name):
     skeleton, side, _ = golden(name)
     for n in range(len(side)):
         with pytest.raises(FormatError):
-            decoder.restore(skeleton, side[:n])
+            decoder.restore_bytes(skeleton, side[:n])
     expect_error(skeleton, side + b"\x00")
 
 
@@ -134,7 +134,7 @@ def test_random_mutations_are_rejected(name):
         else:
             mutated_skeleton, mutated_side = _mutate(rng, skeleton), side
         try:
-            out = decoder.restore(mutated_skeleton, mutated_side)
+            out = decoder.restore_bytes(mutated_skeleton, mutated_side)
         except FormatError:
             rejected += 1
             continue
@@ -160,7 +160,7 @@ def test_mutations_behind_valid_checksums_are_rejected(name):
         except (ValueError, struct.error, IndexError, OverflowError):
             pass  # too broken to re-checksum: still must be rejected cleanly
         try:
-            out = decoder.restore(skeleton, mutated)
+            out = decoder.restore_bytes(skeleton, mutated)
         except FormatError:
             continue
         assert out == restored
@@ -211,10 +211,10 @@ def test_absurd_stream_sizes_rejected(stream_field, value, field):
 
 def test_max_restored_size_limit():
     skeleton, side, restored = golden("sparse_f32")
-    assert decoder.restore(skeleton, side, max_restored_size=len(restored)) == restored
+    assert decoder.restore_bytes(skeleton, side, max_restored_size=len(restored)) == restored
     expect = pytest.raises(FormatError, match="restored_size")
     with expect:
-        decoder.restore(skeleton, side, max_restored_size=len(restored) - 1)
+        decoder.restore_bytes(skeleton, side, max_restored_size=len(restored) - 1)
 
 
 # =================================================================== decoder vectors
@@ -384,7 +384,7 @@ def test_newer_minor_with_extra_fields_is_read():
     HEADER["table_crc32"].pack_into(header, 0, zlib.crc32(table + h.NAMES))
     header += HEADER_CRC.pack(zlib.crc32(header))
     side = bytes(header) + table + h.NAMES + h.PAYLOAD_DENSE + h.PAYLOAD_SPARSE
-    assert decoder.restore(h.SKELETON, side) == h.RESTORED
+    assert decoder.restore_bytes(h.SKELETON, side) == h.RESTORED
     assert decoder.inspect(side)["version"] == "1.7"
 
 
@@ -462,4 +462,4 @@ def test_raw_payload_size_checked():
 
 def test_not_bytes_like_input_is_a_type_error():
     with pytest.raises(TypeError):
-        decoder.restore(b"", 12345)
+        decoder.restore_bytes(b"", 12345)

@@ -100,7 +100,7 @@ def bundles(draw):
 def test_bundle_round_trip(bundle):
     restored, segments = bundle
     skeleton, side, stats = encoder.build_bundle(restored, segments)
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
     assert len(skeleton) == len(restored) - sum(s.size for s in segments)
     assert len(stats) == len(segments)
     info = decoder.inspect(side)
@@ -117,7 +117,7 @@ def test_round_trip_keeps_bit_patterns():
     values = palette[np.random.default_rng(9).integers(0, 8, 4000)]
     restored = b"head" + values.tobytes()
     skeleton, side, stats = encoder.build_bundle(restored, [Segment(4, values.nbytes, "float32")])
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
     assert stats[0].encoding.startswith("CLUSTERED")
     assert stats[0].nonzeros == np.count_nonzero(values != 0)  # ±0.0 are zeros, NaN is not
 
@@ -133,7 +133,7 @@ def test_negative_zero_background():
     assert s.encoding == "CLUSTERED_SPARSE" and s.codebook_entries == 16
     assert s.nonzeros == s.index_count == np.count_nonzero(values)
     assert s.payload_bytes < 0.05 * s.raw_bytes
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
     assert decoder.inspect(side)["segments"][0]["nonzeros"] == s.nonzeros
 
 
@@ -153,7 +153,7 @@ def test_per_channel_backgrounds_with_sign_flipped_zeros():
     )
     assert stats[0].encoding == "CLUSTERED_SPARSE" and stats[0].codebooks == 8
     assert stats[0].index_count == np.count_nonzero(kernel)
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
     info = decoder.inspect(side)["segments"][0]
     assert info["nonzeros"] == stats[0].nonzeros == np.count_nonzero(kernel)
 
@@ -169,7 +169,7 @@ def test_nonzero_background_fills_unemitted_elements():
         restored, [segment], encodings=["CLUSTERED_SPARSE"]
     )
     assert stats[0].encoding == "CLUSTERED_SPARSE" and stats[0].index_count == 44
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
     assert decoder.inspect(side)["segments"][0]["nonzeros"] == 1199
 
 
@@ -184,7 +184,7 @@ def test_sparse_round_trip_with_long_zero_runs():
     )
     assert stats[0].encoding == "CLUSTERED_SPARSE"
     assert stats[0].gap_count > 4  # escapes
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
 
 
 def test_per_channel_codebooks_when_one_is_too_large():
@@ -198,7 +198,7 @@ def test_per_channel_codebooks_when_one_is_too_large():
     skeleton, side, stats = encoder.build_bundle(restored, [segment])
     assert stats[0].encoding == "CLUSTERED_DENSE" and stats[0].codebooks == 64
     assert stats[0].codebook_entries == 64 * 6
-    assert decoder.restore(skeleton, side) == restored
+    assert decoder.restore_bytes(skeleton, side) == restored
     _, side_single, stats_single = encoder.build_bundle(restored, [segment], per_channel=False)
     assert stats_single[0].codebooks == 0  # 384 distinct values: not clustered at all
     assert len(side) < len(side_single)
@@ -235,7 +235,7 @@ def test_encodings_option_restricts_choice():
     for only in ("RAW", "ZLIB", "CLUSTERED_DENSE", "CLUSTERED_SPARSE"):
         skeleton, side, stats = encoder.build_bundle(restored, segment, encodings=[only])
         assert stats[0].encoding == only
-        assert decoder.restore(skeleton, side) == restored
+        assert decoder.restore_bytes(skeleton, side) == restored
     with pytest.raises(ValueError, match="unknown encodings"):
         encoder.build_bundle(restored, segment, encodings=["HUFFMAN"])
 
@@ -250,9 +250,9 @@ def test_build_is_deterministic():
 def test_empty_segment_list():
     skeleton, side, stats = encoder.build_bundle(b"abc", [])
     assert skeleton == b"abc" and stats == [] and len(side) == HEADER_SIZE
-    assert decoder.restore(skeleton, side) == b"abc"
+    assert decoder.restore_bytes(skeleton, side) == b"abc"
     skeleton, side, _ = encoder.build_bundle(b"", [])
-    assert decoder.restore(skeleton, side) == b""
+    assert decoder.restore_bytes(skeleton, side) == b""
 
 
 @pytest.mark.parametrize(

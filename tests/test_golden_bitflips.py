@@ -49,9 +49,9 @@ def test_goldens_are_all_here():
 def test_every_single_bit_flip_of_the_sidecar_is_rejected(name):
     skeleton = (GOLDEN / f"{name}.skeleton").read_bytes()
     side = (GOLDEN / f"{name}.dcw").read_bytes()
-    assert decoder_lib.restore(skeleton, side) == (GOLDEN / f"{name}.restored").read_bytes()
+    assert decoder_lib.restore_bytes(skeleton, side) == (GOLDEN / f"{name}.restored").read_bytes()
     rejected, accepted = _flip_every_bit(
-        side, lambda flipped: decoder_lib.restore(skeleton, flipped)
+        side, lambda flipped: decoder_lib.restore_bytes(skeleton, flipped)
     )
     assert accepted == [], f"{name}.dcw: flipping bits {accepted[:10]} still restored"
     assert rejected == 8 * len(side)
@@ -62,7 +62,7 @@ def test_every_single_bit_flip_of_the_skeleton_is_rejected(name):
     skeleton = (GOLDEN / f"{name}.skeleton").read_bytes()
     side = (GOLDEN / f"{name}.dcw").read_bytes()
     rejected, accepted = _flip_every_bit(
-        skeleton, lambda flipped: decoder_lib.restore(flipped, side)
+        skeleton, lambda flipped: decoder_lib.restore_bytes(flipped, side)
     )
     assert accepted == [], f"{name}.skeleton: flipping bits {accepted[:10]} still restored"
     assert rejected == 8 * len(skeleton) > 0
