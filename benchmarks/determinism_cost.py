@@ -40,6 +40,7 @@ def child(mode):
     else:
         keras.utils.set_random_seed(0)
     (x, y), _ = load_mnist(_DATA.value)
+    x = x.reshape(-1, 784)
     model = build_model()
     compile_model(model, 1e-3)
     pruning = keras_dc.MagnitudePruning(0.9, min_size=1, verbose=0)
