@@ -57,7 +57,7 @@ def sparse_bundle(mlp, tmp_path_factory):
     return directory, result
 
 
-def test_sparse_bundle_restores_byte_identically(sparse_bundle):
+def test_sparse_bundle_restores_byte_identically(mlp, sparse_bundle):
     directory, result = sparse_bundle
     restored = converters.restore(directory)
     with open(os.path.join(directory, "model.tflite"), "rb") as f:
@@ -66,6 +66,8 @@ def test_sparse_bundle_restores_byte_identically(sparse_bundle):
     kernels = [r for r in result.report["buffers"] if r["role"] == "weight"]
     assert len(kernels) == 3
     assert all(r["encoding"].startswith("CLUSTERED") for r in kernels)
+    # Each sparse tensor is named by its Keras kernel (matched on its non-zero values).
+    assert [r["keras_name"] for r in kernels] == [layer.kernel.path for layer in mlp.layers]
 
 
 def test_sparse_bundle_hidden_weights_are_block_sparse_tensors(sparse_bundle):
