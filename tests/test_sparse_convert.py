@@ -141,3 +141,22 @@ def test_restored_sparse_bundle_takes_the_sparse_kernel(tmp_path):
         f"restored sparse bundle {sparse_s * 1e6:.0f} us vs dense {dense_s * 1e6:.0f} us per "
         "batch-1 invoke: LiteRT did not take its sparse FULLY_CONNECTED path"
     )
+
+
+def test_cli_convert_passes_sparse(tmp_path, monkeypatch):
+    from converters import cli
+
+    seen = {}
+
+    def fake_convert(model, out, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop after the arguments")
+
+    monkeypatch.setattr(converters, "convert", fake_convert)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read")
+    argv = ["convert", f"--model={model}", f"--out={tmp_path / 'out'}"]
+    cli.main([*argv, "--sparse"])
+    assert seen["sparse"] is True
+    cli.main(argv)
+    assert seen["sparse"] is False
