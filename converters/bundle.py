@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from converters import decoder as decoder_lib
-from converters import delegate, export, files, keras_names, litert
+from converters import delegate, export, files, flatbuffer, keras_names, litert
 from converters import encoder as encoder_lib
 from converters import layout as layout_lib
 from converters import report as report_lib
@@ -46,6 +46,9 @@ class BundleResult:
         max_scaled_diff: Largest |LiteRT − Keras| / (1 + |Keras|), the figure held
             to the tolerance (1e-5 float32, 1e-2 float16).
         delegate_problems: Problems found by the static delegate check (empty = compatible).
+        max_scaled_diff: See ``max_abs_diff``.
+        sparse_tensors: The FULLY_CONNECTED weights stored as TFLite sparse
+            tensors (`converters.flatbuffer.SparseWeight`; ``convert(sparse=True)``).
     """
 
     directory: str
@@ -55,6 +58,7 @@ class BundleResult:
     max_abs_diff: float
     delegate_problems: list
     max_scaled_diff: float = None
+    sparse_tensors: list = dataclasses.field(default_factory=list)
 
     @property
     def bundle_bytes(self):
@@ -66,6 +70,7 @@ class _ExportOptions:
     """How the model becomes a flatbuffer (see `convert` for the arguments)."""
 
     float16: bool = False
+    sparse: bool = False
     batch_size: int = 1
     layout: str = "offset"
 
@@ -117,8 +122,10 @@ def _export(model_or_path, options, say):
     """Loads the model and converts it: ``(model, flatbuffer, dense float32 size)``."""
     model = export.load_model(model_or_path)
     say("keras-dc: converting with the TFLite converter (builtin ops only)...")
-    flat = export.to_tflite(model, float16=options.float16, batch_size=options.batch_size)
-    if options.float16:
+    flat = export.to_tflite(
+        model, float16=options.float16, sparse=options.sparse, batch_size=options.batch_size
+    )
+    if options.float16 or options.sparse:
         dense_bytes = len(export.to_tflite(model, float16=False, batch_size=options.batch_size))
     else:
         dense_bytes = len(flat)
@@ -211,6 +218,7 @@ def convert(
     *,
     name="model",
     float16=False,
+    sparse=False,
     layout="offset",
     sample_inputs=None,
     num_samples=8,
@@ -240,6 +248,14 @@ def convert(
         name: File name stem. Defaults to `"model"`.
         float16: Store weights as float16 (the GPU delegate folds the
             DEQUANTIZE ops). Defaults to `False` (float32).
+        sparse: Convert with `Optimize.EXPERIMENTAL_SPARSITY`, so that weights
+            with enough zeros become TFLite sparse tensors (their non-zero
+            values in the buffer, the index arrays in the flatbuffer). Dense
+            kernels block-pruned with ``keras_dc.MagnitudePruning(block="litert")``
+            then run LiteRT's sparse FULLY_CONNECTED kernel on the CPU; the
+            report lists the sparse weights (``sparse_tensors``). The GPU
+            delegate densifies sparse tensors, so the delegate check flags them.
+            Defaults to `False`.
         layout: "offset" (weights behind the flatbuffer via ``Buffer.offset``, a
             skeleton of a few KB that fails loudly if run unrestored) or "inline"
             (weights at their usual places, for runtimes that ignore
@@ -266,7 +282,7 @@ def convert(
         >>> result = converters.convert(model, "out/")
         >>> result.bundle_bytes, result.report["totals"]["ratio_vs_dense"]
     """
-    options = _ExportOptions(float16=float16, batch_size=batch_size, layout=layout)
+    options = _ExportOptions(float16=float16, sparse=sparse, batch_size=batch_size, layout=layout)
     samples = _Samples(sample_inputs, num_samples, seed)
     say = _printer(verbose)
     clock = _Stopwatch()
@@ -277,6 +293,7 @@ def convert(
     with clock.step("layout_s"):
         restored, buffers = layout_lib.lay_out(flat, mode=layout)
     del flat  # the model's size again: not needed after the layout
+    sparse_tensors = flatbuffer.sparse_weights(flatbuffer.unpack(restored))
     with clock.step("encode_s"):
         keras = keras_names.match_buffers(keras_names.model_variables(model), buffers, restored)
         skeleton, sidecar, stats = _encode(restored, buffers, keras, say)
@@ -305,6 +322,7 @@ def convert(
         delegate_problems=problems,
         timings=clock.seconds,
         compare_codecs=compare_codecs,
+        sparse_weights=sparse_tensors,
     )
     files.write_atomic(
         _bundle_files(
@@ -322,7 +340,14 @@ def convert(
     skeleton_path, sidecar_path = files.bundle_paths(directory, name)
     say(report_lib.format_report(report))
     return BundleResult(
-        directory, skeleton_path, sidecar_path, report, diff, problems, max_scaled_diff=scaled
+        directory,
+        skeleton_path,
+        sidecar_path,
+        report,
+        diff,
+        problems,
+        max_scaled_diff=scaled,
+        sparse_tensors=sparse_tensors,
     )
 
 

@@ -51,6 +51,13 @@ _NAME = flags.DEFINE_string(
     flag_values=_FLAGS,
 )
 _FLOAT16 = flags.DEFINE_bool("float16", False, "Store the weights as float16.", flag_values=_FLAGS)
+_SPARSE = flags.DEFINE_bool(
+    "sparse",
+    False,
+    "Store weights with enough zeros as TFLite sparse tensors (Optimize.EXPERIMENTAL_SPARSITY); "
+    "Dense kernels pruned with MagnitudePruning(block='litert') then run LiteRT's sparse kernel.",
+    flag_values=_FLAGS,
+)
 _LAYOUT = flags.DEFINE_enum(
     "layout",
     "offset",
@@ -81,7 +88,7 @@ _COMMANDS = {
     "convert": (
         "Convert a Keras model into a bundle verified in LiteRT.",
         (_MODEL, _OUT),
-        (_NAME, _FLOAT16, _LAYOUT, _BATCH, _STRICT, _SAMPLES),
+        (_NAME, _FLOAT16, _SPARSE, _LAYOUT, _BATCH, _STRICT, _SAMPLES),
     ),
     "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
     "verify": (
@@ -103,6 +110,7 @@ _ALL_FLAGS = (
     _OUTPUT,
     _NAME,
     _FLOAT16,
+    _SPARSE,
     _LAYOUT,
     _BATCH,
     _STRICT,
@@ -216,6 +224,7 @@ def _convert():
         _OUT.value,
         name=_NAME.value or "model",
         float16=_FLOAT16.value,
+        sparse=_SPARSE.value,
         layout=_LAYOUT.value,
         batch_size=_BATCH.value,
         strict_delegate=_STRICT.value,

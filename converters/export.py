@@ -334,7 +334,7 @@ def _conversion_error(exc: Exception, native: str, model=None) -> ValueError:
     return ValueError(f"TFLite conversion failed:\n{detail}")
 
 
-def to_tflite(model, *, float16=False, batch_size=1, input_signature=None) -> bytes:
+def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signature=None) -> bytes:
     """Converts a Keras model into a TFLite flatbuffer with builtin ops only.
 
     The model is exported as a SavedModel serving `model(x, training=False)`
@@ -347,6 +347,12 @@ def to_tflite(model, *, float16=False, batch_size=1, input_signature=None) -> by
         float16: Store float weights as FLOAT16 buffers feeding DEQUANTIZE ops
             (`Optimize.DEFAULT` + `supported_types=[tf.float16]`). Defaults to
             `False` (float32 weights).
+        sparse: Also pass `Optimize.EXPERIMENTAL_SPARSITY`: the converter stores
+            weights with at least ~30% zeros as TFLite sparse tensors (values +
+            index arrays). Only FULLY_CONNECTED weights pruned in 1x4 blocks
+            (`keras_dc.MagnitudePruning(block="litert")`) then run LiteRT's
+            sparse kernel; other sparse tensors are densified at load and
+            unstructured ones run slower than dense. Defaults to `False`.
         batch_size: Batch dimension given to every input whose batch dimension
             is None. A batch fixed by the model (`keras.Input(batch_size=...)`)
             is kept. Defaults to `1`.
@@ -372,6 +378,8 @@ def to_tflite(model, *, float16=False, batch_size=1, input_signature=None) -> by
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
     if not isinstance(float16, bool):
         raise TypeError(f"`float16` must be a bool, got {float16!r}.")
+    if not isinstance(sparse, bool):
+        raise TypeError(f"`sparse` must be a bool, got {sparse!r}.")
     model = load_model(model)
     keras3 = _is_keras3_model(model)
 
@@ -386,9 +394,14 @@ def to_tflite(model, *, float16=False, batch_size=1, input_signature=None) -> by
                 _export_saved_model(model, keras3, signature, directory, tf)
                 converter = tf.lite.TFLiteConverter.from_saved_model(directory)
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+                optimizations = []
                 if float16:
-                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                    optimizations.append(tf.lite.Optimize.DEFAULT)
                     converter.target_spec.supported_types = [tf.float16]
+                if sparse:
+                    optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+                if optimizations:
+                    converter.optimizations = optimizations
                 flatbuffer = converter.convert()
                 failure = None
             except Exception as exc:  # pylint: disable=broad-except

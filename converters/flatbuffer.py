@@ -35,6 +35,8 @@ __all__ = [
     "ints",
     "describe_buffers",
     "weight_buffer",
+    "SparseWeight",
+    "sparse_weights",
 ]
 
 _OP_NAMES = {
@@ -363,3 +365,59 @@ def weight_buffer(
         role=description.role,
         op=description.op,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseWeight:
+    """A FULLY_CONNECTED weight stored as a TFLite sparse tensor (``Tensor.sparsity`` set).
+
+    Attributes:
+        tensor_name: The TFLite tensor's name.
+        shape: Its dense shape, ``[out, in]``.
+        block: The block shape in ``[out, in]`` order (``(1, 4)`` for the 1x4
+            blocks LiteRT's sparse FC kernel runs), or ``None`` for an
+            unstructured sparse tensor (densified or slow in LiteRT).
+    """
+
+    tensor_name: str
+    shape: tuple
+    block: tuple | None
+
+
+def sparse_weights(model) -> list[SparseWeight]:
+    """The FULLY_CONNECTED weights of `model` that are TFLite sparse tensors.
+
+    A block-sparse tensor lists its block dimensions after the dense ones in
+    ``sparsity.dimMetadata``; ``sparsity.blockMap`` names the dense axis each
+    block dimension splits (schema ``SparsityParameters``).
+
+    Args:
+        model: A `schema.ModelT`.
+
+    Returns:
+        One `SparseWeight` per sparse weight tensor, in subgraph and tensor order.
+    """
+    found = []
+    for subgraph in model.subgraphs or []:
+        uses = consumers(subgraph)
+        for index, tensor in enumerate(subgraph.tensors or []):
+            sparsity = tensor.sparsity
+            if sparsity is None:
+                continue
+            if not any(
+                op_name(model, subgraph.operators[op].opcodeIndex) == "FULLY_CONNECTED"
+                and position == 1
+                for op, position in uses.get(index, [])
+            ):
+                continue
+            shape = tuple(ints(tensor.shape))
+            block_map = ints(sparsity.blockMap)
+            block = None
+            if block_map:
+                sizes = [int(d.denseSize) for d in sparsity.dimMetadata[len(shape) :]]
+                block = [1] * len(shape)
+                for axis, size in zip(block_map, sizes):
+                    block[axis] = size
+                block = tuple(block)
+            found.append(SparseWeight(decode_name(tensor.name), shape, block))
+    return found

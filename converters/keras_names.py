@@ -8,6 +8,8 @@ the user named them, so each buffer is matched to the Keras variables by value:
 1. exact: the buffer holds the same multiset of values as the variable (any
    transpose or reshape; float16 buffers against the variable rounded to float16);
    identical constants merged into one buffer match every variable that holds them;
+   a sparse tensor's buffer (shorter than its shape: only its non-zero blocks)
+   matches the variable with the same non-zero values;
 2. folded: a weight buffer that matched nothing exactly (BatchNorm folded into it)
    takes the one unmatched kernel (rank ≥ 2) of the same shape up to the order of
    the dimensions, and the same number of zeros when several have that shape.
@@ -62,6 +64,21 @@ def _sorted_values(array, dtype):
     return np.sort(np.asarray(array, dtype=np.float32).astype(dtype).ravel())
 
 
+def _sparse_hits(arrays, candidates, values, dtype):
+    """The variables whose non-zero values are those of a sparse tensor's value buffer.
+
+    A TFLite sparse tensor (``Optimize.EXPERIMENTAL_SPARSITY``) stores only the
+    entries of its non-zero blocks, so its buffer is shorter than its shape.
+    """
+    nonzero = values[values != 0]
+    hits = []
+    for i in candidates:
+        expected = _sorted_values(arrays[i][1], dtype)
+        if np.array_equal(expected[expected != 0], nonzero):
+            hits.append(i)
+    return hits
+
+
 def match_buffers(variables, buffers, data):
     """Matches weight buffers to Keras variables by value.
 
@@ -93,6 +110,8 @@ def match_buffers(variables, buffers, data):
             for i in by_size.get(values.size, ())
             if np.array_equal(_sorted_values(arrays[i][1], dtype), values, equal_nan=True)
         ]
+        if not hits and values.size < int(np.prod(b.shape)):
+            hits = _sparse_hits(arrays, by_size.get(int(np.prod(b.shape)), ()), values, dtype)
         if hits:
             names[b.offset] = KerasName(tuple(arrays[i][0] for i in hits), hits[0])
             used.update(hits)

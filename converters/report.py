@@ -67,12 +67,15 @@ def build_report(
     timings,
     keras_names=None,
     compare_codecs=None,
+    sparse_weights=(),
 ):
     """Assembles the report dict (JSON-serialisable).
 
     Rows name each buffer by the Keras variable(s) it holds (`keras_names`, from
     `converters.keras_names.match_buffers`) with the TFLite tensor name beside it,
     in model order; buffers that match no Keras variable follow in file order.
+    ``sparse_weights`` (`converters.flatbuffer.SparseWeight`) become
+    ``sparse_tensors``: the FULLY_CONNECTED weights stored as sparse tensors.
     """
     by_offset = {b.offset: b for b in buffers}
     keras_names = keras_names or {}
@@ -147,6 +150,14 @@ def build_report(
         "float16": bool(float16),
         "max_abs_diff": float(max_abs_diff),
         "delegate_problems": list(delegate_problems),
+        "sparse_tensors": [
+            {
+                "tensor": w.tensor_name,
+                "shape": list(w.shape),
+                "block": list(w.block) if w.block else None,
+            }
+            for w in sparse_weights
+        ],
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
         "buffers": rows,
         "totals": totals,
@@ -211,6 +222,14 @@ def format_report(report):
         f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "
         + ("OK" if not report["delegate_problems"] else "; ".join(report["delegate_problems"]))
     )
+    sparse = report.get("sparse_tensors") or []
+    if sparse:
+        blocks = [w for w in sparse if w["block"] == [1, 4]]
+        lines.append(
+            f"sparse tensors: {len(sparse)} FULLY_CONNECTED weights, {len(blocks)} in 1x4 blocks "
+            "(LiteRT's sparse FC kernel on the CPU; the GPU delegate densifies sparse tensors): "
+            + ", ".join(f"{w['tensor']} {w['block'] or 'unstructured'}" for w in sparse)
+        )
     return "\n".join(lines)
 
 

@@ -7,16 +7,21 @@ bool array shaped like the weights: True keeps the weight, False prunes it.
 
 Every mask function takes an optional ``previous_mask``: entries it prunes stay
 pruned, so masks only ever shrink as pruning proceeds.
+
+`mask_for_block_sparsity` prunes whole blocks of a 2-D kernel instead of single
+weights: the structure LiteRT's sparse FULLY_CONNECTED kernel runs faster than
+dense (see its docstring).
 """
 
 import numbers
 
 import numpy as np
 
-from keras_dc._validate import as_float, as_fraction, as_mask, as_real_array
+from keras_dc._validate import as_float, as_fraction, as_int, as_mask, as_real_array
 
 __all__ = [
     "mask_for_sparsity",
+    "mask_for_block_sparsity",
     "mask_for_threshold",
     "std_threshold",
     "global_threshold",
@@ -76,6 +81,101 @@ def mask_for_sparsity(weights, sparsity, previous_mask=None):
     ties = candidates[magnitude == cut]
     keep[ties[: extra - int(np.count_nonzero(below))]] = False
     return keep.reshape(w.shape)
+
+
+LITERT_BLOCK_ROWS = 4
+"""Rows of a Keras ``[in, out]`` Dense kernel that LiteRT's sparse FC kernel takes as one block.
+
+LiteRT's FULLY_CONNECTED kernel (``tensorflow/lite/kernels/fully_connected.cc``)
+has a truly sparse float path for weights sparsified in 1x4 blocks, 4 consecutive
+inputs of one output in TFLite's ``[out, in]`` weight (``tensor_utils``'
+``SparseMatrixBatchVectorMultiplyAccumulate1x4``); in the Keras ``[in, out]``
+kernel that is 4 consecutive rows of one column. Other sparsity patterns are
+densified at load (docs: deployment facts, "Delegate compatibility").
+"""
+
+
+def mask_for_block_sparsity(weights, sparsity, previous_mask=None, block_rows=LITERT_BLOCK_ROWS):
+    """Prunes whole blocks of ``block_rows`` consecutive rows of one column of a 2-D kernel.
+
+    The kernel ``w`` has shape ``[in, out]`` (Keras Dense layout). Column ``j``
+    is cut into blocks ``w[r:r + block_rows, j]`` for ``r = 0, block_rows, ...``;
+    when ``in % block_rows != 0`` the last block of each column is the shorter
+    tail ``w[in - in % block_rows:, j]``, pruned or kept as one block too. A
+    block's score is its mean magnitude, mean(|w|) over its entries (so a
+    short tail competes fairly), computed with the entries `previous_mask`
+    prunes counted as 0.
+
+    Blocks whose entries `previous_mask` prunes all stay pruned and count
+    toward the target. With m = round(sparsity * n) (n = in * out), further
+    blocks are pruned in order of increasing score, ties broken by block index
+    (column-major over ``(column, row block)``: lower first), choosing the number
+    of blocks k that brings the count of pruned entries closest to m (the
+    smallest such k); so the result is within half a block of m. A block that
+    `previous_mask` prunes only in part keeps its pruned entries pruned. If
+    `previous_mask` already prunes m or more entries, it is returned
+    unchanged (as a new array).
+
+    Args:
+        weights: 2-D array of finite real numbers, shape ``[in, out]``.
+        sparsity: Target fraction of pruned entries, a number in [0, 1).
+        previous_mask: Optional mask (bool, or 0/1 numbers) of the weights'
+            shape; its False entries stay pruned. Defaults to `None`.
+        block_rows: Rows per block, an int >= 1. Defaults to `4` (LiteRT's
+            1x4 blocks, `LITERT_BLOCK_ROWS`).
+
+    Returns:
+        A bool array of the weights' shape, True where the weight is kept.
+
+    Raises:
+        TypeError: `weights` or `previous_mask` is not numeric, `sparsity` is
+            not a number or `block_rows` is not an int.
+        ValueError: `weights` is not 2-D or holds NaN or infinity, `sparsity`
+            is outside [0, 1), `block_rows` < 1, or `previous_mask` has another
+            shape or values other than 0/1.
+
+    Example:
+        >>> w = np.array([[0.1], [0.1], [0.5], [0.4]])
+        >>> mask_for_block_sparsity(w, 0.5, block_rows=2)[:, 0]
+        array([False, False,  True,  True])
+    """
+    w = as_real_array(weights, "weights", finite=True)
+    if w.ndim != 2:
+        raise ValueError(
+            f"weights must be a 2-D kernel [in, out] for block pruning, received shape {w.shape}."
+        )
+    sparsity = as_fraction(sparsity, "sparsity")
+    block_rows = as_int(block_rows, "block_rows", 1)
+    previous = as_mask(previous_mask, w.shape)
+    if previous is None:
+        previous = np.ones(w.shape, dtype=bool)
+    rows, cols = w.shape
+    n = w.size
+    target = round(sparsity * n)
+    already = n - int(np.count_nonzero(previous))
+    if already >= target:
+        return previous.copy()
+    # Block b of column j covers rows starts[b]:starts[b] + block_rows.
+    starts = np.arange(0, rows, block_rows)
+    magnitude = np.abs(w.astype(np.float64)) * previous
+    kept = previous.astype(np.int64)
+    # score[b, j]: mean magnitude of block b of column j.
+    score = np.add.reduceat(magnitude, starts, axis=0)
+    sizes = np.diff(np.append(starts, rows))
+    score = score / sizes[:, None]
+    kept_count = np.add.reduceat(kept, starts, axis=0)
+    # Column-major block order: index = j * len(starts) + b.
+    score = score.T.reshape(-1)
+    kept_count = kept_count.T.reshape(-1)
+    candidates = np.flatnonzero(kept_count > 0)
+    order = candidates[np.lexsort((candidates, score[candidates]))]
+    pruned = already + np.concatenate([[0], np.cumsum(kept_count[order])])
+    k = int(np.argmin(np.abs(pruned - target)))
+    keep = previous.copy()
+    for index in order[:k]:
+        j, b = divmod(int(index), len(starts))
+        keep[starts[b] : starts[b] + block_rows, j] = False
+    return keep
 
 
 def mask_for_threshold(weights, threshold, previous_mask=None):

@@ -29,6 +29,15 @@ class _MaskConstraint:
         return w * tf.cast(self.mask, w.dtype)
 
 
+_BLOCKS = (None, "litert")
+
+
+def _is_block_kernel(variable):
+    """True for a 2-D variable named ``kernel``: a Dense-like ``[in, out]`` kernel."""
+    path = variable_path(variable)
+    return len(variable.shape) == 2 and path.rsplit("/", 1)[-1] == "kernel"
+
+
 class MagnitudePruning(CompressionCallback):
     """Prunes the smallest-magnitude weights of every compressible layer during fit.
 
@@ -63,6 +72,18 @@ class MagnitudePruning(CompressionCallback):
         overrides: Per-layer targets, ``{layer or variable or layer name: target}``;
             ``None`` as a value leaves that layer dense. Defaults to `None`.
         min_size: Smallest variable (in entries) that is pruned. Defaults to `256`.
+        block: ``None`` prunes single weights; ``"litert"`` prunes 2-D kernels
+            named ``kernel`` (Dense, Keras ``[in, out]``) in blocks of 4
+            consecutive rows of one column, the 1x4 blocks (4 inputs of one
+            output) that LiteRT's FULLY_CONNECTED kernel runs sparse when the
+            model is converted with ``sparse=True``
+            (`keras_dc.masks.mask_for_block_sparsity`: blocks ranked by mean
+            |w|, the target rounded to whole blocks, a tail of ``in % 4`` rows
+            is one shorter block). Threshold targets (`GlobalSparsity`,
+            `StdThreshold`) give such a layer the sparsity their threshold
+            would, reached in blocks. Convolutions, embeddings and kernels of
+            another rank have no sparse LiteRT kernel and stay unstructured;
+            the selection table says which is which. Defaults to `None`.
         verbose: 0 silent, 1 prints the selected variables and a line per epoch,
             2 also a line per pruning event. Defaults to `1`.
 
@@ -80,7 +101,9 @@ class MagnitudePruning(CompressionCallback):
 
     name = "MagnitudePruning"
 
-    def __init__(self, target=0.9, schedule=None, overrides=None, min_size=256, verbose=1):
+    def __init__(
+        self, target=0.9, schedule=None, overrides=None, min_size=256, block=None, verbose=1
+    ):
         self.target = as_target(target, "target")
         if self.target is None:
             raise ValueError("target must not be None; to prune nothing, do not add the callback.")
@@ -89,7 +112,13 @@ class MagnitudePruning(CompressionCallback):
                 "schedule must be a keras_dc.schedules.OneShot, Iterative or Gradual "
                 f"(or None for the default ramp), received {schedule!r}."
             )
+        if block not in _BLOCKS:
+            raise ValueError(
+                f"block must be None (prune single weights) or 'litert' (prune Dense kernels "
+                f"in the 1x4 blocks LiteRT runs sparse), received {block!r}."
+            )
         self.schedule = schedule
+        self.block = block
         super().__init__(overrides=overrides, min_size=min_size, verbose=verbose)
 
     # --- what pruning adds to the shared lifecycle ---------------------------
@@ -124,13 +153,18 @@ class MagnitudePruning(CompressionCallback):
         return _MaskConstraint(mask)
 
     def _selection_fields(self, entry):
-        return {"target": entry.setting}
+        return {"target": entry.setting, "blocks": self._in_blocks(entry.variable)}
 
     def _selection_title(self):
         return f"pruning {len(self.selected)} variables (schedule {self._schedule!r})"
 
     def _selection_detail(self, item):
-        return f"target {item['target']!r}"
+        detail = f"target {item['target']!r}"
+        if self.block is None:
+            return detail
+        if item["blocks"]:
+            return f"{detail}, blocks of {masks_lib.LITERT_BLOCK_ROWS} rows"
+        return f"{detail}, unstructured (no LiteRT sparse kernel)"
 
     def _at_steps(self, steps):
         # With steps_per_execution > 1 one call covers several steps: take the
@@ -193,6 +227,10 @@ class MagnitudePruning(CompressionCallback):
                 mask = masks_lib.mask_for_threshold(w, t, prev)
             else:  # pragma: no cover - validated in __init__
                 raise TypeError(f"unknown target {target!r}")
+            if self._in_blocks(entry.variable):
+                # The block mask reaches the sparsity this layer's target gives it.
+                goal = min(1.0 - float(mask.mean()), 1.0 - 1.0 / w.size)
+                mask = masks_lib.mask_for_block_sparsity(w, goal, prev)
             masks.append(mask.astype(np.float32))
         # With several workers, every worker takes the chief's masks.
         masks = _distributed.chief_values(self.model, masks)
@@ -204,6 +242,9 @@ class MagnitudePruning(CompressionCallback):
         if self.verbose > 1:
             detail = ", ".join(f"{p}: {s:.3f}" for p, s in report)
             self._print(f"MagnitudePruning: step {step}: fraction {fraction:.3f} -> {detail}")
+
+    def _in_blocks(self, variable):
+        return self.block == "litert" and _is_block_kernel(variable)
 
     def sparsities(self):
         """Current sparsity of every pruned variable and overall.
