@@ -101,7 +101,7 @@ def _summary(output, what):
     return int(match.group(1))
 
 
-def _pruned_clustered_model():
+def _pruned_clustered_model(block=None):
     import keras
 
     import keras_dc
@@ -125,7 +125,9 @@ def _pruned_clustered_model():
         epochs=2,
         verbose=0,
         callbacks=[
-            keras_dc.MagnitudePruning(0.8, schedule=schedules.OneShot(), min_size=1, verbose=0)
+            keras_dc.MagnitudePruning(
+                0.8, schedule=schedules.OneShot(), min_size=1, block=block, verbose=0
+            )
         ],
     )
     model.fit(
@@ -138,16 +140,19 @@ def _pruned_clustered_model():
     return model
 
 
-def test_java_restores_a_converted_keras_model(java_classes, junit_run, tmp_path):
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense-tflite", "sparse-tflite"])
+def test_java_restores_a_converted_keras_model(sparse, java_classes, junit_run, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     import converters
     from converters import decoder as decoder_lib
     from converters import files
 
-    model = _pruned_clustered_model()
+    # sparse: 1x4 block pruning and TFLite sparse tensors (convert(sparse=True)).
+    model = _pruned_clustered_model(block="litert" if sparse else None)
     directory = str(tmp_path / "bundle")
-    converters.convert(model, directory, verbose=0, picture=False)
+    result = converters.convert(model, directory, sparse=sparse, verbose=0, picture=False)
+    assert bool(result.sparse_tensors) == sparse
     skeleton, sidecar = files.bundle_paths(directory)
     with open(sidecar, "rb") as f:
         encodings = [s["encoding"] for s in decoder_lib.inspect(f.read())["segments"]]
