@@ -16,7 +16,6 @@ blocks) to 93% / 90% / 70% per layer, clustered with
 
 import os
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
@@ -57,25 +56,9 @@ def _compressed_mlp(seed):
 
 def _median_invoke_us(contents, threads, repeats):
     """Median batch-1 invoke time (µs) of each flatbuffer, invoked in turn."""
-    from ai_edge_litert.interpreter import Interpreter
+    from converters import litert
 
-    interpreters = []
-    for content in contents:
-        interpreter = Interpreter(model_content=content, num_threads=threads)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        x = np.random.default_rng(0).normal(size=detail["shape"]).astype(np.float32)
-        interpreter.set_tensor(detail["index"], x)
-        for _ in range(50):
-            interpreter.invoke()
-        interpreters.append(interpreter)
-    times = [[] for _ in interpreters]
-    for _ in range(repeats):
-        for interpreter, bucket in zip(interpreters, times):
-            start = time.perf_counter()
-            interpreter.invoke()
-            bucket.append(time.perf_counter() - start)
-    return [1e6 * float(np.median(bucket)) for bucket in times]
+    return [1e6 * t for t in litert.median_invoke_seconds(contents, repeats, threads, warmup=50)]
 
 
 def benchmark():

@@ -18,6 +18,7 @@ __all__ = [
     "run",
     "keras_outputs",
     "compare_outputs",
+    "median_invoke_seconds",
 ]
 
 
@@ -209,3 +210,37 @@ def compare_outputs(lite, reference):
             worst_rel = max(worst_rel, diffs[best][1])
             remaining.pop(candidates[best])
     return worst_abs, worst_rel
+
+
+def median_invoke_seconds(models, repeats, threads=1, warmup=20, seed=0):
+    """Median wall time of one ``invoke()`` of each flatbuffer, the models invoked in turn.
+
+    Each model gets its own interpreter (``threads`` threads) and one random input
+    (standard normal, the input's static shape) set once; after ``warmup`` invokes each,
+    the models are invoked one after the other ``repeats`` times, so that the load of a
+    shared machine falls on all of them alike.
+
+    Example:
+        >>> sparse_s, dense_s = litert.median_invoke_seconds([sparse, dense], repeats=300)
+    """
+    import time
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreters = []
+    for content in models:
+        interpreter = Interpreter(model_content=content, num_threads=threads)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        x = np.random.default_rng(seed).normal(size=detail["shape"]).astype(np.float32)
+        interpreter.set_tensor(detail["index"], x)
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters.append(interpreter)
+    times = [[] for _ in interpreters]
+    for _ in range(repeats):
+        for interpreter, bucket in zip(interpreters, times):
+            start = time.perf_counter()
+            interpreter.invoke()
+            bucket.append(time.perf_counter() - start)
+    return [float(np.median(bucket)) for bucket in times]

@@ -6,7 +6,6 @@ or converter change that silently densifies them fails here.
 """
 
 import os
-import time
 
 import keras
 import numpy as np
@@ -15,7 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import converters
 import keras_dc
-from converters import export, flatbuffer
+from converters import export, flatbuffer, litert
 
 
 def _block_pruned_mlp(width, seed=0, cluster=True):
@@ -106,27 +105,6 @@ def test_to_tflite_rejects_non_bool_sparse(mlp):
         export.to_tflite(mlp, sparse="yes")
 
 
-def _median_invoke_seconds(models, repeats=300):
-    """Median batch-1 invoke time of each model, one thread, invoked in turn."""
-    interpreters = []
-    for content in models:
-        interpreter = Interpreter(model_content=content, num_threads=1)
-        interpreter.allocate_tensors()
-        shape = interpreter.get_input_details()[0]["shape"]
-        x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-        for _ in range(20):
-            interpreter.invoke()
-        interpreters.append(interpreter)
-    times = [[] for _ in interpreters]
-    for _ in range(repeats):
-        for interpreter, bucket in zip(interpreters, times):
-            start = time.perf_counter()
-            interpreter.invoke()
-            bucket.append(time.perf_counter() - start)
-    return [float(np.median(bucket)) for bucket in times]
-
-
 def test_restored_sparse_bundle_takes_the_sparse_kernel(tmp_path):
     # Measured on this 2-core machine (784-1024-1024-10 at 90% 1x4 blocks, one
     # thread): dense ~0.20-0.22 ms, restored sparse ~0.10-0.11 ms, a ratio of
@@ -136,7 +114,7 @@ def test_restored_sparse_bundle_takes_the_sparse_kernel(tmp_path):
     converters.convert(model, str(tmp_path), sparse=True, picture=False, verbose=0)
     sparse = converters.restore(str(tmp_path))
     dense = export.to_tflite(model)
-    sparse_s, dense_s = _median_invoke_seconds([sparse, dense])
+    sparse_s, dense_s = litert.median_invoke_seconds([sparse, dense], repeats=300)
     assert dense_s / sparse_s >= 1.3, (
         f"restored sparse bundle {sparse_s * 1e6:.0f} us vs dense {dense_s * 1e6:.0f} us per "
         "batch-1 invoke: LiteRT did not take its sparse FULLY_CONNECTED path"
