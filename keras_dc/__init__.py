@@ -11,6 +11,7 @@ Example:
 """
 
 from keras_dc import schedules
+from keras_dc.budget import BudgetResult, bundle_size, compress_to_budget
 from keras_dc.clustering import WeightClustering
 from keras_dc.kmeans import cluster_weights
 from keras_dc.layer_stats import format_layer_report, layer_report
@@ -23,6 +24,9 @@ from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold
 __version__ = "0.1.0"
 
 __all__ = [
+    "compress_to_budget",
+    "BudgetResult",
+    "bundle_size",
     "MagnitudePruning",
     "make_reproducible",
     "WeightClustering",

@@ -1,0 +1,260 @@
+"""The smallest bundle within an accuracy budget, found by `keras_dc.compress_to_budget`.
+
+Trains a dense model on 55,000 MNIST training images (random shifts, as the paper
+examples), holds out the last 5,000 training images as the validation set the
+search decides on, runs the search (pruning moves, then per-layer bits, each
+followed by retraining), converts the result into a bundle, restores it and
+measures the restored flatbuffer in LiteRT on the 10,000 test images, which the
+search never sees.
+
+    python -m examples.budget_search                              # LeNet-300-100, ~10-20 min
+    python -m examples.budget_search --model=lenet5 --max_error=0.007
+    python -m examples.budget_search --model=mobilenet            # a third network, default budget
+    python -m examples.budget_search --smoke                      # < 1 min, for CI
+
+The dense model is cached in the output folder (``dense.keras``) and the search
+state too (``search/``): run the command again after an interruption and it
+resumes. Results: ``results.json``, ``search.png`` and the bundle in ``bundle/``.
+"""
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from absl import app, flags
+
+MODELS = ("lenet_300_100", "lenet5", "mobilenet")
+_main = {"module_name": sys.argv[0]} if __name__ == "__main__" else {}
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_enum("model", "lenet_300_100", MODELS, "Network to compress.", **_main)
+    flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared copy.", **_main)
+    flags.DEFINE_string("out", None, "Output folder; default out/budget_<model>_seed<seed>.", **_main)
+    flags.DEFINE_integer("seed", 0, "Random seed.", **_main)
+    flags.DEFINE_float(
+        "max_increase", 0.002, "Allowed increase of the validation error over the dense model.", **_main
+    )
+    flags.DEFINE_float("max_error", None, "Absolute validation error limit instead.", **_main)
+    flags.DEFINE_integer("dense_epochs", None, "Dense training epochs (default per model).", **_main)
+    flags.DEFINE_float("prune_epochs", None, "Retraining epochs per pruning move.", **_main)
+    flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
+    flags.DEFINE_float("rate_weight", 0.0, "Entropy-constrained clustering weight.", **_main)
+    flags.DEFINE_enum(
+        "init", "linear_gap", ["linear", "linear_gap", "density", "kmeans++"], "k-means init.", **_main
+    )
+    flags.DEFINE_float("time_limit", None, "Seconds after which no new pruning move starts.", **_main)
+    flags.DEFINE_bool("smoke", False, "Tiny run (2k images, short stages) for tests.", **_main)
+
+
+# Per network: dense epochs, retraining epochs per move, whether retraining sees shifted images.
+SETTINGS = {
+    "lenet_300_100": {"dense_epochs": 20, "prune_epochs": 2.0, "shifts": False, "flatten": True},
+    "lenet5": {"dense_epochs": 5, "prune_epochs": 0.5, "shifts": True, "flatten": False},
+    "mobilenet": {"dense_epochs": 5, "prune_epochs": 0.5, "shifts": True, "flatten": False},
+}
+
+
+def build_mobilenet(l2=1e-5):
+    """A small MobileNetV2-style CNN for 28x28 digits: inverted residual blocks
+    (1x1 expand, 3x3 depthwise, 1x1 project, BatchNorm, ReLU6), global pooling,
+    a dense classifier. Not from the paper: the test that nothing is tuned to LeNets."""
+    import keras
+
+    reg = keras.regularizers.L2(l2)
+
+    def block(x, expand, out, stride, name):
+        channels = x.shape[-1]
+        y = keras.layers.Conv2D(channels * expand, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_expand")(x)
+        y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+        y = keras.layers.ReLU(6.0, name=f"{name}_relu1")(y)
+        y = keras.layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=f"{name}_dw")(y)
+        y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+        y = keras.layers.ReLU(6.0, name=f"{name}_relu2")(y)
+        y = keras.layers.Conv2D(out, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_project")(y)
+        y = keras.layers.BatchNormalization(name=f"{name}_bn3")(y)
+        if stride == 1 and channels == out:
+            y = keras.layers.Add(name=f"{name}_add")([x, y])
+        return y
+
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = keras.layers.Conv2D(16, 3, 2, padding="same", use_bias=False, kernel_regularizer=reg, name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU(6.0, name="stem_relu")(x)
+    x = block(x, 4, 24, 2, "b1")
+    x = block(x, 4, 24, 1, "b2")
+    x = block(x, 4, 48, 2, "b3")
+    x = block(x, 4, 48, 1, "b4")
+    x = keras.layers.Conv2D(128, 1, use_bias=False, kernel_regularizer=reg, name="head")(x)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.ReLU(6.0, name="head_relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(10, kernel_regularizer=reg, name="logits")(x)
+    return keras.Model(inputs, outputs, name="mobilenet_mnist")
+
+
+def build(name):
+    if name == "lenet_300_100":
+        from examples import lenet_300_100
+
+        return lenet_300_100.build_model(1e-5)
+    if name == "lenet5":
+        from examples import lenet5
+
+        return lenet5.build_model(1e-5)
+    return build_mobilenet()
+
+
+def dense_model(name, settings, x_train, y_train, path, seed, log=print):
+    """The trained dense model: loaded from `path` when there, else trained and saved there."""
+    import keras
+
+    from examples.paper_common import compile_model, make_dataset
+
+    if os.path.exists(path):
+        log(f"== dense model: loaded from {path}")
+        return keras.models.load_model(path)
+    model = build(name)
+    epochs = settings["dense_epochs"]
+    steps = -(-len(x_train) // 128)
+    log(f"== dense training: {epochs} epochs, Adam 1e-3 with cosine decay, random shifts ±2 px")
+    compile_model(model, 1e-3, epochs, steps)
+    model.fit(
+        make_dataset(x_train, y_train, 128, seed, flatten=settings["flatten"]),
+        epochs=epochs,
+        verbose=2,
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    model.save(path)
+    return model
+
+
+def run(model_name, *, out, data=None, seed=0, max_increase=0.002, max_error=None, smoke=False,
+        dense_epochs=None, prune_epochs=None, start_density=0.5, rate_weight=0.0,
+        init="linear_gap", time_limit=None, log=print):
+    """The whole job for one network; returns the results dict (also written to results.json)."""
+    import converters
+    import keras_dc
+    from examples.mnist_data import load_mnist
+    from examples.paper_common import litert_error, make_dataset
+
+    settings = dict(SETTINGS[model_name])
+    if dense_epochs is not None:
+        settings["dense_epochs"] = dense_epochs
+    if prune_epochs is not None:
+        settings["prune_epochs"] = prune_epochs
+    keras_dc.make_reproducible(seed)
+    (x_train, y_train), (x_test, y_test) = load_mnist(data)
+    x_val, y_val = x_train[-5000:], y_train[-5000:]
+    x_train, y_train = x_train[:-5000], y_train[:-5000]
+    if smoke:
+        x_train, y_train, x_val, y_val = x_train[:2000], y_train[:2000], x_val[:500], y_val[:500]
+        x_test, y_test = x_test[:500], y_test[:500]
+        settings.update(dense_epochs=1, prune_epochs=0.5)
+    shape = (-1, 784) if settings["flatten"] else (-1, 28, 28, 1)
+    x_val, x_test = x_val.reshape(shape), x_test.reshape(shape)
+    started = time.perf_counter()
+    model = dense_model(model_name, settings, x_train, y_train, os.path.join(out, "dense.keras"), seed, log)
+    dense_tflite = converters.export.to_tflite(model)
+    dense_test = litert_error(dense_tflite, x_test, y_test)
+    log(f"   dense: test error {dense_test:.2%} (LiteRT), float32 .tflite {len(dense_tflite):,d} bytes")
+
+    if settings["shifts"]:
+        train = make_dataset(x_train, y_train, 128, seed + 1, flatten=settings["flatten"])
+    else:
+        train = (x_train.reshape(shape), y_train)
+    log(f"== compress_to_budget on {len(x_val):,d} validation images (the test set is not used)")
+    result = keras_dc.compress_to_budget(
+        model,
+        train,
+        (x_val, y_val),
+        max_increase=max_increase,
+        max_value=max_error,
+        prune_epochs=settings["prune_epochs"],
+        cluster_epochs=max(0.5, settings["prune_epochs"]),
+        start_density=start_density,
+        init=init,
+        rate_weight=rate_weight,
+        min_size=1,
+        directory=os.path.join(out, "search"),
+        time_limit=time_limit,
+        seed=seed,
+    )
+    search_seconds = time.perf_counter() - started
+    log(result.format_table())
+    result.save_json(os.path.join(out, "search.json"))
+    result.save_picture(os.path.join(out, "search.png"))
+
+    log("== converting, restoring, measuring the restored bundle in LiteRT on the test set")
+    bundle_dir = os.path.join(out, "bundle")
+    bundle = converters.convert(model, bundle_dir, verbose=0)
+    restored = converters.restore(bundle_dir)
+    test_error = litert_error(restored, x_test, y_test)
+    totals = bundle.report["totals"]
+    res = {
+        "model": model_name,
+        "seed": seed,
+        "max_increase": max_increase,
+        "max_error": max_error,
+        "dense_test_error": dense_test,
+        "dense_validation_error": result.dense_metric,
+        "validation_error": result.final_metric,
+        "test_error": test_error,
+        "dense_tflite_bytes": len(dense_tflite),
+        "bundle_bytes": totals["bundle_bytes"],
+        "skeleton_bytes": totals["skeleton_bytes"],
+        "sidecar_bytes": totals["sidecar_bytes"],
+        "ratio": len(dense_tflite) / totals["bundle_bytes"],
+        "layers": result.layers,
+        "seconds": round(time.perf_counter() - started, 1),
+        "search_seconds": round(search_seconds, 1),
+        "moves": len(result.steps),
+    }
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    log("")
+    log(f"== {model_name}, seed {seed}: summary (test set: {len(x_test):,d} images, restored bundle in LiteRT)")
+    log(f"  dense                 test error {dense_test:6.2%}   {len(dense_tflite):>10,d} bytes (.tflite float32)")
+    log(
+        f"  compressed bundle     test error {test_error:6.2%}   {totals['bundle_bytes']:>10,d} bytes "
+        f"= {res['ratio']:.1f}x smaller (skeleton {totals['skeleton_bytes']:,d} + sidecar {totals['sidecar_bytes']:,d})"
+    )
+    log(
+        f"  validation error      dense {result.dense_metric:.2%} -> {result.final_metric:.2%} "
+        f"(limit {result.limit:.2%})"
+    )
+    log(f"  wall time             {res['seconds']:.0f} s")
+    return res
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    out = FLAGS.out or os.path.join("out", f"budget_{FLAGS.model}_seed{FLAGS.seed}")
+    run(
+        FLAGS.model,
+        out=out,
+        data=FLAGS.data,
+        seed=FLAGS.seed,
+        max_increase=FLAGS.max_increase,
+        max_error=FLAGS.max_error,
+        smoke=FLAGS.smoke,
+        dense_epochs=FLAGS.dense_epochs,
+        prune_epochs=FLAGS.prune_epochs,
+        start_density=FLAGS.start_density,
+        rate_weight=FLAGS.rate_weight,
+        init=FLAGS.init,
+        time_limit=FLAGS.time_limit,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

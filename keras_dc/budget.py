@@ -1,0 +1,824 @@
+"""The smallest model within an accuracy budget: a search over per-layer sparsity and bits.
+
+`compress_to_budget` takes a trained model and runs the Deep Compression stages
+with the library's own callbacks (`MagnitudePruning`, then `WeightClustering`),
+choosing every layer's sparsity and index bits itself:
+
+1. **Prune** in moves, each followed by retraining and a look at the validation
+   metric. Global moves first: one magnitude threshold over all layers
+   (`GlobalSparsity`) removes a fixed share of the weights still left, so the
+   layers with many small weights lose most. When a global move breaks the
+   budget it is retried once at half the step; then layer moves: the layer that
+   costs the most bytes prunes further on its own, then the next, until each has
+   failed once. A failed move is undone (the last accepted weights come back).
+2. **Cluster**: for each layer the fewest bits (``max_bits`` … ``min_bits``) whose
+   one-shot k-means keeps the metric within its share of the remaining budget,
+   then centroid retraining. If the retrained model breaks the budget, the layer
+   that lost most gets one more bit and clustering runs again from the pruned
+   weights.
+
+Pruning gets ``prune_share`` of the budget; clustering gets the rest. Every
+decision uses the **validation** data only: keep the test set for the final
+report. Bytes are measured with ``size_fn`` (by default the real converter:
+``converters.convert`` writing a bundle to a temporary folder), after every
+accepted move, so the step log shows how the real file shrinks.
+
+With ``directory`` the search saves its state (weights of the last accepted
+model and the step log) after every move; calling it again with the same
+arguments resumes from there, also after an interruption.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from keras_dc import _keras_glue as glue
+from keras_dc._validate import as_bits, as_float, as_int
+from keras_dc.clustering import WeightClustering
+from keras_dc.kmeans import INITS, cluster_weights
+from keras_dc.pruning import MagnitudePruning
+from keras_dc.schedules import OneShot
+from keras_dc.selection import compressible_variables, variable_path
+from keras_dc.targets import GlobalSparsity
+
+__all__ = ["compress_to_budget", "BudgetResult", "bundle_size"]
+
+_STATE = "budget_state.json"
+_WEIGHTS = "budget.weights.h5"
+_STATE_VERSION = 1
+
+
+@dataclasses.dataclass
+class BudgetResult:
+    """What `compress_to_budget` did.
+
+    Attributes:
+        model: The compressed model (the same object that was passed in), ready
+            for ``converters.convert``.
+        metric: Name of the validation metric (lower is better).
+        dense_metric: Its value on the model as given.
+        limit: The largest value the search accepted.
+        final_metric: Its value on the compressed model.
+        dense_bytes: Bundle bytes of the model as given (``None`` without ``size_fn``).
+        final_bytes: Bundle bytes of the compressed model.
+        layers: One dict per compressed variable: ``path``, ``weights``,
+            ``sparsity``, ``bits`` (``None`` when left unclustered), ``clusters``
+            (distinct non-zero values it holds).
+        steps: The step log: one dict per move (``stage``, ``move``, ``layers``
+            ``{path: [sparsity, bits]}``, ``metric``, ``bytes``, ``accepted``,
+            ``seconds``).
+    """
+
+    model: object
+    metric: str
+    dense_metric: float
+    limit: float
+    final_metric: float
+    dense_bytes: object
+    final_bytes: object
+    layers: list
+    steps: list
+
+    @property
+    def ratio(self):
+        """``dense_bytes / final_bytes`` (``None`` when bytes were not measured)."""
+        if not self.dense_bytes or not self.final_bytes:
+            return None
+        return self.dense_bytes / self.final_bytes
+
+    def to_dict(self):
+        """Everything but the model, as JSON-ready values."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        out["ratio"] = self.ratio
+        return out
+
+    def save_json(self, path):
+        """Writes `to_dict` to ``path`` (atomically)."""
+        _write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
+
+    def format_table(self):
+        """The step log and the chosen layers as text tables."""
+        lines = [
+            f"{'stage':<8s} {'move':<28s} {self.metric:>9s} {'bytes':>10s} {'':3s} {'s':>6s}",
+        ]
+        for s in self.steps:
+            size = f"{s['bytes']:>10,d}" if s.get("bytes") else f"{'':>10s}"
+            mark = "ok" if s["accepted"] else "no"
+            lines.append(
+                f"{s['stage']:<8s} {s['move'][:28]:<28s} {s['metric']:>9.4f} {size} "
+                f"{mark:3s} {s['seconds']:>6.0f}"
+            )
+        lines.append("")
+        lines.append(f"{'variable':<40s} {'weights':>9s} {'sparsity':>9s} {'bits':>5s} {'values':>7s}")
+        for row in self.layers:
+            bits = "-" if row["bits"] is None else str(row["bits"])
+            lines.append(
+                f"{row['path'][-40:]:<40s} {row['weights']:>9,d} {row['sparsity']:>9.2%} "
+                f"{bits:>5s} {row['clusters']:>7d}"
+            )
+        ratio = f" = {self.ratio:.1f}x smaller" if self.ratio else ""
+        lines.append("")
+        lines.append(
+            f"{self.metric}: dense {self.dense_metric:.4f}, compressed {self.final_metric:.4f} "
+            f"(limit {self.limit:.4f}); bundle "
+            + (f"{self.dense_bytes:,d} -> {self.final_bytes:,d} bytes{ratio}" if self.ratio else "n/a")
+        )
+        return "\n".join(lines)
+
+    def save_picture(self, path):
+        """A PNG: validation metric and bundle bytes after every move. Returns False without matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return False
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+        xs = np.arange(len(self.steps))
+        colors = ["tab:green" if s["accepted"] else "tab:red" for s in self.steps]
+        ax1.scatter(xs, [s["metric"] for s in self.steps], c=colors, s=18, zorder=3)
+        ax1.axhline(self.limit, color="k", ls="--", lw=1, label=f"limit {self.limit:.4f}")
+        ax1.axhline(self.dense_metric, color="gray", ls=":", lw=1, label="dense")
+        ax1.set_ylabel(f"validation {self.metric}")
+        ax1.legend(fontsize=8)
+        accepted = [(i, s["bytes"]) for i, s in enumerate(self.steps) if s["accepted"] and s.get("bytes")]
+        if accepted:
+            ax2.plot(*zip(*accepted), "o-", color="tab:blue", ms=4)
+            ax2.set_yscale("log")
+        ax2.set_ylabel("bundle bytes (accepted moves)")
+        ax2.set_xticks(xs)
+        ax2.set_xticklabels([f"{s['stage'][0]}{i}" for i, s in enumerate(self.steps)], fontsize=6)
+        ax2.set_xlabel("move (p = prune, c = cluster; red = rejected)")
+        fig.suptitle("compress_to_budget: the search, move by move", fontsize=10)
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return True
+
+
+def bundle_size(model):
+    """Bytes of the mobile bundle (skeleton + sidecar) that ``converters.convert`` writes for `model`.
+
+    The default ``size_fn`` of `compress_to_budget`: the real converter and encoder,
+    writing to a temporary folder (no picture), so the size is exactly that of the
+    file a user ships. ``converters`` is imported here, when called, so that
+    importing `keras_dc` never loads the TFLite side.
+
+    Example:
+        >>> keras_dc.bundle_size(model)
+        7312
+    """
+    import converters
+
+    with tempfile.TemporaryDirectory(prefix="keras_dc_budget_") as directory:
+        return int(converters.convert(model, directory, verbose=0, picture=False).bundle_bytes)
+
+
+def compress_to_budget(
+    model,
+    train,
+    validation=None,
+    *,
+    max_increase=0.002,
+    max_value=None,
+    metric="error",
+    loss=None,
+    batch_size=128,
+    validation_split=0.1,
+    steps_per_epoch=None,
+    learning_rate=1e-3,
+    prune_epochs=2.0,
+    start_density=0.5,
+    density_step=0.7,
+    prune_share=0.75,
+    layer_moves=True,
+    cluster_epochs=2.0,
+    cluster_learning_rate=1e-4,
+    min_bits=1,
+    max_bits=8,
+    init="linear_gap",
+    rate_weight=0.0,
+    cluster_retries=3,
+    min_size=256,
+    size_fn=bundle_size,
+    directory=None,
+    time_limit=None,
+    seed=0,
+    verbose=1,
+):
+    """Compresses a trained model into the smallest bundle within a validation budget.
+
+    Prunes (global moves, then layer by layer) and clusters (fewest bits per
+    layer) with `MagnitudePruning` and `WeightClustering`, retraining after every
+    move, and keeps only moves whose validation metric stays within the budget
+    (see the module docstring for the search). The model is changed in place.
+
+    Args:
+        model: A trained, built Keras model (Keras 3 or tf_keras). Built under a
+            `tf.distribute` strategy, it trains under that strategy.
+        train: Training data: ``(x, y)`` arrays, or a batched `tf.data.Dataset`
+            of ``(x, y)`` (for augmentation; it should reshuffle every epoch).
+        validation: ``(x, y)`` arrays the search decides on. Defaults to `None`:
+            the last ``validation_split`` of ``train`` arrays (never the test set).
+        max_increase: Allowed increase of the metric over the model as given
+            (e.g. 0.002 = 0.2 points of error). Defaults to `0.002`.
+        max_value: An absolute limit instead (e.g. 0.015 error). Defaults to `None`.
+        metric: ``"error"`` (classification error: argmax of the outputs against
+            integer or one-hot labels) or a callable ``(model, x, y) -> float``,
+            lower is better. Defaults to `"error"`.
+        loss: Training loss; defaults to the model's compiled loss.
+        batch_size: For ``(x, y)`` training data. Defaults to `128`.
+        validation_split: Fraction of ``train`` held out when ``validation`` is
+            `None`. Defaults to `0.1`.
+        steps_per_epoch: Batches in one epoch of a `tf.data.Dataset` whose
+            length is unknown. Defaults to `None` (its cardinality).
+        learning_rate: Adam's rate after every pruning move, decayed to 0 over
+            ``prune_epochs`` (cosine). Defaults to `1e-3`.
+        prune_epochs: Retraining epochs after every pruning move; fractions are
+            allowed (0.5: half an epoch of batches). Defaults to `2.0`.
+        start_density: Fraction of weights kept after the first global move.
+            Defaults to `0.5`.
+        density_step: Each global move keeps this share of the weights still
+            left (0.7 removes 30% of them). Defaults to `0.7`.
+        prune_share: Share of the budget pruning may use; clustering gets the
+            rest. Defaults to `0.75`.
+        layer_moves: After the global moves, prune layer by layer. Defaults to `True`.
+        cluster_epochs: Centroid retraining epochs (fractions allowed). Defaults to `2.0`.
+        cluster_learning_rate: Adam's rate for centroid retraining. Defaults to `1e-4`.
+        min_bits, max_bits: Range of index bits the search chooses from (1–8).
+        init: k-means initialisation (see `WeightClustering`). Defaults to `"linear_gap"`.
+        rate_weight: Entropy-constrained clustering weight (see
+            `WeightClustering`). Defaults to `0.0`.
+        cluster_retries: Times clustering may add a bit and run again. Defaults to `3`.
+        min_size: As for the callbacks. Defaults to `256`.
+        size_fn: ``model -> bytes``; `None` skips measuring bytes. Defaults to
+            `bundle_size` (the real converter and encoder).
+        directory: Folder for the resumable state. Defaults to `None` (no state).
+        time_limit: Seconds after which no new pruning move starts (clustering
+            still runs). Defaults to `None`.
+        seed: k-means seed. Defaults to `0`.
+        verbose: 0 silent, 1 a line per move, 2 also Keras' fit output. Defaults to `1`.
+
+    Returns:
+        A `BudgetResult`: the model, the chosen sparsity and bits per layer, the
+        step log (`format_table`, `save_json`, `save_picture`).
+
+    Example:
+        >>> model.fit(x_train, y_train, epochs=10)  # a trained dense model
+        >>> result = keras_dc.compress_to_budget(
+        ...     model, (x_train, y_train), (x_val, y_val), max_increase=0.002,
+        ...     directory="out/search")
+        >>> print(result.format_table())
+        >>> converters.convert(result.model, "out/bundle")
+    """
+    glue.check_model(model, "compress_to_budget")
+    search = _Search(
+        model=model,
+        metric=metric,
+        loss=loss,
+        batch_size=as_int(batch_size, "batch_size", 1),
+        learning_rate=as_float(learning_rate, "learning_rate", 0.0),
+        prune_epochs=_as_epochs(prune_epochs, "prune_epochs"),
+        start_density=_as_open_fraction(start_density, "start_density"),
+        density_step=_as_open_fraction(density_step, "density_step"),
+        prune_share=_as_share(prune_share),
+        layer_moves=bool(layer_moves),
+        cluster_epochs=_as_epochs(cluster_epochs, "cluster_epochs"),
+        cluster_learning_rate=as_float(cluster_learning_rate, "cluster_learning_rate", 0.0),
+        min_bits=as_bits(min_bits, "min_bits"),
+        max_bits=as_bits(max_bits, "max_bits"),
+        init=init,
+        rate_weight=as_float(rate_weight, "rate_weight", 0.0),
+        cluster_retries=as_int(cluster_retries, "cluster_retries", 0),
+        min_size=as_int(min_size, "min_size", 1),
+        size_fn=size_fn,
+        directory=directory,
+        time_limit=None if time_limit is None else as_float(time_limit, "time_limit", 0.0),
+        seed=seed,
+        verbose=verbose,
+    )
+    if search.min_bits > search.max_bits:
+        raise ValueError(f"min_bits ({min_bits}) must not exceed max_bits ({max_bits}).")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, received {init!r}.")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, received {verbose!r}.")
+    if size_fn is not None and not callable(size_fn):
+        raise TypeError(f"size_fn must be a callable model -> bytes or None, received {size_fn!r}.")
+    search.set_data(train, validation, validation_split, steps_per_epoch)
+    search.set_limit(max_increase, max_value)
+    return search.run()
+
+
+# --- the search ------------------------------------------------------------------
+
+
+def _as_open_fraction(value, name):
+    value = as_float(value, name, 0.0)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), received {value!r}.")
+    return value
+
+
+def _as_epochs(value, name):
+    value = as_float(value, name, 0.0)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0 (a fraction of an epoch is allowed), received {value!r}.")
+    return value
+
+
+def _as_share(value):
+    value = as_float(value, "prune_share", 0.0)
+    if value > 1.0:
+        raise ValueError(f"prune_share must be in [0, 1], received {value!r}.")
+    return value
+
+
+def _write_atomic(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _keras_of(model):
+    """The Keras package `model` belongs to: Keras 3, or tf_keras for a legacy model."""
+    if type(model).__module__.startswith("tf_keras"):
+        import tf_keras
+
+        return tf_keras
+    return keras
+
+
+def _forward(model):
+    """``x -> outputs`` in batches of 1000 through one `tf.function` (no retracing per call)."""
+    import tensorflow as tf
+
+    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+
+    def forward(x):
+        parts = [np.asarray(call(x[i : i + 1000])) for i in range(0, len(x), 1000)]
+        return np.concatenate(parts)
+
+    return forward
+
+
+def _classification_error(forward, x, y):
+    outputs = forward(x)
+    if outputs.ndim != 2:
+        raise ValueError(
+            f"metric='error' needs a model with (batch, classes) outputs; got shape "
+            f"{outputs.shape}. Pass metric=callable(model, x, y) instead."
+        )
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == outputs.shape[1]:
+        labels = labels.argmax(axis=1)
+    return float(np.mean(outputs.argmax(axis=1) != labels.reshape(-1)))
+
+
+@dataclasses.dataclass
+class _Search:
+    model: object
+    metric: object
+    loss: object
+    batch_size: int
+    learning_rate: float
+    prune_epochs: float
+    start_density: float
+    density_step: float
+    prune_share: float
+    layer_moves: bool
+    cluster_epochs: float
+    cluster_learning_rate: float
+    min_bits: int
+    max_bits: int
+    init: str
+    rate_weight: float
+    cluster_retries: int
+    min_size: int
+    size_fn: object
+    directory: object
+    time_limit: object
+    seed: int
+    verbose: int
+
+    # --- set-up --------------------------------------------------------------
+
+    def set_data(self, train, validation, validation_split, steps_per_epoch):
+        if isinstance(train, (tuple, list)):
+            if len(train) != 2:
+                raise ValueError("train must be (x, y) or a tf.data.Dataset of (x, y) batches.")
+            x, y = (np.asarray(a) for a in train)
+            if len(x) != len(y):
+                raise ValueError(f"train: x has {len(x)} samples but y has {len(y)}.")
+            if validation is None:
+                split = as_float(validation_split, "validation_split", 0.0)
+                n_val = int(round(len(x) * split))
+                if not 0 < n_val < len(x):
+                    raise ValueError(
+                        f"validation is None and validation_split={validation_split!r} of "
+                        f"{len(x)} samples leaves no validation or no training data."
+                    )
+                validation = (x[-n_val:], y[-n_val:])
+                x, y = x[:-n_val], y[:-n_val]
+            import tensorflow as tf
+
+            self.steps_per_epoch = math.ceil(len(x) / self.batch_size)
+            self.dataset = (
+                tf.data.Dataset.from_tensor_slices((x, y))
+                .shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+                .batch(self.batch_size)
+                .repeat()
+                .prefetch(2)
+            )
+        else:
+            if validation is None:
+                raise ValueError(
+                    "validation is required when train is a tf.data.Dataset (the search "
+                    "decides on validation data; never pass the test set)."
+                )
+            cardinality = -1
+            with contextlib.suppress(Exception):
+                cardinality = int(train.cardinality())
+            if steps_per_epoch is not None:
+                self.steps_per_epoch = as_int(steps_per_epoch, "steps_per_epoch", 1)
+            elif cardinality > 0:
+                self.steps_per_epoch = cardinality
+            else:
+                raise ValueError(
+                    "train is a tf.data.Dataset of unknown or infinite length; pass "
+                    "steps_per_epoch (batches in one epoch)."
+                )
+            self.dataset = train.repeat() if cardinality > 0 else train
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be (x, y) arrays.")
+        self.x_val, self.y_val = (np.asarray(a) for a in validation)
+        if len(self.x_val) != len(self.y_val) or len(self.x_val) == 0:
+            raise ValueError(
+                f"validation: x has {len(self.x_val)} samples and y has {len(self.y_val)}; "
+                "they must match and not be empty."
+            )
+        if self.metric == "error":
+            self.metric_name, self._metric = "error", _classification_error
+        elif callable(self.metric):
+            self.metric_name = getattr(self.metric, "__name__", "metric")
+            self._metric = self.metric
+        else:
+            raise ValueError(
+                f"metric must be 'error' or a callable (model, x, y) -> float, received {self.metric!r}."
+            )
+        if self.loss is None:
+            self.loss = getattr(self.model, "loss", None)
+            if self.loss is None:
+                raise ValueError(
+                    "compress_to_budget: the model is not compiled and no loss was given; "
+                    "pass loss=... (e.g. keras.losses.SparseCategoricalCrossentropy(from_logits=True))."
+                )
+        self.variables = compressible_variables(self.model, self.min_size)
+        if not self.variables:
+            raise ValueError(
+                f"compress_to_budget: model {self.model.name!r} has no compressible variable "
+                f"(float kernels with at least min_size={self.min_size} entries)."
+            )
+
+    def set_limit(self, max_increase, max_value):
+        self.max_increase = as_float(max_increase, "max_increase", 0.0)
+        self.max_value = None if max_value is None else as_float(max_value, "max_value", 0.0)
+
+    # --- small helpers ---------------------------------------------------------
+
+    def say(self, message):
+        if self.verbose:
+            print(f"compress_to_budget: {message}", flush=True)
+
+    def evaluate(self):
+        if self._metric is _classification_error:
+            if getattr(self, "_forward_fn", None) is None:
+                self._forward_fn = _forward(self.model)
+            return _classification_error(self._forward_fn, self.x_val, self.y_val)
+        return float(self._metric(self.model, self.x_val, self.y_val))
+
+    def measure(self):
+        if self.size_fn is None:
+            return None
+        return int(self.size_fn(self.model))
+
+    def layer_state(self):
+        out = {}
+        for v in self.variables:
+            w = glue.read(v)
+            out[variable_path(v)] = float(np.mean(w == 0))
+        return out
+
+    def density(self):
+        total = sum(int(np.prod(v.shape)) for v in self.variables)
+        nonzero = sum(int(np.count_nonzero(glue.read(v))) for v in self.variables)
+        return nonzero / total
+
+    def fit(self, callback, epochs, lr):
+        """Compile a fresh Adam (cosine decay to 0) and train for `epochs` (a fraction is allowed)."""
+        k = _keras_of(self.model)
+        steps = max(1, int(round(epochs * self.steps_per_epoch)))
+        strategy = getattr(self.model, "distribute_strategy", None)
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+        with scope:
+            schedule = k.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
+            self.model.compile(optimizer=k.optimizers.Adam(schedule), loss=self.loss)
+        self.model.fit(
+            self.dataset,
+            epochs=1,
+            steps_per_epoch=steps,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=2 if self.verbose == 2 else 0,
+            callbacks=[callback],
+        )
+
+    # --- state (resume) ----------------------------------------------------------
+
+    def fingerprint(self):
+        keys = {
+            "model": self.model.name,
+            "variables": [[variable_path(v), list(map(int, v.shape))] for v in self.variables],
+            "max_increase": self.max_increase,
+            "max_value": self.max_value,
+            "metric": self.metric_name,
+            "start_density": self.start_density,
+            "density_step": self.density_step,
+            "prune_share": self.prune_share,
+            "bits": [self.min_bits, self.max_bits],
+            "n_val": len(self.x_val),
+        }
+        return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+
+    def save(self):
+        if not self.directory:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        weights = os.path.join(self.directory, _WEIGHTS)
+        tmp = os.path.join(self.directory, ".tmp-" + _WEIGHTS)
+        self.model.set_weights(self.accepted)
+        self.model.save_weights(tmp)
+        os.replace(tmp, weights)
+        _write_atomic(
+            os.path.join(self.directory, _STATE), json.dumps(self.state, indent=1).encode()
+        )
+
+    def load(self):
+        path = os.path.join(self.directory, _STATE) if self.directory else None
+        if not path or not os.path.exists(path):
+            return False
+        with open(path) as f:
+            state = json.load(f)
+        if state.get("version") != _STATE_VERSION or state.get("fingerprint") != self.fingerprint():
+            raise ValueError(
+                f"compress_to_budget: {path} was written by a search with other settings or "
+                "another model; use another directory or delete it to start afresh."
+            )
+        self.model.load_weights(os.path.join(self.directory, _WEIGHTS))
+        self.state = state
+        self.accepted = self.model.get_weights()
+        self.say(
+            f"resuming from {self.directory}: {len(state['steps'])} moves done, stage {state['stage']}"
+        )
+        return True
+
+    def log_step(self, stage, move, value, size, accepted, started):
+        step = {
+            "stage": stage,
+            "move": move,
+            "layers": {
+                path: [round(s, 6), self.state["bits"].get(path)]
+                for path, s in self.layer_state().items()
+            },
+            "metric": value,
+            "bytes": size,
+            "accepted": bool(accepted),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        self.state["steps"].append(step)
+        verdict = "accepted" if accepted else "rejected, undone"
+        size_text = f", bundle {size:,d} B" if size else ""
+        self.say(
+            f"[{stage}] {move}: validation {self.metric_name} {value:.4f} "
+            f"(limit {self.state['limit']:.4f}){size_text}, {step['seconds']:.0f} s: {verdict}"
+        )
+
+    # --- the stages -----------------------------------------------------------------
+
+    def run(self):
+        if not self.load():
+            started = time.perf_counter()
+            dense = self.evaluate()
+            limit = self.max_value if self.max_value is not None else dense + self.max_increase
+            self.state = {
+                "version": _STATE_VERSION,
+                "fingerprint": self.fingerprint(),
+                "stage": "prune",
+                "dense_metric": dense,
+                "limit": limit,
+                "dense_bytes": None,
+                "global_failed": 0,
+                "layers_done": [],
+                "bits": {},
+                "bits_tried": 0,
+                "steps": [],
+            }
+            self.accepted = self.model.get_weights()
+            self.state["dense_bytes"] = self.measure()
+            self.log_step("dense", "as given", dense, self.state["dense_bytes"], True, started)
+            if dense > limit:
+                raise ValueError(
+                    f"compress_to_budget: the model as given already has validation "
+                    f"{self.metric_name} {dense:.4f} > max_value {limit:.4f}."
+                )
+            self.save()
+        self.t0 = time.perf_counter()
+        if self.state["stage"] == "prune":
+            self.prune()
+            self.state["stage"] = "cluster"
+            self.state["pruned_metric"] = self.last_accepted_metric()
+            self.save()
+        if self.state["stage"] == "cluster":
+            self.cluster()
+            self.state["stage"] = "done"
+            self.save()
+        self.model.set_weights(self.accepted)
+        return self.result()
+
+    def last_accepted_metric(self):
+        return [s for s in self.state["steps"] if s["accepted"]][-1]["metric"]
+
+    def last_accepted_bytes(self):
+        sizes = [s["bytes"] for s in self.state["steps"] if s["accepted"] and s["bytes"]]
+        return sizes[-1] if sizes else None
+
+    def out_of_time(self):
+        return self.time_limit is not None and time.perf_counter() - self.t0 > self.time_limit
+
+    def try_prune(self, move, pruning):
+        """Prune with `pruning`, retrain, keep the result if within the pruning budget."""
+        started = time.perf_counter()
+        self.model.set_weights(self.accepted)
+        self.fit(pruning, self.prune_epochs, self.learning_rate)
+        value = self.evaluate()
+        s = self.state
+        ok = value <= s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"]) + 1e-12
+        size = self.measure() if ok else None
+        if ok:
+            self.accepted = self.model.get_weights()
+        else:
+            self.model.set_weights(self.accepted)
+        self.log_step("prune", move, value, size, ok, started)
+        self.save()
+        return ok
+
+    def prune(self):
+        s = self.state
+        # Global moves: full steps until one fails, then half steps until one fails.
+        while s["global_failed"] < 2 and not self.out_of_time():
+            self.model.set_weights(self.accepted)
+            density = self.density()
+            step = self.density_step if s["global_failed"] == 0 else (1 + self.density_step) / 2
+            target = density * step
+            if density > self.start_density:
+                target = min(self.start_density, target)
+            pruning = MagnitudePruning(
+                GlobalSparsity(1.0 - target), schedule=OneShot(0), min_size=self.min_size, verbose=0
+            )
+            if not self.try_prune(f"global: keep {target:.2%}", pruning):
+                s["global_failed"] += 1
+        if not self.layer_moves:
+            return
+        # Layer moves: the layer with the most kept weights first (most bytes).
+        while not self.out_of_time():
+            self.model.set_weights(self.accepted)
+            state = self.layer_state()
+            candidates = [
+                v for v in self.variables if variable_path(v) not in s["layers_done"]
+            ]
+            if not candidates:
+                break
+            variable = max(candidates, key=lambda v: int(np.count_nonzero(glue.read(v))))
+            path = variable_path(variable)
+            keep = (1.0 - state[path]) * self.density_step
+            overrides = [(v, state[variable_path(v)]) for v in self.variables if v is not variable]
+            overrides.append((variable, 1.0 - keep))
+            pruning = MagnitudePruning(
+                0.0, schedule=OneShot(0), overrides=overrides, min_size=self.min_size, verbose=0
+            )
+            if not self.try_prune(f"{path.split('/')[-2]}: keep {keep:.2%}", pruning):
+                s["layers_done"].append(path)
+
+    def one_shot_bits(self, pruned_metric, tolerance):
+        """Per variable, the fewest bits whose one-shot clustering costs ≤ `tolerance`."""
+        chosen, damage = {}, {}
+        for v in self.variables:
+            original = glue.read(v)
+            best, best_damage = self.max_bits, 0.0
+            try:
+                for bits in range(self.max_bits, self.min_bits - 1, -1):
+                    centroids, indices = cluster_weights(original, bits, self.init, self.seed, self.rate_weight)
+                    v.assign(centroids[indices].astype(original.dtype))
+                    cost = self.evaluate() - pruned_metric
+                    if cost > tolerance:
+                        break
+                    best, best_damage = bits, cost
+            finally:
+                v.assign(original)
+            chosen[variable_path(v)], damage[variable_path(v)] = best, best_damage
+        return chosen, damage
+
+    def cluster(self):
+        s = self.state
+        pruned_metric = s["pruned_metric"]
+        self.model.set_weights(self.accepted)
+        if not s["bits"]:
+            tolerance = max(0.0, s["limit"] - pruned_metric) / len(self.variables)
+            s["bits"], s["damage"] = self.one_shot_bits(pruned_metric, tolerance)
+            self.say(
+                "one-shot bits per layer: "
+                + ", ".join(f"{p.split('/')[-2]} {b}" for p, b in s["bits"].items())
+            )
+        pruned = [np.array(w) for w in self.accepted]
+        while s["bits_tried"] <= self.cluster_retries:
+            started = time.perf_counter()
+            self.model.set_weights(pruned)
+            by_path = {variable_path(v): v for v in self.variables}
+            clustering = WeightClustering(
+                overrides=[(by_path[p], b) for p, b in s["bits"].items()],
+                init=self.init,
+                rate_weight=self.rate_weight,
+                min_size=self.min_size,
+                seed=self.seed,
+                verbose=0,
+            )
+            self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate)
+            value = self.evaluate()
+            ok = value <= s["limit"] + 1e-12
+            size = self.measure() if ok else None
+            bits_text = ", ".join(f"{p.split('/')[-2]} {b}" for p, b in s["bits"].items())
+            s["bits_tried"] += 1
+            if ok:
+                self.accepted = self.model.get_weights()
+                self.log_step("cluster", f"bits {bits_text}", value, size, True, started)
+                self.save()
+                return
+            self.log_step("cluster", f"bits {bits_text}", value, size, False, started)
+            # One more bit for the layer that lost most in the one-shot test.
+            room = [p for p in s["bits"] if s["bits"][p] < self.max_bits]
+            if not room:
+                break
+            worst = max(room, key=lambda p: s["damage"].get(p, 0.0))
+            s["bits"][worst] += 1
+            s["damage"][worst] = -1.0
+            self.model.set_weights(pruned)
+            self.save()
+        # Clustering did not fit the budget: keep the pruned model, unclustered.
+        s["bits"] = {}
+        self.model.set_weights(pruned)
+        self.say("clustering did not fit the budget at any tried bits; the model stays pruned only")
+
+    def result(self):
+        s = self.state
+        layers = []
+        for v in self.variables:
+            w = glue.read(v)
+            nz = w[w != 0]
+            path = variable_path(v)
+            layers.append(
+                {
+                    "path": path,
+                    "weights": int(w.size),
+                    "sparsity": float(np.mean(w == 0)),
+                    "bits": s["bits"].get(path),
+                    "clusters": int(np.unique(nz).size),
+                }
+            )
+        return BudgetResult(
+            model=self.model,
+            metric=self.metric_name,
+            dense_metric=s["dense_metric"],
+            limit=s["limit"],
+            final_metric=self.last_accepted_metric(),
+            dense_bytes=s["dense_bytes"],
+            final_bytes=self.last_accepted_bytes(),
+            layers=layers,
+            steps=s["steps"],
+        )

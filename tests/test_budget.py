@@ -1,0 +1,214 @@
+"""keras_dc.compress_to_budget on small models: the budget holds on the validation data,
+the chosen sparsity and bits are what the bundle holds, a run resumes, bad input is refused."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+import converters  # noqa: E402
+import keras_dc  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist.npz")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    with np.load(DATA) as d:
+        x = d["x_train"][:1500].reshape(-1, 784).astype("float32") / 255.0
+        y = d["y_train"][:1500].astype("int64")
+    return (x[:1200], y[:1200]), (x[1200:], y[1200:])
+
+
+def trained_mlp(mnist, seed=0):
+    keras_dc.make_reproducible(seed)
+    (x, y), _ = mnist
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(32, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="out"),
+        ],
+        name="mlp",
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    return model
+
+
+def error(model, x, y):
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) != y))
+
+
+FAST = dict(
+    prune_epochs=0.5,
+    cluster_epochs=0.5,
+    start_density=0.3,
+    density_step=0.5,
+    min_size=100,
+    verbose=0,
+)
+
+
+@pytest.fixture(scope="module")
+def searched(mnist, tmp_path_factory):
+    """One search with the real size function (the converter), shared by several tests."""
+    model = trained_mlp(mnist)
+    train, val = mnist
+    result = keras_dc.compress_to_budget(
+        model, train, val, max_increase=0.02, directory=str(tmp_path_factory.mktemp("s")), **FAST
+    )
+    return model, result
+
+
+def test_budget_holds_on_the_validation_data(searched, mnist):
+    model, result = searched
+    _, (x_val, y_val) = mnist
+    assert result.limit == pytest.approx(result.dense_metric + 0.02)
+    # Measured again from outside: the returned model is within the limit.
+    assert error(model, x_val, y_val) == pytest.approx(result.final_metric)
+    assert result.final_metric <= result.limit + 1e-9
+    accepted = [s for s in result.steps if s["accepted"]]
+    rejected = [s for s in result.steps if not s["accepted"]]
+    assert all(s["metric"] <= result.limit + 1e-9 for s in accepted)
+    # The search went until the budget stopped it: something was refused, for exceeding it.
+    assert rejected and all(s["metric"] > result.dense_metric for s in rejected)
+    assert result.steps[-1]["stage"] == "cluster" and result.steps[-1]["accepted"]
+
+
+def test_the_search_compresses_and_the_bytes_are_the_real_bundles(searched, tmp_path):
+    model, result = searched
+    sizes = [s["bytes"] for s in result.steps if s["accepted"]]
+    assert sizes == sorted(sizes, reverse=True) or sizes[-1] == min(sizes)
+    assert result.final_bytes < result.dense_bytes / 5
+    bundle = converters.convert(model, str(tmp_path), verbose=0, picture=False)
+    assert bundle.bundle_bytes == result.final_bytes == keras_dc.bundle_size(model)
+
+
+def test_chosen_sparsity_and_bits_are_honoured_in_the_bundle(searched, tmp_path):
+    model, result = searched
+    report = converters.convert(model, str(tmp_path), verbose=0, picture=False).report
+    rows = {b["keras_name"]: b for b in report["buffers"] if b.get("keras_name")}
+    assert len(result.layers) == 2
+    for layer in result.layers:
+        assert layer["bits"] is not None and 1 <= layer["bits"] <= 8
+        row = rows[layer["path"]]
+        assert row["nonzeros"] == round((1 - layer["sparsity"]) * layer["weights"])
+        assert row["encoding"].startswith("CLUSTERED")
+        zero_entry = row["encoding"] == "CLUSTERED_DENSE"  # the dense encoding codes 0 as an entry
+        assert row["codebook_entries"] - zero_entry <= 2 ** layer["bits"]
+        w = [v for v in model.weights if v.path == layer["path"]][0].numpy()
+        assert np.unique(w[w != 0]).size == layer["clusters"] <= 2 ** layer["bits"]
+
+
+def test_step_log_table_json_and_picture(searched, tmp_path):
+    _, result = searched
+    text = result.format_table()
+    assert "global: keep" in text and "mlp/hidden/kernel" in text
+    result.save_json(tmp_path / "log.json")
+    saved = json.loads((tmp_path / "log.json").read_text())
+    assert saved["final_bytes"] == result.final_bytes and len(saved["steps"]) == len(result.steps)
+    assert result.save_picture(str(tmp_path / "search.png"))
+    assert (tmp_path / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
+    train, val = mnist
+    calls = []
+
+    def size_then_stop(model):
+        calls.append(1)
+        if len(calls) == 3:  # dense, first accepted move, then the interruption
+            raise _Stop
+        return 1000 - len(calls)
+
+    model = trained_mlp(mnist)
+    with pytest.raises(_Stop):
+        keras_dc.compress_to_budget(
+            model, train, val, max_increase=0.02, directory=str(tmp_path), size_fn=size_then_stop, **FAST
+        )
+    state = json.loads((tmp_path / "budget_state.json").read_text())
+    done = state["steps"]
+    # Saved: the dense line and the moves up to the interrupted one (rejected ones need no size).
+    assert done[0]["stage"] == "dense" and {s["stage"] for s in done[1:]} == {"prune"}
+    assert [s["accepted"] for s in done].count(True) == 2
+
+    fresh = trained_mlp(mnist, seed=1)  # other weights: the saved ones must be loaded
+    log = []
+    result = keras_dc.compress_to_budget(
+        fresh, train, val, max_increase=0.02, directory=str(tmp_path), size_fn=lambda m: log.append(1) or 5,
+        **FAST,
+    )
+    assert result.steps[: len(done)] == done  # the finished moves are not redone
+    assert result.steps[-1]["stage"] == "cluster"
+    assert np.mean(fresh.layers[0].kernel.numpy() == 0) == pytest.approx(result.layers[0]["sparsity"])
+    # A finished search returns at once, with the same result and no new move.
+    again = keras_dc.compress_to_budget(
+        trained_mlp(mnist, seed=2), train, val, max_increase=0.02, directory=str(tmp_path),
+        size_fn=lambda m: 5, **FAST,
+    )
+    assert again.steps == result.steps and again.layers == result.layers
+
+
+def test_a_state_folder_of_another_search_is_refused(mnist, tmp_path):
+    train, val = mnist
+    model = trained_mlp(mnist)
+    keras_dc.compress_to_budget(
+        model, train, val, max_increase=0.5, directory=str(tmp_path), size_fn=None,
+        **{**FAST, "layer_moves": False, "start_density": 0.1},
+    )
+    with pytest.raises(ValueError, match="other settings"):
+        keras_dc.compress_to_budget(
+            trained_mlp(mnist), train, val, max_increase=0.01, directory=str(tmp_path), size_fn=None, **FAST
+        )
+
+
+def test_bad_input_is_refused_with_a_clear_message(mnist):
+    train, val = mnist
+    model = trained_mlp(mnist)
+    with pytest.raises(ValueError, match="validation is required"):
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices(train).batch(32)
+        keras_dc.compress_to_budget(model, ds, None)
+    with pytest.raises(ValueError, match="density_step"):
+        keras_dc.compress_to_budget(model, train, val, density_step=1.0)
+    with pytest.raises(ValueError, match="min_bits"):
+        keras_dc.compress_to_budget(model, train, val, min_bits=5, max_bits=3)
+    with pytest.raises(ValueError, match="metric"):
+        keras_dc.compress_to_budget(model, train, val, metric="accuracy")
+    with pytest.raises(ValueError, match="samples"):
+        keras_dc.compress_to_budget(model, (train[0], train[1][:10]), val)
+    bare = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match="not compiled"):
+        keras_dc.compress_to_budget(bare, train, val)
+    bare.compile("adam")  # no loss to retrain with
+    with pytest.raises(ValueError, match="loss="):
+        keras_dc.compress_to_budget(bare, train, val)
+    with pytest.raises(ValueError, match="already has validation"):
+        keras_dc.compress_to_budget(model, train, val, max_value=0.0, size_fn=None, verbose=0)
+
+
+def test_validation_is_carved_from_the_training_arrays_by_default(mnist):
+    (x, y), _ = mnist
+    model = trained_mlp(mnist)
+    seen = []
+
+    def metric(m, xv, yv):
+        seen.append(len(xv))
+        return float(np.mean(np.argmax(m.predict(xv, verbose=0), axis=1) != yv))
+
+    keras_dc.compress_to_budget(
+        model, (x, y), metric=metric, validation_split=0.25, max_increase=0.0, size_fn=None,
+        **{**FAST, "layer_moves": False, "cluster_retries": 0},
+    )
+    assert set(seen) == {300}
