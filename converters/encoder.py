@@ -310,7 +310,10 @@ def _gaps(kept):
     return ESCAPE_RUN.pack(escape_run) + gap[0], figures
 
 
-def _clustered_payload(values, esize, n_books, sparse, split=None):
+def _clustered_payload(values, esize, n_books, sparse, split=None, gaps=None):
+    """A clustered payload (7.3–7.5) and its figures, or None if a codebook would be too large.
+
+    `split` and `gaps(n_books)`: the background split and gap fields, if cached."""
     clustered = _cluster(values, n_books, sparse, split)
     if clustered is None:
         return None
@@ -323,7 +326,8 @@ def _clustered_payload(values, esize, n_books, sparse, split=None):
     figures = {"escape_run": 0}
     if sparse:
         parts.append(background.astype(element_dtype(esize)).tobytes())
-        gap_bytes, figures = _gaps(kept)
+        gap_bytes, figures = gaps(n_books) if gaps else _gaps(kept)
+        figures = dict(figures)
         parts.append(gap_bytes)
     index = _stream_bytes(symbols)
     parts.append(index[0])
@@ -337,10 +341,14 @@ def _clustered_payload(values, esize, n_books, sparse, split=None):
     return b"".join(parts), figures
 
 
-def _sparse_raw_payload(values, n_books, split):
-    """SPARSE_RAW (section 7.6): background per slice, gaps, and the emitted values' bytes."""
+def _sparse_raw_payload(values, n_books, split, gaps):
+    """SPARSE_RAW (section 7.6): background per slice, gaps, and the emitted values' bytes.
+
+    `split`: `_split_background(values, n_books)`; `gaps`: `_gaps` of its positions.
+    """
     kept, background = split
-    gap_bytes, figures = _gaps(kept)
+    gap_bytes, figures = gaps
+    figures = dict(figures)
     payload = b"".join(
         [
             SLICE_COUNT.pack(n_books),
@@ -386,12 +394,17 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
     books = [1]
     if per_channel and 1 < seg.channels <= MAX_CODEBOOK_COUNT:
         books.append(seg.channels)
-    splits = {}  # n_books -> _split_background(values, n_books), computed once
+    splits, gap_fields = {}, {}  # by n_books: _split_background and _gaps, computed once
 
     def split(n_books):
         if n_books not in splits:
             splits[n_books] = _split_background(values, n_books)
         return splits[n_books]
+
+    def gaps(n_books):
+        if n_books not in gap_fields:
+            gap_fields[n_books] = _gaps(split(n_books)[0])
+        return gap_fields[n_books]
 
     too_many = set()  # codebook counts for which a slice has > 256 values besides its background
     for encoding in (CLUSTERED_SPARSE, CLUSTERED_DENSE):
@@ -402,20 +415,18 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
                 continue
             sparse = encoding == CLUSTERED_SPARSE
             result = _clustered_payload(
-                values, esize, n_books, sparse, split(n_books) if sparse else None
+                values, esize, n_books, sparse, *((split(n_books), gaps) if sparse else ())
             )
             if result is not None:
                 candidates.append((len(result[0]), encoding, n_books, result[0], result[1]))
             elif sparse:
                 too_many.add(n_books)
-    # SPARSE_RAW, for pruned values that no codebook can hold: only where no clustered
-    # payload exists, so that every segment a v1.0 writer encoded keeps its bytes.
-    if SPARSE_RAW in allowed and values.size and len(candidates) == 1:
+    if SPARSE_RAW in allowed and values.size:  # pruned values that are not clustered
         for n_books in books:
             kept, _ = split(n_books)
-            if kept.size * esize >= len(raw):  # the values alone are no smaller than RAW
+            if kept.size * esize >= min(c[0] for c in candidates):  # its values alone lose
                 continue
-            payload, figures = _sparse_raw_payload(values, n_books, split(n_books))
+            payload, figures = _sparse_raw_payload(values, n_books, split(n_books), gaps(n_books))
             candidates.append((len(payload), SPARSE_RAW, n_books, payload, figures))
     if ZLIB in allowed:
         best = min(c[0] for c in candidates)
