@@ -2,7 +2,8 @@
 
 A bundle is a directory::
 
-    NAME.skeleton.tflite   the converted flatbuffer without its weight bytes
+    NAME.skeleton.tflite   the converted flatbuffer without its weight bytes (and, with
+                           compact_skeleton, without the parts zlib codes in the sidecar)
     NAME.dcw               the sidecar: the weights, clustered + Huffman-coded
     NAME.report.json       per-buffer and total figures (also NAME.report.txt, .png)
 
