@@ -2,7 +2,8 @@
 
 A bundle is a directory::
 
-    NAME.skeleton.tflite   the converted flatbuffer without its weight bytes
+    NAME.skeleton.tflite   the converted flatbuffer without its weight bytes (and, with
+                           compact_skeleton, without the parts zlib codes in the sidecar)
     NAME.dcw               the sidecar: the weights, clustered + Huffman-coded
     NAME.report.json       per-buffer and total figures (also NAME.report.txt, .png)
 
@@ -150,7 +151,7 @@ def _segment_name(buffer, keras):
     return buffer.tensor_names[0] if buffer.tensor_names else f"buffer_{buffer.buffer_index}"
 
 
-def _encode(restored, buffers, keras, say):
+def _encode(restored, buffers, keras, say, compact_skeleton=True):
     """Encodes the weight buffers: ``(skeleton, sidecar, stats)``; segments carry Keras names."""
     segments = [
         encoder_lib.Segment(
@@ -164,7 +165,7 @@ def _encode(restored, buffers, keras, say):
         if b.size > 0
     ]
     say(f"keras-dc: encoding {len(segments)} weight buffers...")
-    return encoder_lib.build_bundle(restored, segments)
+    return encoder_lib.build_bundle(restored, segments, compact_skeleton=compact_skeleton)
 
 
 def _check_restores(skeleton, sidecar, restored):
@@ -228,6 +229,7 @@ def convert(
     picture=True,
     keep_tflite=False,
     compare_codecs=None,
+    compact_skeleton=True,
     verbose=1,
 ):
     """Converts a Keras model into a verified mobile bundle.
@@ -273,6 +275,10 @@ def convert(
         compare_codecs: Also report gzip -9 and zstd -19 sizes of the restored
             ``.tflite`` (the peers' way of measuring). Defaults to `None`: only
             for restored files up to 16 MiB (zstd -19 of 100 MB takes minutes).
+        compact_skeleton: Move the parts of the skeleton that zlib shrinks by more than
+            a segment entry into ZLIB segments of the sidecar (docs/bundle-format.md
+            section 13; readable by every v1.0 reader). The skeleton file may then be
+            empty. The report lists them as ``skeleton_segments``. Defaults to `True`.
         verbose: 0 silent, 1 progress and the report table. Defaults to `1`.
 
     Returns:
@@ -296,7 +302,7 @@ def convert(
     sparse_tensors = flatbuffer.sparse_weights(flatbuffer.unpack(restored))
     with clock.step("encode_s"):
         keras = keras_names.match_buffers(keras_names.model_variables(model), buffers, restored)
-        skeleton, sidecar, stats = _encode(restored, buffers, keras, say)
+        skeleton, sidecar, stats = _encode(restored, buffers, keras, say, compact_skeleton)
     say("keras-dc: restoring the bundle and running it in LiteRT...")
     with clock.step("restore_s"):
         _check_restores(skeleton, sidecar, restored)

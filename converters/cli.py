@@ -72,6 +72,13 @@ _BATCH = flags.DEFINE_integer(
 _STRICT = flags.DEFINE_bool(
     "strict_delegate", False, "Fail when the GPU delegate check finds problems.", flag_values=_FLAGS
 )
+_COMPACT = flags.DEFINE_bool(
+    "compact_skeleton",
+    True,
+    "Move the skeleton's compressible parts into zlib segments of the sidecar "
+    "(--nocompact_skeleton keeps the whole flatbuffer head in the skeleton file).",
+    flag_values=_FLAGS,
+)
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=_FLAGS)
 _TOLERANCE = flags.DEFINE_float(
     "tolerance",
@@ -88,7 +95,7 @@ _COMMANDS = {
     "convert": (
         "Convert a Keras model into a bundle verified in LiteRT.",
         (_MODEL, _OUT),
-        (_NAME, _FLOAT16, _SPARSE, _LAYOUT, _BATCH, _STRICT, _SAMPLES),
+        (_NAME, _FLOAT16, _SPARSE, _LAYOUT, _BATCH, _STRICT, _SAMPLES, _COMPACT),
     ),
     "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
     "verify": (
@@ -114,6 +121,7 @@ _ALL_FLAGS = (
     _LAYOUT,
     _BATCH,
     _STRICT,
+    _COMPACT,
     _JSON,
     _TOLERANCE,
     _SAMPLES,
@@ -229,6 +237,7 @@ def _convert():
         batch_size=_BATCH.value,
         strict_delegate=_STRICT.value,
         num_samples=_SAMPLES.value,
+        compact_skeleton=_COMPACT.value,
     )
     sizes = [(p, os.path.getsize(p)) for p in (result.skeleton_path, result.sidecar_path)]
     print(

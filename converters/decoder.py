@@ -2,7 +2,8 @@
 
 Follows the levels of `docs/bundle-format.md`: the header and the tables (sections 3,
 4, 5, 8), each segment's payload (section 7: RAW, ZLIB, and the clustered encodings'
-codebooks, background, gap and index streams), each HuffmanStream (section 6, decoded
+codebooks, background, gap and index streams; SPARSE_RAW's background, gaps and
+values), each HuffmanStream (section 6, decoded
 by `converters.huffman`), and restoring (section 9). Field offsets and codes come from
 `converters.format`. The checks run in the order of section 10, and every malformed
 input raises `FormatError`, naming the byte offset and the field:
@@ -38,6 +39,8 @@ from converters.format import (
     MAX_HEADER_SIZE,
     MAX_RESTORED_SIZE,
     RAW,
+    SLICE_COUNT,
+    SPARSE_RAW,
     STREAM,
     VERSION_MAJOR,
     ZLIB,
@@ -338,7 +341,61 @@ def _decode_stream(stream):
     return stream
 
 
-# --- clustered payloads (section 7.3–7.6)
+# --- gaps (section 7.4, also used by 7.6)
+
+
+def _read_gaps(rd, entry):
+    """Reads `escape_run` and the gap stream's fields (7.4), checking the alphabet."""
+    escape_at = rd.pos
+    escape_run = rd.field(ESCAPE_RUN, entry.prefix)
+    if escape_run < 1:
+        raise ESCAPE_RUN.error(f"must be in 1..{MAX_ESCAPE_RUN}.", escape_at, entry.prefix)
+    gaps = _read_stream(rd, entry.field("gaps"))
+    if gaps.lengths.size > escape_run + 1:
+        raise gaps.error(
+            "alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}."
+        )
+    return escape_run, gaps
+
+
+def _decode_gaps(gaps, escape_run, elements, emitted, count_error):
+    """Decodes the gap stream into the emitted positions (int32, increasing) and checks
+    the rules of 7.4: `emitted` non-escape symbols (else `count_error(found)` is
+    raised), no escape at the end, every position < `elements`."""
+    _decode_stream(gaps)
+    escapes = int(gaps.hist[0]) if gaps.hist.size else 0
+    if gaps.count - escapes != emitted:
+        raise count_error(gaps.count - escapes)
+    if not gaps.count:
+        return np.zeros(0, np.int64)
+    if gaps.symbols[-1] == 0:
+        raise FormatError(
+            gaps.data_offset,
+            gaps.field + ".data",
+            "the gap stream must not end with an escape.",
+        )
+    # Σ steps = one past the last non-zero position: check it before the cumsum,
+    # which then fits in int32 (elements < 2^31).
+    steps_of = np.arange(gaps.hist.size, dtype=np.int64)
+    steps_of[0] = escape_run
+    end = int(np.dot(gaps.hist, steps_of))
+    if end > elements:
+        raise FormatError(
+            gaps.data_offset,
+            gaps.field + ".data",
+            f"non-zero position {end - 1} is beyond {elements} elements.",
+        )
+    if escapes:
+        steps = gaps.symbols.copy()
+        steps[gaps.symbols == 0] = escape_run
+        positions = np.cumsum(steps, dtype=np.int32)[gaps.symbols != 0]
+    else:
+        positions = np.cumsum(gaps.symbols, dtype=np.int32)
+    positions -= 1
+    return positions
+
+
+# --- clustered payloads (section 7.3–7.5, 7.7)
 
 
 @dataclasses.dataclass
@@ -382,15 +439,7 @@ def _read_clustered(data, entry):
     gaps = background = None
     if sparse:
         background = np.frombuffer(rd.take(n_books * entry.esize, entry.field("background")), uint)
-        escape_at = rd.pos
-        escape_run = rd.field(ESCAPE_RUN, entry.prefix)
-        if escape_run < 1:
-            raise ESCAPE_RUN.error(f"must be in 1..{MAX_ESCAPE_RUN}.", escape_at, entry.prefix)
-        gaps = _read_stream(rd, entry.field("gaps"))
-        if gaps.lengths.size > escape_run + 1:
-            raise gaps.error(
-                "alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}."
-            )
+        escape_run, gaps = _read_gaps(rd, entry)
     indices = _read_stream(rd, entry.field("indices"))
     if rd.pos != rd.end:
         raise FormatError(
@@ -401,39 +450,15 @@ def _read_clustered(data, entry):
 
     positions = None
     if sparse:
-        _decode_stream(gaps)
-        escapes = int(gaps.hist[0]) if gaps.hist.size else 0
-        if gaps.count - escapes != indices.count:
-            raise indices.error(
-                "count", f"{indices.count} indices for {gaps.count - escapes} non-zero elements."
-            )
-        if gaps.count:
-            if gaps.symbols[-1] == 0:
-                raise FormatError(
-                    gaps.data_offset,
-                    gaps.field + ".data",
-                    "the gap stream must not end with an escape.",
-                )
-            # Σ steps = one past the last non-zero position: check it before the cumsum,
-            # which then fits in int32 (elements < 2^31).
-            steps_of = np.arange(gaps.hist.size, dtype=np.int64)
-            steps_of[0] = escape_run
-            end = int(np.dot(gaps.hist, steps_of))
-            if end > elements:
-                raise FormatError(
-                    gaps.data_offset,
-                    gaps.field + ".data",
-                    f"non-zero position {end - 1} is beyond {elements} elements.",
-                )
-            if escapes:
-                steps = gaps.symbols.copy()
-                steps[gaps.symbols == 0] = escape_run
-                positions = np.cumsum(steps, dtype=np.int32)[gaps.symbols != 0]
-            else:
-                positions = np.cumsum(gaps.symbols, dtype=np.int32)
-            positions -= 1
-        else:
-            positions = np.zeros(0, np.int64)
+        positions = _decode_gaps(
+            gaps,
+            escape_run,
+            elements,
+            indices.count,
+            lambda emitted: indices.error(
+                "count", f"{indices.count} indices for {emitted} non-zero elements."
+            ),
+        )
     elif indices.count != elements:
         raise indices.error("count", f"{indices.count} indices for {elements} elements.")
     _decode_stream(indices)
@@ -461,6 +486,54 @@ def _read_clustered(data, entry):
     return _Clustered(
         entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of
     )
+
+
+# --- SPARSE_RAW payloads (section 7.6)
+
+
+@dataclasses.dataclass
+class _SparseRaw:
+    background: np.ndarray  # one value per slice
+    escape_run: int
+    gaps: _Stream
+    values: np.ndarray  # uint<8·esize>, the emitted elements in position order
+    positions: np.ndarray  # their positions (int32 or int64)
+
+
+def _read_sparse_raw(data, entry):
+    """Parse and fully check a SPARSE_RAW payload (everything but writing R)."""
+    rd = _Reader(data, entry.payload_offset, entry.payload_offset + entry.payload_size)
+    elements = entry.size // entry.esize
+    start = rd.pos
+    n_slices = rd.field(SLICE_COUNT, entry.prefix)
+    if n_slices != 1 and n_slices != entry.channels:
+        raise SLICE_COUNT.error(
+            f"{n_slices} must be 1 or channels = {entry.channels}.", start, entry.prefix
+        )
+    uint = element_dtype(entry.esize)
+    background = np.frombuffer(rd.take(n_slices * entry.esize, entry.field("background")), uint)
+    escape_run, gaps = _read_gaps(rd, entry)
+    values_at = rd.pos
+    left = rd.end - rd.pos
+    if left % entry.esize or left // entry.esize > elements:
+        raise FormatError(
+            values_at,
+            entry.field("values"),
+            f"{left} bytes are not whole {entry.esize}-byte values of at most {elements} elements.",
+        )
+    values = np.frombuffer(rd.take(left, entry.field("values")), uint)
+    positions = _decode_gaps(
+        gaps,
+        escape_run,
+        elements,
+        values.size,
+        lambda emitted: FormatError(
+            values_at,
+            entry.field("values"),
+            f"{values.size} values for {emitted} emitted elements.",
+        ),
+    )
+    return _SparseRaw(background, escape_run, gaps, values, positions)
 
 
 # --- payloads (section 7)
@@ -515,8 +588,14 @@ def _decode_into(data, entry, target):
     if entry.encoding == ZLIB:
         target[:] = np.frombuffer(_inflate(payload, entry), np.uint8)
         return
-    parsed = _read_clustered(data, entry)
     values = target.view(element_dtype(entry.esize))
+    if entry.encoding == SPARSE_RAW:
+        parsed = _read_sparse_raw(data, entry)
+        if parsed.background.any():  # R starts zeroed
+            values.reshape(parsed.background.size, -1)[:] = parsed.background[:, None]
+        values[parsed.positions] = parsed.values
+        return
+    parsed = _read_clustered(data, entry)
     if entry.encoding == CLUSTERED_SPARSE and parsed.background.any():  # R starts zeroed
         values.reshape(parsed.background.size, -1)[:] = parsed.background[:, None]
     if not parsed.indices.count:
@@ -594,12 +673,28 @@ def _clustered_figures(parsed):
         "index_entropy_bits_total": huffman.entropy_bits(parsed.indices.hist),
     }
     if parsed.gaps is not None:
-        figures.update(
-            gap_count=parsed.gaps.count,
-            gap_bits=parsed.gaps.nbits,
-            gap_entropy_bits_total=huffman.entropy_bits(parsed.gaps.hist),
-        )
+        figures.update(_gap_figures(parsed.gaps, parsed.escape_run))
     return figures
+
+
+def _gap_figures(gaps, escape_run):
+    """The `SegmentStats` figures of a decoded gap stream."""
+    return {
+        "escape_run": int(escape_run),
+        "gap_count": gaps.count,
+        "gap_bits": gaps.nbits,
+        "gap_entropy_bits_total": huffman.entropy_bits(gaps.hist),
+    }
+
+
+def _background_nonzeros(background, positions, entry):
+    """Non-zero values among the elements a sparse segment's gaps do not emit."""
+    elements = entry.size // entry.esize
+    if not elements:
+        return 0
+    per_slice = elements // background.size
+    emitted = np.bincount(positions // per_slice, minlength=background.size)
+    return int(np.dot(per_slice - emitted, nonzero_mask(background, entry.dtype)))
 
 
 def _clustered_nonzeros(parsed, entry):
@@ -609,12 +704,8 @@ def _clustered_nonzeros(parsed, entry):
     if parsed.channel_of is not None:
         symbols = symbols + book_start[parsed.channel_of]
     nonzeros = count_nonzero(parsed.entries[symbols], entry.dtype)
-    elements = entry.size // entry.esize
-    if entry.encoding == CLUSTERED_SPARSE and elements:  # plus the background
-        n_books = parsed.background.size
-        per_book = elements // n_books
-        emitted = np.bincount(parsed.positions // per_book, minlength=n_books)
-        nonzeros += int(np.dot(per_book - emitted, nonzero_mask(parsed.background, entry.dtype)))
+    if entry.encoding == CLUSTERED_SPARSE:  # plus the background
+        nonzeros += _background_nonzeros(parsed.background, parsed.positions, entry)
     return nonzeros
 
 
@@ -627,6 +718,12 @@ def _segment_stats(data, entry):
         nonzeros = count_nonzero(np.frombuffer(payload, uint), entry.dtype)
     elif entry.encoding == ZLIB:
         nonzeros = count_nonzero(np.frombuffer(_inflate(payload, entry), uint), entry.dtype)
+    elif entry.encoding == SPARSE_RAW:
+        parsed = _read_sparse_raw(data, entry)
+        figures = _gap_figures(parsed.gaps, parsed.escape_run)
+        nonzeros = count_nonzero(parsed.values, entry.dtype) + _background_nonzeros(
+            parsed.background, parsed.positions, entry
+        )
     else:
         parsed = _read_clustered(data, entry)
         figures = _clustered_figures(parsed)

@@ -6,7 +6,9 @@ buffers; the skeleton is R with those ranges cut out (section 1), and the sideca
 each range as the smallest of its candidate payloads (section 7): the values grouped
 into codebooks (7.3), a background and escape run for the sparse encoding (7.4), the
 gap and index symbols as HuffmanStreams (section 6, coded by `converters.huffman`),
-or zlib (7.2), or the raw bytes (7.1). Offsets, struct layouts and codes come from
+the background, gaps and raw values of pruned unclustered data (SPARSE_RAW, 7.6), or
+zlib (7.2), or the raw bytes (7.1). The skeleton's gaps that zlib shrinks enough
+become ZLIB segments of their own (`compact_skeleton`, section 13). Offsets, struct layouts and codes come from
 `converters.format`; the figures of each choice are a `converters.stats.SegmentStats`.
 
     skeleton, sidecar, stats = build_bundle(tflite_bytes, segments)
@@ -42,15 +44,17 @@ from converters.format import (
     MAX_ESCAPE_RUN,
     MAX_RESTORED_SIZE,
     RAW,
+    SLICE_COUNT,
+    SPARSE_RAW,
     STREAM,
     VERSION_MAJOR,
-    VERSION_MINOR,
     ZLIB,
     element_dtype,
     lengths_size,
+    minor_version_for,
     pack_lengths,
 )
-from converters.stats import SegmentStats, count_nonzero
+from converters.stats import SKELETON_NAME, SegmentStats, count_nonzero
 
 __all__ = ["Segment", "build_bundle"]
 
@@ -157,33 +161,40 @@ def _by_use(group_value, group_book, group_count):
     return np.lexsort((group_value, -group_count, group_book))
 
 
-def _cluster(values, n_books, sparse):
+def _split_background(values, n_books):
+    """Each of the `n_books` equal slices' background: its most frequent value (ties:
+    smallest bit pattern). Returns (kept, background): the positions of the other
+    elements, increasing, and one background value per slice (sections 7.4, 7.6)."""
+    per_book = values.size // n_books
+    zero = values == 0
+    zeros_per_book = zero.reshape(n_books, per_book).sum(axis=1)
+    if (2 * zeros_per_book > per_book).all():  # zero is a majority: no sort needed
+        return np.flatnonzero(~zero), np.zeros(n_books, values.dtype)
+    book = None if n_books == 1 else np.arange(values.size) // per_book
+    group, group_value, group_book, group_count = _groups(values, book, n_books, True)
+    ranked = _by_use(group_value, group_book, group_count)
+    first = np.ones(ranked.size, bool)
+    first[1:] = group_book[ranked][1:] != group_book[ranked][:-1]
+    background_groups = ranked[first]  # one per book, in book order
+    is_background = np.zeros(group_value.size, bool)
+    is_background[background_groups] = True
+    return np.flatnonzero(~is_background[group]), group_value[background_groups]
+
+
+def _cluster(values, n_books, sparse, split=None):
     """Codebooks of `values` split into `n_books` equal slices, or None if > 256 each.
 
     Returns (entry_counts, entries, symbols, kept, background): each codebook ordered by
     decreasing use, ties by value; `symbols` indexes the element's own codebook. With
     `sparse`, each slice's most frequent value (ties: smallest) is its background, left
-    out of the codebook; `kept` are the positions of the other elements.
+    out of the codebook; `kept` are the positions of the other elements. `split`:
+    `_split_background(values, n_books)` if already known.
     """
     per_book = values.size // n_books
     book = None if n_books == 1 else np.arange(values.size) // per_book
     kept = background = None
     if sparse:
-        zero = values == 0
-        zeros_per_book = zero.reshape(n_books, per_book).sum(axis=1)
-        if (2 * zeros_per_book > per_book).all():  # zero is a majority: no sort needed
-            background = np.zeros(n_books, values.dtype)
-            kept = np.flatnonzero(~zero)
-        else:
-            group, group_value, group_book, group_count = _groups(values, book, n_books, True)
-            ranked = _by_use(group_value, group_book, group_count)
-            first = np.ones(ranked.size, bool)
-            first[1:] = group_book[ranked][1:] != group_book[ranked][:-1]
-            background_groups = ranked[first]  # one per book, in book order
-            background = group_value[background_groups]
-            is_background = np.zeros(group_value.size, bool)
-            is_background[background_groups] = True
-            kept = np.flatnonzero(~is_background[group])
+        kept, background = split or _split_background(values, n_books)
         values = values[kept]
         book = None if n_books == 1 else kept // per_book
     if not values.size:
@@ -282,8 +293,28 @@ def _gap_symbols(runs, escape_run):
     return symbols
 
 
-def _clustered_payload(values, esize, n_books, sparse):
-    clustered = _cluster(values, n_books, sparse)
+def _gaps(kept):
+    """`escape_run` and gap stream of the emitted positions `kept` (section 7.4).
+
+    Returns (bytes of `escape_run` and `gaps`, their `SegmentStats` figures).
+    """
+    runs = np.diff(kept, prepend=-1) - 1
+    escape_run = _choose_escape_run(runs) if runs.size else 1
+    gap = _stream_bytes(_gap_symbols(runs, escape_run))
+    figures = {
+        "escape_run": escape_run,
+        "gap_count": int((runs // escape_run).sum() + runs.size),
+        "gap_bits": gap[1],
+        "gap_entropy_bits_total": gap[2],
+    }
+    return ESCAPE_RUN.pack(escape_run) + gap[0], figures
+
+
+def _clustered_payload(values, esize, n_books, sparse, split=None, gaps=None):
+    """A clustered payload (7.3–7.5) and its figures, or None if a codebook would be too large.
+
+    `split` and `gaps(n_books)`: the background split and gap fields, if cached."""
+    clustered = _cluster(values, n_books, sparse, split)
     if clustered is None:
         return None
     entry_counts, entries, symbols, kept, background = clustered
@@ -292,32 +323,41 @@ def _clustered_payload(values, esize, n_books, sparse):
         entry_counts.astype(ENTRY_COUNT.dtype).tobytes(),
         entries.astype(element_dtype(esize)).tobytes(),
     ]
-    gap = (b"", 0, 0.0)
-    escape_run = 0
+    figures = {"escape_run": 0}
     if sparse:
         parts.append(background.astype(element_dtype(esize)).tobytes())
-        runs = np.diff(kept, prepend=-1) - 1
-        escape_run = _choose_escape_run(runs) if runs.size else 1
-        gap = _stream_bytes(_gap_symbols(runs, escape_run))
-        parts.append(ESCAPE_RUN.pack(escape_run))
-        parts.append(gap[0])
+        gap_bytes, figures = gaps(n_books) if gaps else _gaps(kept)
+        figures = dict(figures)
+        parts.append(gap_bytes)
     index = _stream_bytes(symbols)
     parts.append(index[0])
-    figures = {
-        "codebooks": n_books,
-        "codebook_entries": int(entry_counts.sum()),
-        "escape_run": escape_run,
-        "index_count": int(symbols.size),
-        "index_bits": index[1],
-        "index_entropy_bits_total": index[2],
-    }
-    if sparse:
-        figures.update(
-            gap_count=int((runs // escape_run).sum() + runs.size),
-            gap_bits=gap[1],
-            gap_entropy_bits_total=gap[2],
-        )
+    figures.update(
+        codebooks=n_books,
+        codebook_entries=int(entry_counts.sum()),
+        index_count=int(symbols.size),
+        index_bits=index[1],
+        index_entropy_bits_total=index[2],
+    )
     return b"".join(parts), figures
+
+
+def _sparse_raw_payload(values, n_books, split, gaps):
+    """SPARSE_RAW (section 7.6): background per slice, gaps, and the emitted values' bytes.
+
+    `split`: `_split_background(values, n_books)`; `gaps`: `_gaps` of its positions.
+    """
+    kept, background = split
+    gap_bytes, figures = gaps
+    figures = dict(figures)
+    payload = b"".join(
+        [
+            SLICE_COUNT.pack(n_books),
+            background.astype(values.dtype).tobytes(),
+            gap_bytes,
+            values[kept].tobytes(),
+        ]
+    )
+    return payload, figures
 
 
 # ZLIB is tried exactly on segments up to this size. Above it, a sample of evenly
@@ -354,6 +394,18 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
     books = [1]
     if per_channel and 1 < seg.channels <= MAX_CODEBOOK_COUNT:
         books.append(seg.channels)
+    splits, gap_fields = {}, {}  # by n_books: _split_background and _gaps, computed once
+
+    def split(n_books):
+        if n_books not in splits:
+            splits[n_books] = _split_background(values, n_books)
+        return splits[n_books]
+
+    def gaps(n_books):
+        if n_books not in gap_fields:
+            gap_fields[n_books] = _gaps(split(n_books)[0])
+        return gap_fields[n_books]
+
     too_many = set()  # codebook counts for which a slice has > 256 values besides its background
     for encoding in (CLUSTERED_SPARSE, CLUSTERED_DENSE):
         if encoding not in allowed or not values.size:
@@ -361,11 +413,21 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
         for n_books in books:
             if n_books in too_many:  # then that slice has > 256 values in all: no dense codebook
                 continue
-            result = _clustered_payload(values, esize, n_books, encoding == CLUSTERED_SPARSE)
+            sparse = encoding == CLUSTERED_SPARSE
+            result = _clustered_payload(
+                values, esize, n_books, sparse, *((split(n_books), gaps) if sparse else ())
+            )
             if result is not None:
                 candidates.append((len(result[0]), encoding, n_books, result[0], result[1]))
-            elif encoding == CLUSTERED_SPARSE:
+            elif sparse:
                 too_many.add(n_books)
+    if SPARSE_RAW in allowed and values.size:  # pruned values that are not clustered
+        for n_books in books:
+            kept, _ = split(n_books)
+            if kept.size * esize >= min(c[0] for c in candidates):  # its values alone lose
+                continue
+            payload, figures = _sparse_raw_payload(values, n_books, split(n_books), gaps(n_books))
+            candidates.append((len(payload), SPARSE_RAW, n_books, payload, figures))
     if ZLIB in allowed:
         best = min(c[0] for c in candidates)
         estimate = _zlib_estimate(raw, zlib_level) if zlib_estimate else None
@@ -387,16 +449,47 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
     return encoding, payload, stats
 
 
+def _skeleton_segments(restored, segments, zlib_level):
+    """ZLIB segments of dtype `bytes` for the skeleton's gaps worth coding (section 13).
+
+    A gap of R becomes a segment when its zlib payload plus its table entry (and, for
+    the first one, the name they all share) is smaller than the gap. Returns
+    `{gap offset: (Segment, payload)}`.
+    """
+    covered = {}
+    name_bytes = len(SKELETON_NAME.encode("utf-8"))
+    cursor = 0
+    for start, end in [(s.offset, s.offset + s.size) for s in segments] + [(len(restored),) * 2]:
+        size = start - cursor
+        if size > ENTRY_SIZE:  # a smaller gap cannot even pay for its entry
+            payload = zlib.compress(restored[cursor:start], zlib_level)
+            cost = len(payload) + ENTRY_SIZE + (0 if covered else name_bytes)
+            if cost < size:
+                covered[cursor] = (Segment(cursor, size, "bytes", 1, SKELETON_NAME), payload)
+        cursor = end
+    return covered
+
+
 def build_bundle(
-    restored, segments, *, encodings=None, per_channel=True, zlib_level=9, zlib_estimate=True
+    restored,
+    segments,
+    *,
+    encodings=None,
+    per_channel=True,
+    zlib_level=9,
+    zlib_estimate=True,
+    compact_skeleton=True,
 ):
     """Split `restored` into a skeleton and a compressed sidecar.
 
     Each segment gets the smallest payload among the applicable encodings
     (`docs/bundle-format.md` section 7): CLUSTERED_SPARSE / CLUSTERED_DENSE when it has
     at most 256 distinct values (compared as bit patterns; per channel when
-    `per_channel` and one codebook would be too large or larger), ZLIB, and RAW. Same
-    input, same bytes.
+    `per_channel` and one codebook would be too large or larger), else SPARSE_RAW when
+    its background dominates, ZLIB, and RAW. With `compact_skeleton`, gaps between the
+    segments that zlib shrinks by more than a table entry become ZLIB segments of their
+    own (named `stats.SKELETON_NAME`), and the skeleton keeps the rest. Same input, same
+    bytes.
 
     Args:
         restored: bytes-like, the runnable file R (at most 2^31 − 1 bytes).
@@ -411,10 +504,15 @@ def build_bundle(
             least 1.25 times smaller than the estimate (ZLIB could then win only
             on data whose sample misrepresents it). `False` always compresses fully,
             as before (for comparisons). Defaults to `True`.
+        compact_skeleton: move the gaps worth compressing out of the skeleton into
+            ZLIB segments (valid v1.0; needs ZLIB among `encodings`). The skeleton
+            may then be empty. Defaults to `True`.
 
     Returns:
         `(skeleton, sidecar, stats)`: two `bytes` objects and one
-        `converters.stats.SegmentStats` per segment.
+        `converters.stats.SegmentStats` per segment of the sidecar, in table order:
+        the given segments, and the skeleton's ZLIB segments where compacted (their
+        `is_skeleton` is true).
 
     Raises:
         ValueError, TypeError: invalid arguments (the message says which segment).
@@ -434,16 +532,27 @@ def build_bundle(
         allowed = {ENCODINGS[e] for e in encodings} | {RAW}
     if not isinstance(zlib_level, int) or not 0 <= zlib_level <= 9:
         raise ValueError(f"zlib_level must be an int in 0..9, got {zlib_level!r}.")
+    if not isinstance(compact_skeleton, bool):
+        raise TypeError(f"compact_skeleton must be a bool, got {compact_skeleton!r}.")
 
+    covered = {}
+    if compact_skeleton and ZLIB in allowed:
+        covered = _skeleton_segments(restored, segments, zlib_level)
     skeleton_parts, entries, payloads, names, stats = [], [], [], [], []
     cursor = name_cursor = 0
-    for seg in segments:
-        skeleton_parts.append(restored[cursor : seg.offset])
-        raw = restored[seg.offset : seg.offset + seg.size]
-        encoding, payload, seg_stats = _encode_segment(
-            raw, seg, allowed, per_channel, zlib_level, zlib_estimate
-        )
+    skeleton_name_at = None  # the skeleton segments share one name (section 5)
+
+    def add(seg, encoding, payload, seg_stats):
+        nonlocal name_cursor, skeleton_name_at
         name = seg.name.encode("utf-8")
+        name_offset = name_cursor
+        if seg_stats.is_skeleton and skeleton_name_at is not None:
+            name_offset = skeleton_name_at
+        else:
+            if seg_stats.is_skeleton:
+                skeleton_name_at = name_cursor
+            names.append(name)
+            name_cursor += len(name)
         entries.append(
             ENTRY.pack(
                 offset=seg.offset,
@@ -451,27 +560,53 @@ def build_bundle(
                 payload_size=len(payload),
                 payload_crc32=zlib.crc32(payload),
                 channels=seg.channels,
-                name_offset=name_cursor,
+                name_offset=name_offset,
                 name_size=len(name),
                 dtype=DTYPES[seg.dtype][0],
                 encoding=encoding,
             )
         )
-        names.append(name)
-        name_cursor += len(name)
         payloads.append(payload)
         stats.append(seg_stats)
+
+    def add_gap(end):
+        if cursor in covered:
+            gap, payload = covered[cursor]
+            gap_bytes = np.frombuffer(restored[gap.offset : end], np.uint8)
+            add(
+                gap,
+                ZLIB,
+                payload,
+                SegmentStats.of_segment(
+                    gap.name,
+                    gap.offset,
+                    gap.size,
+                    gap.dtype,
+                    gap.channels,
+                    encoding=ENCODING_NAMES[ZLIB],
+                    nonzeros=count_nonzero(gap_bytes, gap.dtype),
+                    payload_bytes=len(payload),
+                ),
+            )
+        else:
+            skeleton_parts.append(restored[cursor:end])
+
+    for seg in segments:
+        add_gap(seg.offset)
+        raw = restored[seg.offset : seg.offset + seg.size]
+        add(seg, *_encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate))
         cursor = seg.offset + seg.size
-    skeleton_parts.append(restored[cursor:])
+    add_gap(len(restored))
     skeleton = b"".join(skeleton_parts)
     table = b"".join(entries) + b"".join(names)
     payload_area = b"".join(payloads)
+    used = {ENCODINGS[s.encoding] for s in stats}
     header = HEADER.pack(
         magic=MAGIC,
         version_major=VERSION_MAJOR,
-        version_minor=VERSION_MINOR,
+        version_minor=minor_version_for(used),
         header_size=HEADER_SIZE,
-        segment_count=len(segments),
+        segment_count=len(entries),
         entry_size=ENTRY_SIZE,
         names_size=name_cursor,
         payload_size=len(payload_area),

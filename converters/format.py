@@ -1,6 +1,6 @@
 """Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
 
-Mirrors `docs/bundle-format.md` version 1.0: every fixed structure is written here once,
+Mirrors `docs/bundle-format.md` version 1.1: every fixed structure is written here once,
 as the list of its fields (name and struct code) in the order of the spec's table, and
 the offsets, sizes and struct strings that the decoder and the encoder use are derived
 from that list:
@@ -10,8 +10,10 @@ from that list:
 - section 5: `ENTRY` (one segment-table entry) and the `DTYPES` table;
 - section 6: `STREAM` (the fixed part of a HuffmanStream) and its nibble-packed
   `lengths` (`pack_lengths`, `unpack_lengths`);
-- section 7: the `ENCODINGS` codes and the codebook fields (`CODEBOOK_COUNT`,
-  `ENTRY_COUNT`, `ESCAPE_RUN`, `element_dtype`);
+- section 4.1: `VERSION_MINOR` and the minor version each encoding needs
+  (`ENCODING_MINOR`, `minor_version_for`);
+- section 7: the `ENCODINGS` codes and the payload fields (`CODEBOOK_COUNT`,
+  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `element_dtype`);
 - section 10: `FormatError` and the limits that bound every allocation.
 
 Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
@@ -32,6 +34,7 @@ __all__ = [
     "DTYPES",
     "DTYPE_BY_CODE",
     "ENCODINGS",
+    "ENCODING_MINOR",
     "ENCODING_NAMES",
     "ENTRY",
     "ENTRY_COUNT",
@@ -50,6 +53,8 @@ __all__ = [
     "MAX_HEADER_SIZE",
     "MAX_RESTORED_SIZE",
     "RAW",
+    "SLICE_COUNT",
+    "SPARSE_RAW",
     "STREAM",
     "VERSION_MAJOR",
     "VERSION_MINOR",
@@ -59,6 +64,7 @@ __all__ = [
     "Layout",
     "element_dtype",
     "lengths_size",
+    "minor_version_for",
     "pack_lengths",
     "unpack_lengths",
 ]
@@ -172,7 +178,7 @@ class Layout:
 
 MAGIC = b"KDCW"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # the newest minor version this implementation writes (section 4.1)
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
@@ -271,19 +277,34 @@ def pack_lengths(lengths):
 
 # --------------------------------------------------------------------------- section 7
 
-RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE = 0, 1, 2, 3
+RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE, SPARSE_RAW = 0, 1, 2, 3, 4
 ENCODINGS = {
     "RAW": RAW,
     "ZLIB": ZLIB,
     "CLUSTERED_SPARSE": CLUSTERED_SPARSE,
     "CLUSTERED_DENSE": CLUSTERED_DENSE,
+    "SPARSE_RAW": SPARSE_RAW,
 }
 ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
+# The minor version that introduced each encoding code (section 4.1, "Changes from 1.0").
+ENCODING_MINOR = {RAW: 0, ZLIB: 0, CLUSTERED_SPARSE: 0, CLUSTERED_DENSE: 0, SPARSE_RAW: 1}
+
+
+def minor_version_for(encodings):
+    """The `version_minor` a writer stores for a file using these encoding codes.
+
+    The lowest minor version that defines them all: 0 unless a v1.1 code is used, so a
+    file that a v1.0 writer could have written keeps its v1.0 bytes.
+    """
+    return max((ENCODING_MINOR[e] for e in encodings), default=0)
+
 
 # Clustered payloads (7.3, 7.4): fields at offsets that depend on the payload.
 CODEBOOK_COUNT = Field("codebook_count", "H")
 ENTRY_COUNT = Field("entry_count", "H")  # u16[codebook_count]
 ESCAPE_RUN = Field("escape_run", "B")
+# SPARSE_RAW payloads (7.6): the number of background slices, then as 7.4 without codebooks.
+SLICE_COUNT = Field("slice_count", "H")
 MAX_CODEBOOK_COUNT = 65535  # codebook_count is a u16
 MAX_CODEBOOK = 256  # entries per codebook
 MAX_ESCAPE_RUN = 255

@@ -76,10 +76,17 @@ def build_report(
     in model order; buffers that match no Keras variable follow in file order.
     ``sparse_weights`` (`converters.flatbuffer.SparseWeight`) become
     ``sparse_tensors``: the FULLY_CONNECTED weights stored as sparse tensors.
+
+    Segments that hold skeleton bytes (`SegmentStats.is_skeleton`, from
+    ``build_bundle(compact_skeleton=True)``) are not weights: they are left out of the
+    rows and the weight totals and summed in ``totals["skeleton_segments"]`` (their
+    bytes are part of ``sidecar_bytes``; ``skeleton_bytes`` is the skeleton file's size).
     """
     by_offset = {b.offset: b for b in buffers}
     keras_names = keras_names or {}
     rows = []
+    skeleton_parts = [s for s in stats if s.is_skeleton]  # compacted skeleton gaps, not weights
+    stats = [s for s in stats if not s.is_skeleton]
 
     def model_order(s):
         return (
@@ -142,6 +149,11 @@ def build_report(
         "ratio_vs_dense": dense_tflite_bytes / bundle_bytes if bundle_bytes else 0.0,
     }
     totals["kept"] = _per(totals["nonzeros"], totals["weights"])
+    totals["skeleton_segments"] = {
+        "count": len(skeleton_parts),
+        "raw_bytes": sum(s.raw_bytes for s in skeleton_parts),
+        "payload_bytes": sum(s.payload_bytes for s in skeleton_parts),
+    }
     codecs = _codec_sizes(bytes(restored), compare_codecs)
     totals.update({f"restored_{k}": v for k, v in codecs.items()})
     return {
@@ -171,7 +183,13 @@ def format_report(report):
         f"{'idx b':>6s} {'H':>5s} {'gap b':>6s} {'H':>5s} {'bytes':>9s} {'vs raw':>7s}  TFLite tensor"
     )
     lines = [head, "-" * len(head)]
-    short = {"CLUSTERED_SPARSE": "sparse", "CLUSTERED_DENSE": "dense", "RAW": "raw", "ZLIB": "zlib"}
+    short = {
+        "CLUSTERED_SPARSE": "sparse",
+        "CLUSTERED_DENSE": "dense",
+        "RAW": "raw",
+        "ZLIB": "zlib",
+        "SPARSE_RAW": "sp-raw",
+    }
     for r in report["buffers"]:
         clustered = r["encoding"].startswith("CLUSTERED")
         idx = (
@@ -181,7 +199,7 @@ def format_report(report):
         )
         gap = (
             f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
-            if r["encoding"] == "CLUSTERED_SPARSE"
+            if r["encoding"] in ("CLUSTERED_SPARSE", "SPARSE_RAW")
             else f"{'':6s} {'':5s}"
         )
         lines.append(
@@ -191,6 +209,14 @@ def format_report(report):
             f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%  {r.get('tflite_name', '')}"
         )
     t = report["totals"]
+    packed = t.get("skeleton_segments") or {}
+    if packed.get("count"):
+        lines.append(
+            f"{'(skeleton)':<30s} {'':<16s} {'zlib':<6s} {'':>9s} {'':>7s} {'':>4s} "
+            f"{'':>6s} {'':>5s} {'':>6s} {'':>5s} {packed['payload_bytes']:>9d} "
+            f"{100 * packed['payload_bytes'] / max(packed['raw_bytes'], 1):>6.2f}%  "
+            f"{packed['count']} flatbuffer range(s), {packed['raw_bytes']:,} B"
+        )
     lines.append("-" * len(head))
     lines.append(
         f"{'all buffers':<30s} {'':<16s} {'':<6s} {t['weights']:>9d} {100 * t['kept']:>6.2f}% "
@@ -206,7 +232,13 @@ def format_report(report):
         f"(+{100 * t['huffman_over_entropy']:.2f}%)"
     )
     lines.append(
-        f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B = bundle "
+        f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B"
+        + (
+            f" (of which {packed['payload_bytes']:,} B the zlib-coded skeleton)"
+            if packed.get("count")
+            else ""
+        )
+        + " = bundle "
         f"{t['bundle_bytes']:,} B; dense float32 .tflite {t['dense_tflite_bytes']:,} B "
         f"-> {_ratio_words(t['bundle_bytes'], t['dense_tflite_bytes'])}"
     )

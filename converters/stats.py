@@ -16,7 +16,11 @@ import numpy as np
 
 from converters.format import DTYPES
 
-__all__ = ["SegmentStats", "count_nonzero", "nonzero_mask"]
+__all__ = ["SKELETON_NAME", "SegmentStats", "count_nonzero", "nonzero_mask"]
+
+# The name the reference encoder gives the ZLIB segments that hold parts of the
+# skeleton (`build_bundle(compact_skeleton=True)`, docs/bundle-format.md section 13).
+SKELETON_NAME = "(skeleton)"
 
 # Field names that differ from the keys of `to_dict` (kept for report.json and
 # `keras-dc inspect --json`, whose consumers read these keys).
@@ -91,6 +95,11 @@ class SegmentStats:
             raw_bytes=size,
             **figures,
         )
+
+    @property
+    def is_skeleton(self):
+        """Whether the segment holds skeleton bytes (a compacted gap), not a weight buffer."""
+        return self.name == SKELETON_NAME and self.dtype == "bytes"
 
     def to_dict(self):
         """The stats as a flat dict with the keys of report.json and `inspect` (in field order)."""

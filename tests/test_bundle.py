@@ -14,6 +14,7 @@ import pytest
 import converters
 import keras_dc
 from converters import export, files, litert
+from converters import report as report_lib
 from converters.layout import lay_out
 from keras_dc import schedules
 
@@ -305,3 +306,26 @@ def test_tfmot_pruned_clustered_stripped_model_becomes_a_small_bundle(tmp_path):
     assert float(diff) <= 1e-5
     assert int(bundle_bytes) * 10 < int(dense)  # a real small file ...
     assert int(bundle_bytes) < int(gzipped)  # ... smaller than "zip it yourself"
+
+
+def test_compact_skeleton_shrinks_the_bundle_and_reports_truthfully(mlp, mlp_bundle, tmp_path):
+    _, compact = mlp_bundle  # compact_skeleton=True is the default
+    plain = converters.convert(mlp, str(tmp_path), verbose=0, picture=False, compact_skeleton=False)
+    assert converters.restore(compact.directory) == converters.restore(str(tmp_path))
+    c, p = compact.report["totals"], plain.report["totals"]
+    for t, result in ((c, compact), (p, plain)):
+        assert t["skeleton_bytes"] == os.path.getsize(result.skeleton_path)
+        assert t["sidecar_bytes"] == os.path.getsize(result.sidecar_path)
+    assert c["bundle_bytes"] < p["bundle_bytes"] and c["skeleton_bytes"] < p["skeleton_bytes"]
+    packed = c["skeleton_segments"]
+    assert packed["count"] >= 1 and packed["payload_bytes"] < packed["raw_bytes"]
+    assert c["skeleton_bytes"] + packed["raw_bytes"] == p["skeleton_bytes"]
+    assert p["skeleton_segments"] == {"count": 0, "raw_bytes": 0, "payload_bytes": 0}
+    # The skeleton is no weight: rows and weight totals are those of the plain bundle.
+    assert [r["name"] for r in compact.report["buffers"]] == [
+        r["name"] for r in plain.report["buffers"]
+    ]
+    for key in ("weights", "nonzeros", "payload_bytes", "raw_bytes"):
+        assert c[key] == p[key], key
+    text = report_lib.format_report(compact.report)
+    assert "(skeleton)" in text and "(skeleton)" not in report_lib.format_report(plain.report)

@@ -184,3 +184,21 @@ def test_os_errors_are_one_line(tmp_path):
             os.chmod(out / "model.dcw", 0o644)
     assert not (tmp_path / "x.tflite").exists()
     assert np.frombuffer((tmp_path / "copy.dcw").read_bytes(), np.uint8).size > 0
+
+
+@pytest.mark.parametrize("flag, expected", [([], True), (["--nocompact_skeleton"], False)])
+def test_convert_passes_compact_skeleton(flag, expected, tmp_path, monkeypatch):
+    import converters
+
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read: convert is replaced")
+    seen = {}
+
+    def fake_convert(model_or_path, directory, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop after the arguments")
+
+    monkeypatch.setattr(converters, "convert", fake_convert)
+    argv = ["convert", f"--model={model}", f"--out={tmp_path / 'b'}"] + flag
+    assert cli.main(argv) != 0
+    assert seen["compact_skeleton"] is expected

@@ -141,8 +141,39 @@ def test_limits_are_the_spec_limits():
     assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in SPEC
     assert fmt.MAGIC == bytes.fromhex("4b444357") and (fmt.VERSION_MAJOR, fmt.VERSION_MINOR) == (
         1,
-        0,
+        1,
     )
+    assert SPEC.startswith(f"# keras-dc bundle format, version 1.{fmt.VERSION_MINOR} (normative)")
+    assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in spec_section("### 7.6 SPARSE_RAW")
+
+
+def test_minor_version_is_the_lowest_that_defines_the_codes():
+    # 4.1: 1 only for a file that uses a v1.1 code, so v1.0 files keep their bytes.
+    assert "| 4 | `SPARSE_RAW` | anything (since 1.1)" in spec_section("## 7. Segment encodings")
+    assert fmt.ENCODING_MINOR == {
+        code: int(code == fmt.SPARSE_RAW) for code in fmt.ENCODINGS.values()
+    }
+    assert fmt.minor_version_for([]) == 0
+    assert (
+        fmt.minor_version_for([fmt.RAW, fmt.ZLIB, fmt.CLUSTERED_SPARSE, fmt.CLUSTERED_DENSE]) == 0
+    )
+    assert fmt.minor_version_for([fmt.ZLIB, fmt.SPARSE_RAW]) == 1
+    assert "`version_minor` | 0 or 1 (section 4.1)" in spec_section("## 4. Header")
+
+
+def test_sparse_raw_fields_are_the_spec_table():
+    rows = spec_table("### 7.6 SPARSE_RAW")
+    assert _spec_rows(rows) == [
+        (0, fmt.SLICE_COUNT.size, fmt.SLICE_COUNT.code, fmt.SLICE_COUNT.name)
+    ]
+    # The fields after slice_count, at offsets that depend on C and esize, in this order:
+    assert [(r[0], r[1], r[2], _name(r[3])) for r in rows[1:]] == [
+        ("2", "C·esize", "bytes", "background"),
+        ("2 + C·esize", f"{fmt.ESCAPE_RUN.size}", "u8", fmt.ESCAPE_RUN.name),
+        ("3 + C·esize", "…", "HuffmanStream", "gaps"),
+        ("after `gaps`", "N·esize", "bytes", "values"),
+    ]
+    assert fmt.ESCAPE_RUN.code == "B"
 
 
 def test_layout_pack_and_unpack_round_trip():

@@ -41,8 +41,9 @@ def _flip_every_bit(data, restore_with):
 
 
 def test_goldens_are_all_here():
-    # The README's table: ten cases, `hand` among them.
-    assert len(NAMES) == 10 and "hand" in NAMES, NAMES
+    # The README's table: thirteen cases, `hand` and the v1.1 ones among them.
+    assert len(NAMES) == 13, NAMES
+    assert {"hand", "sparse_raw", "compact_skeleton", "compact_empty"} <= set(NAMES), NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -65,4 +66,8 @@ def test_every_single_bit_flip_of_the_skeleton_is_rejected(name):
         skeleton, lambda flipped: decoder_lib.restore_bytes(flipped, side)
     )
     assert accepted == [], f"{name}.skeleton: flipping bits {accepted[:10]} still restored"
-    assert rejected == 8 * len(skeleton) > 0
+    assert rejected == 8 * len(skeleton)
+    # An empty skeleton (compact_empty) has no bit to flip: a byte added must be rejected.
+    for grown in (skeleton + b"\x00", b"\x00" + skeleton):
+        with pytest.raises(FormatError):
+            decoder_lib.restore_bytes(grown, side)

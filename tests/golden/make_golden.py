@@ -165,6 +165,56 @@ def case_mixed(rng):
     return f, None  # encodings recorded, not prescribed
 
 
+def case_sparse_raw(rng):
+    # v1.1: pruned but not clustered, so no codebook holds the kept values (SPARSE_RAW).
+    f = _File(rng)
+    f.skeleton(36)
+    kernel = rng.standard_normal(3000).astype(np.float32)
+    kernel[rng.random(3000) < 0.9] = 0
+    kernel[500:1700] = 0  # a long run of zeros: the gap stream needs escapes
+    f.segment(kernel, "dense_2/kernel")
+    f.skeleton(12)
+    # BatchNorm folding flipped the sign of zero in some channels: one background each.
+    folded = rng.standard_normal((8, 500)).astype(np.float16)
+    folded[rng.random((8, 500)) < 0.85] = 0
+    folded[1::2][folded[1::2] == 0] = -0.0
+    f.segment(folded, "conv_bn/kernel_fp16", channels=8)
+    f.skeleton(4)
+    return f, ["SPARSE_RAW", "SPARSE_RAW"]
+
+
+def _flatbuffer_like(n):
+    """`n` bytes as compressible as a flatbuffer head: names, small ints, zero padding."""
+    words = b"serving_default_input:0\x00StatefulPartitionedCall\x00dense/MatMul\x00"
+    table = np.arange(n, dtype=np.uint32) % 40
+    mixed = np.frombuffer(words * (n // len(words) + 1), np.uint8)[:n] ^ (table < 3).astype(
+        np.uint8
+    )
+    return mixed.tobytes()
+
+
+def case_compact_skeleton(rng):
+    # Skeleton gaps zlib shrinks by more than an entry become ZLIB `bytes` segments named
+    # "(skeleton)"; a short gap stays in the skeleton (valid v1.0: version_minor 0).
+    f = _File(rng)
+    f.raw(_flatbuffer_like(700))
+    codebook = np.linspace(-0.5, 0.5, 9)[np.arange(9) != 4]
+    f.segment(_clustered(rng, 1500, 0.08, codebook), "dense/kernel")
+    f.skeleton(20)  # too short to pay for an entry
+    f.segment(rng.standard_normal(16).astype(np.float32), "dense/bias")
+    f.raw(_flatbuffer_like(300))
+    return f, ["ZLIB", "CLUSTERED_SPARSE", "RAW", "ZLIB"]
+
+
+def case_compact_empty(rng):
+    # Every gap compacted: the skeleton file is empty (0 bytes).
+    f = _File(rng)
+    f.raw(_flatbuffer_like(400))
+    f.segment(_clustered(rng, 800, 0.1, [-0.25, 0.25, 0.5]), "small/kernel")
+    f.raw(_flatbuffer_like(200))
+    return f, ["ZLIB", "CLUSTERED_SPARSE", "ZLIB"]
+
+
 CASES = {
     "empty": case_empty,
     "raw": case_raw,
@@ -175,6 +225,10 @@ CASES = {
     "float16": case_float16,
     "mixed": case_mixed,
     "background": case_background,
+    # v1.1 cases: seeds follow from the order, so new cases go last.
+    "sparse_raw": case_sparse_raw,
+    "compact_skeleton": case_compact_skeleton,
+    "compact_empty": case_compact_empty,
 }
 
 

@@ -40,15 +40,7 @@ final class ClusteredSparseDecoder {
     payload.require(books.count * books.esize, "background");
     int backgrounds = payload.p;
     payload.p += books.count * books.esize;
-    int at = payload.p;
-    int escapeRun = payload.u8("escape_run");
-    if (escapeRun < Clustered.MIN_ESCAPE_RUN) {
-      throw new BundleFormatException(
-          at,
-          payload.field("escape_run"),
-          "escape_run is " + escapeRun + "; expected " + Clustered.MIN_ESCAPE_RUN + ".."
-              + Clustered.MAX_ESCAPE_RUN);
-    }
+    int escapeRun = readEscapeRun(payload);
     HuffmanStream gaps = payload.stream("gaps", escapeRun + 1);
     HuffmanStream indices = payload.stream("indices", Format.Stream.MAX_ALPHABET);
     payload.requireEnd();
@@ -62,9 +54,24 @@ final class ClusteredSparseDecoder {
     return new ClusteredSparseDecoder(payload, books, backgrounds, escapeRun, gaps, indices);
   }
 
+  /** Reads {@code escape_run} (7.4, also 7.6) and checks it is at least 1. */
+  static int readEscapeRun(Payload payload) throws BundleFormatException {
+    int at = payload.p;
+    int escapeRun = payload.u8("escape_run");
+    if (escapeRun < Clustered.MIN_ESCAPE_RUN) {
+      throw new BundleFormatException(
+          at,
+          payload.field("escape_run"),
+          "escape_run is " + escapeRun + "; expected " + Clustered.MIN_ESCAPE_RUN + ".."
+              + Clustered.MAX_ESCAPE_RUN);
+    }
+    return escapeRun;
+  }
+
   /** Writes the segment: emitted elements from the streams, background everywhere else. */
   void decode(Workspace work, Output out) throws BundleFormatException {
-    Background background = new Background(payload.b, backgrounds, books, out);
+    Background background =
+        new Background(payload.b, backgrounds, books.count, books.esize, books.perBook, out);
     long written = 0;
     if (gaps.count > 0) {
       written = decodeStreams(work, out, background);
@@ -224,65 +231,5 @@ final class ClusteredSparseDecoder {
       indexReader.finish();
     }
     return written;
-  }
-
-  /**
-   * Writes the background value of each element's codebook over ranges of elements, which come
-   * in increasing order.
-   */
-  private static final class Background {
-    private final byte[] b;
-    private final int offset;
-    private final int esize;
-    private final long perBook;
-    private final Output out;
-    private final boolean[] zero;
-    /** Whether every background is zero: then a range is one run of zero bytes. */
-    final boolean allZero;
-
-    private int book;
-    private long bookEnd;
-
-    /** The backgrounds at {@code b[offset]}, one per codebook of {@code books}. */
-    Background(byte[] b, int offset, Codebooks books, Output out) {
-      this.b = b;
-      this.offset = offset;
-      this.esize = books.esize;
-      this.perBook = books.perBook;
-      this.out = out;
-      this.zero = new boolean[books.count];
-      boolean all = true;
-      for (int c = 0; c < books.count; c++) {
-        boolean z = true;
-        for (int j = 0; j < esize; j++) {
-          z &= b[offset + c * esize + j] == 0;
-        }
-        zero[c] = z;
-        all &= z;
-      }
-      this.allZero = all;
-      this.bookEnd = perBook;
-    }
-
-    /** Elements [from, to), split where the codebook (channel) changes. */
-    void fill(long from, long to) {
-      if (allZero) {
-        out.zeros((to - from) * esize);
-        return;
-      }
-      while (from < to) {
-        while (from >= bookEnd) {
-          book++;
-          bookEnd += perBook;
-        }
-        long stop = Math.min(to, bookEnd);
-        if (zero[book]) {
-          out.zeros((stop - from) * esize);
-        } else {
-          out.repeat(b, offset + book * esize, esize, stop - from);
-        }
-        from = stop;
-      }
-    }
   }
 }

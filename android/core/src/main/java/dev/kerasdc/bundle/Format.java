@@ -6,7 +6,7 @@ package dev.kerasdc.bundle;
  * and limit.
  *
  * <p>In the nested layout classes ({@link Header}, {@link Entry}, {@link Stream}, {@link
- * Clustered}) a constant named after a spec field is that field's byte offset from
+ * Clustered}, {@link SparseRaw}) a constant named after a spec field is that field's byte offset from
  * the start of its structure; {@code *_SIZE} constants are byte lengths. Values that are not
  * offsets ({@link #MAGIC}, {@link #VERSION_MAJOR}, the codes and limits) live at the top level or
  * in {@link Dtype} and {@link Encoding}.
@@ -122,9 +122,13 @@ final class Format {
     static final int ZLIB = 1;
     static final int CLUSTERED_SPARSE = 2;
     static final int CLUSTERED_DENSE = 3;
+    /** Since version 1.1 (section 7.6). */
+    static final int SPARSE_RAW = 4;
 
     /** Names by code. */
-    static final String[] NAMES = {"RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE"};
+    static final String[] NAMES = {
+      "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW"
+    };
 
     /** Whether {@code code} is an encoding this reader knows. */
     static boolean isKnown(int code) {
@@ -182,5 +186,21 @@ final class Format {
 
     /** The gap symbol that stands for {@code escape_run} background elements. */
     static final int ESCAPE = 0;
+  }
+
+  /**
+   * The fields of a SPARSE_RAW payload (section 7.6, since version 1.1), offsets from the start of
+   * the payload: the slice count, then the background values; {@code escape_run}, the gap stream
+   * and the values follow as in {@link Clustered}.
+   */
+  static final class SparseRaw {
+    private SparseRaw() {}
+
+    static final int SLICE_COUNT = 0;
+    /** The background values, {@code slice_count} elements. */
+    static final int BACKGROUND = 2;
+
+    /** Bytes of {@code slice_count} (a u16). */
+    static final int SLICE_COUNT_SIZE = BACKGROUND - SLICE_COUNT;
   }
 }

@@ -59,7 +59,7 @@ final class Payload {
     return stream;
   }
 
-  /** Checks that the payload ends here (section 7.6), reporting the first extra byte. */
+  /** Checks that the payload ends here (section 7.7), reporting the first extra byte. */
   void requireEnd() throws BundleFormatException {
     if (p != end) {
       throw new BundleFormatException(

@@ -5,9 +5,9 @@ import dev.kerasdc.bundle.Format.Encoding;
 /**
  * Decodes segment payloads (format spec section 7) into an {@link Output}: RAW (7.1) here, the
  * other encodings by their own decoders ({@link ZlibDecoder} 7.2, {@link Codebooks} 7.3, {@link
- * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5). One instance serves one
- * restore, on one thread: it keeps a {@link Workspace} between segments. Call {@link #end} when
- * done.
+ * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6).
+ * One instance serves one restore, on one thread: it keeps a {@link Workspace} between segments.
+ * Call {@link #end} when done.
  */
 final class SegmentDecoder {
   private final Workspace work;
@@ -39,6 +39,9 @@ final class SegmentDecoder {
         break;
       case Encoding.CLUSTERED_DENSE:
         ClusteredDenseDecoder.decode(payload, Codebooks.read(payload), work, out);
+        break;
+      case Encoding.SPARSE_RAW:
+        SparseRawDecoder.read(payload).decode(work, out);
         break;
       default:
         throw new IllegalStateException("encoding was validated: " + entry.getEncoding());

@@ -563,6 +563,76 @@ final class MalformedInputTest {
   }
 
   @Test
+  void sparseRawRules() throws Exception {
+    // Section 7.6: 10 float32 elements, background +0.0, emitted at 2 (0.5) and 9 (-2);
+    // escape_run 3, the gaps of sparseRules, then the two values as they are.
+    float[] v = new float[10];
+    v[2] = 0.5f;
+    v[9] = -2f;
+    byte[] data = floats(v);
+    int[] gaps = {3, 0, 0, 1};
+    byte[] one = {1, 0}; // slice_count 1
+    byte[] zero = new byte[4];
+    byte[] values = floats(0.5f, -2f);
+    byte[] good = concat(one, zero, new byte[] {3}, stream(gaps), values);
+    singleRestores(data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW, good);
+    String f = "segment[0].";
+    int backgroundAt = PAYLOAD + Format.SparseRaw.BACKGROUND;
+    int escapeAt = backgroundAt + 4;
+    int gapsAt = escapeAt + Clustered.ESCAPE_RUN_SIZE;
+    int valuesAt = gapsAt + stream(gaps).length;
+    // slice_count must be 1 or channels (1 here).
+    singleRejects(f + "slice_count", PAYLOAD + Format.SparseRaw.SLICE_COUNT, data, Dtype.FLOAT32,
+        1, Encoding.SPARSE_RAW, concat(new byte[] {2, 0}, zero, new byte[] {3}, stream(gaps),
+            values));
+    // The background truncated; escape_run 0; gap alphabet above escape_run + 1.
+    singleRejects(f + "background", backgroundAt, data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        concat(one, new byte[3]));
+    singleRejects(f + "escape_run", escapeAt, data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        concat(one, zero, new byte[] {0}, stream(gaps), values));
+    singleRejects(f + "gaps.alphabet", gapsAt + Stream.ALPHABET, data, Dtype.FLOAT32, 1,
+        Encoding.SPARSE_RAW, concat(one, zero, new byte[] {2}, stream(gaps), values));
+    // Values must be exactly present: a partial element, one missing, one extra.
+    singleRejects(f + "values", valuesAt, data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        copyOf(good, good.length - 1));
+    singleRejects(f + "values", valuesAt, data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        copyOf(good, good.length - 4));
+    singleRejects(f + "values", valuesAt, data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        concat(good, floats(1f)));
+    // More values than elements, checked before decoding.
+    singleRejects(f + "values", valuesAt, data, Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        concat(good, new byte[4 * 9]));
+    // No gaps but values.
+    singleRejects(f + "values", gapsAt + Stream.FIXED_SIZE, data, Dtype.FLOAT32, 1,
+        Encoding.SPARSE_RAW, concat(one, zero, new byte[] {3}, stream(new int[0]), values));
+    // An emitted position beyond the segment; the last gap symbol an escape.
+    singleRejects(f + "gaps.data", gapsAt + dataAt(4) + 1, data, Dtype.FLOAT32, 1,
+        Encoding.SPARSE_RAW,
+        concat(one, zero, new byte[] {3}, stream(new int[] {3, 0, 0, 0, 1}), values));
+    singleRejects(f + "gaps.data", gapsAt + dataAt(4) + 1, data, Dtype.FLOAT32, 1,
+        Encoding.SPARSE_RAW,
+        concat(one, zero, new byte[] {3}, stream(new int[] {3, 0, 0, 1, 0}), values));
+    // All background: no gaps, no values; and int8 with a non-zero background.
+    singleRestores(new byte[40], Dtype.FLOAT32, 1, Encoding.SPARSE_RAW,
+        concat(one, zero, new byte[] {3}, stream(new int[0])));
+    singleRestores(new byte[] {5, 5, -3, 5, 5, 5, 9}, Dtype.INT8, 1, Encoding.SPARSE_RAW,
+        concat(one, new byte[] {5}, new byte[] {4}, stream(new int[] {3, 4}), new byte[] {-3, 9}));
+  }
+
+  @Test
+  void sparseRawBackgroundPerChannel() throws Exception {
+    // 3 channels of 5 float32 elements; backgrounds +0.0, -0.0 and 1.0 (runs cross channels).
+    float[] v = {0, 0, 3, 0, 0, -0.0f, -0.0f, -0.0f, -0.0f, 4, 1, 1, 1, 1, 1};
+    byte[] data = floats(v);
+    byte[] head = concat(new byte[] {3, 0}, floats(0f, -0.0f, 1f), new byte[] {4});
+    singleRestores(data, Dtype.FLOAT32, 3, Encoding.SPARSE_RAW,
+        concat(head, stream(new int[] {3, 0, 3}), floats(3f, 4f)));
+    // Three slices need three backgrounds: two are too few.
+    singleRejects("segment[0].background", PAYLOAD + Format.SparseRaw.BACKGROUND, data,
+        Dtype.FLOAT32, 3, Encoding.SPARSE_RAW, concat(new byte[] {3, 0}, floats(0f, -0.0f)));
+  }
+
+  @Test
   void backgroundPerChannel() throws Exception {
     // 3 channels of 5 float32 elements; backgrounds +0.0, -0.0 and 1.0 (runs cross channels).
     float[] v = {0, 0, 3, 0, 0, -0.0f, -0.0f, -0.0f, -0.0f, 4, 1, 1, 1, 1, 1};
