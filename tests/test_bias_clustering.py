@@ -121,6 +121,13 @@ def test_biases_are_visible_in_the_table_the_logs_and_the_summary(start, capsys)
     # The log counts every distinct value of a bias (zero included).
     assert logs[f"clusters/{path}"][-1] == _distinct(bias)
 
+    rows = {row["path"]: row for row in keras_dc.layer_report(model)}
+    assert rows[keras_dc.variable_path(model.get_layer("hidden1").kernel)]["bias_distinct"] == (
+        _distinct(bias)
+    )
+    header, _, first = keras_dc.format_layer_report(list(rows.values())).splitlines()[:3]
+    assert header.split()[-1] == "bias" and first.split()[-1] == str(_distinct(bias))
+
     clustering.verbose = 1
     model.fit(*_data(), batch_size=32, epochs=1, verbose=0, callbacks=[clustering])
     out = capsys.readouterr().out
