@@ -178,11 +178,11 @@ class WeightClustering(CompressionCallback):
             bias as a small codebook and indices of at most ``bias_bits``
             bits each instead of zlib-packed float32 (what a bundle of a few
             KB notices). A layer that ``overrides`` leaves unclustered keeps
-            its bias unclustered too; there is no per-layer bias setting. Cluster biases
-            that have trained (a later ``fit``, or ``begin`` > 0): a freshly
-            initialised all-zero bias forms a single cluster and stays one
-            shared value. Defaults to `None` (biases untouched, as in the
-            paper).
+            its bias unclustered too; there is no per-layer bias setting.
+            Cluster biases that have trained (a later ``fit``, or ``begin`` >
+            0): a freshly initialised all-zero bias forms a single cluster and
+            stays one shared value. Defaults to `None` (biases untouched, as in
+            the paper).
 
     Example:
         >>> model.fit(x, y, epochs=3, callbacks=[keras_dc.WeightClustering(bits=5)])
@@ -249,11 +249,12 @@ class WeightClustering(CompressionCallback):
         return self.bits if self.bits is not None else default_bits(variable)
 
     def _make_plan(self, model):
+        # With bias_bits, each clustered kernel is followed by its layer's biases.
         plan = super()._make_plan(model)
         self._bias_ids = set()
         if self.bias_bits is None:
             return plan
-        settings = dict((id(v), bits) for v, bits in plan)
+        settings = {id(v): bits for v, bits in plan}
         with_biases = []
         for kernel, biases in layer_biases(model, [v for v, _ in plan]):
             with_biases.append((kernel, settings[id(kernel)]))
@@ -261,7 +262,7 @@ class WeightClustering(CompressionCallback):
             self._bias_ids.update(id(bias) for bias in biases)
         return with_biases
 
-    def _is_bias(self, variable):
+    def _is_clustered_bias(self, variable):
         return id(variable) in self._bias_ids
 
     def _begin(self):
@@ -279,11 +280,13 @@ class WeightClustering(CompressionCallback):
 
     def _prepare(self, plan):
         # A bias is clustered whole (zeros_apart=False: its zeros are not pruned weights)
-        # in the kernels' layout, index 0 an empty slot at zero, so that the same
-        # constraint (which pins centroid 0) trains all its centroids.
+        # but in the kernels' layout, index 0 an empty slot at zero. So one constraint,
+        # which pins centroid 0, trains every centroid of a bias too, and the chief's
+        # clusters are shared the same way: no second constraint class or flag in the
+        # compiled step.
         clusters = [
             cluster_weights(glue.read(v), bits, self.init, self.seed, self.rate_weight)
-            if not self._is_bias(v)
+            if not self._is_clustered_bias(v)
             else cluster_weights(glue.read(v), bits, self.init, self.seed, zeros_apart=False)
             for v, bits in plan
         ]
@@ -300,7 +303,7 @@ class WeightClustering(CompressionCallback):
 
     def _selection_fields(self, entry):
         centroids = glue.read(entry.constraint.centroids)
-        if self._is_bias(entry.variable):  # every centroid but the empty zero slot
+        if self._is_clustered_bias(entry.variable):  # every centroid but the empty zero slot
             return {"bits": entry.setting, "clusters": int(centroids.size - 1), "bias": True}
         return {"bits": entry.setting, "clusters": int(np.count_nonzero(centroids))}
 
@@ -321,7 +324,7 @@ class WeightClustering(CompressionCallback):
         # not counted).
         return {
             f"clusters/{variable_path(e.variable)}": float(
-                _values_used(glue.read(e.variable), not self._is_bias(e.variable))
+                _values_used(glue.read(e.variable), not self._is_clustered_bias(e.variable))
             )
             for e in self._entries
         }
@@ -331,7 +334,7 @@ class WeightClustering(CompressionCallback):
         lines = [f"WeightClustering: done; distinct {counted} per variable:"]
         for entry in self._entries:
             w = glue.read(entry.variable)
-            n = _values_used(w, not self._is_bias(entry.variable))
+            n = _values_used(w, not self._is_clustered_bias(entry.variable))
             lines.append(f"  {variable_path(entry.variable):<48s} {n:4d} (≤ {2**entry.setting})")
         return "\n".join(lines)
 
