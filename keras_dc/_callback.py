@@ -38,7 +38,7 @@ class CompressionCallback(keras.callbacks.Callback):
     """Base of `MagnitudePruning` and `WeightClustering`.
 
     Lifecycle: ``on_train_begin`` checks the model, selects the variables
-    (`compressible_variables`), resolves ``overrides`` and, when compression
+    (`compressible_variables`), resolves ``overrides`` (`_make_plan`) and, when compression
     starts now, activates; activation prepares every variable at once
     (`_prepare`, so a distributed collective runs once), installs a constraint
     per variable (`_constraint`), retraces the train step and prints the
@@ -120,11 +120,13 @@ class CompressionCallback(keras.callbacks.Callback):
         """The verbose text printed at the end of fit, or ``None``."""
         return None
 
-    # --- lifecycle ---------------------------------------------------------------
+    # --- selection ---------------------------------------------------------------
 
-    def on_train_begin(self, logs=None):
-        model = self.model
-        glue.check_model(model, self.name)
+    def _make_plan(self, model):
+        """``[(variable, setting), ...]``: what to compress, from selection and overrides.
+
+        Subclasses may extend it (`WeightClustering` adds the layers' biases).
+        """
         variables = compressible_variables(model, self.min_size)
         if not variables:
             raise ValueError(
@@ -135,7 +137,7 @@ class CompressionCallback(keras.callbacks.Callback):
         resolved = resolve_overrides(
             model, variables, self.overrides, self._convert_override, self.name
         )
-        self._plan = []
+        plan = []
         for variable in variables:
             setting = (
                 resolved[id(variable)]
@@ -143,9 +145,17 @@ class CompressionCallback(keras.callbacks.Callback):
                 else self._default_setting(variable)
             )
             if setting is not None:
-                self._plan.append((variable, setting))
-        if not self._plan:
+                plan.append((variable, setting))
+        if not plan:
             raise ValueError(f"{self.name}: every compressible variable was excluded by overrides.")
+        return plan
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        glue.check_model(model, self.name)
+        self._plan = self._make_plan(model)
         self._entries, self.selected, self._active = [], [], False
         self._steps_per_epoch = glue.steps_per_epoch(self.params)
         self._step = glue.optimizer_step(model)

@@ -141,21 +141,20 @@ def as_mask(value, shape, name="previous_mask"):
     return mask == 1
 
 
-def as_bits(value, name="bits"):
+def as_bits(value, name="bits", meaning="a layer keeps at most 2**bits distinct non-zero values"):
     """Bits per cluster index, an integer from 1 to 8.
 
     Args:
         value: The argument received.
         name: Its name, for the message. Defaults to `"bits"`.
+        meaning: What the bits bound, for the message. Defaults to
+            `"a layer keeps at most 2**bits distinct non-zero values"`.
 
     Returns:
         ``int(value)``.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer from 1 to 8, received {value!r}.")
+        raise TypeError(f"{name} must be an integer from 1 to 8 ({meaning}), received {value!r}.")
     if not 1 <= int(value) <= 8:
-        raise ValueError(
-            f"{name} must be from 1 to 8 (a layer keeps at most 2**bits distinct "
-            f"non-zero values), received {value!r}."
-        )
+        raise ValueError(f"{name} must be from 1 to 8 ({meaning}), received {value!r}.")
     return int(value)

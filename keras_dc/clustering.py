@@ -9,7 +9,7 @@ from keras_dc._callback import CompressionCallback
 from keras_dc._validate import as_bits, as_choice, as_float, as_int
 from keras_dc.kmeans import INITS, cluster_weights
 from keras_dc.schedules import UNITS
-from keras_dc.selection import variable_path
+from keras_dc.selection import layer_biases, variable_path
 
 __all__ = ["WeightClustering", "default_bits"]
 
@@ -111,9 +111,9 @@ def _dense_step(w, c, indices, counts, mean):
     return new_c, tf.reshape(tf.gather(new_c, indices), tf.shape(w))
 
 
-def _values_used(weights):
-    """Number of distinct non-zero values in `weights`."""
-    return np.unique(weights[weights != 0]).size
+def _values_used(weights, zeros_apart=True):
+    """Number of distinct values in `weights`, zero not counted when `zeros_apart`."""
+    return np.unique(weights[weights != 0] if zeros_apart else weights).size
 
 
 class WeightClustering(CompressionCallback):
@@ -168,6 +168,21 @@ class WeightClustering(CompressionCallback):
         seed: Seed for the "random" and "kmeans++" initialisations. Defaults to `0`.
         verbose: 0 silent, 1 prints the selected variables and a summary.
             Defaults to `1`.
+        bias_bits: Also share the bias values (not in the paper): the biases
+            (variables named ``bias``) of every layer whose kernel is clustered
+            are clustered too, into at most ``2**bias_bits`` values (1–8), and
+            their centroids train like the kernel's. Zero is an ordinary value
+            here: every bias value is clustered, zeros included, by plain
+            k-means (``init`` and ``seed`` as for kernels; ``rate_weight`` does
+            not apply) whatever ``min_size``. The converter then codes each
+            bias as a small codebook and indices of at most ``bias_bits``
+            bits each instead of zlib-packed float32 (what a bundle of a few
+            KB notices). A layer that ``overrides`` leaves unclustered keeps
+            its bias unclustered too; there is no per-layer bias setting.
+            Cluster biases that have trained (a later ``fit``, or ``begin`` >
+            0): a freshly initialised all-zero bias forms a single cluster and
+            stays one shared value. Defaults to `None` (biases untouched, as in
+            the paper).
 
     Example:
         >>> model.fit(x, y, epochs=3, callbacks=[keras_dc.WeightClustering(bits=5)])
@@ -177,6 +192,11 @@ class WeightClustering(CompressionCallback):
         squared error for indices with lower entropy:
 
         >>> clustering = keras_dc.WeightClustering(bits=5, init="linear_gap", rate_weight=0.001)
+
+        Share the biases too, in at most 2**3 = 8 values per layer:
+
+        >>> model.fit(x, y, callbacks=[keras_dc.WeightClustering(bits=5, bias_bits=3)])
+        >>> len(np.unique(model.layers[0].bias.numpy()))  # ≤ 8
     """
 
     name = "WeightClustering"
@@ -193,8 +213,20 @@ class WeightClustering(CompressionCallback):
         seed=0,
         verbose=1,
         rate_weight=0.0,
+        bias_bits=None,
     ):
         self.bits = None if bits is None else as_bits(bits)
+        self.bias_bits = (
+            None
+            if bias_bits is None
+            else as_bits(
+                bias_bits,
+                "bias_bits",
+                "a clustered layer's bias keeps at most 2**bias_bits distinct values; "
+                "None leaves biases unclustered",
+            )
+        )
+        self._bias_ids = set()
         self.init = as_choice(init, "init", INITS)
         self.rate_weight = as_float(
             rate_weight,
@@ -216,6 +248,23 @@ class WeightClustering(CompressionCallback):
     def _default_setting(self, variable):
         return self.bits if self.bits is not None else default_bits(variable)
 
+    def _make_plan(self, model):
+        # With bias_bits, each clustered kernel is followed by its layer's biases.
+        plan = super()._make_plan(model)
+        self._bias_ids = set()
+        if self.bias_bits is None:
+            return plan
+        settings = {id(v): bits for v, bits in plan}
+        with_biases = []
+        for kernel, biases in layer_biases(model, [v for v, _ in plan]):
+            with_biases.append((kernel, settings[id(kernel)]))
+            with_biases.extend((bias, self.bias_bits) for bias in biases)
+            self._bias_ids.update(id(bias) for bias in biases)
+        return with_biases
+
+    def _is_clustered_bias(self, variable):
+        return id(variable) in self._bias_ids
+
     def _begin(self):
         self._mean = self.centroid_update == "mean" or (
             self.centroid_update == "auto" and type(self.model.optimizer).__name__ != "SGD"
@@ -230,8 +279,15 @@ class WeightClustering(CompressionCallback):
         return self.begin * self._steps_per_epoch
 
     def _prepare(self, plan):
+        # A bias is clustered whole (zeros_apart=False: its zeros are not pruned weights)
+        # but in the kernels' layout, index 0 an empty slot at zero. So one constraint,
+        # which pins centroid 0, trains every centroid of a bias too, and the chief's
+        # clusters are shared the same way: no second constraint class or flag in the
+        # compiled step.
         clusters = [
             cluster_weights(glue.read(v), bits, self.init, self.seed, self.rate_weight)
+            if not self._is_clustered_bias(v)
+            else cluster_weights(glue.read(v), bits, self.init, self.seed, zeros_apart=False)
             for v, bits in plan
         ]
         # With several workers, every worker takes the chief's clusters.
@@ -246,39 +302,47 @@ class WeightClustering(CompressionCallback):
         return _ClusterConstraint(self.model, f"keras_dc_{index}", centroids, indices, self._mean)
 
     def _selection_fields(self, entry):
-        return {
-            "bits": entry.setting,
-            "clusters": int(np.count_nonzero(glue.read(entry.constraint.centroids))),
-        }
+        centroids = glue.read(entry.constraint.centroids)
+        if self._is_clustered_bias(entry.variable):  # every centroid but the empty zero slot
+            return {"bits": entry.setting, "clusters": int(centroids.size - 1), "bias": True}
+        return {"bits": entry.setting, "clusters": int(np.count_nonzero(centroids))}
 
     def _selection_title(self):
         rate = f", rate weight {self.rate_weight:g}" if self.rate_weight else ""
+        biases = f", biases in {self.bias_bits} bits" if self.bias_bits is not None else ""
         return (
             f"clustering {len(self.selected)} variables "
-            f"(init {self.init}{rate}, centroid update {'mean' if self._mean else 'sum'})"
+            f"(init {self.init}{rate}{biases}, centroid update {'mean' if self._mean else 'sum'})"
         )
 
     def _selection_detail(self, item):
         return f"{item['bits']} bits, {item['clusters']} clusters"
 
     def _epoch_logs(self):
-        # The distinct non-zero values the variable holds now: what the bundle's codebook
-        # will store (centroids that lost every member, or coincide, are not counted).
+        # The distinct values the variable holds now (non-zero ones for a kernel): what the
+        # bundle's codebook will store (centroids that lost every member, or coincide, are
+        # not counted).
         return {
-            f"clusters/{variable_path(e.variable)}": float(_values_used(glue.read(e.variable)))
+            f"clusters/{variable_path(e.variable)}": float(
+                _values_used(glue.read(e.variable), not self._is_clustered_bias(e.variable))
+            )
             for e in self._entries
         }
 
     def _summary(self):
-        lines = ["WeightClustering: done; distinct non-zero values per variable:"]
+        counted = "non-zero values (all values of a bias)" if self._bias_ids else "non-zero values"
+        lines = [f"WeightClustering: done; distinct {counted} per variable:"]
         for entry in self._entries:
             w = glue.read(entry.variable)
-            n = _values_used(w)
+            n = _values_used(w, not self._is_clustered_bias(entry.variable))
             lines.append(f"  {variable_path(entry.variable):<48s} {n:4d} (≤ {2**entry.setting})")
         return "\n".join(lines)
 
     def centroids(self):
         """Current centroids of every clustered variable (index 0 is the zero).
+
+        For a bias (``bias_bits``) index 0 is an empty slot: its values are
+        ``centroids[1:]``, zero among them possibly.
 
         Returns:
             ``{variable path: np.ndarray}``; empty before clustering starts.

@@ -6,7 +6,8 @@ weight by its cluster centroid. This module holds that math in plain NumPy:
 
 * `kmeans_1d` runs Lloyd's algorithm on a 1-D array of values.
 * `assign_nearest` maps values to the nearest of a sorted set of centroids.
-* `cluster_weights` clusters a weight tensor's non-zero values, zeros apart.
+* `cluster_weights` clusters a weight tensor's non-zero values, zeros apart
+  (or, for biases, all its values).
 
 Two options go past the paper. ``init="linear_gap"`` spreads the linear grid
 over the occupied ranges only, so after magnitude pruning no initial centroid
@@ -271,33 +272,45 @@ def assign_nearest(values, centroids):
     return indices
 
 
-def cluster_weights(weights, bits, init="linear", seed=0, rate_weight=0.0):
+def cluster_weights(weights, bits, init="linear", seed=0, rate_weight=0.0, zeros_apart=True):
     """Clusters a weight tensor's non-zero values; zeros get index 0.
 
-    When the non-zero weights already take at most ``2**bits`` distinct values
+    When the values to cluster already take at most ``2**bits`` distinct values
     (a clustered checkpoint), those values are the centroids and no k-means runs.
+
+    With ``zeros_apart=False`` (biases: zero is an ordinary value there) every
+    value, zeros included, is clustered into at most ``2**bits`` centroids
+    numbered from 1, and index 0 stays an empty slot holding zero. The layout
+    is the same either way, so one centroid update serves both (it never moves
+    centroid 0, which here has no member).
 
     Args:
         weights: NumPy array.
-        bits: Index bits, so at most ``2**bits`` non-zero centroids.
+        bits: Index bits, so at most ``2**bits`` centroids besides the zero.
         init: k-means initialisation (see `keras_dc.kmeans.kmeans_1d`).
         seed: Seed for random initialisations.
         rate_weight: λ >= 0 for entropy-constrained clustering (see
             `keras_dc.kmeans.kmeans_1d`); 0 is plain k-means. Defaults to `0.0`.
+        zeros_apart: Keep zeros out of k-means, in cluster 0 (pruned weights).
+            Defaults to `True`.
 
     Returns:
-        ``(centroids, indices)``: ``centroids[0] == 0`` then the sorted non-zero
-        centroids; ``indices`` has the weights' shape, ``centroids[indices]``
-        is the clustered tensor.
+        ``(centroids, indices)``: ``centroids[0] == 0`` then the sorted
+        centroids of the clustered values (non-zero ones when ``zeros_apart``);
+        ``indices`` has the weights' shape, ``centroids[indices]`` is the
+        clustered tensor.
 
     Example:
         >>> c, i = cluster_weights(np.array([0., 1., 1.1, 5.]), bits=1)
         >>> c[i]
         array([0.  , 1.05, 1.05, 5.  ])
+        >>> c, i = cluster_weights(np.array([0., 0.1, 1., 1.1]), bits=1, zeros_apart=False)
+        >>> c, c[i]
+        (array([0.  , 0.05, 1.05]), array([0.05, 0.05, 1.05, 1.05]))
     """
     flat = np.asarray(weights, dtype=np.float64).ravel()
-    nonzero = flat != 0
-    values = flat[nonzero]
+    members = flat != 0 if zeros_apart else np.ones(flat.shape, dtype=bool)
+    values = flat[members]
     k = 2 ** int(bits)
     distinct = np.unique(values)
     if distinct.size <= k:
@@ -307,7 +320,7 @@ def cluster_weights(weights, bits, init="linear", seed=0, rate_weight=0.0):
         centers, assignment = kmeans_1d(values, k, init=init, seed=seed, rate_weight=rate_weight)
     centroids = np.concatenate([[0.0], np.asarray(centers, dtype=np.float64)])
     indices = np.zeros(flat.shape, dtype=np.int32)
-    indices[nonzero] = np.asarray(assignment, dtype=np.int32) + 1
+    indices[members] = np.asarray(assignment, dtype=np.int32) + 1
     return centroids, indices.reshape(np.shape(weights))
 
 

@@ -12,6 +12,10 @@ Per-layer overrides are keyed by objects: a layer (applies to every compressible
 variable inside it, nested layers included), a variable, or a layer's exact
 name. The most specific key wins: variable, then the innermost layer.
 
+The biases of the layers whose kernels are compressed (`layer_biases`) are found
+the same way: the variables named ``bias`` of the innermost layer holding each
+kernel.
+
 Only reads the model (Keras 3 or tf_keras); nothing here changes it.
 """
 
@@ -19,7 +23,13 @@ import numpy as np
 
 from keras_dc._validate import as_int
 
-__all__ = ["compressible_variables", "variable_path", "override_items", "resolve_overrides"]
+__all__ = [
+    "compressible_variables",
+    "layer_biases",
+    "variable_path",
+    "override_items",
+    "resolve_overrides",
+]
 
 
 def variable_path(variable):
@@ -93,6 +103,49 @@ def compressible_variables(model, min_size=256):
             continue
         selected.append(variable)
     return selected
+
+
+def layer_biases(model, kernels):
+    """The biases of the layers that hold ``kernels``.
+
+    A kernel's layer is the innermost layer whose trainable weights include it
+    (the ``EinsumDense`` inside a ``MultiHeadAttention``, the cell of an RNN);
+    its biases are its trainable floating-point variables named ``bias``,
+    whatever their rank.
+
+    Args:
+        model: A built Keras model (Keras 3 or tf_keras).
+        kernels: Variables of the model, e.g. from `compressible_variables`.
+
+    Returns:
+        ``[(kernel, [bias, ...]), ...]`` in the order of ``kernels``; each bias
+        is listed once, with the first kernel of its layer (later kernels of the
+        same layer, such as an RNN cell's recurrent kernel, get ``[]``).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300)])
+        >>> [[variable_path(b) for b in biases]
+        ...  for _, biases in layer_biases(model, compressible_variables(model))]
+        [['sequential/dense/bias']]
+    """
+    innermost = {}  # id(kernel) -> (number of trainable weights, layer)
+    wanted = {id(k) for k in kernels}
+    for layer in _walk_layers(model):
+        weights = layer.trainable_weights
+        for w in weights:
+            if id(w) in wanted and (id(w) not in innermost or len(weights) < innermost[id(w)][0]):
+                innermost[id(w)] = (len(weights), layer)
+    seen = set()
+    pairs = []
+    for kernel in kernels:
+        biases = []
+        if id(kernel) in innermost:
+            for w in innermost[id(kernel)][1].trainable_weights:
+                if id(w) not in seen and _is_bias(w) and _is_floating(w.dtype):
+                    seen.add(id(w))
+                    biases.append(w)
+        pairs.append((kernel, biases))
+    return pairs
 
 
 def override_items(overrides, who):
