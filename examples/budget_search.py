@@ -24,7 +24,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
 from absl import app, flags
 
 MODELS = ("lenet_300_100", "lenet5", "mobilenet")
@@ -35,21 +34,36 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     flags.DEFINE_enum("model", "lenet_300_100", MODELS, "Network to compress.", **_main)
-    flags.DEFINE_string("data", None, "mnist.npz (keras layout); default: the shared copy.", **_main)
-    flags.DEFINE_string("out", None, "Output folder; default out/budget_<model>_seed<seed>.", **_main)
+    flags.DEFINE_string(
+        "data", None, "mnist.npz (keras layout); default: the shared copy.", **_main
+    )
+    flags.DEFINE_string(
+        "out", None, "Output folder; default out/budget_<model>_seed<seed>.", **_main
+    )
     flags.DEFINE_integer("seed", 0, "Random seed.", **_main)
     flags.DEFINE_float(
-        "max_increase", 0.002, "Allowed increase of the validation error over the dense model.", **_main
+        "max_increase",
+        0.002,
+        "Allowed increase of the validation error over the dense model.",
+        **_main,
     )
     flags.DEFINE_float("max_error", None, "Absolute validation error limit instead.", **_main)
-    flags.DEFINE_integer("dense_epochs", None, "Dense training epochs (default per model).", **_main)
+    flags.DEFINE_integer(
+        "dense_epochs", None, "Dense training epochs (default per model).", **_main
+    )
     flags.DEFINE_float("prune_epochs", None, "Retraining epochs per pruning move.", **_main)
     flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
     flags.DEFINE_float("rate_weight", 0.0, "Entropy-constrained clustering weight.", **_main)
     flags.DEFINE_enum(
-        "init", "linear_gap", ["linear", "linear_gap", "density", "kmeans++"], "k-means init.", **_main
+        "init",
+        "linear_gap",
+        ["linear", "linear_gap", "density", "kmeans++"],
+        "k-means init.",
+        **_main,
     )
-    flags.DEFINE_float("time_limit", None, "Seconds after which no new pruning move starts.", **_main)
+    flags.DEFINE_float(
+        "time_limit", None, "Seconds after which no new pruning move starts.", **_main
+    )
     flags.DEFINE_bool("smoke", False, "Tiny run (2k images, short stages) for tests.", **_main)
 
 
@@ -71,20 +85,28 @@ def build_mobilenet(l2=1e-5):
 
     def block(x, expand, out, stride, name):
         channels = x.shape[-1]
-        y = keras.layers.Conv2D(channels * expand, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_expand")(x)
+        y = keras.layers.Conv2D(
+            channels * expand, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_expand"
+        )(x)
         y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
         y = keras.layers.ReLU(6.0, name=f"{name}_relu1")(y)
-        y = keras.layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=f"{name}_dw")(y)
+        y = keras.layers.DepthwiseConv2D(
+            3, stride, padding="same", use_bias=False, name=f"{name}_dw"
+        )(y)
         y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
         y = keras.layers.ReLU(6.0, name=f"{name}_relu2")(y)
-        y = keras.layers.Conv2D(out, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_project")(y)
+        y = keras.layers.Conv2D(
+            out, 1, use_bias=False, kernel_regularizer=reg, name=f"{name}_project"
+        )(y)
         y = keras.layers.BatchNormalization(name=f"{name}_bn3")(y)
         if stride == 1 and channels == out:
             y = keras.layers.Add(name=f"{name}_add")([x, y])
         return y
 
     inputs = keras.Input((28, 28, 1), name="image")
-    x = keras.layers.Conv2D(16, 3, 2, padding="same", use_bias=False, kernel_regularizer=reg, name="stem")(inputs)
+    x = keras.layers.Conv2D(
+        16, 3, 2, padding="same", use_bias=False, kernel_regularizer=reg, name="stem"
+    )(inputs)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.ReLU(6.0, name="stem_relu")(x)
     x = block(x, 4, 24, 2, "b1")
@@ -135,9 +157,23 @@ def dense_model(name, settings, x_train, y_train, path, seed, log=print):
     return model
 
 
-def run(model_name, *, out, data=None, seed=0, max_increase=0.002, max_error=None, smoke=False,
-        dense_epochs=None, prune_epochs=None, start_density=0.5, rate_weight=0.0,
-        init="linear_gap", time_limit=None, log=print):
+def run(
+    model_name,
+    *,
+    out,
+    data=None,
+    seed=0,
+    max_increase=0.002,
+    max_error=None,
+    smoke=False,
+    dense_epochs=None,
+    prune_epochs=None,
+    start_density=0.5,
+    rate_weight=0.0,
+    init="linear_gap",
+    time_limit=None,
+    log=print,
+):
     """The whole job for one network; returns the results dict (also written to results.json)."""
     import converters
     import keras_dc
@@ -160,10 +196,14 @@ def run(model_name, *, out, data=None, seed=0, max_increase=0.002, max_error=Non
     shape = (-1, 784) if settings["flatten"] else (-1, 28, 28, 1)
     x_val, x_test = x_val.reshape(shape), x_test.reshape(shape)
     started = time.perf_counter()
-    model = dense_model(model_name, settings, x_train, y_train, os.path.join(out, "dense.keras"), seed, log)
+    model = dense_model(
+        model_name, settings, x_train, y_train, os.path.join(out, "dense.keras"), seed, log
+    )
     dense_tflite = converters.export.to_tflite(model)
     dense_test = litert_error(dense_tflite, x_test, y_test)
-    log(f"   dense: test error {dense_test:.2%} (LiteRT), float32 .tflite {len(dense_tflite):,d} bytes")
+    log(
+        f"   dense: test error {dense_test:.2%} (LiteRT), float32 .tflite {len(dense_tflite):,d} bytes"
+    )
 
     if settings["shifts"]:
         train = make_dataset(x_train, y_train, 128, seed + 1, flatten=settings["flatten"])
@@ -219,8 +259,12 @@ def run(model_name, *, out, data=None, seed=0, max_increase=0.002, max_error=Non
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     log("")
-    log(f"== {model_name}, seed {seed}: summary (test set: {len(x_test):,d} images, restored bundle in LiteRT)")
-    log(f"  dense                 test error {dense_test:6.2%}   {len(dense_tflite):>10,d} bytes (.tflite float32)")
+    log(
+        f"== {model_name}, seed {seed}: summary (test set: {len(x_test):,d} images, restored bundle in LiteRT)"
+    )
+    log(
+        f"  dense                 test error {dense_test:6.2%}   {len(dense_tflite):>10,d} bytes (.tflite float32)"
+    )
     log(
         f"  compressed bundle     test error {test_error:6.2%}   {totals['bundle_bytes']:>10,d} bytes "
         f"= {res['ratio']:.1f}x smaller (skeleton {totals['skeleton_bytes']:,d} + sidecar {totals['sidecar_bytes']:,d})"

@@ -46,7 +46,7 @@ from keras_dc.clustering import WeightClustering
 from keras_dc.kmeans import INITS, cluster_weights
 from keras_dc.pruning import MagnitudePruning
 from keras_dc.schedules import OneShot
-from keras_dc.selection import compressible_variables, variable_path
+from keras_dc.selection import compressible_variables, layer_biases, variable_path
 from keras_dc.targets import GlobalSparsity
 
 __all__ = ["compress_to_budget", "BudgetResult", "bundle_size"]
@@ -72,6 +72,7 @@ class BudgetResult:
         layers: One dict per compressed variable: ``path``, ``weights``,
             ``sparsity``, ``bits`` (``None`` when left unclustered), ``clusters``
             (distinct non-zero values it holds).
+        bias_bits: Bits of the shared biases (`None`: biases left as they were).
         steps: The step log: one dict per move (``stage``, ``move``, ``layers``
             ``{path: [sparsity, bits]}``, ``metric``, ``bytes``, ``accepted``,
             ``seconds``).
@@ -85,6 +86,7 @@ class BudgetResult:
     dense_bytes: object
     final_bytes: object
     layers: list
+    bias_bits: object
     steps: list
 
     @property
@@ -117,19 +119,27 @@ class BudgetResult:
                 f"{mark:3s} {s['seconds']:>6.0f}"
             )
         lines.append("")
-        lines.append(f"{'variable':<40s} {'weights':>9s} {'sparsity':>9s} {'bits':>5s} {'values':>7s}")
+        lines.append(
+            f"{'variable':<40s} {'weights':>9s} {'sparsity':>9s} {'bits':>5s} {'values':>7s}"
+        )
         for row in self.layers:
             bits = "-" if row["bits"] is None else str(row["bits"])
             lines.append(
                 f"{row['path'][-40:]:<40s} {row['weights']:>9,d} {row['sparsity']:>9.2%} "
                 f"{bits:>5s} {row['clusters']:>7d}"
             )
+        if self.bias_bits is not None:
+            lines.append(f"biases of these layers: {self.bias_bits} bits")
         ratio = f" = {self.ratio:.1f}x smaller" if self.ratio else ""
         lines.append("")
         lines.append(
             f"{self.metric}: dense {self.dense_metric:.4f}, compressed {self.final_metric:.4f} "
             f"(limit {self.limit:.4f}); bundle "
-            + (f"{self.dense_bytes:,d} -> {self.final_bytes:,d} bytes{ratio}" if self.ratio else "n/a")
+            + (
+                f"{self.dense_bytes:,d} -> {self.final_bytes:,d} bytes{ratio}"
+                if self.ratio
+                else "n/a"
+            )
         )
         return "\n".join(lines)
 
@@ -150,7 +160,9 @@ class BudgetResult:
         ax1.axhline(self.dense_metric, color="gray", ls=":", lw=1, label="dense")
         ax1.set_ylabel(f"validation {self.metric}")
         ax1.legend(fontsize=8)
-        accepted = [(i, s["bytes"]) for i, s in enumerate(self.steps) if s["accepted"] and s.get("bytes")]
+        accepted = [
+            (i, s["bytes"]) for i, s in enumerate(self.steps) if s["accepted"] and s.get("bytes")
+        ]
         if accepted:
             ax2.plot(*zip(*accepted), "o-", color="tab:blue", ms=4)
             ax2.set_yscale("log")
@@ -202,6 +214,7 @@ def compress_to_budget(
     density_step=0.7,
     prune_share=0.75,
     layer_moves=True,
+    final_epochs=None,
     cluster_epochs=2.0,
     cluster_learning_rate=1e-4,
     min_bits=1,
@@ -209,6 +222,7 @@ def compress_to_budget(
     init="linear_gap",
     rate_weight=0.0,
     cluster_retries=3,
+    bias_bits="auto",
     min_size=256,
     size_fn=bundle_size,
     directory=None,
@@ -253,6 +267,8 @@ def compress_to_budget(
         prune_share: Share of the budget pruning may use; clustering gets the
             rest. Defaults to `0.75`.
         layer_moves: After the global moves, prune layer by layer. Defaults to `True`.
+        final_epochs: Retraining epochs of the pruned network (masks fixed)
+            after the last move; 0 skips it. Defaults to `None`: 2 × ``prune_epochs``.
         cluster_epochs: Centroid retraining epochs (fractions allowed). Defaults to `2.0`.
         cluster_learning_rate: Adam's rate for centroid retraining. Defaults to `1e-4`.
         min_bits, max_bits: Range of index bits the search chooses from (1–8).
@@ -260,6 +276,10 @@ def compress_to_budget(
         rate_weight: Entropy-constrained clustering weight (see
             `WeightClustering`). Defaults to `0.0`.
         cluster_retries: Times clustering may add a bit and run again. Defaults to `3`.
+        bias_bits: Also share the biases of the clustered layers
+            (`WeightClustering`'s ``bias_bits``): ``"auto"`` chooses the fewest
+            bits the same way as for kernels, an int fixes them, `None` leaves
+            biases as they are (the paper). Defaults to `"auto"`.
         min_size: As for the callbacks. Defaults to `256`.
         size_fn: ``model -> bytes``; `None` skips measuring bytes. Defaults to
             `bundle_size` (the real converter and encoder).
@@ -293,6 +313,9 @@ def compress_to_budget(
         density_step=_as_open_fraction(density_step, "density_step"),
         prune_share=_as_share(prune_share),
         layer_moves=bool(layer_moves),
+        final_epochs=2 * float(prune_epochs)
+        if final_epochs is None
+        else (0.0 if final_epochs == 0 else _as_epochs(final_epochs, "final_epochs")),
         cluster_epochs=_as_epochs(cluster_epochs, "cluster_epochs"),
         cluster_learning_rate=as_float(cluster_learning_rate, "cluster_learning_rate", 0.0),
         min_bits=as_bits(min_bits, "min_bits"),
@@ -300,6 +323,7 @@ def compress_to_budget(
         init=init,
         rate_weight=as_float(rate_weight, "rate_weight", 0.0),
         cluster_retries=as_int(cluster_retries, "cluster_retries", 0),
+        bias_bits=bias_bits if bias_bits in (None, "auto") else as_bits(bias_bits, "bias_bits"),
         min_size=as_int(min_size, "min_size", 1),
         size_fn=size_fn,
         directory=directory,
@@ -333,7 +357,9 @@ def _as_open_fraction(value, name):
 def _as_epochs(value, name):
     value = as_float(value, name, 0.0)
     if value <= 0:
-        raise ValueError(f"{name} must be > 0 (a fraction of an epoch is allowed), received {value!r}.")
+        raise ValueError(
+            f"{name} must be > 0 (a fraction of an epoch is allowed), received {value!r}."
+        )
     return value
 
 
@@ -356,6 +382,12 @@ def _write_atomic(path, data):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _short(path):
+    """``model/ip1/kernel`` -> ``ip1``: the layer's name, for log lines."""
+    parts = path.split("/")
+    return parts[-2] if len(parts) >= 2 else path
 
 
 def _keras_of(model):
@@ -405,6 +437,7 @@ class _Search:
     density_step: float
     prune_share: float
     layer_moves: bool
+    final_epochs: float
     cluster_epochs: float
     cluster_learning_rate: float
     min_bits: int
@@ -412,6 +445,7 @@ class _Search:
     init: str
     rate_weight: float
     cluster_retries: int
+    bias_bits: object
     min_size: int
     size_fn: object
     directory: object
@@ -563,6 +597,7 @@ class _Search:
             "density_step": self.density_step,
             "prune_share": self.prune_share,
             "bits": [self.min_bits, self.max_bits],
+            "bias_bits": self.bias_bits,
             "n_val": len(self.x_val),
         }
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
@@ -672,14 +707,16 @@ class _Search:
     def out_of_time(self):
         return self.time_limit is not None and time.perf_counter() - self.t0 > self.time_limit
 
-    def try_prune(self, move, pruning):
+    def try_prune(self, move, pruning, epochs=None):
         """Prune with `pruning`, retrain, keep the result if within the pruning budget."""
         started = time.perf_counter()
         self.model.set_weights(self.accepted)
-        self.fit(pruning, self.prune_epochs, self.learning_rate)
+        self.fit(pruning, epochs or self.prune_epochs, self.learning_rate)
         value = self.evaluate()
         s = self.state
-        ok = value <= s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"]) + 1e-12
+        ok = (
+            value <= s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"]) + 1e-12
+        )
         size = self.measure() if ok else None
         if ok:
             self.accepted = self.model.get_weights()
@@ -690,6 +727,23 @@ class _Search:
         return ok
 
     def prune(self):
+        s = self.state
+        self.prune_moves()
+        if self.final_epochs and not s.get("final_done"):
+            # Longer retraining of the pruned network (masks fixed), for the clustering's budget.
+            self.model.set_weights(self.accepted)
+            state = self.layer_state()
+            keep = MagnitudePruning(
+                0.0,
+                schedule=OneShot(0),
+                overrides=[(v, state[variable_path(v)]) for v in self.variables],
+                min_size=self.min_size,
+                verbose=0,
+            )
+            s["final_done"] = True
+            self.try_prune(f"retrain {self.final_epochs:g} epochs", keep, self.final_epochs)
+
+    def prune_moves(self):
         s = self.state
         # Global moves: full steps until one fails, then half steps until one fails.
         while s["global_failed"] < 2 and not self.out_of_time():
@@ -706,25 +760,29 @@ class _Search:
                 s["global_failed"] += 1
         if not self.layer_moves:
             return
-        # Layer moves: the layer with the most kept weights first (most bytes).
+        # Layer moves: the layer with the most kept weights first (most bytes); a layer
+        # whose move fails gets one half step, then is done.
         while not self.out_of_time():
             self.model.set_weights(self.accepted)
             state = self.layer_state()
-            candidates = [
-                v for v in self.variables if variable_path(v) not in s["layers_done"]
-            ]
+            failed = s.setdefault("layer_failed", {})
+            candidates = [v for v in self.variables if variable_path(v) not in s["layers_done"]]
             if not candidates:
                 break
             variable = max(candidates, key=lambda v: int(np.count_nonzero(glue.read(v))))
             path = variable_path(variable)
-            keep = (1.0 - state[path]) * self.density_step
+            step = self.density_step if not failed.get(path) else (1 + self.density_step) / 2
+            keep = (1.0 - state[path]) * step
             overrides = [(v, state[variable_path(v)]) for v in self.variables if v is not variable]
             overrides.append((variable, 1.0 - keep))
             pruning = MagnitudePruning(
                 0.0, schedule=OneShot(0), overrides=overrides, min_size=self.min_size, verbose=0
             )
-            if not self.try_prune(f"{path.split('/')[-2]}: keep {keep:.2%}", pruning):
-                s["layers_done"].append(path)
+            if not self.try_prune(f"{_short(path)}: keep {keep:.2%}", pruning):
+                failed[path] = failed.get(path, 0) + 1
+                if failed[path] >= 2:
+                    s["layers_done"].append(path)
+                self.save()
 
     def one_shot_bits(self, pruned_metric, tolerance):
         """Per variable, the fewest bits whose one-shot clustering costs ≤ `tolerance`."""
@@ -734,7 +792,9 @@ class _Search:
             best, best_damage = self.max_bits, 0.0
             try:
                 for bits in range(self.max_bits, self.min_bits - 1, -1):
-                    centroids, indices = cluster_weights(original, bits, self.init, self.seed, self.rate_weight)
+                    centroids, indices = cluster_weights(
+                        original, bits, self.init, self.seed, self.rate_weight
+                    )
                     v.assign(centroids[indices].astype(original.dtype))
                     cost = self.evaluate() - pruned_metric
                     if cost > tolerance:
@@ -745,16 +805,46 @@ class _Search:
             chosen[variable_path(v)], damage[variable_path(v)] = best, best_damage
         return chosen, damage
 
+    def biases(self):
+        return [b for _, group in layer_biases(self.model, self.variables) for b in group]
+
+    def one_shot_bias_bits(self, pruned_metric, tolerance):
+        """The fewest bits for all biases together whose one-shot clustering costs ≤ `tolerance`."""
+        biases = self.biases()
+        if not biases:
+            return None
+        originals = [glue.read(b) for b in biases]
+        best = self.max_bits
+        try:
+            for bits in range(self.max_bits, self.min_bits - 1, -1):
+                for b, w in zip(biases, originals):
+                    c, i = cluster_weights(w, bits, self.init, self.seed, zeros_apart=False)
+                    b.assign(c[i].astype(w.dtype))
+                if self.evaluate() - pruned_metric > tolerance:
+                    break
+                best = bits
+        finally:
+            for b, w in zip(biases, originals):
+                b.assign(w)
+        return best
+
     def cluster(self):
         s = self.state
         pruned_metric = s["pruned_metric"]
         self.model.set_weights(self.accepted)
         if not s["bits"]:
-            tolerance = max(0.0, s["limit"] - pruned_metric) / len(self.variables)
+            shares = len(self.variables) + (self.bias_bits == "auto")
+            tolerance = max(0.0, s["limit"] - pruned_metric) / shares
             s["bits"], s["damage"] = self.one_shot_bits(pruned_metric, tolerance)
+            s["bias_bits"] = (
+                self.one_shot_bias_bits(pruned_metric, tolerance)
+                if self.bias_bits == "auto"
+                else self.bias_bits
+            )
             self.say(
                 "one-shot bits per layer: "
-                + ", ".join(f"{p.split('/')[-2]} {b}" for p, b in s["bits"].items())
+                + ", ".join(f"{_short(p)} {b}" for p, b in s["bits"].items())
+                + (f", biases {s['bias_bits']}" if s["bias_bits"] is not None else "")
             )
         pruned = [np.array(w) for w in self.accepted]
         while s["bits_tried"] <= self.cluster_retries:
@@ -767,13 +857,16 @@ class _Search:
                 rate_weight=self.rate_weight,
                 min_size=self.min_size,
                 seed=self.seed,
+                bias_bits=s["bias_bits"],
                 verbose=0,
             )
             self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate)
             value = self.evaluate()
             ok = value <= s["limit"] + 1e-12
             size = self.measure() if ok else None
-            bits_text = ", ".join(f"{p.split('/')[-2]} {b}" for p, b in s["bits"].items())
+            bits_text = ", ".join(f"{_short(p)} {b}" for p, b in s["bits"].items())
+            if s["bias_bits"] is not None:
+                bits_text += f", bias {s['bias_bits']}"
             s["bits_tried"] += 1
             if ok:
                 self.accepted = self.model.get_weights()
@@ -783,15 +876,20 @@ class _Search:
             self.log_step("cluster", f"bits {bits_text}", value, size, False, started)
             # One more bit for the layer that lost most in the one-shot test.
             room = [p for p in s["bits"] if s["bits"][p] < self.max_bits]
+            if s["bias_bits"] is not None and s["bias_bits"] < self.max_bits:
+                room.append("(biases)")
             if not room:
                 break
             worst = max(room, key=lambda p: s["damage"].get(p, 0.0))
-            s["bits"][worst] += 1
+            if worst == "(biases)":
+                s["bias_bits"] += 1
+            else:
+                s["bits"][worst] += 1
             s["damage"][worst] = -1.0
             self.model.set_weights(pruned)
             self.save()
         # Clustering did not fit the budget: keep the pruned model, unclustered.
-        s["bits"] = {}
+        s["bits"], s["bias_bits"] = {}, None
         self.model.set_weights(pruned)
         self.say("clustering did not fit the budget at any tried bits; the model stays pruned only")
 
@@ -820,5 +918,6 @@ class _Search:
             dense_bytes=s["dense_bytes"],
             final_bytes=self.last_accepted_bytes(),
             layers=layers,
+            bias_bits=s.get("bias_bits"),
             steps=s["steps"],
         )

@@ -134,7 +134,13 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     model = trained_mlp(mnist)
     with pytest.raises(_Stop):
         keras_dc.compress_to_budget(
-            model, train, val, max_increase=0.02, directory=str(tmp_path), size_fn=size_then_stop, **FAST
+            model,
+            train,
+            val,
+            max_increase=0.02,
+            directory=str(tmp_path),
+            size_fn=size_then_stop,
+            **FAST,
         )
     state = json.loads((tmp_path / "budget_state.json").read_text())
     done = state["steps"]
@@ -145,16 +151,28 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     fresh = trained_mlp(mnist, seed=1)  # other weights: the saved ones must be loaded
     log = []
     result = keras_dc.compress_to_budget(
-        fresh, train, val, max_increase=0.02, directory=str(tmp_path), size_fn=lambda m: log.append(1) or 5,
+        fresh,
+        train,
+        val,
+        max_increase=0.02,
+        directory=str(tmp_path),
+        size_fn=lambda m: log.append(1) or 5,
         **FAST,
     )
     assert result.steps[: len(done)] == done  # the finished moves are not redone
     assert result.steps[-1]["stage"] == "cluster"
-    assert np.mean(fresh.layers[0].kernel.numpy() == 0) == pytest.approx(result.layers[0]["sparsity"])
+    assert np.mean(fresh.layers[0].kernel.numpy() == 0) == pytest.approx(
+        result.layers[0]["sparsity"]
+    )
     # A finished search returns at once, with the same result and no new move.
     again = keras_dc.compress_to_budget(
-        trained_mlp(mnist, seed=2), train, val, max_increase=0.02, directory=str(tmp_path),
-        size_fn=lambda m: 5, **FAST,
+        trained_mlp(mnist, seed=2),
+        train,
+        val,
+        max_increase=0.02,
+        directory=str(tmp_path),
+        size_fn=lambda m: 5,
+        **FAST,
     )
     assert again.steps == result.steps and again.layers == result.layers
 
@@ -163,12 +181,23 @@ def test_a_state_folder_of_another_search_is_refused(mnist, tmp_path):
     train, val = mnist
     model = trained_mlp(mnist)
     keras_dc.compress_to_budget(
-        model, train, val, max_increase=0.5, directory=str(tmp_path), size_fn=None,
+        model,
+        train,
+        val,
+        max_increase=0.5,
+        directory=str(tmp_path),
+        size_fn=None,
         **{**FAST, "layer_moves": False, "start_density": 0.1},
     )
     with pytest.raises(ValueError, match="other settings"):
         keras_dc.compress_to_budget(
-            trained_mlp(mnist), train, val, max_increase=0.01, directory=str(tmp_path), size_fn=None, **FAST
+            trained_mlp(mnist),
+            train,
+            val,
+            max_increase=0.01,
+            directory=str(tmp_path),
+            size_fn=None,
+            **FAST,
         )
 
 
@@ -208,7 +237,12 @@ def test_validation_is_carved_from_the_training_arrays_by_default(mnist):
         return float(np.mean(np.argmax(m.predict(xv, verbose=0), axis=1) != yv))
 
     keras_dc.compress_to_budget(
-        model, (x, y), metric=metric, validation_split=0.25, max_increase=0.0, size_fn=None,
+        model,
+        (x, y),
+        metric=metric,
+        validation_split=0.25,
+        max_increase=0.0,
+        size_fn=None,
         **{**FAST, "layer_moves": False, "cluster_retries": 0},
     )
     assert set(seen) == {300}
