@@ -634,7 +634,7 @@ class _Search:
         )
         return True
 
-    def log_step(self, stage, move, value, size, accepted, started):
+    def log_step(self, stage, move, value, size, accepted, started, limit=None):
         step = {
             "stage": stage,
             "move": move,
@@ -652,7 +652,8 @@ class _Search:
         size_text = f", bundle {size:,d} B" if size else ""
         self.say(
             f"[{stage}] {move}: validation {self.metric_name} {value:.4f} "
-            f"(limit {self.state['limit']:.4f}){size_text}, {step['seconds']:.0f} s: {verdict}"
+            f"(limit {self.state['limit'] if limit is None else limit:.4f}){size_text}, "
+            f"{step['seconds']:.0f} s: {verdict}"
         )
 
     # --- the stages -----------------------------------------------------------------
@@ -690,6 +691,8 @@ class _Search:
             self.state["stage"] = "cluster"
             self.state["pruned_metric"] = self.last_accepted_metric()
             self.save()
+            if self.directory:  # the pruned network, e.g. to try other clusterings from it
+                self.model.save_weights(os.path.join(self.directory, "pruned.weights.h5"))
         if self.state["stage"] == "cluster":
             self.cluster()
             self.state["stage"] = "done"
@@ -714,15 +717,14 @@ class _Search:
         self.fit(pruning, epochs or self.prune_epochs, self.learning_rate)
         value = self.evaluate()
         s = self.state
-        ok = (
-            value <= s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"]) + 1e-12
-        )
+        limit = s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"])
+        ok = value <= limit + 1e-12
         size = self.measure() if ok else None
         if ok:
             self.accepted = self.model.get_weights()
         else:
             self.model.set_weights(self.accepted)
-        self.log_step("prune", move, value, size, ok, started)
+        self.log_step("prune", move, value, size, ok, started, limit)
         self.save()
         return ok
 
