@@ -45,7 +45,7 @@ from keras_dc._validate import as_bits, as_float, as_int
 from keras_dc.clustering import WeightClustering
 from keras_dc.kmeans import INITS, cluster_weights
 from keras_dc.pruning import MagnitudePruning
-from keras_dc.schedules import OneShot
+from keras_dc.schedules import Iterative, OneShot
 from keras_dc.selection import compressible_variables, layer_biases, variable_path
 from keras_dc.targets import GlobalSparsity
 
@@ -109,13 +109,13 @@ class BudgetResult:
     def format_table(self):
         """The step log and the chosen layers as text tables."""
         lines = [
-            f"{'stage':<8s} {'move':<28s} {self.metric:>9s} {'bytes':>10s} {'':3s} {'s':>6s}",
+            f"{'stage':<8s} {'move':<40s} {self.metric:>9s} {'bytes':>10s} {'':3s} {'s':>6s}",
         ]
         for s in self.steps:
             size = f"{s['bytes']:>10,d}" if s.get("bytes") else f"{'':>10s}"
             mark = "ok" if s["accepted"] else "no"
             lines.append(
-                f"{s['stage']:<8s} {s['move'][:28]:<28s} {s['metric']:>9.4f} {size} "
+                f"{s['stage']:<8s} {s['move'][:40]:<40s} {s['metric']:>9.4f} {size} "
                 f"{mark:3s} {s['seconds']:>6.0f}"
             )
         lines.append("")
@@ -215,6 +215,7 @@ def compress_to_budget(
     prune_share=0.75,
     layer_moves=True,
     final_epochs=None,
+    ramp_events=4,
     cluster_epochs=2.0,
     cluster_learning_rate=1e-4,
     min_bits=1,
@@ -267,6 +268,8 @@ def compress_to_budget(
         prune_share: Share of the budget pruning may use; clustering gets the
             rest. Defaults to `0.75`.
         layer_moves: After the global moves, prune layer by layer. Defaults to `True`.
+        ramp_events: Each pruning move cuts in this many steps spread over the first
+            half of its retraining (1: all at once). Defaults to `4`.
         final_epochs: Retraining epochs of the pruned network (masks fixed)
             after the last move; 0 skips it. Defaults to `None`: 2 × ``prune_epochs``.
         cluster_epochs: Centroid retraining epochs (fractions allowed). Defaults to `2.0`.
@@ -313,6 +316,7 @@ def compress_to_budget(
         density_step=_as_open_fraction(density_step, "density_step"),
         prune_share=_as_share(prune_share),
         layer_moves=bool(layer_moves),
+        ramp_events=as_int(ramp_events, "ramp_events", 1),
         final_epochs=2 * float(prune_epochs)
         if final_epochs is None
         else (0.0 if final_epochs == 0 else _as_epochs(final_epochs, "final_epochs")),
@@ -437,6 +441,7 @@ class _Search:
     density_step: float
     prune_share: float
     layer_moves: bool
+    ramp_events: int
     final_epochs: float
     cluster_epochs: float
     cluster_learning_rate: float
@@ -745,6 +750,18 @@ class _Search:
             s["final_done"] = True
             self.try_prune(f"retrain {self.final_epochs:g} epochs", keep, self.final_epochs)
 
+    def ramp(self, current, target, epochs=None):
+        """A pruning schedule from sparsity `current` to `target` in `ramp_events` cuts spread
+        over the first half of the move's retraining (big moves hurt less when gradual)."""
+        n = self.ramp_events
+        steps = max(1, int(round((epochs or self.prune_epochs) * self.steps_per_epoch)))
+        if n <= 1 or target <= 0 or steps < 2 * n:
+            return OneShot(0)
+        fractions = [(current + (target - current) * (i + 1) / n) / target for i in range(n)]
+        fractions = [min(1.0, max(1e-6, f)) for f in fractions]
+        fractions[-1] = 1.0
+        return Iterative(fractions=fractions, every=max(1, steps // (2 * n)), begin=0, unit="step")
+
     def prune_moves(self):
         s = self.state
         # Global moves: full steps until one fails, then half steps until one fails.
@@ -756,7 +773,10 @@ class _Search:
             if density > self.start_density:
                 target = min(self.start_density, target)
             pruning = MagnitudePruning(
-                GlobalSparsity(1.0 - target), schedule=OneShot(0), min_size=self.min_size, verbose=0
+                GlobalSparsity(1.0 - target),
+                schedule=self.ramp(1.0 - density, 1.0 - target),
+                min_size=self.min_size,
+                verbose=0,
             )
             if not self.try_prune(f"global: keep {target:.2%}", pruning):
                 s["global_failed"] += 1
@@ -778,7 +798,11 @@ class _Search:
             overrides = [(v, state[variable_path(v)]) for v in self.variables if v is not variable]
             overrides.append((variable, 1.0 - keep))
             pruning = MagnitudePruning(
-                0.0, schedule=OneShot(0), overrides=overrides, min_size=self.min_size, verbose=0
+                0.0,
+                schedule=self.ramp(state[path], 1.0 - keep),
+                overrides=overrides,
+                min_size=self.min_size,
+                verbose=0,
             )
             if not self.try_prune(f"{_short(path)}: keep {keep:.2%}", pruning):
                 failed[path] = failed.get(path, 0) + 1

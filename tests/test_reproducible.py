@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _quickstart(out, *args):
     proc = subprocess.run(
-        [sys.executable, "-m", "examples.quickstart", "--smoke", f"--out={out}", *args],
+        [sys.executable, "-m", "examples.quickstart", "--smoke", "--fixed", f"--out={out}", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
