@@ -10,14 +10,16 @@ from benchmarks import budget_benchmark as bb
 
 DENSE = 1_066_600  # dense float32 .tflite bytes of the synthetic LeNet-300-100
 
-# (budget, seed) -> (test error, bundle bytes, validation error, seconds); dense validation 1.60 %.
+# (budget, seed) -> (test error, bundle bytes, validation error, seconds); dense validation 1.60 %,
+# so the validation limits are 1.60 % + 0.40 % = 2.00 % and 2.50 %: the table orders them so,
+# though the folders are found max_error first.
 RUNS = {
-    (("max_error", 0.015), 0): (0.0151, 9_000, 0.0149, 610.0),
-    (("max_error", 0.015), 1): (0.0163, 8_100, 0.0148, 650.0),
-    (("max_error", 0.015), 2): (0.0148, 9_900, 0.0150, 700.0),
-    (("max_increase", 0.004), 0): (0.0189, 6_000, 0.0195, 500.0),
-    (("max_increase", 0.004), 1): (0.0201, 5_400, 0.0199, 520.0),
-    (("max_increase", 0.004), 2): (0.0176, 7_200, 0.0198, 560.0),
+    (("max_increase", 0.004), 0): (0.0151, 9_000, 0.0149, 610.0),
+    (("max_increase", 0.004), 1): (0.0163, 8_100, 0.0148, 650.0),
+    (("max_increase", 0.004), 2): (0.0148, 9_900, 0.0150, 700.0),
+    (("max_error", 0.025), 0): (0.0189, 6_000, 0.0195, 500.0),
+    (("max_error", 0.025), 1): (0.0201, 5_400, 0.0199, 520.0),
+    (("max_error", 0.025), 2): (0.0176, 7_200, 0.0198, 560.0),
 }
 
 
@@ -135,9 +137,10 @@ def test_collect_table_statistics_and_figure(work):
     assert table in "\n".join(lines)
     assert m["dense_tflite_bytes"] == DENSE
 
-    # Groups in order of their validation limit: ≤1.50 % before 1.60 % + 0.40 %.
-    assert [g["label"] for g in m["groups"]] == ["≤1.50%", "+0.40%"]
-    for label, budget in (("≤1.50%", ("max_error", 0.015)), ("+0.40%", ("max_increase", 0.004))):
+    # Groups in order of their validation limit: 1.60 % + 0.40 % before ≤ 2.50 %.
+    assert [g["label"] for g in m["groups"]] == ["+0.40%", "≤2.50%"]
+    assert table.index("| +0.40% |") < table.index("| ≤2.50% |")
+    for label, budget in (("≤2.50%", ("max_error", 0.025)), ("+0.40%", ("max_increase", 0.004))):
         err, size, val, sec, ratio = expected(budget)
         row = cells(table, label)
         assert row[1] == "0,1,2"
