@@ -118,7 +118,7 @@ _TIMEOUT = flags.DEFINE_integer("timeout", 6 * 3600, "--run: seconds before a ch
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """Mean, sample standard deviation (n - 1; 0 for one value), min and max of some runs."""
+    """Mean, sample standard deviation (n - 1; None for one value), min and max of some runs."""
 
     mean: float
     std: float
@@ -128,7 +128,7 @@ class Summary:
     @classmethod
     def of(cls, values):
         values = [float(v) for v in values]
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        std = statistics.stdev(values) if len(values) > 1 else None
         return cls(statistics.fmean(values), std, min(values), max(values))
 
 
@@ -316,14 +316,19 @@ def _row(cells):
     return "| " + " | ".join(cells) + " |"
 
 
+def _pm(std, fmt):
+    """`` ± <std>``, or `` (one run)`` when there is no sample std."""
+    return " (one run)" if std is None else f" ± {std:{fmt}}"
+
+
 def group_row(g):
     return _row(
         [
             g.label,
             ",".join(str(s) for s in g.seeds),
-            f"{g.test_error.mean:.2%} ± {g.test_error.std:.2%}",
+            f"{g.test_error.mean:.2%}{_pm(g.test_error.std, '.2%')}",
             f"{g.test_error.min:.2%}–{g.test_error.max:.2%}",
-            f"{g.bundle_bytes.mean:,.0f} ± {g.bundle_bytes.std:,.0f}",
+            f"{g.bundle_bytes.mean:,.0f}{_pm(g.bundle_bytes.std, ',.0f')}",
             f"{g.ratio.mean:.1f}× ({g.ratio.min:.1f}–{g.ratio.max:.1f})",
             f"{g.validation_error.mean:.2%}",
             f"{g.seconds.mean:,.0f} s",
@@ -394,8 +399,8 @@ def save_figure(path, model, dense_bytes, groups, points):
         ax.errorbar(
             means_x,
             means_y,
-            xerr=[g.bundle_bytes.std for g in groups],
-            yerr=[100 * g.test_error.std for g in groups],
+            xerr=[g.bundle_bytes.std or 0.0 for g in groups],
+            yerr=[100 * (g.test_error.std or 0.0) for g in groups],
             fmt="o",
             color="#1b9e77",
             capsize=3,

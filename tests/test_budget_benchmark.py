@@ -175,6 +175,23 @@ def test_collect_table_statistics_and_figure(work):
     assert saved["models"]["lenet_300_100"]["table"] == table
 
 
+def test_one_seed_has_no_std(tmp_path):
+    write_run(str(tmp_path / "a"), "lenet5", "max_error", 0.01, 4, 0.009, 20_000, 0.0095, 60.0)
+    agg = bb.collect(str(tmp_path), figure_dir=str(tmp_path / "img"), log=lambda s: None)
+    m = agg["models"]["lenet5"]
+    row = cells(m["table"], "≤1.00%")
+    assert row[1:6] == [
+        "4",
+        "0.90% (one run)",
+        "0.90%–0.90%",
+        "20,000 (one run)",
+        "53.3× (53.3–53.3)",
+    ]
+    assert m["groups"][0]["test_error"]["std"] is None
+    # No paper JSON: the reported point only, from the runs' dense bytes.
+    assert [p["bytes"] for p in m["points"]] == [DENSE / 39, DENSE / 162]
+
+
 def test_collect_finds_paper_json_in_work(work):
     os.replace(work / "paper.json", work / "work" / "paper.json")
     agg = bb.collect(str(work / "work"), figure_dir=str(work / "img"), log=lambda s: None)
