@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: machine description, process memory, child processes."""
+"""Helpers shared by the benchmark scripts: machine description, process memory, child processes, JSON files."""
 
 import datetime
 import importlib.metadata
@@ -107,3 +107,22 @@ def run_child(cmd, log_path, timeout):
             rc = proc.wait()
             timed_out = True
     return rc, timed_out, time.perf_counter() - t0
+
+
+def write_json(path, obj):
+    """Writes `obj` as indented JSON to `path` atomically (temp file + rename): an interrupted
+    write leaves the old file or none, never half of one. Values JSON does not know are
+    written as ``str``."""
+    import json
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
