@@ -223,6 +223,7 @@ def compress_to_budget(
     init="linear_gap",
     rate_weight=0.0,
     cluster_retries=3,
+    bit_moves=True,
     bias_bits="auto",
     min_size=256,
     size_fn=bundle_size,
@@ -279,6 +280,9 @@ def compress_to_budget(
         rate_weight: Entropy-constrained clustering weight (see
             `WeightClustering`). Defaults to `0.0`.
         cluster_retries: Times clustering may add a bit and run again. Defaults to `3`.
+        bit_moves: After the first clustering fits the budget, try one bit fewer
+            per layer (the layer with the most non-zeros first), each time clustering
+            again from the pruned weights and retraining. Defaults to `True`.
         bias_bits: Also share the biases of the clustered layers
             (`WeightClustering`'s ``bias_bits``): ``"auto"`` chooses the fewest
             bits the same way as for kernels, an int fixes them, `None` leaves
@@ -287,8 +291,9 @@ def compress_to_budget(
         size_fn: ``model -> bytes``; `None` skips measuring bytes. Defaults to
             `bundle_size` (the real converter and encoder).
         directory: Folder for the resumable state. Defaults to `None` (no state).
-        time_limit: Seconds after which no new pruning move starts (clustering
-            still runs). Defaults to `None`.
+        time_limit: Seconds after which no new pruning move starts; the first
+            clustering still runs, bit moves stop at 1.5 × ``time_limit``.
+            Defaults to `None`.
         seed: k-means seed. Defaults to `0`.
         verbose: 0 silent, 1 a line per move, 2 also Keras' fit output. Defaults to `1`.
 
@@ -327,6 +332,7 @@ def compress_to_budget(
         init=init,
         rate_weight=as_float(rate_weight, "rate_weight", 0.0),
         cluster_retries=as_int(cluster_retries, "cluster_retries", 0),
+        bit_moves=bool(bit_moves),
         bias_bits=bias_bits if bias_bits in (None, "auto") else as_bits(bias_bits, "bias_bits"),
         min_size=as_int(min_size, "min_size", 1),
         size_fn=size_fn,
@@ -450,6 +456,7 @@ class _Search:
     init: str
     rate_weight: float
     cluster_retries: int
+    bit_moves: bool
     bias_bits: object
     min_size: int
     size_fn: object
@@ -696,6 +703,7 @@ class _Search:
             self.state["stage"] = "cluster"
             self.state["pruned_metric"] = self.last_accepted_metric()
             self.save()
+            self.pruned = [np.array(w) for w in self.accepted]
             if self.directory:  # the pruned network, e.g. to try other clusterings from it
                 self.model.save_weights(os.path.join(self.directory, "pruned.weights.h5"))
         if self.state["stage"] == "cluster":
@@ -712,8 +720,11 @@ class _Search:
         sizes = [s["bytes"] for s in self.state["steps"] if s["accepted"] and s["bytes"]]
         return sizes[-1] if sizes else None
 
-    def out_of_time(self):
-        return self.time_limit is not None and time.perf_counter() - self.t0 > self.time_limit
+    def out_of_time(self, cluster=False):
+        limit = self.time_limit
+        if limit is None:
+            return False
+        return time.perf_counter() - self.t0 > (limit * 1.5 if cluster else limit)
 
     def try_prune(self, move, pruning, epochs=None):
         """Prune with `pruning`, retrain, keep the result if within the pruning budget."""
@@ -872,35 +883,67 @@ class _Search:
                 + ", ".join(f"{_short(p)} {b}" for p, b in s["bits"].items())
                 + (f", biases {s['bias_bits']}" if s["bias_bits"] is not None else "")
             )
-        pruned = [np.array(w) for w in self.accepted]
+        pruned = self.pruned_weights()
+        if not s.get("clustered"):
+            self.first_clustering(pruned)
+        if s.get("clustered") and self.bit_moves:
+            self.bit_moves_loop(pruned)
+
+    def pruned_weights(self):
+        """The weights at the end of pruning (from memory, or the state folder on resume)."""
+        if getattr(self, "pruned", None) is None:
+            path = os.path.join(self.directory or "", "pruned.weights.h5")
+            if self.directory and os.path.exists(path):
+                self.model.load_weights(path)
+                self.pruned = self.model.get_weights()
+                self.model.set_weights(self.accepted)
+            else:
+                self.pruned = [np.array(w) for w in self.accepted]
+        return self.pruned
+
+    def try_clustering(self, pruned, bits, bias_bits, move):
+        """Cluster `pruned` with `bits` and retrain the centroids; keep it if within budget."""
+        s = self.state
+        started = time.perf_counter()
+        self.model.set_weights(pruned)
+        by_path = {variable_path(v): v for v in self.variables}
+        clustering = WeightClustering(
+            overrides=[(by_path[p], b) for p, b in bits.items()],
+            init=self.init,
+            rate_weight=self.rate_weight,
+            min_size=self.min_size,
+            seed=self.seed,
+            bias_bits=bias_bits,
+            verbose=0,
+        )
+        self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate)
+        value = self.evaluate()
+        ok = value <= s["limit"] + 1e-12
+        size = self.measure() if ok else None
+        previous = self.last_accepted_bytes() if s.get("clustered") else None
+        if ok and size is not None and previous is not None and size >= previous:
+            ok = False  # fewer bits, but not a smaller file: not worth the accuracy
+        if ok:
+            self.accepted = self.model.get_weights()
+        else:
+            self.model.set_weights(self.accepted)
+        self.log_step("cluster", move, value, size, ok, started)
+        return ok
+
+    def bits_text(self, bits, bias_bits):
+        text = ", ".join(f"{_short(p)} {b}" for p, b in bits.items())
+        return text + (f", bias {bias_bits}" if bias_bits is not None else "")
+
+    def first_clustering(self, pruned):
+        """Cluster at the one-shot bits; on failure add a bit where the one-shot loss was largest."""
+        s = self.state
         while s["bits_tried"] <= self.cluster_retries:
-            started = time.perf_counter()
-            self.model.set_weights(pruned)
-            by_path = {variable_path(v): v for v in self.variables}
-            clustering = WeightClustering(
-                overrides=[(by_path[p], b) for p, b in s["bits"].items()],
-                init=self.init,
-                rate_weight=self.rate_weight,
-                min_size=self.min_size,
-                seed=self.seed,
-                bias_bits=s["bias_bits"],
-                verbose=0,
-            )
-            self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate)
-            value = self.evaluate()
-            ok = value <= s["limit"] + 1e-12
-            size = self.measure() if ok else None
-            bits_text = ", ".join(f"{_short(p)} {b}" for p, b in s["bits"].items())
-            if s["bias_bits"] is not None:
-                bits_text += f", bias {s['bias_bits']}"
             s["bits_tried"] += 1
-            if ok:
-                self.accepted = self.model.get_weights()
-                self.log_step("cluster", f"bits {bits_text}", value, size, True, started)
+            move = f"bits {self.bits_text(s['bits'], s['bias_bits'])}"
+            if self.try_clustering(pruned, s["bits"], s["bias_bits"], move):
+                s["clustered"] = True
                 self.save()
                 return
-            self.log_step("cluster", f"bits {bits_text}", value, size, False, started)
-            # One more bit for the layer that lost most in the one-shot test.
             room = [p for p in s["bits"] if s["bits"][p] < self.max_bits]
             if s["bias_bits"] is not None and s["bias_bits"] < self.max_bits:
                 room.append("(biases)")
@@ -912,12 +955,43 @@ class _Search:
             else:
                 s["bits"][worst] += 1
             s["damage"][worst] = -1.0
-            self.model.set_weights(pruned)
             self.save()
         # Clustering did not fit the budget: keep the pruned model, unclustered.
         s["bits"], s["bias_bits"] = {}, None
+        self.accepted = [np.array(w) for w in pruned]
         self.model.set_weights(pruned)
+        self.save()
         self.say("clustering did not fit the budget at any tried bits; the model stays pruned only")
+
+    def bit_moves_loop(self, pruned):
+        """One bit fewer for the layer with the most non-zeros, clustered again from the pruned
+        weights and retrained; kept when within budget and smaller; a layer that fails is done."""
+        s = self.state
+        done = s.setdefault("bits_done", [])
+        sizes = {
+            variable_path(v): int(np.count_nonzero(w))
+            for v, w in zip(self.model.weights, pruned)
+            if variable_path(v) in s["bits"]
+        }
+        sizes["(biases)"] = sum(int(np.prod(b.shape)) for b in self.biases())
+        while not self.out_of_time(cluster=True):
+            room = [p for p, b in s["bits"].items() if b > self.min_bits and p not in done]
+            if s["bias_bits"] is not None and s["bias_bits"] > self.min_bits:
+                room += [] if "(biases)" in done else ["(biases)"]
+            if not room:
+                break
+            target = max(room, key=lambda p: sizes.get(p, 0))
+            bits, bias_bits = dict(s["bits"]), s["bias_bits"]
+            if target == "(biases)":
+                bias_bits -= 1
+            else:
+                bits[target] -= 1
+            move = f"fewer bits: {self.bits_text(bits, bias_bits)}"
+            if self.try_clustering(pruned, bits, bias_bits, move):
+                s["bits"], s["bias_bits"] = bits, bias_bits
+            else:
+                done.append(target)
+            self.save()
 
     def result(self):
         s = self.state
