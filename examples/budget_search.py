@@ -10,7 +10,7 @@ search never sees.
     python -m examples.budget_search                              # LeNet-300-100, ~10-20 min
     python -m examples.budget_search --model=lenet5 --max_error=0.007
     python -m examples.budget_search --model=mobilenet            # a third network, default budget
-    python -m examples.budget_search --smoke                      # < 1 min, for CI
+    python -m examples.budget_search --smoke --time_limit=30      # 1-2 min: a tiny run, for CI
 
 The dense model is cached in the output folder (``dense.keras``) and the search
 state too (``search/``): run the command again after an interruption and it

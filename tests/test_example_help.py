@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize(
     "example, flags",
     [
-        ("quickstart", ["--smoke", "--out", "--data"]),
+        ("quickstart", ["--smoke", "--out", "--data", "--fixed", "--max_increase"]),
+        ("budget_search", ["--smoke", "--out", "--data", "--model", "--max_error", "--seed"]),
         ("lenet_300_100", ["--smoke", "--out", "--data", "--seed"]),
         ("lenet5", ["--smoke", "--out", "--data", "--seed"]),
         ("sensitivity_analysis", ["--smoke"]),

@@ -1,5 +1,6 @@
 """The examples run (smoke mode) and do what they say: the README's main job among them."""
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,16 @@ def test_quickstart_main_job(tmp_path):
     ]
     ratio = float(out.split("bytes  = ")[1].split("x")[0])
     assert ratio > 20  # 92% pruned, 5-bit clusters: a real small file even in smoke mode
+
+
+def test_budget_search_example(tmp_path):
+    out = _run("budget_search", f"--out={tmp_path}", "--time_limit=30")
+    assert "compressed bundle     test error" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "lenet_300_100" and results["bundle_bytes"] > 0
+    assert results["ratio"] == results["dense_tflite_bytes"] / results["bundle_bytes"]
+    assert results["validation_error"] <= results["dense_validation_error"] + 0.002 + 1e-9
+    assert (tmp_path / "bundle" / "model.dcw").exists() and (tmp_path / "search.png").exists()
 
 
 def test_sensitivity_example():
