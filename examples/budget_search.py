@@ -64,6 +64,12 @@ def define_flags():
     flags.DEFINE_float(
         "time_limit", None, "Seconds after which no new pruning move starts.", **_main
     )
+    flags.DEFINE_float(
+        "distill",
+        0.0,
+        "Weight of the dense model's soft targets while retraining (0: labels only).",
+        **_main,
+    )
     flags.DEFINE_bool("smoke", False, "Tiny run (2k images, short stages) for tests.", **_main)
 
 
@@ -172,6 +178,7 @@ def run(
     rate_weight=0.0,
     init="linear_gap",
     time_limit=None,
+    distill=0.0,
     log=print,
 ):
     """The whole job for one network; returns the results dict (also written to results.json)."""
@@ -205,7 +212,28 @@ def run(
         f"   dense: test error {dense_test:.2%} (LiteRT), float32 .tflite {len(dense_tflite):,d} bytes"
     )
 
-    if settings["shifts"]:
+    loss = None
+    if distill > 0:
+        # The dense model, frozen, teaches the compressed one (Hinton et al. 2015).
+        import keras
+
+        from examples.paper_common import distillation_loss
+
+        teacher = keras.models.clone_model(model)
+        teacher.set_weights(model.get_weights())
+        teacher.trainable = False
+        loss = distillation_loss(distill, 4.0)
+        train = make_dataset(
+            x_train,
+            y_train,
+            128,
+            seed + 1,
+            augment=settings["shifts"],
+            flatten=settings["flatten"],
+            teacher=teacher,
+        )
+        log(f"   retraining with distillation: weight {distill:g}, temperature 4")
+    elif settings["shifts"]:
         train = make_dataset(x_train, y_train, 128, seed + 1, flatten=settings["flatten"])
     else:
         train = (x_train.reshape(shape), y_train)
@@ -216,6 +244,7 @@ def run(
         (x_val, y_val),
         max_increase=max_increase,
         max_value=max_error,
+        loss=loss,
         prune_epochs=settings["prune_epochs"],
         cluster_epochs=max(0.5, settings["prune_epochs"]),
         start_density=start_density,
@@ -242,6 +271,7 @@ def run(
         "seed": seed,
         "max_increase": max_increase,
         "max_error": max_error,
+        "distill": distill,
         "dense_test_error": dense_test,
         "dense_validation_error": result.dense_metric,
         "validation_error": result.final_metric,
@@ -295,6 +325,7 @@ def main(argv):
         rate_weight=FLAGS.rate_weight,
         init=FLAGS.init,
         time_limit=FLAGS.time_limit,
+        distill=FLAGS.distill,
     )
     return 0
 

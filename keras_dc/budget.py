@@ -394,6 +394,12 @@ def _write_atomic(path, data):
         raise
 
 
+def _key(variable):
+    """``layer/variable`` of a variable path: the same for a model and its reloaded copy
+    (a model loaded from a .keras file names its variables without the model's name)."""
+    return "/".join(variable_path(variable).split("/")[-2:])
+
+
 def _short(path):
     """``model/ip1/kernel`` -> ``ip1``: the layer's name, for log lines."""
     parts = path.split("/")
@@ -570,7 +576,7 @@ class _Search:
         out = {}
         for v in self.variables:
             w = glue.read(v)
-            out[variable_path(v)] = float(np.mean(w == 0))
+            out[_key(v)] = float(np.mean(w == 0))
         return out
 
     def density(self):
@@ -586,7 +592,9 @@ class _Search:
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
             schedule = k.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
-            self.model.compile(optimizer=k.optimizers.Adam(schedule), loss=self.loss)
+            # metrics=[]: Keras 3.15 keeps an earlier compile's metrics when given None, and
+            # those may not fit the retraining targets (e.g. distillation's [label, logits]).
+            self.model.compile(optimizer=k.optimizers.Adam(schedule), loss=self.loss, metrics=[])
         self.model.fit(
             self.dataset,
             epochs=1,
@@ -600,8 +608,9 @@ class _Search:
 
     def fingerprint(self):
         keys = {
-            "model": self.model.name,
-            "variables": [[variable_path(v), list(map(int, v.shape))] for v in self.variables],
+            # Layer and variable names only: a model loaded from a .keras file names its
+            # variables without the model's name ("ip1/kernel", not "mlp/ip1/kernel").
+            "variables": [[_key(v), list(map(int, v.shape))] for v in self.variables],
             "max_increase": self.max_increase,
             "max_value": self.max_value,
             "metric": self.metric_name,
@@ -754,7 +763,7 @@ class _Search:
             keep = MagnitudePruning(
                 0.0,
                 schedule=OneShot(0),
-                overrides=[(v, state[variable_path(v)]) for v in self.variables],
+                overrides=[(v, state[_key(v)]) for v in self.variables],
                 min_size=self.min_size,
                 verbose=0,
             )
@@ -799,14 +808,14 @@ class _Search:
             self.model.set_weights(self.accepted)
             state = self.layer_state()
             failed = s.setdefault("layer_failed", {})
-            candidates = [v for v in self.variables if variable_path(v) not in s["layers_done"]]
+            candidates = [v for v in self.variables if _key(v) not in s["layers_done"]]
             if not candidates:
                 break
             variable = max(candidates, key=lambda v: int(np.count_nonzero(glue.read(v))))
-            path = variable_path(variable)
+            path = _key(variable)
             step = self.density_step if not failed.get(path) else (1 + self.density_step) / 2
             keep = (1.0 - state[path]) * step
-            overrides = [(v, state[variable_path(v)]) for v in self.variables if v is not variable]
+            overrides = [(v, state[_key(v)]) for v in self.variables if v is not variable]
             overrides.append((variable, 1.0 - keep))
             pruning = MagnitudePruning(
                 0.0,
@@ -839,7 +848,7 @@ class _Search:
                     best, best_damage = bits, cost
             finally:
                 v.assign(original)
-            chosen[variable_path(v)], damage[variable_path(v)] = best, best_damage
+            chosen[_key(v)], damage[_key(v)] = best, best_damage
         return chosen, damage
 
     def biases(self):
@@ -906,7 +915,7 @@ class _Search:
         s = self.state
         started = time.perf_counter()
         self.model.set_weights(pruned)
-        by_path = {variable_path(v): v for v in self.variables}
+        by_path = {_key(v): v for v in self.variables}
         clustering = WeightClustering(
             overrides=[(by_path[p], b) for p, b in bits.items()],
             init=self.init,
@@ -969,9 +978,9 @@ class _Search:
         s = self.state
         done = s.setdefault("bits_done", [])
         sizes = {
-            variable_path(v): int(np.count_nonzero(w))
+            _key(v): int(np.count_nonzero(w))
             for v, w in zip(self.model.weights, pruned)
-            if variable_path(v) in s["bits"]
+            if _key(v) in s["bits"]
         }
         sizes["(biases)"] = sum(int(np.prod(b.shape)) for b in self.biases())
         while not self.out_of_time(cluster=True):
@@ -999,10 +1008,10 @@ class _Search:
         for v in self.variables:
             w = glue.read(v)
             nz = w[w != 0]
-            path = variable_path(v)
+            path = _key(v)
             layers.append(
                 {
-                    "path": path,
+                    "path": variable_path(v),
                     "weights": int(w.size),
                     "sparsity": float(np.mean(w == 0)),
                     "bits": s["bits"].get(path),
