@@ -160,7 +160,9 @@ def dense_model(name, settings, x_train, y_train, path, seed, log=print):
     )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     model.save(path)
-    return model
+    # The saved copy, so that a first run and a resumed one convert the same graph (a
+    # reloaded model's TFLite tensor names differ from a freshly built one's).
+    return keras.models.load_model(path)
 
 
 def run(
