@@ -107,7 +107,10 @@ def main(argv):
     def cluster(bits, init="linear_gap", rate_weight=0.0, bias_bits=searched_bias_bits):
         keras_dc.make_reproducible(seed)
         model.load_weights(pruned_path)
-        by_path = {v.path: v for v in keras_dc.compressible_variables(model, min_size=1)}
+        by_path = {
+            "/".join(v.path.split("/")[-2:]): v
+            for v in keras_dc.compressible_variables(model, min_size=1)
+        }
         clustering = keras_dc.WeightClustering(
             overrides=[(by_path[p], b) for p, b in bits.items()],
             init=init,
