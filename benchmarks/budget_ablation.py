@@ -61,6 +61,7 @@ def _without_sparse_raw(model):
     """Bundle bytes of `model` when the encoder may not use SPARSE_RAW (format v1.0 encodings)."""
     import converters
     from converters import decoder, encoder, files
+    from converters.stats import SKELETON_NAME
 
     with tempfile.TemporaryDirectory() as d:
         converters.convert(model, d, verbose=0, picture=False)
@@ -68,10 +69,14 @@ def _without_sparse_raw(model):
         restored = decoder.restore_bytes(skeleton, sidecar)
         segments = [
             encoder.Segment(
-                offset=s.offset, size=s.raw_bytes, dtype=s.dtype, channels=s.channels, name=s.name
+                offset=s["offset"],
+                size=s["raw_bytes"],
+                dtype=s["dtype"],
+                channels=s["channels"],
+                name=s["name"],
             )
-            for s in decoder.inspect(sidecar)
-            if not s.is_skeleton
+            for s in decoder.inspect(sidecar)["segments"]
+            if s["name"] != SKELETON_NAME
         ]
     names = ["RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE"]
     skeleton, sidecar, _ = encoder.build_bundle(restored, segments, encodings=names)

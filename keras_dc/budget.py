@@ -4,18 +4,22 @@
 with the library's own callbacks (`MagnitudePruning`, then `WeightClustering`),
 choosing every layer's sparsity and index bits itself:
 
-1. **Prune** in moves, each followed by retraining and a look at the validation
-   metric. Global moves first: one magnitude threshold over all layers
-   (`GlobalSparsity`) removes a fixed share of the weights still left, so the
-   layers with many small weights lose most. When a global move breaks the
-   budget it is retried once at half the step; then layer moves: the layer that
-   costs the most bytes prunes further on its own, then the next, until each has
-   failed once. A failed move is undone (the last accepted weights come back).
+1. **Prune** in moves, each a gradual cut (``ramp_events`` steps over the first
+   half of the move) followed by retraining and a look at the validation metric.
+   Global moves first: one magnitude threshold over all layers (`GlobalSparsity`)
+   removes a fixed share of the weights still left, so the layers with many small
+   weights lose most. When a global move breaks the budget it is retried at half
+   the step, until a half step fails too; then layer moves: the layer with the most
+   weights left prunes further on its own (again with one half-step retry), then
+   the next. A failed move is undone (the last accepted weights come back). The
+   pruned network then retrains longer (``final_epochs``).
 2. **Cluster**: for each layer the fewest bits (``max_bits`` … ``min_bits``) whose
-   one-shot k-means keeps the metric within its share of the remaining budget,
-   then centroid retraining. If the retrained model breaks the budget, the layer
-   that lost most gets one more bit and clustering runs again from the pruned
-   weights.
+   one-shot k-means keeps the metric within its share of the remaining budget (the
+   biases of the clustered layers too, ``bias_bits="auto"``), then centroid
+   retraining. If the retrained model breaks the budget, the layer that lost most
+   gets one more bit and clustering runs again from the pruned weights. Then **bit
+   moves**: one bit fewer for the layer with the most non-zeros, clustered again
+   from the pruned weights and retrained, kept when within budget and smaller.
 
 Pruning gets ``prune_share`` of the budget; clustering gets the rest. Every
 decision uses the **validation** data only: keep the test set for the final
