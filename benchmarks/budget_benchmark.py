@@ -144,6 +144,7 @@ class BudgetGroup:
             (``max_error``, or the dense validation error + ``max_increase``).
         test_error, bundle_bytes, ratio, validation_error, seconds: Over the runs.
         runs: The runs' results, in seed order.
+        distill: The runs' distillation weight (``--distill``; 0: labels only).
     """
 
     kind: str
@@ -156,10 +157,12 @@ class BudgetGroup:
     validation_error: Summary
     seconds: Summary
     runs: tuple
+    distill: float = 0.0
 
     @property
     def label(self):
-        return budget_label(self.kind, self.value)
+        text = budget_label(self.kind, self.value)
+        return f"{text}, distill {self.distill:g}" if self.distill else text
 
 
 def budget_of(result):
@@ -183,11 +186,12 @@ def group_runs(results):
     """
     by_budget = {}
     for r in results:
-        by_budget.setdefault(r["model"], {}).setdefault(budget_of(r), []).append(r)
+        key = (*budget_of(r), float(r.get("distill") or 0.0))
+        by_budget.setdefault(r["model"], {}).setdefault(key, []).append(r)
     out = {}
     for model, budgets in sorted(by_budget.items()):
         groups = []
-        for (kind, value), runs in budgets.items():
+        for (kind, value, distill), runs in budgets.items():
             runs = tuple(sorted(runs, key=lambda r: r["seed"]))
             limits = [
                 value if kind == "max_error" else r["dense_validation_error"] + value for r in runs
@@ -204,9 +208,10 @@ def group_runs(results):
                     validation_error=Summary.of(r["validation_error"] for r in runs),
                     seconds=Summary.of(r["seconds"] for r in runs),
                     runs=runs,
+                    distill=distill,
                 )
             )
-        out[model] = sorted(groups, key=lambda g: (g.limit, g.kind, g.value))
+        out[model] = sorted(groups, key=lambda g: (g.limit, g.kind, g.value, g.distill))
     return out
 
 

@@ -242,3 +242,17 @@ def test_run_missing_runs_each_missing_run_once(tmp_path, monkeypatch):
     # Again: everything is there, nothing runs.
     assert bb.run_missing(str(tmp_path), ["lenet5"], budgets, [0, 1], log=out.append) == []
     assert len(calls) == 4 and all("reused" in line for line in out[-4:])
+
+
+def test_distilled_runs_are_their_own_group(tmp_path):
+    write_run(str(tmp_path / "a"), "lenet5", "max_error", 0.01, 0, 0.009, 20_000, 0.0095, 60.0)
+    write_run(str(tmp_path / "b"), "lenet5", "max_error", 0.01, 0, 0.008, 30_000, 0.0090, 60.0)
+    with open(tmp_path / "b" / "results.json") as f:
+        res = json.load(f)
+    res["distill"] = 0.5
+    with open(tmp_path / "b" / "results.json", "w") as f:
+        json.dump(res, f)
+    agg = bb.collect(str(tmp_path), figure_dir=str(tmp_path / "img"), log=lambda s: None)
+    table = agg["models"]["lenet5"]["table"]
+    assert cells(table, "≤1.00%")[2] == "0.90% (one run)"
+    assert cells(table, "≤1.00%, distill 0.5")[2] == "0.80% (one run)"
