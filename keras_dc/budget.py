@@ -8,7 +8,8 @@ choosing every layer's sparsity and index bits itself:
    half of the move) followed by retraining and a look at the validation metric.
    Global moves first: one magnitude threshold over all layers (`GlobalSparsity`)
    removes a fixed share of the weights still left, so the layers with many small
-   weights lose most. When a global move breaks the budget it is retried at half
+   weights lose most (if the very first such move fails — BatchNorm makes layer
+   scales incomparable — every layer loses the same share instead, "uniform"). When a global move breaks the budget it is retried at half
    the step, until a half step fails too; then layer moves: the layer with the most
    weights left prunes further on its own (again with one half-step retry), then
    the next. A failed move is undone (the last accepted weights come back). The
@@ -788,21 +789,38 @@ class _Search:
 
     def prune_moves(self):
         s = self.state
-        # Global moves: full steps until one fails, then half steps until one fails.
+        # Global moves: full steps until one fails, then half steps until one fails. One
+        # magnitude threshold over all layers first; if the very first such move fails,
+        # the same share in every layer instead ("uniform"): BatchNorm after a layer makes
+        # its weight scale arbitrary, and one threshold can then empty a whole layer.
         while s["global_failed"] < 2 and not self.out_of_time():
             self.model.set_weights(self.accepted)
             density = self.density()
             step = self.density_step if s["global_failed"] == 0 else (1 + self.density_step) / 2
             target = density * step
-            if density > self.start_density:
+            if density > self.start_density and s["global_failed"] == 0:
                 target = min(self.start_density, target)
+            uniform = s.get("global_kind") == "uniform"
+            overrides = None
+            if uniform:  # every layer keeps the same share of what it has left
+                overrides = [
+                    (v, 1.0 - (1.0 - sp) * target / density)
+                    for v, sp in zip(self.variables, self.layer_state().values())
+                ]
             pruning = MagnitudePruning(
-                GlobalSparsity(1.0 - target),
+                0.0 if uniform else GlobalSparsity(1.0 - target),
                 schedule=self.ramp(1.0 - density, 1.0 - target),
+                overrides=overrides,
                 min_size=self.min_size,
                 verbose=0,
             )
-            if not self.try_prune(f"global: keep {target:.2%}", pruning):
+            kind = "uniform" if uniform else "global"
+            if self.try_prune(f"{kind}: keep {target:.2%}", pruning):
+                s["global_accepted"] = True
+            elif not uniform and not s.get("global_accepted"):
+                s["global_kind"] = "uniform"
+                self.save()
+            else:
                 s["global_failed"] += 1
         if not self.layer_moves:
             return

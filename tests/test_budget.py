@@ -323,3 +323,40 @@ def test_search_on_a_tf_keras_model():
         TF_USE_LEGACY_KERAS="1",
     )
     assert "BUDGET-OK" in out
+
+
+def test_layers_of_very_different_scale_fall_back_to_uniform_moves(mnist):
+    """BatchNormalization after a layer makes its weight scale arbitrary: ×1000 on the hidden
+    kernel (and on BN's moving mean, ×1e6 on its variance) computes the same function, but one
+    magnitude threshold over both layers then empties the output layer. The search must
+    switch to the same share in every layer."""
+    train, val = mnist
+    keras_dc.make_reproducible(0)
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(32, use_bias=False, name="hidden"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.ReLU(),
+            keras.layers.Dense(10, name="out"),
+        ],
+        name="bn_mlp",
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(*train, epochs=4, batch_size=64, verbose=0)
+    before = model.predict(val[0], verbose=0)
+    hidden, bn = model.get_layer("hidden"), model.get_layer("bn")
+    hidden.kernel.assign(hidden.kernel.numpy() * 1000.0)
+    bn.moving_mean.assign(bn.moving_mean.numpy() * 1000.0)
+    bn.moving_variance.assign(bn.moving_variance.numpy() * 1e6)
+    np.testing.assert_allclose(model.predict(val[0], verbose=0), before, rtol=1e-3, atol=1e-3)
+    result = keras_dc.compress_to_budget(
+        model, train, val, max_increase=0.02, size_fn=None, **{**FAST, "layer_moves": False}
+    )
+    moves = [
+        (s["move"].split(":")[0], s["accepted"]) for s in result.steps if s["stage"] == "prune"
+    ]
+    assert moves[0] == ("global", False)
+    assert ("uniform", True) in moves
+    assert all(kind == "uniform" for kind, _ in moves[1:-1])
+    assert min(layer["sparsity"] for layer in result.layers) > 0.3  # both layers pruned
