@@ -85,32 +85,54 @@ REPORTED = {
     ),
 }
 
-_WORK = flags.DEFINE_string(
-    "work", None, "Folder of budget_search run folders (each with a results.json, any depth)."
-)
-_PAPER_JSON = flags.DEFINE_string(
-    "paper_json",
-    None,
-    "JSON written by benchmarks.paper_benchmark --json_out; default: <work>/paper.json when there.",
-)
-_FIGURE_DIR = flags.DEFINE_string(
-    "figure_dir", None, "Folder for budget_<model>.png; default: docs/img of the repository."
-)
-_JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the aggregate as JSON to this file.")
-_RUN = flags.DEFINE_bool("run", False, "Run the missing budget_search runs first, then collect.")
-_MODELS = flags.DEFINE_list("models", ["lenet_300_100"], f"--run: models, from {list(MODELS)}.")
-_BUDGETS = flags.DEFINE_list(
-    "budgets",
-    ["max_increase=0.002"],
-    "--run: budgets, each max_error=<fraction> or max_increase=<fraction>.",
-)
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "--run: seeds.")
-_PAPER = flags.DEFINE_bool(
-    "paper", False, "--run: also run benchmarks.paper_benchmark into <work>/paper.json if missing."
-)
-_SMOKE = flags.DEFINE_bool("smoke", False, "--run: pass --smoke to the children (tiny runs).")
-_DATA = flags.DEFINE_string("data", None, "--run: mnist.npz passed to the children.")
-_TIMEOUT = flags.DEFINE_integer("timeout", 6 * 3600, "--run: seconds before a child is killed.")
+
+def _define_flags():
+    """The command line (defined only when run as a script: tests import this module)."""
+    global \
+        _WORK, \
+        _PAPER_JSON, \
+        _FIGURE_DIR, \
+        _JSON_OUT, \
+        _RUN, \
+        _MODELS, \
+        _BUDGETS, \
+        _SEEDS, \
+        _PAPER, \
+        _SMOKE, \
+        _DATA, \
+        _TIMEOUT
+    _WORK = flags.DEFINE_string(
+        "work", None, "Folder of budget_search run folders (each with a results.json, any depth)."
+    )
+    _PAPER_JSON = flags.DEFINE_string(
+        "paper_json",
+        None,
+        "JSON written by benchmarks.paper_benchmark --json_out; default: <work>/paper.json when there.",
+    )
+    _FIGURE_DIR = flags.DEFINE_string(
+        "figure_dir", None, "Folder for budget_<model>.png; default: docs/img of the repository."
+    )
+    _JSON_OUT = flags.DEFINE_string(
+        "json_out", None, "Also write the aggregate as JSON to this file."
+    )
+    _RUN = flags.DEFINE_bool(
+        "run", False, "Run the missing budget_search runs first, then collect."
+    )
+    _MODELS = flags.DEFINE_list("models", ["lenet_300_100"], f"--run: models, from {list(MODELS)}.")
+    _BUDGETS = flags.DEFINE_list(
+        "budgets",
+        ["max_increase=0.002"],
+        "--run: budgets, each max_error=<fraction> or max_increase=<fraction>.",
+    )
+    _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "--run: seeds.")
+    _PAPER = flags.DEFINE_bool(
+        "paper",
+        False,
+        "--run: also run benchmarks.paper_benchmark into <work>/paper.json if missing.",
+    )
+    _SMOKE = flags.DEFINE_bool("smoke", False, "--run: pass --smoke to the children (tiny runs).")
+    _DATA = flags.DEFINE_string("data", None, "--run: mnist.npz passed to the children.")
+    _TIMEOUT = flags.DEFINE_integer("timeout", 6 * 3600, "--run: seconds before a child is killed.")
 
 
 # --- statistics ------------------------------------------------------------------
@@ -668,4 +690,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
