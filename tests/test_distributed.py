@@ -109,7 +109,8 @@ def test_chief_model_converts_to_the_same_bundle_as_a_single_process_model(clust
     for name in ("model.skeleton.tflite", "model.dcw"):
         cluster_bytes = (tmp_path / "cluster" / name).read_bytes()
         single_bytes = (tmp_path / "single" / name).read_bytes()
-        assert len(cluster_bytes) > 0 and cluster_bytes == single_bytes, name
+        assert cluster_bytes == single_bytes, name  # the skeleton may be empty (compacted)
+        assert name.endswith(".tflite") or len(cluster_bytes) > 0
     assert from_cluster.bundle_bytes == single.bundle_bytes
     # the clustered layers are stored as codebooks, not as raw floats
     report = json.loads((tmp_path / "cluster" / "model.report.json").read_text())
