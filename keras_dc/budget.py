@@ -399,6 +399,12 @@ def _write_atomic(path, data):
         raise
 
 
+def _sparsity(value):
+    """A per-layer target the pruning callback accepts: below 1 even for an emptied layer
+    (whose zeros stay zero anyway: masks are re-derived from the zeros)."""
+    return min(float(value), float(np.nextafter(1.0, 0.0)))
+
+
 def _key(variable):
     """``layer/variable`` of a variable path: the same for a model and its reloaded copy
     (a model loaded from a .keras file names its variables without the model's name)."""
@@ -584,10 +590,12 @@ class _Search:
             out[_key(v)] = float(np.mean(w == 0))
         return out
 
+    def total_weights(self):
+        return sum(int(np.prod(v.shape)) for v in self.variables)
+
     def density(self):
-        total = sum(int(np.prod(v.shape)) for v in self.variables)
         nonzero = sum(int(np.count_nonzero(glue.read(v))) for v in self.variables)
-        return nonzero / total
+        return nonzero / self.total_weights()
 
     def fit(self, callback, epochs, lr):
         """Compile a fresh Adam (cosine decay to 0) and train for `epochs` (a fraction is allowed)."""
@@ -768,7 +776,7 @@ class _Search:
             keep = MagnitudePruning(
                 0.0,
                 schedule=OneShot(0),
-                overrides=[(v, state[_key(v)]) for v in self.variables],
+                overrides=[(v, _sparsity(state[_key(v)])) for v in self.variables],
                 min_size=self.min_size,
                 verbose=0,
             )
@@ -798,13 +806,15 @@ class _Search:
             density = self.density()
             step = self.density_step if s["global_failed"] == 0 else (1 + self.density_step) / 2
             target = density * step
+            if target * self.total_weights() < 1:  # less than one weight would be left
+                break
             if density > self.start_density and s["global_failed"] == 0:
                 target = min(self.start_density, target)
             uniform = s.get("global_kind") == "uniform"
             overrides = None
             if uniform:  # every layer keeps the same share of what it has left
                 overrides = [
-                    (v, 1.0 - (1.0 - sp) * target / density)
+                    (v, _sparsity(1.0 - (1.0 - sp) * target / density))
                     for v, sp in zip(self.variables, self.layer_state().values())
                 ]
             pruning = MagnitudePruning(
@@ -830,15 +840,21 @@ class _Search:
             self.model.set_weights(self.accepted)
             state = self.layer_state()
             failed = s.setdefault("layer_failed", {})
-            candidates = [v for v in self.variables if _key(v) not in s["layers_done"]]
+            candidates = [
+                v
+                for v in self.variables
+                if _key(v) not in s["layers_done"] and np.count_nonzero(glue.read(v)) > 1
+            ]
             if not candidates:
                 break
             variable = max(candidates, key=lambda v: int(np.count_nonzero(glue.read(v))))
             path = _key(variable)
             step = self.density_step if not failed.get(path) else (1 + self.density_step) / 2
             keep = (1.0 - state[path]) * step
-            overrides = [(v, state[_key(v)]) for v in self.variables if v is not variable]
-            overrides.append((variable, 1.0 - keep))
+            overrides = [
+                (v, _sparsity(state[_key(v)])) for v in self.variables if v is not variable
+            ]
+            overrides.append((variable, _sparsity(1.0 - keep)))
             pruning = MagnitudePruning(
                 0.0,
                 schedule=self.ramp(state[path], 1.0 - keep),
