@@ -230,6 +230,7 @@ def convert(
     keep_tflite=False,
     compare_codecs=None,
     compact_skeleton=True,
+    strip_names=True,
     verbose=1,
 ):
     """Converts a Keras model into a verified mobile bundle.
@@ -279,6 +280,12 @@ def convert(
             a segment entry into ZLIB segments of the sidecar (docs/bundle-format.md
             section 13; readable by every v1.0 reader). The skeleton file may then be
             empty. The report lists them as ``skeleton_segments``. Defaults to `True`.
+        strip_names: Blank the names of the flatbuffer's inner tensors (the
+            converter's ``"model/ip1/MatMul;model/ip1/Relu;..."``; inputs, outputs
+            and signatures keep theirs): runtimes never read them, and they are a
+            large part of a small model's skeleton. The restored ``.tflite`` has the
+            same size and runs the same; the report still names each buffer's
+            tensor as converted. Defaults to `True`.
         verbose: 0 silent, 1 progress and the report table. Defaults to `1`.
 
     Returns:
@@ -302,6 +309,8 @@ def convert(
     sparse_tensors = flatbuffer.sparse_weights(flatbuffer.unpack(restored))
     with clock.step("encode_s"):
         keras = keras_names.match_buffers(keras_names.model_variables(model), buffers, restored)
+        if strip_names:
+            restored = flatbuffer.strip_names(restored)
         skeleton, sidecar, stats = _encode(restored, buffers, keras, say, compact_skeleton)
     say("keras-dc: restoring the bundle and running it in LiteRT...")
     with clock.step("restore_s"):

@@ -79,6 +79,13 @@ _COMPACT = flags.DEFINE_bool(
     "(--nocompact_skeleton keeps the whole flatbuffer head in the skeleton file).",
     flag_values=_FLAGS,
 )
+_STRIP = flags.DEFINE_bool(
+    "strip_names",
+    True,
+    "Blank the names of the flatbuffer's inner tensors, which no runtime reads "
+    "(--nostrip_names keeps the converter's names).",
+    flag_values=_FLAGS,
+)
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=_FLAGS)
 _TOLERANCE = flags.DEFINE_float(
     "tolerance",
@@ -95,7 +102,7 @@ _COMMANDS = {
     "convert": (
         "Convert a Keras model into a bundle verified in LiteRT.",
         (_MODEL, _OUT),
-        (_NAME, _FLOAT16, _SPARSE, _LAYOUT, _BATCH, _STRICT, _SAMPLES, _COMPACT),
+        (_NAME, _FLOAT16, _SPARSE, _LAYOUT, _BATCH, _STRICT, _SAMPLES, _COMPACT, _STRIP),
     ),
     "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
     "verify": (
@@ -238,6 +245,7 @@ def _convert():
         strict_delegate=_STRICT.value,
         num_samples=_SAMPLES.value,
         compact_skeleton=_COMPACT.value,
+        strip_names=_STRIP.value,
     )
     sizes = [(p, os.path.getsize(p)) for p in (result.skeleton_path, result.sidecar_path)]
     print(

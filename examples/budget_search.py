@@ -1,8 +1,9 @@
 """The smallest bundle within an accuracy budget, found by `keras_dc.compress_to_budget`.
 
-Trains a dense model on 55,000 MNIST training images (random shifts, as the paper
-examples), holds out the last 5,000 training images as the validation set the
-search decides on, runs the search (pruning moves, then per-layer bits, each
+Trains a dense model on 50,000 MNIST training images (random shifts, as the paper
+examples), holds out the last 10,000 training images as the validation set the
+search decides on (``--validation``; with 5,000 the search over-fitted them: its
+standard error at 1.5% error is 0.17 pp, as large as the budget), runs the search (pruning moves, then per-layer bits, each
 followed by retraining), converts the result into a bundle, restores it and
 measures the restored flatbuffer in LiteRT on the 10,000 test images, which the
 search never sees.
@@ -41,6 +42,14 @@ def define_flags():
         "out", None, "Output folder; default out/budget_<model>_seed<seed>.", **_main
     )
     flags.DEFINE_integer("seed", 0, "Random seed.", **_main)
+    flags.DEFINE_integer(
+        "validation",
+        10000,
+        "Validation images the search decides on (the last ones of the training set; "
+        "the dense model trains on the rest).",
+        lower_bound=100,
+        **_main,
+    )
     flags.DEFINE_float(
         "max_increase",
         0.002,
@@ -171,6 +180,7 @@ def run(
     out,
     data=None,
     seed=0,
+    validation=10000,
     max_increase=0.002,
     max_error=None,
     smoke=False,
@@ -196,8 +206,10 @@ def run(
         settings["prune_epochs"] = prune_epochs
     keras_dc.make_reproducible(seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(data)
-    x_val, y_val = x_train[-5000:], y_train[-5000:]
-    x_train, y_train = x_train[:-5000], y_train[:-5000]
+    if not 0 < validation < len(x_train):
+        raise ValueError(f"validation={validation} must be between 1 and {len(x_train) - 1}.")
+    x_val, y_val = x_train[-validation:], y_train[-validation:]
+    x_train, y_train = x_train[:-validation], y_train[:-validation]
     if smoke:
         x_train, y_train, x_val, y_val = x_train[:2000], y_train[:2000], x_val[:500], y_val[:500]
         x_test, y_test = x_test[:500], y_test[:500]
@@ -274,6 +286,7 @@ def run(
         "max_increase": max_increase,
         "max_error": max_error,
         "distill": distill,
+        "validation_images": len(x_val),
         "dense_test_error": dense_test,
         "dense_validation_error": result.dense_metric,
         "validation_error": result.final_metric,
@@ -318,6 +331,7 @@ def main(argv):
         out=out,
         data=FLAGS.data,
         seed=FLAGS.seed,
+        validation=FLAGS.validation,
         max_increase=FLAGS.max_increase,
         max_error=FLAGS.max_error,
         smoke=FLAGS.smoke,

@@ -13,7 +13,7 @@ import pytest
 
 import converters
 import keras_dc
-from converters import export, files, litert
+from converters import export, files, flatbuffer, litert
 from converters import report as report_lib
 from converters.layout import lay_out
 from keras_dc import schedules
@@ -83,9 +83,11 @@ def test_bundle_restores_and_runs_like_keras(mlp_bundle):
     x = np.random.default_rng(7).normal(size=(1, 196)).astype("float32")
     lite = litert.run(restored, [[x]])[0][0]
     np.testing.assert_allclose(lite, np.asarray(model(x)), atol=1e-5)
-    # The restored flatbuffer is the converter's output in the offset layout, byte for byte.
+    # The restored flatbuffer is the converter's output in the offset layout, byte for
+    # byte, but for the inner tensors' names (blanked by default: strip_names).
     expected, _ = lay_out(export.to_tflite(model))
-    assert restored == expected
+    assert restored == flatbuffer.strip_names(expected)
+    assert len(restored) == len(expected) and restored != expected
     assert result.delegate_problems == []
 
 
@@ -131,7 +133,8 @@ def test_inline_layout_and_float16(mlp, tmp_path):
         mlp, str(tmp_path / "inline"), layout="inline", verbose=0, picture=False
     )
     restored = converters.restore(inline.directory)
-    assert restored == export.to_tflite(mlp)  # inline: the converter's own bytes
+    # inline: the converter's own bytes, but for the inner tensors' names (strip_names)
+    assert restored == flatbuffer.strip_names(export.to_tflite(mlp))
     assert inline.max_abs_diff <= 1e-5
     half = converters.convert(mlp, str(tmp_path / "half"), float16=True, verbose=0, picture=False)
     assert {r["dtype"] for r in half.report["buffers"] if r["role"] == "weight"} == {"float16"}
@@ -221,10 +224,10 @@ def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
         restore_bytes(skeleton, sidecar[:-1])
     with pytest.raises(FormatError):
         restore_bytes(skeleton[:-1], sidecar)
-    # A skeleton from another conversion. With the compacted skeleton (the default) the
-    # flatbuffer travels in the sidecar and two models of one architecture leave the same
-    # few padding bytes, so the mismatch is shown on uncompacted skeletons.
-    plain = {"verbose": 0, "picture": False, "compact_skeleton": False}
+    # A skeleton from another conversion. With the compacted skeleton and the blanked
+    # tensor names (the defaults) two models of one architecture have the same skeleton,
+    # so the mismatch is shown on uncompacted skeletons that keep the names.
+    plain = {"verbose": 0, "picture": False, "compact_skeleton": False, "strip_names": False}
     mine = converters.convert(_compressed_mlp(seed=1), str(tmp_path / "mine"), **plain)
     other = converters.convert(_compressed_mlp(seed=3), str(tmp_path / "other"), **plain)
     my_skeleton, my_sidecar = files.load_bundle(mine.directory)
@@ -335,3 +338,17 @@ def test_compact_skeleton_shrinks_the_bundle_and_reports_truthfully(mlp, mlp_bun
         assert c[key] == p[key], key
     text = report_lib.format_report(compact.report)
     assert "(skeleton)" in text and "(skeleton)" not in report_lib.format_report(plain.report)
+
+
+def test_strip_names_shrinks_the_bundle_and_false_keeps_the_converters_bytes(
+    mlp, mlp_bundle, tmp_path
+):
+    _, stripped = mlp_bundle  # strip_names=True is the default
+    named = converters.convert(mlp, str(tmp_path), verbose=0, picture=False, strip_names=False)
+    expected, _ = lay_out(export.to_tflite(mlp))
+    assert converters.restore(str(tmp_path)) == expected
+    assert named.bundle_bytes > stripped.bundle_bytes
+    # The report names each buffer's tensor as converted, with or without stripping.
+    assert [r["tflite_name"] for r in stripped.report["buffers"]] == [
+        r["tflite_name"] for r in named.report["buffers"]
+    ]

@@ -16,7 +16,7 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
 
 from converters import delegate, export
-from converters.flatbuffer import op_name
+from converters.flatbuffer import op_name, strip_names
 from converters.layout import lay_out
 
 RNG = np.random.default_rng(0)
@@ -323,6 +323,32 @@ def test_offset_layout_without_its_tail_fails_to_load(mlp_tflite):
     # The cut is where the first buffer stored by offset begins, as the schema says.
     buffers = schema.ModelT.InitFromPackedBuf(restored, 0).buffers
     assert min(b.offset for b in buffers if b.offset > 1 and b.size > 0) == segments[0].offset
+
+
+@pytest.mark.parametrize("mode", ["offset", "inline"])
+def test_strip_names_blanks_inner_tensor_names_only(mlp, mlp_tflite, mode):
+    laid_out, _ = lay_out(mlp_tflite, mode=mode)
+    stripped = strip_names(laid_out)
+    assert len(stripped) == len(laid_out) and stripped != laid_out
+    before = schema.ModelT.InitFromPackedBuf(laid_out, 0).subgraphs[0]
+    after = schema.ModelT.InitFromPackedBuf(stripped, 0).subgraphs[0]
+    ends = set(before.inputs) | set(before.outputs)
+    for i, (b, a) in enumerate(zip(before.tensors, after.tensors)):
+        assert a.name == (b.name if i in ends else b"")
+        assert (a.buffer, list(a.shape)) == (b.buffer, list(b.shape))
+    # The inner names were there (the converter's node names) and are gone from the bytes.
+    inner = [t.name for i, t in enumerate(before.tensors) if i not in ends]
+    assert inner and all(n and n not in stripped for n in inner)
+    # Same outputs, same input name for the user; stripping again changes nothing.
+    x = RNG.normal(size=(1, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_run(stripped, x)[0], _run(laid_out, x)[0])
+    names = [
+        Interpreter(model_content=m).get_input_details()[0]["name"] for m in (stripped, laid_out)
+    ]
+    assert names[0] == names[1]
+    assert strip_names(stripped) == stripped
+    with pytest.raises(ValueError, match="TFL3"):
+        strip_names(b"definitely not a model")
 
 
 def test_float16_weights(mlp, mlp_tflite):
