@@ -4,12 +4,16 @@
 with the library's own callbacks (`MagnitudePruning`, then `WeightClustering`),
 choosing every layer's sparsity and index bits itself:
 
+0. **Calibrate** (``calibrate_lr``): retrain the model as given, nothing pruned, and
+   lower the learning rates (÷3) while that alone costs more than half of pruning's
+   share of the budget.
 1. **Prune** in moves, each a gradual cut (``ramp_events`` steps over the first
    half of the move) followed by retraining and a look at the validation metric.
    Global moves first: one magnitude threshold over all layers (`GlobalSparsity`)
    removes a fixed share of the weights still left, so the layers with many small
    weights lose most (if the very first such move fails — BatchNorm makes layer
-   scales incomparable — every layer loses the same share instead, "uniform"). When a global move breaks the budget it is retried at half
+   scales incomparable — every layer loses the same share instead, "uniform").
+   When a global move breaks the budget it is retried at half
    the step, until a half step fails too; then layer moves: the layer with the most
    weights left prunes further on its own (again with one half-step retry), then
    the next. A failed move is undone (the last accepted weights come back). The
@@ -214,6 +218,7 @@ def compress_to_budget(
     validation_split=0.1,
     steps_per_epoch=None,
     learning_rate=1e-3,
+    calibrate_lr=True,
     prune_epochs=2.0,
     start_density=0.5,
     density_step=0.7,
@@ -265,6 +270,14 @@ def compress_to_budget(
             length is unknown. Defaults to `None` (its cardinality).
         learning_rate: Adam's rate after every pruning move, decayed to 0 over
             ``prune_epochs`` (cosine). Defaults to `1e-3`.
+        calibrate_lr: Before pruning, retrain the model as given (nothing pruned)
+            for ``prune_epochs`` at ``learning_rate``; while that alone costs more
+            than half of pruning's share of the budget, divide both learning rates
+            by 3 (at most 3 times). A converged network, BatchNorm ones above all,
+            can lose its whole budget to a fresh optimizer at too high a rate
+            (measured: a MobileNet-style CNN went from 0.78% to 0.98% validation
+            error after half an epoch at 1e-3, and to 0.72% at 1e-4). Defaults to
+            `True`.
         prune_epochs: Retraining epochs after every pruning move; fractions are
             allowed (0.5: half an epoch of batches). Defaults to `2.0`.
         start_density: Fraction of weights kept after the first global move.
@@ -321,6 +334,7 @@ def compress_to_budget(
         loss=loss,
         batch_size=as_int(batch_size, "batch_size", 1),
         learning_rate=as_float(learning_rate, "learning_rate", 0.0),
+        calibrate_lr=bool(calibrate_lr),
         prune_epochs=_as_epochs(prune_epochs, "prune_epochs"),
         start_density=_as_open_fraction(start_density, "start_density"),
         density_step=_as_open_fraction(density_step, "density_step"),
@@ -459,6 +473,7 @@ class _Search:
     loss: object
     batch_size: int
     learning_rate: float
+    calibrate_lr: bool
     prune_epochs: float
     start_density: float
     density_step: float
@@ -598,7 +613,8 @@ class _Search:
         return nonzero / self.total_weights()
 
     def fit(self, callback, epochs, lr):
-        """Compile a fresh Adam (cosine decay to 0) and train for `epochs` (a fraction is allowed)."""
+        """Compile a fresh Adam (cosine decay to 0) and train for `epochs` (a fraction is allowed)
+        with `callback` (a pruning or clustering callback; `None`: plain retraining)."""
         k = _keras_of(self.model)
         steps = max(1, int(round(epochs * self.steps_per_epoch)))
         strategy = getattr(self.model, "distribute_strategy", None)
@@ -614,7 +630,7 @@ class _Search:
             steps_per_epoch=steps,
             shuffle=False,  # the dataset shuffles itself
             verbose=2 if self.verbose == 2 else 0,
-            callbacks=[callback],
+            callbacks=[] if callback is None else [callback],
         )
 
     # --- state (resume) ----------------------------------------------------------
@@ -633,6 +649,7 @@ class _Search:
             "bits": [self.min_bits, self.max_bits],
             "bias_bits": self.bias_bits,
             "n_val": len(self.x_val),
+            "calibrate_lr": self.calibrate_lr,
         }
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -721,6 +738,8 @@ class _Search:
             self.save()
         self.t0 = time.perf_counter()
         if self.state["stage"] == "prune":
+            if self.calibrate_lr and "lr_scale" not in self.state:
+                self.calibrate()
             self.prune()
             self.state["stage"] = "cluster"
             self.state["pruned_metric"] = self.last_accepted_metric()
@@ -734,6 +753,45 @@ class _Search:
             self.save()
         self.model.set_weights(self.accepted)
         return self.result()
+
+    def lr_scale(self):
+        return self.state.get("lr_scale", 1.0)
+
+    def calibrate(self):
+        """The largest learning rate (÷3 steps) at which retraining alone stays within half
+        of pruning's share of the budget; a retraining that improves the model is kept."""
+        s = self.state
+        dense = s["dense_metric"]
+        allowed = dense + 0.5 * self.prune_share * (s["limit"] - dense)
+        scale = 1.0
+        for attempt in range(4):
+            started = time.perf_counter()
+            self.model.set_weights(self.accepted)
+            self.fit(None, self.prune_epochs, self.learning_rate * scale)
+            value = self.evaluate()
+            better = value < self.last_accepted_metric()
+            if better:
+                self.accepted = self.model.get_weights()
+            else:
+                self.model.set_weights(self.accepted)
+            self.log_step(
+                "calibrate",
+                f"retrain only, learning rate {self.learning_rate * scale:.3g}",
+                value,
+                self.measure() if better else None,
+                better,
+                started,
+                allowed,
+            )
+            if value <= allowed + 1e-12 or attempt == 3:
+                break
+            scale /= 3.0
+        s["lr_scale"] = scale
+        self.say(
+            f"learning rates from here: {self.learning_rate * scale:.3g} (pruning), "
+            f"{self.cluster_learning_rate * scale:.3g} (clustering)"
+        )
+        self.save()
 
     def last_accepted_metric(self):
         return [s for s in self.state["steps"] if s["accepted"]][-1]["metric"]
@@ -752,7 +810,7 @@ class _Search:
         """Prune with `pruning`, retrain, keep the result if within the pruning budget."""
         started = time.perf_counter()
         self.model.set_weights(self.accepted)
-        self.fit(pruning, epochs or self.prune_epochs, self.learning_rate)
+        self.fit(pruning, epochs or self.prune_epochs, self.learning_rate * self.lr_scale())
         value = self.evaluate()
         s = self.state
         limit = s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"])
@@ -963,7 +1021,7 @@ class _Search:
             bias_bits=bias_bits,
             verbose=0,
         )
-        self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate)
+        self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate * self.lr_scale())
         value = self.evaluate()
         ok = value <= s["limit"] + 1e-12
         size = self.measure() if ok else None

@@ -81,7 +81,9 @@ def test_budget_holds_on_the_validation_data(searched, mnist):
     prune_limit = result.dense_metric + 0.75 * (result.limit - result.dense_metric)
     assert rejected
     for step in rejected:
-        if step["stage"] == "prune":
+        if step["stage"] == "calibrate":  # plain retraining, kept only when it helped
+            assert step["metric"] >= result.dense_metric, step
+        elif step["stage"] == "prune":
             assert step["metric"] > prune_limit + 1e-9, step
         else:
             assert step["metric"] > result.limit + 1e-9 or step["bytes"] is not None, step
@@ -360,3 +362,34 @@ def test_layers_of_very_different_scale_fall_back_to_uniform_moves(mnist):
     assert ("uniform", True) in moves
     assert all(kind == "uniform" for kind, _ in moves[1:-1])
     assert min(layer["sparsity"] for layer in result.layers) > 0.3  # both layers pruned
+
+
+def test_calibration_lowers_a_learning_rate_that_alone_breaks_the_budget(mnist):
+    """Adam at 0.3 wrecks the trained MLP in a few batches: without calibration no pruning
+    move can fit the budget; with it the rate drops (÷3 steps) until plain retraining
+    stays within half of pruning's share, and pruning then goes ahead."""
+    train, val = mnist
+    settings = {
+        **FAST,
+        "learning_rate": 0.3,
+        "layer_moves": False,
+        "final_epochs": 0,
+        **{"min_bits": 5, "max_bits": 5, "bit_moves": False, "bias_bits": None},
+    }
+    runs = {}
+    for calibrate in (True, False):
+        model = trained_mlp(mnist)
+        runs[calibrate] = keras_dc.compress_to_budget(
+            model, train, val, max_increase=0.02, size_fn=None, calibrate_lr=calibrate, **settings
+        )
+    steps = runs[True].steps
+    calibration = [s for s in steps if s["stage"] == "calibrate"]
+    rates = [float(s["move"].rsplit(" ", 1)[1]) for s in calibration]
+    assert len(rates) >= 2 and rates[0] == pytest.approx(0.3)
+    assert rates == pytest.approx([0.3 / 3**i for i in range(len(rates))], rel=1e-2)
+    dense, limit = runs[True].dense_metric, runs[True].limit
+    allowed = dense + 0.5 * 0.75 * (limit - dense)
+    assert all(s["metric"] > allowed for s in calibration[:-1])
+    assert any(s["stage"] == "prune" and s["accepted"] for s in steps)
+    assert not any(s["stage"] == "calibrate" for s in runs[False].steps)
+    assert not any(s["stage"] == "prune" and s["accepted"] for s in runs[False].steps)
