@@ -387,7 +387,9 @@ def convert(
     int8_tflite_bytes = len(flat)
     if int8:  # the check knows the GPU delegate's float profile only (docs/int8.md)
         problems = []
-        say("keras-dc: delegate check skipped for int8 (it checks the GPU delegate's float profile)")
+        say(
+            "keras-dc: delegate check skipped for int8 (it checks the GPU delegate's float profile)"
+        )
     else:
         problems = _check_delegate(flat, strict_delegate, say)
     with clock.step("layout_s"):
@@ -397,7 +399,9 @@ def convert(
     with clock.step("encode_s"):
         variables = keras_names.model_variables(model)
         keras = keras_names.match_buffers(variables, buffers, restored)
-        int8_weights = quantized.weight_structure(buffers, keras, variables, restored) if int8 else []
+        int8_weights = (
+            quantized.weight_structure(buffers, keras, variables, restored) if int8 else []
+        )
         if strip_names:
             restored = flatbuffer.strip_names(restored)
         skeleton, sidecar, stats = _encode(restored, buffers, keras, say, compact_skeleton)

@@ -410,9 +410,9 @@ def _float_ops(flatbuffer: bytes, int8_io: bool) -> list[str]:
             tensors = [t for t in list(op.inputs) + list(op.outputs) if t >= 0]
             if any(graph.tensors[t].type == schema.TensorType.FLOAT32 for t in tensors):
                 label = name
-                outputs = [graph.tensors[t].name for t in op.outputs]
-                if outputs and outputs[0]:
-                    label += f" ({outputs[0].decode() if isinstance(outputs[0], bytes) else outputs[0]})"
+                tensor = graph.tensors[op.outputs[0]].name if len(op.outputs) else None
+                if tensor:
+                    label += f" ({tensor.decode() if isinstance(tensor, bytes) else tensor})"
                 if label not in found:
                     found.append(label)
     return found

@@ -112,8 +112,7 @@ def _int8_hits(arrays, candidates, values):
     for i in candidates:
         for layout in _keras_layouts(arrays[i][1], values.shape):
             if any(
-                np.max(np.abs(quantize_per_channel(layout, axis) - values)) <= 1
-                for axis in (0, -1)
+                np.max(np.abs(quantize_per_channel(layout, axis) - values)) <= 1 for axis in (0, -1)
             ):
                 hits.append(i)
                 break

@@ -105,7 +105,9 @@ def test_int8_bundle_restores_byte_identically_and_matches_the_keras_kernels(int
         expected = _tflite_layout(kernel)
         (quantized,) = [w for b, w in weights if w.shape == expected.shape]
         assert np.array_equal(quantized == 0, expected == 0)  # zeros exactly where Keras has them
-        per_channel = [np.unique(row[row != 0]).size for row in quantized.reshape(len(quantized), -1)]
+        per_channel = [
+            np.unique(row[row != 0]).size for row in quantized.reshape(len(quantized), -1)
+        ]
         assert 1 < max(per_channel) <= 2**BITS, per_channel
 
 
