@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from converters import decoder as decoder_lib
-from converters import delegate, export, files, flatbuffer, keras_names, litert
+from converters import delegate, export, files, flatbuffer, keras_names, litert, quantized
 from converters import encoder as encoder_lib
 from converters import layout as layout_lib
 from converters import report as report_lib
@@ -45,11 +45,16 @@ class BundleResult:
         report: The report dict (also written as NAME.report.json).
         max_abs_diff: Largest |LiteRT − Keras| over the verification inputs.
         max_scaled_diff: Largest |LiteRT − Keras| / (1 + |Keras|), the figure held
-            to the tolerance (1e-5 float32, 1e-2 float16).
+            to the tolerance (1e-5 float32, 1e-2 float16); for int8 bundles
+            |LiteRT − Keras| / (range of the Keras outputs), held to
+            `converters.quantized.TOLERANCE`.
         delegate_problems: Problems found by the static delegate check (empty = compatible).
         max_scaled_diff: See ``max_abs_diff``.
         sparse_tensors: The FULLY_CONNECTED weights stored as TFLite sparse
             tensors (`converters.flatbuffer.SparseWeight`; ``convert(sparse=True)``).
+        int8_weights: For ``convert(int8=True)``, one `converters.quantized.Int8Weight`
+            per int8 weight tensor matched to a Keras kernel (zeros, distinct values
+            per channel).
     """
 
     directory: str
@@ -60,6 +65,7 @@ class BundleResult:
     delegate_problems: list
     max_scaled_diff: float = None
     sparse_tensors: list = dataclasses.field(default_factory=list)
+    int8_weights: list = dataclasses.field(default_factory=list)
 
     @property
     def bundle_bytes(self):
@@ -74,15 +80,27 @@ class _ExportOptions:
     sparse: bool = False
     batch_size: int = 1
     layout: str = "offset"
+    int8: bool = False
+    int8_io: bool = False
 
     def __post_init__(self):
         if self.layout not in layout_lib.MODES:
             raise ValueError(f"layout must be 'offset' or 'inline', received {self.layout!r}.")
+        if self.int8 and (self.float16 or self.sparse):
+            raise ValueError(
+                "int8=True cannot be combined with float16=True or sparse=True: an int8 "
+                "bundle holds int8 weights; pick one of them."
+            )
+        if self.int8_io and not self.int8:
+            raise ValueError("int8_io=True needs int8=True.")
 
     @property
     def tolerance(self):
         """Allowed |LiteRT − Keras| / (1 + |Keras|): 1e-5 for float32 (so ≤ 1e-5 absolute
-        for outputs below 1), 1e-2 for float16 weights."""
+        for outputs below 1), 1e-2 for float16 weights; for int8, |LiteRT − Keras| /
+        (range of the Keras outputs) ≤ `converters.quantized.TOLERANCE`."""
+        if self.int8:
+            return quantized.TOLERANCE
         return 1e-2 if self.float16 else 1e-5
 
 
@@ -93,10 +111,16 @@ class _Samples:
     given: list | None = None
     count: int = 8
     seed: int = 0
+    representative: object = None
 
     def batches_for(self, model_bytes, names):
+        """The given batches, else the first `count` representative ones, else random ones."""
         if self.given is not None:
             return self.given
+        if self.representative is not None:
+            (example,) = litert.sample_inputs_for(model_bytes, 1, self.seed, names)
+            shapes = [np.shape(a) for a in example]
+            return export.representative_batches(self.representative, shapes, self.count)
         return litert.sample_inputs_for(model_bytes, self.count, self.seed, names)
 
 
@@ -119,14 +143,23 @@ def _printer(verbose):
     return (lambda msg: print(msg, flush=True)) if verbose else (lambda msg: None)
 
 
-def _export(model_or_path, options, say):
+def _export(model_or_path, options, representative_data, say):
     """Loads the model and converts it: ``(model, flatbuffer, dense float32 size)``."""
     model = export.load_model(model_or_path)
-    say("keras-dc: converting with the TFLite converter (builtin ops only)...")
-    flat = export.to_tflite(
-        model, float16=options.float16, sparse=options.sparse, batch_size=options.batch_size
+    say(
+        "keras-dc: converting with the TFLite converter (builtin ops only"
+        + (", full-integer int8)..." if options.int8 else ")...")
     )
-    if options.float16 or options.sparse:
+    flat = export.to_tflite(
+        model,
+        float16=options.float16,
+        sparse=options.sparse,
+        int8=options.int8,
+        representative_data=representative_data,
+        int8_io=options.int8_io,
+        batch_size=options.batch_size,
+    )
+    if options.float16 or options.sparse or options.int8:
         dense_bytes = len(export.to_tflite(model, float16=False, batch_size=options.batch_size))
     else:
         dense_bytes = len(flat)
@@ -175,13 +208,18 @@ def _check_restores(skeleton, sidecar, restored):
         raise RuntimeError("internal error: the restored flatbuffer differs from the encoded one.")
 
 
-def _compare_with_keras(model, restored, samples, say):
-    """Runs `restored` in LiteRT and the model in Keras: ``(max |diff|, max scaled |diff|)``."""
+def _compare_with_keras(model, restored, samples, say, int8=False):
+    """Runs `restored` in LiteRT and the model in Keras: ``(max |diff|, max scaled |diff|)``.
+
+    Scaled by ``1 + |Keras|``, or for `int8` by the range of the Keras outputs
+    (`converters.quantized.output_error`)."""
     names = litert.keras_input_names(model)
     batches = samples.batches_for(restored, names)
-    lite = litert.run(restored, batches, names)
     reference = litert.keras_outputs(model, batches)
-    diff, scaled = litert.compare_outputs(lite, reference)
+    if int8:
+        diff, scaled = quantized.output_error(quantized.run(restored, batches, names), reference)
+    else:
+        diff, scaled = litert.compare_outputs(litert.run(restored, batches, names), reference)
     distinct = np.unique(np.concatenate([np.ravel(o) for batch in reference for o in batch]))
     if distinct.size < 3:
         say(
@@ -190,6 +228,19 @@ def _compare_with_keras(model, restored, samples, say):
             "pass sample_inputs= with realistic data."
         )
     return diff, scaled
+
+
+def _int8_section(options, int8_tflite_bytes, scaled, int8_weights):
+    """The report's ``int8`` section (None for float bundles)."""
+    if not options.int8:
+        return None
+    return {
+        "int8_io": options.int8_io,
+        "int8_tflite_bytes": int8_tflite_bytes,
+        "max_diff_over_output_range": float(scaled),
+        "tolerance": options.tolerance,
+        "weights": [w.as_dict() for w in int8_weights],
+    }
 
 
 def _bundle_files(
@@ -220,6 +271,9 @@ def convert(
     name="model",
     float16=False,
     sparse=False,
+    int8=False,
+    representative_data=None,
+    int8_io=False,
     layout="offset",
     sample_inputs=None,
     num_samples=8,
@@ -242,7 +296,8 @@ def convert(
     raw or zlib) → restore the bundle from the encoded bytes and check it is
     byte-identical → run it in the LiteRT interpreter and compare with the
     Keras model (float32: every output within 1e-5 × (1 + |Keras output|);
-    float16 weights: 1e-2) → write the files atomically with a report.
+    float16 weights: 1e-2; int8: within `converters.quantized.TOLERANCE` (5%) of
+    the range of the Keras outputs) → write the files atomically with a report.
 
     Args:
         model_or_path: An in-memory Keras 3 model, a ``.keras`` path, or a tf_keras
@@ -259,6 +314,20 @@ def convert(
             report lists the sparse weights (``sparse_tensors``). The GPU
             delegate densifies sparse tensors, so the delegate check flags them.
             Defaults to `False`.
+        int8: Full-integer int8 post-training quantization (docs/int8.md): int8
+            weights per output channel with zero point 0 (pruned zeros stay 0,
+            clustered channels keep at most 2^bits non-zero values), int32 biases,
+            int8 activations calibrated on `representative_data`. The report gains
+            an ``int8`` section (zeros and distinct values per channel of each
+            weight). Not with `float16` or `sparse`. Defaults to `False`.
+        representative_data: Required with `int8`: real inputs (an array with
+            samples first, or a list of arrays in input order for several inputs).
+            The first 100 batches of `batch_size` samples calibrate the activations;
+            the first `num_samples` batches also verify the bundle when
+            `sample_inputs` is None. Defaults to `None`.
+        int8_io: With `int8`, int8 inputs and outputs as well (quantize with the
+            input tensor's scale and zero point). Defaults to `False`: float32
+            inputs and outputs.
         layout: "offset" (weights behind the flatbuffer via ``Buffer.offset``, a
             skeleton of a few KB that fails loudly if run unrestored) or "inline"
             (weights at their usual places, for runtimes that ignore
@@ -266,11 +335,12 @@ def convert(
         sample_inputs: Inputs to compare LiteRT with Keras: a list of batches, each
             a list of arrays in input order (batch size as converted). Defaults
             to `num_samples` random batches.
-        num_samples: Random verification batches when ``sample_inputs`` is None.
+        num_samples: Verification batches when ``sample_inputs`` is None (random,
+            or the first ones of `representative_data` for `int8`).
         seed: Seed of the random verification inputs.
         batch_size: Static batch size of the converted model. Defaults to `1`.
         strict_delegate: Raise instead of warn when the delegate check finds
-            problems. Defaults to `False`.
+            problems (the GPU delegate check; not run for `int8`). Defaults to `False`.
         picture: Also write NAME.report.png (needs matplotlib). Defaults to `True`.
         keep_tflite: Also write the restored NAME.tflite. Defaults to `False`.
         compare_codecs: Also report gzip -9 and zstd -19 sizes of the restored
@@ -295,20 +365,43 @@ def convert(
         >>> result = converters.convert(model, "out/")
         >>> result.bundle_bytes, result.report["totals"]["ratio_vs_dense"]
     """
-    options = _ExportOptions(float16=float16, sparse=sparse, batch_size=batch_size, layout=layout)
-    samples = _Samples(sample_inputs, num_samples, seed)
+    options = _ExportOptions(
+        float16=float16,
+        sparse=sparse,
+        batch_size=batch_size,
+        layout=layout,
+        int8=int8,
+        int8_io=int8_io,
+    )
+    if int8 and representative_data is None:
+        raise ValueError(
+            "int8=True needs representative_data: an array of real inputs (e.g. 100-500 "
+            "training samples, samples first) to calibrate the int8 activation ranges."
+        )
+    samples = _Samples(sample_inputs, num_samples, seed, representative_data if int8 else None)
     say = _printer(verbose)
     clock = _Stopwatch()
 
     with clock.step("convert_s"):
-        model, flat, dense_bytes = _export(model_or_path, options, say)
-    problems = _check_delegate(flat, strict_delegate, say)
+        model, flat, dense_bytes = _export(model_or_path, options, representative_data, say)
+    int8_tflite_bytes = len(flat)
+    if int8:  # the check knows the GPU delegate's float profile only (docs/int8.md)
+        problems = []
+        say(
+            "keras-dc: delegate check skipped for int8 (it checks the GPU delegate's float profile)"
+        )
+    else:
+        problems = _check_delegate(flat, strict_delegate, say)
     with clock.step("layout_s"):
         restored, buffers = layout_lib.lay_out(flat, mode=layout)
     del flat  # the model's size again: not needed after the layout
     sparse_tensors = flatbuffer.sparse_weights(flatbuffer.unpack(restored))
     with clock.step("encode_s"):
-        keras = keras_names.match_buffers(keras_names.model_variables(model), buffers, restored)
+        variables = keras_names.model_variables(model)
+        keras = keras_names.match_buffers(variables, buffers, restored)
+        int8_weights = (
+            quantized.weight_structure(buffers, keras, variables, restored) if int8 else []
+        )
         if strip_names:
             restored = flatbuffer.strip_names(restored)
         skeleton, sidecar, stats = _encode(restored, buffers, keras, say, compact_skeleton)
@@ -316,11 +409,12 @@ def convert(
     with clock.step("restore_s"):
         _check_restores(skeleton, sidecar, restored)
     with clock.step("verify_s"):
-        diff, scaled = _compare_with_keras(model, restored, samples, say)
+        diff, scaled = _compare_with_keras(model, restored, samples, say, int8)
     if not scaled <= options.tolerance:
+        measure = "the range of the Keras outputs" if int8 else "(1 + |Keras output|)"
         raise ValueError(
             f"verification failed: LiteRT output of the restored bundle differs from Keras by {diff:.3g} "
-            f"(|diff| / (1 + |Keras output|) = {scaled:.3g} > tolerance {options.tolerance:g})."
+            f"(|diff| / {measure} = {scaled:.3g} > tolerance {options.tolerance:g})."
         )
 
     report = report_lib.build_report(
@@ -338,6 +432,7 @@ def convert(
         timings=clock.seconds,
         compare_codecs=compare_codecs,
         sparse_weights=sparse_tensors,
+        int8=_int8_section(options, int8_tflite_bytes, scaled, int8_weights),
     )
     files.write_atomic(
         _bundle_files(
@@ -363,6 +458,7 @@ def convert(
         problems,
         max_scaled_diff=scaled,
         sparse_tensors=sparse_tensors,
+        int8_weights=int8_weights,
     )
 
 

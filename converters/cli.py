@@ -6,6 +6,7 @@ Commands:
   convert  --model=M.keras --out=DIR    convert a Keras model into a bundle verified in LiteRT:
                                         DIR/NAME.skeleton.tflite + DIR/NAME.dcw (the 2 files
                                         a phone needs) and DIR/NAME.report.{json,txt,png}
+           [--int8 --representative=X.npy]  full-integer int8 bundle (docs/int8.md)
   inspect  --bundle=DIR                 the sidecar's per-buffer table
   verify   --bundle=DIR [--model=M]     restore the bundle and run it in LiteRT; with --model,
                                         compare its outputs with the Keras model's; without,
@@ -58,6 +59,26 @@ _SPARSE = flags.DEFINE_bool(
     "Dense kernels pruned with MagnitudePruning(block='litert') then run LiteRT's sparse kernel.",
     flag_values=_FLAGS,
 )
+_INT8 = flags.DEFINE_bool(
+    "int8",
+    False,
+    "Full-integer int8 bundle (int8 weights and activations, for NPU/DSP delegates); needs "
+    "--representative.",
+    flag_values=_FLAGS,
+)
+_REPRESENTATIVE = flags.DEFINE_string(
+    "representative",
+    None,
+    "With --int8: a .npy file of real inputs (samples first), or a .npz with one array per "
+    "model input in input order; the first 100 samples calibrate the activations.",
+    flag_values=_FLAGS,
+)
+_INT8_IO = flags.DEFINE_bool(
+    "int8_io",
+    False,
+    "With --int8: int8 inputs and outputs too (default: float32 inputs and outputs).",
+    flag_values=_FLAGS,
+)
 _LAYOUT = flags.DEFINE_enum(
     "layout",
     "offset",
@@ -102,7 +123,20 @@ _COMMANDS = {
     "convert": (
         "Convert a Keras model into a bundle verified in LiteRT.",
         (_MODEL, _OUT),
-        (_NAME, _FLOAT16, _SPARSE, _LAYOUT, _BATCH, _STRICT, _SAMPLES, _COMPACT, _STRIP),
+        (
+            _NAME,
+            _FLOAT16,
+            _SPARSE,
+            _INT8,
+            _REPRESENTATIVE,
+            _INT8_IO,
+            _LAYOUT,
+            _BATCH,
+            _STRICT,
+            _SAMPLES,
+            _COMPACT,
+            _STRIP,
+        ),
     ),
     "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
     "verify": (
@@ -125,6 +159,9 @@ _ALL_FLAGS = (
     _NAME,
     _FLOAT16,
     _SPARSE,
+    _INT8,
+    _REPRESENTATIVE,
+    _INT8_IO,
     _LAYOUT,
     _BATCH,
     _STRICT,
@@ -228,18 +265,46 @@ def _print_json(value):
     print(json.dumps(value, indent=2, default=str))
 
 
+def _representative_data():
+    """The arrays of --representative (None without it); checked against --int8."""
+    path = _REPRESENTATIVE.value
+    if path is None:
+        if _INT8.value:
+            raise _CliError("--int8 needs --representative=FILE.npy|npz (real input samples)")
+        return None
+    if not _INT8.value:
+        raise _CliError("--representative is used only with --int8")
+    if not os.path.isfile(path) or not path.endswith((".npy", ".npz")):
+        raise _CliError(f"--representative {path!r} is not a .npy or .npz file")
+    import numpy as np
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise _CliError(f"--representative {path!r}: {e}") from None
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        arrays = [loaded[k] for k in loaded.files]
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
 def _convert():
     import converters
 
     _check_writable_dir(_OUT.value, "--out")
     if not os.path.isfile(_MODEL.value):
         raise _CliError(f"--model {_MODEL.value!r} is not a file")
+    representative = _representative_data()
     result = converters.convert(
         _MODEL.value,
         _OUT.value,
         name=_NAME.value or "model",
         float16=_FLOAT16.value,
         sparse=_SPARSE.value,
+        int8=_INT8.value,
+        representative_data=representative,
+        int8_io=_INT8_IO.value,
         layout=_LAYOUT.value,
         batch_size=_BATCH.value,
         strict_delegate=_STRICT.value,
@@ -248,8 +313,9 @@ def _convert():
         strip_names=_STRIP.value,
     )
     sizes = [(p, os.path.getsize(p)) for p in (result.skeleton_path, result.sidecar_path)]
+    inputs = "representative" if _INT8.value else "random"
     print(
-        f"max |LiteRT - Keras| = {result.max_abs_diff:.3g} on {_SAMPLES.value} random input batches"
+        f"max |LiteRT - Keras| = {result.max_abs_diff:.3g} on {_SAMPLES.value} {inputs} input batches"
     )
     print(
         f"ship these 2 files ({sum(s for _, s in sizes):,} bytes): "

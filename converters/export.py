@@ -5,7 +5,8 @@ tf_keras (legacy Keras 2) model, including one pruned and clustered with
 tensorflow-model-optimization and stripped. `to_tflite` exports it as a
 SavedModel with a static input signature and runs `tf.lite.TFLiteConverter`
 with builtin ops only (never Flex/TF Select or custom ops, which no delegate
-runs) and float32 (or, optionally, float16) weights. The converter's native
+runs) and float32 (or, optionally, float16) weights, or as a full-integer int8
+model (post-training quantization calibrated on representative inputs). The converter's native
 log is captured, and a failure is summarised from it (the ops without a
 builtin kernel and the layers they come from) instead of pages of MLIR.
 
@@ -334,12 +335,109 @@ def _conversion_error(exc: Exception, native: str, model=None) -> ValueError:
     return ValueError(f"TFLite conversion failed:\n{detail}")
 
 
-def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signature=None) -> bytes:
+# How many representative samples (each one batch of `batch_size`) calibrate int8.
+REPRESENTATIVE_SAMPLES = 100
+
+
+def representative_batches(representative_data, signature_shapes, limit=REPRESENTATIVE_SAMPLES):
+    """Splits representative inputs into calibration batches of the converted shapes.
+
+    Args:
+        representative_data: An array of real inputs (first axis: samples) for a
+            single-input model, or a list of such arrays, one per input in the
+            model's input order, all with the same number of samples.
+        signature_shapes: The converted input shapes (batch first), in input order.
+        limit: Most batches returned. Defaults to `REPRESENTATIVE_SAMPLES`.
+
+    Returns:
+        A list of batches, each a list of float32 arrays (one per input) with the
+        converted shapes: the first ``limit × batch_size`` samples.
+
+    Raises:
+        ValueError: The data are missing, empty, fewer than one batch, or do not
+            fit the inputs' shapes.
+    """
+    if representative_data is None:
+        raise ValueError(
+            "int8=True needs representative_data: an array of real inputs (e.g. 100-500 "
+            "training samples) to calibrate the activation ranges."
+        )
+    arrays = (
+        list(representative_data)
+        if isinstance(representative_data, (list, tuple))
+        else [representative_data]
+    )
+    if len(arrays) != len(signature_shapes):
+        raise ValueError(
+            f"representative_data holds {len(arrays)} array(s), the model has "
+            f"{len(signature_shapes)} input(s): pass one array per input, in input order."
+        )
+    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    counts = {a.shape[0] if a.ndim else 0 for a in arrays}
+    batch = signature_shapes[0][0] if signature_shapes[0] else 1
+    for i, (a, shape) in enumerate(zip(arrays, signature_shapes)):
+        if a.ndim != len(shape) or tuple(a.shape[1:]) != tuple(shape[1:]):
+            raise ValueError(
+                f"representative_data[{i}] has shape {a.shape}; input {i} takes samples of "
+                f"shape {tuple(shape[1:])}: pass an array of shape (samples, *{tuple(shape[1:])})."
+            )
+    if len(counts) != 1 or min(counts) < batch:
+        raise ValueError(
+            f"representative_data needs the same number of samples (at least the batch size "
+            f"{batch}) in every array; received {sorted(counts)}."
+        )
+    n = min(counts.pop() // batch, limit)
+    return [[a[k * batch : (k + 1) * batch] for a in arrays] for k in range(n)]
+
+
+def _float_ops(flatbuffer: bytes, int8_io: bool) -> list[str]:
+    """Builtin ops of a full-integer model that still compute in float.
+
+    QUANTIZE at the inputs and DEQUANTIZE at the outputs are the float I/O (unless
+    `int8_io`); any other op reading or writing a float32 tensor has no int8 kernel.
+    """
+    from ai_edge_litert import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(flatbuffer, 0))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    found = []
+    for graph in model.subgraphs or []:
+        for op in graph.operators or []:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            if name in ("QUANTIZE", "DEQUANTIZE") and not int8_io:
+                continue
+            tensors = [t for t in list(op.inputs) + list(op.outputs) if t >= 0]
+            if any(graph.tensors[t].type == schema.TensorType.FLOAT32 for t in tensors):
+                label = name
+                tensor = graph.tensors[op.outputs[0]].name if len(op.outputs) else None
+                if tensor:
+                    label += f" ({tensor.decode() if isinstance(tensor, bytes) else tensor})"
+                if label not in found:
+                    found.append(label)
+    return found
+
+
+def to_tflite(
+    model,
+    *,
+    float16=False,
+    sparse=False,
+    int8=False,
+    representative_data=None,
+    int8_io=False,
+    batch_size=1,
+    input_signature=None,
+) -> bytes:
     """Converts a Keras model into a TFLite flatbuffer with builtin ops only.
 
     The model is exported as a SavedModel serving `model(x, training=False)`
     with a static input signature, then converted by the real
-    `tf.lite.TFLiteConverter` with `supported_ops=[TFLITE_BUILTINS]`.
+    `tf.lite.TFLiteConverter` with `supported_ops=[TFLITE_BUILTINS]`, or for
+    `int8` full-integer post-training quantization: `Optimize.DEFAULT`, the
+    representative dataset and `supported_ops=[TFLITE_BUILTINS_INT8]` (weights
+    int8 per output channel with zero point 0, so pruned zeros stay exactly 0;
+    biases int32; activations int8).
 
     Args:
         model: Anything `load_model` accepts (a Keras 3 model, a tf_keras model,
@@ -353,6 +451,15 @@ def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signatu
             (`keras_dc.MagnitudePruning(block="litert")`) then run LiteRT's
             sparse kernel; other sparse tensors are densified at load and
             unstructured ones run slower than dense. Defaults to `False`.
+        int8: Full-integer int8 model (for NPU/DSP/Edge-TPU-class delegates).
+            Defaults to `False`.
+        representative_data: Real inputs calibrating the int8 activation ranges:
+            an array (samples first) or, for several inputs, a list of arrays in
+            input order. The first `REPRESENTATIVE_SAMPLES` (100) batches of
+            `batch_size` samples are used. Required with `int8`.
+        int8_io: With `int8`, int8 inputs and outputs too (the caller quantizes
+            with the input tensor's scale and zero point). Defaults to `False`:
+            float32 inputs/outputs with QUANTIZE/DEQUANTIZE ops at the edges.
         batch_size: Batch dimension given to every input whose batch dimension
             is None. A batch fixed by the model (`keras.Input(batch_size=...)`)
             is kept. Defaults to `1`.
@@ -368,7 +475,9 @@ def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signatu
         TypeError: `model` is not a Keras model (see `load_model`).
         ValueError: An input has a dynamic non-batch dimension, `batch_size` is
             not a positive int, or the converter fails; a failure caused by ops
-            without a builtin kernel names them.
+            without a builtin kernel names them, and so does an `int8` model with
+            ops left in float (no int8 kernel). `int8` without
+            `representative_data`, or with `float16` or `sparse`.
     """
     if (
         isinstance(batch_size, bool)
@@ -380,6 +489,18 @@ def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signatu
         raise TypeError(f"`float16` must be a bool, got {float16!r}.")
     if not isinstance(sparse, bool):
         raise TypeError(f"`sparse` must be a bool, got {sparse!r}.")
+    for flag, value in (("int8", int8), ("int8_io", int8_io)):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{flag}` must be a bool, got {value!r}.")
+    if int8 and (float16 or sparse):
+        raise ValueError(
+            "int8=True cannot be combined with float16=True or sparse=True: an int8 model "
+            "has int8 weights; pick one."
+        )
+    if int8_io and not int8:
+        raise ValueError("int8_io=True needs int8=True.")
+    if int8 and representative_data is None:
+        representative_batches(None, [])  # raises the message
     model = load_model(model)
     keras3 = _is_keras3_model(model)
 
@@ -388,6 +509,10 @@ def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signatu
     signature = _signature_from(
         _input_structure(model, keras3, input_signature), int(batch_size), tf
     )
+    calibration = None
+    if int8:
+        shapes = [spec.shape.as_list() for spec in tf.nest.flatten(signature)]
+        calibration = representative_batches(representative_data, shapes)
     with tempfile.TemporaryDirectory(prefix="keras_dc_export_") as directory:
         with _quiet_conversion() as native:
             try:
@@ -395,6 +520,13 @@ def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signatu
                 converter = tf.lite.TFLiteConverter.from_saved_model(directory)
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
                 optimizations = []
+                if int8:
+                    optimizations.append(tf.lite.Optimize.DEFAULT)
+                    converter.representative_dataset = lambda: iter(calibration)
+                    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                    if int8_io:
+                        converter.inference_input_type = tf.int8
+                        converter.inference_output_type = tf.int8
                 if float16:
                     optimizations.append(tf.lite.Optimize.DEFAULT)
                     converter.target_spec.supported_types = [tf.float16]
@@ -410,4 +542,12 @@ def to_tflite(model, *, float16=False, sparse=False, batch_size=1, input_signatu
             # The converter's own message runs to hundreds of lines of MLIR;
             # the summary names the ops or the first error lines instead.
             raise _conversion_error(failure, "".join(native), model) from None
+    if int8:
+        left = _float_ops(bytes(flatbuffer), int8_io)
+        if left:
+            raise ValueError(
+                "int8 conversion failed: op(s) "
+                f"{', '.join(left)} still compute in float (no int8 kernel); replace the "
+                "layer(s) that use them or convert without int8."
+            )
     return bytes(flatbuffer)

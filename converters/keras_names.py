@@ -10,7 +10,13 @@ the user named them, so each buffer is matched to the Keras variables by value:
    identical constants merged into one buffer match every variable that holds them;
    a sparse tensor's buffer (shorter than its shape: only its non-zero blocks)
    matches the variable with the same non-zero values;
-2. folded: a weight buffer that matched nothing exactly (BatchNorm folded into it)
+2. int8: a full-integer model's int8 weight buffer matches the kernel whose
+   symmetric per-channel quantization (scale = max |w| / 127 per output channel,
+   zero point 0, as the TFLite converter quantizes weights) gives the buffer's
+   values within 1 (the converter's rounding), in the converter's layout: Dense
+   ``[in, out]`` → ``[out, in]``, Conv2D ``[h, w, in, out]`` → ``[out, h, w, in]``,
+   DepthwiseConv2D ``[h, w, in, 1]`` → ``[1, h, w, in]`` (channels last);
+3. folded: a weight buffer that matched nothing exactly (BatchNorm folded into it)
    takes the one unmatched kernel (rank ≥ 2) of the same shape up to the order of
    the dimensions, and the same number of zeros when several have that shape.
 
@@ -25,6 +31,7 @@ import numpy as np
 __all__ = ["KerasName", "match_buffers", "model_variables", "variable_path"]
 
 _FLOAT = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+_INT8 = np.dtype("i1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +86,39 @@ def _sparse_hits(arrays, candidates, values, dtype):
     return hits
 
 
+def _keras_layouts(array, shape):
+    """The Keras kernel rearranged the ways the converter lays kernels out, as `shape`."""
+    size = int(np.prod(shape))
+    if array.size != size or array.ndim < 2:
+        return []
+    return [np.moveaxis(array, -1, 0).reshape(shape), array.reshape(shape)]
+
+
+def quantize_per_channel(array, axis):
+    """Symmetric int8 quantization with one scale per slice along `axis`.
+
+    ``q = round(w / s)`` with ``s = max |w| / 127`` over the slice (zero point 0):
+    the TFLite converter's quantization of weights. An all-zero slice gives zeros.
+    """
+    w = np.asarray(array, np.float64)
+    other = tuple(i for i in range(w.ndim) if i != axis % w.ndim)
+    scale = np.max(np.abs(w), axis=other, keepdims=True) / 127.0
+    return np.round(np.divide(w, scale, out=np.zeros_like(w), where=scale > 0))
+
+
+def _int8_hits(arrays, candidates, values):
+    """The kernels whose per-channel int8 quantization is `values` (within 1)."""
+    hits = []
+    for i in candidates:
+        for layout in _keras_layouts(arrays[i][1], values.shape):
+            if any(
+                np.max(np.abs(quantize_per_channel(layout, axis) - values)) <= 1 for axis in (0, -1)
+            ):
+                hits.append(i)
+                break
+    return hits
+
+
 def match_buffers(variables, buffers, data):
     """Matches weight buffers to Keras variables by value.
 
@@ -115,10 +155,19 @@ def match_buffers(variables, buffers, data):
         if hits:
             names[b.offset] = KerasName(tuple(arrays[i][0] for i in hits), hits[0])
             used.update(hits)
-    for b in floats:
+    quantized = [b for b in buffers if b.dtype == "int8" and b.size > 0 and b.role == "weight"]
+    for b in quantized:
+        values = np.frombuffer(data, _INT8, b.size, b.offset).astype(np.float64)
+        if values.size != int(np.prod(b.shape)):
+            continue
+        hits = _int8_hits(arrays, by_size.get(values.size, ()), values.reshape(b.shape))
+        if hits:
+            names[b.offset] = KerasName(tuple(arrays[i][0] for i in hits), hits[0])
+            used.update(hits)
+    for b in floats + quantized:
         if b.offset in names or b.role != "weight" or len(b.shape) < 2:
             continue
-        dtype = _FLOAT[b.dtype]
+        dtype = _FLOAT.get(b.dtype, _INT8)
         candidates = [
             i
             for i in by_size.get(int(np.prod(b.shape)), ())

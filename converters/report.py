@@ -68,6 +68,7 @@ def build_report(
     keras_names=None,
     compare_codecs=None,
     sparse_weights=(),
+    int8=None,
 ):
     """Assembles the report dict (JSON-serialisable).
 
@@ -76,6 +77,9 @@ def build_report(
     in model order; buffers that match no Keras variable follow in file order.
     ``sparse_weights`` (`converters.flatbuffer.SparseWeight`) become
     ``sparse_tensors``: the FULLY_CONNECTED weights stored as sparse tensors.
+    ``int8`` (a dict, for full-integer bundles) becomes the ``int8`` section: the
+    int8 ``.tflite`` size, the output error over the output range, and per int8
+    weight its zeros against the Keras kernel's and its distinct values per channel.
 
     Segments that hold skeleton bytes (`SegmentStats.is_skeleton`, from
     ``build_bundle(compact_skeleton=True)``) are not weights: they are left out of the
@@ -160,6 +164,7 @@ def build_report(
         "format": "keras-dc bundle report v1",
         "layout": layout,
         "float16": bool(float16),
+        "int8": int8,
         "max_abs_diff": float(max_abs_diff),
         "delegate_problems": list(delegate_problems),
         "sparse_tensors": [
@@ -174,6 +179,24 @@ def build_report(
         "buffers": rows,
         "totals": totals,
     }
+
+
+def _int8_lines(section):
+    """Text lines of the report's ``int8`` section (none for float bundles)."""
+    if not section:
+        return []
+    lines = [
+        f"int8 (full-integer, {'int8' if section['int8_io'] else 'float32'} inputs/outputs): "
+        f"dense int8 .tflite {section['int8_tflite_bytes']:,} B; max |LiteRT - Keras| / output "
+        f"range = {section['max_diff_over_output_range']:.3g} (tolerance {section['tolerance']:g})"
+    ]
+    for w in section["weights"]:
+        lines.append(
+            f"  {_fit(w['keras_name'], 30)} zeros {w['zeros']:,} (Keras {w['keras_zeros']:,}"
+            f"{', preserved' if w['zeros_preserved'] else ', DIFFERENT'}), "
+            f"<= {w['max_distinct_per_channel']} non-zero values per channel ({w['channels']} channels)"
+        )
+    return lines
 
 
 def format_report(report):
@@ -250,10 +273,18 @@ def format_report(report):
         + (f", zstd -19 {zstd:,} B" if zstd else "")
     )
     lines.append(
-        f"layout {report['layout']}, {'float16' if report['float16'] else 'float32'} weights, "
+        f"layout {report['layout']}, "
+        f"{'int8' if report.get('int8') else 'float16' if report['float16'] else 'float32'} weights, "
         f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "
-        + ("OK" if not report["delegate_problems"] else "; ".join(report["delegate_problems"]))
+        + (
+            "not run (GPU float profile only)"
+            if report.get("int8")
+            else "OK"
+            if not report["delegate_problems"]
+            else "; ".join(report["delegate_problems"])
+        )
     )
+    lines.extend(_int8_lines(report.get("int8")))
     sparse = report.get("sparse_tensors") or []
     if sparse:
         blocks = [w for w in sparse if w["block"] == [1, 4]]

@@ -215,6 +215,34 @@ def case_compact_empty(rng):
     return f, ["ZLIB", "CLUSTERED_SPARSE", "ZLIB"]
 
 
+def _int8_kernel(rng, channels, per_channel, density, centroids):
+    # A clustered kernel quantized like TFLite's full-integer converter: per output
+    # channel, scale = max |w| / 127, zero point 0 (pruned zeros stay 0). Each channel
+    # holds its own few centroids, so its int8 values differ from its neighbours'.
+    rows = []
+    for _ in range(channels):
+        own = rng.choice(centroids, 4, replace=False)
+        row = _clustered(rng, per_channel, density, own, np.float64)
+        peak = np.max(np.abs(row)) or 1.0
+        rows.append(np.round(row * 127 / peak))
+    return np.array(rows).astype(np.int8)
+
+
+def case_int8(rng):
+    # A full-integer int8 model (convert(int8=True)): int8 kernels with per-channel
+    # codebooks, sparse (pruned) and dense, and their int32 biases.
+    f = _File(rng)
+    f.skeleton(40)
+    centroids = np.linspace(-1.0, 1.0, 16)
+    f.segment(_int8_kernel(rng, 24, 96, 0.15, centroids), "dense/kernel_int8", channels=24)
+    f.segment(rng.integers(-3000, 3000, 24).astype(np.int32), "dense/bias_int32")
+    f.skeleton(12)
+    f.segment(_int8_kernel(rng, 10, 24, 0.9, centroids), "dense_1/kernel_int8", channels=10)
+    f.segment(rng.integers(-3000, 3000, 10).astype(np.int32), "dense_1/bias_int32")
+    f.skeleton(8)
+    return f, None  # encodings recorded, not prescribed
+
+
 CASES = {
     "empty": case_empty,
     "raw": case_raw,
@@ -229,6 +257,7 @@ CASES = {
     "sparse_raw": case_sparse_raw,
     "compact_skeleton": case_compact_skeleton,
     "compact_empty": case_compact_empty,
+    "int8": case_int8,
 }
 
 
