@@ -166,6 +166,7 @@ _ALL_FLAGS = (
     _BATCH,
     _STRICT,
     _COMPACT,
+    _STRIP,
     _JSON,
     _TOLERANCE,
     _SAMPLES,

@@ -81,6 +81,7 @@ def test_command_help_lists_its_own_flags(command, capsys):
         (["inspect"], "'inspect' needs --bundle"),
         (["restore", "--bundle=b"], "'restore' needs --output"),
         (["inspect", "--bundle=b", "--out=x"], "'inspect' does not take --out"),
+        (["inspect", "--bundle=b", "--nostrip_names"], "'inspect' does not take --strip_names"),
         (["convert", "--frobnicate=1"], "Unknown command line flag 'frobnicate'"),
         (["verify", "--bundle=/nonexistent/dir"], "does not exist"),
     ],
