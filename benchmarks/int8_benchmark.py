@@ -197,6 +197,19 @@ def pcqat_int8_tflite(model, representative):
     return bytes(converter.convert())
 
 
+def layer_variables(model):
+    """``[(layer/variable, array), ...]`` of a model's weights, layer by layer.
+
+    tf_keras names a variable by its own name only (``kernel``), so the layer's name
+    is put in front: ``ip1/kernel``.
+    """
+    return [
+        (f"{layer.name}/{v.name.split(':')[0].split('/')[-1]}", np.asarray(v))
+        for layer in model.layers
+        for v in layer.weights
+    ]
+
+
 def int8_structure(flat, variables):
     """`converters.quantized.Int8Weight` dicts of an int8 `.tflite`'s weights.
 
@@ -208,7 +221,7 @@ def int8_structure(flat, variables):
     Args:
         flat: The int8 `.tflite`.
         variables: ``[(path, array), ...]`` of the float model the kernels came from
-            (`converters.keras_names.model_variables`).
+            (`layer_variables`), paths unique.
     """
     from converters import keras_names, layout, quantized
 
@@ -232,7 +245,6 @@ def tfmot_pcqat_worker(directory):
     import tensorflow_model_optimization as tfmot
 
     import converters
-    from converters import keras_names
     from examples import paper_common
 
     run = paper.tfmot_prune_cluster(directory)
@@ -263,7 +275,7 @@ def tfmot_pcqat_worker(directory):
     out["int8_tflite_error"] = paper_common.litert_error(int8, x_test, y_test)
     out["int8_tflite"] = paper.codec_sizes(int8)
     out["int8_pp_vs_float"] = 100.0 * (out["int8_tflite_error"] - out["float_tflite_error"])
-    weights = int8_structure(int8, keras_names.model_variables(run.model))
+    weights = int8_structure(int8, layer_variables(run.model))
     out.update(check_weights(weights, run.module.BITS, None))
     out["wall_s"] = time.perf_counter() - run.started
     paper.write_worker_result(directory, out)
