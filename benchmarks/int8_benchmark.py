@@ -86,6 +86,22 @@ def layer_bits(path, bits, default):
     return bits.get(layer, default)
 
 
+def float_tensors(flat):
+    """Float32 tensors of a `.tflite` other than its inputs and outputs: 0 for a
+    full-integer model with float inputs and outputs (QUANTIZE and DEQUANTIZE at the
+    edges, int8 activations, int8 weights and int32 biases inside)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flat)
+    edges = {d["index"] for d in interpreter.get_input_details()}
+    edges |= {d["index"] for d in interpreter.get_output_details()}
+    return sum(
+        1
+        for d in interpreter.get_tensor_details()
+        if np.dtype(d["dtype"]) == np.float32 and d["index"] not in edges
+    )
+
+
 def check_weights(weights, bits, default):
     """Adds each int8 kernel's distinct-value limit and sums up the structure checks.
 
@@ -148,6 +164,7 @@ def run_keras_dc(name, module, recipe, data, work, seed):
             )
             restored = converters.restore(folder)
             found["int8_bundle_error"] = paper_common.litert_error(restored, x_test, y_test)
+            found["int8_float_tensors"] = float_tensors(restored)
             found["int8_bundle_bytes"] = result.bundle_bytes
             found["int8_tflite_bytes"] = result.report["int8"]["int8_tflite_bytes"]
             found["int8_max_diff_over_output_range"] = result.report["int8"][
@@ -274,6 +291,9 @@ def tfmot_pcqat_worker(directory):
     int8 = pcqat_int8_tflite(pcqat, representative_images(name, run.train[0]))
     out["int8_tflite_error"] = paper_common.litert_error(int8, x_test, y_test)
     out["int8_tflite"] = paper.codec_sizes(int8)
+    out["int8_float_tensors"] = float_tensors(int8)
+    with open(os.path.join(directory, "pcqat_int8.tflite"), "wb") as f:
+        f.write(int8)
     out["int8_pp_vs_float"] = 100.0 * (out["int8_tflite_error"] - out["float_tflite_error"])
     weights = int8_structure(int8, layer_variables(run.model))
     out.update(check_weights(weights, run.module.BITS, None))
@@ -365,7 +385,9 @@ def format_table(rows, models):
         for label, s in (("keras-dc int8 bundle", k), ("tfmot PCQAT int8", sides["tfmot"])):
             most = max((w["max_distinct_per_channel"] for w in s["weights"]), default=0)
             lines.append(
-                f"  {label}: {len(s['weights'])} int8 kernels checked, zeros preserved: "
+                f"  {label}: full-integer (no float32 tensor inside): "
+                f"{'yes' if s['int8_float_tensors'] == 0 else 'NO'}, "
+                f"{len(s['weights'])} int8 kernels checked, zeros preserved: "
                 f"{'yes' if s['zeros_preserved'] else 'NO'}, at most {most} distinct non-zero "
                 f"values per channel, within 2^bits: {'yes' if s['distinct_within_bits'] else 'NO'}"
             )

@@ -91,7 +91,7 @@ def test_table_rows_divide_the_dense_sizes_by_each_file():
 
 def test_format_table_prints_one_line_per_row_and_the_checks():
     rows = ib.table_rows("lenet_300_100", K, T)
-    side = {"weights": [weight("ip1/kernel", 16)], "zeros_preserved": True}
+    side = {"weights": [weight("ip1/kernel", 16)], "zeros_preserved": True, "int8_float_tensors": 0}
     models = {
         "lenet_300_100": {
             "keras_dc": dict(K, **side, distinct_within_bits=True),
@@ -99,10 +99,14 @@ def test_format_table_prints_one_line_per_row_and_the_checks():
         }
     }
     text = ib.format_table(rows, models)
-    assert "| lenet_300_100 | keras-dc | int8 bundle | 1.60% | 25,000 | 40.0× | 10.0× | +0.10 pp |" in text
+    assert (
+        "| lenet_300_100 | keras-dc | int8 bundle | 1.60% | 25,000 | 40.0× | 10.0× | +0.10 pp |"
+        in text
+    )
     assert text.count("| lenet_300_100 |") == len(rows)
     assert "dense int8 .tflite 250,000 B" in text
-    assert "tfmot PCQAT int8: 1 int8 kernels checked, zeros preserved: yes" in text
+    assert "tfmot PCQAT int8: full-integer (no float32 tensor inside): yes, 1 int8" in text
+    assert "1 int8 kernels checked, zeros preserved: yes" in text
     assert text.rstrip().endswith("within 2^bits: NO")
 
 
@@ -199,3 +203,6 @@ def test_smoke_checks_every_int8_kernel_on_both_sides(smoke):
             assert w["keras_zeros"] > 0 and w["zeros"] > 0, (side, w)
     # keras-dc's int8 bundle keeps the pruned zeros and at most 2^bits values per channel.
     assert model["keras_dc"]["zeros_preserved"] and model["keras_dc"]["distinct_within_bits"]
+    # Both int8 files compute in int8 throughout (float32 only at the inputs and outputs).
+    assert model["keras_dc"]["int8_float_tensors"] == 0
+    assert model["tfmot"]["int8_float_tensors"] == 0
