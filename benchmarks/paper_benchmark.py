@@ -44,21 +44,30 @@ from benchmarks._common import ROOT, child_env, module_command
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-_DATA = flags.DEFINE_string(
-    "data", None, "mnist.npz (keras layout); default: the shared offline copy."
-)
-_SMOKE = flags.DEFINE_bool(
-    "smoke", False, "Tiny run (2k images, 1 epoch per stage) to check the script."
-)
-_MODELS = flags.DEFINE_list("models", ["lenet_300_100", "lenet5"], "Models to run.")
-_SEED = flags.DEFINE_integer(
-    "seed", 0, "Random seed (weights, shuffling, shifts) shared by both sides."
-)
-_OUT = flags.DEFINE_string("out", None, "Working directory for bundles; default: a temporary one.")
-_JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON to this file.")
-_TFMOT_WORKER = flags.DEFINE_string(
-    "tfmot_worker", None, "Internal: run the tfmot side in this directory."
-)
+
+def _define_flags():
+    """The command line (defined only when run as a script: other benchmarks import this module)."""
+    global _DATA, _SMOKE, _MODELS, _SEED, _OUT, _JSON_OUT, _TFMOT_WORKER
+    _DATA = flags.DEFINE_string(
+        "data", None, "mnist.npz (keras layout); default: the shared offline copy."
+    )
+    _SMOKE = flags.DEFINE_bool(
+        "smoke", False, "Tiny run (2k images, 1 epoch per stage) to check the script."
+    )
+    _MODELS = flags.DEFINE_list("models", ["lenet_300_100", "lenet5"], "Models to run.")
+    _SEED = flags.DEFINE_integer(
+        "seed", 0, "Random seed (weights, shuffling, shifts) shared by both sides."
+    )
+    _OUT = flags.DEFINE_string(
+        "out", None, "Working directory for bundles; default: a temporary one."
+    )
+    _JSON_OUT = flags.DEFINE_string(
+        "json_out", None, "Also write the results as JSON to this file."
+    )
+    _TFMOT_WORKER = flags.DEFINE_string(
+        "tfmot_worker", None, "Internal: run the tfmot side in this directory."
+    )
+
 
 GAP_BITS = 5  # the paper's relative-index width on LeNet
 
@@ -136,13 +145,30 @@ def paper_count(weights, bits=None):
 # --- keras-dc ------------------------------------------------------------------
 
 
-def run_keras_dc(name, module, recipe, data, work):
+def run_keras_dc(name, module, recipe, data, work, *, seed=0, stage_hook=None):
+    """The keras-dc side of one model: the paper pipeline, sizes at each stage, the bundle.
+
+    Args:
+        name: ``"lenet_300_100"`` or ``"lenet5"``.
+        module: The example module (``build_model``, ``PRUNE``, ``BITS``).
+        recipe: Its `examples.paper_common.Recipe`.
+        data: ``((x_train, y_train), (x_test, y_test))`` from `load_data`.
+        work: Folder for the bundles and the picture.
+        seed: Random seed (weights, shuffling, shifts). Defaults to `0`.
+        stage_hook: Also called as ``stage_hook(stage, model)`` after this function's
+            own measurements at the dense, pruned and clustered stages (other benchmarks
+            measure more there). Defaults to `None`.
+
+    Returns:
+        ``(initial weights, results)``: the weights before training (for the tfmot side)
+        and a dict of errors, sizes and times.
+    """
     import keras
 
     import converters
     from examples import paper_common, paper_figures
 
-    keras.utils.set_random_seed(_SEED.value)
+    keras.utils.set_random_seed(seed)
     model = module.build_model(recipe.l2)
     initial = [w.copy() for w in model.get_weights()]
     sizes = {}
@@ -161,6 +187,8 @@ def run_keras_dc(name, module, recipe, data, work):
             sizes["pruned_convert_s"] = time.perf_counter() - t
         elif stage == "clustered":
             sizes["clustered_paper_count"] = paper_count(weights, bits=True)
+        if stage_hook:
+            stage_hook(stage, m)
 
     t0 = time.perf_counter()
     res = paper_common.run_pipeline(
@@ -172,7 +200,7 @@ def run_keras_dc(name, module, recipe, data, work):
         bits=module.BITS,
         default_bits=5,
         out_dir=os.path.join(work, name),
-        seed=_SEED.value,
+        seed=seed,
         flatten=(name == "lenet_300_100"),
         stage_hook=hook,
     )
@@ -207,7 +235,60 @@ def run_keras_dc(name, module, recipe, data, work):
 # --- tfmot, tf_keras, in a subprocess --------------------------------------------
 
 
-def tfmot_worker(directory):
+@dataclasses.dataclass
+class TfmotRun:
+    """The tfmot side of one model after pruning and clustering, for the workers that go on.
+
+    Attributes:
+        model: The stripped, pruned and clustered tf_keras model, compiled.
+        results: Errors and sizes so far: ``dense_error``, ``pruned_error``,
+            ``pruned_tflite`` (`codec_sizes`), ``clustered_error``.
+        module: The example module (``build_model``, ``PRUNE``, ``BITS``).
+        recipe: The `examples.paper_common.Recipe` (already shrunk for a smoke job).
+        train: ``(x_train, y_train)`` from `load_data`.
+        test: ``(x_test, y_test)`` from `load_data`.
+        compile: ``compile(model, lr, epochs)``: Adam with cosine decay over `epochs`
+            epochs and the labels' cross-entropy, as every stage compiles.
+        dataset: ``dataset(offset)``: the training data as stage `offset` sees it
+            (shuffled with ``seed + offset``; shifted in stage 0 and, with the recipe's
+            ``retrain_shifts``, in every stage).
+        error: ``error(model)``: test error of a compiled tf_keras model.
+        started: `time.perf_counter()` when the dense training began.
+    """
+
+    model: object
+    results: dict
+    module: object
+    recipe: object
+    train: tuple
+    test: tuple
+    compile: object
+    dataset: object
+    error: object
+    started: float
+
+
+def read_job(directory):
+    """The job a tfmot worker runs: ``job.json`` (model, data, smoke, seed) and ``initial.npz``.
+
+    Returns:
+        ``(job, initial weights)``.
+    """
+    with open(os.path.join(directory, "job.json")) as f:
+        job = json.load(f)
+    with np.load(os.path.join(directory, "initial.npz")) as f:
+        initial = [f[f"w{i}"] for i in range(len(f.files))]
+    return job, initial
+
+
+def tfmot_prune_cluster(directory):
+    """tfmot's dense → pruned → clustered path for the job in `directory` (see `run_tfmot`).
+
+    Needs ``TF_USE_LEGACY_KERAS=1`` (tfmot works with tf_keras only).
+
+    Returns:
+        A `TfmotRun` holding the stripped, clustered model.
+    """
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         raise RuntimeError(
             "the tfmot worker needs TF_USE_LEGACY_KERAS=1 (tfmot works only with tf_keras)."
@@ -218,15 +299,12 @@ def tfmot_worker(directory):
     import converters
     from examples import paper_common
 
-    with open(os.path.join(directory, "job.json")) as f:
-        job = json.load(f)
+    job, initial = read_job(directory)
     name = job["model"]
     module, recipe = _recipes()[name]
     if job["smoke"]:
         recipe = recipe.smoke()
     (x_train, y_train), (x_test, y_test) = load_data(name, job["data"], job["smoke"])
-    with np.load(os.path.join(directory, "initial.npz")) as f:
-        initial = [f[f"w{i}"] for i in range(len(f.files))]
     flatten = name == "lenet_300_100"
     steps = -(-len(x_train) // recipe.batch_size)
     seed = job["seed"]
@@ -318,29 +396,92 @@ def tfmot_worker(directory):
     final = cl.strip_clustering(clustered)
     compile_(final, recipe.cluster_lr, 1)
     out["clustered_error"] = error(final)
-    flat = converters.export.to_tflite(final)
-    out["wall_s"] = time.perf_counter() - t0
-    out["tflite_error"] = paper_common.litert_error(flat, x_test, y_test)
-    out["clustered_tflite"] = codec_sizes(flat)
-    kernels = [w for w in final.get_weights() if w.ndim >= 2]
-    out["kept"] = float(sum(np.count_nonzero(k) for k in kernels) / sum(k.size for k in kernels))
-    out["max_distinct"] = int(max(np.unique(k[k != 0]).size for k in kernels))
+    return TfmotRun(
+        model=final,
+        results=out,
+        module=module,
+        recipe=recipe,
+        train=(x_train, y_train),
+        test=(x_test, y_test),
+        compile=compile_,
+        dataset=data,
+        error=error,
+        started=t0,
+    )
+
+
+def kernel_structure(model):
+    """``(kept, max_distinct)``: the fraction of non-zero kernel weights (rank ≥ 2) and the
+    most distinct non-zero values in one kernel."""
+    kernels = [w for w in model.get_weights() if w.ndim >= 2]
+    kept = float(sum(np.count_nonzero(k) for k in kernels) / sum(k.size for k in kernels))
+    return kept, int(max(np.unique(k[k != 0]).size for k in kernels))
+
+
+def write_worker_result(directory, out):
+    """Writes a worker's results where `run_tfmot` reads them (``tfmot.json``)."""
     with open(os.path.join(directory, "tfmot.json"), "w") as f:
         json.dump(out, f)
 
 
-def run_tfmot(name, initial, work):
-    directory = os.path.join(work, f"{name}_tfmot")
+def tfmot_worker(directory):
+    """The tfmot side of the paper benchmark: prune, cluster, float32 ``.tflite``, LiteRT."""
+    import converters
+    from examples import paper_common
+
+    run = tfmot_prune_cluster(directory)
+    out = dict(run.results)
+    flat = converters.export.to_tflite(run.model)
+    out["wall_s"] = time.perf_counter() - run.started
+    out["tflite_error"] = paper_common.litert_error(flat, *run.test)
+    out["clustered_tflite"] = codec_sizes(flat)
+    out["kept"], out["max_distinct"] = kernel_structure(run.model)
+    write_worker_result(directory, out)
+
+
+def run_tfmot(
+    name,
+    initial,
+    work,
+    *,
+    data=None,
+    smoke=False,
+    seed=0,
+    worker="benchmarks.paper_benchmark",
+    folder="tfmot",
+):
+    """Runs a tfmot worker for one model in a tf_keras subprocess and returns its results.
+
+    The job (``job.json``, ``initial.npz``) goes to ``<work>/<name>_<folder>``; the child
+    runs ``python -m <worker> --tfmot_worker=<that folder>`` with
+    ``TF_USE_LEGACY_KERAS=1`` and writes ``tfmot.json`` there (`write_worker_result`).
+
+    Args:
+        name: ``"lenet_300_100"`` or ``"lenet5"``.
+        initial: The keras-dc side's initial weights (both sides start from them).
+        work: The benchmark's working folder.
+        data: mnist.npz path; `None` for the shared offline copy. Defaults to `None`.
+        smoke: Tiny data and epochs. Defaults to `False`.
+        seed: Random seed. Defaults to `0`.
+        worker: Module whose ``--tfmot_worker`` flag runs the job. Defaults to
+            `"benchmarks.paper_benchmark"`.
+        folder: Suffix of the job's folder. Defaults to `"tfmot"`.
+
+    Returns:
+        The worker's results, with ``process_s`` (the child's wall time) added.
+
+    Raises:
+        RuntimeError: The worker failed (its output's tail in the message).
+    """
+    directory = os.path.join(work, f"{name}_{folder}")
     os.makedirs(directory, exist_ok=True)
     np.savez(os.path.join(directory, "initial.npz"), **{f"w{i}": w for i, w in enumerate(initial)})
     with open(os.path.join(directory, "job.json"), "w") as f:
-        json.dump(
-            {"model": name, "data": _DATA.value, "smoke": _SMOKE.value, "seed": _SEED.value}, f
-        )
+        json.dump({"model": name, "data": data, "smoke": smoke, "seed": seed}, f)
     env = child_env(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     proc = subprocess.run(
-        module_command("benchmarks.paper_benchmark", f"--tfmot_worker={directory}"),
+        module_command(worker, f"--tfmot_worker={directory}"),
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -445,12 +586,12 @@ def main(argv):
             recipe = recipe.smoke()
         print(f"#### {name}: keras-dc, recipe {recipe}", flush=True)
         data = load_data(name, _DATA.value, _SMOKE.value)
-        initial, k = run_keras_dc(name, module, recipe, data, work)
+        initial, k = run_keras_dc(name, module, recipe, data, work, seed=_SEED.value)
         print(format_report(k["report"]), flush=True)
         print(k["paper_table"], flush=True)
         print(f"pictures: {k['figure']}", flush=True)
         print(f"#### {name}: tfmot (subprocess)", flush=True)
-        t = run_tfmot(name, initial, work)
+        t = run_tfmot(name, initial, work, data=_DATA.value, smoke=_SMOKE.value, seed=_SEED.value)
         text = format_model(name, k, t)
         print(text, flush=True)
         texts.append(text)
@@ -472,4 +613,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
