@@ -167,6 +167,10 @@ class BudgetGroup:
         test_error, bundle_bytes, ratio, validation_error, seconds: Over the runs.
         runs: The runs' results, in seed order.
         distill: The runs' distillation weight (``--distill``; 0: labels only).
+        validation_images: Images the search decided on (``--validation``; runs
+            before that flag used 5,000).
+        calibrated: Whether the runs calibrated the learning rate first (a
+            "calibrate" step in their step log; runs before ``calibrate_lr`` did not).
     """
 
     kind: str
@@ -180,11 +184,17 @@ class BudgetGroup:
     seconds: Summary
     runs: tuple
     distill: float = 0.0
+    validation_images: int = 5000
+    calibrated: bool = False
 
     @property
     def label(self):
         text = budget_label(self.kind, self.value)
-        return f"{text}, distill {self.distill:g}" if self.distill else text
+        if self.distill:
+            text += f", distill {self.distill:g}"
+        if self.validation_images != 10000:  # examples.budget_search's default since 2026-11-30
+            text += f", {self.validation_images:,d} val"
+        return text + ("" if self.calibrated else ", uncalibrated")
 
 
 def budget_of(result):
@@ -208,12 +218,17 @@ def group_runs(results):
     """
     by_budget = {}
     for r in results:
-        key = (*budget_of(r), float(r.get("distill") or 0.0))
+        key = (
+            *budget_of(r),
+            float(r.get("distill") or 0.0),
+            int(r.get("validation_images") or 5000),
+            bool(r.get("calibrated")),
+        )
         by_budget.setdefault(r["model"], {}).setdefault(key, []).append(r)
     out = {}
     for model, budgets in sorted(by_budget.items()):
         groups = []
-        for (kind, value, distill), runs in budgets.items():
+        for (kind, value, distill, n_val, calibrated), runs in budgets.items():
             runs = tuple(sorted(runs, key=lambda r: r["seed"]))
             limits = [
                 value if kind == "max_error" else r["dense_validation_error"] + value for r in runs
@@ -231,20 +246,31 @@ def group_runs(results):
                     seconds=Summary.of(r["seconds"] for r in runs),
                     runs=runs,
                     distill=distill,
+                    validation_images=n_val,
+                    calibrated=calibrated,
                 )
             )
-        out[model] = sorted(groups, key=lambda g: (g.limit, g.kind, g.value, g.distill))
+        out[model] = sorted(
+            groups,
+            key=lambda g: (g.limit, g.kind, g.value, g.distill, g.validation_images, g.calibrated),
+        )
     return out
 
 
 def find_results(work):
-    """Every ``results.json`` under `work` (any depth), loaded, with its ``path`` added."""
+    """Every ``results.json`` under `work` (any depth), loaded, with its ``path`` added, and
+    ``calibrated``: whether the step log next to it (``search.json``) has a calibration."""
     results = []
     for folder, _, files in sorted(os.walk(work)):
         if "results.json" in files:
             path = os.path.join(folder, "results.json")
             with open(path) as f:
-                results.append(dict(json.load(f), path=path))
+                result = dict(json.load(f), path=path)
+            if "calibrated" not in result and "search.json" in files:
+                with open(os.path.join(folder, "search.json")) as f:
+                    steps = json.load(f).get("steps", [])
+                result["calibrated"] = any(s.get("stage") == "calibrate" for s in steps)
+            results.append(result)
     return results
 
 

@@ -287,6 +287,7 @@ def run(
         "max_error": max_error,
         "distill": distill,
         "validation_images": len(x_val),
+        "calibrated": any(s["stage"] == "calibrate" for s in result.steps),
         "dense_test_error": dense_test,
         "dense_validation_error": result.dense_metric,
         "validation_error": result.final_metric,
