@@ -127,7 +127,12 @@ def test_a_float_model_fails_the_int8_profile_on_weights_and_activations(model_a
     flat = export.to_tflite(model_and_data[0])
     problems = delegate.check_delegate_compatibility(flat, profile="int8")
     assert any("FLOAT32 constant read by FULLY_CONNECTED" in p for p in problems), problems
-    assert any("has type FLOAT32, which int8 accelerators do not take" in p for p in problems)
+    for role in ("input", "output"):  # float activations, into and out of the op
+        assert any(
+            f"op 0 FULLY_CONNECTED: {role} tensor" in p
+            and "has type FLOAT32, which int8 accelerators do not take" in p
+            for p in problems
+        ), problems
     assert delegate.check_delegate_compatibility(flat) == []  # the GPU profile: unchanged
     assert all(c.accepted_by == ("gpu",) for c in delegate.check_ops(flat))
 
