@@ -48,7 +48,8 @@ class BundleResult:
             to the tolerance (1e-5 float32, 1e-2 float16); for int8 bundles
             |LiteRT − Keras| / (range of the Keras outputs), held to
             `converters.quantized.TOLERANCE`.
-        delegate_problems: Problems found by the static delegate check (empty = compatible).
+        delegate_problems: Problems found by the static delegate check of the profile that
+            fits the bundle (GPU for float, int8 accelerators for `int8`; empty = compatible).
         max_scaled_diff: See ``max_abs_diff``.
         sparse_tensors: The FULLY_CONNECTED weights stored as TFLite sparse
             tensors (`converters.flatbuffer.SparseWeight`; ``convert(sparse=True)``).
@@ -166,11 +167,12 @@ def _export(model_or_path, options, representative_data, say):
     return model, flat, dense_bytes
 
 
-def _check_delegate(flat, strict, say):
-    """The static GPU delegate check: warns, or raises when `strict`."""
-    problems = delegate.check_delegate_compatibility(flat)
+def _check_delegate(flat, strict, say, profile="gpu"):
+    """The static delegate check of `profile`: warns, or raises when `strict`."""
+    problems = delegate.check_delegate_compatibility(flat, profile=profile)
     if problems:
-        message = "delegate check: " + "; ".join(problems)
+        label = "delegate check" if profile == "gpu" else f"delegate check ({profile} profile)"
+        message = f"{label}: " + "; ".join(problems)
         if strict:
             raise ValueError(message)
         say("keras-dc: WARNING " + message)
@@ -340,7 +342,8 @@ def convert(
         seed: Seed of the random verification inputs.
         batch_size: Static batch size of the converted model. Defaults to `1`.
         strict_delegate: Raise instead of warn when the delegate check finds
-            problems (the GPU delegate check; not run for `int8`). Defaults to `False`.
+            problems (the GPU profile; the int8 accelerator profile for `int8`).
+            Defaults to `False`.
         picture: Also write NAME.report.png (needs matplotlib). Defaults to `True`.
         keep_tflite: Also write the restored NAME.tflite. Defaults to `False`.
         compare_codecs: Also report gzip -9 and zstd -19 sizes of the restored
@@ -385,13 +388,9 @@ def convert(
     with clock.step("convert_s"):
         model, flat, dense_bytes = _export(model_or_path, options, representative_data, say)
     int8_tflite_bytes = len(flat)
-    if int8:  # the check knows the GPU delegate's float profile only (docs/int8.md)
-        problems = []
-        say(
-            "keras-dc: delegate check skipped for int8 (it checks the GPU delegate's float profile)"
-        )
-    else:
-        problems = _check_delegate(flat, strict_delegate, say)
+    profile = "int8" if int8 else "gpu"  # the profile that fits the bundle (docs/int8.md)
+    problems = _check_delegate(flat, strict_delegate, say, profile)
+    op_checks = delegate.check_ops(flat)
     with clock.step("layout_s"):
         restored, buffers = layout_lib.lay_out(flat, mode=layout)
     del flat  # the model's size again: not needed after the layout
@@ -429,6 +428,8 @@ def convert(
         layout=layout,
         max_abs_diff=diff,
         delegate_problems=problems,
+        delegate_profile=profile,
+        delegate_ops=op_checks,
         timings=clock.seconds,
         compare_codecs=compare_codecs,
         sparse_weights=sparse_tensors,

@@ -69,6 +69,8 @@ def build_report(
     compare_codecs=None,
     sparse_weights=(),
     int8=None,
+    delegate_profile="gpu",
+    delegate_ops=(),
 ):
     """Assembles the report dict (JSON-serialisable).
 
@@ -80,6 +82,9 @@ def build_report(
     ``int8`` (a dict, for full-integer bundles) becomes the ``int8`` section: the
     int8 ``.tflite`` size, the output error over the output range, and per int8
     weight its zeros against the Keras kernel's and its distinct values per channel.
+    ``delegate_problems`` are those of ``delegate_profile`` (the profile that fits the
+    bundle: ``"gpu"`` or ``"int8"``); ``delegate_ops`` (`converters.delegate.OpCheck`)
+    become ``delegate_ops``: per op, each profile's problems (empty = accepted).
 
     Segments that hold skeleton bytes (`SegmentStats.is_skeleton`, from
     ``build_bundle(compact_skeleton=True)``) are not weights: they are left out of the
@@ -167,6 +172,17 @@ def build_report(
         "int8": int8,
         "max_abs_diff": float(max_abs_diff),
         "delegate_problems": list(delegate_problems),
+        "delegate_profile": delegate_profile,
+        "delegate_ops": [
+            {
+                "subgraph": c.subgraph,
+                "index": c.index,
+                "op": c.op,
+                "version": c.version,
+                "problems": {p: list(v) for p, v in c.problems.items()},
+            }
+            for c in delegate_ops
+        ],
         "sparse_tensors": [
             {
                 "tensor": w.tensor_name,
@@ -195,6 +211,32 @@ def _int8_lines(section):
             f"  {_fit(w['keras_name'], 30)} zeros {w['zeros']:,} (Keras {w['keras_zeros']:,}"
             f"{', preserved' if w['zeros_preserved'] else ', DIFFERENT'}), "
             f"<= {w['max_distinct_per_channel']} non-zero values per channel ({w['channels']} channels)"
+        )
+    return lines
+
+
+_PROFILE_LABELS = {"gpu": "GPU", "int8": "int8 accelerators"}
+
+
+def _delegate_op_lines(ops):
+    """Per distinct op (name, version, profiles that take it): which delegate profiles take
+    it, with the first op's reason where a profile does not."""
+    if not ops:
+        return []
+    groups = {}
+    for op in ops:
+        key = (op["op"], op["version"], tuple((p, not v) for p, v in op["problems"].items()))
+        groups.setdefault(key, []).append(op)
+    lines = ["ops per delegate profile:"]
+    for (name, version, verdicts), members in groups.items():
+        first = members[0]["problems"]
+        lines.append(
+            f"  {name} v{version} x{len(members)}: "
+            + ", ".join(
+                f"{_PROFILE_LABELS.get(p, p)} "
+                + ("yes" if ok else f"no ({first[p][0].split(': ', 1)[-1]})")
+                for p, ok in verdicts
+            )
         )
     return lines
 
@@ -275,15 +317,15 @@ def format_report(report):
     lines.append(
         f"layout {report['layout']}, "
         f"{'int8' if report.get('int8') else 'float16' if report['float16'] else 'float32'} weights, "
-        f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check: "
+        f"max |LiteRT - Keras| = {report['max_abs_diff']:.2e}, delegate check"
         + (
-            "not run (GPU float profile only)"
-            if report.get("int8")
-            else "OK"
-            if not report["delegate_problems"]
-            else "; ".join(report["delegate_problems"])
+            f" ({report['delegate_profile']} profile): "
+            if report.get("delegate_profile", "gpu") != "gpu"
+            else ": "
         )
+        + ("OK" if not report["delegate_problems"] else "; ".join(report["delegate_problems"]))
     )
+    lines.extend(_delegate_op_lines(report.get("delegate_ops")))
     lines.extend(_int8_lines(report.get("int8")))
     sparse = report.get("sparse_tensors") or []
     if sparse:

@@ -81,6 +81,8 @@ def junit_run(java_classes, tmp_path_factory):
                 os.pathsep.join([main, test]),
                 "--select-package",
                 "dev.kerasdc.bundle",
+                "--select-package",
+                "dev.kerasdc.tensor",
                 "--disable-banner",
                 "--disable-ansi-colors",
                 "--details=summary",

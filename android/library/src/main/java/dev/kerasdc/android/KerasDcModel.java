@@ -16,7 +16,9 @@ import java.nio.ByteBuffer;
  * {@code .tflite} either in memory (for {@code org.tensorflow.lite.Interpreter}) or to an
  * app-private file that is reused on later starts (for LiteRT's {@code CompiledModel}, which
  * takes a path). All decoding is done by the JVM-tested {@link BundleRestorer}; this class only
- * reads the files and picks the cache location.
+ * reads the files and picks the cache location. Float and int8 bundles restore alike (the restore
+ * is bytes either way); what the model's inputs and outputs take is the interpreter's business
+ * ({@link KerasDcInterpreter#runFloat} handles float32 and int8/uint8 tensors).
  *
  * <pre>{@code
  * // assets/model.skeleton.tflite + assets/model.dcw
