@@ -277,6 +277,19 @@ def _model_layers(model) -> list:
     return [model, *getattr(model, "layers", [])]
 
 
+def _refuse_rolled_recurrent_layers(model):
+    """Raises for int8 on a recurrent layer without ``unroll=True``: TF 2.21's int8
+    converter kills the whole process (SIGSEGV) on the WHILE loop such a layer becomes,
+    so it has to be refused before the converter runs."""
+    for layer in _model_layers(model):
+        if hasattr(layer, "cell") and hasattr(layer, "unroll") and not layer.unroll:
+            raise ValueError(
+                f"int8=True: layer {layer.name!r} ({type(layer).__name__}) runs its time steps "
+                "in a WHILE loop, on which TF 2.21's int8 converter crashes the process; build "
+                "it with unroll=True (a fixed sequence length) or convert without int8."
+            )
+
+
 def _layers_of_ops(text: str, ops: set, model) -> list[str]:
     """The layers whose TensorFlow ops, among `ops`, the converter rejected.
 
@@ -502,6 +515,8 @@ def to_tflite(
     if int8 and representative_data is None:
         representative_batches(None, [])  # raises the message
     model = load_model(model)
+    if int8:
+        _refuse_rolled_recurrent_layers(model)
     keras3 = _is_keras3_model(model)
 
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
