@@ -194,7 +194,7 @@ class BudgetGroup:
             text += f", distill {self.distill:g}"
         if self.validation_images != 10000:  # examples.budget_search's default since 2026-11-30
             text += f", {self.validation_images:,d} val"
-        return text + ("" if self.calibrated else ", uncalibrated")
+        return text + (", calibrated lr" if self.calibrated else "")
 
 
 def budget_of(result):

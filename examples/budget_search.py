@@ -62,6 +62,12 @@ def define_flags():
     )
     flags.DEFINE_float("prune_epochs", None, "Retraining epochs per pruning move.", **_main)
     flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
+    flags.DEFINE_bool(
+        "calibrate_lr",
+        False,
+        "Lower the retraining learning rate first if plain retraining costs budget.",
+        **_main,
+    )
     flags.DEFINE_float("rate_weight", 0.0, "Entropy-constrained clustering weight.", **_main)
     flags.DEFINE_enum(
         "init",
@@ -189,6 +195,7 @@ def run(
     start_density=0.5,
     rate_weight=0.0,
     init="linear_gap",
+    calibrate_lr=False,
     time_limit=None,
     distill=0.0,
     log=print,
@@ -264,6 +271,7 @@ def run(
         start_density=start_density,
         init=init,
         rate_weight=rate_weight,
+        calibrate_lr=calibrate_lr,
         min_size=1,
         directory=os.path.join(out, "search"),
         time_limit=time_limit,
@@ -341,6 +349,7 @@ def main(argv):
         start_density=FLAGS.start_density,
         rate_weight=FLAGS.rate_weight,
         init=FLAGS.init,
+        calibrate_lr=FLAGS.calibrate_lr,
         time_limit=FLAGS.time_limit,
         distill=FLAGS.distill,
     )

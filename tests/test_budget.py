@@ -55,6 +55,9 @@ FAST = dict(
 )
 
 
+CALIBRATED = {**FAST, "calibrate_lr": True}  # the optional calibration step is resumable too
+
+
 @pytest.fixture(scope="module")
 def searched(mnist, tmp_path_factory):
     """One search with the real size function (the converter), shared by several tests."""
@@ -154,7 +157,7 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
             max_increase=0.02,
             directory=str(tmp_path),
             size_fn=size_then_stop,
-            **FAST,
+            **CALIBRATED,
         )
     state = json.loads((tmp_path / "budget_state.json").read_text())
     done = state["steps"]
@@ -173,7 +176,7 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
         max_increase=0.02,
         directory=str(tmp_path),
         size_fn=lambda m: log.append(1) or 5,
-        **FAST,
+        **CALIBRATED,
     )
     assert result.steps[: len(done)] == done  # the finished moves are not redone
     calibration = [s for s in result.steps if s["stage"] == "calibrate"]
@@ -190,7 +193,7 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
         max_increase=0.02,
         directory=str(tmp_path),
         size_fn=lambda m: 5,
-        **FAST,
+        **CALIBRATED,
     )
     assert again.steps == result.steps and again.layers == result.layers
 

@@ -27,7 +27,7 @@ def write_run(folder, model, kind, value, seed, test_error, bundle, validation, 
     os.makedirs(folder, exist_ok=True)
     res = {
         "validation_images": 10000,
-        "calibrated": True,
+        "calibrated": False,
         "model": model,
         "seed": seed,
         "max_increase": value if kind == "max_increase" else 0.002,
@@ -263,17 +263,35 @@ def test_distilled_runs_are_their_own_group(tmp_path):
 
 
 def test_runs_of_older_protocols_are_grouped_and_labelled_apart(tmp_path):
-    """Runs before --validation (5,000 images, no field) and before calibrate_lr (no
-    "calibrate" step in search.json) are not averaged with today's runs."""
+    """Runs before --validation (5,000 images, no field) are not averaged with today's runs,
+    nor runs with a learning-rate calibration (a "calibrate" step in search.json) with
+    runs without."""
     old = dict(validation_images=None, calibrated=None)
     write_run(tmp_path / "a", "lenet_300_100", "max_error", 0.016, 0, 0.016, 8_000, 0.015, 1, **old)
     write_run(tmp_path / "b", "lenet_300_100", "max_error", 0.016, 1, 0.017, 7_000, 0.015, 1)
     write_run(tmp_path / "c", "lenet_300_100", "max_error", 0.016, 2, 0.018, 6_000, 0.016, 1, **old)
+    write_run(
+        tmp_path / "d",
+        "lenet_300_100",
+        "max_error",
+        0.016,
+        3,
+        0.018,
+        6_000,
+        0.016,
+        1,
+        calibrated=True,
+    )
     with open(tmp_path / "c" / "search.json", "w") as f:
         json.dump({"steps": [{"stage": "dense"}, {"stage": "calibrate"}]}, f)
     results = bb.find_results(str(tmp_path))
-    assert [bool(r.get("calibrated")) for r in results] == [False, True, True]
+    assert [bool(r.get("calibrated")) for r in results] == [False, False, True, True]
     groups = bb.group_runs(results)["lenet_300_100"]
     labels = sorted(g.label for g in groups)
-    assert labels == ["≤1.60%", "≤1.60%, 5,000 val", "≤1.60%, 5,000 val, uncalibrated"]
+    assert labels == [
+        "≤1.60%",
+        "≤1.60%, 5,000 val",
+        "≤1.60%, 5,000 val, calibrated lr",
+        "≤1.60%, calibrated lr",
+    ]
     assert all(len(g.runs) == 1 for g in groups)
