@@ -64,7 +64,7 @@ def define_flags():
     flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
     flags.DEFINE_bool(
         "calibrate_lr",
-        False,
+        True,
         "Lower the retraining learning rate first if plain retraining costs budget.",
         **_main,
     )
@@ -195,7 +195,7 @@ def run(
     start_density=0.5,
     rate_weight=0.0,
     init="linear_gap",
-    calibrate_lr=False,
+    calibrate_lr=True,
     time_limit=None,
     distill=0.0,
     log=print,
