@@ -54,16 +54,12 @@ def paper_rows(restored, report):
         ``rate_fixed``, ``rate_huffman`` (float32 bytes / compressed bytes).
         Index bits are per non-zero weight; fillers are counted in the fixed width.
     """
-    from converters.layout import lay_out
-
-    _, buffers = lay_out(bytes(restored), mode="offset")
-    by_name = {b.tensor_names[0]: b for b in buffers if b.tensor_names}
     rows = []
     for r in report["buffers"]:
-        b = by_name.get(r["name"])
-        if b is None or not r["encoding"].startswith("CLUSTERED"):
+        if not r["encoding"].startswith("CLUSTERED"):
             continue
-        w = np.frombuffer(bytes(restored[b.offset : b.offset + b.size]), dtype=np.dtype(r["dtype"]))
+        # The report gives each buffer's offset in the restored file and its element count.
+        w = np.frombuffer(bytes(restored), np.dtype(r["dtype"]), r["weights"], r["offset"])
         nonzeros = max(1, r["nonzeros"])
         sparse = r["encoding"] == "CLUSTERED_SPARSE"
         entries = max(1, r["codebook_entries"])
@@ -102,12 +98,12 @@ def paper_rows(restored, report):
 
 
 def _short(name):
-    """A readable layer name from a TFLite tensor name ('lenet5_1/ip1_1/MatMul' -> 'ip1')."""
-    parts = [
-        p for p in name.split("/") if p and p not in ("MatMul", "BiasAdd", "Conv2D", "convolution")
-    ]
-    part = parts[1] if len(parts) > 1 else (parts[0] if parts else name)
-    return part.rsplit("_", 1)[0] if part.rsplit("_", 1)[-1].isdigit() else part
+    """A readable layer name from a segment's Keras name ('ip1/kernel' -> 'ip1',
+    'ip1/bias' -> 'ip1 bias')."""
+    parts = [p for p in name.split("/") if p]
+    if len(parts) >= 2:
+        return parts[-2] + (" bias" if parts[-1] == "bias" else "")
+    return parts[0] if parts else name
 
 
 def format_paper_table(rows_total):

@@ -105,3 +105,6 @@ def test_paper_benchmark_smoke(tmp_path):
         assert t["clustered_tflite"]["raw"] > t["clustered_tflite"]["gzip9"] > 0
         assert t["max_distinct"] <= 256 and 0 < t["kept"] < 0.5, (name, t["kept"])
         assert "P+Q+H" in k["paper_table"]
+        # One row per clustered layer (read at the report's offsets in the restored file).
+        rows = [ln.split()[0] for ln in k["paper_table"].splitlines()[3:] if ln[:1].isalpha()]
+        assert {"ip1", "ip2"} <= set(rows), k["paper_table"]
