@@ -151,26 +151,8 @@ _COMMANDS = {
         (_NAME,),
     ),
 }
-_ALL_FLAGS = (
-    _MODEL,
-    _OUT,
-    _BUNDLE,
-    _OUTPUT,
-    _NAME,
-    _FLOAT16,
-    _SPARSE,
-    _INT8,
-    _REPRESENTATIVE,
-    _INT8_IO,
-    _LAYOUT,
-    _BATCH,
-    _STRICT,
-    _COMPACT,
-    _STRIP,
-    _JSON,
-    _TOLERANCE,
-    _SAMPLES,
-)
+# Every flag of any command, once, for refusing those a command does not take.
+_ALL_FLAGS = tuple({id(f): f for _, req, opt in _COMMANDS.values() for f in req + opt}.values())
 _HELP_WORDS = ("--help", "-h", "-?", "--helpshort", "--helpfull", "help")
 
 # Native log lines of TensorFlow and LiteRT that say nothing about the user's model.
