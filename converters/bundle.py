@@ -87,13 +87,6 @@ class _ExportOptions:
     def __post_init__(self):
         if self.layout not in layout_lib.MODES:
             raise ValueError(f"layout must be 'offset' or 'inline', received {self.layout!r}.")
-        if self.int8 and (self.float16 or self.sparse):
-            raise ValueError(
-                "int8=True cannot be combined with float16=True or sparse=True: an int8 "
-                "bundle holds int8 weights; pick one of them."
-            )
-        if self.int8_io and not self.int8:
-            raise ValueError("int8_io=True needs int8=True.")
 
     @property
     def tolerance(self):
@@ -376,11 +369,13 @@ def convert(
         int8=int8,
         int8_io=int8_io,
     )
-    if int8 and representative_data is None:
-        raise ValueError(
-            "int8=True needs representative_data: an array of real inputs (e.g. 100-500 "
-            "training samples, samples first) to calibrate the int8 activation ranges."
-        )
+    export.check_weight_options(
+        float16=float16,
+        sparse=sparse,
+        int8=int8,
+        int8_io=int8_io,
+        representative_data=representative_data,
+    )
     samples = _Samples(sample_inputs, num_samples, seed, representative_data if int8 else None)
     say = _printer(verbose)
     clock = _Stopwatch()

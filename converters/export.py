@@ -32,7 +32,7 @@ import types
 
 import numpy as np
 
-__all__ = ["load_model", "to_tflite"]
+__all__ = ["check_weight_options", "load_model", "to_tflite"]
 
 
 def _class_modules(obj) -> list[str]:
@@ -431,6 +431,28 @@ def _float_ops(flatbuffer: bytes, int8_io: bool) -> list[str]:
     return found
 
 
+def check_weight_options(*, float16, sparse, int8, int8_io, representative_data):
+    """Raises for the weight-type options `to_tflite` refuses, before any model is loaded
+    (`converters.convert` calls it first, so a bad call writes nothing)."""
+    for flag, value in (
+        ("float16", float16),
+        ("sparse", sparse),
+        ("int8", int8),
+        ("int8_io", int8_io),
+    ):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{flag}` must be a bool, got {value!r}.")
+    if int8 and (float16 or sparse):
+        raise ValueError(
+            "int8=True cannot be combined with float16=True or sparse=True: an int8 model "
+            "has int8 weights; pick one."
+        )
+    if int8_io and not int8:
+        raise ValueError("int8_io=True needs int8=True.")
+    if int8 and representative_data is None:
+        representative_batches(None, [])  # raises the message
+
+
 def to_tflite(
     model,
     *,
@@ -498,22 +520,13 @@ def to_tflite(
         or batch_size < 1
     ):
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    if not isinstance(float16, bool):
-        raise TypeError(f"`float16` must be a bool, got {float16!r}.")
-    if not isinstance(sparse, bool):
-        raise TypeError(f"`sparse` must be a bool, got {sparse!r}.")
-    for flag, value in (("int8", int8), ("int8_io", int8_io)):
-        if not isinstance(value, bool):
-            raise TypeError(f"`{flag}` must be a bool, got {value!r}.")
-    if int8 and (float16 or sparse):
-        raise ValueError(
-            "int8=True cannot be combined with float16=True or sparse=True: an int8 model "
-            "has int8 weights; pick one."
-        )
-    if int8_io and not int8:
-        raise ValueError("int8_io=True needs int8=True.")
-    if int8 and representative_data is None:
-        representative_batches(None, [])  # raises the message
+    check_weight_options(
+        float16=float16,
+        sparse=sparse,
+        int8=int8,
+        int8_io=int8_io,
+        representative_data=representative_data,
+    )
     model = load_model(model)
     if int8:
         _refuse_rolled_recurrent_layers(model)
