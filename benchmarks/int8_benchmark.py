@@ -154,6 +154,8 @@ def run_keras_dc(name, module, recipe, data, work, seed):
         elif stage == "clustered":
             t = time.perf_counter()
             folder = os.path.join(work, f"{name}_int8")
+            # kept so that the bundle can be written again (a later encoder) from this model
+            model.save(os.path.join(work, f"{name}_clustered.keras"))
             result = converters.convert(
                 model,
                 folder,

@@ -2,8 +2,8 @@
 
 Follows the levels of `docs/bundle-format.md`: the header and the tables (sections 3,
 4, 5, 8), each segment's payload (section 7: RAW, ZLIB, and the clustered encodings'
-codebooks, background, gap and index streams; SPARSE_RAW's background, gaps and
-values), each HuffmanStream (section 6, decoded
+codebooks, background, gap and index streams, and the grouped encodings' codebook
+map; SPARSE_RAW's background, gaps and values), each HuffmanStream (section 6, decoded
 by `converters.huffman`), and restoring (section 9). Field offsets and codes come from
 `converters.format`. The checks run in the order of section 10, and every malformed
 input raises `FormatError`, naming the byte offset and the field:
@@ -20,7 +20,6 @@ import numpy as np
 
 from converters import huffman
 from converters.format import (
-    CLUSTERED_SPARSE,
     CODEBOOK_COUNT,
     DTYPE_BY_CODE,
     ENCODING_NAMES,
@@ -28,6 +27,7 @@ from converters.format import (
     ENTRY_COUNT,
     ENTRY_SIZE,
     ESCAPE_RUN,
+    GROUPED_CODES,
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
@@ -36,10 +36,12 @@ from converters.format import (
     MAX_CODEBOOK,
     MAX_ENTRY_SIZE,
     MAX_ESCAPE_RUN,
+    MAX_GROUPS,
     MAX_HEADER_SIZE,
     MAX_RESTORED_SIZE,
     RAW,
     SLICE_COUNT,
+    SPARSE_CODES,
     SPARSE_RAW,
     STREAM,
     VERSION_MAJOR,
@@ -395,19 +397,20 @@ def _decode_gaps(gaps, escape_run, elements, emitted, count_error):
     return positions
 
 
-# --- clustered payloads (section 7.3–7.5, 7.7)
+# --- clustered and grouped payloads (section 7.3–7.5, 7.7, 7.8)
 
 
 @dataclasses.dataclass
 class _Clustered:
     entry_counts: np.ndarray
     entries: np.ndarray  # uint<8·esize>, all codebooks back to back
-    background: np.ndarray  # sparse only: one value per codebook
+    background: np.ndarray  # sparse only: one value per channel slice (or one in all)
     escape_run: int
     gaps: _Stream
     indices: _Stream
     positions: np.ndarray  # sparse only: non-zero element positions (int64)
-    channel_of: np.ndarray  # channel of each index symbol (None when one codebook)
+    book_of: np.ndarray  # codebook of each index symbol (None when one codebook in all)
+    codebook_map: _Stream = None  # grouped only: codebook of each channel
 
 
 def _read_clustered(data, entry):
@@ -415,9 +418,18 @@ def _read_clustered(data, entry):
     rd = _Reader(data, entry.payload_offset, entry.payload_offset + entry.payload_size)
     elements = entry.size // entry.esize
     uint = element_dtype(entry.esize)
+    grouped = entry.encoding in GROUPED_CODES
     start = rd.pos
     n_books = rd.field(CODEBOOK_COUNT, entry.prefix)
-    if n_books != 1 and n_books != entry.channels:
+    if grouped:
+        if not 1 <= n_books <= min(entry.channels, MAX_GROUPS):
+            raise CODEBOOK_COUNT.error(
+                f"{n_books} must be in 1..min(channels, {MAX_GROUPS}) = "
+                f"{min(entry.channels, MAX_GROUPS)}.",
+                start,
+                entry.prefix,
+            )
+    elif n_books != 1 and n_books != entry.channels:
         raise CODEBOOK_COUNT.error(
             f"{n_books} must be 1 or channels = {entry.channels}.", start, entry.prefix
         )
@@ -434,7 +446,18 @@ def _read_clustered(data, entry):
         )
     total = int(entry_counts.sum())
     entries = np.frombuffer(rd.take(total * entry.esize, entry.field("entries")), uint)
-    sparse = entry.encoding == CLUSTERED_SPARSE
+    codebook_map = None
+    if grouped:
+        codebook_map = _read_stream(rd, entry.field("codebook_map"))
+        if codebook_map.count != entry.channels:
+            raise codebook_map.error(
+                "count", f"{codebook_map.count} must equal channels = {entry.channels}."
+            )
+        if codebook_map.lengths.size > n_books:
+            raise codebook_map.error(
+                "alphabet", f"{codebook_map.lengths.size} symbols exceed {n_books} codebooks."
+            )
+    sparse = entry.encoding in SPARSE_CODES
     escape_run = 0
     gaps = background = None
     if sparse:
@@ -461,10 +484,14 @@ def _read_clustered(data, entry):
         )
     elif indices.count != elements:
         raise indices.error("count", f"{indices.count} indices for {elements} elements.")
+    if grouped:
+        _decode_stream(codebook_map)
+        if sparse:  # one background per channel: its codebook's
+            background = background[codebook_map.symbols]
     _decode_stream(indices)
 
-    channel_of = None
-    if n_books == 1:
+    book_of = None
+    if n_books == 1 and not grouped:
         if indices.hist.size > entry_counts[0] and indices.hist[entry_counts[0] :].any():
             raise FormatError(
                 indices.data_offset,
@@ -472,19 +499,29 @@ def _read_clustered(data, entry):
                 f"index beyond the {entry_counts[0]} codebook entries.",
             )
     elif indices.count:
-        per_channel = elements // n_books
+        per_channel = elements // entry.channels
         if sparse:
-            channel_of = positions // per_channel
+            book_of = positions // per_channel
         else:
-            channel_of = np.repeat(np.arange(n_books), per_channel)
-        if not (indices.symbols < entry_counts[channel_of]).all():
+            book_of = np.repeat(np.arange(entry.channels), per_channel)
+        if grouped:
+            book_of = codebook_map.symbols[book_of].astype(np.int64)
+        if not (indices.symbols < entry_counts[book_of]).all():
             raise FormatError(
                 indices.data_offset,
                 indices.field + ".data",
                 "index beyond its channel's codebook.",
             )
     return _Clustered(
-        entry_counts, entries, background, escape_run, gaps, indices, positions, channel_of
+        entry_counts,
+        entries,
+        background,
+        escape_run,
+        gaps,
+        indices,
+        positions,
+        book_of,
+        codebook_map,
     )
 
 
@@ -596,15 +633,16 @@ def _decode_into(data, entry, target):
         values[parsed.positions] = parsed.values
         return
     parsed = _read_clustered(data, entry)
-    if entry.encoding == CLUSTERED_SPARSE and parsed.background.any():  # R starts zeroed
+    sparse = entry.encoding in SPARSE_CODES
+    if sparse and values.size and parsed.background.any():  # R starts zeroed
         values.reshape(parsed.background.size, -1)[:] = parsed.background[:, None]
     if not parsed.indices.count:
         return
     symbols = parsed.indices.symbols
-    if parsed.channel_of is not None:
+    if parsed.book_of is not None:
         bases = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
-        symbols = bases[parsed.channel_of] + symbols
-    if entry.encoding == CLUSTERED_SPARSE:
+        symbols = bases[parsed.book_of] + symbols
+    if sparse:
         values[parsed.positions] = parsed.entries[symbols]
     else:
         values[:] = parsed.entries[symbols]
@@ -674,6 +712,8 @@ def _clustered_figures(parsed):
     }
     if parsed.gaps is not None:
         figures.update(_gap_figures(parsed.gaps, parsed.escape_run))
+    if parsed.codebook_map is not None:
+        figures["map_bits"] = parsed.codebook_map.nbits
     return figures
 
 
@@ -701,10 +741,10 @@ def _clustered_nonzeros(parsed, entry):
     """Non-zero values of a parsed clustered segment, background included."""
     book_start = np.concatenate([[0], np.cumsum(parsed.entry_counts)[:-1]])
     symbols = parsed.indices.symbols.astype(np.int64)
-    if parsed.channel_of is not None:
-        symbols = symbols + book_start[parsed.channel_of]
+    if parsed.book_of is not None:
+        symbols = symbols + book_start[parsed.book_of]
     nonzeros = count_nonzero(parsed.entries[symbols], entry.dtype)
-    if entry.encoding == CLUSTERED_SPARSE:  # plus the background
+    if entry.encoding in SPARSE_CODES:  # plus the background
         nonzeros += _background_nonzeros(parsed.background, parsed.positions, entry)
     return nonzeros
 

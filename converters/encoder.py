@@ -6,7 +6,7 @@ buffers; the skeleton is R with those ranges cut out (section 1), and the sideca
 each range as the smallest of its candidate payloads (section 7): the values grouped
 into codebooks (7.3), a background and escape run for the sparse encoding (7.4), the
 gap and index symbols as HuffmanStreams (section 6, coded by `converters.huffman`),
-the background, gaps and raw values of pruned unclustered data (SPARSE_RAW, 7.6), or
+codebooks shared by groups of channels with a map of each channel's (7.8), the background, gaps and raw values of pruned unclustered data (SPARSE_RAW, 7.6), or
 zlib (7.2), or the raw bytes (7.1). The skeleton's gaps that zlib shrinks enough
 become ZLIB segments of their own (`compact_skeleton`, section 13). Offsets, struct layouts and codes come from
 `converters.format`; the figures of each choice are a `converters.stats.SegmentStats`.
@@ -34,6 +34,8 @@ from converters.format import (
     ENTRY_COUNT,
     ENTRY_SIZE,
     ESCAPE_RUN,
+    GROUPED_DENSE,
+    GROUPED_SPARSE,
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
@@ -42,6 +44,7 @@ from converters.format import (
     MAX_CODEBOOK,
     MAX_CODEBOOK_COUNT,
     MAX_ESCAPE_RUN,
+    MAX_GROUPS,
     MAX_RESTORED_SIZE,
     RAW,
     SLICE_COUNT,
@@ -341,6 +344,137 @@ def _clustered_payload(values, esize, n_books, sparse, split=None, gaps=None):
     return b"".join(parts), figures
 
 
+# Grouped codebooks (7.8): the greedy grouping below tries these thresholds (entries a
+# channel may add to a group's codebook when it joins it) and keeps the smallest payload.
+_GROUP_THRESHOLDS = (0, 1, 2, 4, 8, MAX_CODEBOOK)
+# Grouping is not tried when the segment has more distinct values than this (besides
+# the background): the membership matrix is channels × values.
+_GROUP_MAX_VALUES = 4096
+
+
+def _channel_values(values, channels, sparse, split):
+    """Per channel, its distinct values (besides its background when `sparse`).
+
+    Returns (elements, channel, value_id, sets, background) or None when grouping cannot
+    beat one codebook or per-channel codebooks: `elements` are the element positions the
+    codebooks cover (`kept` when sparse), `channel` and `value_id` their channel and the
+    index of their value in the segment's distinct values, `sets` a channels × values
+    boolean matrix, `background` one value per channel (sparse only).
+    """
+    per_channel = values.size // channels
+    background = None
+    if sparse:
+        elements, background = split
+    else:
+        elements = np.arange(values.size)
+    kept = values[elements]
+    if not kept.size:
+        return None
+    distinct, value_id = np.unique(kept, return_inverse=True)
+    if distinct.size > _GROUP_MAX_VALUES:
+        return None
+    channel = elements // per_channel
+    sets = np.zeros((channels, distinct.size), bool)
+    sets[channel, value_id] = True
+    widest = int(sets.sum(axis=1).max())
+    if widest > MAX_CODEBOOK or widest == distinct.size:  # no codebook fits, or one fits all
+        return None
+    return elements, channel, value_id, sets, background
+
+
+def _assign_groups(sets, background, threshold):
+    """Greedy channel groups: each channel, widest first, joins the group (of its own
+    background) to whose codebook it adds the fewest entries if those are at most
+    `threshold`, else starts a group. Returns the group of each channel, numbered in
+    order of their first channel, or None if more than `MAX_GROUPS` are needed."""
+    channels = sets.shape[0]
+    order = np.lexsort((np.arange(channels), -sets.sum(axis=1)))
+    unions = np.zeros((min(channels, MAX_GROUPS), sets.shape[1]), bool)
+    sizes = np.zeros(unions.shape[0], np.int64)
+    group_background = None if background is None else np.zeros(unions.shape[0], background.dtype)
+    n = 0
+    group = np.empty(channels, np.int64)
+    for c in order:
+        best = -1
+        if n:
+            missing = sets[c] & ~unions[:n]
+            new = missing.sum(axis=1)
+            fits = sizes[:n] + new <= MAX_CODEBOOK
+            if background is not None:
+                fits &= group_background[:n] == background[c]
+            if fits.any():
+                new[~fits] = MAX_CODEBOOK + 1
+                best = int(np.argmin(new))
+        if best < 0 or (new[best] > threshold and n < unions.shape[0]):
+            if n == unions.shape[0]:
+                return None
+            best = n
+            n += 1
+            if background is not None:
+                group_background[best] = background[c]
+        unions[best] |= sets[c]
+        sizes[best] = int(unions[best].sum())
+        group[c] = best
+    unions = unions[:n]
+    _, first = np.unique(group, return_index=True)  # renumber by first channel
+    renumber = np.empty(n, np.int64)
+    renumber[np.argsort(first)] = np.arange(len(unions))
+    return renumber[group]
+
+
+def _grouped_payloads(values, esize, channels, sparse, split=None, gaps=None):
+    """Candidate GROUPED_SPARSE / GROUPED_DENSE payloads (7.8), one per grouping threshold
+    that gives a new grouping: a list of (payload, figures)."""
+    found = _channel_values(values, channels, sparse, split)
+    if found is None:
+        return []
+    elements, channel, value_id, sets, background = found
+    results, seen = [], set()
+    for threshold in _GROUP_THRESHOLDS:
+        group_of_channel = _assign_groups(sets, background, threshold)
+        if group_of_channel is None:
+            continue
+        key = group_of_channel.tobytes()
+        n_groups = int(group_of_channel.max()) + 1
+        if key in seen or n_groups == channels:  # per-channel codebooks do that without a map
+            continue
+        seen.add(key)
+        book = group_of_channel[channel]
+        group, group_value, group_book, group_count = _groups(values[elements], book, n_groups)
+        entry_counts = np.bincount(group_book, minlength=n_groups)
+        ranked = _by_use(group_value, group_book, group_count)
+        book_start = np.concatenate([[0], np.cumsum(entry_counts)[:-1]])
+        rank = np.empty(group_value.size, np.int64)
+        rank[ranked] = np.arange(group_value.size) - book_start[group_book[ranked]]
+        book_map = _stream_bytes(group_of_channel)
+        parts = [
+            CODEBOOK_COUNT.pack(n_groups),
+            entry_counts.astype(ENTRY_COUNT.dtype).tobytes(),
+            group_value[ranked].astype(element_dtype(esize)).tobytes(),
+            book_map[0],
+        ]
+        figures = {"escape_run": 0}
+        if sparse:
+            group_background = np.empty(n_groups, background.dtype)
+            group_background[group_of_channel] = background  # one value within a group
+            parts.append(group_background.astype(element_dtype(esize)).tobytes())
+            gap_bytes, figures = gaps(channels)
+            figures = dict(figures)
+            parts.append(gap_bytes)
+        index = _stream_bytes(rank[group])
+        parts.append(index[0])
+        figures.update(
+            codebooks=n_groups,
+            codebook_entries=int(entry_counts.sum()),
+            index_count=int(group.size),
+            index_bits=index[1],
+            index_entropy_bits_total=index[2],
+            map_bits=book_map[1],
+        )
+        results.append((b"".join(parts), figures))
+    return results
+
+
 def _sparse_raw_payload(values, n_books, split, gaps):
     """SPARSE_RAW (section 7.6): background per slice, gaps, and the emitted values' bytes.
 
@@ -421,6 +555,17 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
                 candidates.append((len(result[0]), encoding, n_books, result[0], result[1]))
             elif sparse:
                 too_many.add(n_books)
+    for encoding in (GROUPED_SPARSE, GROUPED_DENSE):  # codebooks shared by channel groups
+        if encoding not in allowed or not values.size or seg.channels not in books[1:]:
+            continue
+        sparse = encoding == GROUPED_SPARSE
+        if sparse and seg.channels in too_many:
+            continue
+        found = _grouped_payloads(
+            values, esize, seg.channels, sparse, *((split(seg.channels), gaps) if sparse else ())
+        )
+        for payload, figures in found:
+            candidates.append((len(payload), encoding, figures["codebooks"], payload, figures))
     if SPARSE_RAW in allowed and values.size:  # pruned values that are not clustered
         for n_books in books:
             kept, _ = split(n_books)

@@ -1,6 +1,6 @@
 """Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
 
-Mirrors `docs/bundle-format.md` version 1.1: every fixed structure is written here once,
+Mirrors `docs/bundle-format.md` version 1.2: every fixed structure is written here once,
 as the list of its fields (name and struct code) in the order of the spec's table, and
 the offsets, sizes and struct strings that the decoder and the encoder use are derived
 from that list:
@@ -13,7 +13,8 @@ from that list:
 - section 4.1: `VERSION_MINOR` and the minor version each encoding needs
   (`ENCODING_MINOR`, `minor_version_for`);
 - section 7: the `ENCODINGS` codes and the payload fields (`CODEBOOK_COUNT`,
-  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `element_dtype`);
+  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `element_dtype`), and which codes are
+  clustered (`CLUSTERED_CODES`), sparse (`SPARSE_CODES`) or grouped (`GROUPED_CODES`);
 - section 10: `FormatError` and the limits that bound every allocation.
 
 Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
@@ -28,6 +29,7 @@ import struct
 import numpy as np
 
 __all__ = [
+    "CLUSTERED_CODES",
     "CLUSTERED_DENSE",
     "CLUSTERED_SPARSE",
     "CODEBOOK_COUNT",
@@ -50,10 +52,12 @@ __all__ = [
     "MAX_CODEBOOK_COUNT",
     "MAX_ENTRY_SIZE",
     "MAX_ESCAPE_RUN",
+    "MAX_GROUPS",
     "MAX_HEADER_SIZE",
     "MAX_RESTORED_SIZE",
     "RAW",
     "SLICE_COUNT",
+    "SPARSE_CODES",
     "SPARSE_RAW",
     "STREAM",
     "VERSION_MAJOR",
@@ -61,6 +65,9 @@ __all__ = [
     "ZLIB",
     "Field",
     "FormatError",
+    "GROUPED_CODES",
+    "GROUPED_DENSE",
+    "GROUPED_SPARSE",
     "Layout",
     "element_dtype",
     "lengths_size",
@@ -178,7 +185,7 @@ class Layout:
 
 MAGIC = b"KDCW"
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # the newest minor version this implementation writes (section 4.1)
+VERSION_MINOR = 2  # the newest minor version this implementation writes (section 4.1)
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
@@ -278,23 +285,39 @@ def pack_lengths(lengths):
 # --------------------------------------------------------------------------- section 7
 
 RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE, SPARSE_RAW = 0, 1, 2, 3, 4
+GROUPED_SPARSE, GROUPED_DENSE = 5, 6
 ENCODINGS = {
     "RAW": RAW,
     "ZLIB": ZLIB,
     "CLUSTERED_SPARSE": CLUSTERED_SPARSE,
     "CLUSTERED_DENSE": CLUSTERED_DENSE,
     "SPARSE_RAW": SPARSE_RAW,
+    "GROUPED_SPARSE": GROUPED_SPARSE,
+    "GROUPED_DENSE": GROUPED_DENSE,
 }
 ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
-# The minor version that introduced each encoding code (section 4.1, "Changes from 1.0").
-ENCODING_MINOR = {RAW: 0, ZLIB: 0, CLUSTERED_SPARSE: 0, CLUSTERED_DENSE: 0, SPARSE_RAW: 1}
+# The minor version that introduced each encoding code (section 4.1, "Changes from 1.x").
+ENCODING_MINOR = {
+    RAW: 0,
+    ZLIB: 0,
+    CLUSTERED_SPARSE: 0,
+    CLUSTERED_DENSE: 0,
+    SPARSE_RAW: 1,
+    GROUPED_SPARSE: 2,
+    GROUPED_DENSE: 2,
+}
+# Codes whose payload starts with codebooks (7.3, 7.8); of them, those with a background
+# and gap stream (7.4, 7.8); and those with a codebook map (7.8).
+CLUSTERED_CODES = frozenset({CLUSTERED_SPARSE, CLUSTERED_DENSE, GROUPED_SPARSE, GROUPED_DENSE})
+SPARSE_CODES = frozenset({CLUSTERED_SPARSE, GROUPED_SPARSE})
+GROUPED_CODES = frozenset({GROUPED_SPARSE, GROUPED_DENSE})
 
 
 def minor_version_for(encodings):
     """The `version_minor` a writer stores for a file using these encoding codes.
 
-    The lowest minor version that defines them all: 0 unless a v1.1 code is used, so a
-    file that a v1.0 writer could have written keeps its v1.0 bytes.
+    The lowest minor version that defines them all: 0 unless a v1.1 or v1.2 code is
+    used, so a file that an older writer could have written keeps its older bytes.
     """
     return max((ENCODING_MINOR[e] for e in encodings), default=0)
 
@@ -307,6 +330,7 @@ ESCAPE_RUN = Field("escape_run", "B")
 SLICE_COUNT = Field("slice_count", "H")
 MAX_CODEBOOK_COUNT = 65535  # codebook_count is a u16
 MAX_CODEBOOK = 256  # entries per codebook
+MAX_GROUPS = 256  # codebooks of a grouped payload (7.8): the codebook map's alphabet
 MAX_ESCAPE_RUN = 255
 
 _ELEMENT_DTYPES = {size: np.dtype(f"<u{size}") for size in (1, 2, 4, 8)}

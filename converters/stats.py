@@ -55,6 +55,8 @@ class SegmentStats:
         gap_bits: coded bits of the gap stream. Defaults to `0`.
         gap_entropy_bits_total: zero-order entropy of the gap stream, total bits.
             Defaults to `0.0`.
+        map_bits: coded bits of the codebook map of a grouped segment (section 7.8).
+            Defaults to `0`.
         payload_bytes: bytes of the segment's payload. Defaults to `0`.
         raw_bytes: bytes of the segment in the restored file. Defaults to `0`.
     """
@@ -75,6 +77,7 @@ class SegmentStats:
     gap_count: int = 0
     gap_bits: int = 0
     gap_entropy_bits_total: float = 0.0
+    map_bits: int = 0
     payload_bytes: int = 0
     raw_bytes: int = 0
 

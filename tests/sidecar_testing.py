@@ -17,6 +17,8 @@ from converters.decoder import restore_bytes
 from converters.encoder import Segment
 from converters.format import (
     CODEBOOK_COUNT,
+    ENCODING_MINOR,
+    ENCODING_NAMES,
     ENTRY,
     ENTRY_COUNT,
     ENTRY_SIZE,
@@ -65,6 +67,14 @@ def golden(name):
 
 def segments_of(name):
     return [Segment(**s) for s in MANIFEST["cases"][name]["segments"]]
+
+
+def encodings_of(name):
+    """The encodings the golden case `name` was written with: those of its format version."""
+    minor = MANIFEST["cases"][name]["version_minor"]
+    return [
+        ENCODING_NAMES[code] for code, since in sorted(ENCODING_MINOR.items()) if since <= minor
+    ]
 
 
 def _entry_base(header_size, entry_size, i):

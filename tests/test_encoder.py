@@ -7,18 +7,29 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sidecar_testing import CASES, MANIFEST, golden, payloads_of, rebuild, segments_of
+from sidecar_testing import (
+    CASES,
+    MANIFEST,
+    encodings_of,
+    golden,
+    payloads_of,
+    rebuild,
+    segments_of,
+)
 
 from converters import decoder, encoder
 from converters.encoder import Segment
-from converters.format import ENTRY_SIZE, HEADER_SIZE
+from converters.format import ENTRY_SIZE, HEADER, HEADER_SIZE
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden_rebuilt_byte_for_byte(name):
     skeleton, side, restored = golden(name)
     case = MANIFEST["cases"][name]
-    new_skeleton, new_side, stats = encoder.build_bundle(restored, segments_of(name))
+    new_skeleton, new_side, stats = encoder.build_bundle(
+        restored, segments_of(name), encodings=encodings_of(name)
+    )
+    assert HEADER.unpack_from(side).version_minor <= case["version_minor"]
     assert [s.encoding for s in stats] == case["encodings"]
     assert [s.codebooks for s in stats] == case["codebooks"]
     assert new_skeleton == skeleton
@@ -41,7 +52,7 @@ def _inflated(side, encodings):
 @pytest.mark.parametrize("name", CASES)
 def test_golden_inspect_matches_build_stats(name):
     _, side, restored = golden(name)
-    _, _, stats = encoder.build_bundle(restored, segments_of(name))
+    _, _, stats = encoder.build_bundle(restored, segments_of(name), encodings=encodings_of(name))
     info = decoder.inspect(side)
     assert info["segment_count"] == len(stats)
     assert info["sidecar_size"] == len(side)

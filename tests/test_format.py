@@ -141,24 +141,41 @@ def test_limits_are_the_spec_limits():
     assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in SPEC
     assert fmt.MAGIC == bytes.fromhex("4b444357") and (fmt.VERSION_MAJOR, fmt.VERSION_MINOR) == (
         1,
-        1,
+        2,
     )
     assert SPEC.startswith(f"# keras-dc bundle format, version 1.{fmt.VERSION_MINOR} (normative)")
     assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in spec_section("### 7.6 SPARSE_RAW")
+    grouped = spec_section("### 7.8 GROUPED_SPARSE")
+    assert f"G, 1 … min(channels, {fmt.MAX_GROUPS})" in grouped
+    assert f"K_g, 0 … {fmt.MAX_CODEBOOK}" in grouped
 
 
 def test_minor_version_is_the_lowest_that_defines_the_codes():
-    # 4.1: 1 only for a file that uses a v1.1 code, so v1.0 files keep their bytes.
-    assert "| 4 | `SPARSE_RAW` | anything (since 1.1)" in spec_section("## 7. Segment encodings")
-    assert fmt.ENCODING_MINOR == {
-        code: int(code == fmt.SPARSE_RAW) for code in fmt.ENCODINGS.values()
+    # 4.1: 1 only for a file that uses a v1.1 code, 2 for a v1.2 code, so older files
+    # keep their bytes.
+    codes = spec_section("## 7. Segment encodings")
+    since = {
+        int(code): int(re.search(r"since 1\.(\d)", text).group(1)) if "since 1." in text else 0
+        for code, _, text in spec_table("## 7. Segment encodings")
     }
+    assert "| 4 | `SPARSE_RAW` | anything (since 1.1)" in codes
+    assert fmt.ENCODING_MINOR == since
+    assert since[fmt.GROUPED_SPARSE] == since[fmt.GROUPED_DENSE] == 2
     assert fmt.minor_version_for([]) == 0
     assert (
         fmt.minor_version_for([fmt.RAW, fmt.ZLIB, fmt.CLUSTERED_SPARSE, fmt.CLUSTERED_DENSE]) == 0
     )
     assert fmt.minor_version_for([fmt.ZLIB, fmt.SPARSE_RAW]) == 1
-    assert "`version_minor` | 0 or 1 (section 4.1)" in spec_section("## 4. Header")
+    assert fmt.minor_version_for([fmt.SPARSE_RAW, fmt.GROUPED_DENSE, fmt.RAW]) == 2
+    assert "`version_minor` | 0, 1 or 2 (section 4.1)" in spec_section("## 4. Header")
+    assert fmt.CLUSTERED_CODES == {
+        fmt.CLUSTERED_SPARSE,
+        fmt.CLUSTERED_DENSE,
+        fmt.GROUPED_SPARSE,
+        fmt.GROUPED_DENSE,
+    }
+    assert fmt.SPARSE_CODES == {fmt.CLUSTERED_SPARSE, fmt.GROUPED_SPARSE}
+    assert fmt.GROUPED_CODES == {fmt.GROUPED_SPARSE, fmt.GROUPED_DENSE}
 
 
 def test_sparse_raw_fields_are_the_spec_table():

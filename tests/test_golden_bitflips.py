@@ -41,9 +41,11 @@ def _flip_every_bit(data, restore_with):
 
 
 def test_goldens_are_all_here():
-    # The README's table: fourteen cases, `hand`, the v1.1 ones and `int8` among them.
-    assert len(NAMES) == 14, NAMES
-    assert {"hand", "sparse_raw", "compact_skeleton", "compact_empty", "int8"} <= set(NAMES), NAMES
+    # The README's table: fifteen cases, `hand`, the v1.1 ones, `int8` and v1.2's `grouped`.
+    assert len(NAMES) == 15, NAMES
+    assert {"hand", "sparse_raw", "compact_skeleton", "compact_empty", "int8", "grouped"} <= set(
+        NAMES
+    ), NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)

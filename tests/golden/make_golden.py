@@ -4,8 +4,10 @@
     python tests/golden/make_golden.py --check  # exit 1 if a file would change
 
 Each case is a restored file R and its segments; the files are NAME.restored (R),
-NAME.skeleton and NAME.dcw (what `converters.encoder.build_bundle` makes of R), and
-manifest.json lists every case's segments and the encodings chosen. The inputs come
+NAME.skeleton and NAME.dcw (what `converters.encoder.build_bundle` makes of R with the
+encodings of the case's format version: a case written before version 1.N keeps its
+bytes because the encoder may only use the codes of its version), and manifest.json
+lists every case's segments, its `version_minor` and the encodings chosen. The inputs come
 from NumPy's seeded PCG64 generator; the tests rebuild each bundle from NAME.restored
 and manifest.json (not from the generator), so a change in NumPy's random streams
 cannot break them. `hand` is written from tests/golden/hand_vectors.py, byte by byte.
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 import hand_vectors  # noqa: E402
 
 from converters import encoder  # noqa: E402
+from converters.format import ENCODING_MINOR, ENCODING_NAMES  # noqa: E402
 
 
 class _File:
@@ -243,32 +246,81 @@ def case_int8(rng):
     return f, None  # encodings recorded, not prescribed
 
 
+def _grouped_int8_kernel(rng, channels, per_channel, density, centroids):
+    # A kernel clustered to shared `centroids`, quantized per output channel as TFLite's
+    # full-integer converter does (scale = max |w| / 127, zero point 0): the scale depends
+    # on the channel's largest-magnitude centroid, so channels fall into a few groups
+    # with identical int8 values (docs/bundle-format.md 7.8, section 11).
+    weights = _clustered(rng, channels * per_channel, density, centroids, np.float64)
+    weights = weights.reshape(channels, per_channel)
+    peak = np.max(np.abs(weights), axis=1, keepdims=True)
+    return np.round(weights * 127 / np.where(peak > 0, peak, 1)).astype(np.int8)
+
+
+def case_grouped(rng):
+    # v1.2: int8 kernels clustered to shared centroids, pruned and not pruned, whose
+    # channels share codebooks by groups (GROUPED_SPARSE, GROUPED_DENSE); a channel
+    # pruned away entirely; a float16 kernel whose channels have ±0.0 backgrounds and
+    # two value sets (GROUPED_SPARSE, one background per group).
+    f = _File(rng)
+    f.skeleton(24)
+    centroids = np.array([-0.9, -0.5, -0.31, -0.2, -0.12, -0.05, 0.04, 0.1, 0.17, 0.3, 0.45, 0.8])
+    sparse = _grouped_int8_kernel(rng, 40, 150, 0.1, centroids)
+    sparse[7] = 0  # an empty channel: its background only
+    f.segment(sparse, "dense/kernel_int8", channels=40)
+    f.segment(rng.integers(-(2**31), 2**31, 40).astype(np.int32), "dense/bias_int32")
+    f.skeleton(12)
+    f.segment(_grouped_int8_kernel(rng, 16, 60, 0.97, centroids), "conv/kernel_int8", channels=16)
+    f.skeleton(8)
+    halves = [np.float16(v) for v in (-0.5, -0.25, 0.125, 0.375)]
+    rows = []
+    for c in range(12):
+        row = _clustered(rng, 200, 0.12, [h * (2 if c % 3 == 0 else 1) for h in halves], np.float16)
+        if c % 2:
+            row[row == 0] = -0.0
+        rows.append(row)
+    f.segment(np.array(rows), "conv_bn/kernel_fp16", channels=12)
+    f.skeleton(4)
+    return f, ["GROUPED_SPARSE", "RAW", "GROUPED_DENSE", "GROUPED_SPARSE"]
+
+
+# name: (case, format version_minor whose encodings the encoder may use). Seeds follow
+# from the order, so new cases go last.
 CASES = {
-    "empty": case_empty,
-    "raw": case_raw,
-    "zlib": case_zlib,
-    "sparse_f32": case_sparse_f32,
-    "dense_f32": case_dense_f32,
-    "per_channel": case_per_channel,
-    "float16": case_float16,
-    "mixed": case_mixed,
-    "background": case_background,
-    # v1.1 cases: seeds follow from the order, so new cases go last.
-    "sparse_raw": case_sparse_raw,
-    "compact_skeleton": case_compact_skeleton,
-    "compact_empty": case_compact_empty,
-    "int8": case_int8,
+    "empty": (case_empty, 1),
+    "raw": (case_raw, 1),
+    "zlib": (case_zlib, 1),
+    "sparse_f32": (case_sparse_f32, 1),
+    "dense_f32": (case_dense_f32, 1),
+    "per_channel": (case_per_channel, 1),
+    "float16": (case_float16, 1),
+    "mixed": (case_mixed, 1),
+    "background": (case_background, 1),
+    "sparse_raw": (case_sparse_raw, 1),
+    "compact_skeleton": (case_compact_skeleton, 1),
+    "compact_empty": (case_compact_empty, 1),
+    "int8": (case_int8, 1),
+    "grouped": (case_grouped, 2),
 }
+
+
+def encodings_up_to(minor):
+    """The encoding names a writer of format version 1.`minor` may use."""
+    return [
+        ENCODING_NAMES[code] for code, since in sorted(ENCODING_MINOR.items()) if since <= minor
+    ]
 
 
 def build_all():
     """{file name: bytes} for every golden file, and the manifest."""
     files = {}
     manifest = {"zlib_version": zlib.ZLIB_VERSION, "cases": {}}
-    for seed, (name, make) in enumerate(CASES.items()):
+    for seed, (name, (make, minor)) in enumerate(CASES.items()):
         f, expected = make(np.random.default_rng(seed))
         restored = f.bytes()
-        skeleton, side, stats = encoder.build_bundle(restored, f.segments)
+        skeleton, side, stats = encoder.build_bundle(
+            restored, f.segments, encodings=encodings_up_to(minor)
+        )
         chosen = [s.encoding for s in stats]
         if expected is not None and chosen != expected:
             raise AssertionError(
@@ -290,6 +342,7 @@ def build_all():
             ],
             "encodings": chosen,
             "codebooks": [s.codebooks for s in stats],
+            "version_minor": minor,
         }
     files["hand.restored"] = hand_vectors.RESTORED
     files["hand.skeleton"] = hand_vectors.SKELETON
