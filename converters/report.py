@@ -254,9 +254,11 @@ def format_report(report):
         "RAW": "raw",
         "ZLIB": "zlib",
         "SPARSE_RAW": "sp-raw",
+        "GROUPED_SPARSE": "g-sp",
+        "GROUPED_DENSE": "g-den",
     }
     for r in report["buffers"]:
-        clustered = r["encoding"].startswith("CLUSTERED")
+        clustered = r["encoding"].startswith(("CLUSTERED", "GROUPED"))
         idx = (
             f"{r['index_bits_per_symbol']:6.2f} {r['index_entropy_per_symbol']:5.2f}"
             if clustered
@@ -264,7 +266,7 @@ def format_report(report):
         )
         gap = (
             f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
-            if r["encoding"] in ("CLUSTERED_SPARSE", "SPARSE_RAW")
+            if r["encoding"] in ("CLUSTERED_SPARSE", "GROUPED_SPARSE", "SPARSE_RAW")
             else f"{'':6s} {'':5s}"
         )
         lines.append(
@@ -368,7 +370,7 @@ def render_picture(report, restored, buffers):
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    rows = [r for r in report["buffers"] if r["encoding"].startswith("CLUSTERED")]
+    rows = [r for r in report["buffers"] if r["encoding"].startswith(("CLUSTERED", "GROUPED"))]
     fig, (ax_hist, ax_bits) = plt.subplots(1, 2, figsize=(13, 4.5))
     by_offset = {r["offset"]: r for r in report["buffers"]}
     largest = max(

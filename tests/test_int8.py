@@ -141,7 +141,7 @@ def test_int8_bundle_is_smaller_than_the_dense_int8_tflite_and_reports_it(int8_b
     paths = {v.path for v in model.weights if v.path.endswith("kernel")}
     assert set(rows) == paths  # every int8 kernel named after its Keras variable
     encodings = {name: r["encoding"] for name, r in rows.items()}
-    assert all(e.startswith("CLUSTERED") for e in encodings.values()), encodings
+    assert all(e.startswith(("CLUSTERED", "GROUPED")) for e in encodings.values()), encodings
     checks = {w.keras_name: w for w in result.int8_weights}
     assert set(checks) == paths
     for v in model.weights:
@@ -245,3 +245,38 @@ def test_java_restores_an_int8_bundle(int8_bundle, java_classes, tmp_path):  # n
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out, "rb") as f:
         assert f.read() == converters.restore(result.directory)
+
+
+def test_int8_kernel_of_shared_centroids_is_coded_by_channel_groups(
+    java_classes,  # noqa: F811
+    tmp_path,
+):
+    # A Dense kernel of 8 shared values with rare large ones, 85% zeros: each output
+    # channel's int8 scale comes from the largest value it uses, so the channels fall
+    # into groups with identical int8 values (format 1.2, GROUPED_SPARSE), which the
+    # Python and the Java restorer both restore to the converter's exact bytes.
+    rng = np.random.default_rng(8)
+    centroids = np.array([-0.8, -0.3, -0.12, -0.05, 0.04, 0.1, 0.25, 0.6], np.float32)
+    use = np.exp(-np.abs(centroids) / 0.15)
+    kernel = rng.choice(centroids, (96, 64), p=use / use.sum())
+    kernel[rng.random(kernel.shape) < 0.85] = 0
+    model = keras.Sequential([keras.Input((96,)), keras.layers.Dense(64)])
+    model.layers[0].set_weights([kernel, np.zeros(64, np.float32)])
+    x = rng.standard_normal((64, 96)).astype(np.float32)
+    result = converters.convert(
+        model, str(tmp_path / "b"), int8=True, representative_data=x, verbose=0, picture=False
+    )
+    (row,) = [r for r in result.report["buffers"] if r["dtype"] == "int8"]
+    assert row["encoding"] == "GROUPED_SPARSE" and 1 < row["codebooks"] < 64, row
+    restored = converters.restore(result.directory)
+    (weights,) = [w for _, w in _int8_weights(restored)]
+    assert np.array_equal(weights == 0, kernel.T == 0)
+    skeleton, sidecar = files.bundle_paths(result.directory)
+    main, _ = java_classes
+    out = str(tmp_path / "java.tflite")
+    proc = run_java(
+        ["java", "-cp", main, "dev.kerasdc.bundle.RestoreMain", skeleton, sidecar, out], 120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out, "rb") as f:
+        assert f.read() == restored
