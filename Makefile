@@ -1,6 +1,7 @@
 # Entry points that do all set-up on a fresh machine:
 #   make demo   fit with callbacks -> bundle -> restore -> run in LiteRT -> report
-#   make test   the whole test suite (Python + Java)
+#   make test   the whole test suite (Python + Java), in two pytest-xdist workers (one
+#               test file per worker at a time, so module fixtures are built once)
 #   make lint   ruff: lint rules and formatting (settings in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
@@ -37,7 +38,7 @@ demo: $(STAMP)
 	$(PY) -m examples.quickstart
 
 test: $(STAMP) java-deps
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25 tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -10,6 +10,10 @@ import os
 import pytest
 
 JUNIT_SUMMARY = pytest.StashKey[str]()
+# The same line as a test report's user property: reports of pytest-xdist's workers
+# reach the controlling process, which prints the summary.
+JUNIT_SUMMARY_PROPERTY = "junit_summary"
+_junit_lines = []
 
 
 def _in_ci():
@@ -44,8 +48,14 @@ def pytest_make_collect_report(collector):
         )
 
 
+def pytest_runtest_logreport(report):
+    for key, value in getattr(report, "user_properties", ()):
+        if key == JUNIT_SUMMARY_PROPERTY and report.when == "call":
+            _junit_lines.append(value)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    line = config.stash.get(JUNIT_SUMMARY, None)
+    line = config.stash.get(JUNIT_SUMMARY, None) or (_junit_lines[-1] if _junit_lines else None)
     if line:
         terminalreporter.write_sep("-", "Java")
         terminalreporter.write_line(line)

@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import JUNIT_SUMMARY
+from conftest import JUNIT_SUMMARY, JUNIT_SUMMARY_PROPERTY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = os.path.join(ROOT, "android", "core")
@@ -193,6 +193,7 @@ def test_junit_suite_passes(junit_run, request):
     line = f"JUnit (android/core on the JVM): {found} tests found, {succeeded} successful, {failed} failed"
     print(line)
     request.config.stash[JUNIT_SUMMARY] = line  # shown in the terminal summary (conftest.py)
+    request.node.user_properties.append((JUNIT_SUMMARY_PROPERTY, line))  # from an xdist worker
     assert found > 0, "the JUnit launcher found no tests:\n" + output[-4000:]
     assert failed == 0 and returncode == 0, "Java tests failed:\n" + output[-12000:]
     assert succeeded == found, output[-4000:]
