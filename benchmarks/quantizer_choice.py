@@ -26,9 +26,9 @@ non-zero int8 values in one output channel against the float kernel's (at most
 ``2^bits``), and how the weights are quantized (per channel? zero points 0?
 ``scale = max |w| / 127``?).
 
-    python -m venv /work/venv-aeq
-    /work/venv-aeq/bin/pip install ai-edge-quantizer tensorflow==2.21.0 ai-edge-litert==2.3.0
-    python -m benchmarks.quantizer_choice --aeq_python=/work/venv-aeq/bin/python \\
+    python -m venv ~/venv-aeq
+    ~/venv-aeq/bin/pip install ai-edge-quantizer tensorflow==2.21.0 ai-edge-litert==2.3.0
+    python -m benchmarks.quantizer_choice --aeq_python=$HOME/venv-aeq/bin/python \\
         --json_out=out/quantizer_choice.json       # ~1-2 min on a busy 2-core machine
 """
 
@@ -280,6 +280,13 @@ def check_weight(layer, kernel, model, subgraph, op, data):
     )
 
 
+def counted(names):
+    """``"A x2, B"`` for ``["A", "A", "B"]``: each name once, in first-seen order."""
+    return ", ".join(
+        n if names.count(n) == 1 else f"{n} x{names.count(n)}" for n in dict.fromkeys(names)
+    )
+
+
 def read_structure(flat, kernels):
     """What a `.tflite` computes in, and one `WeightCheck` per Keras kernel found in it.
 
@@ -325,13 +332,12 @@ def read_structure(flat, kernels):
             if flatbuffer.is_constant(model, tensor) and shape in by_shape:
                 layer, kernel = by_shape[shape]
                 weights.append(check_weight(layer, kernel, model, subgraph, op, data))
-    counts = {n: names.count(n) for n in dict.fromkeys(names)}
     io = " -> ".join(
         ", ".join(type_of(i) for i in ends) for ends in (subgraph.inputs, subgraph.outputs)
     )
     return {
         "io": io,
-        "ops": ", ".join(n if c == 1 else f"{n} x{c}" for n, c in counts.items()),
+        "ops": counted(names),
         "float_ops": float_ops,
         "activation_ranges": list(ranges.values()),
         "weights": [dataclasses.asdict(w) for w in weights],
@@ -500,14 +506,14 @@ def format_table(reports, bits):
         lines.append(
             f"| {r.label} | {r.bytes:,} | {r.error:.2%} | {r.pp_vs_float:+.2f} pp "
             f"| {r.top1_agreement:.2%} | {r.max_diff_over_range:.3f} "
-            f"({r.mean_diff_over_range:.4f}) | {r.io} | {', '.join(r.float_ops) or 'none'} "
+            f"({r.mean_diff_over_range:.4f}) | {r.io} | {counted(r.float_ops) or 'none'} "
             f"| {len(r.int8_profile_problems)} |"
         )
     lines += [
         "",
         "| file | layer (bits) | type | zeros (Keras) | same positions | empty channels "
         "| distinct/channel int8 (float) | merged | scales (axis) | weight zero points 0 "
-        "| max |q| | scale vs max|w|/127 | bias | digest |",
+        "| max \\|q\\| | scale vs max \\|w\\| / 127 | bias | digest |",
         "|---|---|---|---:|---|---:|---:|---:|---|---|---:|---:|---|---|",
     ]
     for r in reports:
