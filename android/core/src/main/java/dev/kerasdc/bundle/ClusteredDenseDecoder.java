@@ -3,8 +3,9 @@ package dev.kerasdc.bundle;
 import java.nio.ByteBuffer;
 
 /**
- * Decodes a CLUSTERED_DENSE payload (format spec 7.5): after the codebooks, one index stream with
- * a symbol per element; element {@code p} takes entry {@code indices[p]} of its codebook.
+ * Decodes a CLUSTERED_DENSE payload (format spec 7.5), or a GROUPED_DENSE one (7.8): after the
+ * codebooks (and a grouped payload's codebook map), one index stream with a symbol per element;
+ * element {@code p} takes entry {@code indices[p]} of its codebook.
  *
  * <p>Symbols are decoded in blocks of {@link Workspace#BLOCK} into byte arrays ({@link
  * SymbolReader}), then expanded: each index becomes its codebook entry's bytes, written straight
@@ -26,6 +27,7 @@ final class ClusteredDenseDecoder {
           payload.field("indices.count"),
           stream.count + " indices for a segment of " + elements + " elements");
     }
+    books.decodeMap(work);
     if (elements == 0) {
       return;
     }
@@ -34,8 +36,8 @@ final class ClusteredDenseDecoder {
     long[] values = work.entries;
     int esize = books.esize;
     long done = 0;
-    int book = -1;
-    long bookEnd = 0;
+    int slice = -1;
+    long sliceEnd = 0;
     int entryCount = 0;
     int have = 0;
     int next = 0;
@@ -45,20 +47,21 @@ final class ClusteredDenseDecoder {
         indices.read(block, have);
         next = 0;
       }
-      if (done == bookEnd) {
-        book++;
-        bookEnd += books.perBook;
-        entryCount = books.load(book, values);
+      if (done == sliceEnd) {
+        slice++;
+        sliceEnd += books.perSlice;
+        entryCount = books.load(slice, values);
       }
       if (out.pos == out.limit) {
         out.flush();
       }
       int n =
-          (int) Math.min(Math.min(have - next, bookEnd - done), (out.limit - out.pos) / esize);
+          (int) Math.min(Math.min(have - next, sliceEnd - done), (out.limit - out.pos) / esize);
       int bad = expand(block, next, n, values, entryCount, esize, out);
       if (bad >= 0) {
         long index = done + (bad - next);
-        throw badIndex(indices, index, block[bad] & 0xFF, book, entryCount, payload);
+        throw badIndex(
+            indices, index, block[bad] & 0xFF, books.book(slice), entryCount, payload);
       }
       out.pos += n * esize;
       next += n;

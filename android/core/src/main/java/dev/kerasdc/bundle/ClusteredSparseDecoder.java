@@ -4,9 +4,10 @@ import dev.kerasdc.bundle.Format.Clustered;
 import java.nio.ByteBuffer;
 
 /**
- * Decodes a CLUSTERED_SPARSE payload (format spec 7.4): after the codebooks, one background value
- * per codebook, {@code escape_run}, the gap stream that gives the emitted elements' positions and
- * the index stream that gives their values; every other element takes its codebook's background.
+ * Decodes a CLUSTERED_SPARSE payload (format spec 7.4), or a GROUPED_SPARSE one (7.8): after the
+ * codebooks (and a grouped payload's codebook map), one background value per codebook, {@code
+ * escape_run}, the gap stream that gives the emitted elements' positions and the index stream
+ * that gives their values; every other element takes its codebook's background.
  *
  * <p>An instance holds one payload's fields, read and checked by {@link #read}; {@link #decode}
  * then writes the segment.
@@ -70,8 +71,10 @@ final class ClusteredSparseDecoder {
 
   /** Writes the segment: emitted elements from the streams, background everywhere else. */
   void decode(Workspace work, Output out) throws BundleFormatException {
+    books.decodeMap(work);
     Background background =
-        new Background(payload.b, backgrounds, books.count, books.esize, books.perBook, out);
+        new Background(
+            payload.b, backgrounds, books.count, books.esize, books.perSlice, books.map, out);
     long written = 0;
     if (gaps.count > 0) {
       written = decodeStreams(work, out, background);
@@ -103,7 +106,7 @@ final class ClusteredSparseDecoder {
     int[] positions = work.positions();
     long[] values = work.entries;
     int esize = books.esize;
-    long perBook = books.perBook;
+    long perSlice = books.perSlice;
     long elements = payload.entry.elements();
     ByteBuffer view = out.view;
     byte[] buf = out.buf;
@@ -115,9 +118,9 @@ final class ClusteredSparseDecoder {
     long position = 0; // elements < 2^31, but escapes may run far past the end
     int written = 0;
     long emitted = 0;
-    int book = 0;
-    long bookEnd = perBook;
-    int entryCount = books.load(0, values);
+    int slice = -1; // the slice of the last emitted element, its end and its codebook's size
+    long sliceEnd = 0;
+    int entryCount = 0;
     int indexHave = 0;
     int indexAt = 0;
     int symbol = 0;
@@ -184,16 +187,16 @@ final class ClusteredSparseDecoder {
             limit = out.limit;
             at = pos;
           }
-          if (p >= bookEnd) {
+          if (p >= sliceEnd) {
             do {
-              book++;
-              bookEnd += perBook;
-            } while (p >= bookEnd);
-            entryCount = books.load(book, values);
+              slice++;
+              sliceEnd += perSlice;
+            } while (p >= sliceEnd);
+            entryCount = books.load(slice, values);
           }
           if (k >= entryCount) {
             throw ClusteredDenseDecoder.badIndex(
-                indexReader, emitted, k, book, entryCount, payload);
+                indexReader, emitted, k, books.book(slice), entryCount, payload);
           }
           long v = values[k];
           switch (esize) {

@@ -124,15 +124,25 @@ final class Format {
     static final int CLUSTERED_DENSE = 3;
     /** Since version 1.1 (section 7.6). */
     static final int SPARSE_RAW = 4;
+    /** Since version 1.2 (section 7.8). */
+    static final int GROUPED_SPARSE = 5;
+    /** Since version 1.2 (section 7.8). */
+    static final int GROUPED_DENSE = 6;
 
     /** Names by code. */
     static final String[] NAMES = {
-      "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW"
+      "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW", "GROUPED_SPARSE",
+      "GROUPED_DENSE"
     };
 
     /** Whether {@code code} is an encoding this reader knows. */
     static boolean isKnown(int code) {
       return code >= 0 && code < NAMES.length;
+    }
+
+    /** Whether {@code code}'s payload has a codebook map (section 7.8). */
+    static boolean isGrouped(int code) {
+      return code == GROUPED_SPARSE || code == GROUPED_DENSE;
     }
   }
 
@@ -163,7 +173,8 @@ final class Format {
 
   /**
    * The fields of a clustered payload (section 7): its codebooks (7.3), offsets from the start of
-   * the payload, then for CLUSTERED_SPARSE (7.4) the background values and {@code escape_run}.
+   * the payload, then for CLUSTERED_SPARSE (7.4) the background values and {@code escape_run}. A
+   * grouped payload (7.8) starts the same way, with a codebook map after the entries.
    */
   static final class Clustered {
     private Clustered() {}
@@ -177,6 +188,9 @@ final class Format {
 
     /** The most entries a codebook may hold. */
     static final int MAX_ENTRIES = 256;
+
+    /** The most codebooks of a grouped payload (7.8): the codebook map's largest alphabet. */
+    static final int MAX_GROUPS = 256;
 
     /** Bytes of {@code escape_run} (a u8). */
     static final int ESCAPE_RUN_SIZE = 1;

@@ -5,7 +5,8 @@ import dev.kerasdc.bundle.Format.Encoding;
 /**
  * Decodes segment payloads (format spec section 7) into an {@link Output}: RAW (7.1) here, the
  * other encodings by their own decoders ({@link ZlibDecoder} 7.2, {@link Codebooks} 7.3, {@link
- * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6).
+ * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6;
+ * the grouped encodings of 7.8 by the clustered decoders, with a {@link CodebookMap}).
  * One instance serves one restore, on one thread: it keeps a {@link Workspace} between segments.
  * Call {@link #end} when done.
  */
@@ -35,9 +36,11 @@ final class SegmentDecoder {
         ZlibDecoder.decode(payload, work.zlib(), out);
         break;
       case Encoding.CLUSTERED_SPARSE:
+      case Encoding.GROUPED_SPARSE:
         ClusteredSparseDecoder.read(payload, Codebooks.read(payload)).decode(work, out);
         break;
       case Encoding.CLUSTERED_DENSE:
+      case Encoding.GROUPED_DENSE:
         ClusteredDenseDecoder.decode(payload, Codebooks.read(payload), work, out);
         break;
       case Encoding.SPARSE_RAW:

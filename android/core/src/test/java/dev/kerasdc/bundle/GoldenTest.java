@@ -152,6 +152,27 @@ final class GoldenTest {
   }
 
   @Test
+  void groupedGoldenUsesTheVersion12Encodings() throws Exception {
+    // tests/golden/make_golden.py case_grouped: the format 1.2 codes, which the tests above
+    // restore and corrupt.
+    Fixtures.Bundle grouped = null;
+    for (Fixtures.Bundle g : goldens()) {
+      if (g.name.equals("grouped")) {
+        grouped = g;
+      }
+    }
+    assertTrue(grouped != null, "grouped.dcw is missing");
+    Sidecar s = Sidecar.parse(grouped.sidecar);
+    assertEquals(2, s.getVersionMinor());
+    List<String> encodings = new ArrayList<String>();
+    for (SegmentEntry e : s.getSegments()) {
+      encodings.add(e.getEncodingName());
+    }
+    assertEquals(
+        Arrays.asList("GROUPED_SPARSE", "RAW", "GROUPED_DENSE", "GROUPED_SPARSE"), encodings);
+  }
+
+  @Test
   void randomCorruptionsAreRejectedOrHarmless() throws Exception {
     final List<Fixtures.Bundle> goldens = goldens();
     assertTimeoutPreemptively(

@@ -675,6 +675,156 @@ final class MalformedInputTest {
         Dtype.INT32, 2, Encoding.CLUSTERED_DENSE, p);
   }
 
+  // ------------------------------------------------- grouped codebooks (7.8, since 1.2)
+
+  /**
+   * GROUPED_DENSE, int8, 4 channels of 2 elements: codebook 0 = [5, -3], codebook 1 = [7];
+   * channels 0 and 2 use codebook 0, channels 1 and 3 codebook 1.
+   */
+  private static final byte[] GROUPED_DATA = BundleBuilder.bytes(5, -3, 7, 7, -3, -3, 7, 7);
+
+  private static final byte[] GROUPED_BOOKS =
+      BundleBuilder.codebooks(new int[] {2, 1}, BundleBuilder.bytes(5, -3, 7));
+
+  private static final int[] GROUPED_MAP = {0, 1, 0, 1};
+  private static final int[] GROUPED_INDICES = {0, 1, 0, 0, 1, 1, 0, 0};
+
+  private static void groupedDenseRejects(String field, long offset, byte[] payload) {
+    singleRejects(field, offset, GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, payload);
+  }
+
+  @Test
+  void groupedDenseRules() throws Exception {
+    byte[] map = stream(GROUPED_MAP);
+    byte[] indices = stream(GROUPED_INDICES);
+    byte[] good = concat(GROUPED_BOOKS, map, indices);
+    singleRestores(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, good);
+    String f = "segment[0].";
+    int mapAt = PAYLOAD + GROUPED_BOOKS.length;
+    int indicesAt = mapAt + map.length;
+    // codebook_count G must be in 1..min(channels, 256): 0 and 5 (> 4 channels) are not.
+    byte[] p = copy(good);
+    p[Clustered.CODEBOOK_COUNT] = 0;
+    groupedDenseRejects(f + "codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, p);
+    p[Clustered.CODEBOOK_COUNT] = 5;
+    groupedDenseRejects(f + "codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, p);
+    // G = channels is allowed: one codebook per channel, mapped in order.
+    singleRestores(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE,
+        concat(BundleBuilder.codebooks(new int[] {2, 1, 1, 1}, BundleBuilder.bytes(5, -3, 7, -3, 7)),
+            stream(new int[] {0, 1, 2, 3}), stream(new int[] {0, 1, 0, 0, 0, 0, 0, 0})));
+    // entry_count at most 256, and the entries present (as in 7.3).
+    p = copy(good);
+    p[Clustered.ENTRY_COUNTS + Clustered.COUNT_SIZE + 1] = 1; // codebook 1: 257 entries
+    groupedDenseRejects(
+        f + "entry_count", PAYLOAD + Clustered.ENTRY_COUNTS + Clustered.COUNT_SIZE, p);
+    p = copy(good);
+    p[Clustered.ENTRY_COUNTS] = (byte) 200;
+    groupedDenseRejects(
+        f + "entries", PAYLOAD + Clustered.ENTRY_COUNTS + 2 * Clustered.COUNT_SIZE, p);
+    // The map's count must equal channels: 3 and 5 symbols for 4 channels.
+    groupedDenseRejects(f + "codebook_map.count", mapAt + Stream.COUNT,
+        concat(GROUPED_BOOKS, stream(new int[] {0, 1, 0}), indices));
+    groupedDenseRejects(f + "codebook_map.count", mapAt + Stream.COUNT,
+        concat(GROUPED_BOOKS, stream(new int[] {0, 1, 0, 1, 1}), indices));
+    // Its alphabet at most G = 2: a third symbol would name a codebook that does not exist.
+    groupedDenseRejects(f + "codebook_map.alphabet", mapAt + Stream.ALPHABET,
+        concat(GROUPED_BOOKS, stream(new int[] {0, 1, 2, 1}), indices));
+    // The map's symbols decoded by the rules of 6.4: codes 0 and 10, 0 | 11 is the reserved
+    // codeword (bits 0,1,1 -> 0x06 instead of 0 | 10 | 0 | 10 = 0x12).
+    p = copy(good);
+    assertEquals(0x12, p[GROUPED_BOOKS.length + dataAt(2)]);
+    p[GROUPED_BOOKS.length + dataAt(2)] = 0x06;
+    groupedDenseRejects(f + "codebook_map.data", mapAt + dataAt(2), p);
+    // An index beyond its channel's codebook: 1 is an entry of codebook 0 (channels 0 and 2),
+    // not of codebook 1 (channel 1, element 2).
+    groupedDenseRejects(f + "indices.data", indicesAt + dataAt(2),
+        concat(GROUPED_BOOKS, map, stream(new int[] {0, 1, 1, 0, 1, 1, 0, 0})));
+    // The indices' count is elements; nothing follows them.
+    groupedDenseRejects(f + "indices.count", indicesAt,
+        concat(GROUPED_BOOKS, map, stream(new int[] {0, 1, 0, 0, 1, 1, 0})));
+    groupedDenseRejects(f + "payload_size", indicesAt + indices.length,
+        concat(good, new byte[1]));
+    // A truncated payload, at every length.
+    for (int cut = 0; cut < good.length; cut++) {
+      byte[][] b =
+          single(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, copyOf(good, cut));
+      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+    }
+  }
+
+  @Test
+  void groupedCodebookCountIsAtMost256() throws Exception {
+    // 300 int8 channels of one element, element c = c % 256: 256 codebooks of one entry
+    // (codebook g holds g), channel c uses codebook c % 256.
+    int channels = 300;
+    byte[] data = new byte[channels];
+    int[] map = new int[channels];
+    for (int c = 0; c < channels; c++) {
+      data[c] = (byte) c;
+      map[c] = c % 256;
+    }
+    int[] counts = new int[256];
+    byte[] entries = new byte[256];
+    for (int g = 0; g < 256; g++) {
+      counts[g] = 1;
+      entries[g] = (byte) g;
+    }
+    byte[] good =
+        concat(BundleBuilder.codebooks(counts, entries), stream(map), stream(new int[channels]));
+    singleRestores(data, Dtype.INT8, channels, Encoding.GROUPED_DENSE, good);
+    byte[] p = copy(good);
+    p[Clustered.CODEBOOK_COUNT] = 1;
+    p[Clustered.CODEBOOK_COUNT + 1] = 1; // 257 <= channels, but > 256
+    singleRejects("segment[0].codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, data,
+        Dtype.INT8, channels, Encoding.GROUPED_DENSE, p);
+  }
+
+  @Test
+  void groupedSparseRules() throws Exception {
+    // int8, 3 channels of 4 elements. Codebook 0 = [9], background 0; codebook 1 = [4, -4],
+    // background -1. Channel 1 uses codebook 0, channels 0 and 2 codebook 1.
+    byte[] data = BundleBuilder.bytes(-1, 4, -1, -1, 0, 0, 9, 0, -1, -1, -1, -4);
+    byte[] books = BundleBuilder.codebooks(new int[] {1, 2}, BundleBuilder.bytes(9, 4, -4));
+    byte[] map = stream(new int[] {1, 0, 1});
+    byte[] backgrounds = BundleBuilder.bytes(0, -1);
+    // Emitted 1, 6, 11 (runs 1, 4, 4), escape_run 3: 2 | 0 2 | 0 2.
+    byte[] gaps = stream(new int[] {2, 0, 2, 0, 2});
+    int[] idx = {0, 0, 1};
+    byte[] good = concat(books, map, backgrounds, new byte[] {3}, gaps, stream(idx));
+    singleRestores(data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE, good);
+    String f = "segment[0].";
+    int mapAt = PAYLOAD + books.length;
+    int backgroundAt = mapAt + map.length;
+    int gapsAt = backgroundAt + backgrounds.length + Clustered.ESCAPE_RUN_SIZE;
+    int indicesAt = gapsAt + gaps.length;
+    // G = 4 > 3 channels.
+    byte[] p = copy(good);
+    p[Clustered.CODEBOOK_COUNT] = 4;
+    singleRejects(f + "codebook_count", PAYLOAD + Clustered.CODEBOOK_COUNT, data, Dtype.INT8, 3,
+        Encoding.GROUPED_SPARSE, p);
+    // The map: count = channels, alphabet <= G.
+    singleRejects(f + "codebook_map.count", mapAt + Stream.COUNT, data, Dtype.INT8, 3,
+        Encoding.GROUPED_SPARSE, concat(books, stream(new int[] {1, 0})));
+    singleRejects(f + "codebook_map.alphabet", mapAt + Stream.ALPHABET, data, Dtype.INT8, 3,
+        Encoding.GROUPED_SPARSE, concat(books, stream(new int[] {1, 0, 2})));
+    // G backgrounds, one per codebook: one is too few.
+    singleRejects(f + "background", backgroundAt, data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE,
+        concat(books, map, new byte[1]));
+    // An index beyond its channel's codebook: element 6 (channel 1, codebook 0) gets index 1.
+    singleRejects(f + "indices.data", indicesAt + dataAt(2), data, Dtype.INT8, 3,
+        Encoding.GROUPED_SPARSE,
+        concat(books, map, backgrounds, new byte[] {3}, gaps, stream(new int[] {0, 1, 1})));
+    // No gaps: every element its codebook's background (channel 1: 0, channels 0 and 2: -1).
+    singleRestores(BundleBuilder.bytes(-1, -1, -1, -1, 0, 0, 0, 0, -1, -1, -1, -1), Dtype.INT8, 3,
+        Encoding.GROUPED_SPARSE,
+        concat(books, map, backgrounds, new byte[] {3}, stream(new int[0]), stream(new int[0])));
+    // A truncated payload, at every length.
+    for (int cut = 0; cut < good.length; cut++) {
+      byte[][] b = single(data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE, copyOf(good, cut));
+      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+    }
+  }
+
   @Test
   void newerMinorVersionIsRead() throws Exception {
     byte[] restored = concat(new byte[] {1, 2, 3}, FOUR_FLOATS, new byte[] {4});
