@@ -27,6 +27,10 @@ the same run in percentage points (issue #15 asks for at most +0.10 pp).
 
     python -m benchmarks.int8_benchmark --work=out/int8 --json_out=out/int8.json
     python -m benchmarks.int8_benchmark --smoke --models=lenet_300_100   # a tiny check
+
+Each run keeps the compressed Keras model as ``WORK/<model>_clustered.keras``;
+``--reencode=WORK`` writes the int8 bundle of that model again with this checkout's
+encoder (no training: for a format change) and prints its bytes and LiteRT test error.
 """
 
 import dataclasses
@@ -53,7 +57,7 @@ PCQAT_DATA_OFFSET = (
 
 def _define_flags():
     """The command line (defined only when run as a script: tests import this module)."""
-    global _DATA, _SMOKE, _MODELS, _SEED, _WORK, _JSON_OUT, _TFMOT_WORKER
+    global _DATA, _SMOKE, _MODELS, _SEED, _WORK, _JSON_OUT, _TFMOT_WORKER, _REENCODE
     _DATA = flags.DEFINE_string(
         "data", None, "mnist.npz (keras layout); default: the shared offline copy."
     )
@@ -68,6 +72,12 @@ def _define_flags():
         "work", None, "Working folder for bundles and worker jobs; default: a temporary one."
     )
     _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
+    _REENCODE = flags.DEFINE_string(
+        "reencode",
+        None,
+        "A finished run's --work folder: write each model's int8 bundle again from its "
+        "saved compressed model with this checkout's encoder; no training.",
+    )
     _TFMOT_WORKER = flags.DEFINE_string(
         "tfmot_worker", None, "Internal: run the tfmot PCQAT side in this folder."
     )
@@ -396,11 +406,59 @@ def format_table(rows, models):
     return "\n".join(lines)
 
 
+def reencode(work, models, data_path, out=None):
+    """The int8 bundles of a finished run's compressed models, written by this encoder.
+
+    Returns:
+        ``{model: {"int8_bundle_bytes", "int8_bundle_error", "encodings"}}``.
+    """
+    import keras
+
+    import converters
+    from examples import paper_common
+
+    found = {}
+    for name in models:
+        path = os.path.join(work, f"{name}_clustered.keras")
+        if not os.path.exists(path):
+            raise app.UsageError(f"--reencode: {path} does not exist (run the benchmark first).")
+        model = keras.models.load_model(path, compile=False)
+        (x_train, _), (x_test, y_test) = paper.load_data(name, data_path, False)
+        folder = os.path.join(out or tempfile.mkdtemp(prefix="int8_reencode_"), name)
+        result = converters.convert(
+            model,
+            folder,
+            int8=True,
+            representative_data=representative_images(name, x_train),
+            verbose=0,
+            picture=False,
+        )
+        error = paper_common.litert_error(converters.restore(folder), x_test, y_test)
+        found[name] = {
+            "int8_bundle_bytes": result.bundle_bytes,
+            "int8_bundle_error": error,
+            "encodings": {
+                r["keras_name"] or r["name"]: r["encoding"] for r in result.report["buffers"]
+            },
+        }
+        print(
+            f"{name}: int8 bundle {result.bundle_bytes:,} B, LiteRT test error {100 * error:.2f}%"
+            f"  {found[name]['encodings']}",
+            flush=True,
+        )
+    return found
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _TFMOT_WORKER.value:
         tfmot_pcqat_worker(_TFMOT_WORKER.value)
+        return
+    if _REENCODE.value:
+        found = reencode(_REENCODE.value, _MODELS.value, _DATA.value, _WORK.value)
+        if _JSON_OUT.value:
+            write_json(_JSON_OUT.value, {"reencoded_from": _REENCODE.value, "models": found})
         return
     unknown = sorted(set(_MODELS.value) - set(MODELS))
     if unknown:

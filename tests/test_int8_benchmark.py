@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+import converters
 from benchmarks import int8_benchmark as ib
+from converters import decoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,7 +114,7 @@ def test_format_table_prints_one_line_per_row_and_the_checks():
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """One --smoke run of LeNet-300-100, both sides: (results JSON, stdout)."""
+    """One --smoke run of LeNet-300-100, both sides: (results JSON, stdout, work folder)."""
     tmp = tmp_path_factory.mktemp("int8_benchmark")
     out_json = tmp / "int8.json"
     proc = subprocess.run(
@@ -133,11 +135,11 @@ def smoke(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     with open(out_json) as f:
-        return json.load(f), proc.stdout
+        return json.load(f), proc.stdout, tmp / "work"
 
 
 def test_smoke_run_measures_both_sides(smoke):
-    results, stdout = smoke
+    results, stdout, _ = smoke
     assert "==== int8 benchmark (issue #15) (SMOKE" in stdout
     assert "| lenet_300_100 | keras-dc | int8 bundle |" in stdout
     assert results["smoke"] and results["representative_images"] == 500
@@ -166,7 +168,7 @@ def test_smoke_run_measures_both_sides(smoke):
 
 
 def test_smoke_rows_are_the_sizes_divided(smoke):
-    results, _ = smoke
+    results, _, _ = smoke
     k = results["models"]["lenet_300_100"]["keras_dc"]
     t = results["models"]["lenet_300_100"]["tfmot"]
     rows = {(r["side"], r["what"]): r for r in results["rows"]}
@@ -191,7 +193,7 @@ def test_smoke_rows_are_the_sizes_divided(smoke):
 
 def test_smoke_checks_every_int8_kernel_on_both_sides(smoke):
     """Each side's three int8 kernels are matched to their layers and checked."""
-    results, _ = smoke
+    results, _, _ = smoke
     model = results["models"]["lenet_300_100"]
     bits = {"ip1": 4, "ip2": 5, "ip3": 6}  # examples/lenet_300_100.BITS
     for side in ("keras_dc", "tfmot"):
@@ -206,3 +208,52 @@ def test_smoke_checks_every_int8_kernel_on_both_sides(smoke):
     # Both int8 files compute in int8 throughout (float32 only at the inputs and outputs).
     assert model["keras_dc"]["int8_float_tensors"] == 0
     assert model["tfmot"]["int8_float_tensors"] == 0
+
+
+def test_reencode_writes_the_same_bundle_from_the_saved_model(smoke, tmp_path):
+    # --reencode converts the run's saved compressed model again: with the same encoder
+    # it must give the run's own int8 bundle size, and a LiteRT error on the test set.
+    results, _, work = smoke
+    out_json = tmp_path / "re.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.int8_benchmark",
+            f"--reencode={work}",
+            "--models=lenet_300_100",
+            f"--work={tmp_path / 'out'}",
+            f"--json_out={out_json}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    found = json.loads(out_json.read_text())["models"]["lenet_300_100"]
+    assert 0.0 <= found["int8_bundle_error"] <= 1.0
+    assert {"ip1/kernel", "ip2/kernel", "ip3/kernel"} <= set(found["encodings"]), found
+    # The same restored flatbuffer and the same payloads; only the name table differs
+    # (a reloaded model's variable paths lose the model's name: "ip1/kernel").
+    run, again = work / "lenet_300_100_int8", tmp_path / "out" / "lenet_300_100"
+    assert converters.restore(str(again)) == converters.restore(str(run))
+    payloads = [
+        [s["payload_bytes"] for s in decoder.inspect((d / "model.dcw").read_bytes())["segments"]]
+        for d in (run, again)
+    ]
+    assert payloads[0] == payloads[1]
+    k = results["models"]["lenet_300_100"]["keras_dc"]
+    assert found["int8_bundle_bytes"] - k["int8_bundle_bytes"] == (
+        (again / "model.dcw").stat().st_size - (run / "model.dcw").stat().st_size
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "benchmarks.int8_benchmark", f"--reencode={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
