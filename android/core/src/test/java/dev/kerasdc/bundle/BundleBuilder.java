@@ -61,7 +61,10 @@ final class BundleBuilder {
     return this;
   }
 
-  /** A newer minor version with extra header and entry bytes (filled with 0xA5). */
+  /**
+   * A newer minor version with extra header and entry bytes (filled with 0xA5). Without it the
+   * file gets the lowest minor version that defines its encodings (spec 4.1).
+   */
   BundleBuilder minor(int minor, int headerSize, int entrySize) {
     this.minor = minor;
     this.headerSize = headerSize;
@@ -104,7 +107,7 @@ final class BundleBuilder {
     h.position(Header.MAGIC);
     h.put(Format.MAGIC);
     h.putShort(Header.VERSION_MAJOR, (short) Format.VERSION_MAJOR);
-    h.putShort(Header.VERSION_MINOR, (short) minor);
+    h.putShort(Header.VERSION_MINOR, (short) Math.max(minor, lowestMinor()));
     h.putInt(Header.HEADER_SIZE, headerSize);
     h.putInt(Header.SEGMENT_COUNT, segments.size());
     h.putInt(Header.ENTRY_SIZE, entrySize);
@@ -129,6 +132,22 @@ final class BundleBuilder {
     byte[] sidecar = file.toByteArray();
     reseal(sidecar);
     return new byte[][] {skel, sidecar};
+  }
+
+  /**
+   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 2 for a
+   * grouped one, else 1 for SPARSE_RAW, else 0.
+   */
+  private int lowestMinor() {
+    int lowest = 0;
+    for (Seg s : segments) {
+      if (Format.Encoding.isGrouped(s.encoding)) {
+        lowest = Math.max(lowest, 2);
+      } else if (s.encoding == Format.Encoding.SPARSE_RAW) {
+        lowest = Math.max(lowest, 1);
+      }
+    }
+    return lowest;
   }
 
   /**
@@ -308,13 +327,43 @@ final class BundleBuilder {
 
   /**
    * Clusters the elements of {@code raw} (esize bytes each) into per-book codebooks and returns a
-   * CLUSTERED_DENSE or CLUSTERED_SPARSE payload, or null if a codebook would exceed 256 entries.
-   * A sparse payload's background is each book's most frequent value (ties: the smallest bit
-   * pattern, as unsigned), which is left out of the codebook.
+   * CLUSTERED_DENSE or CLUSTERED_SPARSE payload (spec 7.3 to 7.5), or null if a codebook would
+   * exceed 256 entries. A sparse payload's background is each book's most frequent value (ties:
+   * the smallest bit pattern, as unsigned), which is left out of the codebook.
    */
   static byte[] clustered(byte[] raw, int esize, int books, boolean sparse, int escapeRun) {
+    int[] identity = new int[books];
+    for (int c = 0; c < books; c++) {
+      identity[c] = c;
+    }
+    return encode(raw, esize, identity, books, false, sparse, escapeRun);
+  }
+
+  /**
+   * Encodes {@code raw} (esize bytes each, {@code map.length} channels) as a GROUPED_DENSE or
+   * GROUPED_SPARSE payload (spec 7.8): channel c uses codebook {@code map[c]} of {@code groups}
+   * (every {@code map[c] < groups}; a codebook no channel uses is written empty). Each codebook
+   * holds the values of the channels that use it, a sparse one without its background: the most
+   * frequent value of those channels (ties: the smallest bit pattern, as unsigned). Returns null
+   * if a codebook would exceed 256 entries.
+   */
+  static byte[] grouped(
+      byte[] raw, int esize, int[] map, int groups, boolean sparse, int escapeRun) {
+    return encode(raw, esize, map, groups, true, sparse, escapeRun);
+  }
+
+  /**
+   * The clustered (7.3 to 7.5) or grouped (7.8) payload of {@code raw}: element p lies in slice
+   * {@code p / (elements / slices)} with {@code slices = bookOf.length}, and slice s uses codebook
+   * {@code bookOf[s]} of {@code books}. A grouped payload writes {@code bookOf} as its
+   * codebook_map after the codebooks.
+   */
+  private static byte[] encode(
+      byte[] raw, int esize, int[] bookOf, int books, boolean grouped, boolean sparse,
+      int escapeRun) {
     int elements = raw.length / esize;
-    int perBook = books == 0 ? 0 : elements / books;
+    int slices = bookOf.length;
+    int perSlice = slices == 0 ? 0 : elements / slices;
     long[] values = new long[elements];
     for (int p = 0; p < elements; p++) {
       for (int j = 0; j < esize; j++) {
@@ -323,14 +372,18 @@ final class BundleBuilder {
     }
     long[] background = new long[books];
     if (sparse) {
+      List<java.util.Map<Long, Integer>> counts = new ArrayList<java.util.Map<Long, Integer>>();
       for (int c = 0; c < books; c++) {
-        java.util.Map<Long, Integer> counts = new java.util.HashMap<Long, Integer>();
-        for (int p = c * perBook; p < (c + 1) * perBook; p++) {
-          Integer n = counts.get(values[p]);
-          counts.put(values[p], n == null ? 1 : n + 1);
-        }
+        counts.add(new java.util.HashMap<Long, Integer>());
+      }
+      for (int p = 0; p < elements; p++) {
+        java.util.Map<Long, Integer> book = counts.get(bookOf[p / perSlice]);
+        Integer n = book.get(values[p]);
+        book.put(values[p], n == null ? 1 : n + 1);
+      }
+      for (int c = 0; c < books; c++) {
         int best = -1;
-        for (java.util.Map.Entry<Long, Integer> e : counts.entrySet()) {
+        for (java.util.Map.Entry<Long, Integer> e : counts.get(c).entrySet()) {
           if (e.getValue() > best
               || (e.getValue() == best && Long.compareUnsigned(e.getKey(), background[c]) < 0)) {
             best = e.getValue();
@@ -347,7 +400,7 @@ final class BundleBuilder {
     boolean[] emitted = new boolean[elements];
     int count = 0;
     for (int p = 0; p < elements; p++) {
-      int c = p / perBook;
+      int c = bookOf[p / perSlice];
       if (sparse && values[p] == background[c]) {
         continue;
       }
@@ -375,6 +428,9 @@ final class BundleBuilder {
       }
     }
     byte[] head = codebooks(counts, entries.toByteArray());
+    if (grouped) {
+      head = concat(head, stream(bookOf));
+    }
     if (!sparse) {
       return concat(head, stream(symbols));
     }

@@ -112,8 +112,93 @@ final class Fixtures {
     return new Bundle("every-encoding", restored, builder.build());
   }
 
+  /**
+   * The grouped encodings (spec 7.8): segment 0 GROUPED_SPARSE (float16, 6 channels of 100,
+   * G = 3, channel c uses codebook {2, 0, 2, 1, 0, 2}[c]; backgrounds +0.0, -0.0 and 1.0, each
+   * codebook its own values; escape_run 3), a RAW gap, segment 1 GROUPED_DENSE (int8, 5 channels
+   * of 120, G = 4 with codebook 2 unused, map {1, 0, 1, 3, 0}).
+   */
+  static Bundle grouped() {
+    Random random = new Random(3);
+    int[] sparseMap = {2, 0, 2, 1, 0, 2};
+    short[] backgrounds = {0, (short) 0x8000, 0x3C00};
+    ByteBuffer r = ByteBuffer.allocate(16 + 6 * 100 * 2 + 3 + 5 * 120 + 7);
+    r.order(ByteOrder.LITTLE_ENDIAN);
+    byte[] head = new byte[16];
+    random.nextBytes(head);
+    r.put(head);
+    int sparseAt = r.position();
+    for (int c = 0; c < sparseMap.length; c++) {
+      int g = sparseMap[c];
+      for (int i = 0; i < 100; i++) {
+        boolean background = random.nextInt(10) < 7;
+        r.putShort(background ? backgrounds[g] : (short) (0x4000 + g * 64 + random.nextInt(6)));
+      }
+    }
+    r.put(new byte[] {1, 2, 3});
+    int denseAt = r.position();
+    int[] denseMap = {1, 0, 1, 3, 0};
+    for (int c = 0; c < denseMap.length; c++) {
+      int g = denseMap[c];
+      for (int i = 0; i < 120; i++) {
+        r.put((byte) (g * 40 - 60 + random.nextInt(3 + 4 * g)));
+      }
+    }
+    byte[] tail = new byte[7];
+    random.nextBytes(tail);
+    r.put(tail);
+    byte[] restored = r.array();
+    byte[][] built =
+        new BundleBuilder(restored)
+            .add(
+                new BundleBuilder.Seg(
+                        sparseAt,
+                        1200,
+                        Dtype.FLOAT16,
+                        6,
+                        Encoding.GROUPED_SPARSE,
+                        BundleBuilder.grouped(slice(restored, sparseAt, 1200), 2, sparseMap, 3,
+                            true, 3))
+                    .named("grouped/sparse"))
+            .add(
+                new BundleBuilder.Seg(
+                        denseAt,
+                        600,
+                        Dtype.INT8,
+                        5,
+                        Encoding.GROUPED_DENSE,
+                        BundleBuilder.grouped(slice(restored, denseAt, 600), 1, denseMap, 4,
+                            false, 1))
+                    .named("grouped/dense"))
+            .build();
+    return new Bundle("grouped", restored, built);
+  }
+
+  /** The encodings {@link #random(Random, int)} draws from: every one the builder writes. */
+  static final int[] RANDOM_ENCODINGS = {
+    Encoding.RAW,
+    Encoding.ZLIB,
+    Encoding.CLUSTERED_SPARSE,
+    Encoding.CLUSTERED_DENSE,
+    Encoding.GROUPED_SPARSE,
+    Encoding.GROUPED_DENSE
+  };
+
+  /** The grouped encodings (spec 7.8), for {@link #random(Random, int, int[])}. */
+  static final int[] GROUPED_ENCODINGS = {Encoding.GROUPED_SPARSE, Encoding.GROUPED_DENSE};
+
   /** A random bundle: random gaps, dtypes, channels and encodings. */
   static Bundle random(Random random, int index) {
+    return random(random, index, RANDOM_ENCODINGS);
+  }
+
+  /**
+   * A random bundle whose segments use encodings drawn from {@code encodings}. Each segment's
+   * channels are grouped at random into G codebooks, each with its own values and background
+   * (0 or a random pattern), so that channels of different groups differ; G is 1 unless the
+   * segment is grouped (a clustered segment then has one codebook, or one per channel).
+   */
+  static Bundle random(Random random, int index, int[] encodings) {
     int segmentCount = random.nextInt(6);
     int[] esizes = Dtype.ESIZES;
     java.io.ByteArrayOutputStream r = new java.io.ByteArrayOutputStream();
@@ -122,26 +207,43 @@ final class Fixtures {
       byte[] gap = new byte[random.nextInt(3) == 0 ? 0 : random.nextInt(50)];
       random.nextBytes(gap);
       r.write(gap, 0, gap.length);
+      int encoding = encodings[random.nextInt(encodings.length)];
+      boolean grouped = Encoding.isGrouped(encoding);
       int dtype = random.nextInt(esizes.length);
       int esize = esizes[dtype];
-      int channels = 1 + random.nextInt(4);
-      int elements = channels * random.nextInt(200);
-      byte[] data = new byte[elements * esize];
-      int distinct = 1 + random.nextInt(random.nextBoolean() ? 4 : 40);
-      long[] values = new long[distinct];
-      for (int k = 0; k < distinct; k++) {
-        values[k] = random.nextLong();
+      boolean wide = grouped && random.nextInt(8) == 0; // many channels, few elements each
+      int channels = 1 + random.nextInt(wide ? 300 : grouped ? 8 : 4);
+      int elements = channels * random.nextInt(wide ? 3 : 200);
+      int groups = grouped ? 1 + random.nextInt(Math.min(channels, 256)) : 1;
+      int[] map = new int[channels];
+      for (int c = 0; c < channels; c++) {
+        map[c] = random.nextInt(groups);
       }
+      long[][] values = new long[groups][];
+      long[] background = new long[groups];
+      for (int g = 0; g < groups; g++) {
+        values[g] = new long[1 + random.nextInt(random.nextBoolean() ? 4 : 40)];
+        for (int k = 0; k < values[g].length; k++) {
+          values[g][k] = random.nextLong();
+        }
+        background[g] = random.nextInt(3) == 0 ? random.nextLong() : 0;
+      }
+      byte[] data = new byte[elements * esize];
       double zeros = random.nextDouble();
       for (int p = 0; p < elements; p++) {
-        long v = random.nextDouble() < zeros ? 0 : values[random.nextInt(distinct)];
+        int g = map[p / (elements / channels)];
+        long v =
+            random.nextDouble() < zeros
+                ? background[g]
+                : values[g][random.nextInt(values[g].length)];
         for (int j = 0; j < esize; j++) {
           data[p * esize + j] = (byte) (v >>> (8 * j));
         }
       }
-      int encoding = random.nextInt(4);
       byte[] payload;
-      int books = random.nextBoolean() ? 1 : channels;
+      int escapeRun = 1 + random.nextInt(random.nextBoolean() ? 4 : 255);
+      boolean sparse =
+          encoding == Encoding.CLUSTERED_SPARSE || encoding == Encoding.GROUPED_SPARSE;
       switch (encoding) {
         case Encoding.RAW:
           payload = data;
@@ -149,15 +251,17 @@ final class Fixtures {
         case Encoding.ZLIB:
           payload = BundleBuilder.zlib(data, random.nextInt(10));
           break;
+        case Encoding.GROUPED_SPARSE:
+        case Encoding.GROUPED_DENSE:
+          payload = BundleBuilder.grouped(data, esize, map, groups, sparse, escapeRun);
+          break;
         default:
-          payload =
-              BundleBuilder.clustered(
-                  data, esize, books, encoding == Encoding.CLUSTERED_SPARSE,
-                  1 + random.nextInt(random.nextBoolean() ? 4 : 255));
-          if (payload == null) {
-            encoding = Encoding.RAW;
-            payload = data;
-          }
+          int books = random.nextBoolean() ? 1 : channels;
+          payload = BundleBuilder.clustered(data, esize, books, sparse, escapeRun);
+      }
+      if (payload == null) {
+        encoding = Encoding.RAW;
+        payload = data;
       }
       segments.add(
           new BundleBuilder.Seg(r.size(), data.length, dtype, channels, encoding, payload));

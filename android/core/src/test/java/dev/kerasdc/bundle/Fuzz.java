@@ -29,6 +29,16 @@ final class Fuzz {
     this.restorer = restorer;
   }
 
+  /** The bundle as built restores to exactly its bytes: here a rejection fails too. */
+  void intact() {
+    try {
+      byte[] out = restorer.restore(bundle.skeleton, bundle.sidecar);
+      assertArrayEquals(bundle.restored, out, bundle + ": restored other bytes");
+    } catch (BundleFormatException e) {
+      throw new AssertionError(bundle + ": a valid bundle was rejected: " + e.getMessage(), e);
+    }
+  }
+
   /** Restores one corrupted pair; fails on any other exception, wrong bytes or a slow case. */
   void check(byte[] skeleton, byte[] sidecar, String what) {
     long start = System.nanoTime();

@@ -40,6 +40,26 @@ final class FuzzTest {
         });
   }
 
+  /** The grouped encodings (7.8): every truncation, random corruptions inside the payloads. */
+  @Test
+  void groupedBundle() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
+            BundleRestorer restorer =
+                mode == null
+                    ? new BundleRestorer()
+                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
+            Fuzz fuzz = new Fuzz(Fixtures.grouped(), restorer);
+            fuzz.intact();
+            fuzz.truncations();
+            fuzz.mutations(mode == null ? 19 : 23, 2000);
+            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
+          }
+        });
+  }
+
   @Test
   void randomBundles() {
     assertTimeoutPreemptively(
@@ -47,12 +67,60 @@ final class FuzzTest {
         () -> {
           Random random = new Random(5);
           int cases = 0;
+          int[] drawn = new int[Format.Encoding.NAMES.length];
           for (int i = 0; i < 20; i++) {
-            Fuzz fuzz = new Fuzz(Fixtures.random(random, i));
+            Fixtures.Bundle bundle = Fixtures.random(random, i);
+            count(bundle, drawn);
+            Fuzz fuzz = new Fuzz(bundle);
+            fuzz.intact();
             fuzz.mutations(100 + i, 120);
             cases += fuzz.rejected + fuzz.restored;
           }
           assertTrue(cases >= 2000, "cases " + cases);
+          for (int encoding : Fixtures.RANDOM_ENCODINGS) {
+            assertTrue(
+                drawn[encoding] >= 3,
+                Format.Encoding.NAMES[encoding] + " drawn " + drawn[encoding] + " times");
+          }
         });
+  }
+
+  /**
+   * Random bundles of grouped segments only (7.8): random channel groupings, codebooks,
+   * backgrounds; each restores intact, and corruptions inside its payloads are rejected or
+   * restore exactly.
+   */
+  @Test
+  void randomGroupedBundles() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Random random = new Random(7);
+          int cases = 0;
+          int[] drawn = new int[Format.Encoding.NAMES.length];
+          for (int i = 0; i < 30; i++) {
+            Fixtures.Bundle bundle = Fixtures.random(random, i, Fixtures.GROUPED_ENCODINGS);
+            count(bundle, drawn);
+            Fuzz fuzz = new Fuzz(bundle);
+            fuzz.intact();
+            fuzz.mutations(200 + i, 120);
+            cases += fuzz.rejected + fuzz.restored;
+          }
+          assertTrue(cases >= 3000, "cases " + cases);
+          for (int encoding : Fixtures.GROUPED_ENCODINGS) {
+            assertTrue(
+                drawn[encoding] >= 20,
+                Format.Encoding.NAMES[encoding] + " drawn " + drawn[encoding] + " times");
+          }
+        });
+  }
+
+  /** Adds the encodings of {@code bundle}'s segments that have elements to {@code drawn}. */
+  private static void count(Fixtures.Bundle bundle, int[] drawn) throws BundleFormatException {
+    for (SegmentEntry segment : Sidecar.parse(bundle.sidecar).getSegments()) {
+      if (segment.elements() > 0) {
+        drawn[segment.getEncoding()]++;
+      }
+    }
   }
 }
