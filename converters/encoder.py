@@ -202,7 +202,19 @@ def _cluster(values, n_books, sparse, split=None):
         book = None if n_books == 1 else kept // per_book
     if not values.size:
         return np.zeros(n_books, np.int64), values[:0], np.zeros(0, np.int64), kept, background
-    group, group_value, group_book, group_count = _groups(values, book, n_books, not sparse)
+    books = _codebooks(values, book, n_books, not sparse)
+    return None if books is None else (*books, kept, background)
+
+
+def _codebooks(values, book, n_books, equal_slices=False):
+    """`n_books` codebooks of `values`, element i going to book `book[i]` (None: book 0;
+    `equal_slices`: book i // (values.size // n_books)).
+
+    Returns (entry_counts, entries, symbols), or None if a codebook would hold more than
+    256 entries: each codebook ordered by decreasing use, ties by value, the books' entries
+    back to back; `symbols` indexes each element's own codebook.
+    """
+    group, group_value, group_book, group_count = _groups(values, book, n_books, equal_slices)
     entry_counts = np.bincount(group_book, minlength=n_books)
     if entry_counts.max() > MAX_CODEBOOK:
         return None
@@ -210,7 +222,7 @@ def _cluster(values, n_books, sparse, split=None):
     book_start = np.concatenate([[0], np.cumsum(entry_counts)[:-1]])
     rank = np.empty(group_value.size, np.int64)
     rank[ranked] = np.arange(group_value.size) - book_start[group_book[ranked]]
-    return entry_counts, group_value[ranked], rank[group], kept, background
+    return entry_counts, group_value[ranked], rank[group]
 
 
 def _stream_bytes(symbols):
@@ -321,21 +333,35 @@ def _clustered_payload(values, esize, n_books, sparse, split=None, gaps=None):
     if clustered is None:
         return None
     entry_counts, entries, symbols, kept, background = clustered
+    sparse_fields = None
+    if sparse:
+        sparse_fields = background, (gaps(n_books) if gaps else _gaps(kept))
+    return _codebook_payload(esize, entry_counts, entries, symbols, sparse_fields)
+
+
+def _codebook_payload(esize, entry_counts, entries, symbols, sparse_fields=None, book_map=None):
+    """The payload of a clustered (7.3–7.5) or grouped (7.8) encoding, and its figures.
+
+    `sparse_fields`: (one background per codebook, the `_gaps` bytes and figures) for
+    the sparse encodings; `book_map`: each channel's codebook, for the grouped ones.
+    """
     parts = [
-        CODEBOOK_COUNT.pack(n_books),
+        CODEBOOK_COUNT.pack(entry_counts.size),
         entry_counts.astype(ENTRY_COUNT.dtype).tobytes(),
         entries.astype(element_dtype(esize)).tobytes(),
     ]
     figures = {"escape_run": 0}
-    if sparse:
-        parts.append(background.astype(element_dtype(esize)).tobytes())
-        gap_bytes, figures = gaps(n_books) if gaps else _gaps(kept)
-        figures = dict(figures)
-        parts.append(gap_bytes)
+    if book_map is not None:
+        map_bytes, figures["map_bits"], _ = _stream_bytes(book_map)
+        parts.append(map_bytes)
+    if sparse_fields is not None:
+        background, (gap_bytes, gap_figures) = sparse_fields
+        parts += [background.astype(element_dtype(esize)).tobytes(), gap_bytes]
+        figures.update(gap_figures)
     index = _stream_bytes(symbols)
     parts.append(index[0])
     figures.update(
-        codebooks=n_books,
+        codebooks=int(entry_counts.size),
         codebook_entries=int(entry_counts.sum()),
         index_count=int(symbols.size),
         index_bits=index[1],
@@ -439,39 +465,13 @@ def _grouped_payloads(values, esize, channels, sparse, split=None, gaps=None):
         if key in seen or n_groups == channels:  # per-channel codebooks do that without a map
             continue
         seen.add(key)
-        book = group_of_channel[channel]
-        group, group_value, group_book, group_count = _groups(values[elements], book, n_groups)
-        entry_counts = np.bincount(group_book, minlength=n_groups)
-        ranked = _by_use(group_value, group_book, group_count)
-        book_start = np.concatenate([[0], np.cumsum(entry_counts)[:-1]])
-        rank = np.empty(group_value.size, np.int64)
-        rank[ranked] = np.arange(group_value.size) - book_start[group_book[ranked]]
-        book_map = _stream_bytes(group_of_channel)
-        parts = [
-            CODEBOOK_COUNT.pack(n_groups),
-            entry_counts.astype(ENTRY_COUNT.dtype).tobytes(),
-            group_value[ranked].astype(element_dtype(esize)).tobytes(),
-            book_map[0],
-        ]
-        figures = {"escape_run": 0}
+        books = _codebooks(values[elements], group_of_channel[channel], n_groups)
+        sparse_fields = None
         if sparse:
             group_background = np.empty(n_groups, background.dtype)
             group_background[group_of_channel] = background  # one value within a group
-            parts.append(group_background.astype(element_dtype(esize)).tobytes())
-            gap_bytes, figures = gaps(channels)
-            figures = dict(figures)
-            parts.append(gap_bytes)
-        index = _stream_bytes(rank[group])
-        parts.append(index[0])
-        figures.update(
-            codebooks=n_groups,
-            codebook_entries=int(entry_counts.sum()),
-            index_count=int(group.size),
-            index_bits=index[1],
-            index_entropy_bits_total=index[2],
-            map_bits=book_map[1],
-        )
-        results.append((b"".join(parts), figures))
+            sparse_fields = group_background, gaps(channels)
+        results.append(_codebook_payload(esize, *books, sparse_fields, group_of_channel))
     return results
 
 
