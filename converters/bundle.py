@@ -179,8 +179,10 @@ def _segment_name(buffer, keras):
     return buffer.tensor_names[0] if buffer.tensor_names else f"buffer_{buffer.buffer_index}"
 
 
-def _encode(restored, buffers, keras, say, compact_skeleton=True):
-    """Encodes the weight buffers: ``(skeleton, sidecar, stats)``; segments carry Keras names."""
+def _encode(restored, buffers, keras, say, index_arrays=(), compact_skeleton=True):
+    """Encodes the weight buffers, and the index vectors of sparse tensors
+    (`flatbuffer.sparse_index_arrays`), into ``(skeleton, sidecar, stats)``; segments
+    carry Keras names."""
     segments = [
         encoder_lib.Segment(
             offset=b.offset,
@@ -192,6 +194,15 @@ def _encode(restored, buffers, keras, say, compact_skeleton=True):
         for b in buffers
         if b.size > 0
     ]
+    by_index = {b.buffer_index: b for b in buffers}
+    for array in index_arrays:  # sorted indices: DELTA (7.9)
+        owner = by_index.get(array.buffer_index)
+        label = _segment_name(owner, keras) if owner else f"buffer_{array.buffer_index}"
+        dtype = "int16" if array.dtype == "uint16" else array.dtype  # the format's 2-byte type
+        segments.append(
+            encoder_lib.Segment(array.offset, array.size, dtype, 1, f"{label} {array.field}")
+        )
+    segments.sort(key=lambda seg: seg.offset)
     say(f"keras-dc: encoding {len(segments)} weight buffers...")
     return encoder_lib.build_bundle(restored, segments, compact_skeleton=compact_skeleton)
 
@@ -398,7 +409,10 @@ def convert(
         )
         if strip_names:
             restored = flatbuffer.strip_names(restored)
-        skeleton, sidecar, stats = _encode(restored, buffers, keras, say, compact_skeleton)
+        index_arrays = flatbuffer.sparse_index_arrays(restored)
+        skeleton, sidecar, stats = _encode(
+            restored, buffers, keras, say, index_arrays, compact_skeleton
+        )
     say("keras-dc: restoring the bundle and running it in LiteRT...")
     with clock.step("restore_s"):
         _check_restores(skeleton, sidecar, restored)
@@ -428,6 +442,7 @@ def convert(
         timings=clock.seconds,
         compare_codecs=compare_codecs,
         sparse_weights=sparse_tensors,
+        sparse_index_offsets=[a.offset for a in index_arrays],
         int8=_int8_section(options, int8_tflite_bytes, scaled, int8_weights),
     )
     files.write_atomic(

@@ -3,7 +3,8 @@
 Follows the levels of `docs/bundle-format.md`: the header and the tables (sections 3,
 4, 5, 8), each segment's payload (section 7: RAW, ZLIB, and the clustered encodings'
 codebooks, background, gap and index streams, and the grouped encodings' codebook
-map; SPARSE_RAW's background, gaps and values), each HuffmanStream (section 6, decoded
+map; SPARSE_RAW's background, gaps and values; DELTA's inner payload and running
+sums), each HuffmanStream (section 6, decoded
 by `converters.huffman`), and restoring (section 9). Field offsets and codes come from
 `converters.format`. The checks run in the order of section 10, and every malformed
 input raises `FormatError`, naming the byte offset and the field:
@@ -21,6 +22,7 @@ import numpy as np
 from converters import huffman
 from converters.format import (
     CODEBOOK_COUNT,
+    DELTA,
     DTYPE_BY_CODE,
     ENCODING_NAMES,
     ENTRY,
@@ -31,6 +33,7 @@ from converters.format import (
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
+    INNER_ENCODING,
     MAGIC,
     MAX_ALPHABET,
     MAX_CODEBOOK,
@@ -615,9 +618,43 @@ def _inflate(payload, entry):
     return out
 
 
+def _inner_entry(data, entry):
+    """The entry of a DELTA payload's inner payload (7.9): one byte later, its own code."""
+    if entry.payload_size < INNER_ENCODING.size:
+        raise entry.error("payload_size", "a DELTA payload starts with its inner_encoding.")
+    at = entry.payload_offset
+    code = INNER_ENCODING.unpack_from(data, at)
+    if code not in ENCODING_NAMES or code == DELTA:
+        raise INNER_ENCODING.error(
+            f"{code} is not the code of an encoding other than DELTA.", at, entry.prefix
+        )
+    return dataclasses.replace(
+        entry,
+        encoding=code,
+        payload_offset=at + INNER_ENCODING.size,
+        payload_size=entry.payload_size - INNER_ENCODING.size,
+    )
+
+
+def _running_sums(target, esize):
+    """Element k becomes the sum of elements 0..k modulo 2^(8·esize), in place (7.9)."""
+    values = target.view(element_dtype(esize))
+    values[:] = np.cumsum(values, dtype=values.dtype)  # unsigned: wraps modulo 2^(8·esize)
+
+
 def _decode_into(data, entry, target):
     """Decode segment `entry`'s payload into `target` (a uint8 array of entry.size)."""
-    payload = _check_payload_crc(data, entry)
+    _check_payload_crc(data, entry)
+    if entry.encoding == DELTA:
+        _decode_payload(data, _inner_entry(data, entry), target)
+        _running_sums(target, entry.esize)
+    else:
+        _decode_payload(data, entry, target)
+
+
+def _decode_payload(data, entry, target):
+    """Decode a payload of any encoding but DELTA (its CRC already checked) into `target`."""
+    payload = data[entry.payload_offset : entry.payload_offset + entry.payload_size]
     if entry.encoding == RAW:
         _check_raw_size(entry)
         target[:] = np.frombuffer(payload, np.uint8)
@@ -749,25 +786,37 @@ def _clustered_nonzeros(parsed, entry):
     return nonzeros
 
 
-def _segment_stats(data, entry):
-    payload = _check_payload_crc(data, entry)
-    figures = {}
+def _payload_figures(data, entry):
+    """(figures, nonzeros) of a payload of any encoding but DELTA."""
+    payload = data[entry.payload_offset : entry.payload_offset + entry.payload_size]
     uint = element_dtype(entry.esize)
     if entry.encoding == RAW:
         _check_raw_size(entry)
-        nonzeros = count_nonzero(np.frombuffer(payload, uint), entry.dtype)
-    elif entry.encoding == ZLIB:
-        nonzeros = count_nonzero(np.frombuffer(_inflate(payload, entry), uint), entry.dtype)
-    elif entry.encoding == SPARSE_RAW:
+        return {}, count_nonzero(np.frombuffer(payload, uint), entry.dtype)
+    if entry.encoding == ZLIB:
+        return {}, count_nonzero(np.frombuffer(_inflate(payload, entry), uint), entry.dtype)
+    if entry.encoding == SPARSE_RAW:
         parsed = _read_sparse_raw(data, entry)
-        figures = _gap_figures(parsed.gaps, parsed.escape_run)
         nonzeros = count_nonzero(parsed.values, entry.dtype) + _background_nonzeros(
             parsed.background, parsed.positions, entry
         )
+        return _gap_figures(parsed.gaps, parsed.escape_run), nonzeros
+    parsed = _read_clustered(data, entry)
+    return _clustered_figures(parsed), _clustered_nonzeros(parsed, entry)
+
+
+def _segment_stats(data, entry):
+    _check_payload_crc(data, entry)
+    if entry.encoding == DELTA:  # the inner payload's figures, the running sums' values
+        inner = _inner_entry(data, entry)
+        figures, _ = _payload_figures(data, inner)
+        figures["inner_encoding"] = ENCODING_NAMES[inner.encoding]
+        restored = np.zeros(entry.size, np.uint8)
+        _decode_payload(data, inner, restored)
+        _running_sums(restored, entry.esize)
+        nonzeros = count_nonzero(restored.view(element_dtype(entry.esize)), entry.dtype)
     else:
-        parsed = _read_clustered(data, entry)
-        figures = _clustered_figures(parsed)
-        nonzeros = _clustered_nonzeros(parsed, entry)
+        figures, nonzeros = _payload_figures(data, entry)
     return SegmentStats.of_segment(
         entry.name,
         entry.offset,

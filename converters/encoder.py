@@ -27,6 +27,7 @@ from converters.format import (
     CLUSTERED_DENSE,
     CLUSTERED_SPARSE,
     CODEBOOK_COUNT,
+    DELTA,
     DTYPES,
     ENCODING_NAMES,
     ENCODINGS,
@@ -39,6 +40,7 @@ from converters.format import (
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
+    INNER_ENCODING,
     MAGIC,
     MAX_CHANNELS,
     MAX_CODEBOOK,
@@ -516,12 +518,61 @@ def _zlib_estimate(raw, level):
     return packed * n / sampled
 
 
+# DELTA (7.9) is tried on segments of these dtypes whose elements mostly increase: at
+# most this share of the steps between neighbours goes down (sorted index arrays).
+_DELTA_DTYPES = frozenset({"uint8", "uint16", "int16", "int32", "int64"})
+_DELTA_MAX_DESCENTS = 0.25
+
+
 def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
     """Smallest payload among the allowed, applicable encodings (ties: lower code).
 
     With `zlib_estimate`, ZLIB is skipped on a large segment whose best clustered
-    payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size.
+    payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size. DELTA
+    (7.9) codes the differences with the best other encoding, and wins only when
+    strictly smaller.
     """
+    esize = DTYPES[seg.dtype][1]
+    values = np.frombuffer(raw, element_dtype(esize))
+    candidates = [_best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate)]
+    if (
+        DELTA in allowed
+        and seg.dtype in _DELTA_DTYPES
+        and values.size > 1
+        and np.count_nonzero(values[1:] < values[:-1]) <= _DELTA_MAX_DESCENTS * values.size
+    ):
+        differences = np.diff(values, prepend=values.dtype.type(0))  # unsigned: wraps
+        size, inner, n_books, payload, extra = _best_payload(
+            differences.tobytes(), seg, allowed - {DELTA}, per_channel, zlib_level, zlib_estimate
+        )
+        extra = dict(extra, inner_encoding=ENCODING_NAMES[inner])
+        candidates.append(
+            (
+                size + INNER_ENCODING.size,
+                DELTA,
+                n_books,
+                INNER_ENCODING.pack(inner) + payload,
+                extra,
+            )
+        )
+    size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
+    stats = SegmentStats.of_segment(
+        seg.name,
+        seg.offset,
+        seg.size,
+        seg.dtype,
+        seg.channels,
+        encoding=ENCODING_NAMES[encoding],
+        nonzeros=count_nonzero(values, seg.dtype),
+        payload_bytes=size,
+        **extra,
+    )
+    return encoding, payload, stats
+
+
+def _best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
+    """The smallest (size, code, codebooks, payload, figures) of the allowed encodings
+    but DELTA."""
     esize = DTYPES[seg.dtype][1]
     values = np.frombuffer(raw, element_dtype(esize))
     candidates = [(len(raw), RAW, 0, raw, {})]
@@ -579,19 +630,7 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
         if estimate is None or _ZLIB_SKIP_MARGIN * best >= estimate:
             packed = zlib.compress(raw, zlib_level)
             candidates.append((len(packed), ZLIB, 0, packed, {}))
-    size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
-    stats = SegmentStats.of_segment(
-        seg.name,
-        seg.offset,
-        seg.size,
-        seg.dtype,
-        seg.channels,
-        encoding=ENCODING_NAMES[encoding],
-        nonzeros=count_nonzero(values, seg.dtype),
-        payload_bytes=size,
-        **extra,
-    )
-    return encoding, payload, stats
+    return min(candidates, key=lambda c: c[:3])
 
 
 def _skeleton_segments(restored, segments, zlib_level):
@@ -746,6 +785,7 @@ def build_bundle(
     table = b"".join(entries) + b"".join(names)
     payload_area = b"".join(payloads)
     used = {ENCODINGS[s.encoding] for s in stats}
+    used |= {ENCODINGS[s.inner_encoding] for s in stats if s.inner_encoding}
     header = HEADER.pack(
         magic=MAGIC,
         version_major=VERSION_MAJOR,

@@ -35,7 +35,9 @@ __all__ = [
     "ints",
     "describe_buffers",
     "weight_buffer",
+    "SparseIndexArray",
     "SparseWeight",
+    "sparse_index_arrays",
     "sparse_weights",
     "strip_names",
 ]
@@ -422,6 +424,78 @@ def sparse_weights(model) -> list[SparseWeight]:
                 block = tuple(block)
             found.append(SparseWeight(decode_name(tensor.name), shape, block))
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseIndexArray:
+    """Where one index vector of a TFLite sparse tensor lies in the flatbuffer.
+
+    Attributes:
+        offset: Byte offset of the vector's first element in the flatbuffer.
+        size: Its length in bytes.
+        dtype: ``"int32"``, ``"uint16"`` or ``"uint8"`` (the union member the
+            converter chose: ``Int32Vector``, ``Uint16Vector``, ``Uint8Vector``).
+        buffer_index: The buffer of the sparse tensor it indexes.
+        dimension: The ``DimensionMetadata`` it belongs to.
+        field: ``"array_segments"`` or ``"array_indices"``.
+    """
+
+    offset: int
+    size: int
+    dtype: str
+    buffer_index: int
+    dimension: int
+    field: str
+
+
+_INDEX_VECTORS = {  # SparseIndexVector union member -> (its table class, element dtype)
+    schema.SparseIndexVector.Int32Vector: (schema.Int32Vector, "int32"),
+    schema.SparseIndexVector.Uint16Vector: (schema.Uint16Vector, "uint16"),
+    schema.SparseIndexVector.Uint8Vector: (schema.Uint8Vector, "uint8"),
+}
+
+
+def sparse_index_arrays(data: bytes) -> list[SparseIndexArray]:
+    """The index vectors of every sparse tensor (``DimensionMetadata.array_segments``
+    and ``array_indices`` of its SPARSE_CSR dimensions), by byte range.
+
+    They hold sorted block positions (row starts, then each row's column indices),
+    which the sidecar codes by their differences (docs/bundle-format.md 7.9).
+
+    Returns:
+        One `SparseIndexArray` per non-empty vector, sorted by offset.
+    """
+    data = as_bytes(data)
+    model = schema.Model.GetRootAs(data, 0)
+    found = []
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            sparsity = tensor.Sparsity()
+            if sparsity is None:
+                continue
+            for d in range(sparsity.DimMetadataLength()):
+                metadata = sparsity.DimMetadata(d)
+                for field, kind, table in (
+                    ("array_segments", metadata.ArraySegmentsType(), metadata.ArraySegments()),
+                    ("array_indices", metadata.ArrayIndicesType(), metadata.ArrayIndices()),
+                ):
+                    if table is None or kind not in _INDEX_VECTORS:
+                        continue
+                    cls, dtype = _INDEX_VECTORS[kind]
+                    vector = cls()
+                    vector.Init(table.Bytes, table.Pos)
+                    o = vector._tab.Offset(4)  # field 0: values  # pylint: disable=protected-access
+                    if not o:
+                        continue
+                    start = vector._tab.Vector(o)  # pylint: disable=protected-access
+                    size = vector._tab.VectorLen(o) * np.dtype(dtype).itemsize  # pylint: disable=protected-access
+                    if size and start + size <= len(data):
+                        found.append(
+                            SparseIndexArray(start, size, dtype, int(tensor.Buffer()), d, field)
+                        )
+    return sorted(found, key=lambda a: a.offset)
 
 
 def _name_span(table, field_offset: int):

@@ -1,6 +1,6 @@
 """Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
 
-Mirrors `docs/bundle-format.md` version 1.2: every fixed structure is written here once,
+Mirrors `docs/bundle-format.md` version 1.3: every fixed structure is written here once,
 as the list of its fields (name and struct code) in the order of the spec's table, and
 the offsets, sizes and struct strings that the decoder and the encoder use are derived
 from that list:
@@ -13,7 +13,8 @@ from that list:
 - section 4.1: `VERSION_MINOR` and the minor version each encoding needs
   (`ENCODING_MINOR`, `minor_version_for`);
 - section 7: the `ENCODINGS` codes and the payload fields (`CODEBOOK_COUNT`,
-  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `element_dtype`), and which codes are
+  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `INNER_ENCODING`, `element_dtype`), and
+  which codes are
   clustered (`CLUSTERED_CODES`), sparse (`SPARSE_CODES`) or grouped (`GROUPED_CODES`);
 - section 10: `FormatError` and the limits that bound every allocation.
 
@@ -33,6 +34,7 @@ __all__ = [
     "CLUSTERED_DENSE",
     "CLUSTERED_SPARSE",
     "CODEBOOK_COUNT",
+    "DELTA",
     "DTYPES",
     "DTYPE_BY_CODE",
     "ENCODINGS",
@@ -45,6 +47,7 @@ __all__ = [
     "HEADER",
     "HEADER_CRC",
     "HEADER_SIZE",
+    "INNER_ENCODING",
     "MAGIC",
     "MAX_ALPHABET",
     "MAX_CHANNELS",
@@ -185,7 +188,7 @@ class Layout:
 
 MAGIC = b"KDCW"
 VERSION_MAJOR = 1
-VERSION_MINOR = 2  # the newest minor version this implementation writes (section 4.1)
+VERSION_MINOR = 3  # the newest minor version this implementation writes (section 4.1)
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
@@ -286,6 +289,7 @@ def pack_lengths(lengths):
 
 RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE, SPARSE_RAW = 0, 1, 2, 3, 4
 GROUPED_SPARSE, GROUPED_DENSE = 5, 6
+DELTA = 7
 ENCODINGS = {
     "RAW": RAW,
     "ZLIB": ZLIB,
@@ -294,6 +298,7 @@ ENCODINGS = {
     "SPARSE_RAW": SPARSE_RAW,
     "GROUPED_SPARSE": GROUPED_SPARSE,
     "GROUPED_DENSE": GROUPED_DENSE,
+    "DELTA": DELTA,
 }
 ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
 # The minor version that introduced each encoding code (section 4.1, "Changes from 1.x").
@@ -305,6 +310,7 @@ ENCODING_MINOR = {
     SPARSE_RAW: 1,
     GROUPED_SPARSE: 2,
     GROUPED_DENSE: 2,
+    DELTA: 3,
 }
 # Codes whose payload starts with codebooks (7.3, 7.8); of them, those with a background
 # and gap stream (7.4, 7.8); and those with a codebook map (7.8).
@@ -316,8 +322,9 @@ GROUPED_CODES = frozenset({GROUPED_SPARSE, GROUPED_DENSE})
 def minor_version_for(encodings):
     """The `version_minor` a writer stores for a file using these encoding codes.
 
-    The lowest minor version that defines them all: 0 unless a v1.1 or v1.2 code is
-    used, so a file that an older writer could have written keeps its older bytes.
+    The lowest minor version that defines them all (the codes inside DELTA segments
+    included): 0 unless a newer code is used, so a file that an older writer could have
+    written keeps its older bytes.
     """
     return max((ENCODING_MINOR[e] for e in encodings), default=0)
 
@@ -331,6 +338,8 @@ SLICE_COUNT = Field("slice_count", "H")
 MAX_CODEBOOK_COUNT = 65535  # codebook_count is a u16
 MAX_CODEBOOK = 256  # entries per codebook
 MAX_GROUPS = 256  # codebooks of a grouped payload (7.8): the codebook map's alphabet
+# DELTA payloads (7.9): the code of the encoding of the differences, then its payload.
+INNER_ENCODING = Field("inner_encoding", "B")
 MAX_ESCAPE_RUN = 255
 
 _ELEMENT_DTYPES = {size: np.dtype(f"<u{size}") for size in (1, 2, 4, 8)}

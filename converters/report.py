@@ -71,6 +71,7 @@ def build_report(
     int8=None,
     delegate_profile="gpu",
     delegate_ops=(),
+    sparse_index_offsets=(),
 ):
     """Assembles the report dict (JSON-serialisable).
 
@@ -90,12 +91,17 @@ def build_report(
     ``build_bundle(compact_skeleton=True)``) are not weights: they are left out of the
     rows and the weight totals and summed in ``totals["skeleton_segments"]`` (their
     bytes are part of ``sidecar_bytes``; ``skeleton_bytes`` is the skeleton file's size).
+    Likewise the segments at ``sparse_index_offsets`` (the index vectors of sparse
+    tensors, `converters.flatbuffer.sparse_index_arrays`) are summed in
+    ``totals["sparse_index_segments"]``.
     """
     by_offset = {b.offset: b for b in buffers}
     keras_names = keras_names or {}
     rows = []
     skeleton_parts = [s for s in stats if s.is_skeleton]  # compacted skeleton gaps, not weights
-    stats = [s for s in stats if not s.is_skeleton]
+    index_offsets = set(sparse_index_offsets)
+    index_parts = [s for s in stats if s.offset in index_offsets and not s.is_skeleton]
+    stats = [s for s in stats if not s.is_skeleton and s.offset not in index_offsets]
 
     def model_order(s):
         return (
@@ -158,11 +164,18 @@ def build_report(
         "ratio_vs_dense": dense_tflite_bytes / bundle_bytes if bundle_bytes else 0.0,
     }
     totals["kept"] = _per(totals["nonzeros"], totals["weights"])
-    totals["skeleton_segments"] = {
-        "count": len(skeleton_parts),
-        "raw_bytes": sum(s.raw_bytes for s in skeleton_parts),
-        "payload_bytes": sum(s.payload_bytes for s in skeleton_parts),
-    }
+    for key, parts in (
+        ("skeleton_segments", skeleton_parts),
+        ("sparse_index_segments", index_parts),
+    ):
+        totals[key] = {
+            "count": len(parts),
+            "raw_bytes": sum(s.raw_bytes for s in parts),
+            "payload_bytes": sum(s.payload_bytes for s in parts),
+        }
+    totals["sparse_index_segments"]["encodings"] = sorted(
+        {s.encoding + (f"({s.inner_encoding})" if s.inner_encoding else "") for s in index_parts}
+    )
     codecs = _codec_sizes(bytes(restored), compare_codecs)
     totals.update({f"restored_{k}": v for k, v in codecs.items()})
     return {
@@ -276,6 +289,15 @@ def format_report(report):
             f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%  {r.get('tflite_name', '')}"
         )
     t = report["totals"]
+    indices = t.get("sparse_index_segments") or {}
+    if indices.get("count"):
+        lines.append(
+            f"{'(sparse tensor indices)':<30s} {'':<16s} {'':<6s} {'':>9s} {'':>7s} {'':>4s} "
+            f"{'':>6s} {'':>5s} {'':>6s} {'':>5s} {indices['payload_bytes']:>9d} "
+            f"{100 * indices['payload_bytes'] / max(indices['raw_bytes'], 1):>6.2f}%  "
+            f"{indices['count']} index vector(s), {indices['raw_bytes']:,} B, "
+            f"{', '.join(indices['encodings'])}"
+        )
     packed = t.get("skeleton_segments") or {}
     if packed.get("count"):
         lines.append(

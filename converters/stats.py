@@ -57,6 +57,8 @@ class SegmentStats:
             Defaults to `0.0`.
         map_bits: coded bits of the codebook map of a grouped segment (section 7.8).
             Defaults to `0`.
+        inner_encoding: the encoding of a DELTA segment's differences (section 7.9),
+            whose figures the others are; "" for other encodings. Defaults to `""`.
         payload_bytes: bytes of the segment's payload. Defaults to `0`.
         raw_bytes: bytes of the segment in the restored file. Defaults to `0`.
     """
@@ -78,6 +80,7 @@ class SegmentStats:
     gap_bits: int = 0
     gap_entropy_bits_total: float = 0.0
     map_bits: int = 0
+    inner_encoding: str = ""
     payload_bytes: int = 0
     raw_bytes: int = 0
 

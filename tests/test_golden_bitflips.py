@@ -41,11 +41,11 @@ def _flip_every_bit(data, restore_with):
 
 
 def test_goldens_are_all_here():
-    # The README's table: fifteen cases, `hand`, the v1.1 ones, `int8` and v1.2's `grouped`.
-    assert len(NAMES) == 15, NAMES
-    assert {"hand", "sparse_raw", "compact_skeleton", "compact_empty", "int8", "grouped"} <= set(
-        NAMES
-    ), NAMES
+    # The README's table: sixteen cases, `hand`, the v1.1 ones, `int8`, v1.2's `grouped`
+    # and v1.3's `delta`.
+    assert len(NAMES) == 16, NAMES
+    new = {"hand", "sparse_raw", "compact_skeleton", "compact_empty", "int8", "grouped", "delta"}
+    assert new <= set(NAMES), NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -284,6 +284,25 @@ def case_grouped(rng):
     return f, ["GROUPED_SPARSE", "RAW", "GROUPED_DENSE", "GROUPED_SPARSE"]
 
 
+def case_delta(rng):
+    # v1.3: the index vectors of TFLite sparse tensors (DimensionMetadata array_indices:
+    # each row's sorted block columns; array_segments: the rows' start positions) →
+    # DELTA, the differences coded by CLUSTERED_SPARSE / CLUSTERED_DENSE; an unsorted
+    # int32 table keeps its older encoding.
+    f = _File(rng)
+    f.skeleton(20)
+    rows = [np.flatnonzero(rng.random(120) < 0.08) for _ in range(40)]
+    f.segment(np.concatenate(rows).astype(np.uint8), "ip1/kernel array_indices")
+    f.skeleton(4)
+    starts = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    f.segment(starts.astype(np.uint16), "ip1/kernel array_segments", dtype="int16")
+    f.skeleton(6)
+    f.segment(np.cumsum(rng.integers(0, 3, 300)).astype(np.int32), "counter")
+    f.segment(rng.integers(-(2**31), 2**31, 64).astype(np.int32), "table")
+    f.skeleton(4)
+    return f, ["DELTA", "DELTA", "DELTA", "RAW"]
+
+
 # name: (case, format version_minor whose encodings the encoder may use). Seeds follow
 # from the order, so new cases go last.
 CASES = {
@@ -301,6 +320,7 @@ CASES = {
     "compact_empty": (case_compact_empty, 1),
     "int8": (case_int8, 1),
     "grouped": (case_grouped, 2),
+    "delta": (case_delta, 3),
 }
 
 
@@ -342,6 +362,7 @@ def build_all():
             ],
             "encodings": chosen,
             "codebooks": [s.codebooks for s in stats],
+            "inner_encodings": [s.inner_encoding for s in stats],
             "version_minor": minor,
         }
     files["hand.restored"] = hand_vectors.RESTORED
