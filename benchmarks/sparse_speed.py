@@ -363,8 +363,10 @@ def run_network(net, data, work, seed, threads, repeats, log=print):
         if sparse_flat is not None:
             sparse[variant] = sparse_flat
     names = list(sparse)
-    log(f"#### {net.name}: latency, {repeats} interleaved invokes, threads {threads}")
-    medians = latency([dense_flat] + [sparse[v] for v in names], threads, repeats)
+    medians = {}
+    if names:  # no sparse .tflite (convert failed): nothing to compare the dense one with
+        log(f"#### {net.name}: latency, {repeats} interleaved invokes, threads {threads}")
+        medians = latency([dense_flat] + [sparse[v] for v in names], threads, repeats)
     for t, values in medians.items():
         for variant, us in zip(names, values[1:]):
             variants[variant].setdefault("latency", {})[str(t)] = {
@@ -428,11 +430,11 @@ def format_network(name, result):
             )
         else:
             lines.append(f"| {variant} | sparse=True | failed: {v['sparse_convert_error']} | | |")
-    lines += [
-        "",
-        "| variant | threads | dense µs | sparse µs | speed-up |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    if not any("latency" in v for v in result["variants"].values()):
+        lines += ["", "latency: not measured (no restored sparse .tflite)"]
+    else:
+        lines += ["", "| variant | threads | dense µs | sparse µs | speed-up |"]
+        lines.append("|---|---:|---:|---:|---:|")
     for variant, v in result["variants"].items():
         for t, m in v.get("latency", {}).items():
             lines.append(
