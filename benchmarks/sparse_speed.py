@@ -1,35 +1,489 @@
-"""Batch-1 latency of a block-pruned MLP in LiteRT: dense flatbuffer vs restored sparse bundle.
+"""Issue #12's benchmark: batch-1 LiteRT latency of the dense .tflite vs the restored sparse bundle.
 
-A LeNet-300-100-shaped MLP (784-300-100-10) is trained briefly on random data,
-pruned with ``keras_dc.MagnitudePruning(block="litert")`` (LiteRT's 1x4
-blocks) to 93% / 90% / 70% per layer, clustered with
-``keras_dc.WeightClustering(bits=5)``, then converted twice: densely
-(``converters.export.to_tflite``) and as a bundle with ``sparse=True``
-(``Optimize.EXPERIMENTAL_SPARSITY``), which is restored. Both run in the
-``ai_edge_litert`` interpreter with 1 and 2 threads, invoked in turn
-(interleaved) after a warm-up, and the table prints the median of
-``--repeats`` invokes each, with the sizes of the files.
+Real models on MNIST (``--model=lenet_300_100,lenet5,mobilenet``):
 
-    python -m benchmarks.sparse_speed                  # ~1 min on 2 CPU cores
-    python -m benchmarks.sparse_speed --repeats=1000
+* LeNet-300-100 and LeNet-5 take `benchmarks.paper_benchmark`'s recipes, data and
+  seed and train with `examples.paper_common.run_pipeline` (imported, not
+  copied): dense → iterative ``MagnitudePruning`` to the example's ``PRUNE`` →
+  ``WeightClustering`` to its ``BITS`` → bundle. Two variants from one dense
+  model (trained once; the second variant starts from its weights): pruning as
+  the paper does (``unstructured``, single weights) and in LiteRT's 1x4 blocks
+  (``block``, ``MagnitudePruning(block="litert")``: Dense kernels only; the
+  convolutions of LeNet-5 are still pruned weight by weight).
+* ``mobilenet``: `examples.budget_search.build_mobilenet` (the MobileNetV2-style
+  CNN of issue #11) with this module's `mobilenet_recipe`, the ``block`` variant
+  only. Only its Dense classifier can be block-pruned (the 1x1 convolutions are
+  CONV_2D in LiteRT, which has no sparse kernel): little speed-up is expected.
+
+Per variant: test error of the restored bundle in LiteRT (10,000 test images),
+bundle bytes of the plain (dense-layout) bundle and of the ``sparse=True``
+bundle, each against the dense float32 ``.tflite``; then batch-1 latency of the
+dense float32 ``.tflite`` and of each variant's restored sparse ``.tflite``,
+invoked in turn (interleaved) after a warm-up, median of ``--repeats`` invokes,
+at each ``--threads``; and per layer of the restored sparse ``.tflite`` its op,
+how its weight is stored and which kernel runs it (`layer_kernels`).
+
+``--model=synthetic`` (the default, ~1 min on 2 CPU cores): a
+LeNet-300-100-shaped MLP trained briefly on random data, block-pruned to
+93/90/70%, clustered to 5 bits, with the same latency measurement.
+
+Estimated on the busy 2-core machine (not yet timed in full): LeNet-300-100
+10-15 min (40 MLP epochs), LeNet-5 20-45 min (18 conv epochs), mobilenet
+50-75 min (6 epochs); the smoke run ~1 min per model.
+
+    python -m benchmarks.sparse_speed                                   # synthetic, ~1 min
+    python -m benchmarks.sparse_speed --model=lenet_300_100 --work=out/sparse \\
+        --json_out=out/sparse_lenet_300_100.json
+    python -m benchmarks.sparse_speed --model=lenet5 --work=out/sparse \\
+        --json_out=out/sparse_lenet5.json
+    python -m benchmarks.sparse_speed --model=mobilenet --work=out/sparse \\
+        --json_out=out/sparse_mobilenet.json
+    python -m benchmarks.sparse_speed --model=lenet_300_100 --smoke     # a tiny check (tests)
+
+A ``convert(sparse=True)`` that fails (a ValueError) is recorded in the results
+(``sparse_convert_error``) and the run goes on without that variant's latency.
 """
 
+import dataclasses
+import datetime
 import os
 import tempfile
+import time
 
 import numpy as np
 from absl import app, flags
 
+from benchmarks._common import machine_info, write_json
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-_REPEATS = flags.DEFINE_integer("repeats", 500, "Timed invokes per model and thread count.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights and the random training data.")
+MODELS = ("lenet_300_100", "lenet5", "mobilenet", "synthetic")
+VARIANTS = ("unstructured", "block")
+SYNTHETIC_SPARSITIES = (0.93, 0.90, 0.70)
+DEFAULT_REPEATS = {"synthetic": 500, "real": 400, "smoke": 50}
 
-_SPARSITIES = (0.93, 0.90, 0.70)
+# Issue #12's targets on LeNet-300-100: the paper's test error, the size ratio, the speed-up.
+TARGET_ERROR = 0.0164
+TARGET_RATIO = 40.0
+TARGET_SPEEDUP = 3.0
+
+# The ops whose input 1 is a weight that could be stored sparse.
+_WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _define_flags():
+    """The command line (defined only when run as a script: tests import this module)."""
+    global _MODEL, _SMOKE, _THREADS, _REPEATS, _SEED, _JSON_OUT, _WORK, _DATA
+    _MODEL = flags.DEFINE_list(
+        "model", ["synthetic"], f"Models to run, from {list(MODELS)} (a comma-separated list)."
+    )
+    _SMOKE = flags.DEFINE_bool(
+        "smoke", False, "Tiny run (2k images, 1 epoch per stage) to check the script."
+    )
+    _THREADS = flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts to time.")
+    _REPEATS = flags.DEFINE_integer(
+        "repeats",
+        None,
+        "Timed invokes per flatbuffer and thread count; default "
+        f"{DEFAULT_REPEATS['real']} for real models, {DEFAULT_REPEATS['synthetic']} for "
+        f"synthetic, {DEFAULT_REPEATS['smoke']} with --smoke.",
+        lower_bound=1,
+    )
+    _SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).")
+    _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
+    _WORK = flags.DEFINE_string(
+        "work", None, "Working folder for the bundles; default: a temporary one."
+    )
+    _DATA = flags.DEFINE_string(
+        "data", None, "mnist.npz (keras layout); default: the shared offline copy."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """One real model of the benchmark.
+
+    Attributes:
+        name: ``"lenet_300_100"``, ``"lenet5"`` or ``"mobilenet"``.
+        build: ``build(l2)`` → an uncompiled Keras model.
+        recipe: Its `examples.paper_common.Recipe`.
+        prune: ``{layer name: sparsity}``.
+        bits: ``{layer name: bits}`` (others: 5 bits).
+        variants: Which of `VARIANTS` it trains.
+    """
+
+    name: str
+    build: object
+    recipe: object
+    prune: dict
+    bits: dict
+    variants: tuple
+
+
+def mobilenet_recipe():
+    """The MobileNetV2-style CNN's recipe, short (its latency is the point, not its error):
+    3 dense epochs, 4 cubic pruning cuts a quarter epoch apart, 1 epoch of retraining,
+    1 of centroid retraining: 6 epochs (the smoke run's 1-1.5 s per step of 128 images on
+    the busy 2-core machine makes an epoch ~8-12 min)."""
+    from examples.paper_common import Recipe, cubic_fractions
+
+    return Recipe(
+        dense_epochs=3,
+        dense_lr=1e-3,
+        prune_fractions=cubic_fractions(4),
+        prune_every=0.25,
+        prune_final_epochs=1,
+        prune_lr=1e-3,
+        cluster_epochs=1,
+        cluster_lr=3e-5,
+    )
+
+
+def mobilenet_prune(model):
+    """Per layer of the MobileNetV2-style CNN: the stem and the depthwise 3x3 kernels
+    (few weights each) to 50%, the 1x1 convolutions and the classifier to 75%."""
+    found = {}
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ("Conv2D", "DepthwiseConv2D", "Dense"):
+            continue
+        if layer.name == "stem" or kind == "DepthwiseConv2D":
+            found[layer.name] = 0.5
+        else:
+            found[layer.name] = 0.75
+    return found
+
+
+def networks():
+    """`Network` per real model name."""
+    from benchmarks import paper_benchmark as paper
+    from examples import budget_search
+
+    found = {}
+    for name, (module, recipe) in paper._recipes().items():  # pylint: disable=protected-access
+        found[name] = Network(
+            name, module.build_model, recipe, dict(module.PRUNE), dict(module.BITS), VARIANTS
+        )
+    found["mobilenet"] = Network(
+        "mobilenet",
+        budget_search.build_mobilenet,
+        mobilenet_recipe(),
+        mobilenet_prune(budget_search.build_mobilenet()),
+        {},
+        ("block",),
+    )
+    return found
+
+
+# --- what the restored flatbuffer runs -----------------------------------------------
+
+
+def layer_kernels(flat, keras_model=None):
+    """Per weight-reading op of a flatbuffer: how its weight is stored and which kernel runs it.
+
+    A FULLY_CONNECTED weight stored as a sparse tensor in 1x4 blocks
+    (`converters.flatbuffer.sparse_weights`) runs LiteRT's sparse FC kernel. Any
+    other sparse weight reaches its op through a DENSIFY op (the converter puts
+    one there), which expands it once; the op then runs its dense kernel, so it
+    gains no speed (LiteRT has no sparse CONV_2D or DEPTHWISE_CONV_2D kernel).
+
+    Args:
+        flat: The ``.tflite`` bytes.
+        keras_model: The Keras model it came from, to name each op's layer (its
+            kernel with the same dimensions in any order, first unused one in
+            layer order). Defaults to `None` (no names).
+
+    Returns:
+        A list of dicts, in op order: ``op``, ``layer`` (Keras name or ``None``),
+        ``shape`` (the weight's dense shape in the flatbuffer), ``stored``
+        (``"dense"``, ``"sparse 1x4 blocks"`` or ``"sparse, unstructured"``),
+        ``kernel`` (``"sparse"`` or ``"dense"``).
+    """
+    from converters import flatbuffer
+
+    model = flatbuffer.unpack(flatbuffer.as_bytes(flat))
+    blocks = {(w.tensor_name, tuple(w.shape)): w.block for w in flatbuffer.sparse_weights(model)}
+    kernels = []
+    if keras_model is not None:
+        kernels = [
+            (layer.name, sorted(v.shape))
+            for layer in keras_model.layers
+            for v in layer.weights
+            if len(v.shape) >= 2 and v.path.rsplit("/", 1)[-1] in ("kernel", "depthwise_kernel")
+        ]
+    used = set()
+    rows = []
+    for subgraph in model.subgraphs or []:
+        producer = {
+            out: op for op in subgraph.operators or [] for out in flatbuffer.ints(op.outputs)
+        }
+        for op in subgraph.operators or []:
+            name = flatbuffer.op_name(model, op.opcodeIndex)
+            inputs = flatbuffer.ints(op.inputs)
+            if name not in _WEIGHT_OPS or len(inputs) < 2 or inputs[1] < 0:
+                continue
+            tensor = subgraph.tensors[inputs[1]]
+            shape = tuple(flatbuffer.ints(tensor.shape))
+            source = producer.get(inputs[1])
+            if tensor.sparsity is not None:
+                block = blocks.get((flatbuffer.decode_name(tensor.name), shape))
+                stored = "sparse 1x4 blocks" if block == (1, 4) else "sparse, unstructured"
+                kernel = "sparse" if name == "FULLY_CONNECTED" and block == (1, 4) else "dense"
+            elif source is not None and flatbuffer.op_name(model, source.opcodeIndex) == "DENSIFY":
+                stored, kernel = "sparse, unstructured (DENSIFY at load)", "dense"
+            else:
+                stored, kernel = "dense", "dense"
+            layer = None
+            for i, (keras_name, dims) in enumerate(kernels):
+                if i not in used and dims == sorted(shape):
+                    used.add(i)
+                    layer = keras_name
+                    break
+            rows.append(
+                {
+                    "op": name,
+                    "layer": layer,
+                    "shape": list(shape),
+                    "stored": stored,
+                    "kernel": kernel,
+                }
+            )
+    return rows
+
+
+def latency(flats, threads, repeats):
+    """``{threads: [median µs per flatbuffer]}``: `flats` invoked in turn (interleaved)."""
+    from converters import litert
+
+    return {
+        t: [1e6 * s for s in litert.median_invoke_seconds(flats, repeats, t, warmup=50)]
+        for t in threads
+    }
+
+
+# --- real models ---------------------------------------------------------------------
+
+
+def train_variant(net, variant, data, work, seed, dense_weights=None, log=print):
+    """One variant of `net`: pipeline, sparse bundle, restored sparse `.tflite`.
+
+    Args:
+        net: A `Network`.
+        variant: ``"unstructured"`` or ``"block"``.
+        data: ``((x_train, y_train), (x_test, y_test))`` from
+            `benchmarks.paper_benchmark.load_data`.
+        work: Folder for the bundles.
+        seed: Random seed.
+        dense_weights: The trained dense model's weights: the dense stage is skipped
+            and the variant starts from them. Defaults to `None` (train it).
+
+    Returns:
+        ``(results, dense float32 .tflite, restored sparse .tflite or None, dense weights)``.
+    """
+    import keras
+
+    import converters
+    from examples import paper_common
+
+    (_, _), (x_test, y_test) = data
+    recipe = net.recipe
+    keras.utils.set_random_seed(seed)
+    model = net.build(recipe.l2)
+    if dense_weights is not None:
+        model.set_weights(dense_weights)
+        recipe = dataclasses.replace(recipe, dense_epochs=0)
+    found = {}
+
+    def hook(stage, m):
+        if stage == "dense":
+            found["dense_tflite"] = paper_common.dense_tflite(m)
+            found["dense_weights"] = [w.copy() for w in m.get_weights()]
+        elif stage == "clustered":
+            folder = os.path.join(work, f"{net.name}_{variant}_sparse")
+            try:
+                result = converters.convert(m, folder, sparse=True, picture=False, verbose=0)
+            except ValueError as e:  # recorded: the rest of the run still measures
+                found["sparse_convert_error"] = str(e)
+                log(f"   convert(sparse=True) failed: {e}")
+                return
+            found["sparse_bundle_bytes"] = result.bundle_bytes
+            found["sparse_tensors"] = result.report["sparse_tensors"]
+            found["sparse_flat"] = converters.restore(folder)
+            found["layers"] = layer_kernels(found["sparse_flat"], m)
+
+    log(f"#### {net.name}, {variant} pruning")
+    res = paper_common.run_pipeline(
+        model,
+        data,
+        recipe,
+        prune_targets=net.prune,
+        default_target=max(net.prune.values()),
+        bits=net.bits,
+        default_bits=5,
+        out_dir=os.path.join(work, f"{net.name}_{variant}"),
+        seed=seed,
+        flatten=net.name == "lenet_300_100",
+        stage_hook=hook,
+        block="litert" if variant == "block" else None,
+        log=log,
+    )
+    totals = res["report"]["totals"]
+    dense_bytes = totals["dense_tflite_bytes"]
+    out = {
+        "dense_error": res["dense_error"],
+        "pruned_error": res["pruned_error"],
+        "clustered_error": res["clustered_error"],
+        "bundle_error": res["bundle_error"],
+        "bundle_bytes": totals["bundle_bytes"],
+        "ratio": dense_bytes / totals["bundle_bytes"],
+        "dense_tflite_bytes": dense_bytes,
+    }
+    sparse = found.get("sparse_flat")
+    if sparse is None:
+        out["sparse_convert_error"] = found.get("sparse_convert_error")
+    else:
+        out.update(
+            sparse_bundle_bytes=found["sparse_bundle_bytes"],
+            sparse_ratio=dense_bytes / found["sparse_bundle_bytes"],
+            sparse_bundle_error=paper_common.litert_error(sparse, x_test, y_test),
+            restored_sparse_tflite_bytes=len(sparse),
+            sparse_tensors=found["sparse_tensors"],
+            layers=found["layers"],
+        )
+    out["wall_s"] = res["times"]["total"]
+    return out, found.get("dense_tflite"), sparse, found.get("dense_weights", dense_weights)
+
+
+def run_network(net, data, work, seed, threads, repeats, log=print):
+    """Both variants of `net` from one dense model, then their latencies, interleaved.
+
+    Returns:
+        ``{"dense_tflite_bytes", "variants": {variant: results}, "latency_repeats"}``;
+        each variant with a sparse ``.tflite`` gains ``latency``:
+        ``{threads: {"dense_us", "sparse_us", "speedup"}}``.
+    """
+    variants, sparse, dense_flat, dense_weights = {}, {}, None, None
+    for variant in net.variants:
+        res, flat, sparse_flat, dense_weights = train_variant(
+            net, variant, data, work, seed, dense_weights, log
+        )
+        dense_flat = dense_flat or flat
+        variants[variant] = res
+        if sparse_flat is not None:
+            sparse[variant] = sparse_flat
+    names = list(sparse)
+    medians = {}
+    if names:  # no sparse .tflite (convert failed): nothing to compare the dense one with
+        log(f"#### {net.name}: latency, {repeats} interleaved invokes, threads {threads}")
+        medians = latency([dense_flat] + [sparse[v] for v in names], threads, repeats)
+    for t, values in medians.items():
+        for variant, us in zip(names, values[1:]):
+            variants[variant].setdefault("latency", {})[str(t)] = {
+                "dense_us": values[0],
+                "sparse_us": us,
+                "speedup": values[0] / us,
+            }
+    return {
+        "dense_tflite_bytes": len(dense_flat),
+        "latency_repeats": repeats,
+        "variants": variants,
+    }
+
+
+def comparison(result):
+    """Block against unstructured pruning: error difference (pp) and bundle sizes."""
+    v = result["variants"]
+    if not set(VARIANTS) <= set(v):
+        return None
+    u, b = v["unstructured"], v["block"]
+    return {
+        "block_minus_unstructured_error_pp": 100.0 * (b["bundle_error"] - u["bundle_error"]),
+        "unstructured_bundle_bytes": u["bundle_bytes"],
+        "block_bundle_bytes": b["bundle_bytes"],
+        "block_sparse_bundle_bytes": b.get("sparse_bundle_bytes"),
+        "bundle_bytes_block_over_unstructured": b["bundle_bytes"] / u["bundle_bytes"],
+    }
+
+
+def targets(result):
+    """Issue #12's LeNet-300-100 targets for the block variant (error, ratio, 1-thread speed-up)."""
+    b = result["variants"].get("block", {})
+    if "sparse_bundle_error" not in b:
+        return None
+    speedup = b.get("latency", {}).get("1", {}).get("speedup")
+    return {
+        "error": b["sparse_bundle_error"] <= TARGET_ERROR,
+        "ratio": b["sparse_ratio"] >= TARGET_RATIO,
+        "speedup_1_thread": speedup is not None and speedup >= TARGET_SPEEDUP,
+    }
+
+
+def format_network(name, result):
+    """The tables of one real model: sizes and errors, latency, layers."""
+    lines = [
+        f"{name}: dense float32 .tflite {result['dense_tflite_bytes']:,} B; latency: median of "
+        f"{result['latency_repeats']} interleaved batch-1 invokes",
+        "",
+        "| variant | bundle | LiteRT error | bytes | × dense .tflite |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for variant, v in result["variants"].items():
+        lines.append(
+            f"| {variant} | dense layout | {v['bundle_error']:.2%} | {v['bundle_bytes']:,} "
+            f"| {v['ratio']:.1f}× |"
+        )
+        if "sparse_bundle_bytes" in v:
+            lines.append(
+                f"| {variant} | sparse=True | {v['sparse_bundle_error']:.2%} "
+                f"| {v['sparse_bundle_bytes']:,} | {v['sparse_ratio']:.1f}× |"
+            )
+        else:
+            lines.append(f"| {variant} | sparse=True | failed: {v['sparse_convert_error']} | | |")
+    if not any("latency" in v for v in result["variants"].values()):
+        lines += ["", "latency: not measured (no restored sparse .tflite)"]
+    else:
+        lines += ["", "| variant | threads | dense µs | sparse µs | speed-up |"]
+        lines.append("|---|---:|---:|---:|---:|")
+    for variant, v in result["variants"].items():
+        for t, m in v.get("latency", {}).items():
+            lines.append(
+                f"| {variant} | {t} | {m['dense_us']:.1f} | {m['sparse_us']:.1f} "
+                f"| {m['speedup']:.2f}× |"
+            )
+    for variant, v in result["variants"].items():
+        if "layers" not in v:
+            continue
+        lines += ["", f"{variant}: per layer of the restored sparse .tflite"]
+        lines += ["| layer | op | weight [out, ...] | stored | kernel |", "|---|---|---|---|---|"]
+        for r in v["layers"]:
+            lines.append(
+                f"| {r['layer'] or '?'} | {r['op']} | {'×'.join(map(str, r['shape']))} "
+                f"| {r['stored']} | {r['kernel']} |"
+            )
+    c = result.get("comparison")
+    if c:
+        lines.append(
+            f"\nblock − unstructured: {c['block_minus_unstructured_error_pp']:+.2f} pp test error; "
+            f"dense-layout bundles {c['block_bundle_bytes']:,} B vs "
+            f"{c['unstructured_bundle_bytes']:,} B "
+            f"({c['bundle_bytes_block_over_unstructured']:.2f}×)"
+        )
+    t = result.get("targets")
+    if t:
+        mark = {True: "met", False: "MISSED"}
+        lines.append(
+            f"targets (block, sparse bundle): error ≤ {TARGET_ERROR:.2%} {mark[t['error']]}, "
+            f"≥ {TARGET_RATIO:.0f}× smaller {mark[t['ratio']]}, ≥ {TARGET_SPEEDUP:.0f}× at 1 thread "
+            f"{mark[t['speedup_1_thread']]}"
+        )
+    return "\n".join(lines)
+
+
+# --- synthetic ----------------------------------------------------------------------
 
 
 def _compressed_mlp(seed):
-    """The block-pruned, clustered 784-300-100-10 MLP."""
+    """The block-pruned, clustered 784-300-100-10 MLP trained on random data."""
     import keras
 
     import keras_dc
@@ -46,7 +500,7 @@ def _compressed_mlp(seed):
     model = keras.Sequential([keras.Input((784,)), *layers])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     pruning = keras_dc.MagnitudePruning(
-        overrides=dict(zip(layers, _SPARSITIES)), block="litert", verbose=0
+        overrides=dict(zip(layers, SYNTHETIC_SPARSITIES)), block="litert", verbose=0
     )
     model.fit(x, y, batch_size=64, epochs=3, verbose=0, callbacks=[pruning])
     clustering = keras_dc.WeightClustering(bits=5, verbose=0)
@@ -54,43 +508,112 @@ def _compressed_mlp(seed):
     return model
 
 
-def _median_invoke_us(contents, threads, repeats):
-    """Median batch-1 invoke time (µs) of each flatbuffer, invoked in turn."""
-    from converters import litert
-
-    return [1e6 * t for t in litert.median_invoke_seconds(contents, repeats, threads, warmup=50)]
-
-
-def benchmark():
+def run_synthetic(seed, threads, repeats):
+    """The synthetic MLP: sizes, its layers and the latency of dense vs restored sparse."""
     import converters
     from converters import export
 
-    model = _compressed_mlp(_SEED.value)
+    model = _compressed_mlp(seed)
     dense = export.to_tflite(model)
     with tempfile.TemporaryDirectory(prefix="keras_dc_sparse_speed_") as directory:
         result = converters.convert(model, directory, sparse=True, picture=False, verbose=0)
         sparse = converters.restore(directory)
-    blocks = sum(1 for w in result.sparse_tensors if w.block == (1, 4))
-    print(
-        f"LeNet-300-100 MLP, 1x4 blocks pruned to {'/'.join(f'{s:.0%}' for s in _SPARSITIES)}, "
-        f"5-bit clustered; {blocks} of 3 FC weights are 1x4 block-sparse tensors"
-    )
-    print(
-        f"bytes: dense .tflite {len(dense):,}; restored sparse .tflite {len(sparse):,}; "
-        f"sparse bundle (skeleton + sidecar) {result.bundle_bytes:,}"
-    )
-    print(f"batch-1 latency, median of {_REPEATS.value} interleaved invokes:")
-    print(f"{'threads':>7s} {'dense us':>10s} {'sparse us':>10s} {'speed-up':>9s}")
-    for threads in (1, 2):
-        dense_us, sparse_us = _median_invoke_us([dense, sparse], threads, _REPEATS.value)
-        print(f"{threads:>7d} {dense_us:>10.1f} {sparse_us:>10.1f} {dense_us / sparse_us:>8.2f}x")
+    medians = latency([dense, sparse], threads, repeats)
+    return {
+        "dense_tflite_bytes": len(dense),
+        "restored_sparse_tflite_bytes": len(sparse),
+        "sparse_bundle_bytes": result.bundle_bytes,
+        "sparse_tensors": result.report["sparse_tensors"],
+        "layers": layer_kernels(sparse, model),
+        "latency_repeats": repeats,
+        "latency": {
+            str(t): {"dense_us": d, "sparse_us": s, "speedup": d / s}
+            for t, (d, s) in medians.items()
+        },
+    }
+
+
+def format_synthetic(r):
+    blocks = sum(1 for w in r["sparse_tensors"] if w["block"] == [1, 4])
+    lines = [
+        f"synthetic LeNet-300-100 MLP (random data), 1x4 blocks pruned to "
+        f"{'/'.join(f'{s:.0%}' for s in SYNTHETIC_SPARSITIES)}, 5-bit clustered; {blocks} of 3 "
+        "FC weights are 1x4 block-sparse tensors",
+        f"bytes: dense .tflite {r['dense_tflite_bytes']:,}; restored sparse .tflite "
+        f"{r['restored_sparse_tflite_bytes']:,}; sparse bundle (skeleton + sidecar) "
+        f"{r['sparse_bundle_bytes']:,}",
+        f"batch-1 latency, median of {r['latency_repeats']} interleaved invokes:",
+        f"{'threads':>7s} {'dense us':>10s} {'sparse us':>10s} {'speed-up':>9s}",
+    ]
+    for t, m in r["latency"].items():
+        lines.append(
+            f"{t:>7s} {m['dense_us']:>10.1f} {m['sparse_us']:>10.1f} {m['speedup']:>8.2f}x"
+        )
+    return "\n".join(lines)
+
+
+# --- command line --------------------------------------------------------------------
+
+
+def parse_threads(values):
+    """`--threads` as positive ints."""
+    try:
+        threads = [int(v) for v in values]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        raise app.UsageError(f"--threads: positive integers, e.g. 1,2; received {values}.")
+    return threads
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    benchmark()
+    unknown = sorted(set(_MODEL.value) - set(MODELS))
+    if unknown or not _MODEL.value:
+        raise app.UsageError(f"--model: unknown {unknown}; choose from {list(MODELS)}.")
+    threads = parse_threads(_THREADS.value)
+    smoke = _SMOKE.value
+    work = _WORK.value or tempfile.mkdtemp(prefix="sparse_speed_")
+    os.makedirs(work, exist_ok=True)
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "smoke": smoke,
+        "seed": _SEED.value,
+        "threads": threads,
+        "models": {},
+    }
+    for name in _MODEL.value:
+        kind = "smoke" if smoke else "synthetic" if name == "synthetic" else "real"
+        repeats = _REPEATS.value or DEFAULT_REPEATS[kind]
+        t0 = time.perf_counter()
+        if name == "synthetic":
+            r = run_synthetic(_SEED.value, threads, repeats)
+            text = format_synthetic(r)
+        else:
+            from benchmarks import paper_benchmark as paper
+
+            net = networks()[name]
+            if smoke:
+                net = dataclasses.replace(net, recipe=net.recipe.smoke())
+            data = paper.load_data("lenet5" if name == "mobilenet" else name, _DATA.value, smoke)
+            r = run_network(net, data, work, _SEED.value, threads, repeats)
+            r["recipe"] = dataclasses.asdict(net.recipe)
+            r["prune"], r["bits"] = net.prune, net.bits
+            r["comparison"] = comparison(r)
+            r["targets"] = targets(r) if name == "lenet_300_100" else None
+            text = format_network(name, r)
+        r["wall_s"] = time.perf_counter() - t0
+        results["models"][name] = r
+        title = "==== sparse speed (issue #12)" + (
+            " (SMOKE: tiny subset, numbers meaningless)" if smoke else ""
+        )
+        print(f"\n{title}\n{text}\n", flush=True)
+        if _JSON_OUT.value:  # after each model, so that a long run keeps what it has
+            write_json(_JSON_OUT.value, results)
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -219,6 +219,7 @@ def run_pipeline(
     flatten=False,
     log=print,
     stage_hook=None,
+    block=None,
 ):
     """Dense → iterative pruning → clustering → bundle → restore → LiteRT. Returns a dict of results.
 
@@ -233,6 +234,9 @@ def run_pipeline(
         flatten: Feed the model flattened training images (MLPs).
         stage_hook: Called as ``stage_hook(name, model)`` after the dense,
             pruned and clustered stages (the benchmark measures bundles there).
+        block: `keras_dc.MagnitudePruning`'s ``block`` (``"litert"``: Dense kernels
+            in LiteRT's 1x4 blocks, for ``benchmarks.sparse_speed``). Defaults to
+            `None` (single weights).
     """
     import keras
 
@@ -327,6 +331,7 @@ def run_pipeline(
         ),
         overrides={model.get_layer(name): t for name, t in prune_targets.items()},
         min_size=1,
+        block=block,
         verbose=0,
     )
     retrain("pruned", "prune", 1, r.prune_lr, r.prune_epochs, pruning)

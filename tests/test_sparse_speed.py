@@ -1,0 +1,176 @@
+"""benchmarks.sparse_speed: its helpers on hand-made models and numbers, and --smoke end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from absl import app
+
+from benchmarks import sparse_speed as ss
+from converters import export
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _mlp_with_masks():
+    """784 -> 64 -> 10 with hand-made zeros: the hidden kernel in 1x4 blocks (90% zero),
+    the output kernel single weights (90% zero, no block structure)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(64, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="out"),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    hidden = model.get_layer("hidden").kernel
+    # Keras kernels are [in, out]; a 1x4 block is 4 consecutive inputs of one output.
+    keep = rng.random((784 // 4, 64)) < 0.1
+    hidden.assign(hidden.numpy() * np.repeat(keep, 4, axis=0))
+    out = model.get_layer("out").kernel
+    out.assign(out.numpy() * (rng.random(out.shape) < 0.1))
+    return model
+
+
+def test_layer_kernels_tells_block_sparse_from_densified_weights():
+    model = _mlp_with_masks()
+    rows = ss.layer_kernels(export.to_tflite(model, sparse=True), model)
+    assert [(r["layer"], r["op"], r["shape"]) for r in rows] == [
+        ("hidden", "FULLY_CONNECTED", [64, 784]),
+        ("out", "FULLY_CONNECTED", [10, 64]),
+    ]
+    assert (rows[0]["stored"], rows[0]["kernel"]) == ("sparse 1x4 blocks", "sparse")
+    # Unstructured zeros: the converter stores them sparse and DENSIFY expands them.
+    assert rows[1]["stored"].startswith("sparse, unstructured") and rows[1]["kernel"] == "dense"
+    dense = ss.layer_kernels(export.to_tflite(model))
+    assert [(r["layer"], r["stored"], r["kernel"]) for r in dense] == [
+        (None, "dense", "dense"),
+        (None, "dense", "dense"),
+    ]
+
+
+def _variant(error, size, sparse_error=None, sparse_size=None, speedup=None):
+    v = {"bundle_error": error, "bundle_bytes": size}
+    if sparse_size is not None:
+        v.update(sparse_bundle_error=sparse_error, sparse_ratio=1_000_000 / sparse_size)
+    if speedup is not None:
+        v["latency"] = {"1": {"speedup": speedup}}
+    return v
+
+
+def test_comparison_is_block_minus_unstructured():
+    r = {"variants": {"unstructured": _variant(0.015, 20_000), "block": _variant(0.0175, 25_000)}}
+    c = ss.comparison(r)
+    assert c["block_minus_unstructured_error_pp"] == pytest.approx(0.25)
+    assert c["bundle_bytes_block_over_unstructured"] == pytest.approx(1.25)
+    assert ss.comparison({"variants": {"block": _variant(0.01, 1)}}) is None
+
+
+def test_targets_are_the_issues_three_figures():
+    met = _variant(0.016, 20_000, sparse_error=0.0164, sparse_size=25_000, speedup=3.0)
+    assert ss.targets({"variants": {"block": met}}) == {
+        "error": True,
+        "ratio": True,
+        "speedup_1_thread": True,
+    }
+    missed = _variant(0.016, 20_000, sparse_error=0.0165, sparse_size=25_001, speedup=2.99)
+    assert ss.targets({"variants": {"block": missed}}) == {
+        "error": False,
+        "ratio": False,
+        "speedup_1_thread": False,
+    }
+    # No sparse bundle (convert failed): nothing to judge.
+    assert ss.targets({"variants": {"block": _variant(0.01, 1)}}) is None
+
+
+def test_parse_threads_rejects_what_is_not_a_positive_int():
+    assert ss.parse_threads(["1", "2"]) == [1, 2]
+    for bad in (["0"], ["x"], []):
+        with pytest.raises(app.UsageError):
+            ss.parse_threads(bad)
+
+
+# --- the --smoke run, end to end ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One --smoke run of LeNet-300-100: (results JSON, stdout)."""
+    tmp = tmp_path_factory.mktemp("sparse_speed")
+    out_json = tmp / "sparse.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.sparse_speed",
+            "--smoke",
+            "--model=lenet_300_100",
+            "--threads=1,2",
+            "--repeats=30",
+            f"--work={tmp / 'work'}",
+            f"--json_out={out_json}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out_json) as f:
+        return json.load(f), proc.stdout
+
+
+def test_smoke_run_has_both_variants_from_one_dense_model(smoke):
+    results, stdout = smoke
+    assert results["smoke"] and results["threads"] == [1, 2]
+    r = results["models"]["lenet_300_100"]
+    assert set(r["variants"]) == {"unstructured", "block"}
+    u, b = r["variants"]["unstructured"], r["variants"]["block"]
+    # The block variant starts from the unstructured variant's dense model.
+    assert u["dense_error"] == b["dense_error"]
+    assert u["dense_tflite_bytes"] == b["dense_tflite_bytes"] == r["dense_tflite_bytes"]
+    for v in (u, b):
+        assert 0.0 <= v["bundle_error"] <= 1.0 and 0.0 <= v["sparse_bundle_error"] <= 1.0
+    assert "==== sparse speed (issue #12) (SMOKE" in stdout
+    assert "targets (block, sparse bundle)" in stdout
+
+
+def test_smoke_run_ratios_and_speedups_are_divided_right(smoke):
+    r = smoke[0]["models"]["lenet_300_100"]
+    dense = r["dense_tflite_bytes"]
+    assert r["latency_repeats"] == 30
+    for v in r["variants"].values():
+        assert v["ratio"] == pytest.approx(dense / v["bundle_bytes"])
+        assert v["sparse_ratio"] == pytest.approx(dense / v["sparse_bundle_bytes"])
+        assert set(v["latency"]) == {"1", "2"}
+        for m in v["latency"].values():
+            assert m["dense_us"] > 0 and m["sparse_us"] > 0
+            assert m["speedup"] == pytest.approx(m["dense_us"] / m["sparse_us"])
+    # Interleaved: one dense median per thread count, shared by both variants.
+    for t in ("1", "2"):
+        assert len({v["latency"][t]["dense_us"] for v in r["variants"].values()}) == 1
+    c = r["comparison"]
+    u, b = r["variants"]["unstructured"], r["variants"]["block"]
+    assert c["block_minus_unstructured_error_pp"] == pytest.approx(
+        100 * (b["bundle_error"] - u["bundle_error"])
+    )
+
+
+def test_smoke_run_lists_the_kernel_of_each_layer(smoke):
+    r = smoke[0]["models"]["lenet_300_100"]
+    b, u = r["variants"]["block"], r["variants"]["unstructured"]
+    # Block pruning: every FC weight a 1x4 block-sparse tensor on the sparse kernel,
+    # as the convert report's sparse_tensors say.
+    assert [x["layer"] for x in b["layers"]] == ["ip1", "ip2", "ip3"]
+    assert all(x["kernel"] == "sparse" for x in b["layers"])
+    assert len(b["sparse_tensors"]) == 3
+    assert all(w["block"] == [1, 4] for w in b["sparse_tensors"])
+    # Unstructured pruning: no block-sparse tensor, every layer on the dense kernel.
+    assert not any(w["block"] == [1, 4] for w in u["sparse_tensors"])
+    assert all(x["kernel"] == "dense" for x in u["layers"])
