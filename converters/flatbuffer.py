@@ -352,10 +352,15 @@ def weight_buffer(
 ) -> WeightBuffer:
     """A `WeightBuffer` for buffer `index` whose data lie at `offset` (`size` bytes).
 
-    `channels` falls back to 1 when the size is not a multiple of it.
+    `channels` falls back to 1 when the size is not a multiple of `channels` elements
+    (e.g. the non-zero values of a sparse tensor).
     """
     channels = description.channels
-    if channels < 1 or size % channels:
+    try:
+        element = np.dtype(description.dtype).itemsize
+    except TypeError:  # a type NumPy does not name (int4, string, ...): check bytes only
+        element = 1
+    if channels < 1 or size % (channels * element):
         channels = 1
     return WeightBuffer(
         buffer_index=index,

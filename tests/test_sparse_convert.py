@@ -142,3 +142,62 @@ def test_cli_convert_passes_sparse(tmp_path, monkeypatch):
     assert seen["sparse"] is True
     cli.main(argv)
     assert seen["sparse"] is False
+
+
+def test_sparse_index_vectors_are_coded_by_their_differences(sparse_bundle):
+    # Format 1.3 (docs/bundle-format.md 7.9): each sparse tensor's array_segments and
+    # array_indices are sidecar segments coded DELTA, smaller than their raw bytes, and
+    # not counted as weights in the report.
+    directory, result = sparse_bundle
+    restored = converters.restore(directory)
+    arrays = flatbuffer.sparse_index_arrays(restored)
+    assert {(a.field, a.buffer_index) for a in arrays} == {
+        (field, a.buffer_index) for a in arrays for field in ("array_segments", "array_indices")
+    }
+    assert len(arrays) == 2 * len(result.sparse_tensors)
+    for a in arrays:
+        values = np.frombuffer(restored, a.dtype, a.size // np.dtype(a.dtype).itemsize, a.offset)
+        if a.field == "array_segments":
+            assert values[0] == 0 and np.all(np.diff(values.astype(np.int64)) >= 0)
+    info = converters.decoder.inspect(open(os.path.join(directory, "model.dcw"), "rb").read())
+    assert info["version"] == "1.3"
+    coded = {s["offset"]: s for s in info["segments"]}
+    assert {a.offset for a in arrays} <= set(coded)
+    assert all(coded[a.offset]["encoding"] == "DELTA" for a in arrays if a.size > 64)
+    part = result.report["totals"]["sparse_index_segments"]
+    assert part["count"] == len(arrays)
+    assert part["raw_bytes"] == sum(a.size for a in arrays) > part["payload_bytes"]
+    assert all("array_" not in r["name"] for r in result.report["buffers"])
+
+
+def test_sparse_conversion_of_a_pruned_conv_restores(tmp_path):
+    # The converter also stores pruned conv kernels as sparse tensors, whose buffer holds
+    # only the non-zero values: a size that need not split into the output channels
+    # (once 325 non-zeros of a 20-channel conv1 made the encoder reject the segment).
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(20, 5, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    conv, dense = model.layers[0], model.layers[2]
+    rng = np.random.default_rng(3)
+    kernel = np.asarray(conv.kernel).copy()
+    kernel.reshape(-1)[rng.permutation(kernel.size)[:175]] = 0  # 325 of 500 kept
+    conv.kernel.assign(kernel)
+    weights = np.asarray(dense.kernel).copy()
+    weights[rng.random(weights.shape) < 0.9] = 0
+    dense.kernel.assign(weights)
+    result = converters.convert(model, str(tmp_path), sparse=True, picture=False, verbose=0)
+    restored = converters.restore(str(tmp_path))
+    assert result.bundle_bytes > 0
+    x = rng.normal(size=(1, 12, 12, 1)).astype(np.float32)
+    interpreter = Interpreter(model_content=restored)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert np.allclose(lite, np.asarray(model(x)), atol=1e-4)
