@@ -163,7 +163,8 @@ final class FuzzTest {
           for (int encoding : Fixtures.INNER_ENCODINGS) {
             assertTrue(
                 inner[encoding] >= 3,
-                "inner " + Format.Encoding.NAMES[encoding] + " drawn " + inner[encoding] + " times");
+                "inner " + Format.Encoding.NAMES[encoding] + " drawn " + inner[encoding]
+                    + " times");
           }
         });
   }
