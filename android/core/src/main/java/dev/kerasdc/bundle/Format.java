@@ -6,10 +6,10 @@ package dev.kerasdc.bundle;
  * and limit.
  *
  * <p>In the nested layout classes ({@link Header}, {@link Entry}, {@link Stream}, {@link
- * Clustered}, {@link SparseRaw}) a constant named after a spec field is that field's byte offset from
- * the start of its structure; {@code *_SIZE} constants are byte lengths. Values that are not
- * offsets ({@link #MAGIC}, {@link #VERSION_MAJOR}, the codes and limits) live at the top level or
- * in {@link Dtype} and {@link Encoding}.
+ * Clustered}, {@link SparseRaw}, {@link Delta}) a constant named after a spec field is that
+ * field's byte offset from the start of its structure; {@code *_SIZE} constants are byte lengths.
+ * Values that are not offsets ({@link #MAGIC}, {@link #VERSION_MAJOR}, the codes and limits) live
+ * at the top level or in {@link Dtype} and {@link Encoding}.
  */
 final class Format {
   private Format() {}
@@ -128,16 +128,23 @@ final class Format {
     static final int GROUPED_SPARSE = 5;
     /** Since version 1.2 (section 7.8). */
     static final int GROUPED_DENSE = 6;
+    /** Since version 1.3 (section 7.9): never the {@code inner_encoding} of a DELTA payload. */
+    static final int DELTA = 7;
 
     /** Names by code. */
     static final String[] NAMES = {
       "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW", "GROUPED_SPARSE",
-      "GROUPED_DENSE"
+      "GROUPED_DENSE", "DELTA"
     };
 
     /** Whether {@code code} is an encoding this reader knows. */
     static boolean isKnown(int code) {
       return code >= 0 && code < NAMES.length;
+    }
+
+    /** Whether {@code code} may be a DELTA payload's {@code inner_encoding} (section 7.9). */
+    static boolean isInner(int code) {
+      return isKnown(code) && code != DELTA;
     }
 
     /** Whether {@code code}'s payload has a codebook map (section 7.8). */
@@ -216,5 +223,20 @@ final class Format {
 
     /** Bytes of {@code slice_count} (a u16). */
     static final int SLICE_COUNT_SIZE = BACKGROUND - SLICE_COUNT;
+  }
+
+  /**
+   * The fields of a DELTA payload (section 7.9, since version 1.3), offsets from the start of the
+   * payload: the u8 {@code inner_encoding}, then the inner payload.
+   */
+  static final class Delta {
+    private Delta() {}
+
+    static final int INNER_ENCODING = 0;
+    /** The inner payload, {@code payload_size - 1} bytes of encoding {@code inner_encoding}. */
+    static final int INNER = 1;
+
+    /** Bytes of {@code inner_encoding} (a u8). */
+    static final int INNER_ENCODING_SIZE = INNER - INNER_ENCODING;
   }
 }

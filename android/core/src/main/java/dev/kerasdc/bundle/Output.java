@@ -50,13 +50,18 @@ abstract class Output {
    */
   final boolean clean;
 
+  /** The SHA-256 of R so far; null in an output that passes its bytes on to another one. */
   final MessageDigest digest;
 
   Output(byte[] buf, boolean clean) {
+    this(buf, clean, sha256());
+  }
+
+  Output(byte[] buf, boolean clean, MessageDigest digest) {
     this.buf = buf;
     this.view = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
     this.clean = clean;
-    digest = sha256();
+    this.digest = digest;
   }
 
   static MessageDigest sha256() {

@@ -6,7 +6,8 @@ import dev.kerasdc.bundle.Format.Encoding;
  * Decodes segment payloads (format spec section 7) into an {@link Output}: RAW (7.1) here, the
  * other encodings by their own decoders ({@link ZlibDecoder} 7.2, {@link Codebooks} 7.3, {@link
  * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6;
- * the grouped encodings of 7.8 by the clustered decoders, with a {@link CodebookMap}).
+ * the grouped encodings of 7.8 by the clustered decoders, with a {@link CodebookMap}; {@link
+ * DeltaDecoder} 7.9, which hands its inner payload back to {@link #decodeInner}).
  * One instance serves one restore, on one thread: it keeps a {@link Workspace} between segments.
  * Call {@link #end} when done.
  */
@@ -28,6 +29,19 @@ final class SegmentDecoder {
     // size, so an element never straddles the end of a window.
     out.flush();
     Payload payload = new Payload(b, entry);
+    if (entry.getEncoding() == Encoding.DELTA) {
+      DeltaDecoder.decode(payload, this, out);
+    } else {
+      decodeInner(payload, out);
+    }
+  }
+
+  /**
+   * Decodes a payload of any encoding but DELTA: a segment's, or a DELTA payload's inner payload
+   * (7.9), whose entry carries the inner encoding and payload range.
+   */
+  void decodeInner(Payload payload, Output out) throws BundleFormatException {
+    SegmentEntry entry = payload.entry;
     switch (entry.getEncoding()) {
       case Encoding.RAW:
         decodeRaw(payload, out);
@@ -46,8 +60,8 @@ final class SegmentDecoder {
       case Encoding.SPARSE_RAW:
         SparseRawDecoder.read(payload).decode(work, out);
         break;
-      default:
-        throw new IllegalStateException("encoding was validated: " + entry.getEncoding());
+      default: // DELTA is never an inner encoding; the others were validated
+        throw new IllegalStateException("not an inner encoding: " + entry.getEncoding());
     }
   }
 

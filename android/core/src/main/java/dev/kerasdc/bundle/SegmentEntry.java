@@ -123,6 +123,16 @@ public final class SegmentEntry {
     return size / getElementSize();
   }
 
+  /**
+   * This entry with another encoding and payload range, the same index, fields and names: the
+   * entry of a DELTA payload's inner payload (section 7.9), whose errors name this segment.
+   */
+  SegmentEntry withPayload(int encoding, int payloadOffset, int payloadSize) {
+    return new SegmentEntry(
+        index, entryOffset, offset, size, payloadOffset, payloadSize, payloadCrc32, channels,
+        dtype, encoding, name);
+  }
+
   /** Field name prefix for errors, e.g. {@code segment[3]}. */
   String field() {
     return "segment[" + index + "]";

@@ -135,13 +135,15 @@ final class BundleBuilder {
   }
 
   /**
-   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 2 for a
-   * grouped one, else 1 for SPARSE_RAW, else 0.
+   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 3 for
+   * DELTA, else 2 for a grouped one, else 1 for SPARSE_RAW, else 0.
    */
   private int lowestMinor() {
     int lowest = 0;
     for (Seg s : segments) {
-      if (Format.Encoding.isGrouped(s.encoding)) {
+      if (s.encoding == Format.Encoding.DELTA) {
+        lowest = Math.max(lowest, 3);
+      } else if (Format.Encoding.isGrouped(s.encoding)) {
         lowest = Math.max(lowest, 2);
       } else if (s.encoding == Format.Encoding.SPARSE_RAW) {
         lowest = Math.max(lowest, 1);
@@ -463,6 +465,52 @@ final class BundleBuilder {
         new byte[] {(byte) escapeRun},
         stream(g),
         stream(Arrays.copyOf(symbols, count)));
+  }
+
+  /**
+   * The differences of {@code raw}'s elements (esize bytes each, little-endian, unsigned):
+   * d_0 = e_0 and d_k = e_k - e_(k-1) mod 2^(8·esize), so that their running sums are the
+   * elements (spec 7.9).
+   */
+  static byte[] differences(byte[] raw, int esize) {
+    byte[] out = new byte[raw.length];
+    long previous = 0;
+    for (int p = 0; p < raw.length; p += esize) {
+      long e = element(raw, p, esize);
+      putElement(out, p, esize, e - previous);
+      previous = e;
+    }
+    return out;
+  }
+
+  /** The running sums of {@code d}'s elements modulo 2^(8·esize): the inverse of differences. */
+  static byte[] runningSums(byte[] d, int esize) {
+    byte[] out = new byte[d.length];
+    long sum = 0;
+    for (int p = 0; p < d.length; p += esize) {
+      sum += element(d, p, esize);
+      putElement(out, p, esize, sum);
+    }
+    return out;
+  }
+
+  /** A DELTA payload (spec 7.9): {@code innerEncoding}, then {@code inner}, its payload. */
+  static byte[] delta(int innerEncoding, byte[] inner) {
+    return concat(new byte[] {(byte) innerEncoding}, inner);
+  }
+
+  private static long element(byte[] b, int p, int esize) {
+    long v = 0;
+    for (int j = 0; j < esize; j++) {
+      v |= (b[p + j] & 0xFFL) << (8 * j);
+    }
+    return v;
+  }
+
+  private static void putElement(byte[] b, int p, int esize, long v) {
+    for (int j = 0; j < esize; j++) {
+      b[p + j] = (byte) (v >>> (8 * j));
+    }
   }
 
   static byte[] bytes(int... values) {

@@ -482,6 +482,7 @@ final class DecoderAgreementTest {
   private static List<Fixtures.Bundle> bundles() throws Exception {
     List<Fixtures.Bundle> bundles = new ArrayList<Fixtures.Bundle>(GoldenTest.goldens());
     bundles.add(Fixtures.everyEncoding());
+    bundles.add(Fixtures.delta());
     bundles.add(longStreams(1));
     Random random = new Random(41);
     for (int i = 0; i < 10; i++) {
@@ -534,6 +535,7 @@ final class DecoderAgreementTest {
         () -> {
           List<Fixtures.Bundle> bundles = new ArrayList<Fixtures.Bundle>(GoldenTest.goldens());
           bundles.add(Fixtures.everyEncoding());
+          bundles.add(Fixtures.delta());
           bundles.add(longStreams(2));
           BundleRestorer[] restorers = new BundleRestorer[MODES.length];
           for (int m = 0; m < MODES.length; m++) {

@@ -174,6 +174,101 @@ final class Fixtures {
     return new Bundle("grouped", restored, built);
   }
 
+  /**
+   * DELTA segments (spec 7.9), each of another dtype and inner encoding, with gaps between:
+   * segment 0 int32 sorted indices that restart at each of 3 rows (inner ZLIB); 1 int16, 2
+   * channels of mostly-constant steps (inner CLUSTERED_SPARSE, escape_run 2); 2 uint8 steps of
+   * 200 and 100 that wrap past 255 (inner GROUPED_DENSE, 3 channels, 2 codebooks); 3 int64
+   * values near 2^64 that wrap (inner RAW); 4 float16 bit patterns (inner CLUSTERED_DENSE).
+   */
+  static Bundle delta() {
+    Random random = new Random(9);
+    ByteBuffer r = ByteBuffer.allocate(4096).order(ByteOrder.LITTLE_ENDIAN);
+    java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
+    // 0: int32, 3 rows of 40 increasing column indices.
+    ByteBuffer d = ByteBuffer.allocate(3 * 40 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int row = 0; row < 3; row++) {
+      int column = 0;
+      for (int i = 0; i < 40; i++) {
+        column += 1 + random.nextInt(3);
+        d.putInt(column);
+      }
+    }
+    segments.add(deltaSegment(r, d.array(), Dtype.INT32, 1, Encoding.ZLIB, "indices"));
+    // 1: int16, 2 channels of 150, steps mostly 0, sometimes 1 or 5.
+    d = ByteBuffer.allocate(2 * 150 * 2).order(ByteOrder.LITTLE_ENDIAN);
+    short v = -7;
+    for (int i = 0; i < 300; i++) {
+      int k = random.nextInt(10);
+      v += k < 7 ? 0 : k < 9 ? 1 : 5;
+      d.putShort(v);
+    }
+    segments.add(deltaSegment(r, d.array(), Dtype.INT16, 2, Encoding.CLUSTERED_SPARSE, "steps"));
+    // 2: uint8, 3 channels of 20, steps 200 and 100 (200 + 100 = 44 mod 256).
+    byte[] wraps = new byte[60];
+    int u = 0;
+    for (int i = 0; i < wraps.length; i++) {
+      u = (u + (random.nextBoolean() ? 200 : 100)) & 0xFF;
+      wraps[i] = (byte) u;
+    }
+    segments.add(deltaSegment(r, wraps, Dtype.UINT8, 3, Encoding.GROUPED_DENSE, "wraps"));
+    // 3: int64 near 2^64: steps of 2^63 + 1 and -3 wrap modulo 2^64.
+    d = ByteBuffer.allocate(8 * 12).order(ByteOrder.LITTLE_ENDIAN);
+    long w = -5;
+    for (int i = 0; i < 12; i++) {
+      w += i % 2 == 0 ? Long.MIN_VALUE + 1 : -3;
+      d.putLong(w);
+    }
+    segments.add(deltaSegment(r, d.array(), Dtype.INT64, 1, Encoding.RAW, "wide"));
+    // 4: float16, increasing bit patterns from 1.0.
+    d = ByteBuffer.allocate(2 * 64).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 64; i++) {
+      d.putShort((short) (0x3C00 + 4 * i + (i % 3)));
+    }
+    segments.add(deltaSegment(r, d.array(), Dtype.FLOAT16, 1, Encoding.CLUSTERED_DENSE, "halves"));
+    r.put(new byte[] {9, 8, 7});
+    byte[] restored = java.util.Arrays.copyOf(r.array(), r.position());
+    BundleBuilder builder = new BundleBuilder(restored);
+    for (BundleBuilder.Seg seg : segments) {
+      builder.add(seg);
+    }
+    return new Bundle("delta", restored, builder.build());
+  }
+
+  /** Writes a gap byte and {@code data} to {@code r}; its DELTA segment with {@code inner}. */
+  private static BundleBuilder.Seg deltaSegment(
+      ByteBuffer r, byte[] data, int dtype, int channels, int inner, String name) {
+    r.put((byte) 0x5A);
+    int offset = r.position();
+    r.put(data);
+    int esize = Dtype.ESIZES[dtype];
+    byte[] d = BundleBuilder.differences(data, esize);
+    byte[] payload;
+    switch (inner) {
+      case Encoding.RAW:
+        payload = d;
+        break;
+      case Encoding.ZLIB:
+        payload = BundleBuilder.zlib(d, 9);
+        break;
+      case Encoding.GROUPED_DENSE:
+        int[] map = new int[channels];
+        for (int c = 0; c < channels; c++) {
+          map[c] = c % 2;
+        }
+        payload = BundleBuilder.grouped(d, esize, map, 2, false, 1);
+        break;
+      default:
+        payload =
+            BundleBuilder.clustered(
+                d, esize, channels, inner == Encoding.CLUSTERED_SPARSE, 2);
+    }
+    return new BundleBuilder.Seg(
+            offset, data.length, dtype, channels, Encoding.DELTA,
+            BundleBuilder.delta(inner, payload))
+        .named("delta/" + name);
+  }
+
   /** The encodings {@link #random(Random, int)} draws from: every one the builder writes. */
   static final int[] RANDOM_ENCODINGS = {
     Encoding.RAW,
@@ -181,11 +276,18 @@ final class Fixtures {
     Encoding.CLUSTERED_SPARSE,
     Encoding.CLUSTERED_DENSE,
     Encoding.GROUPED_SPARSE,
-    Encoding.GROUPED_DENSE
+    Encoding.GROUPED_DENSE,
+    Encoding.DELTA
   };
+
+  /** The inner encodings a random DELTA segment draws from (spec 7.9): all but DELTA. */
+  static final int[] INNER_ENCODINGS = java.util.Arrays.copyOf(RANDOM_ENCODINGS, 6);
 
   /** The grouped encodings (spec 7.8), for {@link #random(Random, int, int[])}. */
   static final int[] GROUPED_ENCODINGS = {Encoding.GROUPED_SPARSE, Encoding.GROUPED_DENSE};
+
+  /** DELTA alone (spec 7.9), for {@link #random(Random, int, int[])}. */
+  static final int[] DELTA_ENCODINGS = {Encoding.DELTA};
 
   /** A random bundle: random gaps, dtypes, channels and encodings. */
   static Bundle random(Random random, int index) {
@@ -196,7 +298,9 @@ final class Fixtures {
    * A random bundle whose segments use encodings drawn from {@code encodings}. Each segment's
    * channels are grouped at random into G codebooks, each with its own values and background
    * (0 or a random pattern), so that channels of different groups differ; G is 1 unless the
-   * segment is grouped (a clustered segment then has one codebook, or one per channel).
+   * segment is grouped (a clustered segment then has one codebook, or one per channel). A DELTA
+   * segment draws its inner encoding from {@link #INNER_ENCODINGS} and its differences as above;
+   * its elements are their running sums.
    */
   static Bundle random(Random random, int index, int[] encodings) {
     int segmentCount = random.nextInt(6);
@@ -208,6 +312,10 @@ final class Fixtures {
       random.nextBytes(gap);
       r.write(gap, 0, gap.length);
       int encoding = encodings[random.nextInt(encodings.length)];
+      boolean delta = encoding == Encoding.DELTA;
+      if (delta) {
+        encoding = INNER_ENCODINGS[random.nextInt(INNER_ENCODINGS.length)];
+      }
       boolean grouped = Encoding.isGrouped(encoding);
       int dtype = random.nextInt(esizes.length);
       int esize = esizes[dtype];
@@ -240,28 +348,36 @@ final class Fixtures {
           data[p * esize + j] = (byte) (v >>> (8 * j));
         }
       }
+      byte[] coded = data; // what the payload holds: for DELTA, the differences
+      if (delta) {
+        data = BundleBuilder.runningSums(coded, esize);
+      }
       byte[] payload;
       int escapeRun = 1 + random.nextInt(random.nextBoolean() ? 4 : 255);
       boolean sparse =
           encoding == Encoding.CLUSTERED_SPARSE || encoding == Encoding.GROUPED_SPARSE;
       switch (encoding) {
         case Encoding.RAW:
-          payload = data;
+          payload = coded;
           break;
         case Encoding.ZLIB:
-          payload = BundleBuilder.zlib(data, random.nextInt(10));
+          payload = BundleBuilder.zlib(coded, random.nextInt(10));
           break;
         case Encoding.GROUPED_SPARSE:
         case Encoding.GROUPED_DENSE:
-          payload = BundleBuilder.grouped(data, esize, map, groups, sparse, escapeRun);
+          payload = BundleBuilder.grouped(coded, esize, map, groups, sparse, escapeRun);
           break;
         default:
           int books = random.nextBoolean() ? 1 : channels;
-          payload = BundleBuilder.clustered(data, esize, books, sparse, escapeRun);
+          payload = BundleBuilder.clustered(coded, esize, books, sparse, escapeRun);
       }
       if (payload == null) {
         encoding = Encoding.RAW;
-        payload = data;
+        payload = coded;
+      }
+      if (delta) {
+        payload = BundleBuilder.delta(encoding, payload);
+        encoding = Encoding.DELTA;
       }
       segments.add(
           new BundleBuilder.Seg(r.size(), data.length, dtype, channels, encoding, payload));

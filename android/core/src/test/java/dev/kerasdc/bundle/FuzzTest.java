@@ -60,6 +60,26 @@ final class FuzzTest {
         });
   }
 
+  /** DELTA (7.9) over five inner encodings: every truncation, random corruptions, both decoders. */
+  @Test
+  void deltaBundle() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
+            BundleRestorer restorer =
+                mode == null
+                    ? new BundleRestorer()
+                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
+            Fuzz fuzz = new Fuzz(Fixtures.delta(), restorer);
+            fuzz.intact();
+            fuzz.truncations();
+            fuzz.mutations(mode == null ? 29 : 31, 2000);
+            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
+          }
+        });
+  }
+
   @Test
   void randomBundles() {
     assertTimeoutPreemptively(
@@ -111,6 +131,40 @@ final class FuzzTest {
             assertTrue(
                 drawn[encoding] >= 20,
                 Format.Encoding.NAMES[encoding] + " drawn " + drawn[encoding] + " times");
+          }
+        });
+  }
+
+  /**
+   * Random bundles of DELTA segments only (7.9), each inner encoding drawn: each restores intact,
+   * and corruptions inside its payloads are rejected or restore exactly.
+   */
+  @Test
+  void randomDeltaBundles() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Random random = new Random(11);
+          int cases = 0;
+          int[] inner = new int[Format.Encoding.NAMES.length];
+          for (int i = 0; i < 30; i++) {
+            Fixtures.Bundle bundle = Fixtures.random(random, i, Fixtures.DELTA_ENCODINGS);
+            for (SegmentEntry segment : Sidecar.parse(bundle.sidecar).getSegments()) {
+              if (segment.elements() > 0) {
+                inner[bundle.sidecar[segment.getPayloadOffset()]]++;
+              }
+            }
+            Fuzz fuzz = new Fuzz(bundle);
+            fuzz.intact();
+            fuzz.mutations(300 + i, 120);
+            cases += fuzz.rejected + fuzz.restored;
+          }
+          assertTrue(cases >= 3000, "cases " + cases);
+          for (int encoding : Fixtures.INNER_ENCODINGS) {
+            assertTrue(
+                inner[encoding] >= 3,
+                "inner " + Format.Encoding.NAMES[encoding] + " drawn " + inner[encoding]
+                    + " times");
           }
         });
   }

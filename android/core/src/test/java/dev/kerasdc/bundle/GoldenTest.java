@@ -173,6 +173,31 @@ final class GoldenTest {
   }
 
   @Test
+  void deltaGoldenUsesTheVersion13Encoding() throws Exception {
+    // tests/golden/make_golden.py case_delta: DELTA (format 1.3) over ZLIB, ZLIB and
+    // CLUSTERED_DENSE, which the tests above restore and corrupt.
+    Fixtures.Bundle delta = null;
+    for (Fixtures.Bundle g : goldens()) {
+      if (g.name.equals("delta")) {
+        delta = g;
+      }
+    }
+    assertTrue(delta != null, "delta.dcw is missing");
+    Sidecar s = Sidecar.parse(delta.sidecar);
+    assertEquals(3, s.getVersionMinor());
+    List<String> encodings = new ArrayList<String>();
+    for (SegmentEntry e : s.getSegments()) {
+      String name = e.getEncodingName();
+      if (e.getEncoding() == Format.Encoding.DELTA) {
+        name += "(" + Format.Encoding.NAMES[delta.sidecar[e.getPayloadOffset()]] + ")";
+      }
+      encodings.add(name);
+    }
+    assertEquals(
+        Arrays.asList("DELTA(ZLIB)", "DELTA(ZLIB)", "DELTA(CLUSTERED_DENSE)", "RAW"), encodings);
+  }
+
+  @Test
   void randomCorruptionsAreRejectedOrHarmless() throws Exception {
     final List<Fixtures.Bundle> goldens = goldens();
     assertTimeoutPreemptively(

@@ -825,6 +825,146 @@ final class MalformedInputTest {
     }
   }
 
+  // ------------------------------------------------- DELTA (7.9, since 1.3)
+
+  /** Offset of a DELTA payload's inner payload in a single-segment bundle. */
+  private static final int INNER = PAYLOAD + Format.Delta.INNER;
+
+  /**
+   * A DELTA segment whose inner payload decodes to FOUR_FLOATS' bit patterns as differences: the
+   * segment holds their running sums modulo 2^32.
+   */
+  private static final byte[] DELTA_FLOATS = BundleBuilder.runningSums(FOUR_FLOATS, 4);
+
+  private static void deltaRejects(String field, long offset, byte[] payload) {
+    singleRejects(field, offset, DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, payload);
+  }
+
+  @Test
+  void deltaRules() throws Exception {
+    String f = "segment[0].";
+    byte[] dense = concat(DENSE_BOOK, stream(DENSE_SYMBOLS));
+    byte[] good = BundleBuilder.delta(Encoding.CLUSTERED_DENSE, dense);
+    singleRestores(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, good);
+    singleRestores(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA,
+        BundleBuilder.delta(Encoding.RAW, FOUR_FLOATS));
+    // inner_encoding must be a known code other than DELTA (7): 7 and 200 are not.
+    byte[] p = copy(good);
+    p[Format.Delta.INNER_ENCODING] = (byte) Encoding.DELTA;
+    deltaRejects(f + "inner_encoding", PAYLOAD + Format.Delta.INNER_ENCODING, p);
+    p[Format.Delta.INNER_ENCODING] = (byte) 200;
+    deltaRejects(f + "inner_encoding", PAYLOAD + Format.Delta.INNER_ENCODING, p);
+    // payload_size >= 1: an empty payload has no inner_encoding.
+    deltaRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, new byte[0]);
+    // An empty segment still needs its inner_encoding, and an inner payload of its encoding.
+    singleRestores(new byte[0], Dtype.INT32, 1, Encoding.DELTA,
+        BundleBuilder.delta(Encoding.RAW, new byte[0]));
+    singleRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, new byte[0], Dtype.INT32, 1,
+        Encoding.DELTA, new byte[0]);
+    // Inner RAW: payload_size - 1 must be size (16), not 15 or 17.
+    deltaRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE,
+        BundleBuilder.delta(Encoding.RAW, copyOf(FOUR_FLOATS, 15)));
+    deltaRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE,
+        BundleBuilder.delta(Encoding.RAW, concat(FOUR_FLOATS, new byte[1])));
+    // Inner ZLIB: a corrupt Adler-32, and a byte after the stream (one byte later than in 7.2).
+    byte[] zlib = BundleBuilder.zlib(FOUR_FLOATS, 9);
+    singleRestores(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA,
+        BundleBuilder.delta(Encoding.ZLIB, zlib));
+    byte[] badSum = copy(zlib);
+    badSum[badSum.length - 1] ^= 1;
+    BundleFormatException e =
+        assertThrows(BundleFormatException.class, () -> {
+          byte[][] b = single(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA,
+              BundleBuilder.delta(Encoding.ZLIB, badSum));
+          new BundleRestorer().restore(b[0], b[1]);
+        });
+    assertEquals(f + "payload", e.getField(), e.getMessage());
+    deltaRejects(f + "payload", INNER + zlib.length,
+        BundleBuilder.delta(Encoding.ZLIB, concat(zlib, new byte[1])));
+    // A corrupt inner stream: the indices' data 0 | 10 | 10 | 0 (0x0A) becomes 0 | 11, the
+    // reserved codeword; its fields are named as the inner encoding's, one byte later.
+    int indicesAt = INNER + DENSE_BOOK.length;
+    p = copy(good);
+    assertEquals(0x0A, p[Format.Delta.INNER + DENSE_BOOK.length + dataAt(2)]);
+    p[Format.Delta.INNER + DENSE_BOOK.length + dataAt(2)] = 0x06;
+    deltaRejects(f + "indices.data", indicesAt + dataAt(2), p);
+    for (HuffmanDecoding mode : HuffmanDecoding.values()) {
+      byte[][] b = single(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, p);
+      rejects(f + "indices.data", indicesAt + dataAt(2), b[0], b[1],
+          new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode));
+    }
+    deltaRejects(f + "indices.count", indicesAt,
+        BundleBuilder.delta(Encoding.CLUSTERED_DENSE,
+            concat(DENSE_BOOK, stream(new int[] {0, 1, 1}))));
+    deltaRejects(f + "payload_size", indicesAt + stream(DENSE_SYMBOLS).length,
+        concat(good, new byte[1]));
+    // A truncated payload, at every length.
+    for (int cut = 0; cut < good.length; cut++) {
+      byte[][] b = single(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, copyOf(good, cut));
+      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+    }
+  }
+
+  /**
+   * Running sums wrap modulo 2^(8·esize): differences -56, 100, -45, 1 (for uint8: 200, 100, 211,
+   * 1) give the elements -56, 44, -1, 0, i.e. 200, 44, 255, 0 for uint8 and their esize-byte
+   * two's complements for int16, int32 and int64.
+   */
+  @Test
+  void deltaRunningSumsWrap() throws Exception {
+    long[] differences = {-56, 100, -45, 1};
+    long[] elements = {-56, 44, -1, 0};
+    int[] dtypes = {Dtype.UINT8, Dtype.INT16, Dtype.INT32, Dtype.INT64};
+    for (int dtype : dtypes) {
+      int esize = Dtype.ESIZES[dtype];
+      byte[] d = littleEndian(differences, esize);
+      byte[] expected = littleEndian(elements, esize);
+      singleRestores(expected, dtype, 1, Encoding.DELTA, BundleBuilder.delta(Encoding.RAW, d));
+      singleRestores(expected, dtype, 2, Encoding.DELTA,
+          BundleBuilder.delta(Encoding.ZLIB, BundleBuilder.zlib(d, 9)));
+    }
+    assertArrayEquals(BundleBuilder.bytes(200, 44, 255, 0), littleEndian(elements, 1));
+  }
+
+  /**
+   * The running sum carries over from one 64 KiB output window to the next: 3 * 2^16 + 8 bytes
+   * of differences 3 restore to 3 (k + 1) mod 2^(8·esize), into an array and a ByteBuffer.
+   */
+  @Test
+  void deltaSumsCarryAcrossOutputWindows() throws Exception {
+    for (int dtype : new int[] {Dtype.UINT8, Dtype.INT16, Dtype.INT32, Dtype.INT64}) {
+      int esize = Dtype.ESIZES[dtype];
+      int n = (3 * Output.CHUNK + 8) / esize;
+      long[] differences = new long[n];
+      long[] elements = new long[n];
+      for (int k = 0; k < n; k++) {
+        differences[k] = 3;
+        elements[k] = 3L * (k + 1);
+      }
+      byte[] d = littleEndian(differences, esize);
+      byte[] expected = littleEndian(elements, esize);
+      byte[][] b = single(expected, dtype, 1, Encoding.DELTA,
+          BundleBuilder.delta(Encoding.ZLIB, BundleBuilder.zlib(d, 9)));
+      byte[] restored = concat(new byte[] {7, 8, 9}, expected, new byte[] {1});
+      assertArrayEquals(restored, new BundleRestorer().restore(b[0], b[1]), "esize " + esize);
+      ByteBuffer direct = new BundleRestorer().restoreDirect(b[0], b[1]);
+      byte[] out = new byte[direct.remaining()];
+      direct.get(out);
+      assertArrayEquals(restored, out, "esize " + esize + ", restoreDirect");
+    }
+  }
+
+  /** {@code values} as little-endian integers of {@code esize} bytes (their low bytes). */
+  private static byte[] littleEndian(long[] values, int esize) {
+    byte[] out = new byte[values.length * esize];
+    for (int i = 0; i < values.length; i++) {
+      for (int j = 0; j < esize; j++) {
+        out[i * esize + j] = (byte) (values[i] >>> (8 * j));
+      }
+    }
+    return out;
+  }
+
   @Test
   void newerMinorVersionIsRead() throws Exception {
     byte[] restored = concat(new byte[] {1, 2, 3}, FOUR_FLOATS, new byte[] {4});
