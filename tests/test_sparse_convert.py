@@ -11,10 +11,12 @@ import keras
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
+from test_java import _run as run_java
+from test_java import java_classes  # noqa: F401  (the fixture that compiles the restorer)
 
 import converters
 import keras_dc
-from converters import export, flatbuffer, litert
+from converters import export, files, flatbuffer, litert
 
 
 def _block_pruned_mlp(width, seed=0, cluster=True):
@@ -201,3 +203,17 @@ def test_sparse_conversion_of_a_pruned_conv_restores(tmp_path):
     interpreter.invoke()
     lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert np.allclose(lite, np.asarray(model(x)), atol=1e-4)
+
+
+def test_java_restores_a_sparse_bundle(sparse_bundle, java_classes, tmp_path):  # noqa: F811
+    # Its sparse tensors' index vectors are DELTA segments (format 1.3).
+    directory, _ = sparse_bundle
+    skeleton, sidecar = files.bundle_paths(directory)
+    out = str(tmp_path / "java.tflite")
+    main, _ = java_classes
+    proc = run_java(
+        ["java", "-cp", main, "dev.kerasdc.bundle.RestoreMain", skeleton, sidecar, out], 120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out, "rb") as f:
+        assert f.read() == converters.restore(directory)
