@@ -25,6 +25,8 @@ JSON_KEYS = [
     "gap_count",
     "gap_bits",
     "gap_entropy_bits",
+    "map_bits",  # format 1.2: grouped codebooks' map
+    "inner_encoding",  # format 1.3: DELTA's inner encoding
     "payload_bytes",
     "raw_bytes",
 ]
