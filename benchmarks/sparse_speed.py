@@ -67,10 +67,8 @@ TARGET_ERROR = 0.0164
 TARGET_RATIO = 40.0
 TARGET_SPEEDUP = 3.0
 
+
 # The ops whose input 1 is a weight that could be stored sparse.
-_WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
-
-
 def _define_flags():
     """The command line (defined only when run as a script: tests import this module)."""
     global _MODEL, _SMOKE, _THREADS, _REPEATS, _SEED, _JSON_OUT, _WORK, _DATA
@@ -201,8 +199,6 @@ def layer_kernels(flat, keras_model=None):
     """
     from converters import flatbuffer
 
-    model = flatbuffer.unpack(flatbuffer.as_bytes(flat))
-    blocks = {(w.tensor_name, tuple(w.shape)): w.block for w in flatbuffer.sparse_weights(model)}
     kernels = []
     if keras_model is not None:
         kernels = [
@@ -213,41 +209,22 @@ def layer_kernels(flat, keras_model=None):
         ]
     used = set()
     rows = []
-    for subgraph in model.subgraphs or []:
-        producer = {
-            out: op for op in subgraph.operators or [] for out in flatbuffer.ints(op.outputs)
-        }
-        for op in subgraph.operators or []:
-            name = flatbuffer.op_name(model, op.opcodeIndex)
-            inputs = flatbuffer.ints(op.inputs)
-            if name not in _WEIGHT_OPS or len(inputs) < 2 or inputs[1] < 0:
-                continue
-            tensor = subgraph.tensors[inputs[1]]
-            shape = tuple(flatbuffer.ints(tensor.shape))
-            source = producer.get(inputs[1])
-            if tensor.sparsity is not None:
-                block = blocks.get((flatbuffer.decode_name(tensor.name), shape))
-                stored = "sparse 1x4 blocks" if block == (1, 4) else "sparse, unstructured"
-                kernel = "sparse" if name == "FULLY_CONNECTED" and block == (1, 4) else "dense"
-            elif source is not None and flatbuffer.op_name(model, source.opcodeIndex) == "DENSIFY":
-                stored, kernel = "sparse, unstructured (DENSIFY at load)", "dense"
-            else:
-                stored, kernel = "dense", "dense"
-            layer = None
-            for i, (keras_name, dims) in enumerate(kernels):
-                if i not in used and dims == sorted(shape):
-                    used.add(i)
-                    layer = keras_name
-                    break
-            rows.append(
-                {
-                    "op": name,
-                    "layer": layer,
-                    "shape": list(shape),
-                    "stored": stored,
-                    "kernel": kernel,
-                }
-            )
+    for found in flatbuffer.weight_kernels(flatbuffer.unpack(flatbuffer.as_bytes(flat))):
+        layer = None
+        for i, (keras_name, dims) in enumerate(kernels):
+            if i not in used and dims == sorted(found.shape):
+                used.add(i)
+                layer = keras_name
+                break
+        rows.append(
+            {
+                "op": found.op,
+                "layer": layer,
+                "shape": list(found.shape),
+                "stored": found.stored,
+                "kernel": found.kernel,
+            }
+        )
     return rows
 
 

@@ -207,6 +207,17 @@ def _encode(restored, buffers, keras, say, index_arrays=(), compact_skeleton=Tru
     return encoder_lib.build_bundle(restored, segments, compact_skeleton=compact_skeleton)
 
 
+def _kernel_labels(restored, buffers, keras):
+    """``[(flatbuffer.WeightKernel, layer label)]``: each weight-reading op of the
+    restored file, named by the Keras variable its weight buffer holds."""
+    by_index = {b.buffer_index: b for b in buffers}
+    found = []
+    for k in flatbuffer.weight_kernels(flatbuffer.unpack(restored)):
+        owner = by_index.get(k.buffer_index)
+        found.append((k, _segment_name(owner, keras) if owner else ""))
+    return found
+
+
 def _check_restores(skeleton, sidecar, restored):
     """Restores the encoded bundle and checks it is `restored`, byte for byte."""
     again = decoder_lib.restore_bytes(skeleton, sidecar)
@@ -443,6 +454,7 @@ def convert(
         compare_codecs=compare_codecs,
         sparse_weights=sparse_tensors,
         sparse_index_offsets=[a.offset for a in index_arrays],
+        weight_kernels=_kernel_labels(restored, buffers, keras) if sparse else (),
         int8=_int8_section(options, int8_tflite_bytes, scaled, int8_weights),
     )
     files.write_atomic(

@@ -39,6 +39,8 @@ __all__ = [
     "SparseWeight",
     "sparse_index_arrays",
     "sparse_weights",
+    "WeightKernel",
+    "weight_kernels",
     "strip_names",
 ]
 
@@ -501,6 +503,80 @@ def sparse_index_arrays(data: bytes) -> list[SparseIndexArray]:
                             SparseIndexArray(start, size, dtype, int(tensor.Buffer()), d, field)
                         )
     return sorted(found, key=lambda a: a.offset)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightKernel:
+    """How one weight-reading op of a flatbuffer gets its weight, and which kernel runs it.
+
+    Attributes:
+        op: ``FULLY_CONNECTED``, ``CONV_2D`` or ``DEPTHWISE_CONV_2D``.
+        tensor_name: The weight tensor's name (empty once names are stripped).
+        shape: The weight's dense shape in the flatbuffer.
+        stored: ``"dense"``, ``"sparse 1x4 blocks"``, ``"sparse, unstructured"`` or
+            ``"sparse, unstructured (DENSIFY at load)"``.
+        kernel: ``"sparse"`` (LiteRT's sparse FULLY_CONNECTED kernel) or ``"dense"``.
+        effect: What that means for speed, in words.
+        buffer_index: The buffer holding the weight (for a DENSIFY, its input's).
+    """
+
+    op: str
+    tensor_name: str
+    shape: tuple
+    stored: str
+    kernel: str
+    effect: str
+    buffer_index: int
+
+
+_WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def weight_kernels(model) -> list[WeightKernel]:
+    """Per weight-reading op of `model` (a `schema.ModelT`), in op order: how its weight
+    is stored and which LiteRT kernel runs it.
+
+    A FULLY_CONNECTED weight stored as a sparse tensor in 1x4 blocks runs LiteRT's
+    sparse FC kernel. Any other sparse weight reaches its op through a DENSIFY op
+    (the converter puts one there), which expands it once at load; the op then runs
+    its dense kernel: LiteRT has no sparse CONV_2D or DEPTHWISE_CONV_2D kernel, and
+    its FC kernel takes no other block shape.
+    """
+    blocks = {(w.tensor_name, tuple(w.shape)): w.block for w in sparse_weights(model)}
+    rows = []
+    for subgraph in model.subgraphs or []:
+        producer = {out: op for op in subgraph.operators or [] for out in ints(op.outputs)}
+        for op in subgraph.operators or []:
+            name = op_name(model, op.opcodeIndex)
+            inputs = ints(op.inputs)
+            if name not in _WEIGHT_OPS or len(inputs) < 2 or inputs[1] < 0:
+                continue
+            tensor = subgraph.tensors[inputs[1]]
+            shape = tuple(ints(tensor.shape))
+            source = producer.get(inputs[1])
+            if tensor.sparsity is not None:
+                block = blocks.get((decode_name(tensor.name), shape))
+                stored = "sparse 1x4 blocks" if block == (1, 4) else "sparse, unstructured"
+                kernel = "sparse" if name == "FULLY_CONNECTED" and block == (1, 4) else "dense"
+            elif source is not None and op_name(model, source.opcodeIndex) == "DENSIFY":
+                stored, kernel = "sparse, unstructured (DENSIFY at load)", "dense"
+                tensor = subgraph.tensors[ints(source.inputs)[0]]
+            else:
+                stored, kernel = "dense", "dense"
+            if kernel == "sparse":
+                effect = "faster: work in proportion to the kept blocks"
+            elif stored == "dense":
+                effect = "dense kernel (weight stored dense)"
+            elif name == "FULLY_CONNECTED":
+                effect = "no speed-up: LiteRT's sparse FC kernel takes 1x4 blocks only"
+            else:
+                effect = f"no speed-up: LiteRT has no sparse {name} kernel"
+            rows.append(
+                WeightKernel(
+                    name, decode_name(tensor.name), shape, stored, kernel, effect, tensor.buffer
+                )
+            )
+    return rows
 
 
 def _name_span(table, field_offset: int):

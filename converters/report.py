@@ -72,6 +72,7 @@ def build_report(
     delegate_profile="gpu",
     delegate_ops=(),
     sparse_index_offsets=(),
+    weight_kernels=(),
 ):
     """Assembles the report dict (JSON-serialisable).
 
@@ -93,7 +94,10 @@ def build_report(
     bytes are part of ``sidecar_bytes``; ``skeleton_bytes`` is the skeleton file's size).
     Likewise the segments at ``sparse_index_offsets`` (the index vectors of sparse
     tensors, `converters.flatbuffer.sparse_index_arrays`) are summed in
-    ``totals["sparse_index_segments"]``.
+    ``totals["sparse_index_segments"]``. ``weight_kernels`` (`converters.flatbuffer.
+    WeightKernel`, given for ``convert(sparse=True)``, each with a ``layer`` label)
+    become ``kernels``: per weight-reading op, how the weight is stored and which
+    LiteRT kernel runs it.
     """
     by_offset = {b.offset: b for b in buffers}
     keras_names = keras_names or {}
@@ -203,6 +207,17 @@ def build_report(
                 "block": list(w.block) if w.block else None,
             }
             for w in sparse_weights
+        ],
+        "kernels": [
+            {
+                "op": k.op,
+                "layer": label,
+                "shape": list(k.shape),
+                "stored": k.stored,
+                "kernel": k.kernel,
+                "effect": k.effect,
+            }
+            for k, label in weight_kernels
         ],
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
         "buffers": rows,
@@ -351,6 +366,14 @@ def format_report(report):
     )
     lines.extend(_delegate_op_lines(report.get("delegate_ops")))
     lines.extend(_int8_lines(report.get("int8")))
+    kernels = report.get("kernels") or []
+    if kernels:
+        lines.append("kernels (LiteRT, CPU):")
+        for k in kernels:
+            lines.append(
+                f"  {k['op']:<18s} {_fit(k['layer'] or '', 30)} {str(k['shape']):<16s} "
+                f"{k['stored']:<40s} {k['kernel']} kernel: {k['effect']}"
+            )
     sparse = report.get("sparse_tensors") or []
     if sparse:
         blocks = [w for w in sparse if w["block"] == [1, 4]]

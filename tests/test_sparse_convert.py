@@ -172,6 +172,20 @@ def test_sparse_index_vectors_are_coded_by_their_differences(sparse_bundle):
     assert all("array_" not in r["name"] for r in result.report["buffers"])
 
 
+def test_report_names_the_kernel_each_layer_runs(mlp, sparse_bundle):
+    directory, result = sparse_bundle
+    kernels = result.report["kernels"]
+    assert [k["op"] for k in kernels] == ["FULLY_CONNECTED"] * 3
+    assert [k["layer"] for k in kernels] == [layer.kernel.path for layer in mlp.layers]
+    # The two hidden layers run the sparse kernel; the 10-wide output layer too or not,
+    # but each row says which and why.
+    assert [k["kernel"] for k in kernels[:2]] == ["sparse", "sparse"]
+    assert all(k["stored"] == "sparse 1x4 blocks" for k in kernels if k["kernel"] == "sparse")
+    assert all(k["effect"].startswith("faster") for k in kernels if k["kernel"] == "sparse")
+    with open(os.path.join(directory, "model.report.txt")) as f:
+        assert "kernels (LiteRT, CPU):" in f.read()
+
+
 def test_sparse_conversion_of_a_pruned_conv_restores(tmp_path):
     # The converter also stores pruned conv kernels as sparse tensors, whose buffer holds
     # only the non-zero values: a size that need not split into the output channels
@@ -196,6 +210,11 @@ def test_sparse_conversion_of_a_pruned_conv_restores(tmp_path):
     result = converters.convert(model, str(tmp_path), sparse=True, picture=False, verbose=0)
     restored = converters.restore(str(tmp_path))
     assert result.bundle_bytes > 0
+    (conv_row,) = [k for k in result.report["kernels"] if k["op"] == "CONV_2D"]
+    # The converter stores it sparse and expands it at load: the dense kernel runs it.
+    assert conv_row["stored"] == "sparse, unstructured (DENSIFY at load)"
+    assert conv_row["kernel"] == "dense"
+    assert conv_row["effect"] == "no speed-up: LiteRT has no sparse CONV_2D kernel"
     x = rng.normal(size=(1, 12, 12, 1)).astype(np.float32)
     interpreter = Interpreter(model_content=restored)
     interpreter.allocate_tensors()
