@@ -66,16 +66,7 @@ final class DeltaDecoder {
 
     @Override
     void put(byte[] src, int offset, int length) {
-      while (length > 0) {
-        if (pos == limit) {
-          flush();
-        }
-        int n = Math.min(length, limit - pos);
-        System.arraycopy(src, offset, buf, pos, n);
-        pos += n;
-        offset += n;
-        length -= n;
-      }
+      putThroughWindow(src, offset, length);
     }
 
     /** Turns the window's differences into running sums and passes them on; clears the window. */

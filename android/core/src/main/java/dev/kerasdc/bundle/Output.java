@@ -75,6 +75,23 @@ abstract class Output {
   /** Writes bytes (the skeleton's gaps, RAW payloads). */
   abstract void put(byte[] src, int offset, int length);
 
+  /**
+   * Copies into the window {@code buf[pos, limit)}, calling {@link #flush()} whenever it is full
+   * (for outputs whose flush empties or moves the window).
+   */
+  final void putThroughWindow(byte[] src, int offset, int length) {
+    while (length > 0) {
+      if (pos == limit) {
+        flush();
+      }
+      int n = Math.min(length, limit - pos);
+      System.arraycopy(src, offset, buf, pos, n);
+      pos += n;
+      offset += n;
+      length -= n;
+    }
+  }
+
   /** Hashes and passes on the window's bytes, and opens the next window. */
   abstract void flush();
 
@@ -162,16 +179,7 @@ abstract class Output {
 
     @Override
     void put(byte[] src, int offset, int length) {
-      while (length > 0) {
-        if (pos == limit) {
-          flush();
-        }
-        int n = Math.min(length, limit - pos);
-        System.arraycopy(src, offset, buf, pos, n);
-        pos += n;
-        offset += n;
-        length -= n;
-      }
+      putThroughWindow(src, offset, length);
     }
 
     @Override
