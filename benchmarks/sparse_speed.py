@@ -20,8 +20,18 @@ bundle bytes of the plain (dense-layout) bundle and of the ``sparse=True``
 bundle, each against the dense float32 ``.tflite``; then batch-1 latency of the
 dense float32 ``.tflite`` and of each variant's restored sparse ``.tflite``,
 invoked in turn (interleaved) after a warm-up, median of ``--repeats`` invokes,
-at each ``--threads``; and per layer of the restored sparse ``.tflite`` its op,
-how its weight is stored and which kernel runs it (`layer_kernels`).
+at each ``--threads``, in ``--rounds`` fresh processes (`benchmarks.invoke_round`;
+the speed-up quoted is the median of the rounds' speed-ups, with their range:
+on this shared machine the sparse kernel's speed jumps between two levels from
+one process to the next); and per layer of the restored sparse ``.tflite`` its
+op, how its weight is stored and which kernel runs it (`layer_kernels`).
+
+``--block_prune=ip1=0.9,ip2=0.85`` gives the block variant targets of its own
+(the unstructured variant keeps the example's ``PRUNE``): e.g. to compare the
+two at the same bundle size, or to trade speed for accuracy. ``--retime`` trains
+nothing and times again the flatbuffers a finished run left in ``--work``
+(``{model}_dense.tflite``, ``{model}_{variant}_sparse/``), rewriting the latency
+in its ``--json_out``: train beside other jobs, time alone.
 
 ``--model=synthetic`` (the default, ~1 min on 2 CPU cores): a
 LeNet-300-100-shaped MLP trained briefly on random data, block-pruned to
@@ -38,6 +48,10 @@ Estimated on the busy 2-core machine (not yet timed in full): LeNet-300-100
         --json_out=out/sparse_lenet5.json
     python -m benchmarks.sparse_speed --model=mobilenet --work=out/sparse \\
         --json_out=out/sparse_mobilenet.json
+    python -m benchmarks.sparse_speed --model=lenet_300_100 --block_prune=ip1=0.9,ip2=0.85 \\
+        --work=out/sparse_b90 --json_out=out/sparse_b90.json
+    python -m benchmarks.sparse_speed --retime --work=out/sparse_b90 \\
+        --json_out=out/sparse_b90.json                                 # time again, alone
     python -m benchmarks.sparse_speed --model=lenet_300_100 --smoke     # a tiny check (tests)
 
 A ``convert(sparse=True)`` that fails (a ValueError) is recorded in the results
@@ -61,6 +75,7 @@ MODELS = ("lenet_300_100", "lenet5", "mobilenet", "synthetic")
 VARIANTS = ("unstructured", "block")
 SYNTHETIC_SPARSITIES = (0.93, 0.90, 0.70)
 DEFAULT_REPEATS = {"synthetic": 500, "real": 400, "smoke": 50}
+DEFAULT_ROUNDS = {"synthetic": 5, "real": 7, "smoke": 2}
 
 # Issue #12's targets on LeNet-300-100: the paper's test error, the size ratio, the speed-up.
 TARGET_ERROR = 0.0164
@@ -71,7 +86,8 @@ TARGET_SPEEDUP = 3.0
 # The ops whose input 1 is a weight that could be stored sparse.
 def _define_flags():
     """The command line (defined only when run as a script: tests import this module)."""
-    global _MODEL, _SMOKE, _THREADS, _REPEATS, _SEED, _JSON_OUT, _WORK, _DATA
+    global _MODEL, _SMOKE, _THREADS, _REPEATS, _ROUNDS, _SEED, _JSON_OUT, _WORK, _DATA
+    global _BLOCK_PRUNE, _RETIME
     _MODEL = flags.DEFINE_list(
         "model", ["synthetic"], f"Models to run, from {list(MODELS)} (a comma-separated list)."
     )
@@ -86,6 +102,28 @@ def _define_flags():
         f"{DEFAULT_REPEATS['real']} for real models, {DEFAULT_REPEATS['synthetic']} for "
         f"synthetic, {DEFAULT_REPEATS['smoke']} with --smoke.",
         lower_bound=1,
+    )
+    _ROUNDS = flags.DEFINE_integer(
+        "rounds",
+        None,
+        "Latency rounds, each in a fresh process (benchmarks.invoke_round); the speed-up "
+        "quoted is the median of the rounds' speed-ups. Default "
+        f"{DEFAULT_ROUNDS['real']} for real models, {DEFAULT_ROUNDS['synthetic']} for "
+        f"synthetic, {DEFAULT_ROUNDS['smoke']} with --smoke.",
+        lower_bound=1,
+    )
+    _BLOCK_PRUNE = flags.DEFINE_list(
+        "block_prune",
+        [],
+        "Targets of the block variant instead of the model's PRUNE, as LAYER=SPARSITY or "
+        "MODEL:LAYER=SPARSITY (e.g. ip1=0.9,ip2=0.85,ip3=0.7); layers not named keep theirs.",
+    )
+    _RETIME = flags.DEFINE_bool(
+        "retime",
+        False,
+        "Train nothing: time again the flatbuffers a finished run left in --work and "
+        "rewrite the latency of its --json_out (e.g. alone, after a run that shared the "
+        "machine).",
     )
     _SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).")
     _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
@@ -108,6 +146,8 @@ class Network:
         prune: ``{layer name: sparsity}``.
         bits: ``{layer name: bits}`` (others: 5 bits).
         variants: Which of `VARIANTS` it trains.
+        block_prune: ``{layer name: sparsity}`` of the ``block`` variant, when it
+            differs from `prune` (`--block_prune`). Defaults to `None` (`prune`).
     """
 
     name: str
@@ -116,6 +156,13 @@ class Network:
     prune: dict
     bits: dict
     variants: tuple
+    block_prune: dict = None
+
+    def targets(self, variant):
+        """``{layer name: sparsity}`` of `variant`."""
+        if variant == "block" and self.block_prune:
+            return dict(self.block_prune)
+        return dict(self.prune)
 
 
 def mobilenet_recipe():
@@ -228,17 +275,75 @@ def layer_kernels(flat, keras_model=None):
     return rows
 
 
-def latency(flats, threads, repeats):
-    """``{threads: [median µs per flatbuffer]}``: `flats` invoked in turn (interleaved)."""
-    from converters import litert
+def latency(flats, threads, repeats, rounds=1, log=print):
+    """Batch-1 invoke times of `flats`, in rounds: ``{threads: [[µs per flat] per round]}``.
 
+    Each round and thread count runs in a fresh process (`benchmarks.invoke_round`)
+    that invokes the flatbuffers in turn (interleaved) after a warm-up and prints
+    the median of `repeats` invokes of each. Rounds cycle through the thread
+    counts, so that they are spread alike over time.
+    """
+    import json
+    import subprocess
+
+    from benchmarks._common import child_env, module_command
+
+    found = {t: [] for t in threads}
+    with tempfile.TemporaryDirectory(prefix="keras_dc_latency_") as folder:
+        paths = []
+        for i, flat in enumerate(flats):
+            paths.append(os.path.join(folder, f"{i}.tflite"))
+            with open(paths[-1], "wb") as f:
+                f.write(flat)
+        for r in range(rounds):
+            for t in threads:
+                cmd = module_command(
+                    "benchmarks.invoke_round", f"--threads={t}", f"--repeats={repeats}", *paths
+                )
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, env=child_env(), check=False
+                )
+                if proc.returncode != 0:
+                    raise RuntimeError(
+                        f"latency round failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}"
+                    )
+                found[t].append([1e6 * s for s in json.loads(proc.stdout.strip().splitlines()[-1])])
+            log(
+                f"   latency round {r + 1}/{rounds}: "
+                + "; ".join(
+                    f"{t} thread(s) " + " / ".join(f"{us:.1f}" for us in found[t][-1]) + " µs"
+                    for t in threads
+                )
+            )
+    return found
+
+
+def speedup(rounds, i):
+    """Dense (flat 0) against flat `i` over the `latency` rounds of one thread count.
+
+    Returns:
+        ``{"dense_us", "sparse_us"}`` (medians over the rounds), ``"speedup"`` (the
+        median of the rounds' dense/sparse ratios), ``"speedup_min"``,
+        ``"speedup_max"`` and ``"speedups"`` (per round).
+    """
+    ratios = [r[0] / r[i] for r in rounds]
     return {
-        t: [1e6 * s for s in litert.median_invoke_seconds(flats, repeats, t, warmup=50)]
-        for t in threads
+        "dense_us": float(np.median([r[0] for r in rounds])),
+        "sparse_us": float(np.median([r[i] for r in rounds])),
+        "speedup": float(np.median(ratios)),
+        "speedup_min": min(ratios),
+        "speedup_max": max(ratios),
+        "speedups": ratios,
     }
 
 
 # --- real models ---------------------------------------------------------------------
+
+
+def _kernel(layer):
+    """A Dense or convolution layer's kernel (``depthwise_kernel`` where it is so named)."""
+    kernel = getattr(layer, "kernel", None)
+    return layer.depthwise_kernel if kernel is None else kernel
 
 
 def train_variant(net, variant, data, work, seed, dense_weights=None, log=print):
@@ -276,6 +381,11 @@ def train_variant(net, variant, data, work, seed, dense_weights=None, log=print)
             found["dense_tflite"] = paper_common.dense_tflite(m)
             found["dense_weights"] = [w.copy() for w in m.get_weights()]
         elif stage == "clustered":
+            found["sparsity"] = {
+                layer.name: float(np.mean(np.asarray(_kernel(layer)) == 0))
+                for layer in m.layers
+                if layer.name in net.targets(variant)
+            }
             folder = os.path.join(work, f"{net.name}_{variant}_sparse")
             try:
                 result = converters.convert(m, folder, sparse=True, picture=False, verbose=0)
@@ -293,8 +403,8 @@ def train_variant(net, variant, data, work, seed, dense_weights=None, log=print)
         model,
         data,
         recipe,
-        prune_targets=net.prune,
-        default_target=max(net.prune.values()),
+        prune_targets=net.targets(variant),
+        default_target=max(net.targets(variant).values()),
         bits=net.bits,
         default_bits=5,
         out_dir=os.path.join(work, f"{net.name}_{variant}"),
@@ -314,6 +424,7 @@ def train_variant(net, variant, data, work, seed, dense_weights=None, log=print)
         "bundle_bytes": totals["bundle_bytes"],
         "ratio": dense_bytes / totals["bundle_bytes"],
         "dense_tflite_bytes": dense_bytes,
+        "sparsity": found.get("sparsity"),
     }
     sparse = found.get("sparse_flat")
     if sparse is None:
@@ -331,13 +442,16 @@ def train_variant(net, variant, data, work, seed, dense_weights=None, log=print)
     return out, found.get("dense_tflite"), sparse, found.get("dense_weights", dense_weights)
 
 
-def run_network(net, data, work, seed, threads, repeats, log=print):
+def run_network(net, data, work, seed, threads, repeats, rounds=1, log=print):
     """Both variants of `net` from one dense model, then their latencies, interleaved.
 
+    The dense float32 ``.tflite`` is kept as ``{work}/{name}_dense.tflite`` and each
+    variant's sparse bundle in ``{work}/{name}_{variant}_sparse``, for `retime`.
+
     Returns:
-        ``{"dense_tflite_bytes", "variants": {variant: results}, "latency_repeats"}``;
-        each variant with a sparse ``.tflite`` gains ``latency``:
-        ``{threads: {"dense_us", "sparse_us", "speedup"}}``.
+        ``{"dense_tflite_bytes", "variants": {variant: results}, "latency_repeats",
+        "latency_rounds"}``; each variant with a sparse ``.tflite`` gains ``latency``:
+        ``{threads: speedup(...)}``.
     """
     variants, sparse, dense_flat, dense_weights = {}, {}, None, None
     for variant in net.variants:
@@ -348,23 +462,60 @@ def run_network(net, data, work, seed, threads, repeats, log=print):
         variants[variant] = res
         if sparse_flat is not None:
             sparse[variant] = sparse_flat
-    names = list(sparse)
-    medians = {}
-    if names:  # no sparse .tflite (convert failed): nothing to compare the dense one with
-        log(f"#### {net.name}: latency, {repeats} interleaved invokes, threads {threads}")
-        medians = latency([dense_flat] + [sparse[v] for v in names], threads, repeats)
-    for t, values in medians.items():
-        for variant, us in zip(names, values[1:]):
-            variants[variant].setdefault("latency", {})[str(t)] = {
-                "dense_us": values[0],
-                "sparse_us": us,
-                "speedup": values[0] / us,
-            }
-    return {
+    with open(os.path.join(work, f"{net.name}_dense.tflite"), "wb") as f:
+        f.write(dense_flat)
+    result = {
         "dense_tflite_bytes": len(dense_flat),
         "latency_repeats": repeats,
+        "latency_rounds": rounds,
         "variants": variants,
     }
+    add_latency(result, net.name, dense_flat, sparse, threads, repeats, rounds, log)
+    return result
+
+
+def add_latency(result, name, dense_flat, sparse, threads, repeats, rounds, log=print):
+    """Times `dense_flat` against ``sparse`` (``{variant: flat}``) and stores each
+    variant's ``latency`` in ``result["variants"]``."""
+    names = list(sparse)
+    if not names:  # no sparse .tflite (convert failed): nothing to compare the dense one with
+        return
+    log(
+        f"#### {name}: latency, {rounds} round(s) of {repeats} interleaved invokes, "
+        f"threads {threads}"
+    )
+    found = latency([dense_flat] + [sparse[v] for v in names], threads, repeats, rounds, log)
+    for t, per_round in found.items():
+        for i, variant in enumerate(names, start=1):
+            result["variants"][variant].setdefault("latency", {})[str(t)] = speedup(per_round, i)
+
+
+def retime(results, work, threads, repeats, rounds, log=print):
+    """Times again the flatbuffers a finished run left in `work` (`run_network`) and
+    replaces the latency of its `results` (the run's JSON) in place."""
+    import converters
+
+    for name, r in results["models"].items():
+        if name == "synthetic":
+            log(f"#### {name}: not kept on disk, skipped (run it again instead)")
+            continue
+        path = os.path.join(work, f"{name}_dense.tflite")
+        if not os.path.exists(path):
+            raise app.UsageError(f"--retime: {path} is missing (not this run's --work?)")
+        with open(path, "rb") as f:
+            dense_flat = f.read()
+        sparse = {}
+        for variant, v in r["variants"].items():
+            v.pop("latency", None)
+            if "sparse_bundle_bytes" in v:
+                sparse[variant] = converters.restore(os.path.join(work, f"{name}_{variant}_sparse"))
+        add_latency(r, name, dense_flat, sparse, threads, repeats, rounds, log)
+        r["latency_repeats"], r["latency_rounds"] = repeats, rounds
+        if name == "lenet_300_100":
+            r["targets"] = targets(r)
+    results["threads"] = threads
+    results["retimed"] = datetime.datetime.now().isoformat(timespec="seconds")
+    return results
 
 
 def comparison(result):
@@ -399,7 +550,9 @@ def format_network(name, result):
     """The tables of one real model: sizes and errors, latency, layers."""
     lines = [
         f"{name}: dense float32 .tflite {result['dense_tflite_bytes']:,} B; latency: median of "
-        f"{result['latency_repeats']} interleaved batch-1 invokes",
+        f"{result['latency_repeats']} interleaved batch-1 invokes per round, "
+        f"{result.get('latency_rounds', 1)} round(s) in fresh processes; speed-up: median of "
+        "the rounds' (min–max)",
         "",
         "| variant | bundle | LiteRT error | bytes | × dense .tflite |",
         "|---|---|---:|---:|---:|",
@@ -419,13 +572,13 @@ def format_network(name, result):
     if not any("latency" in v for v in result["variants"].values()):
         lines += ["", "latency: not measured (no restored sparse .tflite)"]
     else:
-        lines += ["", "| variant | threads | dense µs | sparse µs | speed-up |"]
+        lines += ["", "| variant | threads | dense µs | sparse µs | speed-up (min–max) |"]
         lines.append("|---|---:|---:|---:|---:|")
     for variant, v in result["variants"].items():
         for t, m in v.get("latency", {}).items():
             lines.append(
                 f"| {variant} | {t} | {m['dense_us']:.1f} | {m['sparse_us']:.1f} "
-                f"| {m['speedup']:.2f}× |"
+                f"| {format_speedup(m)} |"
             )
     for variant, v in result["variants"].items():
         if "layers" not in v:
@@ -454,6 +607,14 @@ def format_network(name, result):
             f"{mark[t['speedup_1_thread']]}"
         )
     return "\n".join(lines)
+
+
+def format_speedup(m):
+    """``"2.21× (2.07–3.44×)"``; the range only when there was more than one round."""
+    text = f"{m['speedup']:.2f}×"
+    if len(m.get("speedups", ())) > 1:
+        text += f" ({m['speedup_min']:.2f}–{m['speedup_max']:.2f}×)"
+    return text
 
 
 # --- synthetic ----------------------------------------------------------------------
@@ -485,7 +646,7 @@ def _compressed_mlp(seed):
     return model
 
 
-def run_synthetic(seed, threads, repeats):
+def run_synthetic(seed, threads, repeats, rounds=1):
     """The synthetic MLP: sizes, its layers and the latency of dense vs restored sparse."""
     import converters
     from converters import export
@@ -495,7 +656,7 @@ def run_synthetic(seed, threads, repeats):
     with tempfile.TemporaryDirectory(prefix="keras_dc_sparse_speed_") as directory:
         result = converters.convert(model, directory, sparse=True, picture=False, verbose=0)
         sparse = converters.restore(directory)
-    medians = latency([dense, sparse], threads, repeats)
+    found = latency([dense, sparse], threads, repeats, rounds)
     return {
         "dense_tflite_bytes": len(dense),
         "restored_sparse_tflite_bytes": len(sparse),
@@ -503,10 +664,8 @@ def run_synthetic(seed, threads, repeats):
         "sparse_tensors": result.report["sparse_tensors"],
         "layers": layer_kernels(sparse, model),
         "latency_repeats": repeats,
-        "latency": {
-            str(t): {"dense_us": d, "sparse_us": s, "speedup": d / s}
-            for t, (d, s) in medians.items()
-        },
+        "latency_rounds": rounds,
+        "latency": {str(t): speedup(per_round, 1) for t, per_round in found.items()},
     }
 
 
@@ -519,13 +678,12 @@ def format_synthetic(r):
         f"bytes: dense .tflite {r['dense_tflite_bytes']:,}; restored sparse .tflite "
         f"{r['restored_sparse_tflite_bytes']:,}; sparse bundle (skeleton + sidecar) "
         f"{r['sparse_bundle_bytes']:,}",
-        f"batch-1 latency, median of {r['latency_repeats']} interleaved invokes:",
-        f"{'threads':>7s} {'dense us':>10s} {'sparse us':>10s} {'speed-up':>9s}",
+        f"batch-1 latency, median of {r['latency_repeats']} interleaved invokes per round, "
+        f"{r['latency_rounds']} round(s) in fresh processes:",
+        f"{'threads':>7s} {'dense us':>10s} {'sparse us':>10s}  speed-up (min–max)",
     ]
     for t, m in r["latency"].items():
-        lines.append(
-            f"{t:>7s} {m['dense_us']:>10.1f} {m['sparse_us']:>10.1f} {m['speedup']:>8.2f}x"
-        )
+        lines.append(f"{t:>7s} {m['dense_us']:>10.1f} {m['sparse_us']:>10.1f}  {format_speedup(m)}")
     return "\n".join(lines)
 
 
@@ -543,6 +701,45 @@ def parse_threads(values):
     return threads
 
 
+def parse_block_prune(values, models, layers_of):
+    """`--block_prune` entries as ``{model: {layer: sparsity}}``.
+
+    Args:
+        values: ``LAYER=SPARSITY`` (for every model in `models` that has the layer) or
+            ``MODEL:LAYER=SPARSITY`` entries.
+        models: The model names of this run.
+        layers_of: ``{model: layer names its pruning may target}``.
+
+    Raises:
+        app.UsageError: a malformed entry, a sparsity outside [0, 1), an unknown
+            model or a layer no model of the run has.
+    """
+    found = {m: {} for m in models}
+    for entry in values:
+        target, _, value = entry.partition("=")
+        model, _, layer = target.rpartition(":")
+        try:
+            sparsity = float(value)
+        except ValueError:
+            sparsity = None
+        if not layer or sparsity is None or not 0.0 <= sparsity < 1.0:
+            raise app.UsageError(
+                f"--block_prune: LAYER=SPARSITY or MODEL:LAYER=SPARSITY with 0 <= SPARSITY < 1, "
+                f"e.g. ip1=0.9; received {entry!r}."
+            )
+        if model and model not in found:
+            raise app.UsageError(f"--block_prune: {entry!r} names {model!r}, not run ({models}).")
+        named = [m for m in ([model] if model else models) if layer in layers_of.get(m, ())]
+        if not named:
+            raise app.UsageError(
+                f"--block_prune: no model of this run has a prunable layer {layer!r} "
+                f"({ {m: sorted(layers_of.get(m, ())) for m in models} })."
+            )
+        for m in named:
+            found[m][layer] = sparsity
+    return {m: layers for m, layers in found.items() if layers}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -551,6 +748,15 @@ def main(argv):
         raise app.UsageError(f"--model: unknown {unknown}; choose from {list(MODELS)}.")
     threads = parse_threads(_THREADS.value)
     smoke = _SMOKE.value
+    if _RETIME.value:
+        main_retime(threads)
+        return
+    nets = networks()
+    block_prune = parse_block_prune(
+        _BLOCK_PRUNE.value,
+        [m for m in _MODEL.value if m != "synthetic"],
+        {m: set(n.prune) for m, n in nets.items()},
+    )
     work = _WORK.value or tempfile.mkdtemp(prefix="sparse_speed_")
     os.makedirs(work, exist_ok=True)
     results = {
@@ -564,31 +770,59 @@ def main(argv):
     for name in _MODEL.value:
         kind = "smoke" if smoke else "synthetic" if name == "synthetic" else "real"
         repeats = _REPEATS.value or DEFAULT_REPEATS[kind]
+        rounds = _ROUNDS.value or DEFAULT_ROUNDS[kind]
         t0 = time.perf_counter()
         if name == "synthetic":
-            r = run_synthetic(_SEED.value, threads, repeats)
+            r = run_synthetic(_SEED.value, threads, repeats, rounds)
             text = format_synthetic(r)
         else:
             from benchmarks import paper_benchmark as paper
 
-            net = networks()[name]
+            net = nets[name]
+            if name in block_prune:
+                net = dataclasses.replace(net, block_prune={**net.prune, **block_prune[name]})
             if smoke:
                 net = dataclasses.replace(net, recipe=net.recipe.smoke())
             data = paper.load_data("lenet5" if name == "mobilenet" else name, _DATA.value, smoke)
-            r = run_network(net, data, work, _SEED.value, threads, repeats)
+            r = run_network(net, data, work, _SEED.value, threads, repeats, rounds)
             r["recipe"] = dataclasses.asdict(net.recipe)
             r["prune"], r["bits"] = net.prune, net.bits
+            r["block_prune"] = net.targets("block")
             r["comparison"] = comparison(r)
             r["targets"] = targets(r) if name == "lenet_300_100" else None
             text = format_network(name, r)
         r["wall_s"] = time.perf_counter() - t0
         results["models"][name] = r
-        title = "==== sparse speed (issue #12)" + (
-            " (SMOKE: tiny subset, numbers meaningless)" if smoke else ""
-        )
-        print(f"\n{title}\n{text}\n", flush=True)
+        print(f"\n{title(smoke)}\n{text}\n", flush=True)
         if _JSON_OUT.value:  # after each model, so that a long run keeps what it has
             write_json(_JSON_OUT.value, results)
+
+
+def title(smoke):
+    return "==== sparse speed (issue #12)" + (
+        " (SMOKE: tiny subset, numbers meaningless)" if smoke else ""
+    )
+
+
+def main_retime(threads):
+    """`--retime`: the latency of a finished run again, from its --work and --json_out."""
+    import json
+
+    if not (_WORK.value and _JSON_OUT.value):
+        raise app.UsageError("--retime needs the finished run's --work and --json_out.")
+    try:
+        with open(_JSON_OUT.value) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as e:
+        raise app.UsageError(f"--retime: cannot read {_JSON_OUT.value}: {e}") from None
+    kind = "smoke" if results.get("smoke") else "real"
+    repeats = _REPEATS.value or DEFAULT_REPEATS[kind]
+    rounds = _ROUNDS.value or DEFAULT_ROUNDS[kind]
+    retime(results, _WORK.value, threads, repeats, rounds)
+    for name, r in results["models"].items():
+        if name != "synthetic":
+            print(f"\n{title(results.get('smoke'))} (retimed)\n{format_network(name, r)}\n")
+    write_json(_JSON_OUT.value, results)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,37 @@ def test_targets_are_the_issues_three_figures():
     assert ss.targets({"variants": {"block": _variant(0.01, 1)}}) is None
 
 
+def test_speedup_is_the_median_of_the_rounds_ratios():
+    # Rounds of [dense µs, variant A µs, variant B µs]: the ratio is taken within each
+    # round (the flatbuffers were interleaved there), then the median over rounds.
+    rounds = [[30.0, 15.0, 10.0], [27.0, 7.5, 9.0], [31.0, 14.0, 31.0]]
+    a = ss.speedup(rounds, 1)
+    assert a["speedups"] == pytest.approx([2.0, 3.6, 31 / 14])
+    assert a["speedup"] == pytest.approx(31 / 14)  # not 30/14 (ratio of the medians)
+    assert (a["speedup_min"], a["speedup_max"]) == pytest.approx((2.0, 3.6))
+    assert (a["dense_us"], a["sparse_us"]) == (30.0, 14.0)
+    assert ss.speedup(rounds, 2)["speedup"] == pytest.approx(3.0)
+    assert ss.format_speedup(a) == "2.21× (2.00–3.60×)"
+    assert ss.format_speedup(ss.speedup(rounds[:1], 1)) == "2.00×"
+
+
+def test_parse_block_prune_per_layer_and_per_model():
+    layers = {"lenet_300_100": {"ip1", "ip2", "ip3"}, "lenet5": {"conv1", "ip1", "ip2"}}
+    models = ["lenet_300_100", "lenet5"]
+    assert ss.parse_block_prune(["ip1=0.9", "lenet5:ip2=0.5", "ip3=0"], models, layers) == {
+        "lenet_300_100": {"ip1": 0.9, "ip3": 0.0},
+        "lenet5": {"ip1": 0.9, "ip2": 0.5},
+    }
+    assert ss.parse_block_prune([], models, layers) == {}
+    for bad in (["ip1"], ["ip1=x"], ["ip1=1.0"], ["ip1=-0.1"], ["=0.5"], ["conv9=0.5"]):
+        with pytest.raises(app.UsageError, match="--block_prune"):
+            ss.parse_block_prune(bad, models, layers)
+    with pytest.raises(app.UsageError, match="not run"):
+        ss.parse_block_prune(["mobilenet:ip1=0.5"], models, layers)
+    with pytest.raises(app.UsageError, match="prunable layer"):
+        ss.parse_block_prune(["lenet_300_100:conv1=0.5"], models, layers)
+
+
 def test_parse_threads_rejects_what_is_not_a_positive_int():
     assert ss.parse_threads(["1", "2"]) == [1, 2]
     for bad in (["0"], ["x"], []):
@@ -112,6 +143,8 @@ def smoke(tmp_path_factory):
             "--model=lenet_300_100",
             "--threads=1,2",
             "--repeats=30",
+            "--rounds=2",
+            "--block_prune=ip1=0.5",
             f"--work={tmp / 'work'}",
             f"--json_out={out_json}",
         ],
@@ -123,11 +156,11 @@ def smoke(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out_json) as f:
-        return json.load(f), proc.stdout
+        return json.load(f), proc.stdout, tmp
 
 
 def test_smoke_run_has_both_variants_from_one_dense_model(smoke):
-    results, stdout = smoke
+    results, stdout, _ = smoke
     assert results["smoke"] and results["threads"] == [1, 2]
     r = results["models"]["lenet_300_100"]
     assert set(r["variants"]) == {"unstructured", "block"}
@@ -151,7 +184,10 @@ def test_smoke_run_ratios_and_speedups_are_divided_right(smoke):
         assert set(v["latency"]) == {"1", "2"}
         for m in v["latency"].values():
             assert m["dense_us"] > 0 and m["sparse_us"] > 0
-            assert m["speedup"] == pytest.approx(m["dense_us"] / m["sparse_us"])
+            # Two rounds: the median of two ratios is their mean, within their range.
+            assert len(m["speedups"]) == r["latency_rounds"] == 2
+            assert m["speedup"] == pytest.approx(sum(m["speedups"]) / 2)
+            assert m["speedup_min"] <= m["speedup"] <= m["speedup_max"]
     # Interleaved: one dense median per thread count, shared by both variants.
     for t in ("1", "2"):
         assert len({v["latency"][t]["dense_us"] for v in r["variants"].values()}) == 1
@@ -160,6 +196,75 @@ def test_smoke_run_ratios_and_speedups_are_divided_right(smoke):
     assert c["block_minus_unstructured_error_pp"] == pytest.approx(
         100 * (b["bundle_error"] - u["bundle_error"])
     )
+
+
+def test_smoke_run_gives_the_block_variant_its_own_targets(smoke):
+    r = smoke[0]["models"]["lenet_300_100"]
+    assert r["block_prune"] == {**r["prune"], "ip1": 0.5}
+    u, b = r["variants"]["unstructured"], r["variants"]["block"]
+    # The zeros of the trained kernels follow each variant's targets.
+    assert b["sparsity"]["ip1"] == pytest.approx(0.5, abs=0.01)
+    assert u["sparsity"]["ip1"] == pytest.approx(r["prune"]["ip1"], abs=0.01)
+    for layer in ("ip2", "ip3"):
+        assert b["sparsity"][layer] == pytest.approx(r["prune"][layer], abs=0.01)
+
+
+def test_retime_measures_the_kept_flatbuffers_again(smoke):
+    results, _, tmp = smoke
+    out_json = tmp / "retimed.json"
+    out_json.write_text(json.dumps(results))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.sparse_speed",
+            "--retime",
+            "--threads=1",
+            "--repeats=20",
+            "--rounds=3",
+            f"--work={tmp / 'work'}",
+            f"--json_out={out_json}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    again = json.loads(out_json.read_text())
+    r = again["models"]["lenet_300_100"]
+    assert "retimed" in again and again["threads"] == [1]
+    assert (r["latency_repeats"], r["latency_rounds"]) == (20, 3)
+    for v in r["variants"].values():
+        assert set(v["latency"]) == {"1"} and len(v["latency"]["1"]["speedups"]) == 3
+    # Everything but the latency is the run's.
+    for name, v in r["variants"].items():
+        old = results["models"]["lenet_300_100"]["variants"][name]
+        assert {k: x for k, x in v.items() if k != "latency"} == {
+            k: x for k, x in old.items() if k != "latency"
+        }
+    assert "(retimed)" in proc.stdout
+
+
+def test_retime_without_a_finished_run_is_a_usage_error(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.sparse_speed",
+            "--retime",
+            f"--work={tmp_path}",
+            f"--json_out={tmp_path / 'none.json'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "--retime: cannot read" in proc.stderr
+    assert not (tmp_path / "none.json").exists()
 
 
 def test_smoke_run_lists_the_kernel_of_each_layer(smoke):
