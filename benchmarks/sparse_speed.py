@@ -87,7 +87,7 @@ TARGET_SPEEDUP = 3.0
 def _define_flags():
     """The command line (defined only when run as a script: tests import this module)."""
     global _MODEL, _SMOKE, _THREADS, _REPEATS, _ROUNDS, _SEED, _JSON_OUT, _WORK, _DATA
-    global _BLOCK_PRUNE, _RETIME
+    global _BLOCK_PRUNE, _RETIME, _FIGURE, _PLOT_FROM
     _MODEL = flags.DEFINE_list(
         "model", ["synthetic"], f"Models to run, from {list(MODELS)} (a comma-separated list)."
     )
@@ -124,6 +124,14 @@ def _define_flags():
         "Train nothing: time again the flatbuffers a finished run left in --work and "
         "rewrite the latency of its --json_out (e.g. alone, after a run that shared the "
         "machine).",
+    )
+    _FIGURE = flags.DEFINE_string(
+        "figure", None, "Also draw the speed-ups as a PNG here (real models only)."
+    )
+    _PLOT_FROM = flags.DEFINE_list(
+        "plot_from",
+        [],
+        "Train nothing: draw --figure from these finished runs' --json_out files.",
     )
     _SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling, shifts).")
     _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
@@ -617,6 +625,99 @@ def format_speedup(m):
     return text
 
 
+def _targets_text(r, variant):
+    """`` 90/85/70%``: a variant's per-layer targets, when there are at most four."""
+    found = r.get("block_prune") if variant == "block" else None
+    found = found or r.get("prune") or {}
+    if not found or len(found) > 4:
+        return ""
+    return " " + "/".join(f"{100 * s:.0f}" for s in found.values()) + "%"
+
+
+LABELS = {"lenet_300_100": "LeNet-300-100", "lenet5": "LeNet-5", "mobilenet": "MobileNetV2-style"}
+
+
+def figure_from(json_paths, path):
+    """`figure` of the real models in finished runs' JSON files, in the order given."""
+    import json
+
+    results = []
+    for p in json_paths:
+        try:
+            with open(p) as f:
+                run = json.load(f)
+        except (OSError, ValueError) as e:
+            raise app.UsageError(f"--plot_from: cannot read {p}: {e}") from None
+        for name, r in run.get("models", {}).items():
+            if name != "synthetic":
+                results.append((LABELS.get(name, name), r))
+    if not results:
+        raise app.UsageError(f"--plot_from: no real model in {json_paths}")
+    return figure(results, path)
+
+
+def figure(results, path):
+    """Writes a PNG: per model and variant, the median speed-up of the restored sparse
+    bundle over the dense float32 ``.tflite`` at each thread count (whiskers: the
+    rounds' min–max), labelled with its LiteRT test error and bundle ratio.
+
+    Args:
+        results: ``[(label, model result)]``, e.g. ``("LeNet-300-100", r)`` with ``r``
+            one entry of a run's ``models``.
+        path: Where the PNG goes (its folder is created).
+
+    Returns:
+        The number of bars drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []  # (label, {threads: latency}, error, ratio)
+    for label, r in results:
+        for variant, v in r["variants"].items():
+            if v.get("latency"):
+                rows.append(
+                    (
+                        f"{label}\n{variant}{_targets_text(r, variant)}",
+                        v["latency"],
+                        v["sparse_bundle_error"],
+                        v["sparse_ratio"],
+                    )
+                )
+    threads = sorted({t for _, lat, _, _ in rows for t in lat}, key=int)
+    height = 0.8 / max(1, len(threads))
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.75 * len(rows)))
+    for k, t in enumerate(threads):
+        ys, xs, lo, hi = [], [], [], []
+        for i, (_, lat, _, _) in enumerate(rows):
+            if t in lat:
+                m = lat[t]
+                ys.append(i + (k - (len(threads) - 1) / 2) * height)
+                xs.append(m["speedup"])
+                lo.append(m["speedup"] - m.get("speedup_min", m["speedup"]))
+                hi.append(m.get("speedup_max", m["speedup"]) - m["speedup"])
+        ax.barh(ys, xs, height=height, xerr=[lo, hi], capsize=3, label=f"{t} thread(s)")
+    top = max(m.get("speedup_max", m["speedup"]) for _, lat, _, _ in rows for m in lat.values())
+    top = max(top, TARGET_SPEEDUP)
+    for i, (_, _, error, ratio) in enumerate(rows):
+        ax.text(top * 1.04, i, f"{error:.2%} error\n{ratio:.0f}× smaller", va="center", fontsize=8)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.axvline(TARGET_SPEEDUP, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [label for label, _, _, _ in rows], fontsize=8)
+    ax.set_ylim(len(rows) + 0.4, -0.5)  # top to bottom, room for the legend below the last row
+    ax.set_xlim(0, top * 1.3)
+    ax.set_xlabel("speed-up: median over rounds, whiskers min–max; dashed: issue #12's 3×")
+    ax.set_title("Restored sparse bundle vs dense float32 .tflite, LiteRT, batch 1")
+    ax.legend(loc="lower right", fontsize=8, framealpha=1.0)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return sum(len(lat) for _, lat, _, _ in rows)
+
+
 # --- synthetic ----------------------------------------------------------------------
 
 
@@ -748,6 +849,11 @@ def main(argv):
         raise app.UsageError(f"--model: unknown {unknown}; choose from {list(MODELS)}.")
     threads = parse_threads(_THREADS.value)
     smoke = _SMOKE.value
+    if _PLOT_FROM.value:
+        if not _FIGURE.value:
+            raise app.UsageError("--plot_from needs --figure=PNG.")
+        print(f"{figure_from(_PLOT_FROM.value, _FIGURE.value)} bars in {_FIGURE.value}")
+        return
     if _RETIME.value:
         main_retime(threads)
         return
@@ -796,6 +902,9 @@ def main(argv):
         print(f"\n{title(smoke)}\n{text}\n", flush=True)
         if _JSON_OUT.value:  # after each model, so that a long run keeps what it has
             write_json(_JSON_OUT.value, results)
+    real = [(LABELS[n], r) for n, r in results["models"].items() if n != "synthetic"]
+    if _FIGURE.value and real:
+        figure(real, _FIGURE.value)
 
 
 def title(smoke):
@@ -823,6 +932,9 @@ def main_retime(threads):
         if name != "synthetic":
             print(f"\n{title(results.get('smoke'))} (retimed)\n{format_network(name, r)}\n")
     write_json(_JSON_OUT.value, results)
+    real = [(LABELS[n], r) for n, r in results["models"].items() if n != "synthetic"]
+    if _FIGURE.value and real:
+        figure(real, _FIGURE.value)
 
 
 if __name__ == "__main__":

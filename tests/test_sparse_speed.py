@@ -247,6 +247,22 @@ def test_retime_measures_the_kept_flatbuffers_again(smoke):
     assert "(retimed)" in proc.stdout
 
 
+def test_plot_from_draws_one_bar_per_variant_and_thread_count(smoke, tmp_path):
+    results, _, _ = smoke
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(results))
+    png = tmp_path / "img" / "speed.png"
+    # Two variants × two thread counts, twice (the same run given twice).
+    assert ss.figure_from([str(run), str(run)], str(png)) == 8
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(app.UsageError, match="cannot read"):
+        ss.figure_from([str(tmp_path / "missing.json")], str(png))
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"models": {}}))
+    with pytest.raises(app.UsageError, match="no real model"):
+        ss.figure_from([str(empty)], str(png))
+
+
 def test_retime_without_a_finished_run_is_a_usage_error(tmp_path):
     proc = subprocess.run(
         [
