@@ -383,11 +383,11 @@ _GROUP_MAX_VALUES = 4096
 def _channel_values(values, channels, sparse, split):
     """Per channel, its distinct values (besides its background when `sparse`).
 
-    Returns (elements, channel, value_id, sets, background) or None when grouping cannot
-    beat one codebook or per-channel codebooks: `elements` are the element positions the
-    codebooks cover (`kept` when sparse), `channel` and `value_id` their channel and the
-    index of their value in the segment's distinct values, `sets` a channels × values
-    boolean matrix, `background` one value per channel (sparse only).
+    Returns (elements, channel, sets, background) or None when grouping cannot beat one
+    codebook or per-channel codebooks: `elements` are the element positions the codebooks
+    cover (`kept` when sparse), `channel` their channel, `sets` a channels × values boolean
+    matrix (which of the segment's distinct values each channel has), `background` one
+    value per channel (sparse only).
     """
     per_channel = values.size // channels
     background = None
@@ -407,7 +407,7 @@ def _channel_values(values, channels, sparse, split):
     widest = int(sets.sum(axis=1).max())
     if widest > MAX_CODEBOOK or widest == distinct.size:  # no codebook fits, or one fits all
         return None
-    return elements, channel, value_id, sets, background
+    return elements, channel, sets, background
 
 
 def _assign_groups(sets, background, threshold):
@@ -456,7 +456,7 @@ def _grouped_payloads(values, esize, channels, sparse, split=None, gaps=None):
     found = _channel_values(values, channels, sparse, split)
     if found is None:
         return []
-    elements, channel, value_id, sets, background = found
+    elements, channel, sets, background = found
     results, seen = [], set()
     for threshold in _GROUP_THRESHOLDS:
         group_of_channel = _assign_groups(sets, background, threshold)
