@@ -119,6 +119,21 @@ def test_parse_block_prune_per_layer_and_per_model():
         ss.parse_block_prune(["lenet_300_100:conv1=0.5"], models, layers)
 
 
+def test_hold_out_evaluates_on_the_last_training_images_never_the_test_set():
+    x = np.arange(10 * 28 * 28, dtype=np.float32).reshape(10, 28, 28)
+    y = np.arange(10)
+    x_test = np.full((4, 784), -1.0, np.float32)  # LeNet-300-100's flattened test images
+    (xt, yt), (xv, yv) = ss.hold_out(((x, y), (x_test, np.zeros(4))), 3)
+    assert xt.shape == (7, 28, 28) and list(yt) == list(range(7))
+    assert xv.shape == (3, 784) and list(yv) == [7, 8, 9]
+    assert np.array_equal(xv, x[7:].reshape(3, 784)) and not np.any(xv == -1.0)
+    for bad in (0, 10, 11):
+        with pytest.raises(app.UsageError, match="--validation"):
+            ss.hold_out(((x, y), (x_test, np.zeros(4))), bad)
+    assert "not the test set" in ss.title(False, "last 3 training images")
+    assert ss.title(False) == "==== sparse speed (issue #12)"
+
+
 def test_parse_threads_rejects_what_is_not_a_positive_int():
     assert ss.parse_threads(["1", "2"]) == [1, 2]
     for bad in (["0"], ["x"], []):
