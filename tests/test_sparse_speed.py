@@ -144,29 +144,32 @@ def test_parse_threads_rejects_what_is_not_a_positive_int():
 # --- the --smoke run, end to end ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """One --smoke run of LeNet-300-100: (results JSON, stdout)."""
-    tmp = tmp_path_factory.mktemp("sparse_speed")
-    out_json = tmp / "sparse.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.sparse_speed",
-            "--smoke",
-            "--model=lenet_300_100",
-            "--threads=1,2",
-            "--repeats=30",
-            "--rounds=2",
-            "--block_prune=ip1=0.5",
-            f"--work={tmp / 'work'}",
-            f"--json_out={out_json}",
-        ],
+def _run(*args, timeout):
+    """``python -m benchmarks.sparse_speed ARGS`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.sparse_speed", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One --smoke run of LeNet-300-100: (results JSON, stdout, its folder)."""
+    tmp = tmp_path_factory.mktemp("sparse_speed")
+    out_json = tmp / "sparse.json"
+    proc = _run(
+        "--smoke",
+        "--model=lenet_300_100",
+        "--threads=1,2",
+        "--repeats=30",
+        "--rounds=2",
+        "--block_prune=ip1=0.5",
+        f"--work={tmp / 'work'}",
+        f"--json_out={out_json}",
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -228,22 +231,13 @@ def test_retime_measures_the_kept_flatbuffers_again(smoke):
     results, _, tmp = smoke
     out_json = tmp / "retimed.json"
     out_json.write_text(json.dumps(results))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.sparse_speed",
-            "--retime",
-            "--threads=1",
-            "--repeats=20",
-            "--rounds=3",
-            f"--work={tmp / 'work'}",
-            f"--json_out={out_json}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    proc = _run(
+        "--retime",
+        "--threads=1",
+        "--repeats=20",
+        "--rounds=3",
+        f"--work={tmp / 'work'}",
+        f"--json_out={out_json}",
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -279,19 +273,10 @@ def test_plot_from_draws_one_bar_per_variant_and_thread_count(smoke, tmp_path):
 
 
 def test_retime_without_a_finished_run_is_a_usage_error(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.sparse_speed",
-            "--retime",
-            f"--work={tmp_path}",
-            f"--json_out={tmp_path / 'none.json'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    proc = _run(
+        "--retime",
+        f"--work={tmp_path}",
+        f"--json_out={tmp_path / 'none.json'}",
         timeout=120,
     )
     assert proc.returncode != 0 and "--retime: cannot read" in proc.stderr
