@@ -207,12 +207,13 @@ def _encode(restored, buffers, keras, say, index_arrays=(), compact_skeleton=Tru
     return encoder_lib.build_bundle(restored, segments, compact_skeleton=compact_skeleton)
 
 
-def _kernel_labels(restored, buffers, keras):
+def _kernel_labels(tree, buffers, keras):
     """``[(flatbuffer.WeightKernel, layer label)]``: each weight-reading op of the
-    restored file, named by the Keras variable its weight buffer holds."""
+    restored file (`tree`, its `flatbuffer.unpack`), named by the Keras variable its
+    weight buffer holds."""
     by_index = {b.buffer_index: b for b in buffers}
     found = []
-    for k in flatbuffer.weight_kernels(flatbuffer.unpack(restored)):
+    for k in flatbuffer.weight_kernels(tree):
         owner = by_index.get(k.buffer_index)
         found.append((k, _segment_name(owner, keras) if owner else ""))
     return found
@@ -411,7 +412,8 @@ def convert(
     with clock.step("layout_s"):
         restored, buffers = layout_lib.lay_out(flat, mode=layout)
     del flat  # the model's size again: not needed after the layout
-    sparse_tensors = flatbuffer.sparse_weights(flatbuffer.unpack(restored))
+    tree = flatbuffer.unpack(restored)  # unpacked once: names are blanked below, not ops/shapes
+    sparse_tensors = flatbuffer.sparse_weights(tree)
     with clock.step("encode_s"):
         variables = keras_names.model_variables(model)
         keras = keras_names.match_buffers(variables, buffers, restored)
@@ -454,7 +456,7 @@ def convert(
         compare_codecs=compare_codecs,
         sparse_weights=sparse_tensors,
         sparse_index_offsets=[a.offset for a in index_arrays],
-        weight_kernels=_kernel_labels(restored, buffers, keras) if sparse else (),
+        weight_kernels=_kernel_labels(tree, buffers, keras) if sparse else (),
         int8=_int8_section(options, int8_tflite_bytes, scaled, int8_weights),
     )
     files.write_atomic(
