@@ -24,7 +24,9 @@ choosing every layer's sparsity and index bits itself:
    retraining. If the retrained model breaks the budget, the layer that lost most
    gets one more bit and clustering runs again from the pruned weights. Then **bit
    moves**: one bit fewer for the layer with the most non-zeros, clustered again
-   from the pruned weights and retrained, kept when within budget and smaller.
+   from the pruned weights and retrained, kept when within budget and smaller
+   (``bit_moves="best"``: each round tries one bit fewer for every layer and keeps
+   the move that saves the most bytes per unit of metric it costs).
 
 Pruning gets ``prune_share`` of the budget; clustering gets the rest. Every
 decision uses the **validation** data only: keep the test set for the final
@@ -300,7 +302,13 @@ def compress_to_budget(
         cluster_retries: Times clustering may add a bit and run again. Defaults to `3`.
         bit_moves: After the first clustering fits the budget, try one bit fewer
             per layer (the layer with the most non-zeros first), each time clustering
-            again from the pruned weights and retraining. Defaults to `True`.
+            again from the pruned weights and retraining. ``"best"``: each round
+            tries one bit fewer for every layer (and the biases) and keeps, of the
+            moves within budget that shrink the file, the one that saves the most
+            bytes per unit of metric it costs; it clusters more often (one run per
+            layer and round) but does not spend the budget on a small layer first.
+            An interrupted round runs again on resume. `False`: no bit moves.
+            Defaults to `True` (most non-zeros first).
         bias_bits: Also share the biases of the clustered layers
             (`WeightClustering`'s ``bias_bits``): ``"auto"`` chooses the fewest
             bits the same way as for kernels, an int fixes them, `None` leaves
@@ -351,7 +359,7 @@ def compress_to_budget(
         init=init,
         rate_weight=as_float(rate_weight, "rate_weight", 0.0),
         cluster_retries=as_int(cluster_retries, "cluster_retries", 0),
-        bit_moves=bool(bit_moves),
+        bit_moves=_as_bit_moves(bit_moves),
         bias_bits=bias_bits if bias_bits in (None, "auto") else as_bits(bias_bits, "bias_bits"),
         min_size=as_int(min_size, "min_size", 1),
         size_fn=size_fn,
@@ -374,6 +382,20 @@ def compress_to_budget(
 
 
 # --- the search ------------------------------------------------------------------
+
+
+def _bit_move_score(saved_bytes, metric_cost, floor=1e-4):
+    """Bytes a bit move saves per unit of metric it costs; a cost below `floor` (0.01 points
+    of error) counts as `floor`, so that free moves rank by their bytes."""
+    return saved_bytes / max(metric_cost, floor)
+
+
+def _as_bit_moves(value):
+    if isinstance(value, str) and value == "best":
+        return value
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f'bit_moves must be True, False or "best", received {value!r}.')
 
 
 def _as_open_fraction(value, name):
@@ -488,7 +510,7 @@ class _Search:
     init: str
     rate_weight: float
     cluster_retries: int
-    bit_moves: bool
+    bit_moves: object  # False, True (most non-zeros first) or "best"
     bias_bits: object
     min_size: int
     size_fn: object
@@ -685,7 +707,7 @@ class _Search:
         )
         return True
 
-    def log_step(self, stage, move, value, size, accepted, started, limit=None):
+    def log_step(self, stage, move, value, size, accepted, started, limit=None, verdict=None):
         step = {
             "stage": stage,
             "move": move,
@@ -699,7 +721,7 @@ class _Search:
             "seconds": round(time.perf_counter() - started, 2),
         }
         self.state["steps"].append(step)
-        verdict = "accepted" if accepted else "rejected, undone"
+        verdict = verdict or ("accepted" if accepted else "rejected, undone")
         size_text = f", bundle {size:,d} B" if size else ""
         self.say(
             f"[{stage}] {move}: validation {self.metric_name} {value:.4f} "
@@ -991,7 +1013,9 @@ class _Search:
         pruned = self.pruned_weights()
         if not s.get("clustered"):
             self.first_clustering(pruned)
-        if s.get("clustered") and self.bit_moves:
+        if s.get("clustered") and self.bit_moves == "best":
+            self.best_bit_moves_loop(pruned)
+        elif s.get("clustered") and self.bit_moves:
             self.bit_moves_loop(pruned)
 
     def pruned_weights(self):
@@ -1006,10 +1030,11 @@ class _Search:
                 self.pruned = [np.array(w) for w in self.accepted]
         return self.pruned
 
-    def try_clustering(self, pruned, bits, bias_bits, move):
-        """Cluster `pruned` with `bits` and retrain the centroids; keep it if within budget."""
+    def cluster_and_measure(self, pruned, bits, bias_bits):
+        """Clusters `pruned` with `bits`, retrains the centroids: ``(metric, bytes)``, the
+        bytes only when within budget (`None` otherwise or without ``size_fn``). The model
+        keeps the retrained weights."""
         s = self.state
-        started = time.perf_counter()
         self.model.set_weights(pruned)
         by_path = {_key(v): v for v in self.variables}
         clustering = WeightClustering(
@@ -1023,8 +1048,15 @@ class _Search:
         )
         self.fit(clustering, self.cluster_epochs, self.cluster_learning_rate * self.lr_scale())
         value = self.evaluate()
+        size = self.measure() if value <= s["limit"] + 1e-12 else None
+        return value, size
+
+    def try_clustering(self, pruned, bits, bias_bits, move):
+        """Cluster `pruned` with `bits` and retrain the centroids; keep it if within budget."""
+        s = self.state
+        started = time.perf_counter()
+        value, size = self.cluster_and_measure(pruned, bits, bias_bits)
         ok = value <= s["limit"] + 1e-12
-        size = self.measure() if ok else None
         previous = self.last_accepted_bytes() if s.get("clustered") else None
         if ok and size is not None and previous is not None and size >= previous:
             ok = False  # fewer bits, but not a smaller file: not worth the accuracy
@@ -1068,34 +1100,114 @@ class _Search:
         self.save()
         self.say("clustering did not fit the budget at any tried bits; the model stays pruned only")
 
+    def bit_room(self, done):
+        """The layers (and ``"(biases)"``) that may still lose a bit."""
+        s = self.state
+        room = [p for p, b in s["bits"].items() if b > self.min_bits and p not in done]
+        if s["bias_bits"] is not None and s["bias_bits"] > self.min_bits:
+            room += [] if "(biases)" in done else ["(biases)"]
+        return room
+
+    def one_bit_fewer(self, target):
+        """``(bits, bias_bits)``: the current ones with one bit fewer for `target`."""
+        bits, bias_bits = dict(self.state["bits"]), self.state["bias_bits"]
+        if target == "(biases)":
+            bias_bits -= 1
+        else:
+            bits[target] -= 1
+        return bits, bias_bits
+
+    def nonzeros(self, pruned):
+        """Non-zeros per clustered variable of `pruned`, and the biases' element count."""
+        sizes = {
+            _key(v): int(np.count_nonzero(w))
+            for v, w in zip(self.model.weights, pruned)
+            if _key(v) in self.state["bits"]
+        }
+        sizes["(biases)"] = sum(int(np.prod(b.shape)) for b in self.biases())
+        return sizes
+
     def bit_moves_loop(self, pruned):
         """One bit fewer for the layer with the most non-zeros, clustered again from the pruned
         weights and retrained; kept when within budget and smaller; a layer that fails is done."""
         s = self.state
         done = s.setdefault("bits_done", [])
-        sizes = {
-            _key(v): int(np.count_nonzero(w))
-            for v, w in zip(self.model.weights, pruned)
-            if _key(v) in s["bits"]
-        }
-        sizes["(biases)"] = sum(int(np.prod(b.shape)) for b in self.biases())
+        sizes = self.nonzeros(pruned)
         while not self.out_of_time(cluster=True):
-            room = [p for p, b in s["bits"].items() if b > self.min_bits and p not in done]
-            if s["bias_bits"] is not None and s["bias_bits"] > self.min_bits:
-                room += [] if "(biases)" in done else ["(biases)"]
+            room = self.bit_room(done)
             if not room:
                 break
             target = max(room, key=lambda p: sizes.get(p, 0))
-            bits, bias_bits = dict(s["bits"]), s["bias_bits"]
-            if target == "(biases)":
-                bias_bits -= 1
-            else:
-                bits[target] -= 1
+            bits, bias_bits = self.one_bit_fewer(target)
             move = f"fewer bits: {self.bits_text(bits, bias_bits)}"
             if self.try_clustering(pruned, bits, bias_bits, move):
                 s["bits"], s["bias_bits"] = bits, bias_bits
             else:
                 done.append(target)
+            self.save()
+
+    def best_bit_moves_loop(self, pruned):
+        """``bit_moves="best"``: per round, one bit fewer for every layer with room, each
+        clustered again from the pruned weights and retrained; of the moves within budget
+        that shrink the file, the one saving the most bytes per unit of metric it costs
+        is kept (a move that costs nothing wins by its bytes); a layer whose move fails is
+        done. Without ``size_fn`` the bytes saved are estimated as one bit per non-zero."""
+        s = self.state
+        done = s.setdefault("bits_done", [])
+        sizes = self.nonzeros(pruned)
+        while not self.out_of_time(cluster=True):
+            room = self.bit_room(done)
+            if not room:
+                break
+            metric, previous = self.last_accepted_metric(), self.last_accepted_bytes()
+            best = None
+            for target in sorted(room, key=lambda p: -sizes.get(p, 0)):
+                bits, bias_bits = self.one_bit_fewer(target)
+                started = time.perf_counter()
+                value, size = self.cluster_and_measure(pruned, bits, bias_bits)
+                ok = value <= s["limit"] + 1e-12 and (
+                    size is None or previous is None or size < previous
+                )
+                if not ok:
+                    done.append(target)
+                    score = None
+                else:
+                    saved = previous - size if None not in (size, previous) else sizes[target] / 8
+                    score = _bit_move_score(saved, value - metric)
+                    if best is None or score > best["score"]:
+                        best = dict(
+                            score=score,
+                            bits=bits,
+                            bias_bits=bias_bits,
+                            value=value,
+                            size=size,
+                            weights=self.model.get_weights(),
+                        )
+                self.model.set_weights(self.accepted)
+                verdict = "rejected" if not ok else f"within budget, {score:,.0f} B per unit"
+                self.log_step(
+                    "cluster",
+                    f"try fewer bits: {self.bits_text(bits, bias_bits)}",
+                    value,
+                    size if ok else None,
+                    False,
+                    started,
+                    verdict=verdict,
+                )
+            if best is None:
+                self.save()
+                break
+            self.accepted = best["weights"]
+            self.model.set_weights(self.accepted)
+            s["bits"], s["bias_bits"] = best["bits"], best["bias_bits"]
+            self.log_step(
+                "cluster",
+                f"fewer bits (best of {len(room)}): {self.bits_text(best['bits'], best['bias_bits'])}",
+                best["value"],
+                best["size"],
+                True,
+                time.perf_counter(),
+            )
             self.save()
 
     def result(self):
