@@ -70,6 +70,14 @@ def define_flags():
     )
     flags.DEFINE_float("rate_weight", 0.0, "Entropy-constrained clustering weight.", **_main)
     flags.DEFINE_enum(
+        "bit_moves",
+        "largest",
+        ["largest", "best", "none"],
+        "Bit moves after clustering: the layer with the most non-zeros first (largest), the "
+        "most bytes per metric cost of all layers' moves each round (best), or none.",
+        **_main,
+    )
+    flags.DEFINE_enum(
         "init",
         "linear_gap",
         ["linear", "linear_gap", "density", "kmeans++"],
@@ -198,6 +206,7 @@ def run(
     calibrate_lr=True,
     time_limit=None,
     distill=0.0,
+    bit_moves="largest",
     log=print,
 ):
     """The whole job for one network; returns the results dict (also written to results.json)."""
@@ -272,6 +281,7 @@ def run(
         init=init,
         rate_weight=rate_weight,
         calibrate_lr=calibrate_lr,
+        bit_moves={"largest": True, "best": "best", "none": False}[bit_moves],
         min_size=1,
         directory=os.path.join(out, "search"),
         time_limit=time_limit,
@@ -294,6 +304,7 @@ def run(
         "max_increase": max_increase,
         "max_error": max_error,
         "distill": distill,
+        "bit_moves": bit_moves,
         "validation_images": len(x_val),
         "calibrated": any(s["stage"] == "calibrate" for s in result.steps),
         "dense_test_error": dense_test,
@@ -352,6 +363,7 @@ def main(argv):
         calibrate_lr=FLAGS.calibrate_lr,
         time_limit=FLAGS.time_limit,
         distill=FLAGS.distill,
+        bit_moves=FLAGS.bit_moves,
     )
     return 0
 
