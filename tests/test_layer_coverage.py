@@ -24,6 +24,7 @@ The README's "Layer coverage" table is what this file verifies.
 """
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 import keras
@@ -61,6 +62,7 @@ class Case:
     int8: str = ""
     int8_refused: tuple = ()  # ops the int8 accelerator profile refuses (besides the
     # DEQUANTIZE of the float output, which every float-I/O int8 bundle has)
+    int8_maybe: str = ""  # a pattern of the error convert(int8=True) raises on some runs only
 
 
 def _head(h):
@@ -114,6 +116,12 @@ def _subclassed():
     model(np.zeros((1, 6, 6, 3), "float32"))
     return model
 
+
+# Unrolled LSTM/GRU: on some runs (2 of 3 here for the LSTM, same seed; the untrained model
+# converts alike in every process, so likely the trained weights, which training does not
+# reproduce bit for bit) TF 2.21's int8 converter leaves the gates' SPLIT in float, and
+# convert(int8=True) refuses the model with this message instead of writing a mixed one.
+_GATE_SPLIT = r"int8 conversion failed: op\(s\) SPLIT .* still compute in float"
 
 # TF 2.21's int8 converter kills the process (SIGSEGV) on the WHILE loop of a
 # non-unrolled LSTM/GRU: `convert(int8=True)` refuses them before converting.
@@ -170,6 +178,7 @@ CASES = {
         "lstm",
         ("UNPACK", "FULLY_CONNECTED"),
         int8_refused=("UNPACK",),
+        int8_maybe=_GATE_SPLIT,
     ),
     "GRU": Case(
         lambda: _seq((5, 4), L.GRU(32, name="gru")),
@@ -183,6 +192,7 @@ CASES = {
         "gru",
         ("UNPACK", "FULLY_CONNECTED"),
         int8_refused=("UNPACK",),
+        int8_maybe=_GATE_SPLIT,
     ),
     "MultiHeadAttention": Case(
         _mha, "mha", ("FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX"), int8_refused=("BATCH_MATMUL",)
@@ -356,15 +366,21 @@ def _int8_pass(case, model, x, directory):
             )
         assert not directory.exists() or not list(directory.iterdir())
         return
-    result = converters.convert(
-        model,
-        str(directory),
-        int8=True,
-        representative_data=x,
-        num_samples=2,
-        verbose=0,
-        picture=False,
-    )
+    try:
+        result = converters.convert(
+            model,
+            str(directory),
+            int8=True,
+            representative_data=x,
+            num_samples=2,
+            verbose=0,
+            picture=False,
+        )
+    except ValueError as e:
+        if not case.int8_maybe or not re.search(case.int8_maybe, str(e)):
+            raise
+        assert not directory.exists() or not list(directory.iterdir())  # nothing half-written
+        return
     restored = converters.restore(str(directory))
     segments = lay_out(restored, mode="inline")[1]
     assert any(s.role == "weight" and s.dtype == "int8" for s in segments)
