@@ -1127,16 +1127,22 @@ class _Search:
         sizes["(biases)"] = sum(int(np.prod(b.shape)) for b in self.biases())
         return sizes
 
-    def bit_moves_loop(self, pruned):
-        """One bit fewer for the layer with the most non-zeros, clustered again from the pruned
-        weights and retrained; kept when within budget and smaller; a layer that fails is done."""
-        s = self.state
-        done = s.setdefault("bits_done", [])
+    def bit_rounds(self, pruned):
+        """Yields ``(room, done, non-zeros)`` per round of bit moves while there is time and a
+        layer with room; `done` is the state's list of layers whose move failed."""
+        done = self.state.setdefault("bits_done", [])
         sizes = self.nonzeros(pruned)
         while not self.out_of_time(cluster=True):
             room = self.bit_room(done)
             if not room:
-                break
+                return
+            yield room, done, sizes
+
+    def bit_moves_loop(self, pruned):
+        """One bit fewer for the layer with the most non-zeros, clustered again from the pruned
+        weights and retrained; kept when within budget and smaller; a layer that fails is done."""
+        s = self.state
+        for room, done, sizes in self.bit_rounds(pruned):
             target = max(room, key=lambda p: sizes.get(p, 0))
             bits, bias_bits = self.one_bit_fewer(target)
             move = f"fewer bits: {self.bits_text(bits, bias_bits)}"
@@ -1153,12 +1159,7 @@ class _Search:
         is kept (a move that costs nothing wins by its bytes); a layer whose move fails is
         done. Without ``size_fn`` the bytes saved are estimated as one bit per non-zero."""
         s = self.state
-        done = s.setdefault("bits_done", [])
-        sizes = self.nonzeros(pruned)
-        while not self.out_of_time(cluster=True):
-            room = self.bit_room(done)
-            if not room:
-                break
+        for room, done, sizes in self.bit_rounds(pruned):
             metric, previous = self.last_accepted_metric(), self.last_accepted_bytes()
             best = None
             for target in sorted(room, key=lambda p: -sizes.get(p, 0)):
