@@ -92,6 +92,7 @@ def _define_flags():
     """The command line (defined only when run as a script: tests import this module)."""
     global _MODEL, _SMOKE, _THREADS, _REPEATS, _ROUNDS, _SEED, _JSON_OUT, _WORK, _DATA
     global _BLOCK_PRUNE, _RETIME, _FIGURE, _PLOT_FROM, _VALIDATION
+    global _VARIANTS, _RECIPE, _PRUNE_EVENTS, _RETRAIN_EPOCHS, _DISTILL
     _MODEL = flags.DEFINE_list(
         "model", ["synthetic"], f"Models to run, from {list(MODELS)} (a comma-separated list)."
     )
@@ -121,6 +122,41 @@ def _define_flags():
         [],
         "Targets of the block variant instead of the model's PRUNE, as LAYER=SPARSITY or "
         "MODEL:LAYER=SPARSITY (e.g. ip1=0.9,ip2=0.85,ip3=0.7); layers not named keep theirs.",
+    )
+    _VARIANTS = flags.DEFINE_list(
+        "variants",
+        [],
+        f"Train only these of {list(VARIANTS)} (e.g. block, to choose --block_prune "
+        "faster); default: every variant of the model.",
+    )
+    _RECIPE = flags.DEFINE_enum(
+        "recipe",
+        "benchmark",
+        ["benchmark", "example"],
+        "LeNets' recipe: benchmark = benchmarks.paper_benchmark's shorter one (side by side "
+        "with tfmot); example = the examples' own (examples/lenet_300_100.py, lenet5.py: "
+        "more dense epochs, the better dense reference).",
+    )
+    _PRUNE_EVENTS = flags.DEFINE_integer(
+        "prune_events",
+        None,
+        "Recipe override, real models: this many cubic pruning events "
+        "(examples.paper_common.cubic_fractions) instead of the recipe's schedule.",
+        lower_bound=1,
+    )
+    _RETRAIN_EPOCHS = flags.DEFINE_integer(
+        "retrain_epochs",
+        None,
+        "Recipe override, real models: retraining epochs after the last pruning event.",
+        lower_bound=0,
+    )
+    _DISTILL = flags.DEFINE_float(
+        "distill",
+        None,
+        "Recipe override, real models: weight of the dense model's soft targets while "
+        "pruning and clustering (0: labels only).",
+        lower_bound=0.0,
+        upper_bound=1.0,
     )
     _RETIME = flags.DEFINE_bool(
         "retime",
@@ -218,15 +254,22 @@ def mobilenet_prune(model):
     return found
 
 
-def networks():
-    """`Network` per real model name."""
+def networks(recipe="benchmark"):
+    """`Network` per real model name.
+
+    Args:
+        recipe: The LeNets' recipes: ``"benchmark"`` (`benchmarks.paper_benchmark`'s) or
+            ``"example"`` (each example module's own ``recipe()``).
+    """
     from benchmarks import paper_benchmark as paper
     from examples import budget_search
 
     found = {}
-    for name, (module, recipe) in paper._recipes().items():  # pylint: disable=protected-access
+    for name, (module, recipe_) in paper._recipes().items():  # pylint: disable=protected-access
+        if recipe == "example":
+            recipe_ = module.recipe()
         found[name] = Network(
-            name, module.build_model, recipe, dict(module.PRUNE), dict(module.BITS), VARIANTS
+            name, module.build_model, recipe_, dict(module.PRUNE), dict(module.BITS), VARIANTS
         )
     found["mobilenet"] = Network(
         "mobilenet",
@@ -861,6 +904,29 @@ def parse_block_prune(values, models, layers_of):
     return {m: layers for m, layers in found.items() if layers}
 
 
+def parse_variants(values):
+    """`--variants` as a tuple in `VARIANTS` order (empty: every variant)."""
+    unknown = sorted(set(values) - set(VARIANTS))
+    if unknown:
+        raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}.")
+    return tuple(v for v in VARIANTS if v in values)
+
+
+def override_recipe(recipe, prune_events=None, retrain_epochs=None, distill=None):
+    """`recipe` with the command line's overrides (`--prune_events`, `--retrain_epochs`,
+    `--distill`); `None` keeps the recipe's own."""
+    from examples.paper_common import cubic_fractions
+
+    changes = {}
+    if prune_events is not None:
+        changes["prune_fractions"] = cubic_fractions(prune_events)
+    if retrain_epochs is not None:
+        changes["prune_final_epochs"] = retrain_epochs
+    if distill is not None:
+        changes["distill"] = distill
+    return dataclasses.replace(recipe, **changes)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -877,12 +943,13 @@ def main(argv):
     if _RETIME.value:
         main_retime(threads)
         return
-    nets = networks()
+    nets = networks(_RECIPE.value)
     block_prune = parse_block_prune(
         _BLOCK_PRUNE.value,
         [m for m in _MODEL.value if m != "synthetic"],
         {m: set(n.prune) for m, n in nets.items()},
     )
+    variants = parse_variants(_VARIANTS.value)
     work = _WORK.value or tempfile.mkdtemp(prefix="sparse_speed_")
     os.makedirs(work, exist_ok=True)
     results = {
@@ -910,6 +977,16 @@ def main(argv):
             net = nets[name]
             if name in block_prune:
                 net = dataclasses.replace(net, block_prune={**net.prune, **block_prune[name]})
+            net = dataclasses.replace(
+                net,
+                recipe=override_recipe(
+                    net.recipe, _PRUNE_EVENTS.value, _RETRAIN_EPOCHS.value, _DISTILL.value
+                ),
+            )
+            if _VARIANTS.value:
+                net = dataclasses.replace(
+                    net, variants=tuple(v for v in net.variants if v in variants)
+                )
             if smoke:
                 net = dataclasses.replace(net, recipe=net.recipe.smoke())
             data = paper.load_data("lenet5" if name == "mobilenet" else name, _DATA.value, smoke)
@@ -917,6 +994,7 @@ def main(argv):
                 data = hold_out(data, _VALIDATION.value)
             r = run_network(net, data, work, _SEED.value, threads, repeats, rounds)
             r["recipe"] = dataclasses.asdict(net.recipe)
+            r["recipe_name"] = _RECIPE.value
             r["prune"], r["bits"] = net.prune, net.bits
             r["block_prune"] = net.targets("block")
             r["comparison"] = comparison(r)

@@ -141,6 +141,29 @@ def test_parse_threads_rejects_what_is_not_a_positive_int():
             ss.parse_threads(bad)
 
 
+def test_parse_variants_keeps_the_benchmarks_order_and_rejects_unknown_names():
+    assert ss.parse_variants([]) == ()
+    assert ss.parse_variants(["block", "unstructured"]) == ss.VARIANTS
+    assert ss.parse_variants(["block"]) == ("block",)
+    with pytest.raises(app.UsageError, match="--variants: unknown"):
+        ss.parse_variants(["blocks"])
+
+
+def test_recipe_overrides_change_only_what_is_named():
+    from examples import lenet_300_100
+    from examples.paper_common import cubic_fractions
+
+    bench = ss.networks()["lenet_300_100"].recipe
+    example = ss.networks("example")["lenet_300_100"].recipe
+    assert example == lenet_300_100.recipe() and example != bench
+    assert ss.override_recipe(example) == example
+    r = ss.override_recipe(example, prune_events=24, retrain_epochs=12, distill=0.5)
+    assert r.prune_fractions == cubic_fractions(24) and len(r.prune_fractions) == 24
+    assert (r.prune_final_epochs, r.distill) == (12, 0.5)
+    assert r.dense_epochs == example.dense_epochs and r.prune_every == example.prune_every
+    assert ss.override_recipe(example, distill=0.0).distill == 0.0
+
+
 # --- the --smoke run, end to end ------------------------------------------------------
 
 
@@ -270,6 +293,31 @@ def test_plot_from_draws_one_bar_per_variant_and_thread_count(smoke, tmp_path):
     empty.write_text(json.dumps({"models": {}}))
     with pytest.raises(app.UsageError, match="no real model"):
         ss.figure_from([str(empty)], str(png))
+
+
+def test_smoke_run_of_one_variant_with_the_examples_recipe(tmp_path):
+    out_json = tmp_path / "block.json"
+    proc = _run(
+        "--smoke",
+        "--model=lenet_300_100",
+        "--variants=block",
+        "--recipe=example",
+        "--retrain_epochs=3",
+        "--distill=0.5",
+        "--threads=1",
+        "--repeats=20",
+        "--rounds=1",
+        f"--work={tmp_path / 'work'}",
+        f"--json_out={out_json}",
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads(out_json.read_text())["models"]["lenet_300_100"]
+    assert list(r["variants"]) == ["block"] and r["comparison"] is None
+    assert r["recipe_name"] == "example" and r["recipe"]["distill"] == 0.5
+    assert "distillation: weight 0.5" in proc.stdout
+    assert r["variants"]["block"]["latency"]["1"]["speedup"] > 0
+    assert not (tmp_path / "work" / "lenet_300_100_unstructured").exists()
 
 
 def test_retime_without_a_finished_run_is_a_usage_error(tmp_path):
