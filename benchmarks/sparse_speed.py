@@ -45,6 +45,13 @@ epochs, one variant); 7 latency rounds ~1-2 min per model; the smoke run ~1 min.
 reports errors on those instead of the test set: how the block targets of the
 recorded LeNet-300-100 run were chosen without looking at the test set.
 
+Recipe options (real models): ``--recipe=example`` trains the LeNets with the
+examples' own recipes (``examples/lenet_300_100.py``: 20 dense epochs, a better
+dense reference) instead of the benchmark's shorter ones; ``--prune_events``,
+``--retrain_epochs`` and ``--distill`` override the schedule's number of cubic
+pruning cuts, the retraining epochs after the last one and the distillation
+weight; ``--variants=block`` trains one variant only (a faster sweep).
+
     python -m benchmarks.sparse_speed                                   # synthetic, ~1 min
     python -m benchmarks.sparse_speed --model=lenet_300_100 --work=out/sparse \\
         --json_out=out/sparse_lenet_300_100.json
@@ -56,6 +63,10 @@ recorded LeNet-300-100 run were chosen without looking at the test set.
         --work=out/sparse_b90 --json_out=out/sparse_b90.json
     python -m benchmarks.sparse_speed --retime --work=out/sparse_b90 \\
         --json_out=out/sparse_b90.json                                 # time again, alone
+    python -m benchmarks.sparse_speed --model=lenet_300_100 --recipe=example \\
+        --variants=block --prune_events=24 --retrain_epochs=12 --distill=0.5 \\
+        --block_prune=ip1=0.97,ip2=0.9,ip3=0.6 --validation=10000 --rounds=3 \\
+        --work=out/val97 --json_out=out/val97.json                      # a block-target trial
     python -m benchmarks.sparse_speed --model=lenet_300_100 --smoke     # a tiny check (tests)
 
 A ``convert(sparse=True)`` that fails (a ValueError) is recorded in the results
