@@ -122,8 +122,18 @@ def distillation_loss(weight, temperature):
 
 
 def cubic_fractions(events):
-    """Zhu & Gupta's ramp f_i = 1 − (1 − i/n)³ at n iterative events: big cuts first, small ones last."""
-    return tuple(round(1.0 - (1.0 - i / events) ** 3, 4) for i in range(1, events + 1))
+    """Zhu & Gupta's ramp f_i = 1 − (1 − i/n)³ at n iterative events: big cuts first, small ones last.
+
+    Rounded to 4 decimals, or to as many more as keep the fractions strictly increasing
+    (from ~30 events on the last ones differ by less than 1e-4)."""
+    if not isinstance(events, int) or events < 1:
+        raise ValueError(f"events must be a positive int, received {events!r}.")
+    exact = [1.0 - (1.0 - i / events) ** 3 for i in range(1, events + 1)]
+    for digits in range(4, 16):
+        found = tuple(round(f, digits) for f in exact)
+        if all(a < b for a, b in zip(found, found[1:])):
+            return found
+    return tuple(exact)
 
 
 def compile_model(model, lr, epochs, steps_per_epoch, loss=None):

@@ -108,3 +108,19 @@ def test_paper_benchmark_smoke(tmp_path):
         # One row per clustered layer (read at the report's offsets in the restored file).
         rows = [ln.split()[0] for ln in k["paper_table"].splitlines()[3:] if ln[:1].isalpha()]
         assert {"ip1", "ip2"} <= set(rows), k["paper_table"]
+
+
+def test_cubic_fractions_stay_strictly_increasing_for_many_events():
+    from examples.paper_common import cubic_fractions
+    from keras_dc.schedules import Iterative
+
+    # The recipes' 12 events keep their 4-decimal values.
+    assert cubic_fractions(12)[:3] == (0.2297, 0.4213, 0.5781) and cubic_fractions(12)[-1] == 1.0
+    for events in (1, 4, 24, 36, 100):
+        f = cubic_fractions(events)
+        assert len(f) == events and f[-1] == 1.0
+        assert all(a < b for a, b in zip(f, f[1:])), events
+        Iterative(fractions=f, every=1, begin=0, unit="step")  # accepted by the schedule
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="positive int"):
+            cubic_fractions(bad)
