@@ -703,10 +703,11 @@ LABELS = {"lenet_300_100": "LeNet-300-100", "lenet5": "LeNet-5", "mobilenet": "M
 
 
 def figure_from(json_paths, path):
-    """`figure` of the real models in finished runs' JSON files, in the order given."""
+    """`figure` of the real models in finished runs' JSON files, in the order given (a
+    model in several runs is labelled with each run's seed)."""
     import json
 
-    results = []
+    found = []  # (model name, seed, result)
     for p in json_paths:
         try:
             with open(p) as f:
@@ -715,9 +716,14 @@ def figure_from(json_paths, path):
             raise app.UsageError(f"--plot_from: cannot read {p}: {e}") from None
         for name, r in run.get("models", {}).items():
             if name != "synthetic":
-                results.append((LABELS.get(name, name), r))
-    if not results:
+                found.append((name, run.get("seed"), r))
+    if not found:
         raise app.UsageError(f"--plot_from: no real model in {json_paths}")
+    names = [name for name, _, _ in found]
+    results = [
+        (LABELS.get(name, name) + (f", seed {seed}" if names.count(name) > 1 else ""), r)
+        for name, seed, r in found
+    ]
     return figure(results, path)
 
 

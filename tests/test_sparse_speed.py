@@ -295,6 +295,19 @@ def test_plot_from_draws_one_bar_per_variant_and_thread_count(smoke, tmp_path):
         ss.figure_from([str(empty)], str(png))
 
 
+def test_plot_from_labels_a_model_in_several_runs_with_their_seeds(tmp_path, monkeypatch):
+    runs = []
+    for seed, models in ((0, ["lenet_300_100", "lenet5"]), (1, ["lenet_300_100"])):
+        runs.append(tmp_path / f"run{seed}.json")
+        runs[-1].write_text(json.dumps({"seed": seed, "models": {m: {} for m in models}}))
+    monkeypatch.setattr(ss, "figure", lambda results, path: [label for label, _ in results])
+    assert ss.figure_from([str(r) for r in runs], "x.png") == [
+        "LeNet-300-100, seed 0",
+        "LeNet-5",
+        "LeNet-300-100, seed 1",
+    ]
+
+
 def test_smoke_run_of_one_variant_with_the_examples_recipe(tmp_path):
     out_json = tmp_path / "block.json"
     proc = _run(
