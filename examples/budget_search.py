@@ -61,6 +61,14 @@ def define_flags():
         "dense_epochs", None, "Dense training epochs (default per model).", **_main
     )
     flags.DEFINE_float("prune_epochs", None, "Retraining epochs per pruning move.", **_main)
+    flags.DEFINE_float(
+        "final_epochs",
+        None,
+        "Retraining epochs of the pruned network after the last pruning move "
+        "(default: twice --prune_epochs; 0: none).",
+        lower_bound=0.0,
+        **_main,
+    )
     flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
     flags.DEFINE_bool(
         "calibrate_lr",
@@ -200,6 +208,7 @@ def run(
     smoke=False,
     dense_epochs=None,
     prune_epochs=None,
+    final_epochs=None,
     start_density=0.5,
     rate_weight=0.0,
     init="linear_gap",
@@ -276,6 +285,7 @@ def run(
         max_value=max_error,
         loss=loss,
         prune_epochs=settings["prune_epochs"],
+        final_epochs=final_epochs,
         cluster_epochs=max(0.5, settings["prune_epochs"]),
         start_density=start_density,
         init=init,
@@ -305,6 +315,8 @@ def run(
         "max_error": max_error,
         "distill": distill,
         "bit_moves": bit_moves,
+        "prune_epochs": settings["prune_epochs"],
+        "final_epochs": final_epochs,
         "validation_images": len(x_val),
         "calibrated": any(s["stage"] == "calibrate" for s in result.steps),
         "dense_test_error": dense_test,
@@ -357,6 +369,7 @@ def main(argv):
         smoke=FLAGS.smoke,
         dense_epochs=FLAGS.dense_epochs,
         prune_epochs=FLAGS.prune_epochs,
+        final_epochs=FLAGS.final_epochs,
         start_density=FLAGS.start_density,
         rate_weight=FLAGS.rate_weight,
         init=FLAGS.init,

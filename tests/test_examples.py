@@ -39,11 +39,18 @@ def test_quickstart_main_job(tmp_path):
 
 
 def test_budget_search_example(tmp_path):
-    out = _run("budget_search", f"--out={tmp_path}", "--time_limit=30", "--bit_moves=best")
+    out = _run(
+        "budget_search",
+        f"--out={tmp_path}",
+        "--time_limit=30",
+        "--bit_moves=best",
+        "--final_epochs=0.75",
+    )
     assert "compressed bundle     test error" in out
+    assert "[prune] retrain 0.75 epochs" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "lenet_300_100" and results["bundle_bytes"] > 0
-    assert results["bit_moves"] == "best"
+    assert results["bit_moves"] == "best" and results["final_epochs"] == 0.75
     assert results["ratio"] == results["dense_tflite_bytes"] / results["bundle_bytes"]
     assert results["validation_error"] <= results["dense_validation_error"] + 0.002 + 1e-9
     assert (tmp_path / "bundle" / "model.dcw").exists() and (tmp_path / "search.png").exists()

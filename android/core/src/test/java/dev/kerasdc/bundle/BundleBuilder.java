@@ -366,34 +366,8 @@ final class BundleBuilder {
     int elements = raw.length / esize;
     int slices = bookOf.length;
     int perSlice = slices == 0 ? 0 : elements / slices;
-    long[] values = new long[elements];
-    for (int p = 0; p < elements; p++) {
-      for (int j = 0; j < esize; j++) {
-        values[p] |= (raw[p * esize + j] & 0xFFL) << (8 * j);
-      }
-    }
-    long[] background = new long[books];
-    if (sparse) {
-      List<java.util.Map<Long, Integer>> counts = new ArrayList<java.util.Map<Long, Integer>>();
-      for (int c = 0; c < books; c++) {
-        counts.add(new java.util.HashMap<Long, Integer>());
-      }
-      for (int p = 0; p < elements; p++) {
-        java.util.Map<Long, Integer> book = counts.get(bookOf[p / perSlice]);
-        Integer n = book.get(values[p]);
-        book.put(values[p], n == null ? 1 : n + 1);
-      }
-      for (int c = 0; c < books; c++) {
-        int best = -1;
-        for (java.util.Map.Entry<Long, Integer> e : counts.get(c).entrySet()) {
-          if (e.getValue() > best
-              || (e.getValue() == best && Long.compareUnsigned(e.getKey(), background[c]) < 0)) {
-            best = e.getValue();
-            background[c] = e.getKey();
-          }
-        }
-      }
-    }
+    long[] values = elements(raw, esize);
+    long[] background = sparse ? mostFrequent(values, bookOf, books) : new long[books];
     List<List<Long>> bookValues = new ArrayList<List<Long>>();
     for (int c = 0; c < books; c++) {
       bookValues.add(new ArrayList<Long>());
@@ -436,16 +410,64 @@ final class BundleBuilder {
     if (!sparse) {
       return concat(head, stream(symbols));
     }
-    ByteArrayOutputStream backgrounds = new ByteArrayOutputStream();
-    for (int c = 0; c < books; c++) {
-      for (int j = 0; j < esize; j++) {
-        backgrounds.write((int) (background[c] >>> (8 * j)));
+    return concat(
+        head,
+        patterns(background, esize),
+        new byte[] {(byte) escapeRun},
+        stream(gapSymbols(emitted, escapeRun)),
+        stream(Arrays.copyOf(symbols, count)));
+  }
+
+  /**
+   * A SPARSE_RAW payload (spec 7.6) of {@code raw} (esize bytes each) with {@code slices}
+   * backgrounds (1, or the segment's channels): each slice's most frequent value (ties: the
+   * smallest bit pattern, as unsigned), as for CLUSTERED_SPARSE. Every other element is emitted
+   * with its bytes as they are.
+   */
+  static byte[] sparseRaw(byte[] raw, int esize, int slices, int escapeRun) {
+    int[] own = new int[slices];
+    for (int c = 0; c < slices; c++) {
+      own[c] = c;
+    }
+    return sparseRaw(raw, esize, mostFrequent(elements(raw, esize), own, slices), escapeRun);
+  }
+
+  /**
+   * A SPARSE_RAW payload (spec 7.6) with the given background of each slice (slice_count =
+   * {@code background.length}): any pattern is valid, also one its slice never holds (then all of
+   * the slice is emitted). Layout: u16 slice_count, the backgrounds, u8 escape_run, the gap stream
+   * of the emitted positions (7.4), then the emitted elements' bytes in position order.
+   */
+  static byte[] sparseRaw(byte[] raw, int esize, long[] background, int escapeRun) {
+    int elements = raw.length / esize;
+    int perSlice = elements / background.length;
+    long mask = esize == 8 ? -1L : (1L << (8 * esize)) - 1; // only esize bytes are written
+    boolean[] emitted = new boolean[elements];
+    ByteArrayOutputStream values = new ByteArrayOutputStream();
+    for (int p = 0; p < elements; p++) {
+      if (element(raw, p * esize, esize) != (background[p / perSlice] & mask)) {
+        emitted[p] = true;
+        values.write(raw, p * esize, esize);
       }
     }
+    return concat(
+        new byte[] {(byte) background.length, (byte) (background.length >>> 8)},
+        patterns(background, esize),
+        new byte[] {(byte) escapeRun},
+        stream(gapSymbols(emitted, escapeRun)),
+        values.toByteArray());
+  }
+
+  /**
+   * The gap symbols (spec 7.4) of the {@code emitted} positions: a run of r background elements
+   * before an emitted one is floor(r/E) escapes (symbol 0), then symbol (r mod E) + 1; the
+   * background after the last emitted element needs no symbol (a final escape is invalid).
+   */
+  static int[] gapSymbols(boolean[] emitted, int escapeRun) {
     List<Integer> gaps = new ArrayList<Integer>();
     int run = 0;
-    for (int p = 0; p < elements; p++) {
-      if (!emitted[p]) {
+    for (boolean e : emitted) {
+      if (!e) {
         run++;
         continue;
       }
@@ -459,12 +481,55 @@ final class BundleBuilder {
     for (int i = 0; i < g.length; i++) {
       g[i] = gaps.get(i);
     }
-    return concat(
-        head,
-        backgrounds.toByteArray(),
-        new byte[] {(byte) escapeRun},
-        stream(g),
-        stream(Arrays.copyOf(symbols, count)));
+    return g;
+  }
+
+  /**
+   * The most frequent of {@code values} in each of {@code books}, where element p counts for book
+   * {@code bookOf[p / (values.length / bookOf.length)]}; ties: the smallest bit pattern, as
+   * unsigned. A book without elements gets 0.
+   */
+  private static long[] mostFrequent(long[] values, int[] bookOf, int books) {
+    int perSlice = bookOf.length == 0 ? 0 : values.length / bookOf.length;
+    List<java.util.Map<Long, Integer>> counts = new ArrayList<java.util.Map<Long, Integer>>();
+    for (int c = 0; c < books; c++) {
+      counts.add(new java.util.HashMap<Long, Integer>());
+    }
+    for (int p = 0; p < values.length; p++) {
+      java.util.Map<Long, Integer> book = counts.get(bookOf[p / perSlice]);
+      Integer n = book.get(values[p]);
+      book.put(values[p], n == null ? 1 : n + 1);
+    }
+    long[] background = new long[books];
+    for (int c = 0; c < books; c++) {
+      int best = -1;
+      for (java.util.Map.Entry<Long, Integer> e : counts.get(c).entrySet()) {
+        if (e.getValue() > best
+            || (e.getValue() == best && Long.compareUnsigned(e.getKey(), background[c]) < 0)) {
+          best = e.getValue();
+          background[c] = e.getKey();
+        }
+      }
+    }
+    return background;
+  }
+
+  /** The elements of {@code raw} (esize bytes each, little-endian) as unsigned integers. */
+  private static long[] elements(byte[] raw, int esize) {
+    long[] values = new long[raw.length / esize];
+    for (int p = 0; p < values.length; p++) {
+      values[p] = element(raw, p * esize, esize);
+    }
+    return values;
+  }
+
+  /** {@code values} as esize-byte little-endian bit patterns, back to back. */
+  private static byte[] patterns(long[] values, int esize) {
+    byte[] out = new byte[values.length * esize];
+    for (int i = 0; i < values.length; i++) {
+      putElement(out, i * esize, esize, values[i]);
+    }
+    return out;
   }
 
   /**

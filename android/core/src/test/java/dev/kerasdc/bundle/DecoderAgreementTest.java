@@ -416,7 +416,8 @@ final class DecoderAgreementTest {
   /**
    * A bundle with long streams (so that {@link HuffmanDecoding#AUTO} takes the Inflater on
    * Android and the block decoder its widest tables): sparse float32 with per-channel codebooks,
-   * dense float32, dense int8, sparse float16 with a -0.0 background, dense int64.
+   * dense float32, dense int8, sparse float16 with a -0.0 background, dense int64, and SPARSE_RAW
+   * float32 (unclustered values) with a -0.0 background per channel.
    */
   static Fixtures.Bundle longStreams(long seed) {
     Random random = new Random(seed);
@@ -436,6 +437,10 @@ final class DecoderAgreementTest {
         segment(r, random, 2, 30_000, 1, 0.95, 8, 0x8000L, Encoding.CLUSTERED_SPARSE, 1, 200));
     // Dense int64: 3 channels of 1000, 5 values each.
     segments.add(segment(r, random, 8, 3000, 3, 0.0, 5, 0, Encoding.CLUSTERED_DENSE, 3, 0));
+    // SPARSE_RAW float32 with background -0.0: 2 channels of 30000, 30% kept (more gap symbols
+    // than one block of the symbol reader), 4096 values each.
+    segments.add(
+        segment(r, random, 4, 60_000, 2, 0.7, 4096, 0x80000000L, Encoding.SPARSE_RAW, 2, 4));
     byte[] tail = new byte[7];
     random.nextBytes(tail);
     r.put(tail);
@@ -474,8 +479,10 @@ final class DecoderAgreementTest {
     }
     r.put(raw);
     byte[] payload =
-        BundleBuilder.clustered(raw, esize, books, encoding == Encoding.CLUSTERED_SPARSE,
-            escapeRun);
+        encoding == Encoding.SPARSE_RAW
+            ? BundleBuilder.sparseRaw(raw, esize, books, escapeRun)
+            : BundleBuilder.clustered(raw, esize, books, encoding == Encoding.CLUSTERED_SPARSE,
+                escapeRun);
     return new BundleBuilder.Seg(offset, raw.length, dtype, channels, encoding, payload);
   }
 
@@ -483,6 +490,7 @@ final class DecoderAgreementTest {
     List<Fixtures.Bundle> bundles = new ArrayList<Fixtures.Bundle>(GoldenTest.goldens());
     bundles.add(Fixtures.everyEncoding());
     bundles.add(Fixtures.delta());
+    bundles.add(Fixtures.sparseRaw());
     bundles.add(longStreams(1));
     Random random = new Random(41);
     for (int i = 0; i < 10; i++) {
@@ -536,6 +544,7 @@ final class DecoderAgreementTest {
           List<Fixtures.Bundle> bundles = new ArrayList<Fixtures.Bundle>(GoldenTest.goldens());
           bundles.add(Fixtures.everyEncoding());
           bundles.add(Fixtures.delta());
+          bundles.add(Fixtures.sparseRaw());
           bundles.add(longStreams(2));
           BundleRestorer[] restorers = new BundleRestorer[MODES.length];
           for (int m = 0; m < MODES.length; m++) {

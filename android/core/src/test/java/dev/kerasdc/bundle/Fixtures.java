@@ -235,6 +235,72 @@ final class Fixtures {
     return new Bundle("delta", restored, builder.build());
   }
 
+  /**
+   * SPARSE_RAW segments (spec 7.6), with gaps between: segment 0 float32, 4 channels of 150, one
+   * background per slice (+0.0, -0.0, 1.0, +0.0), 85% background, the rest unclustered random
+   * floats, escape_run 5; 1 int8, one slice of 1200, background 0 and 1% kept (runs longer than
+   * escape_run 255: escapes); 2 float16, 3 channels all background (no gap symbols, no values);
+   * 3 int16, 60 elements, none of them the background 0x7FFF (every element emitted, escape_run
+   * 1); 4 DELTA of int32 sorted indices, steps mostly 1 (inner SPARSE_RAW, background 1).
+   */
+  static Bundle sparseRaw() {
+    Random random = new Random(13);
+    ByteBuffer r = ByteBuffer.allocate(8192).order(ByteOrder.LITTLE_ENDIAN);
+    java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
+    ByteBuffer d = ByteBuffer.allocate(4 * 150 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    float[] backgrounds = {0f, -0.0f, 1f, 0f};
+    for (int c = 0; c < 4; c++) {
+      for (int i = 0; i < 150; i++) {
+        d.putFloat(random.nextInt(100) < 85 ? backgrounds[c] : (float) random.nextGaussian());
+      }
+    }
+    segments.add(sparseRawSegment(r, d.array(), Dtype.FLOAT32, 4, 4, 5, "per-slice"));
+    byte[] int8 = new byte[1200];
+    for (int i = 0; i < int8.length; i++) {
+      int8[i] = random.nextInt(100) == 0 ? (byte) (1 + random.nextInt(255)) : 0;
+    }
+    segments.add(sparseRawSegment(r, int8, Dtype.INT8, 1, 1, 255, "escapes"));
+    segments.add(sparseRawSegment(r, new byte[3 * 20 * 2], Dtype.FLOAT16, 3, 3, 4, "empty"));
+    d = ByteBuffer.allocate(60 * 2).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 60; i++) {
+      d.putShort((short) random.nextInt(1000));
+    }
+    r.put((byte) 0x5A);
+    int at = r.position();
+    r.put(d.array());
+    segments.add(
+        new BundleBuilder.Seg(
+                at, 120, Dtype.INT16, 1, Encoding.SPARSE_RAW,
+                BundleBuilder.sparseRaw(d.array(), 2, new long[] {0x7FFF}, 1))
+            .named("sparse-raw/dense"));
+    d = ByteBuffer.allocate(100 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    int index = 3;
+    for (int i = 0; i < 100; i++) {
+      index += random.nextInt(5) == 0 ? 2 + random.nextInt(8) : 1;
+      d.putInt(index);
+    }
+    segments.add(deltaSegment(r, d.array(), Dtype.INT32, 1, Encoding.SPARSE_RAW, "indices"));
+    r.put(new byte[] {6, 5, 4});
+    byte[] restored = java.util.Arrays.copyOf(r.array(), r.position());
+    BundleBuilder builder = new BundleBuilder(restored);
+    for (BundleBuilder.Seg seg : segments) {
+      builder.add(seg);
+    }
+    return new Bundle("sparse-raw", restored, builder.build());
+  }
+
+  /** Writes a gap byte and {@code data} to {@code r}; its SPARSE_RAW segment. */
+  private static BundleBuilder.Seg sparseRawSegment(
+      ByteBuffer r, byte[] data, int dtype, int channels, int slices, int escapeRun,
+      String name) {
+    r.put((byte) 0x5A);
+    int offset = r.position();
+    r.put(data);
+    byte[] payload = BundleBuilder.sparseRaw(data, Dtype.ESIZES[dtype], slices, escapeRun);
+    return new BundleBuilder.Seg(offset, data.length, dtype, channels, Encoding.SPARSE_RAW, payload)
+        .named("sparse-raw/" + name);
+  }
+
   /** Writes a gap byte and {@code data} to {@code r}; its DELTA segment with {@code inner}. */
   private static BundleBuilder.Seg deltaSegment(
       ByteBuffer r, byte[] data, int dtype, int channels, int inner, String name) {
@@ -250,6 +316,9 @@ final class Fixtures {
         break;
       case Encoding.ZLIB:
         payload = BundleBuilder.zlib(d, 9);
+        break;
+      case Encoding.SPARSE_RAW:
+        payload = BundleBuilder.sparseRaw(d, esize, channels, 3);
         break;
       case Encoding.GROUPED_DENSE:
         int[] map = new int[channels];
@@ -275,13 +344,14 @@ final class Fixtures {
     Encoding.ZLIB,
     Encoding.CLUSTERED_SPARSE,
     Encoding.CLUSTERED_DENSE,
+    Encoding.SPARSE_RAW,
     Encoding.GROUPED_SPARSE,
     Encoding.GROUPED_DENSE,
     Encoding.DELTA
   };
 
   /** The inner encodings a random DELTA segment draws from (spec 7.9): all but DELTA. */
-  static final int[] INNER_ENCODINGS = java.util.Arrays.copyOf(RANDOM_ENCODINGS, 6);
+  static final int[] INNER_ENCODINGS = java.util.Arrays.copyOf(RANDOM_ENCODINGS, 7);
 
   /** The grouped encodings (spec 7.8), for {@link #random(Random, int, int[])}. */
   static final int[] GROUPED_ENCODINGS = {Encoding.GROUPED_SPARSE, Encoding.GROUPED_DENSE};
@@ -298,9 +368,11 @@ final class Fixtures {
    * A random bundle whose segments use encodings drawn from {@code encodings}. Each segment's
    * channels are grouped at random into G codebooks, each with its own values and background
    * (0 or a random pattern), so that channels of different groups differ; G is 1 unless the
-   * segment is grouped (a clustered segment then has one codebook, or one per channel). A DELTA
-   * segment draws its inner encoding from {@link #INNER_ENCODINGS} and its differences as above;
-   * its elements are their running sums.
+   * segment is grouped or SPARSE_RAW (a clustered segment then has one codebook, or one per
+   * channel). A SPARSE_RAW segment is mostly background (pruned) with unclustered random values,
+   * has one background or one per channel, and now and then a background its slices never hold
+   * (every element emitted). A DELTA segment draws its inner encoding from {@link
+   * #INNER_ENCODINGS} and its differences as above; its elements are their running sums.
    */
   static Bundle random(Random random, int index, int[] encodings) {
     int segmentCount = random.nextInt(6);
@@ -317,12 +389,15 @@ final class Fixtures {
         encoding = INNER_ENCODINGS[random.nextInt(INNER_ENCODINGS.length)];
       }
       boolean grouped = Encoding.isGrouped(encoding);
+      boolean sparseRaw = encoding == Encoding.SPARSE_RAW;
       int dtype = random.nextInt(esizes.length);
       int esize = esizes[dtype];
-      boolean wide = grouped && random.nextInt(8) == 0; // many channels, few elements each
+      // Many channels, few elements each (for SPARSE_RAW: many backgrounds).
+      boolean wide = (grouped || sparseRaw) && random.nextInt(8) == 0;
       int channels = 1 + random.nextInt(wide ? 300 : grouped ? 8 : 4);
       int elements = channels * random.nextInt(wide ? 3 : 200);
-      int groups = grouped ? 1 + random.nextInt(Math.min(channels, 256)) : 1;
+      // Channels of a group share a background: SPARSE_RAW's slices differ between groups.
+      int groups = grouped || sparseRaw ? 1 + random.nextInt(Math.min(channels, 256)) : 1;
       int[] map = new int[channels];
       for (int c = 0; c < channels; c++) {
         map[c] = random.nextInt(groups);
@@ -337,13 +412,18 @@ final class Fixtures {
         background[g] = random.nextInt(3) == 0 ? random.nextLong() : 0;
       }
       byte[] data = new byte[elements * esize];
+      // SPARSE_RAW is for pruned values that are not clustered: mostly background (3 times in
+      // 4), the rest any pattern.
       double zeros = random.nextDouble();
+      if (sparseRaw && random.nextInt(4) > 0) {
+        zeros = 0.7 + 0.3 * zeros;
+      }
       for (int p = 0; p < elements; p++) {
         int g = map[p / (elements / channels)];
         long v =
             random.nextDouble() < zeros
                 ? background[g]
-                : values[g][random.nextInt(values[g].length)];
+                : sparseRaw ? random.nextLong() : values[g][random.nextInt(values[g].length)];
         for (int j = 0; j < esize; j++) {
           data[p * esize + j] = (byte) (v >>> (8 * j));
         }
@@ -366,6 +446,16 @@ final class Fixtures {
         case Encoding.GROUPED_SPARSE:
         case Encoding.GROUPED_DENSE:
           payload = BundleBuilder.grouped(coded, esize, map, groups, sparse, escapeRun);
+          break;
+        case Encoding.SPARSE_RAW:
+          int slices = random.nextBoolean() ? 1 : channels;
+          if (random.nextInt(6) == 0) { // a background no slice holds: all emitted
+            long[] absent = new long[slices];
+            java.util.Arrays.fill(absent, absentPattern(coded, esize));
+            payload = BundleBuilder.sparseRaw(coded, esize, absent, escapeRun);
+          } else {
+            payload = BundleBuilder.sparseRaw(coded, esize, slices, escapeRun);
+          }
           break;
         default:
           int books = random.nextBoolean() ? 1 : channels;
@@ -392,6 +482,27 @@ final class Fixtures {
       builder.add(s);
     }
     return new Bundle("random-" + index, restored, builder.build());
+  }
+
+  /**
+   * The smallest esize-byte pattern (as unsigned) that no element of {@code data} has. When all
+   * 256 one-byte patterns occur it is 256, whose low byte (0) occurs: the payload stays valid, its
+   * background just is not absent.
+   */
+  static long absentPattern(byte[] data, int esize) {
+    java.util.Set<Long> present = new java.util.HashSet<Long>();
+    for (int p = 0; p < data.length; p += esize) {
+      long v = 0;
+      for (int j = 0; j < esize; j++) {
+        v |= (data[p + j] & 0xFFL) << (8 * j);
+      }
+      present.add(v);
+    }
+    long v = 0;
+    while (present.contains(v)) {
+      v++;
+    }
+    return v;
   }
 
   static byte[] slice(byte[] b, int offset, int length) {

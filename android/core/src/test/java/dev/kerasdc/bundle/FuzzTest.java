@@ -80,6 +80,29 @@ final class FuzzTest {
         });
   }
 
+  /**
+   * SPARSE_RAW (7.6): per-slice backgrounds, escapes, an all-background and an all-emitted
+   * segment, and one inside DELTA; every truncation, random corruptions, both decoders.
+   */
+  @Test
+  void sparseRawBundle() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
+            BundleRestorer restorer =
+                mode == null
+                    ? new BundleRestorer()
+                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
+            Fuzz fuzz = new Fuzz(Fixtures.sparseRaw(), restorer);
+            fuzz.intact();
+            fuzz.truncations();
+            fuzz.mutations(mode == null ? 37 : 41, 2000);
+            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
+          }
+        });
+  }
+
   @Test
   void randomBundles() {
     assertTimeoutPreemptively(
@@ -88,12 +111,13 @@ final class FuzzTest {
           Random random = new Random(5);
           int cases = 0;
           int[] drawn = new int[Format.Encoding.NAMES.length];
-          for (int i = 0; i < 20; i++) {
+          // 30 bundles of up to 5 segments, so that each of the 8 encodings is drawn often.
+          for (int i = 0; i < 30; i++) {
             Fixtures.Bundle bundle = Fixtures.random(random, i);
             count(bundle, drawn);
             Fuzz fuzz = new Fuzz(bundle);
             fuzz.intact();
-            fuzz.mutations(100 + i, 120);
+            fuzz.mutations(100 + i, 80);
             cases += fuzz.rejected + fuzz.restored;
           }
           assertTrue(cases >= 2000, "cases " + cases);
