@@ -79,7 +79,7 @@ def define_flags():
     flags.DEFINE_float("rate_weight", 0.0, "Entropy-constrained clustering weight.", **_main)
     flags.DEFINE_enum(
         "bit_moves",
-        "largest",
+        "best",
         ["largest", "best", "none"],
         "Bit moves after clustering: the layer with the most non-zeros first (largest), the "
         "most bytes per metric cost of all layers' moves each round (best), or none.",
@@ -215,7 +215,7 @@ def run(
     calibrate_lr=True,
     time_limit=None,
     distill=0.0,
-    bit_moves="largest",
+    bit_moves="best",
     log=print,
 ):
     """The whole job for one network; returns the results dict (also written to results.json)."""

@@ -23,10 +23,10 @@ choosing every layer's sparsity and index bits itself:
    biases of the clustered layers too, ``bias_bits="auto"``), then centroid
    retraining. If the retrained model breaks the budget, the layer that lost most
    gets one more bit and clustering runs again from the pruned weights. Then **bit
-   moves**: one bit fewer for the layer with the most non-zeros, clustered again
-   from the pruned weights and retrained, kept when within budget and smaller
-   (``bit_moves="best"``: each round tries one bit fewer for every layer and keeps
-   the move that saves the most bytes per unit of metric it costs).
+   moves** (``bit_moves="best"``, the default): each round tries one bit fewer for
+   every layer, clustered again from the pruned weights and retrained, and keeps the
+   move within budget that saves the most bytes per unit of metric it costs
+   (``bit_moves=True``: the layer with the most non-zeros first).
 
 Pruning gets ``prune_share`` of the budget; clustering gets the rest. Every
 decision uses the **validation** data only: keep the test set for the final
@@ -235,7 +235,7 @@ def compress_to_budget(
     init="linear_gap",
     rate_weight=0.0,
     cluster_retries=3,
-    bit_moves=True,
+    bit_moves="best",
     bias_bits="auto",
     min_size=256,
     size_fn=bundle_size,
@@ -300,15 +300,17 @@ def compress_to_budget(
         rate_weight: Entropy-constrained clustering weight (see
             `WeightClustering`). Defaults to `0.0`.
         cluster_retries: Times clustering may add a bit and run again. Defaults to `3`.
-        bit_moves: After the first clustering fits the budget, try one bit fewer
-            per layer (the layer with the most non-zeros first), each time clustering
-            again from the pruned weights and retraining. ``"best"``: each round
-            tries one bit fewer for every layer (and the biases) and keeps, of the
-            moves within budget that shrink the file, the one that saves the most
-            bytes per unit of metric it costs; it clusters more often (one run per
-            layer and round) but does not spend the budget on a small layer first.
-            An interrupted round runs again on resume. `False`: no bit moves.
-            Defaults to `True` (most non-zeros first).
+        bit_moves: After the first clustering fits the budget, try fewer bits, each
+            time clustering again from the pruned weights and retraining. ``"best"``:
+            each round tries one bit fewer for every layer (and the biases) and keeps,
+            of the moves within budget that shrink the file, the one that saves the
+            most bytes per unit of metric it costs; it clusters once per layer and
+            round but does not spend the budget on a small layer first. An
+            interrupted round runs again on resume. `True`: one bit fewer for the
+            layer with the most non-zeros first, until it fails, then the next
+            (fewer clusterings). `False`: no bit moves. Defaults to ``"best"``
+            (LeNet-300-100, three seeds from the same pruned models: 2.0%, 5.1% and
+            0% smaller than `True`).
         bias_bits: Also share the biases of the clustered layers
             (`WeightClustering`'s ``bias_bits``): ``"auto"`` chooses the fewest
             bits the same way as for kernels, an int fixes them, `None` leaves

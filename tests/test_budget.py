@@ -261,6 +261,39 @@ def test_best_bit_moves_keep_the_move_with_most_bytes_per_metric_cost(mnist):
         assert layer["clusters"] <= 2 ** layer["bits"]
 
 
+def _bits(move):
+    """``"fewer bits: hidden 4, out 5, bias 3"`` or ``"bits hidden 4, ..."`` (the first
+    clustering) -> ``{"hidden": 4, "out": 5, "bias": 3}``."""
+    text = move.split(": ", 1)[1] if ": " in move else move.removeprefix("bits ")
+    return {name: int(b) for name, b in (part.rsplit(" ", 1) for part in text.split(", "))}
+
+
+def test_bit_moves_true_take_the_layer_with_most_non_zeros_first(mnist):
+    model = trained_mlp(mnist)
+    train, val = mnist
+    result = keras_dc.compress_to_budget(
+        model, train, val, max_increase=0.02, bit_moves=True, **FAST
+    )
+    assert result.final_metric <= result.limit + 1e-9
+    steps = [st for st in result.steps if st["stage"] == "cluster"]
+    assert not any(st["move"].startswith(("try fewer bits", "fewer bits (best")) for st in steps)
+    moves = [i for i, st in enumerate(steps) if st["move"].startswith("fewer bits: ")]
+    assert moves
+    nonzeros = {
+        layer["path"].split("/")[-2]: layer["weights"] * (1 - layer["sparsity"])
+        for layer in result.layers
+    }
+    first = moves[0]
+    before = _bits([st for st in steps[:first] if st["accepted"]][-1]["move"])
+    after = _bits(steps[first]["move"])
+    changed = [name for name in after if after[name] != before.get(name)]
+    # One bit fewer for exactly one layer: the one with the most non-zeros (all have room
+    # at the first move unless already at min_bits).
+    assert len(changed) == 1 and after[changed[0]] == before[changed[0]] - 1
+    with_room = [n for n in nonzeros if before.get(n, 1) > 1]
+    assert changed[0] == max(with_room, key=nonzeros.get)
+
+
 def test_bit_move_score_is_bytes_per_metric_cost():
     from keras_dc.budget import _bit_move_score
 
