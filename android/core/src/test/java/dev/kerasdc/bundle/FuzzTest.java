@@ -43,41 +43,13 @@ final class FuzzTest {
   /** The grouped encodings (7.8): every truncation, random corruptions inside the payloads. */
   @Test
   void groupedBundle() {
-    assertTimeoutPreemptively(
-        Duration.ofSeconds(120),
-        () -> {
-          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
-            BundleRestorer restorer =
-                mode == null
-                    ? new BundleRestorer()
-                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
-            Fuzz fuzz = new Fuzz(Fixtures.grouped(), restorer);
-            fuzz.intact();
-            fuzz.truncations();
-            fuzz.mutations(mode == null ? 19 : 23, 2000);
-            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
-          }
-        });
+    fuzzBothDecoders(Fixtures.grouped(), 19, 23);
   }
 
   /** DELTA (7.9) over five inner encodings: every truncation, random corruptions, both decoders. */
   @Test
   void deltaBundle() {
-    assertTimeoutPreemptively(
-        Duration.ofSeconds(120),
-        () -> {
-          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
-            BundleRestorer restorer =
-                mode == null
-                    ? new BundleRestorer()
-                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
-            Fuzz fuzz = new Fuzz(Fixtures.delta(), restorer);
-            fuzz.intact();
-            fuzz.truncations();
-            fuzz.mutations(mode == null ? 29 : 31, 2000);
-            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
-          }
-        });
+    fuzzBothDecoders(Fixtures.delta(), 29, 31);
   }
 
   /**
@@ -86,21 +58,7 @@ final class FuzzTest {
    */
   @Test
   void sparseRawBundle() {
-    assertTimeoutPreemptively(
-        Duration.ofSeconds(120),
-        () -> {
-          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
-            BundleRestorer restorer =
-                mode == null
-                    ? new BundleRestorer()
-                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
-            Fuzz fuzz = new Fuzz(Fixtures.sparseRaw(), restorer);
-            fuzz.intact();
-            fuzz.truncations();
-            fuzz.mutations(mode == null ? 37 : 41, 2000);
-            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
-          }
-        });
+    fuzzBothDecoders(Fixtures.sparseRaw(), 37, 41);
   }
 
   @Test
@@ -200,5 +158,28 @@ final class FuzzTest {
         drawn[segment.getEncoding()]++;
       }
     }
+  }
+
+  /**
+   * `bundle` restores intact, then every truncation and 2000 random corruptions are rejected
+   * or restored, with the default and the Inflater Huffman decoder (mutation seeds `seed` and
+   * `inflaterSeed`).
+   */
+  private static void fuzzBothDecoders(Fixtures.Bundle bundle, int seed, int inflaterSeed) {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          for (HuffmanDecoding mode : new HuffmanDecoding[] {null, HuffmanDecoding.INFLATER}) {
+            BundleRestorer restorer =
+                mode == null
+                    ? new BundleRestorer()
+                    : new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
+            Fuzz fuzz = new Fuzz(bundle, restorer);
+            fuzz.intact();
+            fuzz.truncations();
+            fuzz.mutations(mode == null ? seed : inflaterSeed, 2000);
+            assertTrue(fuzz.rejected > 2000, "rejected " + fuzz.rejected);
+          }
+        });
   }
 }
