@@ -227,12 +227,7 @@ final class Fixtures {
     }
     segments.add(deltaSegment(r, d.array(), Dtype.FLOAT16, 1, Encoding.CLUSTERED_DENSE, "halves"));
     r.put(new byte[] {9, 8, 7});
-    byte[] restored = java.util.Arrays.copyOf(r.array(), r.position());
-    BundleBuilder builder = new BundleBuilder(restored);
-    for (BundleBuilder.Seg seg : segments) {
-      builder.add(seg);
-    }
-    return new Bundle("delta", restored, builder.build());
+    return bundle("delta", java.util.Arrays.copyOf(r.array(), r.position()), segments);
   }
 
   /**
@@ -281,12 +276,7 @@ final class Fixtures {
     }
     segments.add(deltaSegment(r, d.array(), Dtype.INT32, 1, Encoding.SPARSE_RAW, "indices"));
     r.put(new byte[] {6, 5, 4});
-    byte[] restored = java.util.Arrays.copyOf(r.array(), r.position());
-    BundleBuilder builder = new BundleBuilder(restored);
-    for (BundleBuilder.Seg seg : segments) {
-      builder.add(seg);
-    }
-    return new Bundle("sparse-raw", restored, builder.build());
+    return bundle("sparse-raw", java.util.Arrays.copyOf(r.array(), r.position()), segments);
   }
 
   /** Writes a gap byte and {@code data} to {@code r}; its SPARSE_RAW segment. */
@@ -476,12 +466,17 @@ final class Fixtures {
     byte[] tail = new byte[random.nextInt(30)];
     random.nextBytes(tail);
     r.write(tail, 0, tail.length);
-    byte[] restored = r.toByteArray();
+    return bundle("random-" + index, r.toByteArray(), segments);
+  }
+
+  /** The bundle of {@code segments} over the restored bytes {@code restored}. */
+  private static Bundle bundle(
+      String name, byte[] restored, java.util.List<BundleBuilder.Seg> segments) {
     BundleBuilder builder = new BundleBuilder(restored);
-    for (BundleBuilder.Seg s : segments) {
-      builder.add(s);
+    for (BundleBuilder.Seg seg : segments) {
+      builder.add(seg);
     }
-    return new Bundle("random-" + index, restored, builder.build());
+    return new Bundle(name, restored, builder.build());
   }
 
   /**
