@@ -967,6 +967,11 @@ def main(argv):
         {m: set(n.prune) for m, n in nets.items()},
     )
     variants = parse_variants(_VARIANTS.value)
+    for name in _MODEL.value:
+        if variants and name != "synthetic" and not set(variants) & set(nets[name].variants):
+            raise app.UsageError(
+                f"--variants={','.join(variants)}: {name} trains only {list(nets[name].variants)}."
+            )
     work = _WORK.value or tempfile.mkdtemp(prefix="sparse_speed_")
     os.makedirs(work, exist_ok=True)
     results = {
@@ -1000,7 +1005,7 @@ def main(argv):
                     net.recipe, _PRUNE_EVENTS.value, _RETRAIN_EPOCHS.value, _DISTILL.value
                 ),
             )
-            if _VARIANTS.value:
+            if variants:
                 net = dataclasses.replace(
                     net, variants=tuple(v for v in net.variants if v in variants)
                 )

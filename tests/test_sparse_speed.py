@@ -333,6 +333,13 @@ def test_smoke_run_of_one_variant_with_the_examples_recipe(tmp_path):
     assert not (tmp_path / "work" / "lenet_300_100_unstructured").exists()
 
 
+def test_a_variant_the_model_does_not_train_is_a_usage_error(tmp_path):
+    proc = _run("--model=mobilenet", "--variants=unstructured", f"--work={tmp_path}", timeout=120)
+    assert proc.returncode != 0
+    assert "--variants=unstructured: mobilenet trains only ['block']" in proc.stderr
+    assert not os.listdir(tmp_path)
+
+
 def test_retime_without_a_finished_run_is_a_usage_error(tmp_path):
     proc = _run(
         "--retime",
