@@ -276,11 +276,10 @@ def networks(recipe="benchmark"):
     from examples import budget_search
 
     found = {}
-    for name, (module, recipe_) in paper._recipes().items():  # pylint: disable=protected-access
-        if recipe == "example":
-            recipe_ = module.recipe()
+    for name, (module, shorter) in paper._recipes().items():  # pylint: disable=protected-access
+        chosen = module.recipe() if recipe == "example" else shorter
         found[name] = Network(
-            name, module.build_model, recipe_, dict(module.PRUNE), dict(module.BITS), VARIANTS
+            name, module.build_model, chosen, dict(module.PRUNE), dict(module.BITS), VARIANTS
         )
     found["mobilenet"] = Network(
         "mobilenet",
