@@ -86,6 +86,21 @@ def define_flags():
         **_main,
     )
     flags.DEFINE_enum(
+        "centroid_update",
+        "auto",
+        ["auto", "latent"],
+        "Centroid retraining: the paper's (auto: fixed assignments, the members' mean "
+        "step) or latent (every weight keeps a float value and may change cluster).",
+        **_main,
+    )
+    flags.DEFINE_float(
+        "cluster_lr",
+        1e-4,
+        "Adam's rate for the clustering stage's retraining (3e-4 suits --centroid_update=latent).",
+        lower_bound=0.0,
+        **_main,
+    )
+    flags.DEFINE_enum(
         "init",
         "linear_gap",
         ["linear", "linear_gap", "density", "kmeans++"],
@@ -216,6 +231,8 @@ def run(
     time_limit=None,
     distill=0.0,
     bit_moves="best",
+    centroid_update="auto",
+    cluster_lr=1e-4,
     log=print,
 ):
     """The whole job for one network; returns the results dict (also written to results.json)."""
@@ -292,6 +309,8 @@ def run(
         rate_weight=rate_weight,
         calibrate_lr=calibrate_lr,
         bit_moves={"largest": True, "best": "best", "none": False}[bit_moves],
+        centroid_update=centroid_update,
+        cluster_learning_rate=cluster_lr,
         min_size=1,
         directory=os.path.join(out, "search"),
         time_limit=time_limit,
@@ -315,6 +334,8 @@ def run(
         "max_error": max_error,
         "distill": distill,
         "bit_moves": bit_moves,
+        "centroid_update": centroid_update,
+        "cluster_lr": cluster_lr,
         "prune_epochs": settings["prune_epochs"],
         "final_epochs": final_epochs,
         "validation_images": len(x_val),
@@ -377,6 +398,8 @@ def main(argv):
         time_limit=FLAGS.time_limit,
         distill=FLAGS.distill,
         bit_moves=FLAGS.bit_moves,
+        centroid_update=FLAGS.centroid_update,
+        cluster_lr=FLAGS.cluster_lr,
     )
     return 0
 
