@@ -70,6 +70,14 @@ def define_flags():
         **_main,
     )
     flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
+    flags.DEFINE_float(
+        "prune_share",
+        0.75,
+        "Share of the budget pruning may use; clustering gets the rest.",
+        lower_bound=0.0,
+        upper_bound=1.0,
+        **_main,
+    )
     flags.DEFINE_bool(
         "calibrate_lr",
         True,
@@ -225,6 +233,7 @@ def run(
     prune_epochs=None,
     final_epochs=None,
     start_density=0.5,
+    prune_share=0.75,
     rate_weight=0.0,
     init="linear_gap",
     calibrate_lr=True,
@@ -305,6 +314,7 @@ def run(
         final_epochs=final_epochs,
         cluster_epochs=max(0.5, settings["prune_epochs"]),
         start_density=start_density,
+        prune_share=prune_share,
         init=init,
         rate_weight=rate_weight,
         calibrate_lr=calibrate_lr,
@@ -338,6 +348,7 @@ def run(
         "cluster_lr": cluster_lr,
         "prune_epochs": settings["prune_epochs"],
         "final_epochs": final_epochs,
+        "prune_share": prune_share,
         "validation_images": len(x_val),
         "calibrated": any(s["stage"] == "calibrate" for s in result.steps),
         "dense_test_error": dense_test,
@@ -392,6 +403,7 @@ def main(argv):
         prune_epochs=FLAGS.prune_epochs,
         final_epochs=FLAGS.final_epochs,
         start_density=FLAGS.start_density,
+        prune_share=FLAGS.prune_share,
         rate_weight=FLAGS.rate_weight,
         init=FLAGS.init,
         calibrate_lr=FLAGS.calibrate_lr,

@@ -45,15 +45,57 @@ def test_budget_search_example(tmp_path):
         "--time_limit=30",
         "--bit_moves=best",
         "--final_epochs=0.75",
+        "--centroid_update=latent",
+        "--cluster_lr=3e-4",
+        "--prune_share=0.8",
     )
     assert "compressed bundle     test error" in out
     assert "[prune] retrain 0.75 epochs" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "lenet_300_100" and results["bundle_bytes"] > 0
     assert results["bit_moves"] == "best" and results["final_epochs"] == 0.75
+    assert results["centroid_update"] == "latent" and results["cluster_lr"] == 3e-4
+    assert results["prune_share"] == 0.8
     assert results["ratio"] == results["dense_tflite_bytes"] / results["bundle_bytes"]
     assert results["validation_error"] <= results["dense_validation_error"] + 0.002 + 1e-9
     assert (tmp_path / "bundle" / "model.dcw").exists() and (tmp_path / "search.png").exists()
+
+    # The centroid-update benchmark re-clusters this run's pruned network.
+    rows_path = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.centroid_update",
+            f"--runs={tmp_path}",
+            "--bits=2,2,3",
+            "--updates=auto,latent",
+            "--lrs=3e-4",
+            "--epochs=0.02",
+            f"--json_out={rows_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    rows = json.loads(rows_path.read_text())
+    assert [r["update"] for r in rows] == ["auto", "latent"]
+    for r in rows:
+        assert r["bits"] == [2, 2, 3] and 0.0 <= r["error"] <= 1.0
+        assert all(v <= 2**b for v, b in zip(r["values"], r["bits"]))
+        assert r["nonzeros"] == rows[0]["nonzeros"]  # the same pruned network, pruning kept
+    bad = subprocess.run(
+        [sys.executable, "-m", "benchmarks.centroid_update", f"--runs={tmp_path}", "--bits=2,2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=600,
+    )
+    assert bad.returncode != 0 and "--bits lists 2 values" in bad.stderr + bad.stdout
 
 
 def test_sensitivity_example():
