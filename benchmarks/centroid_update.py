@@ -99,7 +99,9 @@ def main(argv):
     n = _VALIDATION.value
     rows = []
     print(f"machine: {json.dumps(machine_info())}")
-    print(f"{'run':<40s} {'bits':<8s} {'update':<7s} {'lr':>7s} {'pruned':>7s} {'error':>7s}  values")
+    print(
+        f"{'run':<40s} {'bits':<8s} {'update':<7s} {'lr':>7s} {'pruned':>7s} {'error':>7s}  values"
+    )
     for run in _RUNS.value:
         model_shape = None
         for bits in bits_list:
