@@ -13,6 +13,7 @@ Example:
 from keras_dc import schedules
 from keras_dc.budget import BudgetResult, bundle_size, compress_to_budget
 from keras_dc.clustering import WeightClustering
+from keras_dc.dead_units import remove_dead_units
 from keras_dc.kmeans import cluster_weights
 from keras_dc.layer_stats import format_layer_report, layer_report
 from keras_dc.pruning import MagnitudePruning
@@ -29,6 +30,7 @@ __all__ = [
     "bundle_size",
     "MagnitudePruning",
     "make_reproducible",
+    "remove_dead_units",
     "WeightClustering",
     "Sparsity",
     "GlobalSparsity",

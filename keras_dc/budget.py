@@ -17,7 +17,9 @@ choosing every layer's sparsity and index bits itself:
    the step, until a half step fails too; then layer moves: the layer with the most
    weights left prunes further on its own (again with one half-step retry), then
    the next. A failed move is undone (the last accepted weights come back). The
-   pruned network then retrains longer (``final_epochs``).
+   pruned network then retrains longer (``final_epochs``), and the weights that feed
+   units nothing reads any more are zeroed (`remove_dead_units`: Dense chains of a
+   Sequential model; no output changes).
 2. **Cluster**: for each layer the fewest bits (``max_bits`` … ``min_bits``) whose
    one-shot k-means keeps the metric within its share of the remaining budget (the
    biases of the clustered layers too, ``bias_bits="auto"``), then centroid
@@ -54,6 +56,7 @@ import numpy as np
 from keras_dc import _keras_glue as glue
 from keras_dc._validate import as_bits, as_choice, as_float, as_int
 from keras_dc.clustering import CENTROID_UPDATES, WeightClustering
+from keras_dc.dead_units import remove_dead_units
 from keras_dc.kmeans import INITS, cluster_weights
 from keras_dc.pruning import MagnitudePruning
 from keras_dc.schedules import Iterative, OneShot
@@ -774,6 +777,7 @@ class _Search:
             if self.calibrate_lr and "lr_scale" not in self.state:
                 self.calibrate()
             self.prune()
+            self.drop_dead_units()
             self.state["stage"] = "cluster"
             self.state["pruned_metric"] = self.last_accepted_metric()
             self.save()
@@ -873,6 +877,24 @@ class _Search:
             )
             s["final_done"] = True
             self.try_prune(f"retrain {self.final_epochs:g} epochs", keep, self.final_epochs)
+
+    def drop_dead_units(self):
+        """Zeroes the weights that feed units no later layer reads (`remove_dead_units`):
+        no output changes, and clustering spends nothing on them."""
+        started = time.perf_counter()
+        self.model.set_weights(self.accepted)
+        removed = remove_dead_units(self.model)
+        if not removed:
+            return
+        self.accepted = self.model.get_weights()
+        self.log_step(
+            "prune",
+            f"dead units: {removed} weights that fed nothing zeroed",
+            self.evaluate(),
+            self.measure(),
+            True,
+            started,
+        )
 
     def ramp(self, current, target, epochs=None):
         """A pruning schedule from sparsity `current` to `target` in `ramp_events` cuts spread

@@ -491,3 +491,24 @@ def test_calibration_lowers_a_learning_rate_that_alone_breaks_the_budget(mnist):
     assert any(s["stage"] == "prune" and s["accepted"] for s in steps)
     assert not any(s["stage"] == "calibrate" for s in runs[False].steps)
     assert not any(s["stage"] == "prune" and s["accepted"] for s in runs[False].steps)
+
+
+def test_search_zeroes_the_weights_that_feed_nothing(mnist):
+    """Units of `hidden` whose `out` rows are zero from the start feed nothing: at the end of
+    pruning the search zeroes their inputs (a logged step that leaves the metric unchanged)."""
+    model = trained_mlp(mnist)
+    dead_units = [0, 3, 7, 11]
+    out = np.asarray(model.get_layer("out").kernel.numpy()).copy()
+    out[dead_units] = 0  # pruned weights stay zero: the masks come from the zeros
+    model.get_layer("out").kernel.assign(out)
+    train, val = mnist
+    result = keras_dc.compress_to_budget(
+        model, train, val, max_increase=0.02, size_fn=None, bit_moves=False, **FAST
+    )
+    (step,) = [s for s in result.steps if s["move"].startswith("dead units: ")]
+    removed = int(step["move"].split()[2])
+    assert removed > 0 and step["accepted"]
+    before = [s for s in result.steps if s["accepted"] and s["stage"] == "prune"]
+    previous = before[before.index(step) - 1]
+    assert step["metric"] == previous["metric"]  # no output changed
+    assert not np.any(model.get_layer("hidden").kernel.numpy()[:, dead_units])
