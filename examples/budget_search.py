@@ -95,7 +95,7 @@ def define_flags():
     )
     flags.DEFINE_enum(
         "centroid_update",
-        "auto",
+        "latent",
         ["auto", "latent"],
         "Centroid retraining: the paper's (auto: fixed assignments, the members' mean "
         "step) or latent (every weight keeps a float value and may change cluster).",
@@ -103,8 +103,8 @@ def define_flags():
     )
     flags.DEFINE_float(
         "cluster_lr",
-        1e-4,
-        "Adam's rate for the clustering stage's retraining (3e-4 suits --centroid_update=latent).",
+        3e-4,
+        "Adam's rate for the clustering stage's retraining (before the calibration's scaling).",
         lower_bound=0.0,
         **_main,
     )
@@ -240,8 +240,8 @@ def run(
     time_limit=None,
     distill=0.0,
     bit_moves="best",
-    centroid_update="auto",
-    cluster_lr=1e-4,
+    centroid_update="latent",
+    cluster_lr=3e-4,
     log=print,
 ):
     """The whole job for one network; returns the results dict (also written to results.json)."""
