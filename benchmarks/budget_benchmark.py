@@ -171,6 +171,9 @@ class BudgetGroup:
             before that flag used 5,000).
         calibrated: Whether the runs calibrated the learning rate first (a
             "calibrate" step in their step log; runs before ``calibrate_lr`` did not).
+        centroid_update: The clustering's ``--centroid_update`` (runs before that
+            flag: "auto", the paper's update).
+        prune_share: ``--prune_share`` (runs before that flag: 0.75).
     """
 
     kind: str
@@ -186,10 +189,16 @@ class BudgetGroup:
     distill: float = 0.0
     validation_images: int = 5000
     calibrated: bool = False
+    centroid_update: str = "auto"
+    prune_share: float = 0.75
 
     @property
     def label(self):
         text = budget_label(self.kind, self.value)
+        if self.centroid_update != "auto":
+            text += f", {self.centroid_update} centroid update"
+        if self.prune_share != 0.75:
+            text += f", prune share {self.prune_share:g}"
         if self.distill:
             text += f", distill {self.distill:g}"
         if self.validation_images != 10000:  # examples.budget_search's default since 2026-11-30
@@ -223,12 +232,14 @@ def group_runs(results):
             float(r.get("distill") or 0.0),
             int(r.get("validation_images") or 5000),
             bool(r.get("calibrated")),
+            r.get("centroid_update") or "auto",
+            float(r.get("prune_share") or 0.75),
         )
         by_budget.setdefault(r["model"], {}).setdefault(key, []).append(r)
     out = {}
     for model, budgets in sorted(by_budget.items()):
         groups = []
-        for (kind, value, distill, n_val, calibrated), runs in budgets.items():
+        for (kind, value, distill, n_val, calibrated, update, share), runs in budgets.items():
             runs = tuple(sorted(runs, key=lambda r: r["seed"]))
             limits = [
                 value if kind == "max_error" else r["dense_validation_error"] + value for r in runs
@@ -248,11 +259,22 @@ def group_runs(results):
                     distill=distill,
                     validation_images=n_val,
                     calibrated=calibrated,
+                    centroid_update=update,
+                    prune_share=share,
                 )
             )
         out[model] = sorted(
             groups,
-            key=lambda g: (g.limit, g.kind, g.value, g.distill, g.validation_images, g.calibrated),
+            key=lambda g: (
+                g.limit,
+                g.kind,
+                g.value,
+                g.distill,
+                g.validation_images,
+                g.calibrated,
+                g.centroid_update,
+                g.prune_share,
+            ),
         )
     return out
 

@@ -295,3 +295,41 @@ def test_runs_of_older_protocols_are_grouped_and_labelled_apart(tmp_path):
         "≤1.60%, calibrated lr",
     ]
     assert all(len(g.runs) == 1 for g in groups)
+
+
+def test_runs_with_another_centroid_update_or_prune_share_are_grouped_apart(tmp_path):
+    """Runs before --centroid_update / --prune_share (no field) are the paper's update at 0.75."""
+    write_run(tmp_path / "a", "lenet_300_100", "max_error", 0.016, 0, 0.016, 8_000, 0.015, 1)
+    write_run(
+        tmp_path / "b",
+        "lenet_300_100",
+        "max_error",
+        0.016,
+        1,
+        0.017,
+        7_000,
+        0.015,
+        1,
+        centroid_update="auto",
+        prune_share=0.75,
+    )
+    for folder, seed, share in (("c", 0, 0.75), ("d", 1, 0.75), ("e", 0, 0.85)):
+        write_run(
+            tmp_path / folder,
+            "lenet_300_100",
+            "max_error",
+            0.016,
+            seed,
+            0.015,
+            6_000,
+            0.015,
+            1,
+            centroid_update="latent",
+            prune_share=share,
+        )
+    groups = bb.group_runs(bb.find_results(str(tmp_path)))["lenet_300_100"]
+    assert sorted((g.label, g.seeds) for g in groups) == [
+        ("≤1.60%", (0, 1)),
+        ("≤1.60%, latent centroid update", (0, 1)),
+        ("≤1.60%, latent centroid update, prune share 0.85", (0,)),
+    ]
