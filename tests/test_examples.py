@@ -10,16 +10,20 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(script, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [sys.executable, "-m", f"examples.{script}", "--smoke", *args],
+def _module(module, *args):
+    """`python -m module args` from the repository root; the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=env,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         timeout=600,
     )
+
+
+def _run(script, *args):
+    proc = _module(f"examples.{script}", "--smoke", *args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout
 
@@ -62,23 +66,14 @@ def test_budget_search_example(tmp_path):
 
     # The centroid-update benchmark re-clusters this run's pruned network.
     rows_path = tmp_path / "rows.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.centroid_update",
-            f"--runs={tmp_path}",
-            "--bits=2,2,3",
-            "--updates=auto,latent",
-            "--lrs=3e-4",
-            "--epochs=0.02",
-            f"--json_out={rows_path}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        timeout=600,
+    proc = _module(
+        "benchmarks.centroid_update",
+        f"--runs={tmp_path}",
+        "--bits=2,2,3",
+        "--updates=auto,latent",
+        "--lrs=3e-4",
+        "--epochs=0.02",
+        f"--json_out={rows_path}",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     rows = json.loads(rows_path.read_text())
@@ -87,14 +82,7 @@ def test_budget_search_example(tmp_path):
         assert r["bits"] == [2, 2, 3] and 0.0 <= r["error"] <= 1.0
         assert all(v <= 2**b for v, b in zip(r["values"], r["bits"]))
         assert r["nonzeros"] == rows[0]["nonzeros"]  # the same pruned network, pruning kept
-    bad = subprocess.run(
-        [sys.executable, "-m", "benchmarks.centroid_update", f"--runs={tmp_path}", "--bits=2,2"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        timeout=600,
-    )
+    bad = _module("benchmarks.centroid_update", f"--runs={tmp_path}", "--bits=2,2")
     assert bad.returncode != 0 and "--bits lists 2 values" in bad.stderr + bad.stdout
 
 
