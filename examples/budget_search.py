@@ -95,10 +95,11 @@ def define_flags():
     )
     flags.DEFINE_enum(
         "centroid_update",
-        "latent",
-        ["auto", "latent"],
+        "best",
+        ["auto", "latent", "best"],
         "Centroid retraining: the paper's (auto: fixed assignments, the members' mean "
-        "step) or latent (every weight keeps a float value and may change cluster).",
+        "step), latent (every weight keeps a float value and may change cluster), or best "
+        "(whichever measures better at the first clustering).",
         **_main,
     )
     flags.DEFINE_float(
@@ -240,7 +241,7 @@ def run(
     time_limit=None,
     distill=0.0,
     bit_moves="best",
-    centroid_update="latent",
+    centroid_update="best",
     cluster_lr=3e-4,
     log=print,
 ):
@@ -345,6 +346,7 @@ def run(
         "distill": distill,
         "bit_moves": bit_moves,
         "centroid_update": centroid_update,
+        "centroid_update_used": result.centroid_update,
         "cluster_lr": cluster_lr,
         "prune_epochs": settings["prune_epochs"],
         "final_epochs": final_epochs,

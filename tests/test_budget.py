@@ -512,3 +512,16 @@ def test_search_zeroes_the_weights_that_feed_nothing(mnist):
     previous = before[before.index(step) - 1]
     assert step["metric"] == previous["metric"]  # no output changed
     assert not np.any(model.get_layer("hidden").kernel.numpy()[:, dead_units])
+
+
+def test_best_centroid_update_is_chosen_on_the_first_clustering(searched):
+    """centroid_update="best" (the default) tries both updates at the first clustering's bits
+    and keeps the one with the lower validation metric (latent on a tie) for the stage."""
+    _, result = searched
+    trials = [s for s in result.steps if s["move"].startswith("centroid update ")]
+    assert [t["move"].split()[2] for t in trials] == ["auto:", "latent:"]
+    assert not any(t["accepted"] for t in trials)
+    auto, latent = (t["metric"] for t in trials)
+    assert result.centroid_update == ("auto" if auto < latent else "latent")
+    first = result.steps.index(trials[-1]) + 1
+    assert result.steps[first]["move"].startswith("bits ")  # then the first clustering

@@ -59,6 +59,7 @@ def test_budget_search_example(tmp_path):
     assert results["model"] == "lenet_300_100" and results["bundle_bytes"] > 0
     assert results["bit_moves"] == "best" and results["final_epochs"] == 0.75
     assert results["centroid_update"] == "latent" and results["cluster_lr"] == 3e-4
+    assert results["centroid_update_used"] == "latent"
     assert results["prune_share"] == 0.8
     assert results["ratio"] == results["dense_tflite_bytes"] / results["bundle_bytes"]
     assert results["validation_error"] <= results["dense_validation_error"] + 0.002 + 1e-9
