@@ -1072,10 +1072,10 @@ class _Search:
                 self.pruned = [np.array(w) for w in self.accepted]
         return self.pruned
 
-    def cluster_and_measure(self, pruned, bits, bias_bits):
+    def cluster_and_measure(self, pruned, bits, bias_bits, update=None):
         """Clusters `pruned` with `bits`, retrains the centroids: ``(metric, bytes)``, the
         bytes only when within budget (`None` otherwise or without ``size_fn``). The model
-        keeps the retrained weights."""
+        keeps the retrained weights. `update`: the centroid update (default: the search's)."""
         s = self.state
         self.model.set_weights(pruned)
         by_path = {_key(v): v for v in self.variables}
@@ -1083,7 +1083,7 @@ class _Search:
             overrides=[(by_path[p], b) for p, b in bits.items()],
             init=self.init,
             rate_weight=self.rate_weight,
-            centroid_update=self.update(),
+            centroid_update=update or self.update(),
             min_size=self.min_size,
             seed=self.seed,
             bias_bits=bias_bits,
@@ -1130,8 +1130,9 @@ class _Search:
         values = {}
         for update in ("auto", "latent"):
             started = time.perf_counter()
-            s["centroid_update"] = update
-            values[update], size = self.cluster_and_measure(pruned, s["bits"], s["bias_bits"])
+            values[update], size = self.cluster_and_measure(
+                pruned, s["bits"], s["bias_bits"], update
+            )
             self.model.set_weights(self.accepted)
             move = f"centroid update {update}: bits {self.bits_text(s['bits'], s['bias_bits'])}"
             self.log_step(

@@ -80,9 +80,9 @@ class _ClusterConstraint:
             w = self.inner(w)
         w = tf.convert_to_tensor(w)
         c = tf.convert_to_tensor(self.centroids)
-        counts = tf.convert_to_tensor(self.counts)
         if self.latent is not None:
             return self._latent_call(w, c)
+        counts = tf.convert_to_tensor(self.counts)
         if self.sparse:
             new_c, out = _sparse_step(
                 w,
@@ -104,23 +104,21 @@ class _ClusterConstraint:
             positions = tf.convert_to_tensor(self.positions)
             members = tf.convert_to_tensor(self.members)
             moved = latent + tf.gather(flat, positions[:, 0]) - tf.gather(c[1:], members)
-            new_nz, ids, counts = _lloyd_step(moved, c[1:])
+            new_nz, ids = _lloyd_step(moved, c[1:])
             self.members.assign(ids)
             out = tf.scatter_nd(positions, tf.gather(new_nz, ids), tf.shape(flat))
         else:
             mask = tf.convert_to_tensor(self.member_mask)
             indices = tf.convert_to_tensor(self.indices)
             moved = latent + flat - tf.gather(c, indices)
-            new_nz, ids, _ = _lloyd_step(tf.boolean_mask(moved, mask), c[1:])
+            new_nz, ids = _lloyd_step(tf.boolean_mask(moved, mask), c[1:])
             # Members are re-assigned among clusters 1..K; the pruned entries stay in cluster 0.
             indices = tf.tensor_scatter_nd_update(tf.zeros_like(indices), tf.where(mask), ids + 1)
             self.indices.assign(indices)
-            n = tf.shape(c)[0]
-            counts = tf.math.bincount(indices, minlength=n, maxlength=n, dtype=tf.float32)
             moved = tf.where(mask, moved, tf.zeros_like(moved))
             out = tf.gather(tf.concat([c[:1], new_nz], 0), indices)
+        # (`counts` serves only the fixed-assignment update: not kept up to date here.)
         self.latent.assign(moved)
-        self.counts.assign(counts)
         self.centroids.assign(tf.concat([c[:1], new_nz], 0))
         return tf.reshape(out, tf.shape(w))
 
@@ -128,14 +126,14 @@ class _ClusterConstraint:
 def _lloyd_step(values, centroids):
     """One 1-D k-means step: each value joins its nearest centroid (the centroids sorted
     first, so a binary search over their midpoints finds it), every centroid with members
-    becomes their mean, one without keeps its value. Returns (centroids, ids, counts)."""
+    becomes their mean, one without keeps its value. Returns (centroids, ids)."""
     c = tf.sort(centroids)
     midpoints = (c[1:] + c[:-1]) / 2.0
     ids = tf.searchsorted(midpoints, values, side="left", out_type=tf.int32)
     n = tf.shape(c)[0]
     sums = tf.math.unsorted_segment_sum(values, ids, n)
     counts = tf.math.unsorted_segment_sum(tf.ones_like(values), ids, n)
-    return tf.where(counts > 0, sums / tf.maximum(counts, 1.0), c), ids, counts
+    return tf.where(counts > 0, sums / tf.maximum(counts, 1.0), c), ids
 
 
 def _move(c, delta, ids, counts, mean):
