@@ -303,6 +303,7 @@ def convert(
     compare_codecs=None,
     compact_skeleton=True,
     strip_names=True,
+    strip_metadata=True,
     verbose=1,
 ):
     """Converts a Keras model into a verified mobile bundle.
@@ -375,6 +376,13 @@ def convert(
             large part of a small model's skeleton. The restored ``.tflite`` has the
             same size and runs the same; the report still names each buffer's
             tensor as converted. Defaults to `True`.
+        strip_metadata: Drop what no runtime reads from the flatbuffer: the
+            converter's description, its informational metadata
+            (``min_runtime_version``, ``CONVERSION_METADATA``; other metadata
+            stays) and the empty quantization tables of float tensors
+            (`flatbuffer.drop_informational`). ~110 of the ~740 skeleton bytes of
+            a compressed LeNet-300-100. With ``layout="offset"`` only (the inline
+            layout keeps the converter's bytes). Defaults to `True`.
         verbose: 0 silent, 1 progress and the report table. Defaults to `1`.
 
     Returns:
@@ -399,6 +407,9 @@ def convert(
         int8_io=int8_io,
         representative_data=representative_data,
     )
+    for flag, value in (("strip_names", strip_names), ("strip_metadata", strip_metadata)):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{flag}` must be True or False, got {value!r}.")
     samples = _Samples(sample_inputs, num_samples, seed, representative_data if int8 else None)
     say = _printer(verbose)
     clock = _Stopwatch()
@@ -410,7 +421,9 @@ def convert(
     problems = _check_delegate(flat, strict_delegate, say, profile)
     op_checks = delegate.check_ops(flat)
     with clock.step("layout_s"):
-        restored, buffers = layout_lib.lay_out(flat, mode=layout)
+        restored, buffers = layout_lib.lay_out(
+            flat, mode=layout, drop_informational=strip_metadata and layout == "offset"
+        )
     del flat  # the model's size again: not needed after the layout
     tree = flatbuffer.unpack(restored)  # unpacked once: names are blanked below, not ops/shapes
     sparse_tensors = flatbuffer.sparse_weights(tree)

@@ -107,6 +107,13 @@ _STRIP = flags.DEFINE_bool(
     "(--nostrip_names keeps the converter's names).",
     flag_values=_FLAGS,
 )
+_STRIP_METADATA = flags.DEFINE_bool(
+    "strip_metadata",
+    True,
+    "Drop the converter's description, informational metadata and empty quantization "
+    "tables, which no runtime reads (--nostrip_metadata keeps them).",
+    flag_values=_FLAGS,
+)
 _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=_FLAGS)
 _TOLERANCE = flags.DEFINE_float(
     "tolerance",
@@ -294,6 +301,7 @@ def _convert():
         num_samples=_SAMPLES.value,
         compact_skeleton=_COMPACT.value,
         strip_names=_STRIP.value,
+        strip_metadata=_STRIP_METADATA.value,
     )
     sizes = [(p, os.path.getsize(p)) for p in (result.skeleton_path, result.sidecar_path)]
     inputs = "representative" if _INT8.value else "random"

@@ -49,7 +49,7 @@ def _inline_ranges(data: bytes) -> dict[int, tuple[int, int]]:
     return ranges
 
 
-def lay_out(tflite_bytes, mode="offset", alignment=16):
+def lay_out(tflite_bytes, mode="offset", alignment=16, drop_informational=False):
     """Lays out the constant buffers and says where each one's bytes are.
 
     mode="offset" rewrites the flatbuffer (schema object API, deterministic)
@@ -74,6 +74,10 @@ def lay_out(tflite_bytes, mode="offset", alignment=16):
         mode: "offset" or "inline". Defaults to `"offset"`.
         alignment: Alignment of each buffer's offset in "offset" mode, a power
             of two. Defaults to `16`.
+        drop_informational: In "offset" mode, also remove what no runtime reads
+            (`flatbuffer.drop_informational`: the description, the converter's
+            informational metadata, empty quantization tables). Ignored in
+            "inline" mode, which keeps the converter's bytes. Defaults to `False`.
 
     Returns:
         `(bytes, segments)`: the laid-out file and one `flatbuffer.WeightBuffer` per
@@ -95,8 +99,12 @@ def lay_out(tflite_bytes, mode="offset", alignment=16):
     data = flatbuffer.as_bytes(tflite_bytes)
     model = flatbuffer.unpack(data)
     descriptions = flatbuffer.describe_buffers(model)
+    if not isinstance(drop_informational, bool):
+        raise TypeError(f"`drop_informational` must be a bool, got {drop_informational!r}.")
     if mode == "inline":
         return data, _inline_segments(data, descriptions)
+    if drop_informational:
+        flatbuffer.drop_informational(model)
     return _move_behind(data, model, descriptions, alignment)
 
 

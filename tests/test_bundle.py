@@ -84,10 +84,12 @@ def test_bundle_restores_and_runs_like_keras(mlp_bundle):
     lite = litert.run(restored, [[x]])[0][0]
     np.testing.assert_allclose(lite, np.asarray(model(x)), atol=1e-5)
     # The restored flatbuffer is the converter's output in the offset layout, byte for
-    # byte, but for the inner tensors' names (blanked by default: strip_names).
-    expected, _ = lay_out(export.to_tflite(model))
+    # byte, without what no runtime reads (strip_metadata) and with the inner tensors'
+    # names blanked (strip_names): both on by default.
+    expected, _ = lay_out(export.to_tflite(model), drop_informational=True)
     assert restored == flatbuffer.strip_names(expected)
     assert len(restored) == len(expected) and restored != expected
+    assert len(restored) < len(lay_out(export.to_tflite(model))[0])
     assert result.delegate_problems == []
 
 
@@ -345,9 +347,22 @@ def test_strip_names_shrinks_the_bundle_and_false_keeps_the_converters_bytes(
 ):
     _, stripped = mlp_bundle  # strip_names=True is the default
     named = converters.convert(mlp, str(tmp_path), verbose=0, picture=False, strip_names=False)
-    expected, _ = lay_out(export.to_tflite(mlp))
+    expected, _ = lay_out(export.to_tflite(mlp), drop_informational=True)
     assert converters.restore(str(tmp_path)) == expected
     assert named.bundle_bytes > stripped.bundle_bytes
+    # Without either strip the restored file is the converter's, laid out.
+    whole = converters.convert(
+        mlp,
+        str(tmp_path / "whole"),
+        verbose=0,
+        picture=False,
+        strip_names=False,
+        strip_metadata=False,
+    )
+    assert converters.restore(whole.directory) == lay_out(export.to_tflite(mlp))[0]
+    assert whole.bundle_bytes > named.bundle_bytes
+    with pytest.raises(TypeError, match="strip_metadata"):
+        converters.convert(mlp, str(tmp_path / "bad"), verbose=0, strip_metadata="no")
     # The report names each buffer's tensor as converted, with or without stripping.
     assert [r["tflite_name"] for r in stripped.report["buffers"]] == [
         r["tflite_name"] for r in named.report["buffers"]

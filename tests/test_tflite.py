@@ -16,7 +16,7 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
 
 from converters import delegate, export
-from converters.flatbuffer import op_name, strip_names
+from converters.flatbuffer import drop_informational, op_name, strip_names
 from converters.layout import lay_out
 
 RNG = np.random.default_rng(0)
@@ -349,6 +349,48 @@ def test_strip_names_blanks_inner_tensor_names_only(mlp, mlp_tflite, mode):
     assert strip_names(stripped) == stripped
     with pytest.raises(ValueError, match="TFL3"):
         strip_names(b"definitely not a model")
+
+
+def test_drop_informational_keeps_what_runtimes_read(mlp, mlp_tflite):
+    plain, plain_segments = lay_out(mlp_tflite, mode="offset")
+    slim, slim_segments = lay_out(mlp_tflite, mode="offset", drop_informational=True)
+    before, after = (schema.ModelT.InitFromPackedBuf(m, 0) for m in (plain, slim))
+    # The converter wrote all of these; none is left.
+    assert before.description and {m.name for m in before.metadata} >= {
+        b"min_runtime_version",
+        b"CONVERSION_METADATA",
+    }
+    assert any(t.quantization is not None for t in before.subgraphs[0].tensors)
+    assert after.description is None and not after.metadata
+    assert all(t.quantization is None for t in after.subgraphs[0].tensors)
+    assert len(after.buffers) < len(before.buffers)
+    # A smaller head, the same weights in the same order, the same outputs and names.
+    assert slim_segments[0].offset < plain_segments[0].offset
+    assert [plain[s.offset : s.offset + s.size] for s in plain_segments] == [
+        slim[s.offset : s.offset + s.size] for s in slim_segments
+    ]
+    x = RNG.normal(size=(1, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_run(slim, x)[0], _run(plain, x)[0])
+    details = [Interpreter(model_content=m).get_input_details()[0]["name"] for m in (slim, plain)]
+    assert details[0] == details[1]
+    # Inline layout keeps the converter's bytes; a non-bool is refused.
+    assert lay_out(mlp_tflite, mode="inline", drop_informational=True)[0] == bytes(mlp_tflite)
+    with pytest.raises(TypeError, match="drop_informational"):
+        lay_out(mlp_tflite, drop_informational="yes")
+
+
+def test_drop_informational_keeps_other_metadata(mlp_tflite):
+    tree = schema.ModelT.InitFromPackedBuf(bytes(mlp_tflite), 0)
+    extra = schema.MetadataT()
+    extra.name, extra.buffer = b"TFLITE_METADATA", len(tree.buffers)
+    kept_buffer = schema.BufferT()
+    kept_buffer.data = np.frombuffer(b"user metadata", np.uint8)
+    tree.buffers.append(kept_buffer)
+    tree.metadata.append(extra)
+    removed = drop_informational(tree)
+    assert removed >= 3
+    assert [m.name for m in tree.metadata] == [b"TFLITE_METADATA"]
+    assert bytes(tree.buffers[tree.metadata[0].buffer].data) == b"user metadata"
 
 
 def test_float16_weights(mlp, mlp_tflite):
