@@ -174,6 +174,8 @@ class BudgetGroup:
         centroid_update: The clustering's ``--centroid_update`` (runs before that
             flag: "auto", the paper's update).
         prune_share: ``--prune_share`` (runs before that flag: 0.75).
+        gradual_epochs: Epochs of the search's gradual pruning stage
+            (``--gradual_epochs``; runs before that flag had none: 0).
     """
 
     kind: str
@@ -191,6 +193,7 @@ class BudgetGroup:
     calibrated: bool = False
     centroid_update: str = "auto"
     prune_share: float = 0.75
+    gradual_epochs: float = 0.0
 
     @property
     def label(self):
@@ -199,6 +202,8 @@ class BudgetGroup:
             text += f", {self.centroid_update} centroid update"
         if self.prune_share != 0.75:
             text += f", prune share {self.prune_share:g}"
+        if self.gradual_epochs:
+            text += f", gradual {self.gradual_epochs:g} ep"
         if self.distill:
             text += f", distill {self.distill:g}"
         if self.validation_images != 10000:  # examples.budget_search's default since 2026-11-30
@@ -234,12 +239,14 @@ def group_runs(results):
             bool(r.get("calibrated")),
             r.get("centroid_update") or "auto",
             float(r.get("prune_share") or 0.75),
+            float(r.get("gradual_epochs") or 0.0),
         )
         by_budget.setdefault(r["model"], {}).setdefault(key, []).append(r)
     out = {}
     for model, budgets in sorted(by_budget.items()):
         groups = []
-        for (kind, value, distill, n_val, calibrated, update, share), runs in budgets.items():
+        for key, runs in budgets.items():
+            kind, value, distill, n_val, calibrated, update, share, gradual = key
             runs = tuple(sorted(runs, key=lambda r: r["seed"]))
             limits = [
                 value if kind == "max_error" else r["dense_validation_error"] + value for r in runs
@@ -261,6 +268,7 @@ def group_runs(results):
                     calibrated=calibrated,
                     centroid_update=update,
                     prune_share=share,
+                    gradual_epochs=gradual,
                 )
             )
         out[model] = sorted(
@@ -274,6 +282,7 @@ def group_runs(results):
                 g.calibrated,
                 g.centroid_update,
                 g.prune_share,
+                g.gradual_epochs,
             ),
         )
     return out

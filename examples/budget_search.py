@@ -69,6 +69,14 @@ def define_flags():
         lower_bound=0.0,
         **_main,
     )
+    flags.DEFINE_float(
+        "gradual_epochs",
+        None,
+        "Epochs of the search's gradual pruning stage (one long retraining with a rising "
+        "threshold before the moves; 0: none). Default per model: LeNet-5 16, else 0.",
+        lower_bound=0.0,
+        **_main,
+    )
     flags.DEFINE_float("start_density", 0.5, "Kept fraction after the first pruning move.", **_main)
     flags.DEFINE_float(
         "prune_share",
@@ -130,9 +138,27 @@ def define_flags():
 
 # Per network: dense epochs, retraining epochs per move, whether retraining sees shifted images.
 SETTINGS = {
-    "lenet_300_100": {"dense_epochs": 20, "prune_epochs": 2.0, "shifts": False, "flatten": True},
-    "lenet5": {"dense_epochs": 5, "prune_epochs": 0.5, "shifts": True, "flatten": False},
-    "mobilenet": {"dense_epochs": 5, "prune_epochs": 0.5, "shifts": True, "flatten": False},
+    "lenet_300_100": {
+        "dense_epochs": 20,
+        "prune_epochs": 2.0,
+        "gradual_epochs": 0.0,
+        "shifts": False,
+        "flatten": True,
+    },
+    "lenet5": {
+        "dense_epochs": 5,
+        "prune_epochs": 0.5,
+        "gradual_epochs": 16.0,
+        "shifts": True,
+        "flatten": False,
+    },
+    "mobilenet": {
+        "dense_epochs": 5,
+        "prune_epochs": 0.5,
+        "gradual_epochs": 0.0,
+        "shifts": True,
+        "flatten": False,
+    },
 }
 
 
@@ -233,6 +259,7 @@ def run(
     dense_epochs=None,
     prune_epochs=None,
     final_epochs=None,
+    gradual_epochs=None,
     start_density=0.5,
     prune_share=0.75,
     rate_weight=0.0,
@@ -256,6 +283,8 @@ def run(
         settings["dense_epochs"] = dense_epochs
     if prune_epochs is not None:
         settings["prune_epochs"] = prune_epochs
+    if gradual_epochs is not None:
+        settings["gradual_epochs"] = gradual_epochs
     keras_dc.make_reproducible(seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(data)
     if not 0 < validation < len(x_train):
@@ -265,7 +294,9 @@ def run(
     if smoke:
         x_train, y_train, x_val, y_val = x_train[:2000], y_train[:2000], x_val[:500], y_val[:500]
         x_test, y_test = x_test[:500], y_test[:500]
-        settings.update(dense_epochs=1, prune_epochs=0.5)
+        settings.update(
+            dense_epochs=1, prune_epochs=0.5, gradual_epochs=min(1.0, settings["gradual_epochs"])
+        )
     shape = (-1, 784) if settings["flatten"] else (-1, 28, 28, 1)
     x_val, x_test = x_val.reshape(shape), x_test.reshape(shape)
     started = time.perf_counter()
@@ -312,6 +343,7 @@ def run(
         max_value=max_error,
         loss=loss,
         prune_epochs=settings["prune_epochs"],
+        gradual_epochs=settings["gradual_epochs"],
         final_epochs=final_epochs,
         cluster_epochs=max(0.5, settings["prune_epochs"]),
         start_density=start_density,
@@ -349,6 +381,7 @@ def run(
         "centroid_update_used": result.centroid_update,
         "cluster_lr": cluster_lr,
         "prune_epochs": settings["prune_epochs"],
+        "gradual_epochs": settings["gradual_epochs"],
         "final_epochs": final_epochs,
         "prune_share": prune_share,
         "validation_images": len(x_val),
@@ -404,6 +437,7 @@ def main(argv):
         dense_epochs=FLAGS.dense_epochs,
         prune_epochs=FLAGS.prune_epochs,
         final_epochs=FLAGS.final_epochs,
+        gradual_epochs=FLAGS.gradual_epochs,
         start_density=FLAGS.start_density,
         prune_share=FLAGS.prune_share,
         rate_weight=FLAGS.rate_weight,

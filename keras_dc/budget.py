@@ -234,6 +234,9 @@ def compress_to_budget(
     density_step=0.7,
     prune_share=0.75,
     layer_moves=True,
+    gradual_epochs=0.0,
+    gradual_events=24,
+    gradual_floor=0.01,
     final_epochs=None,
     ramp_events=4,
     cluster_epochs=2.0,
@@ -298,6 +301,21 @@ def compress_to_budget(
         prune_share: Share of the budget pruning may use; clustering gets the
             rest. Defaults to `0.75`.
         layer_moves: After the global moves, prune layer by layer. Defaults to `True`.
+        gradual_epochs: Before the moves, one long retraining of this many epochs
+            (at ``learning_rate``, not calibrated: a long schedule anneals itself;
+            cosine decay) while one global magnitude threshold rises in
+            ``gradual_events`` cuts over its first three quarters, each keeping the
+            same share of the weights left, from the current density down to
+            ``gradual_floor``. The validation metric is measured before every cut
+            and at the end; the deepest state within the whole budget is retrained
+            with its masks fixed (``final_epochs``) and kept if it then fits
+            pruning's share (else the next deepest, three at most), and the moves
+            go on from there. One long schedule prunes much deeper than short
+            moves on a convolutional network (LeNet-5: BENCHMARKS.md, "Gradual
+            pruning"). 0 skips it. Defaults to `0.0`.
+        gradual_events: Cuts of the gradual stage. Defaults to `24`.
+        gradual_floor: Density the gradual stage's threshold ramps to (the search
+            keeps the deepest state within budget on the way). Defaults to `0.01`.
         ramp_events: Each pruning move cuts in this many steps spread over the first
             half of its retraining (1: all at once). Defaults to `4`.
         final_epochs: Retraining epochs of the pruned network (masks fixed)
@@ -369,6 +387,9 @@ def compress_to_budget(
         density_step=_as_open_fraction(density_step, "density_step"),
         prune_share=_as_share(prune_share),
         layer_moves=bool(layer_moves),
+        gradual_epochs=0.0 if gradual_epochs == 0 else _as_epochs(gradual_epochs, "gradual_epochs"),
+        gradual_events=as_int(gradual_events, "gradual_events", 1),
+        gradual_floor=_as_open_fraction(gradual_floor, "gradual_floor"),
         ramp_events=as_int(ramp_events, "ramp_events", 1),
         final_epochs=2 * float(prune_epochs)
         if final_epochs is None
@@ -523,6 +544,9 @@ class _Search:
     density_step: float
     prune_share: float
     layer_moves: bool
+    gradual_epochs: float
+    gradual_events: int
+    gradual_floor: float
     ramp_events: int
     final_epochs: float
     cluster_epochs: float
@@ -657,9 +681,10 @@ class _Search:
         nonzero = sum(int(np.count_nonzero(glue.read(v))) for v in self.variables)
         return nonzero / self.total_weights()
 
-    def fit(self, callback, epochs, lr):
+    def fit(self, callback, epochs, lr, watch=None):
         """Compile a fresh Adam (cosine decay to 0) and train for `epochs` (a fraction is allowed)
-        with `callback` (a pruning or clustering callback; `None`: plain retraining)."""
+        with `callback` (a pruning or clustering callback; `None`: plain retraining) and
+        `watch` (a callback that runs after it)."""
         k = _keras_of(self.model)
         steps = max(1, int(round(epochs * self.steps_per_epoch)))
         strategy = getattr(self.model, "distribute_strategy", None)
@@ -675,7 +700,7 @@ class _Search:
             steps_per_epoch=steps,
             shuffle=False,  # the dataset shuffles itself
             verbose=2 if self.verbose == 2 else 0,
-            callbacks=[] if callback is None else [callback],
+            callbacks=[c for c in (callback, watch) if c is not None],
         )
 
     # --- state (resume) ----------------------------------------------------------
@@ -696,6 +721,8 @@ class _Search:
             "n_val": len(self.x_val),
             "calibrate_lr": self.calibrate_lr,
         }
+        if self.gradual_epochs:  # only then: older states keep their fingerprints
+            keys["gradual"] = [self.gradual_epochs, self.gradual_events, self.gradual_floor]
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
     def save(self):
@@ -872,6 +899,8 @@ class _Search:
 
     def prune(self):
         s = self.state
+        if self.gradual_epochs and not s.get("gradual_done"):
+            self.gradual()
         self.prune_moves()
         if self.final_epochs and not s.get("final_done"):
             # Longer retraining of the pruned network (masks fixed), for the clustering's budget.
@@ -904,6 +933,94 @@ class _Search:
             True,
             started,
         )
+
+    def gradual(self):
+        """One long retraining while a global magnitude threshold rises in `gradual_events`
+        cuts, each keeping the same share of the weights left, from the current density to
+        `gradual_floor`; the validation metric is measured before every cut and at the end.
+        States within the whole budget are candidates: the deepest is retrained with its
+        masks fixed and accepted if it then fits pruning's share, else the next deepest
+        (three at most); the moves go on from there (or from where they were). Once there
+        were candidates, two cuts in a row over the budget end the retraining early."""
+        s = self.state
+        started = time.perf_counter()
+        self.model.set_weights(self.accepted)
+        density = self.density()
+        n = self.gradual_events
+        floor = min(self.gradual_floor, density)
+        densities = [density * (floor / density) ** ((i + 1) / n) for i in range(n)]
+        steps = max(1, int(round(self.gradual_epochs * self.steps_per_epoch)))
+        every = max(1, int(0.75 * steps) // n)
+        candidates = []  # (keep, weights), shallow to deep; the deepest few only
+        pruning = MagnitudePruning(
+            GlobalSparsity(1.0 - floor),
+            schedule=Iterative(
+                fractions=[(1.0 - d) / (1.0 - floor) for d in densities],
+                every=every,
+                begin=0,
+                unit="step",
+            ),
+            min_size=self.min_size,
+            verbose=0,
+        )
+
+        def look(keep, move):
+            value = self.evaluate()
+            candidate = value <= s["limit"] + 1e-12
+            if candidate:
+                candidates[:] = candidates[-2:] + [(keep, self.model.get_weights())]
+            verdict = "within the budget: a candidate" if candidate else "over the budget"
+            self.log_step("prune", move, value, None, False, started, s["limit"], verdict)
+            return candidate
+
+        search, progress = self, {"last": -1, "over": 0, "found": False}
+
+        class _Watch(_keras_of(self.model).callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if (batch + 1) % every or (batch + 1) // every > n:
+                    return
+                progress["last"] = (batch + 1) // every - 1
+                keep = densities[progress["last"]]
+                if look(keep, f"gradual: keep {keep:.2%}"):
+                    progress.update(over=0, found=True)
+                else:
+                    progress["over"] += 1
+                # Past the candidates, two cuts in a row over the budget: stop here. (The
+                # first cuts may be over it while a fresh optimizer shakes the network.)
+                if progress["found"] and progress["over"] >= 2:
+                    search.model.stop_training = True
+
+        self.say(
+            f"gradual pruning: {self.gradual_epochs:g} epochs, {n} cuts from {density:.2%} "
+            f"to {floor:.2%} of the weights"
+        )
+        self.fit(pruning, self.gradual_epochs, self.learning_rate, _Watch())
+        if progress["last"] == n - 1 and not self.model.stop_training:
+            # The whole ramp ran: its end, retrained at the floor, is the deepest state.
+            look(floor, f"gradual: keep {floor:.2%}, end of the schedule")
+        s["gradual_done"] = True
+        before = self.accepted
+        for keep, weights in reversed(candidates):
+            self.model.set_weights(weights)
+            state = self.layer_state()
+            fixed = MagnitudePruning(
+                0.0,
+                schedule=OneShot(0),
+                overrides=[(v, _sparsity(state[_key(v)])) for v in self.variables],
+                min_size=self.min_size,
+                verbose=0,
+            )
+            self.accepted = weights
+            epochs = self.final_epochs or self.prune_epochs
+            if self.try_prune(
+                f"gradual: keep {keep:.2%}, retrain {epochs:g} epochs", fixed, epochs
+            ):
+                s["global_accepted"] = True  # one threshold for all layers works here
+                self.save()
+                return
+        self.accepted = before
+        self.model.set_weights(before)
+        self.save()
 
     def ramp(self, current, target, epochs=None):
         """A pruning schedule from sparsity `current` to `target` in `ramp_events` cuts spread

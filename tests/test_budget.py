@@ -525,3 +525,55 @@ def test_best_centroid_update_is_chosen_on_the_first_clustering(searched):
     assert result.centroid_update == ("auto" if auto < latent else "latent")
     first = result.steps.index(trials[-1]) + 1
     assert result.steps[first]["move"].startswith("bits ")  # then the first clustering
+
+
+def test_gradual_stage_keeps_the_deepest_candidate_within_the_pruning_budget(mnist):
+    """gradual_epochs: one long retraining with a rising threshold; every cut is measured,
+    the deepest candidates (within the budget) are retrained in turn until one fits
+    pruning's share, and the moves go on from there."""
+    model = trained_mlp(mnist)
+    train, val = mnist
+    result = keras_dc.compress_to_budget(
+        model,
+        train,
+        val,
+        max_increase=0.02,
+        size_fn=None,
+        bit_moves=False,
+        gradual_epochs=2.0,
+        gradual_events=6,
+        gradual_floor=0.02,
+        **{**FAST, "min_size": 1},
+    )
+    steps = result.steps
+    gradual = [s for s in steps if s["move"].startswith("gradual: keep")]
+    cuts = [s for s in gradual if "retrain" not in s["move"]]
+    retrains = [s for s in gradual if "retrain" in s["move"]]
+
+    def keep(step):
+        return float(step["move"].split("keep ")[1].split("%")[0])
+
+    assert 2 <= len(cuts) <= 7
+    assert [keep(c) for c in cuts] == sorted((keep(c) for c in cuts), reverse=True)
+    assert keep(cuts[-1]) >= 2.0 - 1e-9
+    assert not any(s["accepted"] for s in cuts)  # candidates only, never states of their own
+    candidates = sorted(keep(c) for c in cuts if c["metric"] <= result.limit + 1e-12)
+    # Deepest candidate first, then shallower ones, three at most; only the last may pass.
+    assert [keep(r) for r in retrains] == candidates[: len(retrains)]
+    assert len(retrains) <= 3 and (
+        len(retrains) == min(3, len(candidates)) or retrains[-1]["accepted"]
+    )
+    assert not any(r["accepted"] for r in retrains[:-1])
+    if retrains:
+        assert steps.index(retrains[0]) == steps.index(cuts[-1]) + 1
+    dense = result.dense_metric
+    pruning_limit = dense + 0.75 * (result.limit - dense)
+    for r in retrains:
+        assert r["accepted"] == (r["metric"] <= pruning_limit + 1e-12)
+        # It is the candidate's state: its density is the cut's.
+        sparsities = [sp for sp, _ in r["layers"].values()]
+        kept = sum((1 - sp) * w for sp, w in zip(sparsities, (784 * 32, 32 * 10)))
+        assert kept / (784 * 32 + 32 * 10) == pytest.approx(keep(r) / 100, abs=2e-3)
+    assert result.final_metric <= result.limit + 1e-9
+    # The moves still ran after the gradual stage.
+    assert any(s["move"].startswith("global") for s in steps)

@@ -333,3 +333,38 @@ def test_runs_with_another_centroid_update_or_prune_share_are_grouped_apart(tmp_
         ("≤1.60%, latent centroid update", (0, 1)),
         ("≤1.60%, latent centroid update, prune share 0.85", (0,)),
     ]
+
+
+def test_runs_with_a_gradual_stage_are_grouped_apart(tmp_path):
+    """Runs before --gradual_epochs (no field) had no gradual stage: 0 epochs."""
+    write_run(tmp_path / "a", "lenet5", "max_error", 0.008, 0, 0.007, 38_000, 0.0077, 1)
+    write_run(
+        tmp_path / "b",
+        "lenet5",
+        "max_error",
+        0.008,
+        1,
+        0.007,
+        37_000,
+        0.0077,
+        1,
+        gradual_epochs=0.0,
+    )
+    for folder, seed in (("c", 0), ("d", 1)):
+        write_run(
+            tmp_path / folder,
+            "lenet5",
+            "max_error",
+            0.008,
+            seed,
+            0.007,
+            14_000,
+            0.0077,
+            1,
+            gradual_epochs=16.0,
+        )
+    groups = bb.group_runs(bb.find_results(str(tmp_path)))["lenet5"]
+    assert sorted((g.label, g.seeds, g.gradual_epochs) for g in groups) == [
+        ("≤0.80%", (0, 1), 0.0),
+        ("≤0.80%, gradual 16 ep", (0, 1), 16.0),
+    ]
