@@ -897,6 +897,17 @@ class _Search:
         self.save()
         return ok
 
+    def masks_fixed(self):
+        """A pruning callback that keeps every layer at its present sparsity (retraining only)."""
+        state = self.layer_state()
+        return MagnitudePruning(
+            0.0,
+            schedule=OneShot(0),
+            overrides=[(v, _sparsity(state[_key(v)])) for v in self.variables],
+            min_size=self.min_size,
+            verbose=0,
+        )
+
     def prune(self):
         s = self.state
         if self.gradual_epochs and not s.get("gradual_done"):
@@ -905,14 +916,7 @@ class _Search:
         if self.final_epochs and not s.get("final_done"):
             # Longer retraining of the pruned network (masks fixed), for the clustering's budget.
             self.model.set_weights(self.accepted)
-            state = self.layer_state()
-            keep = MagnitudePruning(
-                0.0,
-                schedule=OneShot(0),
-                overrides=[(v, _sparsity(state[_key(v)])) for v in self.variables],
-                min_size=self.min_size,
-                verbose=0,
-            )
+            keep = self.masks_fixed()
             s["final_done"] = True
             self.try_prune(f"retrain {self.final_epochs:g} epochs", keep, self.final_epochs)
 
@@ -1002,14 +1006,7 @@ class _Search:
         before = self.accepted
         for keep, weights in reversed(candidates):
             self.model.set_weights(weights)
-            state = self.layer_state()
-            fixed = MagnitudePruning(
-                0.0,
-                schedule=OneShot(0),
-                overrides=[(v, _sparsity(state[_key(v)])) for v in self.variables],
-                min_size=self.min_size,
-                verbose=0,
-            )
+            fixed = self.masks_fixed()
             self.accepted = weights
             epochs = self.final_epochs or self.prune_epochs
             if self.try_prune(
