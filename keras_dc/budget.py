@@ -947,7 +947,7 @@ class _Search:
         (three at most); the moves go on from there (or from where they were). Once there
         were candidates, two cuts in a row over the budget end the retraining early."""
         s = self.state
-        started = time.perf_counter()
+        clock = [time.perf_counter()]
         self.model.set_weights(self.accepted)
         density = self.density()
         n = self.gradual_events
@@ -974,7 +974,8 @@ class _Search:
             if candidate:
                 candidates[:] = candidates[-2:] + [(keep, self.model.get_weights())]
             verdict = "within the budget: a candidate" if candidate else "over the budget"
-            self.log_step("prune", move, value, None, False, started, s["limit"], verdict)
+            self.log_step("prune", move, value, None, False, clock[0], s["limit"], verdict)
+            clock[0] = time.perf_counter()  # each cut's seconds: since the one before
             return candidate
 
         search, progress = self, {"last": -1, "over": 0, "found": False}
