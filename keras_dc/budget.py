@@ -951,7 +951,11 @@ class _Search:
         self.model.set_weights(self.accepted)
         density = self.density()
         n = self.gradual_events
-        floor = min(self.gradual_floor, density)
+        if density <= self.gradual_floor * (1 + 1e-6):
+            self.say(f"gradual pruning skipped: {density:.2%} of the weights left already")
+            s["gradual_done"] = True
+            return
+        floor = self.gradual_floor
         densities = [density * (floor / density) ** ((i + 1) / n) for i in range(n)]
         steps = max(1, int(round(self.gradual_epochs * self.steps_per_epoch)))
         every = max(1, int(0.75 * steps) // n)

@@ -372,7 +372,9 @@ y = rng.integers(0, 4, 1200); x = (centers[y] + rng.normal(size=(1200, 20))).ast
 model.fit(x, y, batch_size=32, epochs=3, verbose=0)
 result = keras_dc.compress_to_budget(
     model, (x[:1000], y[:1000]), (x[1000:], y[1000:]), max_increase=0.02, size_fn=None,
-    prune_epochs=1, cluster_epochs=1, start_density=0.3, density_step=0.5, min_size=64, verbose=0)
+    prune_epochs=1, cluster_epochs=1, start_density=0.3, density_step=0.5, min_size=64, verbose=0,
+    gradual_epochs=2, gradual_events=4, gradual_floor=0.05)
+assert any(s["move"].startswith("gradual: keep") for s in result.steps)
 kernel = model.layers[0].kernel
 copies = [np.asarray(t) for t in getattr(kernel, "values", [kernel.numpy()])]
 assert all(np.array_equal(c, copies[0]) for c in copies)  # replicas agree
@@ -577,3 +579,27 @@ def test_gradual_stage_keeps_the_deepest_candidate_within_the_pruning_budget(mni
     assert result.final_metric <= result.limit + 1e-9
     # The moves still ran after the gradual stage.
     assert any(s["move"].startswith("global") for s in steps)
+
+
+def test_gradual_stage_is_skipped_on_a_model_sparser_than_its_floor(mnist):
+    model = trained_mlp(mnist)
+    for layer in model.layers:
+        values = layer.kernel.numpy()
+        values[np.abs(values) < np.quantile(np.abs(values), 0.97)] = 0.0
+        layer.kernel.assign(values)
+    train, val = mnist
+    result = keras_dc.compress_to_budget(
+        model,
+        train,
+        val,
+        max_increase=0.5,
+        size_fn=None,
+        bit_moves=False,
+        layer_moves=False,
+        gradual_epochs=1.0,
+        gradual_floor=0.05,
+        calibrate_lr=False,  # its retraining (nothing pruned) would let the zeros grow back
+        **{**FAST, "min_size": 1},
+    )
+    assert not any(s["move"].startswith("gradual") for s in result.steps)
+    assert result.final_metric <= result.limit + 1e-9
