@@ -982,7 +982,7 @@ class _Search:
             clock[0] = time.perf_counter()  # each cut's seconds: since the one before
             return candidate
 
-        search, progress = self, {"last": -1, "over": 0, "found": False}
+        search, progress = self, {"last": -1, "over": 0}
 
         class _Watch(_keras_of(self.model).callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
@@ -990,13 +990,12 @@ class _Search:
                     return
                 progress["last"] = (batch + 1) // every - 1
                 keep = densities[progress["last"]]
-                if look(keep, f"gradual: keep {keep:.2%}"):
-                    progress.update(over=0, found=True)
-                else:
-                    progress["over"] += 1
+                progress["over"] = (
+                    0 if look(keep, f"gradual: keep {keep:.2%}") else progress["over"] + 1
+                )
                 # Past the candidates, two cuts in a row over the budget: stop here. (The
                 # first cuts may be over it while a fresh optimizer shakes the network.)
-                if progress["found"] and progress["over"] >= 2:
+                if candidates and progress["over"] >= 2:
                     search.model.stop_training = True
 
         self.say(
@@ -1009,11 +1008,11 @@ class _Search:
             look(floor, f"gradual: keep {floor:.2%}, end of the schedule")
         s["gradual_done"] = True
         before = self.accepted
+        epochs = self.final_epochs or self.prune_epochs
         for keep, weights in reversed(candidates):
             self.model.set_weights(weights)
             fixed = self.masks_fixed()
             self.accepted = weights
-            epochs = self.final_epochs or self.prune_epochs
             if self.try_prune(
                 f"gradual: keep {keep:.2%}, retrain {epochs:g} epochs", fixed, epochs
             ):
