@@ -69,6 +69,7 @@ __all__ = ["compress_to_budget", "BudgetResult", "bundle_size"]
 
 _STATE = "budget_state.json"
 _WEIGHTS = "budget.weights.h5"
+_REFINE_START = "gradual_start.weights.h5"
 _STATE_VERSION = 1
 
 
@@ -237,6 +238,7 @@ def compress_to_budget(
     gradual_epochs=0.0,
     gradual_events=24,
     gradual_floor=0.01,
+    gradual_refine=0.0,
     final_epochs=None,
     ramp_events=4,
     cluster_epochs=2.0,
@@ -316,6 +318,16 @@ def compress_to_budget(
         gradual_events: Cuts of the gradual stage. Defaults to `24`.
         gradual_floor: Density the gradual stage's threshold ramps to (the search
             keeps the deepest state within budget on the way). Defaults to `0.01`.
+        gradual_refine: After the gradual stage kept a state of density d, run it
+            again from the weights it started from, ramping one global threshold
+            straight to ``d × gradual_refine`` over the first 60% of
+            ``gradual_epochs`` and annealing at fixed masks for the rest; kept if it
+            fits pruning's share, and then tried again from there (each try
+            ``gradual_refine`` deeper; after a failure one last try halfway,
+            ``d × sqrt(gradual_refine)``; three tries at most). The first stage's
+            candidates are measured mid-schedule, at a high learning rate, so they
+            are conservative; this pass measures a target at the end of a full
+            schedule. 0 skips it. Defaults to `0.0`.
         ramp_events: Each pruning move cuts in this many steps spread over the first
             half of its retraining (1: all at once). Defaults to `4`.
         final_epochs: Retraining epochs of the pruned network (masks fixed)
@@ -390,6 +402,9 @@ def compress_to_budget(
         gradual_epochs=0.0 if gradual_epochs == 0 else _as_epochs(gradual_epochs, "gradual_epochs"),
         gradual_events=as_int(gradual_events, "gradual_events", 1),
         gradual_floor=_as_open_fraction(gradual_floor, "gradual_floor"),
+        gradual_refine=0.0
+        if gradual_refine == 0
+        else _as_open_fraction(gradual_refine, "gradual_refine"),
         ramp_events=as_int(ramp_events, "ramp_events", 1),
         final_epochs=2 * float(prune_epochs)
         if final_epochs is None
@@ -547,6 +562,7 @@ class _Search:
     gradual_epochs: float
     gradual_events: int
     gradual_floor: float
+    gradual_refine: float
     ramp_events: int
     final_epochs: float
     cluster_epochs: float
@@ -723,6 +739,8 @@ class _Search:
         }
         if self.gradual_epochs:  # only then: older states keep their fingerprints
             keys["gradual"] = [self.gradual_epochs, self.gradual_events, self.gradual_floor]
+            if self.gradual_refine:
+                keys["gradual"].append(self.gradual_refine)
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
     def save(self):
@@ -912,6 +930,8 @@ class _Search:
         s = self.state
         if self.gradual_epochs and not s.get("gradual_done"):
             self.gradual()
+        if self.gradual_refine and s.get("refine_from") and not s.get("refine_done"):
+            self.refine()
         self.prune_moves()
         if self.final_epochs and not s.get("final_done"):
             # Longer retraining of the pruned network (masks fixed), for the clustering's budget.
@@ -1017,10 +1037,79 @@ class _Search:
                 f"gradual: keep {keep:.2%}, retrain {epochs:g} epochs", fixed, epochs
             ):
                 s["global_accepted"] = True  # one threshold for all layers works here
+                if self.gradual_refine:
+                    self.keep_start(before, keep)
                 self.save()
                 return
         self.accepted = before
         self.model.set_weights(before)
+        self.save()
+
+    def keep_start(self, weights, keep):
+        """Remembers the weights the gradual stage started from (in memory, and in
+        `directory` for a resumed search) and the density it reached, for `refine`."""
+        self._refine_start = [np.array(w) for w in weights]
+        self.state["refine_from"] = keep
+        if self.directory:
+            os.makedirs(self.directory, exist_ok=True)
+            current = self.model.get_weights()
+            self.model.set_weights(weights)
+            self.model.save_weights(os.path.join(self.directory, _REFINE_START))
+            self.model.set_weights(current)
+
+    def refine(self):
+        """The gradual stage again, from the weights it started from, straight to a
+        deeper target (`gradual_refine`): cuts over the first 60% of `gradual_epochs`, fixed
+        masks for the rest; kept if within pruning's share (see `compress_to_budget`)."""
+        s = self.state
+        start = getattr(self, "_refine_start", None)
+        if start is None:  # a resumed search: the weights were saved by `keep_start`
+            self.model.load_weights(os.path.join(self.directory, _REFINE_START))
+            start = self.model.get_weights()
+        self.model.set_weights(start)
+        density = self.density()
+        keep, factor = s["refine_from"], self.gradual_refine
+        limit = s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"])
+        n = self.gradual_events
+        steps = max(1, int(round(self.gradual_epochs * self.steps_per_epoch)))
+        every = max(1, int(0.6 * steps) // n)
+        for _ in range(3):
+            target = keep * factor
+            started = time.perf_counter()
+            self.model.set_weights(start)
+            densities = [density * (target / density) ** ((i + 1) / n) for i in range(n)]
+            pruning = MagnitudePruning(
+                GlobalSparsity(1.0 - target),
+                schedule=Iterative(
+                    fractions=[(1.0 - d) / (1.0 - target) for d in densities],
+                    every=every,
+                    begin=0,
+                    unit="step",
+                ),
+                min_size=self.min_size,
+                verbose=0,
+            )
+            self.say(
+                f"gradual refine: {self.gradual_epochs:g} epochs from {density:.2%} "
+                f"straight to {target:.2%} of the weights"
+            )
+            self.fit(pruning, self.gradual_epochs, self.learning_rate)
+            value = self.evaluate()
+            ok = value <= limit + 1e-12
+            size = self.measure() if ok else None
+            if ok:
+                self.accepted = self.model.get_weights()
+                keep = target
+            self.model.set_weights(self.accepted)
+            move = f"gradual refine: keep {target:.2%}, {self.gradual_epochs:g} epochs"
+            self.log_step("prune", move, value, size, ok, started, limit)
+            s["refine_from"] = keep
+            self.save()
+            if factor != self.gradual_refine:
+                break  # the half step after a failure is the last try
+            if not ok:
+                factor = math.sqrt(self.gradual_refine)
+        s["refine_done"] = True
         self.save()
 
     def ramp(self, current, target, epochs=None):

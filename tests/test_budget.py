@@ -603,3 +603,60 @@ def test_gradual_stage_is_skipped_on_a_model_sparser_than_its_floor(mnist):
     )
     assert not any(s["move"].startswith("gradual") for s in result.steps)
     assert result.final_metric <= result.limit + 1e-9
+
+
+def test_gradual_refine_reruns_the_schedule_straight_to_a_deeper_target(mnist, tmp_path):
+    """gradual_refine: from the weights the gradual stage started from, one more schedule
+    straight to `gradual_refine` × the kept density; kept iff within pruning's share, then
+    tried deeper again (a failure gets one half step); three tries at most."""
+    model = trained_mlp(mnist)
+    start = [np.array(w) for w in model.get_weights()]
+    train, val = mnist
+    result = keras_dc.compress_to_budget(
+        model,
+        train,
+        val,
+        max_increase=0.03,
+        size_fn=None,
+        bit_moves=False,
+        layer_moves=False,
+        calibrate_lr=False,
+        gradual_epochs=2.0,
+        gradual_events=6,
+        gradual_floor=0.02,
+        gradual_refine=0.5,
+        directory=str(tmp_path),
+        **{**FAST, "min_size": 1},
+    )
+    steps = result.steps
+    kept = [s for s in steps if s["move"].startswith("gradual: keep") and s["accepted"]]
+    assert len(kept) == 1  # the gradual stage kept a state: the refinement starts from it
+    refines = [s for s in steps if s["move"].startswith("gradual refine: keep")]
+    assert 1 <= len(refines) <= 3
+    assert steps.index(refines[0]) == steps.index(kept[0]) + 1
+
+    def keep(step):
+        return float(step["move"].split("keep ")[1].split("%")[0]) / 100
+
+    dense = result.dense_metric
+    pruning_limit = dense + 0.75 * (result.limit - dense)
+    reached, factor, failed = keep(kept[0]), 0.5, False
+    for r in refines:
+        assert keep(r) == pytest.approx(reached * factor, abs=1e-4)
+        assert r["accepted"] == (r["metric"] <= pruning_limit + 1e-12)
+        sparsities = [sp for sp, _ in r["layers"].values()]
+        density = sum((1 - sp) * w for sp, w in zip(sparsities, (784 * 32, 32 * 10)))
+        density /= 784 * 32 + 32 * 10
+        if r["accepted"]:
+            reached = keep(r)
+            assert density == pytest.approx(reached, abs=2e-3)  # the target, reached
+        if failed:
+            assert r is refines[-1]  # the half step after a failure is the last try
+        elif not r["accepted"]:
+            failed, factor = True, 0.5**0.5
+    assert result.final_metric <= result.limit + 1e-9
+    # The start weights were kept in the directory, for a resumed search.
+    probe = trained_mlp(mnist)
+    probe.load_weights(str(tmp_path / "gradual_start.weights.h5"))
+    for a, b in zip(probe.get_weights(), start):
+        np.testing.assert_array_equal(a, b)
