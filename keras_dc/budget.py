@@ -293,7 +293,8 @@ def compress_to_budget(
             converged network off its minimum and every move starts behind: LeNet-5
             went from 0.61% to 0.72% validation error after half an epoch at 1e-3
             (0.52% at 3.3e-4), and with calibration the search pruned further and
-            wrote a smaller bundle than without (BENCHMARKS.md). Defaults to `True`.
+            wrote a smaller bundle than without (BENCHMARKS.md). A model that comes
+            with zeros keeps them (its masks stay fixed). Defaults to `True`.
         prune_epochs: Retraining epochs after every pruning move; fractions are
             allowed (0.5: half an epoch of batches). Defaults to `2.0`.
         start_density: Fraction of weights kept after the first global move.
@@ -858,7 +859,9 @@ class _Search:
         for attempt in range(4):
             started = time.perf_counter()
             self.model.set_weights(self.accepted)
-            self.fit(None, self.prune_epochs, self.learning_rate * scale)
+            # A model that comes pruned keeps its zeros (masks fixed) while it retrains.
+            keep = self.masks_fixed() if self.density() < 1.0 else None
+            self.fit(keep, self.prune_epochs, self.learning_rate * scale)
             value = self.evaluate()
             better = value < self.last_accepted_metric()
             if better:
