@@ -117,7 +117,8 @@ def bundles(draw):
 @given(bundles())
 def test_bundle_round_trip(bundle):
     restored, segments = bundle
-    skeleton, side, stats = encoder.build_bundle(restored, segments)
+    # One entry per segment (format 1.4's PACKED round trip: test_format_v14).
+    skeleton, side, stats = encoder.build_bundle(restored, segments, packed=False)
     assert decoder.restore_bytes(skeleton, side) == restored
     assert len(skeleton) == len(restored) - sum(s.size for s in segments)
     assert len(stats) == len(segments)
@@ -234,7 +235,7 @@ def test_sparse_mode_for_sparse_layers_and_stats():
     values = _clustered(rng, 50_000, 0.08, 32)
     restored = values.tobytes()
     _, side, stats = encoder.build_bundle(
-        restored, [Segment(0, len(restored), "float32", name="ip1")]
+        restored, [Segment(0, len(restored), "float32", name="ip1")], packed=False
     )
     s = stats[0]
     assert s.encoding == "CLUSTERED_SPARSE" and s.name == "ip1"
