@@ -160,9 +160,7 @@ def test_compact_skeleton_only_where_it_pays_and_may_leave_nothing():
     # Incompressible gaps, and gaps no longer than an entry, stay in the skeleton.
     noise = np.random.default_rng(3).integers(0, 256, 500, np.uint8).tobytes()
     restored = noise + _flatbuffer_like(ENTRY_SIZE)
-    skeleton, side, stats = encoder.build_bundle(
-        restored, [Segment(500, 0, "bytes")], packed=False
-    )
+    skeleton, side, stats = encoder.build_bundle(restored, [Segment(500, 0, "bytes")], packed=False)
     assert skeleton == restored and len(stats) == 1
     # Every gap compacted: an empty skeleton restores.
     restored = _flatbuffer_like(400)
