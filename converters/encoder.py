@@ -790,15 +790,14 @@ def _gap_stats(restored, gap, encoding, payload):
     )
 
 
-def _sidecar(restored, skeleton, entries, names, payloads, stats):
+def _sidecar(restored, skeleton, entries, names, payloads, stats, packed=False):
     """Header (section 4), segment table, name table and payloads of a sidecar; the
-    version is the lowest that defines the encodings of `stats` (section 4.1)."""
+    version is the lowest that defines the encodings of `stats` (section 4.1), and
+    PACKED's when `stats` are those of the parts of a PACKED segment."""
     table = b"".join(entries) + names
     payload_area = b"".join(payloads)
-    used = {ENCODINGS[s.encoding] for s in stats}
+    used = {ENCODINGS[s.encoding] for s in stats} | ({PACKED} if packed else set())
     used |= {ENCODINGS[s.inner_encoding] for s in stats if s.inner_encoding}
-    if len(entries) < len(stats):  # parts of a PACKED segment (section 7.10)
-        used.add(PACKED)
     header = HEADER.pack(
         magic=MAGIC,
         version_major=VERSION_MAJOR,
@@ -872,9 +871,8 @@ def _packed_file(restored, segments, chosen, allowed, zlib_level):
     span = Segment(start, end - start, "bytes", 1, "")
     skeleton = bytes(restored[:start]) + bytes(restored[end:])
     stats = [part_stats for *_, part_stats in parts]
-    sidecar = _sidecar(
-        restored, skeleton, [_entry(span, PACKED, payload, 0, 0)], b"", [payload], stats
-    )
+    entry = _entry(span, PACKED, payload, 0, 0)
+    sidecar = _sidecar(restored, skeleton, [entry], b"", [payload], stats, packed=True)
     return skeleton, sidecar, stats
 
 
