@@ -198,6 +198,39 @@ final class GoldenTest {
   }
 
   @Test
+  void packedGoldenUsesTheVersion14Encoding() throws Exception {
+    // tests/golden/make_golden.py case_packed: one PACKED segment (format 1.4) whose parts are
+    // gaps and weight buffers, which the tests above restore and corrupt.
+    Fixtures.Bundle packed = null;
+    for (Fixtures.Bundle g : goldens()) {
+      if (g.name.equals("packed")) {
+        packed = g;
+      }
+    }
+    assertTrue(packed != null, "packed.dcw is missing");
+    Sidecar s = Sidecar.parse(packed.sidecar);
+    assertEquals(4, s.getVersionMinor());
+    assertEquals(0, s.getNamesSize());
+    assertEquals(1, s.getSegments().size());
+    SegmentEntry segment = s.getSegments().get(0);
+    assertEquals("PACKED", segment.getEncodingName());
+    assertEquals(10, packed.skeleton.length);
+    List<String> parts = new ArrayList<String>();
+    long offset = segment.getOffset();
+    for (SegmentEntry part : PackedDecoder.parts(new Payload(packed.sidecar, segment))) {
+      assertTrue(part.isPart());
+      assertEquals(offset, part.getOffset());
+      offset += part.getSize();
+      parts.add(part.getEncodingName());
+    }
+    assertEquals(segment.getOffset() + segment.getSize(), offset);
+    assertEquals(
+        Arrays.asList(
+            "ZLIB", "CLUSTERED_SPARSE", "RAW", "RAW", "ZLIB", "CLUSTERED_DENSE", "RAW", "DELTA"),
+        parts);
+  }
+
+  @Test
   void randomCorruptionsAreRejectedOrHarmless() throws Exception {
     final List<Fixtures.Bundle> goldens = goldens();
     assertTimeoutPreemptively(
