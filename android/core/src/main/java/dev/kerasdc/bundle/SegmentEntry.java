@@ -22,24 +22,12 @@ public final class SegmentEntry {
   /** Sidecar offset of the field that holds {@code payload_size}: the entry's, or the part's. */
   private final int payloadSizeAt;
 
+  /**
+   * An entry; {@code part} is k for a part of a PACKED segment (section 7.10), -1 for a
+   * segment-table entry, and {@code payloadSizeAt} the sidecar offset of its {@code payload_size}
+   * field (the entry's, or the part descriptor's).
+   */
   SegmentEntry(
-      int index,
-      int entryOffset,
-      long offset,
-      long size,
-      int payloadOffset,
-      int payloadSize,
-      int payloadCrc32,
-      long channels,
-      int dtype,
-      int encoding,
-      String name) {
-    this(
-        index, entryOffset, offset, size, payloadOffset, payloadSize, payloadCrc32, channels,
-        dtype, encoding, name, -1, entryOffset + Format.Entry.PAYLOAD_SIZE);
-  }
-
-  private SegmentEntry(
       int index,
       int entryOffset,
       long offset,

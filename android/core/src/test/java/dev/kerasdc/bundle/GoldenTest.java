@@ -66,6 +66,16 @@ final class GoldenTest {
     return bundles;
   }
 
+  /** The golden bundle NAME. */
+  static Fixtures.Bundle golden(String name) throws IOException {
+    for (Fixtures.Bundle g : goldens()) {
+      if (g.name.equals(name)) {
+        return g;
+      }
+    }
+    throw new AssertionError(name + ".dcw is missing");
+  }
+
   static byte[] read(File file) throws IOException {
     return Files.readAllBytes(file.toPath());
   }
@@ -118,13 +128,7 @@ final class GoldenTest {
   @Test
   void handVectorFields() throws Exception {
     // tests/golden/hand_vectors.py spells out every byte of hand.dcw.
-    Fixtures.Bundle hand = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("hand")) {
-        hand = g;
-      }
-    }
-    assertTrue(hand != null, "hand.dcw is missing");
+    Fixtures.Bundle hand = golden("hand");
     Sidecar s = Sidecar.parse(hand.sidecar);
     assertEquals(0, s.getVersionMinor());
     assertEquals(Format.Header.V1_SIZE, s.getHeaderSize());
@@ -155,13 +159,7 @@ final class GoldenTest {
   void groupedGoldenUsesTheVersion12Encodings() throws Exception {
     // tests/golden/make_golden.py case_grouped: the format 1.2 codes, which the tests above
     // restore and corrupt.
-    Fixtures.Bundle grouped = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("grouped")) {
-        grouped = g;
-      }
-    }
-    assertTrue(grouped != null, "grouped.dcw is missing");
+    Fixtures.Bundle grouped = golden("grouped");
     Sidecar s = Sidecar.parse(grouped.sidecar);
     assertEquals(2, s.getVersionMinor());
     List<String> encodings = new ArrayList<String>();
@@ -176,13 +174,7 @@ final class GoldenTest {
   void deltaGoldenUsesTheVersion13Encoding() throws Exception {
     // tests/golden/make_golden.py case_delta: DELTA (format 1.3) over ZLIB, ZLIB and
     // CLUSTERED_DENSE, which the tests above restore and corrupt.
-    Fixtures.Bundle delta = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("delta")) {
-        delta = g;
-      }
-    }
-    assertTrue(delta != null, "delta.dcw is missing");
+    Fixtures.Bundle delta = golden("delta");
     Sidecar s = Sidecar.parse(delta.sidecar);
     assertEquals(3, s.getVersionMinor());
     List<String> encodings = new ArrayList<String>();
@@ -201,13 +193,7 @@ final class GoldenTest {
   void packedGoldenUsesTheVersion14Encoding() throws Exception {
     // tests/golden/make_golden.py case_packed: one PACKED segment (format 1.4) whose parts are
     // gaps and weight buffers, which the tests above restore and corrupt.
-    Fixtures.Bundle packed = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("packed")) {
-        packed = g;
-      }
-    }
-    assertTrue(packed != null, "packed.dcw is missing");
+    Fixtures.Bundle packed = golden("packed");
     Sidecar s = Sidecar.parse(packed.sidecar);
     assertEquals(4, s.getVersionMinor());
     assertEquals(0, s.getNamesSize());

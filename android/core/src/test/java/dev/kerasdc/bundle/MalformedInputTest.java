@@ -319,6 +319,15 @@ final class MalformedInputTest {
     rejects(field, offset, b[0], b[1]);
   }
 
+  /** Every proper prefix of {@code payload}, as the payload of {@link #single}, is rejected. */
+  private static void truncationsRejected(
+      byte[] data, int dtype, long channels, int encoding, byte[] payload) {
+    for (int cut = 0; cut < payload.length; cut++) {
+      byte[][] b = single(data, dtype, channels, encoding, copyOf(payload, cut));
+      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+    }
+  }
+
   private static void singleRestores(
       byte[] data, int dtype, long channels, int encoding, byte[] payload) throws Exception {
     byte[][] b = single(data, dtype, channels, encoding, payload);
@@ -433,11 +442,7 @@ final class MalformedInputTest {
         Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, indices, new byte[1]));
     // A truncated payload, at every length.
     byte[] whole = concat(DENSE_BOOK, indices);
-    for (int cut = 0; cut < whole.length; cut++) {
-      byte[][] b = single(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
-          copyOf(whole, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE, whole);
   }
 
   @Test
@@ -745,11 +750,7 @@ final class MalformedInputTest {
     groupedDenseRejects(f + "payload_size", indicesAt + indices.length,
         concat(good, new byte[1]));
     // A truncated payload, at every length.
-    for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b =
-          single(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, copyOf(good, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, good);
   }
 
   @Test
@@ -819,10 +820,7 @@ final class MalformedInputTest {
         Encoding.GROUPED_SPARSE,
         concat(books, map, backgrounds, new byte[] {3}, stream(new int[0]), stream(new int[0])));
     // A truncated payload, at every length.
-    for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b = single(data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE, copyOf(good, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE, good);
   }
 
   // ------------------------------------------------- DELTA (7.9, since 1.3)
@@ -899,10 +897,7 @@ final class MalformedInputTest {
     deltaRejects(f + "payload_size", indicesAt + stream(DENSE_SYMBOLS).length,
         concat(good, new byte[1]));
     // A truncated payload, at every length.
-    for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b = single(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, copyOf(good, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, good);
   }
 
   /**
@@ -1064,11 +1059,7 @@ final class MalformedInputTest {
       packedRejects(f + "part[0].inner_encoding", PART0_PAYLOAD, p);
     }
     // Every truncation is rejected.
-    for (int cut = 0; cut < PACKED_GOOD.length; cut++) {
-      byte[][] b =
-          single(PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, copyOf(PACKED_GOOD, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, PACKED_GOOD);
   }
 
   @Test
