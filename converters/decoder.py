@@ -63,6 +63,7 @@ from converters.format import (
     VERSION_MAJOR,
     ZLIB,
     FormatError,
+    Varint,
     element_dtype,
     lengths_size,
     unpack_lengths,
@@ -712,33 +713,22 @@ def _read_parts(data, entry):
     covered = assigned = 0
     for k in range(count):
         prefix = f"{entry.prefix}part[{k}]."
-        at = {"size": rd.pos}
-        size = rd.varint(PART_SIZE, prefix)
-        if size > entry.size - covered:
-            raise PART_SIZE.error(
-                f"{size} exceeds the {entry.size - covered} bytes of the segment left to parts.",
-                at["size"],
-                prefix,
+        at = {}  # file offset of each descriptor field
+        left = entry.size - covered
+        size = _read_descriptor_field(
+            rd, PART_SIZE, prefix, at, range(left + 1), f"{{}} exceeds the {left} bytes left."
+        )
+        dtype, esize = DTYPE_BY_CODE[
+            _read_descriptor_field(
+                rd, PART_DTYPE, prefix, at, DTYPE_BY_CODE, "unknown dtype code {}."
             )
-        at["dtype"] = rd.pos
-        dtype_code = rd.field(PART_DTYPE, prefix)
-        if dtype_code not in DTYPE_BY_CODE:
-            raise PART_DTYPE.error(f"unknown dtype code {dtype_code}.", at["dtype"], prefix)
-        at["encoding"] = rd.pos
-        encoding = rd.field(PART_ENCODING, prefix)
-        if encoding not in PART_CODES:
-            raise PART_ENCODING.error(
-                f"{encoding} is not the code of an encoding other than PACKED.",
-                at["encoding"],
-                prefix,
-            )
-        at["channels"] = rd.pos
-        channels = rd.varint(PART_CHANNELS, prefix)
-        if not 1 <= channels <= MAX_CHANNELS:
-            raise PART_CHANNELS.error(
-                f"{channels} is not in 1 … {MAX_CHANNELS}.", at["channels"], prefix
-            )
-        dtype, esize = DTYPE_BY_CODE[dtype_code]
+        ]
+        encoding = _read_descriptor_field(
+            rd, PART_ENCODING, prefix, at, PART_CODES, "{} is not a code other than PACKED."
+        )
+        channels = _read_descriptor_field(
+            rd, PART_CHANNELS, prefix, at, range(1, MAX_CHANNELS + 1), "{} is not in 1 … 2^32 − 1."
+        )
         if size % (channels * esize):
             raise PART_SIZE.error(
                 f"{size} is not a multiple of channels × esize = {channels * esize}.",
@@ -783,6 +773,16 @@ def _read_parts(data, entry):
     for part in parts:
         part.payload_offset += rd.pos
     return parts
+
+
+def _read_descriptor_field(rd, field, prefix, at, allowed, message):
+    """The value of a part descriptor's `field` (a `Varint` or a u8 `Field`), which must be
+    `in allowed`; else a FormatError with `message.format(value)`. Records its offset in `at`."""
+    at[field.name] = rd.pos
+    value = rd.varint(field, prefix) if isinstance(field, Varint) else rd.field(field, prefix)
+    if value not in allowed:
+        raise field.error(message.format(value), at[field.name], prefix)
+    return value
 
 
 def _units(data, entry):
