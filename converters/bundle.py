@@ -380,7 +380,8 @@ def convert(
             or name per buffer, 3–6-byte stream headers. A 1.4 reader is needed (the
             Java restorer of this version). The sidecar then holds no names: the
             report, which has them, lists the parts by Keras variable, and the
-            flatbuffer ranges as ``skeleton_segments``. `False` writes the 1.0–1.3
+            flatbuffer ranges as ``skeleton_segments``; with ``compact_skeleton=False``
+            the flatbuffer head stays in the skeleton file. `False` writes the 1.0–1.3
             file. Defaults to `True`.
         strip_names: Blank the names of the flatbuffer's inner tensors (the
             converter's ``"model/ip1/MatMul;model/ip1/Relu;..."``; inputs, outputs

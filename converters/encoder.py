@@ -719,10 +719,10 @@ def _skeleton_segments(restored, segments, zlib_level):
     return covered
 
 
-def _separate_file(restored, segments, chosen, covered):
+def _separate_file(restored, digest, segments, chosen, covered):
     """The file of the 1.0–1.3 encoder: one entry per segment and per compacted gap
     (`covered`, from `_skeleton_segments`); `chosen`: each segment's (encoding, payload,
-    stats). Returns (skeleton, sidecar, stats in table order)."""
+    stats); `digest`: R's SHA-256. Returns (skeleton, sidecar, stats in table order)."""
     skeleton_parts, entries, payloads, names, stats = [], [], [], [], []
     name_cursor = 0
     skeleton_name_at = None  # the skeleton segments share one name (section 5)
@@ -756,7 +756,7 @@ def _separate_file(restored, segments, chosen, covered):
         cursor = seg.offset + seg.size
     add_gap(cursor, len(restored))
     skeleton = b"".join(skeleton_parts)
-    sidecar = _sidecar(restored, skeleton, entries, b"".join(names), payloads, stats)
+    sidecar = _sidecar(restored, digest, skeleton, entries, b"".join(names), payloads, stats)
     return skeleton, sidecar, stats
 
 
@@ -790,7 +790,7 @@ def _gap_stats(restored, gap, encoding, payload):
     )
 
 
-def _sidecar(restored, skeleton, entries, names, payloads, stats, packed=False):
+def _sidecar(restored, digest, skeleton, entries, names, payloads, stats, packed=False):
     """Header (section 4), segment table, name table and payloads of a sidecar; the
     version is the lowest that defines the encodings of `stats` (section 4.1), and
     PACKED's when `stats` are those of the parts of a PACKED segment."""
@@ -809,7 +809,7 @@ def _sidecar(restored, skeleton, entries, names, payloads, stats, packed=False):
         payload_size=len(payload_area),
         restored_size=len(restored),
         skeleton_size=len(skeleton),
-        restored_sha256=hashlib.sha256(restored).digest(),
+        restored_sha256=digest,
         skeleton_sha256=hashlib.sha256(skeleton).digest(),
         table_crc32=zlib.crc32(table),
     )
@@ -842,23 +842,25 @@ def _gap_part(restored, start, end, allowed, zlib_level, edge=False):
     return [(gap, encoding, payload, _gap_stats(restored, gap, encoding, payload))]
 
 
-def _packed_file(restored, segments, chosen, allowed, zlib_level):
+def _packed_file(restored, digest, segments, chosen, allowed, zlib_level, widen):
     """The version 1.4 candidate (section 13): one PACKED segment (7.10) whose parts are
     the segments, coded as `chosen` (each one's (encoding, payload, stats) with compact
-    stream headers), and the gaps between them, widened over the gap before the first
-    and after the last segment where that pays. Returns (skeleton, sidecar, stats of
-    the parts), or None when there is nothing to pack."""
+    stream headers), and the gaps between them; with `widen`, also the gap before the
+    first and after the last segment where that pays. Returns (skeleton, sidecar, stats
+    of the parts), or None when there is nothing to pack."""
     n = len(restored)
     first = segments[0].offset if segments else n
     last = segments[-1].offset + segments[-1].size if segments else n
-    lead = _gap_part(restored, 0, first, allowed, zlib_level, edge=True)
+    lead = _gap_part(restored, 0, first, allowed, zlib_level, edge=True) if widen else []
     parts = list(lead)
     cursor = first
     for seg, choice in zip(segments, chosen):
         parts += _gap_part(restored, cursor, seg.offset, allowed, zlib_level)
         parts.append((seg, *choice))
         cursor = seg.offset + seg.size
-    trail = _gap_part(restored, last, n, allowed, zlib_level, edge=True) if segments else []
+    trail = []
+    if widen and segments:
+        trail = _gap_part(restored, last, n, allowed, zlib_level, edge=True)
     parts += trail
     if not parts:
         return None
@@ -872,7 +874,7 @@ def _packed_file(restored, segments, chosen, allowed, zlib_level):
     skeleton = bytes(restored[:start]) + bytes(restored[end:])
     stats = [part_stats for *_, part_stats in parts]
     entry = _entry(span, PACKED, payload, 0, 0)
-    sidecar = _sidecar(restored, skeleton, [entry], b"", [payload], stats, packed=True)
+    sidecar = _sidecar(restored, digest, skeleton, [entry], b"", [payload], stats, packed=True)
     return skeleton, sidecar, stats
 
 
@@ -914,8 +916,10 @@ def build_bundle(
             on data whose sample misrepresents it). `False` always compresses fully,
             as before (for comparisons). Defaults to `True`.
         compact_skeleton: move the gaps worth compressing out of the skeleton into
-            ZLIB segments (valid v1.0; needs ZLIB among `encodings`). The skeleton
-            may then be empty. Defaults to `True`.
+            ZLIB segments (valid v1.0; needs ZLIB among `encodings`), or with `packed`
+            into ZLIB parts. The skeleton may then be empty. `False` keeps the gaps
+            before the first and after the last segment in the skeleton (a PACKED
+            segment still holds those between segments). Defaults to `True`.
         packed: also write the file as one PACKED segment (format 1.4; needs PACKED
             among `encodings`) and keep it when its skeleton plus sidecar is strictly
             smaller than the file written without it, which `packed=False` writes
@@ -966,9 +970,18 @@ def build_bundle(
     covered = {}
     if compact_skeleton and ZLIB in allowed:
         covered = _skeleton_segments(restored, segments, zlib_level)
-    bundle = _separate_file(restored, segments, [c[False] for c in chosen], covered)
+    digest = hashlib.sha256(restored).digest()
+    bundle = _separate_file(restored, digest, segments, [c[False] for c in chosen], covered)
     if True in modes:
-        candidate = _packed_file(restored, segments, [c[True] for c in chosen], allowed, zlib_level)
+        candidate = _packed_file(
+            restored,
+            digest,
+            segments,
+            [c[True] for c in chosen],
+            allowed,
+            zlib_level,
+            widen=compact_skeleton,
+        )
         if candidate is not None and len(candidate[0]) + len(candidate[1]) < len(bundle[0]) + len(
             bundle[1]
         ):

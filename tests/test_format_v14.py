@@ -24,6 +24,7 @@ from sidecar_testing import (
     with_entry,
 )
 from test_encoder import _inflated, bundles
+from test_format import _name, spec_section, spec_table, spec_tables
 
 from converters import decoder, encoder
 from converters.encoder import Segment
@@ -33,8 +34,11 @@ from converters.format import (
     HEADER,
     HEADER_SIZE,
     MAX_VARINT_SIZE,
+    MIN_PART_SIZE,
     PACKED,
+    PART,
     PART_COUNT,
+    Field,
     FormatError,
     Varint,
 )
@@ -92,6 +96,25 @@ def test_varint_pack_refuses_values_out_of_range():
     for value in (-1, 2**63):
         with pytest.raises(ValueError, match="varint"):
             Varint.pack(value)
+
+
+# =================================================================== the spec's tables
+
+
+def test_part_descriptor_and_compact_header_are_the_spec_tables():
+    types = {"varint": Varint, "u8": Field}
+    descriptor = spec_tables("### 7.10 PACKED")[1]
+    assert [(_name(r[3]), r[2]) for r in descriptor] == [
+        (f.name, "varint" if isinstance(f, Varint) else "u8") for f in PART
+    ]
+    assert all(isinstance(f, types[r[2]]) for f, r in zip(PART, descriptor))
+    assert all(f.code == "B" for f in PART if isinstance(f, Field))
+    header = spec_table("### 6.5 Compact stream header")
+    assert [(_name(r[3]), r[2]) for r in header[:3]] == [(f.name, "varint") for f in COMPACT_STREAM]
+    (count,) = [(_name(r[3]), r[2]) for r in spec_table("### 7.10 PACKED")[:1]]
+    assert count == (PART_COUNT.name, "varint")
+    assert f"`{PART_COUNT.name}` × {MIN_PART_SIZE} ≤" in spec_section("## 10. Malformed input")
+    assert f"at most {MAX_VARINT_SIZE} bytes long" in spec_section("## 2. Conventions")
 
 
 # =================================================================== the golden file
@@ -207,6 +230,11 @@ def test_packed_covers_the_gaps_that_pay_and_leaves_the_rest():
         len(restored) - len(noise),
     )
     assert (entry_field(side, 0, "name_size"), HEADER.unpack_from(side).names_size) == (0, 0)
+    # compact_skeleton=False: the span is not widened, the head stays in the skeleton.
+    skeleton, side, stats = encoder.build_bundle(restored, segments, compact_skeleton=False)
+    assert skeleton == restored[:500] + noise and decoder.restore_bytes(skeleton, side) == restored
+    assert [s.name for s in stats] == ["k", SKELETON_NAME, "b"]
+    assert HEADER.unpack_from(side).version_minor == 4
 
 
 def test_packed_without_segments_or_with_empty_ones():
