@@ -22,6 +22,7 @@ from sidecar_testing import (
     rebuild,
     segments_of,
     with_entry,
+    with_header,
 )
 from test_encoder import _inflated, bundles
 from test_format import _name, spec_section, spec_table, spec_tables
@@ -115,6 +116,46 @@ def test_part_descriptor_and_compact_header_are_the_spec_tables():
     assert count == (PART_COUNT.name, "varint")
     assert f"`{PART_COUNT.name}` × {MIN_PART_SIZE} ≤" in spec_section("## 10. Malformed input")
     assert f"at most {MAX_VARINT_SIZE} bytes long" in spec_section("## 2. Conventions")
+
+
+# =================================================================== a hand-written PACKED payload
+
+# Spelled out byte by byte from docs/bundle-format.md 7.10 and 6.5 (not by the encoder);
+# MalformedInputTest.PACKED_GOOD (Java) is the same payload.
+HAND_PACKED = bytes(
+    [
+        0x02,  # part_count 2
+        0x10, 0x01, 0x03, 0x01, 0x11,  # part 0: size 16, float32, CLUSTERED_DENSE, 1 channel, 17 B
+        0x02, 0x00, 0x00, 0x01, 0x02,  # part 1: size 2, bytes, RAW, 1 channel, 2 B
+        # part 0's payload (7.3, 7.5): one codebook of two float32 entries, 0.5 and -2.0
+        0x01, 0x00,  # codebook_count 1
+        0x02, 0x00,  # entry_count 2
+        0x00, 0x00, 0x00, 0x3F,  # 0.5
+        0x00, 0x00, 0x00, 0xC0,  # -2.0
+        0x04, 0x06, 0x02,  # indices, compact header (6.5): count 4, nbits 6, alphabet 2
+        0x21,  # lengths: symbol 0 → 1 bit (code 0), symbol 1 → 2 bits (code 10)
+        0x0A,  # data: 0 | 10 | 10 | 0, LSB first → 0b00001010
+        0x11, 0x22,  # part 1's payload: its bytes
+    ]
+)  # fmt: skip
+HAND_R = bytes([7, 8, 9]) + np.array([0.5, -2, -2, 0.5], "<f4").tobytes() + b"\x11\x22\x01"
+
+
+def test_hand_written_packed_payload_restores():
+    restored = HAND_R
+    skeleton, side, _ = encoder.build_bundle(
+        restored, [Segment(3, 18, "bytes")], encodings=["RAW"], packed=False
+    )
+    side = with_entry(rebuild(side, [HAND_PACKED]), 0, "encoding", PACKED)
+    side = with_header(side, "version_minor", 4)
+    assert skeleton == bytes([7, 8, 9, 1])
+    assert decoder.restore_bytes(skeleton, side) == restored
+    info = decoder.inspect(side)
+    assert [(s["encoding"], s["raw_bytes"], s["payload_bytes"]) for s in info["segments"]] == [
+        ("CLUSTERED_DENSE", 16, 17),
+        ("RAW", 2, 2),
+    ]
+    assert info["segments"][0]["index_bits"] == 6 and info["segments"][0]["offset"] == 3
 
 
 # =================================================================== the golden file

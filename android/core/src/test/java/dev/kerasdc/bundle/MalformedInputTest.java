@@ -1010,7 +1010,17 @@ final class MalformedInputTest {
     int d0 = PART0 - PAYLOAD;
     int d1 = d0 + Format.Packed.MIN_PART_SIZE;
     singleRestores(PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, PACKED_GOOD);
-    assertEquals(2, PACKED_GOOD[0]);
+    // The same bytes as HAND_PACKED of tests/test_format_v14.py, spelled out from spec 7.10.
+    assertArrayEquals(
+        BundleBuilder.bytes(
+            0x02, // part_count
+            0x10, 0x01, 0x03, 0x01, 0x11, // size 16, float32, CLUSTERED_DENSE, 1 channel, 17 B
+            0x02, 0x00, 0x00, 0x01, 0x02, // size 2, bytes, RAW, 1 channel, 2 B
+            0x01, 0x00, 0x02, 0x00, // one codebook of 2 entries
+            0x00, 0x00, 0x00, 0x3F, 0x00, 0x00, 0x00, 0xC0, // 0.5, -2.0
+            0x04, 0x06, 0x02, 0x21, 0x0A, // compact indices: count 4, nbits 6, alphabet 2, ...
+            0x11, 0x22), // part 1
+        PACKED_GOOD);
     // The entry: dtype bytes and one channel.
     singleRejects(f + "dtype", entry(0) + Entry.DTYPE, PACKED_DATA, Dtype.INT8, 1,
         Encoding.PACKED, PACKED_GOOD);
