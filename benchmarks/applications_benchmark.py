@@ -172,17 +172,19 @@ def _param_bytes(model):
 
 
 def _segments(buffers, names):
-    """The encoder's input for `buffers`, named as convert named them (`names`, file order)."""
+    """The encoder's input for `buffers`, named as convert named them (`names`: the
+    sidecar's name of the segment or PACKED part at each offset)."""
     from converters import encoder as encoder_lib
 
     stored = [b for b in buffers if b.size > 0]
-    if len(stored) != len(names):
-        raise RuntimeError(f"{len(stored)} weight buffers but {len(names)} segments in the sidecar")
+    missing = [b.offset for b in stored if b.offset not in names]
+    if missing:
+        raise RuntimeError(f"weight buffers at {missing[:5]} are not segments of the sidecar")
     return [
         encoder_lib.Segment(
-            offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels, name=name
+            offset=b.offset, size=b.size, dtype=b.dtype, channels=b.channels, name=names[b.offset]
         )
-        for b, name in zip(stored, names)
+        for b in stored
     ]
 
 
@@ -199,14 +201,10 @@ def encoder_before_after(directory, written_sidecar, repeats):
     if again != restored:
         return {"error": "lay_out() of the restored file did not reproduce it"}
     from converters import decoder
-    from converters.stats import SKELETON_NAME
 
-    # Weight segments only: the flatbuffer's own ZLIB segments ("(skeleton)") are not buffers.
-    names = [
-        seg["name"]
-        for seg in decoder.inspect(written_sidecar)["segments"]
-        if seg["name"] != SKELETON_NAME
-    ]
+    # By offset: the flatbuffer's own ZLIB segments or parts are no buffers (a packed
+    # sidecar's parts have no names: their names do not reach its bytes either).
+    names = {seg["offset"]: seg["name"] for seg in decoder.inspect(written_sidecar)["segments"]}
     segments = _segments(buffers, names)
     del again
     runs = {"before": [], "after": []}

@@ -64,7 +64,8 @@ def _without_sparse_raw(model):
     from converters.stats import SKELETON_NAME
 
     with tempfile.TemporaryDirectory() as d:
-        converters.convert(model, d, verbose=0, picture=False)
+        # packed=False: a segment per buffer, named (a packed sidecar's parts have no names).
+        converters.convert(model, d, verbose=0, picture=False, packed=False)
         skeleton, sidecar = files.load_bundle(d)
         restored = decoder.restore_bytes(skeleton, sidecar)
         segments = [

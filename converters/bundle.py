@@ -3,7 +3,8 @@
 A bundle is a directory::
 
     NAME.skeleton.tflite   the converted flatbuffer without its weight bytes (and, with
-                           compact_skeleton, without the parts zlib codes in the sidecar)
+                           compact_skeleton or packed, without the parts the sidecar
+                           codes; possibly empty)
     NAME.dcw               the sidecar: the weights, clustered + Huffman-coded
     NAME.report.json       per-buffer and total figures (also NAME.report.txt, .png)
 
@@ -179,7 +180,7 @@ def _segment_name(buffer, keras):
     return buffer.tensor_names[0] if buffer.tensor_names else f"buffer_{buffer.buffer_index}"
 
 
-def _encode(restored, buffers, keras, say, index_arrays=(), compact_skeleton=True):
+def _encode(restored, buffers, keras, say, index_arrays=(), compact_skeleton=True, packed=True):
     """Encodes the weight buffers, and the index vectors of sparse tensors
     (`flatbuffer.sparse_index_arrays`), into ``(skeleton, sidecar, stats)``; segments
     carry Keras names."""
@@ -204,7 +205,9 @@ def _encode(restored, buffers, keras, say, index_arrays=(), compact_skeleton=Tru
         )
     segments.sort(key=lambda seg: seg.offset)
     say(f"keras-dc: encoding {len(segments)} weight buffers...")
-    return encoder_lib.build_bundle(restored, segments, compact_skeleton=compact_skeleton)
+    return encoder_lib.build_bundle(
+        restored, segments, compact_skeleton=compact_skeleton, packed=packed
+    )
 
 
 def _kernel_labels(tree, buffers, keras):
@@ -302,6 +305,7 @@ def convert(
     keep_tflite=False,
     compare_codecs=None,
     compact_skeleton=True,
+    packed=True,
     strip_names=True,
     strip_metadata=True,
     verbose=1,
@@ -370,6 +374,15 @@ def convert(
             a segment entry into ZLIB segments of the sidecar (docs/bundle-format.md
             section 13; readable by every v1.0 reader). The skeleton file may then be
             empty. The report lists them as ``skeleton_segments``. Defaults to `True`.
+        packed: Write the sidecar as one PACKED segment (format 1.4, docs/bundle-format.md
+            section 7.10) whose parts are the weight buffers and the flatbuffer bytes
+            between them, when that makes the bundle smaller: no segment-table entry
+            or name per buffer, 3–6-byte stream headers. A 1.4 reader is needed (the
+            Java restorer of this version). The sidecar then holds no names: the
+            report, which has them, lists the parts by Keras variable, and the
+            flatbuffer ranges as ``skeleton_segments``; with ``compact_skeleton=False``
+            the flatbuffer head stays in the skeleton file. `False` writes the 1.0–1.3
+            file. Defaults to `True`.
         strip_names: Blank the names of the flatbuffer's inner tensors (the
             converter's ``"model/ip1/MatMul;model/ip1/Relu;..."``; inputs, outputs
             and signatures keep theirs): runtimes never read them, and they are a
@@ -407,7 +420,11 @@ def convert(
         int8_io=int8_io,
         representative_data=representative_data,
     )
-    for flag, value in (("strip_names", strip_names), ("strip_metadata", strip_metadata)):
+    for flag, value in (
+        ("strip_names", strip_names),
+        ("strip_metadata", strip_metadata),
+        ("packed", packed),
+    ):
         if not isinstance(value, bool):
             raise TypeError(f"`{flag}` must be True or False, got {value!r}.")
     samples = _Samples(sample_inputs, num_samples, seed, representative_data if int8 else None)
@@ -437,7 +454,7 @@ def convert(
             restored = flatbuffer.strip_names(restored)
         index_arrays = flatbuffer.sparse_index_arrays(restored)
         skeleton, sidecar, stats = _encode(
-            restored, buffers, keras, say, index_arrays, compact_skeleton
+            restored, buffers, keras, say, index_arrays, compact_skeleton, packed
         )
     say("keras-dc: restoring the bundle and running it in LiteRT...")
     with clock.step("restore_s"):

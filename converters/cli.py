@@ -100,6 +100,13 @@ _COMPACT = flags.DEFINE_bool(
     "(--nocompact_skeleton keeps the whole flatbuffer head in the skeleton file).",
     flag_values=_FLAGS,
 )
+_PACKED = flags.DEFINE_bool(
+    "packed",
+    True,
+    "Write the sidecar as one PACKED segment (format 1.4) when that makes the bundle smaller "
+    "(--nopacked writes a format 1.0-1.3 sidecar, with the buffers' names).",
+    flag_values=_FLAGS,
+)
 _STRIP = flags.DEFINE_bool(
     "strip_names",
     True,
@@ -142,7 +149,9 @@ _COMMANDS = {
             _STRICT,
             _SAMPLES,
             _COMPACT,
+            _PACKED,
             _STRIP,
+            _STRIP_METADATA,
         ),
     ),
     "inspect": ("Print the sidecar's per-buffer table.", (_BUNDLE,), (_NAME, _JSON)),
@@ -300,6 +309,7 @@ def _convert():
         strict_delegate=_STRICT.value,
         num_samples=_SAMPLES.value,
         compact_skeleton=_COMPACT.value,
+        packed=_PACKED.value,
         strip_names=_STRIP.value,
         strip_metadata=_STRIP_METADATA.value,
     )

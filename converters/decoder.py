@@ -4,8 +4,9 @@ Follows the levels of `docs/bundle-format.md`: the header and the tables (sectio
 4, 5, 8), each segment's payload (section 7: RAW, ZLIB, and the clustered encodings'
 codebooks, background, gap and index streams, and the grouped encodings' codebook
 map; SPARSE_RAW's background, gaps and values; DELTA's inner payload and running
-sums), each HuffmanStream (section 6, decoded
-by `converters.huffman`), and restoring (section 9). Field offsets and codes come from
+sums; PACKED's part table, each part read as a segment of its own), each HuffmanStream
+(section 6, its compact header inside PACKED parts: 6.5; decoded by
+`converters.huffman`), and restoring (section 9). Field offsets and codes come from
 `converters.format`. The checks run in the order of section 10, and every malformed
 input raises `FormatError`, naming the byte offset and the field:
 
@@ -22,6 +23,7 @@ import numpy as np
 from converters import huffman
 from converters.format import (
     CODEBOOK_COUNT,
+    COMPACT_STREAM,
     DELTA,
     DTYPE_BY_CODE,
     ENCODING_NAMES,
@@ -33,15 +35,26 @@ from converters.format import (
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
+    INNER_CODES,
     INNER_ENCODING,
     MAGIC,
     MAX_ALPHABET,
+    MAX_CHANNELS,
     MAX_CODEBOOK,
     MAX_ENTRY_SIZE,
     MAX_ESCAPE_RUN,
     MAX_GROUPS,
     MAX_HEADER_SIZE,
     MAX_RESTORED_SIZE,
+    MIN_PART_SIZE,
+    PACKED,
+    PART_CHANNELS,
+    PART_CODES,
+    PART_COUNT,
+    PART_DTYPE,
+    PART_ENCODING,
+    PART_PAYLOAD_SIZE,
+    PART_SIZE,
     RAW,
     SLICE_COUNT,
     SPARSE_CODES,
@@ -50,6 +63,7 @@ from converters.format import (
     VERSION_MAJOR,
     ZLIB,
     FormatError,
+    Varint,
     element_dtype,
     lengths_size,
     unpack_lengths,
@@ -81,6 +95,11 @@ class _Reader:
         """The value of the `format.Field` at the current position."""
         return field.unpack_from(self.take(field.size, prefix + field.name))
 
+    def varint(self, field, prefix):
+        """The value of the `format.Varint` at the current position (section 2)."""
+        value, self.pos = field.read(self.data, self.pos, self.end, prefix)
+        return value
+
     def layout(self, layout, prefix):
         """The values of the `format.Layout` at the current position, checked field by field."""
         start = self.pos
@@ -94,6 +113,8 @@ class _Reader:
 
 @dataclasses.dataclass
 class _Entry:
+    """A segment-table entry, or a part of a PACKED segment (7.10) read as one."""
+
     index: int
     table_offset: int  # file offset of the entry
     offset: int
@@ -106,16 +127,27 @@ class _Entry:
     esize: int
     encoding: int
     payload_offset: int = 0
+    part: int = -1  # k of a part of a PACKED segment; -1 for a segment
+    field_offsets: dict = None  # a part's: file offset of each descriptor field
 
     @property
     def prefix(self):
+        if self.part >= 0:
+            return f"segment[{self.index}].part[{self.part}]."
         return f"segment[{self.index}]."
+
+    @property
+    def compact(self):
+        """Whether the payload's HuffmanStreams have the compact header (6.5)."""
+        return self.part >= 0
 
     def field(self, name):
         return self.prefix + name
 
     def error(self, name, message):
-        """A FormatError naming field `name` of this segment-table entry."""
+        """A FormatError naming field `name` of this entry (or part descriptor)."""
+        if self.field_offsets is not None:
+            return FormatError(self.field_offsets[name], self.prefix + name, message)
         return ENTRY.error(name, message, self.table_offset, self.prefix)
 
 
@@ -270,7 +302,7 @@ def _parse_header(sidecar, max_restored_size):
 @dataclasses.dataclass
 class _Stream:
     field: str
-    offset: int  # file offset of the stream structure
+    field_offsets: dict  # file offset of `count`, `nbits` and `alphabet`
     count: int
     nbits: int
     lengths: np.ndarray
@@ -280,17 +312,34 @@ class _Stream:
     hist: np.ndarray = None
 
     def error(self, name, message):
-        """A FormatError naming field `name` of the stream's fixed part."""
-        return STREAM.error(name, message, self.offset, self.field + ".")
+        """A FormatError naming field `name` of the stream's header."""
+        return FormatError(self.field_offsets[name], f"{self.field}.{name}", message)
 
 
-def _read_stream(rd, field):
-    """Reads a stream's fields and checks the rules of 6.4 that need no decoding."""
-    start = rd.pos
+def _read_stream_header(rd, prefix, compact):
+    """(count, nbits, alphabet) of a stream header (6, or 6.5 when `compact`) and the file
+    offset of each field."""
+    if not compact:
+        start = rd.pos
+        fixed = rd.layout(STREAM, prefix)
+        return fixed, {f.name: start + f.offset for f in STREAM.fields}
+    offsets, values = {}, []
+    for field in COMPACT_STREAM:
+        offsets[field.name] = rd.pos
+        values.append(rd.varint(field, prefix))
+    return STREAM.Values(*values), offsets
+
+
+def _read_stream(rd, field, compact=False):
+    """Reads a stream's fields and checks the rules of 6.4 that need no decoding.
+
+    `compact`: the stream has the varint header of 6.5 (inside a PACKED part)."""
     prefix = field + "."
-    fixed = rd.layout(STREAM, prefix)
+    fixed, offsets = _read_stream_header(rd, prefix, compact)
+    stream = _Stream(field, offsets, fixed.count, fixed.nbits, None, 0, None)
     if fixed.alphabet > MAX_ALPHABET:
-        raise STREAM.error("alphabet", f"{fixed.alphabet} exceeds {MAX_ALPHABET}.", start, prefix)
+        raise stream.error("alphabet", f"{fixed.alphabet} exceeds {MAX_ALPHABET}.")
+    lengths_at = rd.pos
     lengths = unpack_lengths(rd.take(lengths_size(fixed.alphabet), prefix + "lengths"))
     if fixed.alphabet % 2:
         if lengths[-1]:
@@ -298,26 +347,22 @@ def _read_stream(rd, field):
         lengths = lengths[:-1]
     if fixed.count == 0:
         if fixed.nbits or fixed.alphabet:
-            raise STREAM.error(
-                "nbits", "an empty stream must have nbits = 0 and alphabet = 0.", start, prefix
-            )
+            raise stream.error("nbits", "an empty stream must have nbits = 0 and alphabet = 0.")
     else:
         if huffman.kraft_deficit(lengths) != 1:
             raise FormatError(
-                start + STREAM.size,
+                lengths_at,
                 prefix + "lengths",
                 "code lengths must leave exactly one reserved codeword (Kraft sum 1 − 2^−L).",
             )
         if not fixed.count <= fixed.nbits <= huffman.MAX_CODE_LENGTH * fixed.count:
-            raise STREAM.error(
-                "nbits",
-                f"{fixed.nbits} bits cannot hold {fixed.count} codewords of 1..15 bits.",
-                start,
-                prefix,
+            raise stream.error(
+                "nbits", f"{fixed.nbits} bits cannot hold {fixed.count} codewords of 1..15 bits."
             )
-    data_offset = rd.pos
-    data = rd.take((fixed.nbits + 7) // 8, prefix + "data")
-    return _Stream(field, start, fixed.count, fixed.nbits, lengths, data_offset, data)
+    stream.lengths = lengths
+    stream.data_offset = rd.pos
+    stream.data = rd.take((fixed.nbits + 7) // 8, prefix + "data")
+    return stream
 
 
 def _decode_stream(stream):
@@ -355,7 +400,7 @@ def _read_gaps(rd, entry):
     escape_run = rd.field(ESCAPE_RUN, entry.prefix)
     if escape_run < 1:
         raise ESCAPE_RUN.error(f"must be in 1..{MAX_ESCAPE_RUN}.", escape_at, entry.prefix)
-    gaps = _read_stream(rd, entry.field("gaps"))
+    gaps = _read_stream(rd, entry.field("gaps"), entry.compact)
     if gaps.lengths.size > escape_run + 1:
         raise gaps.error(
             "alphabet", f"{gaps.lengths.size} symbols exceed escape_run + 1 = {escape_run + 1}."
@@ -451,7 +496,7 @@ def _read_clustered(data, entry):
     entries = np.frombuffer(rd.take(total * entry.esize, entry.field("entries")), uint)
     codebook_map = None
     if grouped:
-        codebook_map = _read_stream(rd, entry.field("codebook_map"))
+        codebook_map = _read_stream(rd, entry.field("codebook_map"), entry.compact)
         if codebook_map.count != entry.channels:
             raise codebook_map.error(
                 "count", f"{codebook_map.count} must equal channels = {entry.channels}."
@@ -466,7 +511,7 @@ def _read_clustered(data, entry):
     if sparse:
         background = np.frombuffer(rd.take(n_books * entry.esize, entry.field("background")), uint)
         escape_run, gaps = _read_gaps(rd, entry)
-    indices = _read_stream(rd, entry.field("indices"))
+    indices = _read_stream(rd, entry.field("indices"), entry.compact)
     if rd.pos != rd.end:
         raise FormatError(
             rd.pos,
@@ -624,9 +669,11 @@ def _inner_entry(data, entry):
         raise entry.error("payload_size", "a DELTA payload starts with its inner_encoding.")
     at = entry.payload_offset
     code = INNER_ENCODING.unpack_from(data, at)
-    if code not in ENCODING_NAMES or code == DELTA:
+    if code not in INNER_CODES:
         raise INNER_ENCODING.error(
-            f"{code} is not the code of an encoding other than DELTA.", at, entry.prefix
+            f"{code} is not the code of an encoding other than DELTA and PACKED.",
+            at,
+            entry.prefix,
         )
     return dataclasses.replace(
         entry,
@@ -642,9 +689,117 @@ def _running_sums(target, esize):
     values[:] = np.cumsum(values, dtype=values.dtype)  # unsigned: wraps modulo 2^(8·esize)
 
 
+# --- PACKED payloads (section 7.10)
+
+
+def _read_parts(data, entry):
+    """The parts of a PACKED payload (7.10), each an `_Entry` of its own, checked in the
+    order of section 10 (the parts' payloads are checked when they are decoded)."""
+    if entry.dtype != "bytes":
+        raise entry.error("dtype", f"a PACKED segment has dtype bytes (0), not {entry.dtype}.")
+    if entry.channels != 1:
+        raise entry.error("channels", f"a PACKED segment has 1 channel, not {entry.channels}.")
+    rd = _Reader(data, entry.payload_offset, entry.payload_offset + entry.payload_size)
+    count_at = rd.pos
+    count = rd.varint(PART_COUNT, entry.prefix)
+    if not 1 <= count <= (rd.end - rd.pos) // MIN_PART_SIZE:
+        raise PART_COUNT.error(
+            f"{count} parts of at least {MIN_PART_SIZE} bytes each do not fit in the "
+            f"{rd.end - rd.pos} bytes left (at least 1 part).",
+            count_at,
+            entry.prefix,
+        )
+    parts = []
+    covered = assigned = 0
+    for k in range(count):
+        prefix = f"{entry.prefix}part[{k}]."
+        at = {}  # file offset of each descriptor field
+        left = entry.size - covered
+        size = _read_descriptor_field(
+            rd, PART_SIZE, prefix, at, range(left + 1), f"{{}} exceeds the {left} bytes left."
+        )
+        dtype, esize = DTYPE_BY_CODE[
+            _read_descriptor_field(
+                rd, PART_DTYPE, prefix, at, DTYPE_BY_CODE, "unknown dtype code {}."
+            )
+        ]
+        encoding = _read_descriptor_field(
+            rd, PART_ENCODING, prefix, at, PART_CODES, "{} is not a code other than PACKED."
+        )
+        channels = _read_descriptor_field(
+            rd, PART_CHANNELS, prefix, at, range(1, MAX_CHANNELS + 1), "{} is not in 1 … 2^32 − 1."
+        )
+        if size % (channels * esize):
+            raise PART_SIZE.error(
+                f"{size} is not a multiple of channels × esize = {channels * esize}.",
+                at["size"],
+                prefix,
+            )
+        at["payload_size"] = rd.pos
+        payload_size = rd.varint(PART_PAYLOAD_SIZE, prefix)
+        if payload_size > rd.end - rd.pos - assigned:
+            raise PART_PAYLOAD_SIZE.error(
+                f"{payload_size} exceeds the {rd.end - rd.pos - assigned} payload bytes "
+                "not yet assigned.",
+                at["payload_size"],
+                prefix,
+            )
+        parts.append(
+            dataclasses.replace(
+                entry,
+                offset=entry.offset + covered,
+                size=size,
+                payload_size=payload_size,
+                channels=channels,
+                name="",
+                dtype=dtype,
+                esize=esize,
+                encoding=encoding,
+                payload_offset=assigned,  # relative until the table's end is known
+                part=k,
+                field_offsets=at,
+            )
+        )
+        covered += size
+        assigned += payload_size
+    if covered != entry.size:
+        raise entry.error("size", f"the parts cover {covered} of the segment's {entry.size} bytes.")
+    if rd.pos + assigned != rd.end:
+        raise FormatError(
+            rd.pos + assigned,
+            entry.field("payload_size"),
+            f"{rd.end - rd.pos - assigned} bytes after the last part's payload.",
+        )
+    for part in parts:
+        part.payload_offset += rd.pos
+    return parts
+
+
+def _read_descriptor_field(rd, field, prefix, at, allowed, message):
+    """The value of a part descriptor's `field` (a `Varint` or a u8 `Field`), which must be
+    `in allowed`; else a FormatError with `message.format(value)`. Records its offset in `at`."""
+    at[field.name] = rd.pos
+    value = rd.varint(field, prefix) if isinstance(field, Varint) else rd.field(field, prefix)
+    if value not in allowed:
+        raise field.error(message.format(value), at[field.name], prefix)
+    return value
+
+
+def _units(data, entry):
+    """What decodes on its own: the segment, or the parts of a PACKED segment (7.10)."""
+    return _read_parts(data, entry) if entry.encoding == PACKED else [entry]
+
+
 def _decode_into(data, entry, target):
     """Decode segment `entry`'s payload into `target` (a uint8 array of entry.size)."""
     _check_payload_crc(data, entry)
+    for unit in _units(data, entry):
+        start = unit.offset - entry.offset
+        _decode_unit(data, unit, target[start : start + unit.size])
+
+
+def _decode_unit(data, entry, target):
+    """Decode a payload of any encoding but PACKED (its CRC already checked) into `target`."""
     if entry.encoding == DELTA:
         _decode_payload(data, _inner_entry(data, entry), target)
         _running_sums(target, entry.esize)
@@ -805,8 +960,8 @@ def _payload_figures(data, entry):
     return _clustered_figures(parsed), _clustered_nonzeros(parsed, entry)
 
 
-def _segment_stats(data, entry):
-    _check_payload_crc(data, entry)
+def _unit_stats(data, entry):
+    """The `SegmentStats` of a segment, or of a PACKED segment's part, named by its index."""
     if entry.encoding == DELTA:  # the inner payload's figures, the running sums' values
         inner = _inner_entry(data, entry)
         figures, _ = _payload_figures(data, inner)
@@ -818,7 +973,7 @@ def _segment_stats(data, entry):
     else:
         figures, nonzeros = _payload_figures(data, entry)
     return SegmentStats.of_segment(
-        entry.name,
+        entry.prefix[:-1] if entry.part >= 0 else entry.name,
         entry.offset,
         entry.size,
         entry.dtype,
@@ -828,6 +983,12 @@ def _segment_stats(data, entry):
         payload_bytes=entry.payload_size,
         **figures,
     )
+
+
+def _segment_stats(data, entry):
+    """The `SegmentStats` of a segment: one, or one per part of a PACKED segment."""
+    _check_payload_crc(data, entry)
+    return [_unit_stats(data, unit) for unit in _units(data, entry)]
 
 
 def inspect(sidecar):
@@ -840,7 +1001,9 @@ def inspect(sidecar):
         A JSON-ready dict with `version`, `restored_size`, `skeleton_size`,
         `payload_size`, `sidecar_size`, `segment_count`, `restored_sha256` and
         `skeleton_sha256` (hex), and `segments`: one `SegmentStats.to_dict()` per
-        segment (the keys of `build_bundle`'s stats).
+        segment (the keys of `build_bundle`'s stats), or for a PACKED segment one per
+        part, named by its index (e.g. `segment[0].part[3]`: parts have no names in
+        the file), in file order.
 
     Raises:
         FormatError: malformed input; `.offset` and `.field` say where.
@@ -856,5 +1019,7 @@ def inspect(sidecar):
         "segment_count": h.segment_count,
         "restored_sha256": h.restored_sha256.hex(),
         "skeleton_sha256": h.skeleton_sha256.hex(),
-        "segments": [_segment_stats(data, entry).to_dict() for entry in header.entries],
+        "segments": [
+            stats.to_dict() for entry in header.entries for stats in _segment_stats(data, entry)
+        ],
     }

@@ -27,6 +27,7 @@ from converters.format import (
     CLUSTERED_DENSE,
     CLUSTERED_SPARSE,
     CODEBOOK_COUNT,
+    COMPACT_STREAM,
     DELTA,
     DTYPES,
     ENCODING_NAMES,
@@ -40,6 +41,7 @@ from converters.format import (
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
+    INNER_CODES,
     INNER_ENCODING,
     MAGIC,
     MAX_CHANNELS,
@@ -48,6 +50,9 @@ from converters.format import (
     MAX_ESCAPE_RUN,
     MAX_GROUPS,
     MAX_RESTORED_SIZE,
+    PACKED,
+    PART,
+    PART_COUNT,
     RAW,
     SLICE_COUNT,
     SPARSE_RAW,
@@ -227,17 +232,57 @@ def _codebooks(values, book, n_books, equal_slices=False):
     return entry_counts, group_value[ranked], rank[group]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Stream:
+    """A coded HuffmanStream whose header is written last: the fixed one of section 6, or
+    the compact one of 6.5 (inside a PACKED part)."""
+
+    count: int
+    nbits: int
+    alphabet: int
+    body: bytes  # `lengths` and `data`
+
+    def header(self, compact):
+        if not compact:
+            return STREAM.pack(count=self.count, nbits=self.nbits, alphabet=self.alphabet)
+        return b"".join(f.pack(v) for f, v in zip(COMPACT_STREAM, self._fields()))
+
+    def size(self, compact):
+        if not compact:
+            return STREAM.size + len(self.body)
+        return sum(f.size_of(v) for f, v in zip(COMPACT_STREAM, self._fields())) + len(self.body)
+
+    def _fields(self):
+        return self.count, self.nbits, self.alphabet
+
+
+class _Payload:
+    """A candidate payload: bytes and `_Stream`s (and `_Payload`s, flattened), whose
+    size and bytes depend on the streams' header (`compact`)."""
+
+    def __init__(self, *pieces):
+        self.pieces = tuple(
+            q for p in pieces for q in (p.pieces if isinstance(p, _Payload) else (p,))
+        )
+
+    def size(self, compact):
+        return sum(p.size(compact) if isinstance(p, _Stream) else len(p) for p in self.pieces)
+
+    def render(self, compact):
+        return b"".join(
+            p.header(compact) + p.body if isinstance(p, _Stream) else p for p in self.pieces
+        )
+
+
 def _stream_bytes(symbols):
-    """HuffmanStream bytes for `symbols` (section 6), plus its nbits and total entropy in bits."""
+    """The `_Stream` of `symbols` (section 6), plus its nbits and total entropy in bits."""
     if not symbols.size:
-        return STREAM.pack(count=0, nbits=0, alphabet=0), 0, 0.0
+        return _Stream(0, 0, 0, b""), 0, 0.0
     hist = np.bincount(symbols)
     lengths = huffman.code_lengths(hist, reserve=True)
     data, nbits = huffman.encode(symbols, lengths)
     return (
-        STREAM.pack(count=symbols.size, nbits=nbits, alphabet=lengths.size)
-        + pack_lengths(lengths)
-        + data,
+        _Stream(int(symbols.size), nbits, int(lengths.size), pack_lengths(lengths) + data),
         nbits,
         huffman.entropy_bits(hist),
     )
@@ -313,7 +358,7 @@ def _gap_symbols(runs, escape_run):
 def _gaps(kept):
     """`escape_run` and gap stream of the emitted positions `kept` (section 7.4).
 
-    Returns (bytes of `escape_run` and `gaps`, their `SegmentStats` figures).
+    Returns (the `_Payload` of `escape_run` and `gaps`, their `SegmentStats` figures).
     """
     runs = np.diff(kept, prepend=-1) - 1
     escape_run = _choose_escape_run(runs) if runs.size else 1
@@ -324,7 +369,7 @@ def _gaps(kept):
         "gap_bits": gap[1],
         "gap_entropy_bits_total": gap[2],
     }
-    return ESCAPE_RUN.pack(escape_run) + gap[0], figures
+    return _Payload(ESCAPE_RUN.pack(escape_run), gap[0]), figures
 
 
 def _clustered_payload(values, esize, n_books, sparse, split=None, gaps=None):
@@ -342,7 +387,7 @@ def _clustered_payload(values, esize, n_books, sparse, split=None, gaps=None):
 
 
 def _codebook_payload(esize, entry_counts, entries, symbols, sparse_fields=None, book_map=None):
-    """The payload of a clustered (7.3–7.5) or grouped (7.8) encoding, and its figures.
+    """The `_Payload` of a clustered (7.3–7.5) or grouped (7.8) encoding, and its figures.
 
     `sparse_fields`: (one background per codebook, the `_gaps` bytes and figures) for
     the sparse encodings; `book_map`: each channel's codebook, for the grouped ones.
@@ -369,7 +414,7 @@ def _codebook_payload(esize, entry_counts, entries, symbols, sparse_fields=None,
         index_bits=index[1],
         index_entropy_bits_total=index[2],
     )
-    return b"".join(parts), figures
+    return _Payload(*parts), figures
 
 
 # Grouped codebooks (7.8): the greedy grouping below tries these thresholds (entries a
@@ -485,13 +530,11 @@ def _sparse_raw_payload(values, n_books, split, gaps):
     kept, background = split
     gap_bytes, figures = gaps
     figures = dict(figures)
-    payload = b"".join(
-        [
-            SLICE_COUNT.pack(n_books),
-            background.astype(values.dtype).tobytes(),
-            gap_bytes,
-            values[kept].tobytes(),
-        ]
+    payload = _Payload(
+        SLICE_COUNT.pack(n_books),
+        background.astype(values.dtype).tobytes(),
+        gap_bytes,
+        values[kept].tobytes(),
     )
     return payload, figures
 
@@ -524,17 +567,23 @@ _DELTA_DTYPES = frozenset({"uint8", "uint16", "int16", "int32", "int64"})
 _DELTA_MAX_DESCENTS = 0.25
 
 
-def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
+def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, modes):
     """Smallest payload among the allowed, applicable encodings (ties: lower code).
 
     With `zlib_estimate`, ZLIB is skipped on a large segment whose best clustered
     payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size. DELTA
     (7.9) codes the differences with the best other encoding, and wins only when
-    strictly smaller.
+    strictly smaller. The candidates are made once and measured for each of `modes`:
+    `False` for a segment of its own (stream headers of section 6), `True` for a part of
+    a PACKED segment (compact stream headers, 6.5).
+
+    Returns:
+        `{mode: (encoding code, payload bytes, SegmentStats)}`.
     """
     esize = DTYPES[seg.dtype][1]
     values = np.frombuffer(raw, element_dtype(esize))
-    candidates = [_best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate)]
+    own = _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate)
+    inner = None
     if (
         DELTA in allowed
         and seg.dtype in _DELTA_DTYPES
@@ -542,40 +591,54 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
         and np.count_nonzero(values[1:] < values[:-1]) <= _DELTA_MAX_DESCENTS * values.size
     ):
         differences = np.diff(values, prepend=values.dtype.type(0))  # unsigned: wraps
-        size, inner, n_books, payload, extra = _best_payload(
-            differences.tobytes(), seg, allowed - {DELTA}, per_channel, zlib_level, zlib_estimate
+        inner = _candidates(
+            differences.tobytes(),
+            seg,
+            allowed & INNER_CODES,
+            per_channel,
+            zlib_level,
+            zlib_estimate,
         )
-        extra = dict(extra, inner_encoding=ENCODING_NAMES[inner])
-        candidates.append(
-            (
-                size + INNER_ENCODING.size,
-                DELTA,
-                n_books,
-                INNER_ENCODING.pack(inner) + payload,
-                extra,
-            )
+    nonzeros = count_nonzero(values, seg.dtype)
+    chosen = {}
+    for compact in modes:
+        payload, encoding, n_books, extra = _smallest(own, compact)
+        size = payload.size(compact)
+        if inner is not None:
+            inner_payload, code, inner_books, figures = _smallest(inner, compact)
+            delta_size = INNER_ENCODING.size + inner_payload.size(compact)
+            if (delta_size, DELTA, inner_books) < (size, encoding, n_books):
+                size, encoding = delta_size, DELTA
+                payload = _Payload(INNER_ENCODING.pack(code), inner_payload)
+                extra = dict(figures, inner_encoding=ENCODING_NAMES[code])
+        stats = SegmentStats.of_segment(
+            seg.name,
+            seg.offset,
+            seg.size,
+            seg.dtype,
+            seg.channels,
+            encoding=ENCODING_NAMES[encoding],
+            nonzeros=nonzeros,
+            payload_bytes=size,
+            **extra,
         )
-    size, encoding, n_books, payload, extra = min(candidates, key=lambda c: c[:3])
-    stats = SegmentStats.of_segment(
-        seg.name,
-        seg.offset,
-        seg.size,
-        seg.dtype,
-        seg.channels,
-        encoding=ENCODING_NAMES[encoding],
-        nonzeros=count_nonzero(values, seg.dtype),
-        payload_bytes=size,
-        **extra,
-    )
-    return encoding, payload, stats
+        chosen[compact] = encoding, payload.render(compact), stats
+    return chosen
 
 
-def _best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
-    """The smallest (size, code, codebooks, payload, figures) of the allowed encodings
-    but DELTA."""
+def _smallest(candidates, compact):
+    """The smallest candidate with the streams' headers of `compact` (ties: lower code,
+    then fewer codebooks)."""
+    return min(candidates, key=lambda c: (c[0].size(compact), c[1], c[2]))
+
+
+def _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
+    """The (payload, code, codebooks, figures) of the allowed, applicable encodings but
+    DELTA; `payload` is a `_Payload`. The SPARSE_RAW shortcut and the ZLIB estimate
+    compare sizes with the headers of section 6 (a compact header is never larger)."""
     esize = DTYPES[seg.dtype][1]
     values = np.frombuffer(raw, element_dtype(esize))
-    candidates = [(len(raw), RAW, 0, raw, {})]
+    candidates = [(_Payload(raw), RAW, 0, {})]
     books = [1]
     if per_channel and 1 < seg.channels <= MAX_CODEBOOK_COUNT:
         books.append(seg.channels)
@@ -591,6 +654,9 @@ def _best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
             gap_fields[n_books] = _gaps(split(n_books)[0])
         return gap_fields[n_books]
 
+    def best_size():
+        return min(c[0].size(False) for c in candidates)
+
     too_many = set()  # codebook counts for which a slice has > 256 values besides its background
     for encoding in (CLUSTERED_SPARSE, CLUSTERED_DENSE):
         if encoding not in allowed or not values.size:
@@ -603,7 +669,7 @@ def _best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
                 values, esize, n_books, sparse, *((split(n_books), gaps) if sparse else ())
             )
             if result is not None:
-                candidates.append((len(result[0]), encoding, n_books, result[0], result[1]))
+                candidates.append((result[0], encoding, n_books, result[1]))
             elif sparse:
                 too_many.add(n_books)
     for encoding in (GROUPED_SPARSE, GROUPED_DENSE):  # codebooks shared by channel groups
@@ -616,21 +682,20 @@ def _best_payload(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
             values, esize, seg.channels, sparse, *((split(seg.channels), gaps) if sparse else ())
         )
         for payload, figures in found:
-            candidates.append((len(payload), encoding, figures["codebooks"], payload, figures))
+            candidates.append((payload, encoding, figures["codebooks"], figures))
     if SPARSE_RAW in allowed and values.size:  # pruned values that are not clustered
         for n_books in books:
             kept, _ = split(n_books)
-            if kept.size * esize >= min(c[0] for c in candidates):  # its values alone lose
+            if kept.size * esize >= best_size():  # its values alone lose
                 continue
             payload, figures = _sparse_raw_payload(values, n_books, split(n_books), gaps(n_books))
-            candidates.append((len(payload), SPARSE_RAW, n_books, payload, figures))
+            candidates.append((payload, SPARSE_RAW, n_books, figures))
     if ZLIB in allowed:
-        best = min(c[0] for c in candidates)
+        best = best_size()
         estimate = _zlib_estimate(raw, zlib_level) if zlib_estimate else None
         if estimate is None or _ZLIB_SKIP_MARGIN * best >= estimate:
-            packed = zlib.compress(raw, zlib_level)
-            candidates.append((len(packed), ZLIB, 0, packed, {}))
-    return min(candidates, key=lambda c: c[:3])
+            candidates.append((_Payload(zlib.compress(raw, zlib_level)), ZLIB, 0, {}))
+    return candidates
 
 
 def _skeleton_segments(restored, segments, zlib_level):
@@ -654,6 +719,165 @@ def _skeleton_segments(restored, segments, zlib_level):
     return covered
 
 
+def _separate_file(restored, digest, segments, chosen, covered):
+    """The file of the 1.0–1.3 encoder: one entry per segment and per compacted gap
+    (`covered`, from `_skeleton_segments`); `chosen`: each segment's (encoding, payload,
+    stats); `digest`: R's SHA-256. Returns (skeleton, sidecar, stats in table order)."""
+    skeleton_parts, entries, payloads, names, stats = [], [], [], [], []
+    name_cursor = 0
+    skeleton_name_at = None  # the skeleton segments share one name (section 5)
+
+    def add(seg, encoding, payload, seg_stats):
+        nonlocal name_cursor, skeleton_name_at
+        name = seg.name.encode("utf-8")
+        name_offset = name_cursor
+        if seg_stats.is_skeleton and skeleton_name_at is not None:
+            name_offset = skeleton_name_at
+        else:
+            if seg_stats.is_skeleton:
+                skeleton_name_at = name_cursor
+            names.append(name)
+            name_cursor += len(name)
+        entries.append(_entry(seg, encoding, payload, name_offset, len(name)))
+        payloads.append(payload)
+        stats.append(seg_stats)
+
+    def add_gap(start, end):
+        if start in covered:
+            gap, payload = covered[start]
+            add(gap, ZLIB, payload, _gap_stats(restored, gap, ZLIB, payload))
+        else:
+            skeleton_parts.append(restored[start:end])
+
+    cursor = 0
+    for seg, choice in zip(segments, chosen):
+        add_gap(cursor, seg.offset)
+        add(seg, *choice)
+        cursor = seg.offset + seg.size
+    add_gap(cursor, len(restored))
+    skeleton = b"".join(skeleton_parts)
+    sidecar = _sidecar(restored, digest, skeleton, entries, b"".join(names), payloads, stats)
+    return skeleton, sidecar, stats
+
+
+def _entry(seg, encoding, payload, name_offset, name_size):
+    """The segment-table entry (section 5) of `seg` coded as `payload`."""
+    return ENTRY.pack(
+        offset=seg.offset,
+        size=seg.size,
+        payload_size=len(payload),
+        payload_crc32=zlib.crc32(payload),
+        channels=seg.channels,
+        name_offset=name_offset,
+        name_size=name_size,
+        dtype=DTYPES[seg.dtype][0],
+        encoding=encoding,
+    )
+
+
+def _gap_stats(restored, gap, encoding, payload):
+    """The `SegmentStats` of a gap of R (a `Segment` named `SKELETON_NAME`) coded as `payload`."""
+    gap_bytes = np.frombuffer(restored[gap.offset : gap.offset + gap.size], np.uint8)
+    return SegmentStats.of_segment(
+        gap.name,
+        gap.offset,
+        gap.size,
+        gap.dtype,
+        gap.channels,
+        encoding=ENCODING_NAMES[encoding],
+        nonzeros=count_nonzero(gap_bytes, gap.dtype),
+        payload_bytes=len(payload),
+    )
+
+
+def _sidecar(restored, digest, skeleton, entries, names, payloads, stats, packed=False):
+    """Header (section 4), segment table, name table and payloads of a sidecar; the
+    version is the lowest that defines the encodings of `stats` (section 4.1), and
+    PACKED's when `stats` are those of the parts of a PACKED segment."""
+    table = b"".join(entries) + names
+    payload_area = b"".join(payloads)
+    used = {ENCODINGS[s.encoding] for s in stats} | ({PACKED} if packed else set())
+    used |= {ENCODINGS[s.inner_encoding] for s in stats if s.inner_encoding}
+    header = HEADER.pack(
+        magic=MAGIC,
+        version_major=VERSION_MAJOR,
+        version_minor=minor_version_for(used),
+        header_size=HEADER_SIZE,
+        segment_count=len(entries),
+        entry_size=ENTRY_SIZE,
+        names_size=len(names),
+        payload_size=len(payload_area),
+        restored_size=len(restored),
+        skeleton_size=len(skeleton),
+        restored_sha256=digest,
+        skeleton_sha256=hashlib.sha256(skeleton).digest(),
+        table_crc32=zlib.crc32(table),
+    )
+    header += HEADER_CRC.pack(zlib.crc32(header))  # the last field: CRC of all before it
+    return header + table + payload_area
+
+
+def _descriptor(seg, encoding, payload):
+    """The part descriptor (7.10) of `seg` coded as `payload`."""
+    values = (seg.size, DTYPES[seg.dtype][0], encoding, seg.channels, len(payload))
+    return b"".join(field.pack(value) for field, value in zip(PART, values))
+
+
+def _gap_part(restored, start, end, allowed, zlib_level, edge=False):
+    """The part of the gap `[start, end)` of R (section 13), as a list of 0 or 1
+    (Segment, encoding, payload, stats): ZLIB when its zlib stream is smaller than the
+    gap, else RAW; none for an empty gap, nor for a gap at an `edge` of the PACKED
+    segment (the skeleton may keep it) unless its ZLIB part is smaller than the gap."""
+    size = end - start
+    if not size:
+        return []
+    gap = Segment(start, size, "bytes", 1, SKELETON_NAME)
+    encoding, payload = RAW, bytes(restored[start:end])
+    if ZLIB in allowed:
+        packed = zlib.compress(payload, zlib_level)
+        if len(packed) < size:
+            encoding, payload = ZLIB, packed
+    if edge and (encoding == RAW or len(payload) + len(_descriptor(gap, ZLIB, payload)) >= size):
+        return []
+    return [(gap, encoding, payload, _gap_stats(restored, gap, encoding, payload))]
+
+
+def _packed_file(restored, digest, segments, chosen, allowed, zlib_level, widen):
+    """The version 1.4 candidate (section 13): one PACKED segment (7.10) whose parts are
+    the segments, coded as `chosen` (each one's (encoding, payload, stats) with compact
+    stream headers), and the gaps between them; with `widen`, also the gap before the
+    first and after the last segment where that pays. Returns (skeleton, sidecar, stats
+    of the parts), or None when there is nothing to pack."""
+    n = len(restored)
+    first = segments[0].offset if segments else n
+    last = segments[-1].offset + segments[-1].size if segments else n
+    lead = _gap_part(restored, 0, first, allowed, zlib_level, edge=True) if widen else []
+    parts = list(lead)
+    cursor = first
+    for seg, choice in zip(segments, chosen):
+        parts += _gap_part(restored, cursor, seg.offset, allowed, zlib_level)
+        parts.append((seg, *choice))
+        cursor = seg.offset + seg.size
+    trail = []
+    if widen and segments:
+        trail = _gap_part(restored, last, n, allowed, zlib_level, edge=True)
+    parts += trail
+    if not parts:
+        return None
+    start, end = (0 if lead else first), (n if trail else last)
+    payload = b"".join(
+        [PART_COUNT.pack(len(parts))]
+        + [_descriptor(seg, encoding, data) for seg, encoding, data, _ in parts]
+        + [data for _, _, data, _ in parts]
+    )
+    span = Segment(start, end - start, "bytes", 1, "")
+    skeleton = bytes(restored[:start]) + bytes(restored[end:])
+    stats = [part_stats for *_, part_stats in parts]
+    entry = _entry(span, PACKED, payload, 0, 0)
+    sidecar = _sidecar(restored, digest, skeleton, [entry], b"", [payload], stats, packed=True)
+    return skeleton, sidecar, stats
+
+
 def build_bundle(
     restored,
     segments,
@@ -663,6 +887,7 @@ def build_bundle(
     zlib_level=9,
     zlib_estimate=True,
     compact_skeleton=True,
+    packed=True,
 ):
     """Split `restored` into a skeleton and a compressed sidecar.
 
@@ -672,8 +897,10 @@ def build_bundle(
     `per_channel` and one codebook would be too large or larger), else SPARSE_RAW when
     its background dominates, ZLIB, and RAW. With `compact_skeleton`, gaps between the
     segments that zlib shrinks by more than a table entry become ZLIB segments of their
-    own (named `stats.SKELETON_NAME`), and the skeleton keeps the rest. Same input, same
-    bytes.
+    own (named `stats.SKELETON_NAME`), and the skeleton keeps the rest. With `packed`,
+    a version 1.4 file with one PACKED segment (section 7.10) whose parts are the
+    segments and the gaps between them is written instead when it is strictly smaller
+    (section 13). Same input, same bytes.
 
     Args:
         restored: bytes-like, the runnable file R (at most 2^31 − 1 bytes).
@@ -689,14 +916,21 @@ def build_bundle(
             on data whose sample misrepresents it). `False` always compresses fully,
             as before (for comparisons). Defaults to `True`.
         compact_skeleton: move the gaps worth compressing out of the skeleton into
-            ZLIB segments (valid v1.0; needs ZLIB among `encodings`). The skeleton
-            may then be empty. Defaults to `True`.
+            ZLIB segments (valid v1.0; needs ZLIB among `encodings`), or with `packed`
+            into ZLIB parts. The skeleton may then be empty. `False` keeps the gaps
+            before the first and after the last segment in the skeleton (a PACKED
+            segment still holds those between segments). Defaults to `True`.
+        packed: also write the file as one PACKED segment (format 1.4; needs PACKED
+            among `encodings`) and keep it when its skeleton plus sidecar is strictly
+            smaller than the file written without it, which `packed=False` writes
+            byte for byte. Defaults to `True`.
 
     Returns:
         `(skeleton, sidecar, stats)`: two `bytes` objects and one
         `converters.stats.SegmentStats` per segment of the sidecar, in table order:
         the given segments, and the skeleton's ZLIB segments where compacted (their
-        `is_skeleton` is true).
+        `is_skeleton` is true); for a PACKED file, one per part, in the order of R:
+        the given segments and the gaps coded as parts (`is_skeleton` true).
 
     Raises:
         ValueError, TypeError: invalid arguments (the message says which segment).
@@ -716,90 +950,40 @@ def build_bundle(
         allowed = {ENCODINGS[e] for e in encodings} | {RAW}
     if not isinstance(zlib_level, int) or not 0 <= zlib_level <= 9:
         raise ValueError(f"zlib_level must be an int in 0..9, got {zlib_level!r}.")
-    if not isinstance(compact_skeleton, bool):
-        raise TypeError(f"compact_skeleton must be a bool, got {compact_skeleton!r}.")
+    for flag, value in (("compact_skeleton", compact_skeleton), ("packed", packed)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be a bool, got {value!r}.")
 
+    modes = (False, True) if packed and PACKED in allowed else (False,)
+    chosen = [
+        _encode_segment(
+            restored[seg.offset : seg.offset + seg.size],
+            seg,
+            allowed,
+            per_channel,
+            zlib_level,
+            zlib_estimate,
+            modes,
+        )
+        for seg in segments
+    ]
     covered = {}
     if compact_skeleton and ZLIB in allowed:
         covered = _skeleton_segments(restored, segments, zlib_level)
-    skeleton_parts, entries, payloads, names, stats = [], [], [], [], []
-    cursor = name_cursor = 0
-    skeleton_name_at = None  # the skeleton segments share one name (section 5)
-
-    def add(seg, encoding, payload, seg_stats):
-        nonlocal name_cursor, skeleton_name_at
-        name = seg.name.encode("utf-8")
-        name_offset = name_cursor
-        if seg_stats.is_skeleton and skeleton_name_at is not None:
-            name_offset = skeleton_name_at
-        else:
-            if seg_stats.is_skeleton:
-                skeleton_name_at = name_cursor
-            names.append(name)
-            name_cursor += len(name)
-        entries.append(
-            ENTRY.pack(
-                offset=seg.offset,
-                size=seg.size,
-                payload_size=len(payload),
-                payload_crc32=zlib.crc32(payload),
-                channels=seg.channels,
-                name_offset=name_offset,
-                name_size=len(name),
-                dtype=DTYPES[seg.dtype][0],
-                encoding=encoding,
-            )
+    digest = hashlib.sha256(restored).digest()
+    bundle = _separate_file(restored, digest, segments, [c[False] for c in chosen], covered)
+    if True in modes:
+        candidate = _packed_file(
+            restored,
+            digest,
+            segments,
+            [c[True] for c in chosen],
+            allowed,
+            zlib_level,
+            widen=compact_skeleton,
         )
-        payloads.append(payload)
-        stats.append(seg_stats)
-
-    def add_gap(end):
-        if cursor in covered:
-            gap, payload = covered[cursor]
-            gap_bytes = np.frombuffer(restored[gap.offset : end], np.uint8)
-            add(
-                gap,
-                ZLIB,
-                payload,
-                SegmentStats.of_segment(
-                    gap.name,
-                    gap.offset,
-                    gap.size,
-                    gap.dtype,
-                    gap.channels,
-                    encoding=ENCODING_NAMES[ZLIB],
-                    nonzeros=count_nonzero(gap_bytes, gap.dtype),
-                    payload_bytes=len(payload),
-                ),
-            )
-        else:
-            skeleton_parts.append(restored[cursor:end])
-
-    for seg in segments:
-        add_gap(seg.offset)
-        raw = restored[seg.offset : seg.offset + seg.size]
-        add(seg, *_encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate))
-        cursor = seg.offset + seg.size
-    add_gap(len(restored))
-    skeleton = b"".join(skeleton_parts)
-    table = b"".join(entries) + b"".join(names)
-    payload_area = b"".join(payloads)
-    used = {ENCODINGS[s.encoding] for s in stats}
-    used |= {ENCODINGS[s.inner_encoding] for s in stats if s.inner_encoding}
-    header = HEADER.pack(
-        magic=MAGIC,
-        version_major=VERSION_MAJOR,
-        version_minor=minor_version_for(used),
-        header_size=HEADER_SIZE,
-        segment_count=len(entries),
-        entry_size=ENTRY_SIZE,
-        names_size=name_cursor,
-        payload_size=len(payload_area),
-        restored_size=len(restored),
-        skeleton_size=len(skeleton),
-        restored_sha256=hashlib.sha256(restored).digest(),
-        skeleton_sha256=hashlib.sha256(skeleton).digest(),
-        table_crc32=zlib.crc32(table),
-    )
-    header += HEADER_CRC.pack(zlib.crc32(header))  # the last field: CRC of all before it
-    return skeleton, header + table + payload_area, stats
+        if candidate is not None and len(candidate[0]) + len(candidate[1]) < len(bundle[0]) + len(
+            bundle[1]
+        ):
+            return candidate
+    return bundle

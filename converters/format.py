@@ -1,21 +1,24 @@
 """Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
 
-Mirrors `docs/bundle-format.md` version 1.3: every fixed structure is written here once,
+Mirrors `docs/bundle-format.md` version 1.4: every fixed structure is written here once,
 as the list of its fields (name and struct code) in the order of the spec's table, and
 the offsets, sizes and struct strings that the decoder and the encoder use are derived
 from that list:
 
-- section 2: little-endian integers, no padding (section 11, "No alignment");
+- section 2: little-endian integers, no padding (section 11, "No alignment"), and the
+  minimal LEB128 varints of PACKED payloads (`Varint`);
 - section 4: `HEADER` (fixed fields) and `HEADER_CRC` (the header's last 4 bytes);
 - section 5: `ENTRY` (one segment-table entry) and the `DTYPES` table;
 - section 6: `STREAM` (the fixed part of a HuffmanStream) and its nibble-packed
-  `lengths` (`pack_lengths`, `unpack_lengths`);
+  `lengths` (`pack_lengths`, `unpack_lengths`); 6.5: `COMPACT_STREAM`, the varint header
+  of a stream inside a PACKED part;
 - section 4.1: `VERSION_MINOR` and the minor version each encoding needs
   (`ENCODING_MINOR`, `minor_version_for`);
 - section 7: the `ENCODINGS` codes and the payload fields (`CODEBOOK_COUNT`,
-  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `INNER_ENCODING`, `element_dtype`), and
-  which codes are
-  clustered (`CLUSTERED_CODES`), sparse (`SPARSE_CODES`) or grouped (`GROUPED_CODES`);
+  `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `INNER_ENCODING`, `element_dtype`; PACKED's
+  `PART_COUNT` and `PART` descriptor), and which codes are clustered (`CLUSTERED_CODES`),
+  sparse (`SPARSE_CODES`), grouped (`GROUPED_CODES`), a DELTA payload's inner code
+  (`INNER_CODES`) or a PACKED part's (`PART_CODES`);
 - section 10: `FormatError` and the limits that bound every allocation.
 
 Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
@@ -34,6 +37,7 @@ __all__ = [
     "CLUSTERED_DENSE",
     "CLUSTERED_SPARSE",
     "CODEBOOK_COUNT",
+    "COMPACT_STREAM",
     "DELTA",
     "DTYPES",
     "DTYPE_BY_CODE",
@@ -47,6 +51,7 @@ __all__ = [
     "HEADER",
     "HEADER_CRC",
     "HEADER_SIZE",
+    "INNER_CODES",
     "INNER_ENCODING",
     "MAGIC",
     "MAX_ALPHABET",
@@ -58,6 +63,17 @@ __all__ = [
     "MAX_GROUPS",
     "MAX_HEADER_SIZE",
     "MAX_RESTORED_SIZE",
+    "MAX_VARINT_SIZE",
+    "MIN_PART_SIZE",
+    "PACKED",
+    "PART",
+    "PART_CHANNELS",
+    "PART_CODES",
+    "PART_COUNT",
+    "PART_DTYPE",
+    "PART_ENCODING",
+    "PART_PAYLOAD_SIZE",
+    "PART_SIZE",
     "RAW",
     "SLICE_COUNT",
     "SPARSE_CODES",
@@ -72,6 +88,7 @@ __all__ = [
     "GROUPED_DENSE",
     "GROUPED_SPARSE",
     "Layout",
+    "Varint",
     "element_dtype",
     "lengths_size",
     "minor_version_for",
@@ -184,11 +201,75 @@ class Layout:
         return self[name].error(message, base, prefix)
 
 
+MAX_VARINT_SIZE = 9  # bytes: values up to 2^63 − 1 (section 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Varint:
+    """One minimal unsigned LEB128 field (section 2, since 1.4: PACKED payloads only).
+
+    Seven bits per byte, least significant group first, the high bit set when another
+    byte follows; at most `MAX_VARINT_SIZE` bytes, and no final 0x00 byte after the
+    first, so every value has one byte form.
+
+    Attributes:
+        name: the field's name in `docs/bundle-format.md`.
+    """
+
+    name: str
+
+    @staticmethod
+    def pack(value):
+        """The varint's bytes for `value` in 0 … 2^63 − 1."""
+        value = int(value)
+        if not 0 <= value < 1 << (7 * MAX_VARINT_SIZE):
+            raise ValueError(f"a varint holds 0 … 2^63 − 1, not {value}.")
+        out = bytearray()
+        while value > 0x7F:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        out.append(value)
+        return bytes(out)
+
+    @staticmethod
+    def size_of(value):
+        """Bytes of the varint of `value`."""
+        return max(1, (int(value).bit_length() + 6) // 7)
+
+    def read(self, data, pos, end, prefix=""):
+        """(value, position after it) of the varint at `data[pos]`, which must end by `end`.
+
+        Raises:
+            FormatError: at `pos`, naming `prefix + name`, when the varint runs past
+                `end`, is longer than 9 bytes or is not minimal.
+        """
+        value = shift = 0
+        at = pos
+        while True:
+            if pos >= end:
+                raise self.error(f"the varint runs past the {end - at} bytes left.", at, prefix)
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if pos - at == MAX_VARINT_SIZE:
+                raise self.error(f"a varint is at most {MAX_VARINT_SIZE} bytes long.", at, prefix)
+        if byte == 0 and pos - at > 1:
+            raise self.error("the varint is not minimal (its last byte is 0x00).", at, prefix)
+        return value, pos
+
+    def error(self, message, at, prefix=""):
+        """A `FormatError` naming this field, which starts at file offset `at`."""
+        return FormatError(at, prefix + self.name, message)
+
+
 # --------------------------------------------------------------------------- section 4
 
 MAGIC = b"KDCW"
 VERSION_MAJOR = 1
-VERSION_MINOR = 3  # the newest minor version this implementation writes (section 4.1)
+VERSION_MINOR = 4  # the newest minor version this implementation writes (section 4.1)
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
@@ -261,6 +342,8 @@ STREAM = Layout(
     ],
 )
 MAX_ALPHABET = 256
+# 6.5: the header of a stream inside a PACKED part (7.10), then `lengths` and `data`.
+COMPACT_STREAM = (Varint("count"), Varint("nbits"), Varint("alphabet"))
 
 
 def lengths_size(alphabet):
@@ -290,6 +373,7 @@ def pack_lengths(lengths):
 RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE, SPARSE_RAW = 0, 1, 2, 3, 4
 GROUPED_SPARSE, GROUPED_DENSE = 5, 6
 DELTA = 7
+PACKED = 8
 ENCODINGS = {
     "RAW": RAW,
     "ZLIB": ZLIB,
@@ -299,6 +383,7 @@ ENCODINGS = {
     "GROUPED_SPARSE": GROUPED_SPARSE,
     "GROUPED_DENSE": GROUPED_DENSE,
     "DELTA": DELTA,
+    "PACKED": PACKED,
 }
 ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
 # The minor version that introduced each encoding code (section 4.1, "Changes from 1.x").
@@ -311,19 +396,23 @@ ENCODING_MINOR = {
     GROUPED_SPARSE: 2,
     GROUPED_DENSE: 2,
     DELTA: 3,
+    PACKED: 4,
 }
 # Codes whose payload starts with codebooks (7.3, 7.8); of them, those with a background
 # and gap stream (7.4, 7.8); and those with a codebook map (7.8).
 CLUSTERED_CODES = frozenset({CLUSTERED_SPARSE, CLUSTERED_DENSE, GROUPED_SPARSE, GROUPED_DENSE})
 SPARSE_CODES = frozenset({CLUSTERED_SPARSE, GROUPED_SPARSE})
 GROUPED_CODES = frozenset({GROUPED_SPARSE, GROUPED_DENSE})
+# The codes a PACKED part may use (7.10), and a DELTA payload's inner code (7.9).
+PART_CODES = frozenset(ENCODINGS.values()) - {PACKED}
+INNER_CODES = PART_CODES - {DELTA}
 
 
 def minor_version_for(encodings):
     """The `version_minor` a writer stores for a file using these encoding codes.
 
-    The lowest minor version that defines them all (the codes inside DELTA segments
-    included): 0 unless a newer code is used, so a file that an older writer could have
+    The lowest minor version that defines them all (the codes inside DELTA and PACKED
+    segments included): 0 unless a newer code is used, so a file that an older writer could have
     written keeps its older bytes.
     """
     return max((ENCODING_MINOR[e] for e in encodings), default=0)
@@ -341,6 +430,16 @@ MAX_GROUPS = 256  # codebooks of a grouped payload (7.8): the codebook map's alp
 # DELTA payloads (7.9): the code of the encoding of the differences, then its payload.
 INNER_ENCODING = Field("inner_encoding", "B")
 MAX_ESCAPE_RUN = 255
+# PACKED payloads (7.10): the number of parts, then one descriptor per part (varints and
+# u8s, in this order), then the parts' payloads.
+PART_COUNT = Varint("part_count")
+PART_SIZE = Varint("size")
+PART_DTYPE = Field("dtype", "B")
+PART_ENCODING = Field("encoding", "B")
+PART_CHANNELS = Varint("channels")
+PART_PAYLOAD_SIZE = Varint("payload_size")
+PART = (PART_SIZE, PART_DTYPE, PART_ENCODING, PART_CHANNELS, PART_PAYLOAD_SIZE)
+MIN_PART_SIZE = 5  # bytes of the shortest descriptor: five one-byte fields
 
 _ELEMENT_DTYPES = {size: np.dtype(f"<u{size}") for size in (1, 2, 4, 8)}
 

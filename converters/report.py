@@ -89,7 +89,8 @@ def build_report(
     become ``delegate_ops``: per op, each profile's problems (empty = accepted).
 
     Segments that hold skeleton bytes (`SegmentStats.is_skeleton`, from
-    ``build_bundle(compact_skeleton=True)``) are not weights: they are left out of the
+    ``build_bundle(compact_skeleton=True)``, or the parts of a PACKED segment that hold
+    the flatbuffer ranges between the buffers) are not weights: they are left out of the
     rows and the weight totals and summed in ``totals["skeleton_segments"]`` (their
     bytes are part of ``sidecar_bytes``; ``skeleton_bytes`` is the skeleton file's size).
     Likewise the segments at ``sparse_index_offsets`` (the index vectors of sparse
@@ -180,6 +181,7 @@ def build_report(
     totals["sparse_index_segments"]["encodings"] = sorted(
         {s.encoding + (f"({s.inner_encoding})" if s.inner_encoding else "") for s in index_parts}
     )
+    totals["skeleton_segments"]["encodings"] = sorted({s.encoding for s in skeleton_parts})
     codecs = _codec_sizes(bytes(restored), compare_codecs)
     totals.update({f"restored_{k}": v for k, v in codecs.items()})
     return {
@@ -315,8 +317,9 @@ def format_report(report):
         )
     packed = t.get("skeleton_segments") or {}
     if packed.get("count"):
+        coding = "+".join(short.get(e, e) for e in packed.get("encodings", ["ZLIB"]))
         lines.append(
-            f"{'(skeleton)':<30s} {'':<16s} {'zlib':<6s} {'':>9s} {'':>7s} {'':>4s} "
+            f"{'(skeleton)':<30s} {'':<16s} {coding:<6s} {'':>9s} {'':>7s} {'':>4s} "
             f"{'':>6s} {'':>5s} {'':>6s} {'':>5s} {packed['payload_bytes']:>9d} "
             f"{100 * packed['payload_bytes'] / max(packed['raw_bytes'], 1):>6.2f}%  "
             f"{packed['count']} flatbuffer range(s), {packed['raw_bytes']:,} B"
@@ -338,7 +341,7 @@ def format_report(report):
     lines.append(
         f"skeleton {t['skeleton_bytes']:,} B + sidecar {t['sidecar_bytes']:,} B"
         + (
-            f" (of which {packed['payload_bytes']:,} B the zlib-coded skeleton)"
+            f" (of which {packed['payload_bytes']:,} B the skeleton's coded ranges)"
             if packed.get("count")
             else ""
         )

@@ -26,8 +26,11 @@ from converters.format import (
     HEADER,
     HEADER_CRC,
     HEADER_SIZE,
+    PART,
+    PART_COUNT,
     STREAM,
     FormatError,
+    Varint,
     lengths_size,
 )
 
@@ -136,6 +139,63 @@ def payloads_of(side):
         out.append(side[cursor : cursor + size])
         cursor += size
     return out
+
+
+def payload_offsets(side):
+    """File offset of each segment's payload."""
+    h = HEADER.unpack_from(side)
+    cursor = h.header_size + h.segment_count * h.entry_size + h.names_size
+    out = []
+    for i in range(h.segment_count):
+        out.append(cursor)
+        cursor += ENTRY["payload_size"].unpack_from(
+            side, _entry_base(h.header_size, h.entry_size, i)
+        )
+    return out
+
+
+def entry_field(side, i, name):
+    """The value of field `name` of segment-table entry `i`."""
+    h = HEADER.unpack_from(side)
+    return ENTRY[name].unpack_from(side, _entry_base(h.header_size, h.entry_size, i))
+
+
+def parts_of(payload):
+    """The part table of a valid PACKED payload (docs/bundle-format.md 7.10).
+
+    Returns (descriptors, payloads): per part a dict of its fields' values and, under
+    "at", each field's offset in `payload` (and "payload": where its payload starts).
+    """
+    end = len(payload)
+    count, pos = PART_COUNT.read(payload, 0, end)
+    descriptors = []
+    for _ in range(count):
+        d = {"at": {}}
+        for field in PART:
+            d["at"][field.name] = pos
+            if isinstance(field, Varint):
+                d[field.name], pos = field.read(payload, pos, end)
+            else:
+                d[field.name] = field.unpack_from(payload, pos)
+                pos += field.size
+        descriptors.append(d)
+    payloads = []
+    for d in descriptors:
+        d["at"]["payload"] = pos
+        payloads.append(bytes(payload[pos : pos + d["payload_size"]]))
+        pos += d["payload_size"]
+    return descriptors, payloads
+
+
+def pack_parts(descriptors, payloads):
+    """A PACKED payload (7.10): the parts' descriptors (dicts of their fields; each
+    `payload_size` is its payload's length) and payloads."""
+    out = [PART_COUNT.pack(len(descriptors))]
+    for d, payload in zip(descriptors, payloads):
+        values = dict(d, payload_size=len(payload))
+        for field in PART:
+            out.append(field.pack(values[field.name]))
+    return b"".join(out + list(payloads))
 
 
 def with_header(side, name, value):

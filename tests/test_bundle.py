@@ -13,7 +13,7 @@ import pytest
 
 import converters
 import keras_dc
-from converters import export, files, flatbuffer, litert
+from converters import decoder, export, files, flatbuffer, litert
 from converters import report as report_lib
 from converters.layout import lay_out
 from keras_dc import schedules
@@ -224,12 +224,18 @@ def test_bad_bundles_raise_format_errors(mlp_bundle, tmp_path):
 
     with pytest.raises(FormatError):
         restore_bytes(skeleton, sidecar[:-1])
-    with pytest.raises(FormatError):
-        restore_bytes(skeleton[:-1], sidecar)
-    # A skeleton from another conversion. With the compacted skeleton and the blanked
-    # tensor names (the defaults) two models of one architecture have the same skeleton,
-    # so the mismatch is shown on uncompacted skeletons that keep the names.
-    plain = {"verbose": 0, "picture": False, "compact_skeleton": False, "strip_names": False}
+    with pytest.raises(FormatError):  # the packed skeleton may be empty: one byte more
+        restore_bytes(skeleton[:-1] if skeleton else b"\x00", sidecar)
+    # A skeleton from another conversion. With the compacted (or packed) skeleton and the
+    # blanked tensor names (the defaults) two models of one architecture have the same
+    # skeleton, so the mismatch is shown on uncompacted skeletons that keep the names.
+    plain = {
+        "verbose": 0,
+        "picture": False,
+        "compact_skeleton": False,
+        "packed": False,
+        "strip_names": False,
+    }
     mine = converters.convert(_compressed_mlp(seed=1), str(tmp_path / "mine"), **plain)
     other = converters.convert(_compressed_mlp(seed=3), str(tmp_path / "other"), **plain)
     my_skeleton, my_sidecar = files.load_bundle(mine.directory)
@@ -319,9 +325,18 @@ def test_tfmot_pruned_clustered_stripped_model_becomes_a_small_bundle(tmp_path):
     assert int(bundle_bytes) < int(gzipped)  # ... smaller than "zip it yourself"
 
 
-def test_compact_skeleton_shrinks_the_bundle_and_reports_truthfully(mlp, mlp_bundle, tmp_path):
-    _, compact = mlp_bundle  # compact_skeleton=True is the default
-    plain = converters.convert(mlp, str(tmp_path), verbose=0, picture=False, compact_skeleton=False)
+@pytest.fixture(scope="module")
+def unpacked_bundle(mlp, tmp_path_factory):
+    """The bundle of the format 1.0–1.3 encoder (packed=False), skeleton compacted."""
+    directory = str(tmp_path_factory.mktemp("unpacked"))
+    return converters.convert(mlp, directory, verbose=0, picture=False, packed=False)
+
+
+def test_compact_skeleton_shrinks_the_bundle_and_reports_truthfully(mlp, unpacked_bundle, tmp_path):
+    compact = unpacked_bundle  # compact_skeleton=True is the default
+    plain = converters.convert(
+        mlp, str(tmp_path), verbose=0, picture=False, compact_skeleton=False, packed=False
+    )
     assert converters.restore(compact.directory) == converters.restore(str(tmp_path))
     c, p = compact.report["totals"], plain.report["totals"]
     for t, result in ((c, compact), (p, plain)):
@@ -331,7 +346,12 @@ def test_compact_skeleton_shrinks_the_bundle_and_reports_truthfully(mlp, mlp_bun
     packed = c["skeleton_segments"]
     assert packed["count"] >= 1 and packed["payload_bytes"] < packed["raw_bytes"]
     assert c["skeleton_bytes"] + packed["raw_bytes"] == p["skeleton_bytes"]
-    assert p["skeleton_segments"] == {"count": 0, "raw_bytes": 0, "payload_bytes": 0}
+    assert p["skeleton_segments"] == {
+        "count": 0,
+        "raw_bytes": 0,
+        "payload_bytes": 0,
+        "encodings": [],
+    }
     # The skeleton is no weight: rows and weight totals are those of the plain bundle.
     assert [r["name"] for r in compact.report["buffers"]] == [
         r["name"] for r in plain.report["buffers"]
@@ -340,6 +360,34 @@ def test_compact_skeleton_shrinks_the_bundle_and_reports_truthfully(mlp, mlp_bun
         assert c[key] == p[key], key
     text = report_lib.format_report(compact.report)
     assert "(skeleton)" in text and "(skeleton)" not in report_lib.format_report(plain.report)
+
+
+def test_packed_is_the_default_smaller_and_reports_the_same_buffers(mlp_bundle, unpacked_bundle):
+    # Format 1.4 (docs/bundle-format.md 7.10): one PACKED segment whose parts are the
+    # buffers and the flatbuffer ranges between them; the names stay in the report.
+    _, packed = mlp_bundle
+    unpacked = unpacked_bundle
+    assert converters.restore(packed.directory) == converters.restore(unpacked.directory)
+    assert packed.bundle_bytes < unpacked.bundle_bytes
+    skeleton, sidecar = files.load_bundle(packed.directory)
+    info = decoder.inspect(sidecar)
+    assert info["version"] == "1.4" and info["segment_count"] == 1
+    assert (
+        len(info["segments"])
+        == len(packed.report["buffers"]) + (packed.report["totals"]["skeleton_segments"]["count"])
+    )
+    p, u = packed.report["totals"], unpacked.report["totals"]
+    assert p["skeleton_bytes"] == len(skeleton) <= u["skeleton_bytes"]
+    assert p["skeleton_bytes"] + p["skeleton_segments"]["raw_bytes"] == (
+        u["skeleton_bytes"] + u["skeleton_segments"]["raw_bytes"]
+    )
+    rows = {r["name"]: r for r in unpacked.report["buffers"]}
+    assert [r["name"] for r in packed.report["buffers"]] == list(rows)
+    for row in packed.report["buffers"]:
+        assert row["keras_name"] == rows[row["name"]]["keras_name"]
+        assert row["payload_bytes"] <= rows[row["name"]]["payload_bytes"]  # compact streams
+    assert p["payload_bytes"] < u["payload_bytes"]
+    assert "(skeleton)" in report_lib.format_report(packed.report)
 
 
 def test_strip_names_shrinks_the_bundle_and_false_keeps_the_converters_bytes(

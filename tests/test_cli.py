@@ -187,8 +187,18 @@ def test_os_errors_are_one_line(tmp_path):
     assert np.frombuffer((tmp_path / "copy.dcw").read_bytes(), np.uint8).size > 0
 
 
-@pytest.mark.parametrize("flag, expected", [([], True), (["--nocompact_skeleton"], False)])
-def test_convert_passes_compact_skeleton(flag, expected, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "option, flag, expected",
+    [
+        ("compact_skeleton", [], True),
+        ("compact_skeleton", ["--nocompact_skeleton"], False),
+        ("packed", [], True),
+        ("packed", ["--nopacked"], False),
+        ("strip_metadata", [], True),
+        ("strip_metadata", ["--nostrip_metadata"], False),
+    ],
+)
+def test_convert_passes_encoder_options(option, flag, expected, tmp_path, monkeypatch):
     import converters
 
     model = tmp_path / "m.keras"
@@ -202,4 +212,4 @@ def test_convert_passes_compact_skeleton(flag, expected, tmp_path, monkeypatch):
     monkeypatch.setattr(converters, "convert", fake_convert)
     argv = ["convert", f"--model={model}", f"--out={tmp_path / 'b'}"] + flag
     assert cli.main(argv) != 0
-    assert seen["compact_skeleton"] is expected
+    assert seen[option] is expected

@@ -11,7 +11,10 @@ from sidecar_testing import (
     CASES,
     MANIFEST,
     encodings_of,
+    entry_field,
     golden,
+    pack_parts,
+    parts_of,
     payloads_of,
     rebuild,
     segments_of,
@@ -19,7 +22,7 @@ from sidecar_testing import (
 
 from converters import decoder, encoder
 from converters.encoder import Segment
-from converters.format import ENTRY_SIZE, HEADER, HEADER_SIZE
+from converters.format import ENTRY_SIZE, HEADER, HEADER_SIZE, PACKED
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -45,15 +48,18 @@ def test_golden_rebuilt_byte_for_byte(name):
 
 def _inflated(side, encodings, inner_encodings):
     """`side` with each ZLIB payload inflated (a DELTA payload's after its inner_encoding
-    byte, docs/bundle-format.md 7.9), checksums recomputed."""
+    byte, docs/bundle-format.md 7.9; a PACKED segment's parts, 7.10), checksums
+    recomputed. `encodings`: of each segment, or of each part of a PACKED file."""
     payloads = [bytes(p) for p in payloads_of(side)]
-    assert len(payloads) == len(encodings) == len(inner_encodings)
+    packed = len(payloads) == 1 and entry_field(side, 0, "encoding") == PACKED
+    descriptors, parts = parts_of(payloads[0]) if packed else (None, payloads)
+    assert len(parts) == len(encodings) == len(inner_encodings)
     for i, (outer, inner) in enumerate(zip(encodings, inner_encodings)):
         if outer == "ZLIB":
-            payloads[i] = zlib.decompress(payloads[i])
+            parts[i] = zlib.decompress(parts[i])
         elif outer == "DELTA" and inner == "ZLIB":
-            payloads[i] = payloads[i][:1] + zlib.decompress(payloads[i][1:])
-    return rebuild(side, payloads)
+            parts[i] = parts[i][:1] + zlib.decompress(parts[i][1:])
+    return rebuild(side, [pack_parts(descriptors, parts)] if packed else parts)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -61,10 +67,14 @@ def test_golden_inspect_matches_build_stats(name):
     _, side, restored = golden(name)
     _, _, stats = encoder.build_bundle(restored, segments_of(name), encodings=encodings_of(name))
     info = decoder.inspect(side)
-    assert info["segment_count"] == len(stats)
+    assert len(info["segments"]) == len(stats)
     assert info["sidecar_size"] == len(side)
-    for got, want in zip(info["segments"], stats):
+    packed = MANIFEST["cases"][name]["version_minor"] >= 4  # one PACKED segment (7.10)
+    assert info["segment_count"] == (1 if packed else len(stats))
+    for k, (got, want) in enumerate(zip(info["segments"], stats)):
         want = want.to_dict()
+        if packed:  # parts have no names in the file
+            want["name"] = f"segment[0].part[{k}]"
         assert got.keys() == want.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key]), key
@@ -117,7 +127,8 @@ def bundles(draw):
 @given(bundles())
 def test_bundle_round_trip(bundle):
     restored, segments = bundle
-    skeleton, side, stats = encoder.build_bundle(restored, segments)
+    # One entry per segment (format 1.4's PACKED round trip: test_format_v14).
+    skeleton, side, stats = encoder.build_bundle(restored, segments, packed=False)
     assert decoder.restore_bytes(skeleton, side) == restored
     assert len(skeleton) == len(restored) - sum(s.size for s in segments)
     assert len(stats) == len(segments)
@@ -234,7 +245,7 @@ def test_sparse_mode_for_sparse_layers_and_stats():
     values = _clustered(rng, 50_000, 0.08, 32)
     restored = values.tobytes()
     _, side, stats = encoder.build_bundle(
-        restored, [Segment(0, len(restored), "float32", name="ip1")]
+        restored, [Segment(0, len(restored), "float32", name="ip1")], packed=False
     )
     s = stats[0]
     assert s.encoding == "CLUSTERED_SPARSE" and s.name == "ip1"

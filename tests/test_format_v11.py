@@ -31,6 +31,7 @@ def _pruned(n=2000, density=0.1, seed=0):
 def _one(values, **kwargs):
     restored = HEAD + values.tobytes() + b"\x01"
     segment = Segment(len(HEAD), values.nbytes, values.dtype.name, kwargs.pop("channels", 1))
+    kwargs.setdefault("packed", False)  # the 1.1 layout (format 1.4 packs: test_format_v14)
     return (restored, *encoder.build_bundle(restored, [segment], **kwargs))
 
 
@@ -134,7 +135,8 @@ def test_compact_skeleton_moves_compressible_gaps_into_zlib_segments():
         Segment(900, kernel.nbytes, "float32", 1, "k"),
         Segment(900 + kernel.nbytes + len(gap), bias.nbytes, "float32", 1, "b"),
     ]
-    skeleton, side, stats = encoder.build_bundle(restored, segments)
+    # packed=False: compact_skeleton is the 1.0–1.3 way (format 1.4 packs: test_format_v14).
+    skeleton, side, stats = encoder.build_bundle(restored, segments, packed=False)
     assert skeleton == gap and decoder.restore_bytes(skeleton, side) == restored
     assert [(s.name, s.encoding, s.is_skeleton) for s in stats] == [
         (SKELETON_NAME, "ZLIB", True),
@@ -146,7 +148,7 @@ def test_compact_skeleton_moves_compressible_gaps_into_zlib_segments():
     assert h.names_size == len(SKELETON_NAME) + 2  # the skeleton segments share one name
     assert h.skeleton_size == len(gap) and h.version_minor == 1
     plain, plain_side, plain_stats = encoder.build_bundle(
-        restored, segments, compact_skeleton=False
+        restored, segments, compact_skeleton=False, packed=False
     )
     assert len(plain) == len(restored) - kernel.nbytes - bias.nbytes and len(plain_stats) == 2
     assert len(skeleton) + len(side) < len(plain) + len(plain_side)
@@ -158,11 +160,11 @@ def test_compact_skeleton_only_where_it_pays_and_may_leave_nothing():
     # Incompressible gaps, and gaps no longer than an entry, stay in the skeleton.
     noise = np.random.default_rng(3).integers(0, 256, 500, np.uint8).tobytes()
     restored = noise + _flatbuffer_like(ENTRY_SIZE)
-    skeleton, side, stats = encoder.build_bundle(restored, [Segment(500, 0, "bytes")])
+    skeleton, side, stats = encoder.build_bundle(restored, [Segment(500, 0, "bytes")], packed=False)
     assert skeleton == restored and len(stats) == 1
     # Every gap compacted: an empty skeleton restores.
     restored = _flatbuffer_like(400)
-    skeleton, side, stats = encoder.build_bundle(restored, [])
+    skeleton, side, stats = encoder.build_bundle(restored, [], packed=False)
     assert skeleton == b"" and [s.is_skeleton for s in stats] == [True]
     assert decoder.restore_bytes(b"", side) == restored
     expect_error(b"\x00", side, "skeleton_size")

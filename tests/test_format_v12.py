@@ -36,6 +36,7 @@ def _int8_kernel(channels=60, inputs=200, density=0.1, seed=0, centroids=CENTROI
 def _one(values, channels, **kwargs):
     restored = HEAD + values.tobytes() + b"\x09"
     segment = Segment(len(HEAD), values.nbytes, values.dtype.name, channels, "k")
+    kwargs.setdefault("packed", False)  # the 1.2 layout (format 1.4 packs: test_format_v14)
     return (restored, *encoder.build_bundle(restored, [segment], **kwargs))
 
 

@@ -41,10 +41,19 @@ def _flip_every_bit(data, restore_with):
 
 
 def test_goldens_are_all_here():
-    # The README's table: sixteen cases, `hand`, the v1.1 ones, `int8`, v1.2's `grouped`
-    # and v1.3's `delta`.
-    assert len(NAMES) == 16, NAMES
-    new = {"hand", "sparse_raw", "compact_skeleton", "compact_empty", "int8", "grouped", "delta"}
+    # The README's table: seventeen cases, `hand`, the v1.1 ones, `int8`, v1.2's
+    # `grouped`, v1.3's `delta` and v1.4's `packed`.
+    assert len(NAMES) == 17, NAMES
+    new = {
+        "hand",
+        "sparse_raw",
+        "compact_skeleton",
+        "compact_empty",
+        "int8",
+        "grouped",
+        "delta",
+        "packed",
+    }
     assert new <= set(NAMES), NAMES
 
 

@@ -114,7 +114,10 @@ def test_convert_reports_keras_names_in_model_order(tmp_path):
     # BatchNorm statistics that fold into real per-channel scales.
     bn = model.get_layer("bn")
     bn.moving_variance.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
-    result = converters.convert(model, str(tmp_path), name="cnn", verbose=0, picture=False)
+    # packed=False: the sidecar stores the names too (a packed one has none: test_bundle).
+    result = converters.convert(
+        model, str(tmp_path), name="cnn", verbose=0, picture=False, packed=False
+    )
     named = [r["keras_name"] for r in result.report["buffers"] if r["keras_name"]]
     paths = [
         keras_dc.variable_path(v)

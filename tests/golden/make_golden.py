@@ -303,6 +303,26 @@ def case_delta(rng):
     return f, ["DELTA", "DELTA", "DELTA", "RAW"]
 
 
+def case_packed(rng):
+    # v1.4: one PACKED segment (7.10) whose parts are the weight buffers and the gaps
+    # between them: a compressible head and middle gap → ZLIB parts, short random gaps →
+    # RAW parts; a sparse clustered float32 kernel, a RAW bias, a dense clustered kernel
+    # and a non-decreasing int32 counter (DELTA over CLUSTERED_DENSE), their streams with
+    # compact headers (6.5); an incompressible tail stays in the skeleton.
+    f = _File(rng)
+    f.raw(_flatbuffer_like(600))
+    codebook = np.linspace(-0.5, 0.5, 17)[np.arange(17) != 8]
+    f.segment(_clustered(rng, 2000, 0.1, codebook), "dense/kernel")
+    f.skeleton(6)
+    f.segment(rng.standard_normal(10).astype(np.float32), "dense/bias")
+    f.raw(_flatbuffer_like(160))
+    f.segment(_clustered(rng, 600, 0.75, [-0.75, -0.25, 0.25, 0.75, 1.5]), "dense_1/kernel")
+    f.skeleton(4)
+    f.segment(np.cumsum(rng.integers(0, 3, 300)).astype(np.int32), "counter")
+    f.skeleton(10)
+    return f, ["ZLIB", "CLUSTERED_SPARSE", "RAW", "RAW", "ZLIB", "CLUSTERED_DENSE", "RAW", "DELTA"]
+
+
 # name: (case, format version_minor whose encodings the encoder may use). Seeds follow
 # from the order, so new cases go last.
 CASES = {
@@ -321,6 +341,7 @@ CASES = {
     "int8": (case_int8, 1),
     "grouped": (case_grouped, 2),
     "delta": (case_delta, 3),
+    "packed": (case_packed, 4),
 }
 
 

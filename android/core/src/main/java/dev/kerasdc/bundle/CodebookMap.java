@@ -25,7 +25,7 @@ final class CodebookMap {
     long channels = payload.entry.getChannels();
     if (stream.count != channels) {
       throw new BundleFormatException(
-          stream.offset + Format.Stream.COUNT,
+          stream.offset, // count is the stream's first field
           payload.field("codebook_map.count"),
           Sidecar.unsigned(stream.count) + " codebook_map symbols; expected channels = "
               + channels);

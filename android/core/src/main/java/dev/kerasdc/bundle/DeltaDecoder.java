@@ -21,7 +21,7 @@ final class DeltaDecoder {
     SegmentEntry entry = payload.entry;
     if (entry.getPayloadSize() < Format.Delta.INNER) {
       throw new BundleFormatException(
-          entry.fieldOffset(Format.Entry.PAYLOAD_SIZE),
+          entry.payloadSizeOffset(),
           entry.field("payload_size"),
           "a DELTA payload starts with its inner_encoding; payload_size is 0");
     }

@@ -8,6 +8,8 @@ package dev.kerasdc.bundle;
  * <p>In the nested layout classes ({@link Header}, {@link Entry}, {@link Stream}, {@link
  * Clustered}, {@link SparseRaw}, {@link Delta}) a constant named after a spec field is that
  * field's byte offset from the start of its structure; {@code *_SIZE} constants are byte lengths.
+ * The fields of a PACKED payload ({@link Packed}) and of a compact stream header are varints
+ * ({@link Varint}), read in order: they have no fixed offsets.
  * Values that are not offsets ({@link #MAGIC}, {@link #VERSION_MAJOR}, the codes and limits) live
  * at the top level or in {@link Dtype} and {@link Encoding}.
  */
@@ -28,6 +30,20 @@ final class Format {
 
   /** Bytes of a CRC-32 (section 2). */
   static final int CRC32_SIZE = 4;
+
+  /** Unsigned LEB128 integers (section 2, since 1.4: only inside PACKED payloads). */
+  static final class Varint {
+    private Varint() {}
+
+    /** The longest varint: 9 bytes of 7 bits, values up to 2^63 - 1. */
+    static final int MAX_SIZE = 9;
+
+    /** The high bit of a byte: another byte follows. */
+    static final int MORE = 0x80;
+
+    /** The 7 value bits of a byte. */
+    static final int BITS = 0x7F;
+  }
 
   /** The header (section 4): offsets from the start of the file. */
   static final class Header {
@@ -130,11 +146,13 @@ final class Format {
     static final int GROUPED_DENSE = 6;
     /** Since version 1.3 (section 7.9): never the {@code inner_encoding} of a DELTA payload. */
     static final int DELTA = 7;
+    /** Since version 1.4 (section 7.10): never the encoding of a part, nor an inner encoding. */
+    static final int PACKED = 8;
 
     /** Names by code. */
     static final String[] NAMES = {
       "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW", "GROUPED_SPARSE",
-      "GROUPED_DENSE", "DELTA"
+      "GROUPED_DENSE", "DELTA", "PACKED"
     };
 
     /** Whether {@code code} is an encoding this reader knows. */
@@ -142,9 +160,14 @@ final class Format {
       return code >= 0 && code < NAMES.length;
     }
 
+    /** Whether {@code code} may be the encoding of a PACKED segment's part (section 7.10). */
+    static boolean isPart(int code) {
+      return isKnown(code) && code != PACKED;
+    }
+
     /** Whether {@code code} may be a DELTA payload's {@code inner_encoding} (section 7.9). */
     static boolean isInner(int code) {
-      return isKnown(code) && code != DELTA;
+      return isPart(code) && code != DELTA;
     }
 
     /** Whether {@code code}'s payload has a codebook map (section 7.8). */
@@ -223,6 +246,21 @@ final class Format {
 
     /** Bytes of {@code slice_count} (a u16). */
     static final int SLICE_COUNT_SIZE = BACKGROUND - SLICE_COUNT;
+  }
+
+  /**
+   * A PACKED payload (section 7.10, since version 1.4): the varint {@code part_count}, then per
+   * part a descriptor of varint {@code size}, u8 {@code dtype}, u8 {@code encoding}, varint
+   * {@code channels} and varint {@code payload_size}, then the parts' payloads.
+   */
+  static final class Packed {
+    private Packed() {}
+
+    /** Bytes of the shortest part descriptor: five one-byte fields. */
+    static final int MIN_PART_SIZE = 5;
+
+    /** The largest {@code channels} of a part: that of an entry (a u32). */
+    static final long MAX_CHANNELS = 0xFFFFFFFFL;
   }
 
   /**

@@ -3,14 +3,17 @@ package dev.kerasdc.bundle;
 import dev.kerasdc.bundle.Format.Stream;
 
 /**
- * A parsed HuffmanStream structure (format spec section 6): {@code count}, {@code nbits}, the code
- * and where the coded bits lie. Parsing checks every rule of 6.4 that needs no decoding; the
- * decoders ({@link SymbolDecoder}) check the rest while decoding, and {@link #finish} that the
- * symbols end at {@code nbits}. Used by one thread (one restore).
+ * A parsed HuffmanStream structure (format spec section 6; with the compact header of 6.5 inside
+ * a PACKED part): {@code count}, {@code nbits}, the code and where the coded bits lie. Parsing
+ * checks every rule of 6.4 that needs no decoding; the decoders ({@link SymbolDecoder}) check the
+ * rest while decoding, and {@link #finish} that the symbols end at {@code nbits}. Used by one
+ * thread (one restore).
  */
 final class HuffmanStream {
-  /** Sidecar offset of the structure. */
+  /** Sidecar offset of the structure, which is that of {@code count} (its first field). */
   final int offset;
+  /** Sidecar offset of {@code nbits}. */
+  final int nbitsOffset;
   final long count;
   final long nbits;
   final int alphabet;
@@ -24,9 +27,10 @@ final class HuffmanStream {
   final String field;
 
   private HuffmanStream(
-      int offset, long count, long nbits, int alphabet, int dataOffset, int end, HuffmanCode code,
-      String field) {
+      int offset, int nbitsOffset, long count, long nbits, int alphabet, int dataOffset, int end,
+      HuffmanCode code, String field) {
     this.offset = offset;
+    this.nbitsOffset = nbitsOffset;
     this.count = count;
     this.nbits = nbits;
     this.alphabet = alphabet;
@@ -60,13 +64,45 @@ final class HuffmanStream {
     long count = LittleEndian.u64(b, p + Stream.COUNT);
     long nbits = LittleEndian.u64(b, p + Stream.NBITS);
     int alphabet = LittleEndian.u16(b, p + Stream.ALPHABET);
-    if (alphabet > maxAlphabet) {
+    return parseBody(
+        b, p, p + Stream.NBITS, p + Stream.ALPHABET, p + Stream.LENGTHS, limit, field,
+        maxAlphabet, count, nbits, alphabet);
+  }
+
+  /**
+   * Parses the stream {@code name} of {@code payload} at its read position, with the compact
+   * header of spec 6.5: varints {@code count}, {@code nbits} and {@code alphabet}, each checked
+   * as it is read (section 10); the rest as {@link #parse}.
+   */
+  static HuffmanStream parseCompact(Payload payload, String name, int maxAlphabet)
+      throws BundleFormatException {
+    int start = payload.p;
+    long count = payload.varint(name + ".count");
+    int nbitsAt = payload.p;
+    long nbits = payload.varint(name + ".nbits");
+    int alphabetAt = payload.p;
+    long alphabet = payload.varint(name + ".alphabet");
+    return parseBody(
+        payload.b, start, nbitsAt, alphabetAt, payload.p, payload.end, payload.field(name),
+        maxAlphabet, count, nbits, alphabet);
+  }
+
+  /**
+   * The rules of 6.4 that need no decoding, for a stream whose header fields (at {@code p},
+   * {@code nbitsAt} and {@code alphabetAt}) hold {@code count}, {@code nbits} and {@code
+   * alphabet}; its code lengths start at {@code lengthsOffset}.
+   */
+  private static HuffmanStream parseBody(
+      byte[] b, int p, int nbitsAt, int alphabetAt, int lengthsOffset, int limit, String field,
+      int maxAlphabet, long count, long nbits, long alphabetValue)
+      throws BundleFormatException {
+    if (alphabetValue > maxAlphabet) {
       throw new BundleFormatException(
-          p + Stream.ALPHABET,
+          alphabetAt,
           field + ".alphabet",
-          alphabet + " exceeds the maximum of " + maxAlphabet);
+          alphabetValue + " exceeds the maximum of " + maxAlphabet);
     }
-    int lengthsOffset = p + Stream.LENGTHS;
+    int alphabet = (int) alphabetValue;
     int lengthBytes = Stream.lengthsSize(alphabet);
     if (lengthBytes > limit - lengthsOffset) {
       throw new BundleFormatException(
@@ -90,22 +126,22 @@ final class HuffmanStream {
     if (count == 0) {
       if (nbits != 0 || alphabet != 0) {
         throw new BundleFormatException(
-            p + Stream.NBITS,
+            nbitsAt,
             field + ".nbits",
             "an empty stream must have nbits = 0 and alphabet = 0, not " + Sidecar.unsigned(nbits)
                 + " and " + alphabet);
       }
-      return new HuffmanStream(p, 0, 0, 0, dataOffset, dataOffset, null, field);
+      return new HuffmanStream(p, nbitsAt, 0, 0, 0, dataOffset, dataOffset, null, field);
     }
     HuffmanCode code = HuffmanCode.fromLengths(lengths, lengthsOffset, field + ".lengths");
     if (count < 0) {
       throw new BundleFormatException(
-          p + Stream.COUNT, field + ".count", Sidecar.unsigned(count) + " is out of range");
+          p, field + ".count", Sidecar.unsigned(count) + " is out of range");
     }
     // Every codeword is 1 to 15 bits: count <= nbits <= 15 * count (no overflow: (nbits-1)/15).
     if (nbits < count || (nbits - 1) / Stream.MAX_CODE_LENGTH >= count) {
       throw new BundleFormatException(
-          p + Stream.NBITS,
+          nbitsAt,
           field + ".nbits",
           Sidecar.unsigned(nbits) + " bits cannot hold " + count
               + " codewords of 1 to " + Stream.MAX_CODE_LENGTH + " bits");
@@ -124,7 +160,7 @@ final class HuffmanStream {
       throw new BundleFormatException(
           end - 1, field + ".data", "padding bits after bit nbits = " + nbits + " are not zero");
     }
-    return new HuffmanStream(p, count, nbits, alphabet, dataOffset, end, code, field);
+    return new HuffmanStream(p, nbitsAt, count, nbits, alphabet, dataOffset, end, code, field);
   }
 
   /** The stream's code; only for a stream with {@code count > 0}. */
@@ -176,7 +212,7 @@ final class HuffmanStream {
   void finish(long position) throws BundleFormatException {
     if (position != nbits) {
       throw new BundleFormatException(
-          offset + Stream.NBITS,
+          nbitsOffset,
           field + ".nbits",
           count + " symbols take " + position + " bits, not nbits = " + nbits);
     }

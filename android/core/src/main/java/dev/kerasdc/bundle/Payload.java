@@ -52,9 +52,43 @@ final class Payload {
     return v;
   }
 
-  /** Parses the HuffmanStream field {@code name} (section 6) and moves past it. */
+  /**
+   * Reads the varint field {@code name} (section 2): at most 9 bytes, minimal (no final 0x00
+   * byte after the first), within the payload; any violation is reported at its first byte.
+   */
+  long varint(String name) throws BundleFormatException {
+    int at = p;
+    long value = 0;
+    for (int shift = 0; ; shift += 7) {
+      if (p == end) {
+        throw new BundleFormatException(
+            at, field(name), "truncated: the varint runs past the end of the payload");
+      }
+      int v = b[p++] & 0xFF;
+      value |= (long) (v & Format.Varint.BITS) << shift;
+      if ((v & Format.Varint.MORE) == 0) {
+        if (v == 0 && p - at > 1) {
+          throw new BundleFormatException(
+              at, field(name), "the varint is not minimal (its last byte is 0x00)");
+        }
+        return value;
+      }
+      if (p - at == Format.Varint.MAX_SIZE) {
+        throw new BundleFormatException(
+            at, field(name), "a varint is at most " + Format.Varint.MAX_SIZE + " bytes long");
+      }
+    }
+  }
+
+  /**
+   * Parses the HuffmanStream field {@code name} (section 6; in a part of a PACKED segment with
+   * the compact header of 6.5) and moves past it.
+   */
   HuffmanStream stream(String name, int maxAlphabet) throws BundleFormatException {
-    HuffmanStream stream = HuffmanStream.parse(b, p, end, field(name), maxAlphabet);
+    HuffmanStream stream =
+        entry.isPart()
+            ? HuffmanStream.parseCompact(this, name, maxAlphabet)
+            : HuffmanStream.parse(b, p, end, field(name), maxAlphabet);
     p = stream.end;
     return stream;
   }

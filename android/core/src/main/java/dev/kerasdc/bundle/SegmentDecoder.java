@@ -7,7 +7,8 @@ import dev.kerasdc.bundle.Format.Encoding;
  * other encodings by their own decoders ({@link ZlibDecoder} 7.2, {@link Codebooks} 7.3, {@link
  * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6;
  * the grouped encodings of 7.8 by the clustered decoders, with a {@link CodebookMap}; {@link
- * DeltaDecoder} 7.9, which hands its inner payload back to {@link #decodeInner}).
+ * DeltaDecoder} 7.9, which hands its inner payload back to {@link #decodeInner}; {@link
+ * PackedDecoder} 7.10, which hands each part back to {@link #decodePart}).
  * One instance serves one restore, on one thread: it keeps a {@link Workspace} between segments.
  * Call {@link #end} when done.
  */
@@ -23,13 +24,27 @@ final class SegmentDecoder {
     work.end();
   }
 
-  /** Decodes {@code entry}'s payload, whose CRC has been checked, writing exactly its size. */
+  /**
+   * Decodes {@code entry}'s payload, whose CRC has been checked, writing exactly its size. Each
+   * segment, and each part of a PACKED segment, starts with a fresh window: its length is then a
+   * multiple of every element size, so an element never straddles the end of a window.
+   */
   void decode(byte[] b, SegmentEntry entry, Output out) throws BundleFormatException {
-    // Start each segment with a fresh window: its length is then a multiple of every element
-    // size, so an element never straddles the end of a window.
-    out.flush();
     Payload payload = new Payload(b, entry);
-    if (entry.getEncoding() == Encoding.DELTA) {
+    if (entry.getEncoding() == Encoding.PACKED) {
+      PackedDecoder.decode(payload, this, out);
+    } else {
+      decodePart(payload, out);
+    }
+  }
+
+  /**
+   * Decodes a payload of any encoding but PACKED: a segment's, or a part of a PACKED segment
+   * (7.10), which starts a fresh window as a segment does.
+   */
+  void decodePart(Payload payload, Output out) throws BundleFormatException {
+    out.flush();
+    if (payload.entry.getEncoding() == Encoding.DELTA) {
       DeltaDecoder.decode(payload, this, out);
     } else {
       decodeInner(payload, out);
@@ -60,7 +75,7 @@ final class SegmentDecoder {
       case Encoding.SPARSE_RAW:
         SparseRawDecoder.read(payload).decode(work, out);
         break;
-      default: // DELTA is never an inner encoding; the others were validated
+      default: // DELTA and PACKED are never inner encodings; the others were validated
         throw new IllegalStateException("not an inner encoding: " + entry.getEncoding());
     }
   }
@@ -70,7 +85,7 @@ final class SegmentDecoder {
     SegmentEntry entry = payload.entry;
     if (entry.getPayloadSize() != entry.getSize()) {
       throw new BundleFormatException(
-          entry.fieldOffset(Format.Entry.PAYLOAD_SIZE),
+          entry.payloadSizeOffset(),
           entry.field("payload_size"),
           "a RAW payload must hold size = " + entry.getSize() + " bytes, not "
               + entry.getPayloadSize());

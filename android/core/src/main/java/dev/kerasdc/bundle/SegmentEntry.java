@@ -17,7 +17,16 @@ public final class SegmentEntry {
   private final int dtype;
   private final int encoding;
   private final String name;
+  /** k of a part of a PACKED segment (section 7.10); -1 for a segment. */
+  private final int part;
+  /** Sidecar offset of the field that holds {@code payload_size}: the entry's, or the part's. */
+  private final int payloadSizeAt;
 
+  /**
+   * An entry; {@code part} is k for a part of a PACKED segment (section 7.10), -1 for a
+   * segment-table entry, and {@code payloadSizeAt} the sidecar offset of its {@code payload_size}
+   * field (the entry's, or the part descriptor's).
+   */
   SegmentEntry(
       int index,
       int entryOffset,
@@ -29,7 +38,9 @@ public final class SegmentEntry {
       long channels,
       int dtype,
       int encoding,
-      String name) {
+      String name,
+      int part,
+      int payloadSizeAt) {
     this.index = index;
     this.entryOffset = entryOffset;
     this.offset = offset;
@@ -41,6 +52,8 @@ public final class SegmentEntry {
     this.dtype = dtype;
     this.encoding = encoding;
     this.name = name;
+    this.part = part;
+    this.payloadSizeAt = payloadSizeAt;
   }
 
   /** Position in the segment table. */
@@ -103,9 +116,14 @@ public final class SegmentEntry {
     return Format.Encoding.NAMES[encoding];
   }
 
-  /** The segment's name (for reports only; may be empty). */
+  /** The segment's name (for reports only; may be empty; empty for a part). */
   public String getName() {
     return name;
+  }
+
+  /** Whether this is a part of a PACKED segment (section 7.10), not a segment-table entry. */
+  public boolean isPart() {
+    return part >= 0;
   }
 
   /** Sidecar file offset of this segment's table entry. */
@@ -116,6 +134,11 @@ public final class SegmentEntry {
   /** Sidecar file offset of one of this entry's fields, e.g. {@link Format.Entry#PAYLOAD_SIZE}. */
   int fieldOffset(int field) {
     return entryOffset + field;
+  }
+
+  /** Sidecar file offset of {@code payload_size}: the entry's field, or the part descriptor's. */
+  int payloadSizeOffset() {
+    return payloadSizeAt;
   }
 
   /** Elements of the segment: {@code size / esize}. */
@@ -130,12 +153,32 @@ public final class SegmentEntry {
   SegmentEntry withPayload(int encoding, int payloadOffset, int payloadSize) {
     return new SegmentEntry(
         index, entryOffset, offset, size, payloadOffset, payloadSize, payloadCrc32, channels,
-        dtype, encoding, name);
+        dtype, encoding, name, part, payloadSizeAt);
   }
 
-  /** Field name prefix for errors, e.g. {@code segment[3]}. */
+  /**
+   * Part {@code k} of this PACKED segment (section 7.10), read as a segment of its own: its
+   * errors are named {@code segment[i].part[k].<field>}, and its {@code payload_size} is the
+   * descriptor's varint at {@code payloadSizeAt}.
+   */
+  SegmentEntry part(
+      int k,
+      long offset,
+      long size,
+      int dtype,
+      long channels,
+      int encoding,
+      int payloadOffset,
+      int payloadSize,
+      int payloadSizeAt) {
+    return new SegmentEntry(
+        index, entryOffset, offset, size, payloadOffset, payloadSize, payloadCrc32, channels,
+        dtype, encoding, "", k, payloadSizeAt);
+  }
+
+  /** Field name prefix for errors, e.g. {@code segment[3]} or {@code segment[3].part[2]}. */
   String field() {
-    return "segment[" + index + "]";
+    return part >= 0 ? "segment[" + index + "].part[" + part + "]" : "segment[" + index + "]";
   }
 
   /** The name of one of this segment's fields for errors, e.g. {@code segment[3].payload_size}. */

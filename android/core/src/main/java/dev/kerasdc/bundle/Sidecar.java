@@ -311,7 +311,7 @@ public final class Sidecar {
       SegmentEntry entry =
           new SegmentEntry(
               i, e, offset, size, payloadStart + (int) assigned, (int) entryPayload, crc,
-              channels, dtype, encoding, name);
+              channels, dtype, encoding, name, -1, e + Entry.PAYLOAD_SIZE);
       previousEnd = offset + size;
       assigned += entryPayload;
       sizes += size;

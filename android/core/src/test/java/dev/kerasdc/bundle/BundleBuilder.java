@@ -135,13 +135,16 @@ final class BundleBuilder {
   }
 
   /**
-   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 3 for
-   * DELTA, else 2 for a grouped one, else 1 for SPARSE_RAW, else 0.
+   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 4 for
+   * PACKED, else 3 for DELTA, else 2 for a grouped one, else 1 for SPARSE_RAW, else 0 (the codes
+   * inside a PACKED or DELTA segment are older than their own).
    */
   private int lowestMinor() {
     int lowest = 0;
     for (Seg s : segments) {
-      if (s.encoding == Format.Encoding.DELTA) {
+      if (s.encoding == Format.Encoding.PACKED) {
+        lowest = Math.max(lowest, 4);
+      } else if (s.encoding == Format.Encoding.DELTA) {
         lowest = Math.max(lowest, 3);
       } else if (Format.Encoding.isGrouped(s.encoding)) {
         lowest = Math.max(lowest, 2);
@@ -251,8 +254,16 @@ final class BundleBuilder {
 
   /** A HuffmanStream (format spec section 6) of {@code symbols} under {@code lengths}. */
   static byte[] stream(int[] lengths, int[] symbols) {
+    return stream(lengths, symbols, false);
+  }
+
+  /**
+   * A HuffmanStream of {@code symbols} under {@code lengths}: with the header of section 6, or
+   * when {@code compact} that of 6.5 (inside a PACKED part).
+   */
+  static byte[] stream(int[] lengths, int[] symbols, boolean compact) {
     if (symbols.length == 0) {
-      return new byte[Stream.FIXED_SIZE];
+      return compact ? new byte[3] : new byte[Stream.FIXED_SIZE];
     }
     HuffmanCode code;
     try {
@@ -275,7 +286,86 @@ final class BundleBuilder {
         }
       }
     }
-    return streamBytes(lengths, symbols.length, nbits, data);
+    return compact
+        ? compactStreamBytes(lengths, symbols.length, nbits, data)
+        : streamBytes(lengths, symbols.length, nbits, data);
+  }
+
+  /**
+   * The bytes of a HuffmanStream with the compact header of spec 6.5: varints count, nbits and
+   * alphabet = {@code lengths.length}, then the lengths and the data as in {@link #streamBytes}.
+   */
+  static byte[] compactStreamBytes(int[] lengths, long count, long nbits, byte[] data) {
+    byte[] plain = streamBytes(lengths, count, nbits, data);
+    return concat(
+        varint(count),
+        varint(nbits),
+        varint(lengths.length),
+        Arrays.copyOfRange(plain, Stream.LENGTHS, plain.length));
+  }
+
+  /** The minimal unsigned LEB128 bytes of {@code value} >= 0 (spec section 2). */
+  static byte[] varint(long value) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    while ((value & ~0x7FL) != 0) {
+      out.write((int) (value & 0x7F) | 0x80);
+      value >>>= 7;
+    }
+    out.write((int) value);
+    return out.toByteArray();
+  }
+
+  /**
+   * A PACKED payload (spec 7.10) of {@code parts} in order: part_count, each part's descriptor
+   * (size, dtype, encoding, channels, payload_size; the part's offset is not stored), then
+   * their payloads. The parts' payloads must use compact stream headers.
+   */
+  static byte[] packed(List<Seg> parts) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] count = varint(parts.size());
+    out.write(count, 0, count.length);
+    for (Seg part : parts) {
+      byte[] d =
+          concat(
+              varint(part.size),
+              bytes(part.dtype, part.encoding),
+              varint(part.channels),
+              varint(part.payload.length));
+      out.write(d, 0, d.length);
+    }
+    for (Seg part : parts) {
+      out.write(part.payload, 0, part.payload.length);
+    }
+    return out.toByteArray();
+  }
+
+  /** Gaps of at least this many bytes become ZLIB parts in {@link #packedSegment}, others RAW. */
+  static final int ZLIB_GAP = 16;
+
+  /**
+   * A PACKED segment over {@code restored[from, to)}: its parts are {@code segments} (sorted,
+   * inside the range, payloads with compact stream headers) and each non-empty gap between them,
+   * a part of dtype bytes coded ZLIB when it has at least {@link #ZLIB_GAP} bytes, else RAW.
+   */
+  static Seg packedSegment(byte[] restored, List<Seg> segments, long from, long to) {
+    List<Seg> parts = new ArrayList<Seg>();
+    long r = from;
+    for (int i = 0; i <= segments.size(); i++) {
+      long next = i < segments.size() ? segments.get(i).offset : to;
+      if (next > r) {
+        byte[] gap = Arrays.copyOfRange(restored, (int) r, (int) next);
+        boolean zlib = gap.length >= ZLIB_GAP;
+        parts.add(
+            new Seg(
+                r, gap.length, Format.Dtype.BYTES, 1,
+                zlib ? Format.Encoding.ZLIB : Format.Encoding.RAW, zlib ? zlib(gap, 9) : gap));
+      }
+      if (i < segments.size()) {
+        parts.add(segments.get(i));
+        r = segments.get(i).offset + segments.get(i).size;
+      }
+    }
+    return new Seg(from, to - from, Format.Dtype.BYTES, 1, Format.Encoding.PACKED, packed(parts));
   }
 
   /**
@@ -301,6 +391,10 @@ final class BundleBuilder {
 
   static byte[] stream(int[] symbols) {
     return stream(lengthsFor(symbols), symbols);
+  }
+
+  static byte[] stream(int[] symbols, boolean compact) {
+    return stream(lengthsFor(symbols), symbols, compact);
   }
 
   /** Codebooks (7.3): entry counts, then the entries' bytes. */
@@ -334,11 +428,17 @@ final class BundleBuilder {
    * the smallest bit pattern, as unsigned), which is left out of the codebook.
    */
   static byte[] clustered(byte[] raw, int esize, int books, boolean sparse, int escapeRun) {
+    return clustered(raw, esize, books, sparse, escapeRun, false);
+  }
+
+  /** As above; with {@code compact}, the streams have the header of spec 6.5 (a PACKED part). */
+  static byte[] clustered(
+      byte[] raw, int esize, int books, boolean sparse, int escapeRun, boolean compact) {
     int[] identity = new int[books];
     for (int c = 0; c < books; c++) {
       identity[c] = c;
     }
-    return encode(raw, esize, identity, books, false, sparse, escapeRun);
+    return encode(raw, esize, identity, books, false, sparse, escapeRun, compact);
   }
 
   /**
@@ -351,7 +451,14 @@ final class BundleBuilder {
    */
   static byte[] grouped(
       byte[] raw, int esize, int[] map, int groups, boolean sparse, int escapeRun) {
-    return encode(raw, esize, map, groups, true, sparse, escapeRun);
+    return grouped(raw, esize, map, groups, sparse, escapeRun, false);
+  }
+
+  /** As above; with {@code compact}, the streams have the header of spec 6.5 (a PACKED part). */
+  static byte[] grouped(
+      byte[] raw, int esize, int[] map, int groups, boolean sparse, int escapeRun,
+      boolean compact) {
+    return encode(raw, esize, map, groups, true, sparse, escapeRun, compact);
   }
 
   /**
@@ -362,7 +469,7 @@ final class BundleBuilder {
    */
   private static byte[] encode(
       byte[] raw, int esize, int[] bookOf, int books, boolean grouped, boolean sparse,
-      int escapeRun) {
+      int escapeRun, boolean compact) {
     int elements = raw.length / esize;
     int slices = bookOf.length;
     int perSlice = slices == 0 ? 0 : elements / slices;
@@ -405,17 +512,17 @@ final class BundleBuilder {
     }
     byte[] head = codebooks(counts, entries.toByteArray());
     if (grouped) {
-      head = concat(head, stream(bookOf));
+      head = concat(head, stream(bookOf, compact));
     }
     if (!sparse) {
-      return concat(head, stream(symbols));
+      return concat(head, stream(symbols, compact));
     }
     return concat(
         head,
         patterns(background, esize),
         new byte[] {(byte) escapeRun},
-        stream(gapSymbols(emitted, escapeRun)),
-        stream(Arrays.copyOf(symbols, count)));
+        stream(gapSymbols(emitted, escapeRun), compact),
+        stream(Arrays.copyOf(symbols, count), compact));
   }
 
   /**
@@ -425,11 +532,17 @@ final class BundleBuilder {
    * with its bytes as they are.
    */
   static byte[] sparseRaw(byte[] raw, int esize, int slices, int escapeRun) {
+    return sparseRaw(raw, esize, slices, escapeRun, false);
+  }
+
+  /** As above; with {@code compact}, the gap stream has the header of spec 6.5. */
+  static byte[] sparseRaw(byte[] raw, int esize, int slices, int escapeRun, boolean compact) {
     int[] own = new int[slices];
     for (int c = 0; c < slices; c++) {
       own[c] = c;
     }
-    return sparseRaw(raw, esize, mostFrequent(elements(raw, esize), own, slices), escapeRun);
+    return sparseRaw(
+        raw, esize, mostFrequent(elements(raw, esize), own, slices), escapeRun, compact);
   }
 
   /**
@@ -439,6 +552,12 @@ final class BundleBuilder {
    * of the emitted positions (7.4), then the emitted elements' bytes in position order.
    */
   static byte[] sparseRaw(byte[] raw, int esize, long[] background, int escapeRun) {
+    return sparseRaw(raw, esize, background, escapeRun, false);
+  }
+
+  /** As above; with {@code compact}, the gap stream has the header of spec 6.5. */
+  static byte[] sparseRaw(
+      byte[] raw, int esize, long[] background, int escapeRun, boolean compact) {
     int elements = raw.length / esize;
     int perSlice = elements / background.length;
     long mask = esize == 8 ? -1L : (1L << (8 * esize)) - 1; // only esize bytes are written
@@ -454,7 +573,7 @@ final class BundleBuilder {
         new byte[] {(byte) background.length, (byte) (background.length >>> 8)},
         patterns(background, esize),
         new byte[] {(byte) escapeRun},
-        stream(gapSymbols(emitted, escapeRun)),
+        stream(gapSymbols(emitted, escapeRun), compact),
         values.toByteArray());
   }
 

@@ -279,6 +279,98 @@ final class Fixtures {
     return bundle("sparse-raw", java.util.Arrays.copyOf(r.array(), r.position()), segments);
   }
 
+  /**
+   * PACKED (spec 7.10): a 24-byte head in the skeleton, then one PACKED segment whose parts are,
+   * with the gaps between them: a 20-byte gap of zeros (ZLIB), 16 opaque bytes (RAW), a 3-byte
+   * gap (RAW), an int32 table (ZLIB), an empty int8 part, float32 of 2 channels (CLUSTERED_DENSE,
+   * one codebook each), float16 of 4 channels (CLUSTERED_SPARSE, escape_run 3), float32 of 2
+   * slices (SPARSE_RAW), int8 of 4 channels in 2 groups (GROUPED_SPARSE) and an int32 counter
+   * (DELTA over CLUSTERED_DENSE), every stream with the compact header of 6.5; then a float32
+   * CLUSTERED_SPARSE segment of its own (the stream header of section 6) and a 5-byte tail.
+   */
+  static Bundle packed() {
+    Random random = new Random(17);
+    ByteBuffer r = ByteBuffer.allocate(16384).order(ByteOrder.LITTLE_ENDIAN);
+    byte[] head = new byte[24];
+    random.nextBytes(head);
+    r.put(head);
+    int from = r.position();
+    r.put(new byte[20]);
+    java.util.List<BundleBuilder.Seg> parts = new java.util.ArrayList<BundleBuilder.Seg>();
+    byte[] opaque = new byte[16];
+    random.nextBytes(opaque);
+    parts.add(part(r, opaque, Dtype.BYTES, 1, Encoding.RAW, opaque));
+    r.put(new byte[] {1, 2, 3});
+    ByteBuffer d = ByteBuffer.allocate(500 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 500; i++) {
+      d.putInt(i / 7);
+    }
+    parts.add(part(r, d.array(), Dtype.INT32, 1, Encoding.ZLIB, BundleBuilder.zlib(d.array(), 9)));
+    parts.add(part(r, new byte[0], Dtype.INT8, 1, Encoding.RAW, new byte[0]));
+    d = ByteBuffer.allocate(2 * 100 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 200; i++) {
+      d.putFloat((i < 100 ? 0.5f : -2f) * (1 + random.nextInt(3)));
+    }
+    parts.add(
+        part(r, d.array(), Dtype.FLOAT32, 2, Encoding.CLUSTERED_DENSE,
+            BundleBuilder.clustered(d.array(), 4, 2, false, 0, true)));
+    d = ByteBuffer.allocate(4 * 150 * 2).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 600; i++) {
+      d.putShort(random.nextInt(10) < 8 ? 0 : (short) (0x3C00 + 16 * (i / 150) + random.nextInt(4)));
+    }
+    parts.add(
+        part(r, d.array(), Dtype.FLOAT16, 4, Encoding.CLUSTERED_SPARSE,
+            BundleBuilder.clustered(d.array(), 2, 4, true, 3, true)));
+    d = ByteBuffer.allocate(2 * 200 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 400; i++) {
+      d.putFloat(random.nextInt(100) < 85 ? (i < 200 ? 0f : -0.0f) : (float) random.nextGaussian());
+    }
+    parts.add(
+        part(r, d.array(), Dtype.FLOAT32, 2, Encoding.SPARSE_RAW,
+            BundleBuilder.sparseRaw(d.array(), 4, 2, 5, true)));
+    byte[] int8 = new byte[4 * 50];
+    for (int i = 0; i < int8.length; i++) {
+      int8[i] = random.nextInt(4) == 0 ? (byte) ((i / 50) % 2 * 10 + 1 + random.nextInt(3)) : 0;
+    }
+    parts.add(
+        part(r, int8, Dtype.INT8, 4, Encoding.GROUPED_SPARSE,
+            BundleBuilder.grouped(int8, 1, new int[] {0, 1, 0, 1}, 2, true, 4, true)));
+    d = ByteBuffer.allocate(200 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    int counter = 0;
+    for (int i = 0; i < 200; i++) {
+      counter += random.nextInt(3);
+      d.putInt(counter);
+    }
+    byte[] steps = BundleBuilder.differences(d.array(), 4);
+    parts.add(
+        part(r, d.array(), Dtype.INT32, 1, Encoding.DELTA,
+            BundleBuilder.delta(
+                Encoding.CLUSTERED_DENSE, BundleBuilder.clustered(steps, 4, 1, false, 0, true))));
+    int to = r.position();
+    r.put((byte) 0x5A);
+    d = ByteBuffer.allocate(300 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < 300; i++) {
+      d.putFloat(random.nextInt(10) < 9 ? 0f : 0.25f * (1 + random.nextInt(5)));
+    }
+    BundleBuilder.Seg plain =
+        part(r, d.array(), Dtype.FLOAT32, 1, Encoding.CLUSTERED_SPARSE,
+            BundleBuilder.clustered(d.array(), 4, 1, true, 7));
+    r.put(new byte[] {5, 4, 3, 2, 1});
+    byte[] restored = java.util.Arrays.copyOf(r.array(), r.position());
+    java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
+    segments.add(BundleBuilder.packedSegment(restored, parts, from, to).named("packed"));
+    segments.add(plain.named("plain"));
+    return bundle("packed", restored, segments);
+  }
+
+  /** Writes {@code data} to {@code r}; the segment (or PACKED part) that holds it. */
+  private static BundleBuilder.Seg part(
+      ByteBuffer r, byte[] data, int dtype, int channels, int encoding, byte[] payload) {
+    int offset = r.position();
+    r.put(data);
+    return new BundleBuilder.Seg(offset, data.length, dtype, channels, encoding, payload);
+  }
+
   /** Writes a gap byte and {@code data} to {@code r}; its SPARSE_RAW segment. */
   private static BundleBuilder.Seg sparseRawSegment(
       ByteBuffer r, byte[] data, int dtype, int channels, int slices, int escapeRun,
@@ -354,6 +446,11 @@ final class Fixtures {
     return random(random, index, RANDOM_ENCODINGS);
   }
 
+  /** As {@link #random(Random, int, int[])}, segments of their own. */
+  static Bundle random(Random random, int index, int[] encodings) {
+    return random(random, index, encodings, false);
+  }
+
   /**
    * A random bundle whose segments use encodings drawn from {@code encodings}. Each segment's
    * channels are grouped at random into G codebooks, each with its own values and background
@@ -363,8 +460,11 @@ final class Fixtures {
    * has one background or one per channel, and now and then a background its slices never hold
    * (every element emitted). A DELTA segment draws its inner encoding from {@link
    * #INNER_ENCODINGS} and its differences as above; its elements are their running sums.
+   * With {@code packed} (spec 7.10) the segments' streams have compact headers, and they become
+   * the parts of one PACKED segment with the gaps between them, which covers either the span
+   * from the first segment to the last or the whole restored file (drawn at random).
    */
-  static Bundle random(Random random, int index, int[] encodings) {
+  static Bundle random(Random random, int index, int[] encodings, boolean packed) {
     int segmentCount = random.nextInt(6);
     int[] esizes = Dtype.ESIZES;
     java.io.ByteArrayOutputStream r = new java.io.ByteArrayOutputStream();
@@ -435,21 +535,21 @@ final class Fixtures {
           break;
         case Encoding.GROUPED_SPARSE:
         case Encoding.GROUPED_DENSE:
-          payload = BundleBuilder.grouped(coded, esize, map, groups, sparse, escapeRun);
+          payload = BundleBuilder.grouped(coded, esize, map, groups, sparse, escapeRun, packed);
           break;
         case Encoding.SPARSE_RAW:
           int slices = random.nextBoolean() ? 1 : channels;
           if (random.nextInt(6) == 0) { // a background no slice holds: all emitted
             long[] absent = new long[slices];
             java.util.Arrays.fill(absent, absentPattern(coded, esize));
-            payload = BundleBuilder.sparseRaw(coded, esize, absent, escapeRun);
+            payload = BundleBuilder.sparseRaw(coded, esize, absent, escapeRun, packed);
           } else {
-            payload = BundleBuilder.sparseRaw(coded, esize, slices, escapeRun);
+            payload = BundleBuilder.sparseRaw(coded, esize, slices, escapeRun, packed);
           }
           break;
         default:
           int books = random.nextBoolean() ? 1 : channels;
-          payload = BundleBuilder.clustered(coded, esize, books, sparse, escapeRun);
+          payload = BundleBuilder.clustered(coded, esize, books, sparse, escapeRun, packed);
       }
       if (payload == null) {
         encoding = Encoding.RAW;
@@ -466,7 +566,19 @@ final class Fixtures {
     byte[] tail = new byte[random.nextInt(30)];
     random.nextBytes(tail);
     r.write(tail, 0, tail.length);
-    return bundle("random-" + index, r.toByteArray(), segments);
+    byte[] restored = r.toByteArray();
+    if (packed && !segments.isEmpty()) {
+      boolean whole = random.nextBoolean();
+      BundleBuilder.Seg last = segments.get(segments.size() - 1);
+      BundleBuilder.Seg span =
+          BundleBuilder.packedSegment(
+              restored,
+              segments,
+              whole ? 0 : segments.get(0).offset,
+              whole ? restored.length : last.offset + last.size);
+      segments = java.util.Collections.singletonList(span);
+    }
+    return bundle((packed ? "random-packed-" : "random-") + index, restored, segments);
   }
 
   /** The bundle of {@code segments} over the restored bytes {@code restored}. */

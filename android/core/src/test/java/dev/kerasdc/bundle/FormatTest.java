@@ -77,4 +77,19 @@ final class FormatTest {
         chain("codebooks", Clustered.CODEBOOK_COUNT, Clustered.COUNT_SIZE));
     assertEquals(Format.Dtype.NAMES.length, Format.Dtype.ESIZES.length);
   }
+
+  @Test
+  void encodingCodesAreTheSpecTable() {
+    // Section 7: PACKED (8, since 1.4) is the newest code; it is neither a part's encoding nor a
+    // DELTA payload's inner encoding, and DELTA is a part's but not an inner one.
+    assertEquals("PACKED", Format.Encoding.NAMES[Format.Encoding.PACKED]);
+    assertEquals(Format.Encoding.PACKED + 1, Format.Encoding.NAMES.length);
+    for (int code = 0; code < Format.Encoding.NAMES.length; code++) {
+      assertEquals(code != Format.Encoding.PACKED, Format.Encoding.isPart(code));
+      assertEquals(code < Format.Encoding.DELTA, Format.Encoding.isInner(code));
+    }
+    assertEquals(false, Format.Encoding.isKnown(Format.Encoding.NAMES.length));
+    assertEquals(5, Format.Packed.MIN_PART_SIZE);
+    assertEquals(9, Format.Varint.MAX_SIZE);
+  }
 }

@@ -1,5 +1,6 @@
 package dev.kerasdc.bundle;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -59,6 +60,16 @@ final class FuzzTest {
   @Test
   void sparseRawBundle() {
     fuzzBothDecoders(Fixtures.sparseRaw(), 37, 41);
+  }
+
+  /**
+   * PACKED (7.10): one PACKED segment with parts of every other encoding and RAW and ZLIB gaps,
+   * then a segment of its own; every truncation, random corruptions (inside the PACKED payload:
+   * its part table and parts), both decoders.
+   */
+  @Test
+  void packedBundle() {
+    fuzzBothDecoders(Fixtures.packed(), 43, 47);
   }
 
   @Test
@@ -148,6 +159,38 @@ final class FuzzTest {
                 "inner " + Format.Encoding.NAMES[encoding] + " drawn " + inner[encoding]
                     + " times");
           }
+        });
+  }
+
+  /**
+   * Random bundles of one PACKED segment (7.10) whose parts are random segments of every other
+   * encoding, with compact stream headers, and the gaps between them: each restores intact, and
+   * corruptions inside the PACKED payload are rejected or restore exactly.
+   */
+  @Test
+  void randomPackedBundles() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Random random = new Random(13);
+          int cases = 0;
+          int packed = 0;
+          for (int i = 0; i < 30; i++) {
+            Fixtures.Bundle bundle =
+                Fixtures.random(random, i, Fixtures.RANDOM_ENCODINGS, true);
+            Sidecar parsed = Sidecar.parse(bundle.sidecar);
+            if (!parsed.getSegments().isEmpty()) {
+              assertEquals(Format.Encoding.PACKED, parsed.getSegments().get(0).getEncoding());
+              assertEquals(4, parsed.getVersionMinor());
+              packed++;
+            }
+            Fuzz fuzz = new Fuzz(bundle);
+            fuzz.intact();
+            fuzz.mutations(400 + i, 120);
+            cases += fuzz.rejected + fuzz.restored;
+          }
+          assertTrue(cases >= 3000, "cases " + cases);
+          assertTrue(packed >= 20, "packed " + packed);
         });
   }
 

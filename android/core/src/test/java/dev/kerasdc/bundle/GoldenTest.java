@@ -66,6 +66,16 @@ final class GoldenTest {
     return bundles;
   }
 
+  /** The golden bundle NAME. */
+  static Fixtures.Bundle golden(String name) throws IOException {
+    for (Fixtures.Bundle g : goldens()) {
+      if (g.name.equals(name)) {
+        return g;
+      }
+    }
+    throw new AssertionError(name + ".dcw is missing");
+  }
+
   static byte[] read(File file) throws IOException {
     return Files.readAllBytes(file.toPath());
   }
@@ -118,13 +128,7 @@ final class GoldenTest {
   @Test
   void handVectorFields() throws Exception {
     // tests/golden/hand_vectors.py spells out every byte of hand.dcw.
-    Fixtures.Bundle hand = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("hand")) {
-        hand = g;
-      }
-    }
-    assertTrue(hand != null, "hand.dcw is missing");
+    Fixtures.Bundle hand = golden("hand");
     Sidecar s = Sidecar.parse(hand.sidecar);
     assertEquals(0, s.getVersionMinor());
     assertEquals(Format.Header.V1_SIZE, s.getHeaderSize());
@@ -155,13 +159,7 @@ final class GoldenTest {
   void groupedGoldenUsesTheVersion12Encodings() throws Exception {
     // tests/golden/make_golden.py case_grouped: the format 1.2 codes, which the tests above
     // restore and corrupt.
-    Fixtures.Bundle grouped = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("grouped")) {
-        grouped = g;
-      }
-    }
-    assertTrue(grouped != null, "grouped.dcw is missing");
+    Fixtures.Bundle grouped = golden("grouped");
     Sidecar s = Sidecar.parse(grouped.sidecar);
     assertEquals(2, s.getVersionMinor());
     List<String> encodings = new ArrayList<String>();
@@ -176,13 +174,7 @@ final class GoldenTest {
   void deltaGoldenUsesTheVersion13Encoding() throws Exception {
     // tests/golden/make_golden.py case_delta: DELTA (format 1.3) over ZLIB, ZLIB and
     // CLUSTERED_DENSE, which the tests above restore and corrupt.
-    Fixtures.Bundle delta = null;
-    for (Fixtures.Bundle g : goldens()) {
-      if (g.name.equals("delta")) {
-        delta = g;
-      }
-    }
-    assertTrue(delta != null, "delta.dcw is missing");
+    Fixtures.Bundle delta = golden("delta");
     Sidecar s = Sidecar.parse(delta.sidecar);
     assertEquals(3, s.getVersionMinor());
     List<String> encodings = new ArrayList<String>();
@@ -195,6 +187,33 @@ final class GoldenTest {
     }
     assertEquals(
         Arrays.asList("DELTA(ZLIB)", "DELTA(ZLIB)", "DELTA(CLUSTERED_DENSE)", "RAW"), encodings);
+  }
+
+  @Test
+  void packedGoldenUsesTheVersion14Encoding() throws Exception {
+    // tests/golden/make_golden.py case_packed: one PACKED segment (format 1.4) whose parts are
+    // gaps and weight buffers, which the tests above restore and corrupt.
+    Fixtures.Bundle packed = golden("packed");
+    Sidecar s = Sidecar.parse(packed.sidecar);
+    assertEquals(4, s.getVersionMinor());
+    assertEquals(0, s.getNamesSize());
+    assertEquals(1, s.getSegments().size());
+    SegmentEntry segment = s.getSegments().get(0);
+    assertEquals("PACKED", segment.getEncodingName());
+    assertEquals(10, packed.skeleton.length);
+    List<String> parts = new ArrayList<String>();
+    long offset = segment.getOffset();
+    for (SegmentEntry part : PackedDecoder.parts(new Payload(packed.sidecar, segment))) {
+      assertTrue(part.isPart());
+      assertEquals(offset, part.getOffset());
+      offset += part.getSize();
+      parts.add(part.getEncodingName());
+    }
+    assertEquals(segment.getOffset() + segment.getSize(), offset);
+    assertEquals(
+        Arrays.asList(
+            "ZLIB", "CLUSTERED_SPARSE", "RAW", "RAW", "ZLIB", "CLUSTERED_DENSE", "RAW", "DELTA"),
+        parts);
   }
 
   @Test

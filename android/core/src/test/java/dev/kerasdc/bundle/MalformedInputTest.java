@@ -319,6 +319,15 @@ final class MalformedInputTest {
     rejects(field, offset, b[0], b[1]);
   }
 
+  /** Every proper prefix of {@code payload}, as the payload of {@link #single}, is rejected. */
+  private static void truncationsRejected(
+      byte[] data, int dtype, long channels, int encoding, byte[] payload) {
+    for (int cut = 0; cut < payload.length; cut++) {
+      byte[][] b = single(data, dtype, channels, encoding, copyOf(payload, cut));
+      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+    }
+  }
+
   private static void singleRestores(
       byte[] data, int dtype, long channels, int encoding, byte[] payload) throws Exception {
     byte[][] b = single(data, dtype, channels, encoding, payload);
@@ -433,11 +442,7 @@ final class MalformedInputTest {
         Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, indices, new byte[1]));
     // A truncated payload, at every length.
     byte[] whole = concat(DENSE_BOOK, indices);
-    for (int cut = 0; cut < whole.length; cut++) {
-      byte[][] b = single(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE,
-          copyOf(whole, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(FOUR_FLOATS, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE, whole);
   }
 
   @Test
@@ -745,11 +750,7 @@ final class MalformedInputTest {
     groupedDenseRejects(f + "payload_size", indicesAt + indices.length,
         concat(good, new byte[1]));
     // A truncated payload, at every length.
-    for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b =
-          single(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, copyOf(good, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(GROUPED_DATA, Dtype.INT8, 4, Encoding.GROUPED_DENSE, good);
   }
 
   @Test
@@ -819,10 +820,7 @@ final class MalformedInputTest {
         Encoding.GROUPED_SPARSE,
         concat(books, map, backgrounds, new byte[] {3}, stream(new int[0]), stream(new int[0])));
     // A truncated payload, at every length.
-    for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b = single(data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE, copyOf(good, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(data, Dtype.INT8, 3, Encoding.GROUPED_SPARSE, good);
   }
 
   // ------------------------------------------------- DELTA (7.9, since 1.3)
@@ -899,10 +897,7 @@ final class MalformedInputTest {
     deltaRejects(f + "payload_size", indicesAt + stream(DENSE_SYMBOLS).length,
         concat(good, new byte[1]));
     // A truncated payload, at every length.
-    for (int cut = 0; cut < good.length; cut++) {
-      byte[][] b = single(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, copyOf(good, cut));
-      assertThrows(BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
-    }
+    truncationsRejected(DELTA_FLOATS, Dtype.FLOAT32, 1, Encoding.DELTA, good);
   }
 
   /**
@@ -963,6 +958,163 @@ final class MalformedInputTest {
       }
     }
     return out;
+  }
+
+  // ------------------------------------------------------- PACKED (7.10) and streams (6.5)
+
+  /** R of the PACKED tests: FOUR_FLOATS (part 0) and two opaque bytes (part 1). */
+  private static final byte[] PACKED_DATA = concat(FOUR_FLOATS, new byte[] {0x11, 0x22});
+
+  /** The dense part's payload: DENSE_BOOK and the compact index stream 04 06 02 21 0A. */
+  private static final byte[] DENSE_PART = concat(DENSE_BOOK, stream(DENSE_SYMBOLS, true));
+
+  /** Offset of the first part descriptor: after part_count (one byte). */
+  private static final int PART0 = PAYLOAD + 1;
+
+  /** Offsets in a descriptor of one-byte fields: size, dtype, encoding, channels, payload_size. */
+  private static final int SIZE = 0;
+  private static final int DTYPE = 1;
+  private static final int ENCODING = 2;
+  private static final int CHANNELS = 3;
+  private static final int PAYLOAD_SIZE = 4;
+
+  /** Offset of part 0's payload: after part_count and two five-byte descriptors. */
+  private static final int PART0_PAYLOAD = PAYLOAD + 1 + 2 * Format.Packed.MIN_PART_SIZE;
+
+  /** A PACKED payload of a dense part 0 and a RAW part 1 of {@code rawSize} bytes. */
+  private static byte[] packed(byte[] densePart, int rawSize, byte[] rawPart) {
+    return BundleBuilder.packed(
+        java.util.Arrays.asList(
+            new BundleBuilder.Seg(0, 16, Dtype.FLOAT32, 1, Encoding.CLUSTERED_DENSE, densePart),
+            new BundleBuilder.Seg(16, rawSize, Dtype.BYTES, 1, Encoding.RAW, rawPart)));
+  }
+
+  private static final byte[] PACKED_GOOD = packed(DENSE_PART, 2, new byte[] {0x11, 0x22});
+
+  private static void packedRejects(String field, long offset, byte[] payload) {
+    singleRejects(field, offset, PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, payload);
+  }
+
+  /** PACKED_GOOD with {@code bytes} in place of its bytes [at, at + length). */
+  private static byte[] splice(int at, int length, int... bytes) {
+    byte[] p = PACKED_GOOD;
+    return concat(
+        java.util.Arrays.copyOf(p, at),
+        BundleBuilder.bytes(bytes),
+        java.util.Arrays.copyOfRange(p, at + length, p.length));
+  }
+
+  @Test
+  void packedTableRules() throws Exception {
+    String f = "segment[0].";
+    int d0 = PART0 - PAYLOAD;
+    int d1 = d0 + Format.Packed.MIN_PART_SIZE;
+    singleRestores(PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, PACKED_GOOD);
+    // The same bytes as HAND_PACKED of tests/test_format_v14.py, spelled out from spec 7.10.
+    assertArrayEquals(
+        BundleBuilder.bytes(
+            0x02, // part_count
+            0x10, 0x01, 0x03, 0x01, 0x11, // size 16, float32, CLUSTERED_DENSE, 1 channel, 17 B
+            0x02, 0x00, 0x00, 0x01, 0x02, // size 2, bytes, RAW, 1 channel, 2 B
+            0x01, 0x00, 0x02, 0x00, // one codebook of 2 entries
+            0x00, 0x00, 0x00, 0x3F, 0x00, 0x00, 0x00, 0xC0, // 0.5, -2.0
+            0x04, 0x06, 0x02, 0x21, 0x0A, // compact indices: count 4, nbits 6, alphabet 2, ...
+            0x11, 0x22), // part 1
+        PACKED_GOOD);
+    // The entry: dtype bytes and one channel.
+    singleRejects(f + "dtype", entry(0) + Entry.DTYPE, PACKED_DATA, Dtype.INT8, 1,
+        Encoding.PACKED, PACKED_GOOD);
+    singleRejects(f + "channels", entry(0) + Entry.CHANNELS, PACKED_DATA, Dtype.BYTES, 2,
+        Encoding.PACKED, PACKED_GOOD);
+    // part_count: 0; more 5-byte descriptors than fit; not minimal; 10 bytes; empty payload.
+    packedRejects(f + "part_count", PAYLOAD, splice(0, 1, 0));
+    packedRejects(f + "part_count", PAYLOAD, splice(0, 1, 200, 1));
+    packedRejects(f + "part_count", PAYLOAD, splice(0, 1, 0x82, 0));
+    packedRejects(f + "part_count", PAYLOAD,
+        splice(0, 1, 0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0));
+    packedRejects(f + "part_count", PAYLOAD, new byte[0]);
+    // size: beyond the segment; a varint that runs past the payload is named where it starts.
+    packedRejects(f + "part[0].size", PART0 + SIZE, splice(d0 + SIZE, 1, 19));
+    packedRejects(f + "part[1].size", PART0 + 5 + SIZE, splice(d1 + SIZE, 1, 3));
+    packedRejects(f + "part[0].size", PART0 + SIZE, splice(d0 + SIZE, 1, 0x90, 0x00));
+    // dtype, encoding: unknown codes; PACKED inside PACKED.
+    packedRejects(f + "part[0].dtype", PART0 + DTYPE, splice(d0 + DTYPE, 1, 8));
+    packedRejects(f + "part[0].encoding", PART0 + ENCODING,
+        splice(d0 + ENCODING, 1, Encoding.PACKED));
+    packedRejects(f + "part[0].encoding", PART0 + ENCODING, splice(d0 + ENCODING, 1, 77));
+    // channels: 0, 2^32, and 3 (16 bytes are not a multiple of 3 x 4: reported at size).
+    packedRejects(f + "part[0].channels", PART0 + CHANNELS, splice(d0 + CHANNELS, 1, 0));
+    packedRejects(f + "part[0].channels", PART0 + CHANNELS,
+        splice(d0 + CHANNELS, 1, 0x80, 0x80, 0x80, 0x80, 0x10));
+    packedRejects(f + "part[0].size", PART0 + SIZE, splice(d0 + CHANNELS, 1, 3));
+    // payload_size: more than the payload has left after the descriptor.
+    packedRejects(f + "part[0].payload_size", PART0 + PAYLOAD_SIZE,
+        splice(d0 + PAYLOAD_SIZE, 1, 100));
+    // The parts cover 17 of the 18 bytes; a byte after the last payload.
+    packedRejects(f + "size", entry(0) + Entry.SIZE, packed(DENSE_PART, 1, new byte[] {0x11}));
+    packedRejects(f + "payload_size", PAYLOAD + PACKED_GOOD.length,
+        concat(PACKED_GOOD, new byte[1]));
+    // A RAW part's payload_size must be its size: named at the descriptor's payload_size.
+    packedRejects(f + "part[1].payload_size", PART0 + 5 + PAYLOAD_SIZE,
+        packed(DENSE_PART, 2, new byte[] {0x11}));
+    // A DELTA part's inner_encoding cannot be PACKED (nor DELTA).
+    for (int code : new int[] {Encoding.PACKED, Encoding.DELTA}) {
+      byte[] delta = BundleBuilder.delta(code, DENSE_PART);
+      byte[] p =
+          BundleBuilder.packed(
+              java.util.Arrays.asList(
+                  new BundleBuilder.Seg(0, 16, Dtype.FLOAT32, 1, Encoding.DELTA, delta),
+                  new BundleBuilder.Seg(16, 2, Dtype.BYTES, 1, Encoding.RAW,
+                      new byte[] {0x11, 0x22})));
+      packedRejects(f + "part[0].inner_encoding", PART0_PAYLOAD, p);
+    }
+    // Every truncation is rejected.
+    truncationsRejected(PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, PACKED_GOOD);
+  }
+
+  @Test
+  void compactStreamRules() throws Exception {
+    String f = "segment[0].part[0].indices.";
+    int at = DENSE_BOOK.length; // the index stream in part 0's payload
+    int s = PART0_PAYLOAD + at;
+    assertArrayEquals(BundleBuilder.bytes(4, 6, 2, 0x21, 0x0A), stream(DENSE_SYMBOLS, true));
+    // count: not minimal; one too few for the elements (reported where the stream starts).
+    compactRejects(f + "count", s, 0, 1, 0x84, 0x00);
+    compactRejects(f + "count", s, 0, 1, 3);
+    // nbits: not minimal; above 15 x count; 5 bits cannot end the 4 symbols.
+    compactRejects(f + "nbits", s + 1, 1, 1, 0x86, 0x00);
+    compactRejects(f + "nbits", s + 1, 1, 1, 61);
+    compactRejects(f + "nbits", s + 1, 1, 1, 7);
+    // alphabet: above 256 (a two-byte varint); a lengths nibble that breaks the Kraft rule.
+    compactRejects(f + "alphabet", s + 2, 2, 1, 0x81, 0x02);
+    compactRejects(f + "lengths", s + 3, 3, 1, 0x11);
+    // The reserved codeword 11 as the third symbol: 0 | 10 | 11 | 0 = 0x1A.
+    compactRejects(f + "data", s + 4, 4, 1, 0x1A);
+    for (HuffmanDecoding mode : HuffmanDecoding.values()) {
+      byte[] part = concat(DENSE_BOOK, BundleBuilder.bytes(4, 6, 2, 0x21, 0x1A));
+      byte[][] b =
+          single(PACKED_DATA, Dtype.BYTES, 1, Encoding.PACKED,
+              packed(part, 2, new byte[] {0x11, 0x22}));
+      rejects(f + "data", s + 4, b[0], b[1], new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode));
+    }
+    // The 18-byte header of section 6 is not read inside a part: its count (8 bytes, 04 00 ...)
+    // reads as count 4, nbits 0, alphabet 0: no code for the 4 symbols.
+    byte[] plain = concat(DENSE_BOOK, stream(DENSE_SYMBOLS));
+    packedRejects(f + "lengths", s + 3, packed(plain, 2, new byte[] {0x11, 0x22}));
+  }
+
+  /**
+   * The dense part with {@code bytes} in place of its index stream's bytes [at, at + length),
+   * rejected with {@code field} at {@code offset}.
+   */
+  private static void compactRejects(String field, long offset, int at, int length, int... bytes) {
+    byte[] good = stream(DENSE_SYMBOLS, true);
+    byte[] edited =
+        concat(
+            java.util.Arrays.copyOf(good, at),
+            BundleBuilder.bytes(bytes),
+            java.util.Arrays.copyOfRange(good, at + length, good.length));
+    packedRejects(field, offset, packed(concat(DENSE_BOOK, edited), 2, new byte[] {0x11, 0x22}));
   }
 
   @Test
