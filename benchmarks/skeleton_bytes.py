@@ -6,7 +6,9 @@ converted once per option set (`--variants`), restored, and run in LiteRT on the
 MNIST test images. The weights are the same in every row, so the rows differ only in what the
 converter writes around them: the bundle's bytes, its skeleton bytes (the zlib-coded
 flatbuffer head, `totals.skeleton_segments` plus the skeleton file), and the ratio against
-the dense float32 `.tflite`.
+the dense float32 `.tflite`. The last variant, `packed` (today's default), writes format
+1.4: one PACKED segment with compact stream headers instead of an entry, a name and
+18-byte stream headers per segment.
 
     python -m benchmarks.skeleton_bytes --runs=DIR[,DIR...]      # ~10 s per row
 """
@@ -21,10 +23,11 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks._common import write_json  # noqa: E402
 
-VARIANTS = {
-    "converter": {"strip_names": False, "strip_metadata": False},
-    "names": {"strip_names": True, "strip_metadata": False},
-    "names+metadata": {"strip_names": True, "strip_metadata": True},
+VARIANTS = {  # the first three: format 1.3 layouts (one entry and name per segment)
+    "converter": {"strip_names": False, "strip_metadata": False, "packed": False},
+    "names": {"strip_names": True, "strip_metadata": False, "packed": False},
+    "names+metadata": {"strip_names": True, "strip_metadata": True, "packed": False},
+    "packed": {"strip_names": True, "strip_metadata": True, "packed": True},  # 1.4, the default
 }
 
 _RUNS = flags.DEFINE_list("runs", None, "examples.budget_search output folders.", required=True)
