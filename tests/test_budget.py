@@ -662,3 +662,53 @@ def test_gradual_refine_reruns_the_schedule_straight_to_a_deeper_target(mnist, t
     probe.load_weights(str(tmp_path / "gradual_start.weights.h5"))
     for a, b in zip(probe.get_weights(), start):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_search_interrupted_during_the_refinement_resumes_it(mnist, tmp_path, capsys):
+    """Interrupted after the gradual stage kept its state, during the first refinement: the
+    resumed search loads the stage's start weights from the folder and refines from there."""
+    train, val = mnist
+    settings = dict(
+        max_increase=0.03,
+        size_fn=None,
+        bit_moves=False,
+        layer_moves=False,
+        calibrate_lr=False,
+        gradual_epochs=2.0,
+        gradual_events=6,
+        gradual_floor=0.02,
+        gradual_refine=0.5,
+        directory=str(tmp_path),
+        **{**FAST, "min_size": 1},
+    )
+
+    stop = [True]
+
+    def error(model, x, y):  # one metric (its name is part of the state's fingerprint)
+        path = tmp_path / "budget_state.json"
+        if stop[0] and path.exists() and "refine_from" in json.loads(path.read_text()):
+            raise _Stop  # the first look after the gradual stage kept a state: the refinement's
+        return float(np.mean(np.argmax(model(x, training=False), axis=1) != y))
+
+    with pytest.raises(_Stop):
+        keras_dc.compress_to_budget(trained_mlp(mnist), train, val, metric=error, **settings)
+    state = json.loads((tmp_path / "budget_state.json").read_text())
+    done = state["steps"]
+    assert state["gradual_done"] and "refine_done" not in state
+    assert not any(s["move"].startswith("gradual refine") for s in done)
+
+    stop[0] = False
+    fresh = trained_mlp(mnist, seed=1)  # other weights: the saved ones must be loaded
+    capsys.readouterr()
+    result = keras_dc.compress_to_budget(
+        fresh, train, val, metric=error, **{**settings, "verbose": 1}
+    )
+    assert result.steps[: len(done)] == done
+    # It refines from the gradual stage's start (the dense model: every weight kept), not
+    # from the state the stage kept.
+    assert "gradual refine: 2 epochs from 100.00% straight to" in capsys.readouterr().out
+    first = result.steps[len(done)]
+    target = float(first["move"].split("keep ")[1].split("%")[0]) / 100
+    assert first["move"].startswith("gradual refine: keep")
+    assert target == pytest.approx(0.5 * state["refine_from"], abs=1e-4)
+    assert result.final_metric <= result.limit + 1e-9
