@@ -906,8 +906,7 @@ class _Search:
         self.model.set_weights(self.accepted)
         self.fit(pruning, epochs or self.prune_epochs, self.learning_rate * self.lr_scale())
         value = self.evaluate()
-        s = self.state
-        limit = s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"])
+        limit = self.pruning_limit()
         ok = value <= limit + 1e-12
         size = self.measure() if ok else None
         if ok:
@@ -979,21 +978,8 @@ class _Search:
             s["gradual_done"] = True
             return
         floor = self.gradual_floor
-        densities = [density * (floor / density) ** ((i + 1) / n) for i in range(n)]
-        steps = max(1, int(round(self.gradual_epochs * self.steps_per_epoch)))
-        every = max(1, int(0.75 * steps) // n)
+        densities, every, pruning = self.geometric_cuts(density, floor, 0.75)
         candidates = []  # (keep, weights), shallow to deep; the deepest few only
-        pruning = MagnitudePruning(
-            GlobalSparsity(1.0 - floor),
-            schedule=Iterative(
-                fractions=[(1.0 - d) / (1.0 - floor) for d in densities],
-                every=every,
-                begin=0,
-                unit="step",
-            ),
-            min_size=self.min_size,
-            verbose=0,
-        )
 
         def look(keep, move):
             value = self.evaluate()
@@ -1072,26 +1058,12 @@ class _Search:
         self.model.set_weights(start)
         density = self.density()
         keep, factor = s["refine_from"], self.gradual_refine
-        limit = s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"])
-        n = self.gradual_events
-        steps = max(1, int(round(self.gradual_epochs * self.steps_per_epoch)))
-        every = max(1, int(0.6 * steps) // n)
+        limit = self.pruning_limit()
         for _ in range(3):
             target = keep * factor
             started = time.perf_counter()
             self.model.set_weights(start)
-            densities = [density * (target / density) ** ((i + 1) / n) for i in range(n)]
-            pruning = MagnitudePruning(
-                GlobalSparsity(1.0 - target),
-                schedule=Iterative(
-                    fractions=[(1.0 - d) / (1.0 - target) for d in densities],
-                    every=every,
-                    begin=0,
-                    unit="step",
-                ),
-                min_size=self.min_size,
-                verbose=0,
-            )
+            pruning = self.geometric_cuts(density, target, 0.6)[2]
             self.say(
                 f"gradual refine: {self.gradual_epochs:g} epochs from {density:.2%} "
                 f"straight to {target:.2%} of the weights"
@@ -1114,6 +1086,32 @@ class _Search:
                 factor = math.sqrt(self.gradual_refine)
         s["refine_done"] = True
         self.save()
+
+    def pruning_limit(self):
+        """The metric pruning may reach: the dense model's plus `prune_share` of the budget."""
+        s = self.state
+        return s["dense_metric"] + self.prune_share * (s["limit"] - s["dense_metric"])
+
+    def geometric_cuts(self, density, target, share):
+        """One global threshold from `density` to `target` over the first `share` of
+        `gradual_epochs`, in `gradual_events` cuts each keeping the same share of the weights
+        left. Returns the densities after each cut, the steps between cuts, the callback."""
+        n = self.gradual_events
+        densities = [density * (target / density) ** ((i + 1) / n) for i in range(n)]
+        steps = max(1, int(round(self.gradual_epochs * self.steps_per_epoch)))
+        every = max(1, int(share * steps) // n)
+        pruning = MagnitudePruning(
+            GlobalSparsity(1.0 - target),
+            schedule=Iterative(
+                fractions=[(1.0 - d) / (1.0 - target) for d in densities],
+                every=every,
+                begin=0,
+                unit="step",
+            ),
+            min_size=self.min_size,
+            verbose=0,
+        )
+        return densities, every, pruning
 
     def ramp(self, current, target, epochs=None):
         """A pruning schedule from sparsity `current` to `target` in `ramp_events` cuts spread

@@ -607,6 +607,21 @@ def test_gradual_stage_is_skipped_on_a_model_sparser_than_its_floor(mnist):
     assert result.final_metric <= result.limit + 1e-9
 
 
+# A small search with a gradual stage and its refinement (the two refinement tests).
+REFINE = dict(
+    max_increase=0.03,
+    size_fn=None,
+    bit_moves=False,
+    layer_moves=False,
+    calibrate_lr=False,
+    gradual_epochs=2.0,
+    gradual_events=6,
+    gradual_floor=0.02,
+    gradual_refine=0.5,
+    **{**FAST, "min_size": 1},
+)
+
+
 def test_gradual_refine_reruns_the_schedule_straight_to_a_deeper_target(mnist, tmp_path):
     """gradual_refine: from the weights the gradual stage started from, one more schedule
     straight to `gradual_refine` × the kept density; kept iff within pruning's share, then
@@ -614,22 +629,7 @@ def test_gradual_refine_reruns_the_schedule_straight_to_a_deeper_target(mnist, t
     model = trained_mlp(mnist)
     start = [np.array(w) for w in model.get_weights()]
     train, val = mnist
-    result = keras_dc.compress_to_budget(
-        model,
-        train,
-        val,
-        max_increase=0.03,
-        size_fn=None,
-        bit_moves=False,
-        layer_moves=False,
-        calibrate_lr=False,
-        gradual_epochs=2.0,
-        gradual_events=6,
-        gradual_floor=0.02,
-        gradual_refine=0.5,
-        directory=str(tmp_path),
-        **{**FAST, "min_size": 1},
-    )
+    result = keras_dc.compress_to_budget(model, train, val, directory=str(tmp_path), **REFINE)
     steps = result.steps
     kept = [s for s in steps if s["move"].startswith("gradual: keep") and s["accepted"]]
     assert len(kept) == 1  # the gradual stage kept a state: the refinement starts from it
@@ -668,19 +668,7 @@ def test_a_search_interrupted_during_the_refinement_resumes_it(mnist, tmp_path, 
     """Interrupted after the gradual stage kept its state, during the first refinement: the
     resumed search loads the stage's start weights from the folder and refines from there."""
     train, val = mnist
-    settings = dict(
-        max_increase=0.03,
-        size_fn=None,
-        bit_moves=False,
-        layer_moves=False,
-        calibrate_lr=False,
-        gradual_epochs=2.0,
-        gradual_events=6,
-        gradual_floor=0.02,
-        gradual_refine=0.5,
-        directory=str(tmp_path),
-        **{**FAST, "min_size": 1},
-    )
+    settings = dict(REFINE, directory=str(tmp_path))
 
     stop = [True]
 
