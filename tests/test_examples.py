@@ -52,6 +52,7 @@ def test_budget_search_example(tmp_path):
         "--centroid_update=latent",
         "--cluster_lr=3e-4",
         "--prune_share=0.8",
+        "--shifts",  # LeNet-300-100 retrains on unshifted images by default
     )
     assert "compressed bundle     test error" in out
     assert "[prune] retrain 0.75 epochs" in out
@@ -61,6 +62,8 @@ def test_budget_search_example(tmp_path):
     assert results["centroid_update"] == "latent" and results["cluster_lr"] == 3e-4
     assert results["centroid_update_used"] == "latent"
     assert results["prune_share"] == 0.8
+    assert results["shifts"] is True and results["dense_epochs"] == 1  # smoke
+    assert 0 < results["search_seconds"] < results["seconds"] - results["dense_seconds"] + 1
     assert results["ratio"] == results["dense_tflite_bytes"] / results["bundle_bytes"]
     assert results["validation_error"] <= results["dense_validation_error"] + 0.002 + 1e-9
     assert (tmp_path / "bundle" / "model.dcw").exists() and (tmp_path / "search.png").exists()
