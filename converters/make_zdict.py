@@ -157,7 +157,7 @@ def build(heads, size=SIZE):
         covered[ids] = True
         chosen.append((scores[best], piece))
         total += len(piece)
-    chosen.sort(key=lambda c: c[0])  # stable: the earliest chosen of equal score last
+    chosen.sort(key=lambda c: c[0])  # increasing score; ties in the order chosen
     return b"".join(piece for _, piece in chosen)[-size:]
 
 

@@ -347,3 +347,16 @@ def test_unknown_encoding_is_rejected_by_its_code():
     expect_error(skeleton, with_entry(side, 0, "encoding", 10), "segment[0].encoding")
     with pytest.raises(FormatError):
         decoder.inspect(with_entry(side, 0, "encoding", 10))
+
+
+def test_make_zdict_ends_with_the_material_most_heads_share():
+    # converters/make_zdict.py (informative): the greedy choice, the commonest segment last.
+    from converters import make_zdict
+
+    rng = np.random.default_rng(4)
+    common = rng.integers(0, 256, make_zdict.SEGMENT, np.uint8).tobytes()
+    heads = [common + rng.integers(0, 256, 400, np.uint8).tobytes() for _ in range(3)]
+    heads.append(rng.integers(0, 256, 500, np.uint8).tobytes())
+    built = make_zdict.build(heads, size=3 * make_zdict.SEGMENT)
+    assert built.endswith(common) and len(built) == 3 * make_zdict.SEGMENT
+    assert make_zdict.build(heads, size=100) == common[-100:]
