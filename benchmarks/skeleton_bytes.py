@@ -26,9 +26,24 @@ from absl import app, flags  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
 
 VARIANTS = {  # the first three: format 1.3 layouts (one entry and name per segment)
-    "converter": {"strip_names": False, "strip_metadata": False, "packed": False},
-    "names": {"strip_names": True, "strip_metadata": False, "packed": False},
-    "names+metadata": {"strip_names": True, "strip_metadata": True, "packed": False},
+    "converter": {
+        "strip_names": False,
+        "strip_metadata": False,
+        "packed": False,
+        "skeleton_dict": False,
+    },
+    "names": {
+        "strip_names": True,
+        "strip_metadata": False,
+        "packed": False,
+        "skeleton_dict": False,
+    },
+    "names+metadata": {
+        "strip_names": True,
+        "strip_metadata": True,
+        "packed": False,
+        "skeleton_dict": False,
+    },
     "packed": {"strip_names": True, "strip_metadata": True, "packed": True, "skeleton_dict": False},
     "zdict": {"strip_names": True, "strip_metadata": True, "packed": True},  # 1.5, the default
 }
