@@ -2,14 +2,13 @@
 
 Follows the levels of `docs/bundle-format.md`: the header and the tables (sections 3,
 4, 5, 8), each segment's payload (section 7: RAW, ZLIB, ZLIB_DICT with its preset
-dictionary, and the clustered encodings'
-codebooks, background, gap and index streams, and the grouped encodings' codebook
-map; SPARSE_RAW's background, gaps and values; DELTA's inner payload and running
-sums; PACKED's part table, each part read as a segment of its own), each HuffmanStream
-(section 6, its compact header inside PACKED parts: 6.5; decoded by
-`converters.huffman`), and restoring (section 9). Field offsets and codes come from
-`converters.format`. The checks run in the order of section 10, and every malformed
-input raises `FormatError`, naming the byte offset and the field:
+dictionary, and the clustered encodings' codebooks, background, gap and index streams,
+and the grouped encodings' codebook map; SPARSE_RAW's background, gaps and values;
+DELTA's inner payload and running sums; PACKED's part table, each part read as a
+segment of its own), each HuffmanStream (section 6, its compact header inside PACKED
+parts: 6.5; decoded by `converters.huffman`), and restoring (section 9). Field offsets
+and codes come from `converters.format`. The checks run in the order of section 10, and
+every malformed input raises `FormatError`, naming the byte offset and the field:
 
     restored = restore_bytes(skeleton, sidecar)
     info = inspect(sidecar)     # header fields and per-segment statistics
@@ -685,9 +684,8 @@ def _dictionary(payload, entry):
             entry.field("payload"),
             "a ZLIB_DICT stream must set FDICT in its header.",
         )
-    if len(payload) < ZLIB_DICTID.end or bytes(ZLIB_DICTID.unpack_from(payload)) != adler.to_bytes(
-        4, "big"
-    ):
+    dictid = bytes(payload[ZLIB_DICTID.offset : ZLIB_DICTID.end])  # short when truncated
+    if dictid != adler.to_bytes(ZLIB_DICTID.size, "big"):
         raise FormatError(
             entry.payload_offset + ZLIB_DICTID.offset,
             entry.field("payload"),

@@ -951,10 +951,11 @@ def build_bundle(
             on data whose sample misrepresents it). `False` always compresses fully,
             as before (for comparisons). Defaults to `True`.
         compact_skeleton: move the gaps worth compressing out of the skeleton into
-            ZLIB segments (valid v1.0; needs ZLIB among `encodings`; ZLIB_DICT ones with
-            `skeleton_dict`), or with `packed` into such parts. The skeleton may then be empty. `False` keeps the gaps
-            before the first and after the last segment in the skeleton (a PACKED
-            segment still holds those between segments). Defaults to `True`.
+            ZLIB segments (valid v1.0; needs ZLIB among `encodings`), or ZLIB_DICT ones
+            with `skeleton_dict`, or with `packed` into such parts. The skeleton may then
+            be empty. `False` keeps the gaps before the first and after the last segment
+            in the skeleton (a PACKED segment still holds those between segments).
+            Defaults to `True`.
         packed: also write the file as one PACKED segment (format 1.4; needs PACKED
             among `encodings`) and keep it when its skeleton plus sidecar is strictly
             smaller than the file written without it, which `packed=False` writes
