@@ -6,9 +6,11 @@ converted once per option set (`--variants`), restored, and run in LiteRT on the
 MNIST test images. The weights are the same in every row, so the rows differ only in what the
 converter writes around them: the bundle's bytes, its skeleton bytes (the zlib-coded
 flatbuffer head, `totals.skeleton_segments` plus the skeleton file), and the ratio against
-the dense float32 `.tflite`. The last variant, `packed` (today's default), writes format
-1.4: one PACKED segment with compact stream headers instead of an entry, a name and
-18-byte stream headers per segment.
+the dense float32 `.tflite`. The variant `packed` writes format 1.4: one PACKED segment
+with compact stream headers instead of an entry, a name and 18-byte stream headers per
+segment. The last, `zdict` (today's default), writes format 1.5: the same, with the
+flatbuffer's bytes zlib-coded with the format's preset dictionary (ZLIB_DICT) where that
+is smaller; `head_bytes` is what the sidecar spends on the flatbuffer's ranges.
 
     python -m benchmarks.skeleton_bytes --runs=DIR[,DIR...]      # ~10 s per row
 """
@@ -24,10 +26,26 @@ from absl import app, flags  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
 
 VARIANTS = {  # the first three: format 1.3 layouts (one entry and name per segment)
-    "converter": {"strip_names": False, "strip_metadata": False, "packed": False},
-    "names": {"strip_names": True, "strip_metadata": False, "packed": False},
-    "names+metadata": {"strip_names": True, "strip_metadata": True, "packed": False},
-    "packed": {"strip_names": True, "strip_metadata": True, "packed": True},  # 1.4, the default
+    "converter": {
+        "strip_names": False,
+        "strip_metadata": False,
+        "packed": False,
+        "skeleton_dict": False,
+    },
+    "names": {
+        "strip_names": True,
+        "strip_metadata": False,
+        "packed": False,
+        "skeleton_dict": False,
+    },
+    "names+metadata": {
+        "strip_names": True,
+        "strip_metadata": True,
+        "packed": False,
+        "skeleton_dict": False,
+    },
+    "packed": {"strip_names": True, "strip_metadata": True, "packed": True, "skeleton_dict": False},
+    "zdict": {"strip_names": True, "strip_metadata": True, "packed": True},  # 1.5, the default
 }
 
 _RUNS = flags.DEFINE_list("runs", None, "examples.budget_search output folders.", required=True)
@@ -57,6 +75,7 @@ def measure(run, variant, x_test, y_test):
         "variant": variant,
         "bundle_bytes": result.bundle_bytes,
         "skeleton_bytes": totals["skeleton_bytes"] + totals["skeleton_segments"]["payload_bytes"],
+        "head_bytes": totals["skeleton_segments"]["payload_bytes"],
         "payload_bytes": totals["payload_bytes"],
         "ratio": dense_bytes / result.bundle_bytes,
         "test_error": error,
@@ -84,7 +103,8 @@ def main(argv):
     _, (x_test, y_test) = load_mnist(_DATA.value)
     rows = []
     print(
-        f"{'run':<16s} {'variant':<16s} {'bundle B':>9s} {'skeleton B':>10s} {'ratio':>7s} {'test err':>8s}"
+        f"{'run':<16s} {'variant':<16s} {'bundle B':>9s} {'skeleton B':>10s} {'head B':>7s} "
+        f"{'ratio':>7s} {'test err':>8s}"
     )
     for run in _RUNS.value:
         for variant in _VARIANTS.value:
@@ -92,7 +112,8 @@ def main(argv):
             rows.append(row)
             print(
                 f"{row['run']:<16s} {variant:<16s} {row['bundle_bytes']:>9,d} "
-                f"{row['skeleton_bytes']:>10,d} {row['ratio']:>6.1f}x {row['test_error']:>8.2%}",
+                f"{row['skeleton_bytes']:>10,d} {row['head_bytes']:>7,d} "
+                f"{row['ratio']:>6.1f}x {row['test_error']:>8.2%}",
                 flush=True,
             )
     if _JSON_OUT.value:

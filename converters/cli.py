@@ -107,6 +107,13 @@ _PACKED = flags.DEFINE_bool(
     "(--nopacked writes a format 1.0-1.3 sidecar, with the buffers' names).",
     flag_values=_FLAGS,
 )
+_SKELETON_DICT = flags.DEFINE_bool(
+    "skeleton_dict",
+    True,
+    "Code the sidecar's flatbuffer ranges with zlib and the format's preset dictionary "
+    "(ZLIB_DICT, format 1.5) where that is smaller (--noskeleton_dict writes the format 1.4 bytes).",
+    flag_values=_FLAGS,
+)
 _STRIP = flags.DEFINE_bool(
     "strip_names",
     True,
@@ -150,6 +157,7 @@ _COMMANDS = {
             _SAMPLES,
             _COMPACT,
             _PACKED,
+            _SKELETON_DICT,
             _STRIP,
             _STRIP_METADATA,
         ),
@@ -310,6 +318,7 @@ def _convert():
         num_samples=_SAMPLES.value,
         compact_skeleton=_COMPACT.value,
         packed=_PACKED.value,
+        skeleton_dict=_SKELETON_DICT.value,
         strip_names=_STRIP.value,
         strip_metadata=_STRIP_METADATA.value,
     )

@@ -1,14 +1,14 @@
 """Reader of the keras-dc bundle: checks a sidecar, restores R from it, inspects it.
 
 Follows the levels of `docs/bundle-format.md`: the header and the tables (sections 3,
-4, 5, 8), each segment's payload (section 7: RAW, ZLIB, and the clustered encodings'
-codebooks, background, gap and index streams, and the grouped encodings' codebook
-map; SPARSE_RAW's background, gaps and values; DELTA's inner payload and running
-sums; PACKED's part table, each part read as a segment of its own), each HuffmanStream
-(section 6, its compact header inside PACKED parts: 6.5; decoded by
-`converters.huffman`), and restoring (section 9). Field offsets and codes come from
-`converters.format`. The checks run in the order of section 10, and every malformed
-input raises `FormatError`, naming the byte offset and the field:
+4, 5, 8), each segment's payload (section 7: RAW, ZLIB, ZLIB_DICT with its preset
+dictionary, and the clustered encodings' codebooks, background, gap and index streams,
+and the grouped encodings' codebook map; SPARSE_RAW's background, gaps and values;
+DELTA's inner payload and running sums; PACKED's part table, each part read as a
+segment of its own), each HuffmanStream (section 6, its compact header inside PACKED
+parts: 6.5; decoded by `converters.huffman`), and restoring (section 9). Field offsets
+and codes come from `converters.format`. The checks run in the order of section 10, and
+every malformed input raises `FormatError`, naming the byte offset and the field:
 
     restored = restore_bytes(skeleton, sidecar)
     info = inspect(sidecar)     # header fields and per-segment statistics
@@ -62,10 +62,15 @@ from converters.format import (
     STREAM,
     VERSION_MAJOR,
     ZLIB,
+    ZLIB_DICT,
+    ZLIB_DICTID,
+    ZLIB_FDICT,
+    ZLIB_FLG,
     FormatError,
     Varint,
     element_dtype,
     lengths_size,
+    skeleton_dict,
     unpack_lengths,
 )
 from converters.stats import SegmentStats, count_nonzero, nonzero_mask
@@ -636,9 +641,15 @@ def _check_raw_size(entry):
         raise entry.error("payload_size", f"RAW payload must be {entry.size} bytes.")
 
 
+_ZLIB_CODES = (ZLIB, ZLIB_DICT)  # a zlib stream (7.2), with the preset dictionary (7.11)
+
+
 def _inflate(payload, entry):
-    """Inflate a ZLIB payload to exactly `entry.size` bytes, never more."""
-    inflater = zlib.decompressobj()
+    """Inflate a ZLIB or ZLIB_DICT payload to exactly `entry.size` bytes, never more."""
+    if entry.encoding == ZLIB_DICT:
+        inflater = zlib.decompressobj(zdict=_dictionary(payload, entry))
+    else:
+        inflater = zlib.decompressobj()
     try:
         out = inflater.decompress(payload, max(entry.size, 1))
         if len(out) <= entry.size and not inflater.eof:  # the output is full: finish the trailer
@@ -661,6 +672,26 @@ def _inflate(payload, entry):
             f"zlib stream must inflate to exactly {entry.size} bytes and end with the payload.",
         )
     return out
+
+
+def _dictionary(payload, entry):
+    """ZLIB_DICT's preset dictionary, once the stream's header is checked to ask for it:
+    FDICT set, and DICTID the dictionary's Adler-32 (7.11)."""
+    dictionary, adler = skeleton_dict()
+    if len(payload) <= ZLIB_FLG or not payload[ZLIB_FLG] & ZLIB_FDICT:
+        raise FormatError(
+            entry.payload_offset + min(ZLIB_FLG, len(payload)),
+            entry.field("payload"),
+            "a ZLIB_DICT stream must set FDICT in its header.",
+        )
+    dictid = bytes(payload[ZLIB_DICTID.offset : ZLIB_DICTID.end])  # short when truncated
+    if dictid != adler.to_bytes(ZLIB_DICTID.size, "big"):
+        raise FormatError(
+            entry.payload_offset + ZLIB_DICTID.offset,
+            entry.field("payload"),
+            f"DICTID must be the Adler-32 of the preset dictionary, {adler:08x}.",
+        )
+    return dictionary
 
 
 def _inner_entry(data, entry):
@@ -814,7 +845,7 @@ def _decode_payload(data, entry, target):
         _check_raw_size(entry)
         target[:] = np.frombuffer(payload, np.uint8)
         return
-    if entry.encoding == ZLIB:
+    if entry.encoding in _ZLIB_CODES:
         target[:] = np.frombuffer(_inflate(payload, entry), np.uint8)
         return
     values = target.view(element_dtype(entry.esize))
@@ -948,7 +979,7 @@ def _payload_figures(data, entry):
     if entry.encoding == RAW:
         _check_raw_size(entry)
         return {}, count_nonzero(np.frombuffer(payload, uint), entry.dtype)
-    if entry.encoding == ZLIB:
+    if entry.encoding in _ZLIB_CODES:
         return {}, count_nonzero(np.frombuffer(_inflate(payload, entry), uint), entry.dtype)
     if entry.encoding == SPARSE_RAW:
         parsed = _read_sparse_raw(data, entry)

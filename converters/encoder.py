@@ -8,7 +8,9 @@ into codebooks (7.3), a background and escape run for the sparse encoding (7.4),
 gap and index symbols as HuffmanStreams (section 6, coded by `converters.huffman`),
 codebooks shared by groups of channels with a map of each channel's (7.8), the background, gaps and raw values of pruned unclustered data (SPARSE_RAW, 7.6), or
 zlib (7.2), or the raw bytes (7.1). The skeleton's gaps that zlib shrinks enough
-become ZLIB segments of their own (`compact_skeleton`, section 13). Offsets, struct layouts and codes come from
+become ZLIB segments of their own (`compact_skeleton`, section 13), or ZLIB_DICT ones
+where zlib with the preset dictionary of flatbuffer material is smaller (7.11,
+`skeleton_dict`). Offsets, struct layouts and codes come from
 `converters.format`; the figures of each choice are a `converters.stats.SegmentStats`.
 
     skeleton, sidecar, stats = build_bundle(tflite_bytes, segments)
@@ -59,10 +61,12 @@ from converters.format import (
     STREAM,
     VERSION_MAJOR,
     ZLIB,
+    ZLIB_DICT,
     element_dtype,
     lengths_size,
     minor_version_for,
     pack_lengths,
+    skeleton_dict,
 )
 from converters.stats import SKELETON_NAME, SegmentStats, count_nonzero
 
@@ -698,12 +702,38 @@ def _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
     return candidates
 
 
-def _skeleton_segments(restored, segments, zlib_level):
-    """ZLIB segments of dtype `bytes` for the skeleton's gaps worth coding (section 13).
+def _zlib_dict(data, level):
+    """A ZLIB_DICT payload (7.11): `zlib.compress(data, level)` with the preset dictionary."""
+    dictionary, _ = skeleton_dict()
+    compressor = zlib.compressobj(
+        level,
+        zlib.DEFLATED,
+        zlib.MAX_WBITS,
+        zlib.DEF_MEM_LEVEL,
+        zlib.Z_DEFAULT_STRATEGY,
+        dictionary,
+    )
+    return compressor.compress(data) + compressor.flush()
 
-    A gap of R becomes a segment when its zlib payload plus its table entry (and, for
-    the first one, the name they all share) is smaller than the gap. Returns
-    `{gap offset: (Segment, payload)}`.
+
+def _gap_zlib(data, allowed, level):
+    """`(encoding, payload)`: the smaller zlib stream of a gap of R among the allowed ZLIB
+    and ZLIB_DICT (ties: ZLIB, the lower code), or None when neither is allowed."""
+    found = []
+    if ZLIB in allowed:
+        found.append((ZLIB, zlib.compress(data, level)))
+    if ZLIB_DICT in allowed:
+        found.append((ZLIB_DICT, _zlib_dict(data, level)))
+    return min(found, key=lambda c: (len(c[1]), c[0]), default=None)
+
+
+def _skeleton_segments(restored, segments, allowed, zlib_level):
+    """ZLIB or ZLIB_DICT segments of dtype `bytes` for the skeleton's gaps worth coding
+    (section 13).
+
+    A gap of R becomes a segment when its smaller zlib payload (`_gap_zlib`) plus its
+    table entry (and, for the first one, the name they all share) is smaller than the
+    gap. Returns `{gap offset: (Segment, encoding, payload)}`.
     """
     covered = {}
     name_bytes = len(SKELETON_NAME.encode("utf-8"))
@@ -711,10 +741,11 @@ def _skeleton_segments(restored, segments, zlib_level):
     for start, end in [(s.offset, s.offset + s.size) for s in segments] + [(len(restored),) * 2]:
         size = start - cursor
         if size > ENTRY_SIZE:  # a smaller gap cannot even pay for its entry
-            payload = zlib.compress(restored[cursor:start], zlib_level)
+            encoding, payload = _gap_zlib(restored[cursor:start], allowed, zlib_level)
             cost = len(payload) + ENTRY_SIZE + (0 if covered else name_bytes)
             if cost < size:
-                covered[cursor] = (Segment(cursor, size, "bytes", 1, SKELETON_NAME), payload)
+                gap = Segment(cursor, size, "bytes", 1, SKELETON_NAME)
+                covered[cursor] = (gap, encoding, payload)
         cursor = end
     return covered
 
@@ -744,8 +775,8 @@ def _separate_file(restored, digest, segments, chosen, covered):
 
     def add_gap(start, end):
         if start in covered:
-            gap, payload = covered[start]
-            add(gap, ZLIB, payload, _gap_stats(restored, gap, ZLIB, payload))
+            gap, encoding, payload = covered[start]
+            add(gap, encoding, payload, _gap_stats(restored, gap, encoding, payload))
         else:
             skeleton_parts.append(restored[start:end])
 
@@ -825,19 +856,21 @@ def _descriptor(seg, encoding, payload):
 
 def _gap_part(restored, start, end, allowed, zlib_level, edge=False):
     """The part of the gap `[start, end)` of R (section 13), as a list of 0 or 1
-    (Segment, encoding, payload, stats): ZLIB when its zlib stream is smaller than the
-    gap, else RAW; none for an empty gap, nor for a gap at an `edge` of the PACKED
-    segment (the skeleton may keep it) unless its ZLIB part is smaller than the gap."""
+    (Segment, encoding, payload, stats): ZLIB or ZLIB_DICT (`_gap_zlib`) when its zlib
+    stream is smaller than the gap, else RAW; none for an empty gap, nor for a gap at an
+    `edge` of the PACKED segment (the skeleton may keep it) unless its zlib part is
+    smaller than the gap."""
     size = end - start
     if not size:
         return []
     gap = Segment(start, size, "bytes", 1, SKELETON_NAME)
     encoding, payload = RAW, bytes(restored[start:end])
-    if ZLIB in allowed:
-        packed = zlib.compress(payload, zlib_level)
-        if len(packed) < size:
-            encoding, payload = ZLIB, packed
-    if edge and (encoding == RAW or len(payload) + len(_descriptor(gap, ZLIB, payload)) >= size):
+    found = _gap_zlib(payload, allowed, zlib_level)
+    if found is not None and len(found[1]) < size:
+        encoding, payload = found
+    if edge and (
+        encoding == RAW or len(payload) + len(_descriptor(gap, encoding, payload)) >= size
+    ):
         return []
     return [(gap, encoding, payload, _gap_stats(restored, gap, encoding, payload))]
 
@@ -888,6 +921,7 @@ def build_bundle(
     zlib_estimate=True,
     compact_skeleton=True,
     packed=True,
+    skeleton_dict=True,
 ):
     """Split `restored` into a skeleton and a compressed sidecar.
 
@@ -900,7 +934,8 @@ def build_bundle(
     own (named `stats.SKELETON_NAME`), and the skeleton keeps the rest. With `packed`,
     a version 1.4 file with one PACKED segment (section 7.10) whose parts are the
     segments and the gaps between them is written instead when it is strictly smaller
-    (section 13). Same input, same bytes.
+    (section 13). With `skeleton_dict`, a gap is coded ZLIB_DICT (format 1.5, section
+    7.11) where that is strictly smaller than ZLIB. Same input, same bytes.
 
     Args:
         restored: bytes-like, the runnable file R (at most 2^31 − 1 bytes).
@@ -916,14 +951,19 @@ def build_bundle(
             on data whose sample misrepresents it). `False` always compresses fully,
             as before (for comparisons). Defaults to `True`.
         compact_skeleton: move the gaps worth compressing out of the skeleton into
-            ZLIB segments (valid v1.0; needs ZLIB among `encodings`), or with `packed`
-            into ZLIB parts. The skeleton may then be empty. `False` keeps the gaps
-            before the first and after the last segment in the skeleton (a PACKED
-            segment still holds those between segments). Defaults to `True`.
+            ZLIB segments (valid v1.0; needs ZLIB among `encodings`), or ZLIB_DICT ones
+            with `skeleton_dict`, or with `packed` into such parts. The skeleton may then
+            be empty. `False` keeps the gaps before the first and after the last segment
+            in the skeleton (a PACKED segment still holds those between segments).
+            Defaults to `True`.
         packed: also write the file as one PACKED segment (format 1.4; needs PACKED
             among `encodings`) and keep it when its skeleton plus sidecar is strictly
             smaller than the file written without it, which `packed=False` writes
             byte for byte. Defaults to `True`.
+        skeleton_dict: code the skeleton's gaps (segments or parts) with zlib and the
+            preset dictionary (ZLIB_DICT, format 1.5; needs ZLIB_DICT among
+            `encodings`) where that is strictly smaller than plain zlib. `False` writes
+            the bytes of the 1.4 encoder. Defaults to `True`.
 
     Returns:
         `(skeleton, sidecar, stats)`: two `bytes` objects and one
@@ -950,9 +990,15 @@ def build_bundle(
         allowed = {ENCODINGS[e] for e in encodings} | {RAW}
     if not isinstance(zlib_level, int) or not 0 <= zlib_level <= 9:
         raise ValueError(f"zlib_level must be an int in 0..9, got {zlib_level!r}.")
-    for flag, value in (("compact_skeleton", compact_skeleton), ("packed", packed)):
+    for flag, value in (
+        ("compact_skeleton", compact_skeleton),
+        ("packed", packed),
+        ("skeleton_dict", skeleton_dict),
+    ):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be a bool, got {value!r}.")
+    if not skeleton_dict:
+        allowed.discard(ZLIB_DICT)
 
     modes = (False, True) if packed and PACKED in allowed else (False,)
     chosen = [
@@ -968,8 +1014,8 @@ def build_bundle(
         for seg in segments
     ]
     covered = {}
-    if compact_skeleton and ZLIB in allowed:
-        covered = _skeleton_segments(restored, segments, zlib_level)
+    if compact_skeleton and allowed & {ZLIB, ZLIB_DICT}:
+        covered = _skeleton_segments(restored, segments, allowed, zlib_level)
     digest = hashlib.sha256(restored).digest()
     bundle = _separate_file(restored, digest, segments, [c[False] for c in chosen], covered)
     if True in modes:

@@ -1,6 +1,6 @@
 """Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
 
-Mirrors `docs/bundle-format.md` version 1.4: every fixed structure is written here once,
+Mirrors `docs/bundle-format.md` version 1.5: every fixed structure is written here once,
 as the list of its fields (name and struct code) in the order of the spec's table, and
 the offsets, sizes and struct strings that the decoder and the encoder use are derived
 from that list:
@@ -18,7 +18,9 @@ from that list:
   `ENTRY_COUNT`, `ESCAPE_RUN`, `SLICE_COUNT`, `INNER_ENCODING`, `element_dtype`; PACKED's
   `PART_COUNT` and `PART` descriptor), and which codes are clustered (`CLUSTERED_CODES`),
   sparse (`SPARSE_CODES`), grouped (`GROUPED_CODES`), a DELTA payload's inner code
-  (`INNER_CODES`) or a PACKED part's (`PART_CODES`);
+  (`INNER_CODES`) or a PACKED part's (`PART_CODES`); 7.11: ZLIB_DICT's preset dictionary
+  (`skeleton_dict`, named by `SKELETON_DICT_SIZE` and `SKELETON_DICT_SHA256`) and the zlib
+  header fields a reader checks (`ZLIB_FLG`, `ZLIB_FDICT`, `ZLIB_DICTID`);
 - section 10: `FormatError` and the limits that bound every allocation.
 
 Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
@@ -28,7 +30,10 @@ Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
 import collections
 import dataclasses
 import functools
+import hashlib
+import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -75,6 +80,8 @@ __all__ = [
     "PART_PAYLOAD_SIZE",
     "PART_SIZE",
     "RAW",
+    "SKELETON_DICT_SHA256",
+    "SKELETON_DICT_SIZE",
     "SLICE_COUNT",
     "SPARSE_CODES",
     "SPARSE_RAW",
@@ -82,6 +89,10 @@ __all__ = [
     "VERSION_MAJOR",
     "VERSION_MINOR",
     "ZLIB",
+    "ZLIB_DICT",
+    "ZLIB_DICTID",
+    "ZLIB_FDICT",
+    "ZLIB_FLG",
     "Field",
     "FormatError",
     "GROUPED_CODES",
@@ -93,6 +104,7 @@ __all__ = [
     "lengths_size",
     "minor_version_for",
     "pack_lengths",
+    "skeleton_dict",
     "unpack_lengths",
 ]
 
@@ -269,7 +281,7 @@ class Varint:
 
 MAGIC = b"KDCW"
 VERSION_MAJOR = 1
-VERSION_MINOR = 4  # the newest minor version this implementation writes (section 4.1)
+VERSION_MINOR = 5  # the newest minor version this implementation writes (section 4.1)
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
@@ -374,6 +386,7 @@ RAW, ZLIB, CLUSTERED_SPARSE, CLUSTERED_DENSE, SPARSE_RAW = 0, 1, 2, 3, 4
 GROUPED_SPARSE, GROUPED_DENSE = 5, 6
 DELTA = 7
 PACKED = 8
+ZLIB_DICT = 9
 ENCODINGS = {
     "RAW": RAW,
     "ZLIB": ZLIB,
@@ -384,6 +397,7 @@ ENCODINGS = {
     "GROUPED_DENSE": GROUPED_DENSE,
     "DELTA": DELTA,
     "PACKED": PACKED,
+    "ZLIB_DICT": ZLIB_DICT,
 }
 ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
 # The minor version that introduced each encoding code (section 4.1, "Changes from 1.x").
@@ -397,6 +411,7 @@ ENCODING_MINOR = {
     GROUPED_DENSE: 2,
     DELTA: 3,
     PACKED: 4,
+    ZLIB_DICT: 5,
 }
 # Codes whose payload starts with codebooks (7.3, 7.8); of them, those with a background
 # and gap stream (7.4, 7.8); and those with a codebook map (7.8).
@@ -447,3 +462,36 @@ _ELEMENT_DTYPES = {size: np.dtype(f"<u{size}") for size in (1, 2, 4, 8)}
 def element_dtype(esize):
     """NumPy dtype of an element's bit pattern (codebook entries, background values)."""
     return _ELEMENT_DTYPES[esize]
+
+
+# ZLIB_DICT payloads (7.11): a zlib stream (RFC 1950) whose header sets FDICT and names the
+# preset dictionary by its Adler-32 (DICTID, stored big-endian as RFC 1950 says).
+ZLIB_FLG = 1  # offset of the FLG byte in the stream
+ZLIB_FDICT = 0x20  # FLG bit: a DICTID follows the two header bytes
+ZLIB_DICTID = Field("DICTID", "4s", 2)
+# The preset dictionary: `converters/skeleton.zdict` (the Java reader's copy is the
+# resource dev/kerasdc/bundle/skeleton.zdict), named by its size and SHA-256.
+SKELETON_DICT_SIZE = 4096
+SKELETON_DICT_SHA256 = "23678f2540e6f68278c8a65fd98bfc4713cd83e2cf1cbd4d349cdaa46ce20d72"
+_SKELETON_DICT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "skeleton.zdict")
+
+
+@functools.cache
+def skeleton_dict():
+    """`(dictionary bytes, its Adler-32)`: ZLIB_DICT's preset dictionary (7.11).
+
+    Raises:
+        RuntimeError: the installed file is missing or is not the dictionary the spec
+            names (another size or SHA-256): an installation error, not a bundle's.
+    """
+    try:
+        with open(_SKELETON_DICT_PATH, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise RuntimeError(f"the ZLIB_DICT dictionary cannot be read: {exc}") from None
+    if len(data) != SKELETON_DICT_SIZE or hashlib.sha256(data).hexdigest() != SKELETON_DICT_SHA256:
+        raise RuntimeError(
+            f"{_SKELETON_DICT_PATH} is not the ZLIB_DICT dictionary of docs/bundle-format.md "
+            f"7.11 ({SKELETON_DICT_SIZE} bytes, SHA-256 {SKELETON_DICT_SHA256})."
+        )
+    return data, zlib.adler32(data)

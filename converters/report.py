@@ -283,6 +283,7 @@ def format_report(report):
         "CLUSTERED_DENSE": "dense",
         "RAW": "raw",
         "ZLIB": "zlib",
+        "ZLIB_DICT": "zdict",
         "SPARSE_RAW": "sp-raw",
         "GROUPED_SPARSE": "g-sp",
         "GROUPED_DENSE": "g-den",

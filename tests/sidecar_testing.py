@@ -80,6 +80,12 @@ def encodings_of(name):
     ]
 
 
+def options_of(name):
+    """The other `build_bundle` options the golden case `name` was written with (its
+    manifest's `options`, e.g. `packed=False` for a 1.5 file without PACKED)."""
+    return MANIFEST["cases"][name].get("options", {})
+
+
 def _entry_base(header_size, entry_size, i):
     return header_size + i * entry_size
 

@@ -371,7 +371,9 @@ def test_packed_is_the_default_smaller_and_reports_the_same_buffers(mlp_bundle, 
     assert packed.bundle_bytes < unpacked.bundle_bytes
     skeleton, sidecar = files.load_bundle(packed.directory)
     info = decoder.inspect(sidecar)
-    assert info["version"] == "1.4" and info["segment_count"] == 1
+    # Format 1.5 (7.11): the flatbuffer head is a ZLIB_DICT part.
+    assert info["version"] == "1.5" and info["segment_count"] == 1
+    assert "ZLIB_DICT" in packed.report["totals"]["skeleton_segments"]["encodings"]
     assert (
         len(info["segments"])
         == len(packed.report["buffers"]) + (packed.report["totals"]["skeleton_segments"]["count"])
@@ -388,6 +390,21 @@ def test_packed_is_the_default_smaller_and_reports_the_same_buffers(mlp_bundle, 
         assert row["payload_bytes"] <= rows[row["name"]]["payload_bytes"]  # compact streams
     assert p["payload_bytes"] < u["payload_bytes"]
     assert "(skeleton)" in report_lib.format_report(packed.report)
+
+
+def test_skeleton_dict_is_the_default_and_false_writes_the_1_4_file(mlp, mlp_bundle, tmp_path):
+    # Format 1.5 (docs/bundle-format.md 7.11): the same restored file, a smaller bundle.
+    _, with_dict = mlp_bundle
+    plain = converters.convert(mlp, str(tmp_path), verbose=0, picture=False, skeleton_dict=False)
+    assert converters.restore(str(tmp_path)) == converters.restore(with_dict.directory)
+    _, sidecar = files.load_bundle(str(tmp_path))
+    info = decoder.inspect(sidecar)
+    assert info["version"] == "1.4"
+    assert "ZLIB_DICT" not in [s["encoding"] for s in info["segments"]]
+    assert with_dict.bundle_bytes < plain.bundle_bytes
+    assert plain.report["totals"]["payload_bytes"] == with_dict.report["totals"]["payload_bytes"]
+    with pytest.raises(TypeError, match="skeleton_dict"):
+        converters.convert(mlp, str(tmp_path / "bad"), verbose=0, skeleton_dict="no")
 
 
 def test_strip_names_shrinks_the_bundle_and_false_keeps_the_converters_bytes(

@@ -194,6 +194,8 @@ def test_os_errors_are_one_line(tmp_path):
         ("compact_skeleton", ["--nocompact_skeleton"], False),
         ("packed", [], True),
         ("packed", ["--nopacked"], False),
+        ("skeleton_dict", [], True),
+        ("skeleton_dict", ["--noskeleton_dict"], False),
         ("strip_metadata", [], True),
         ("strip_metadata", ["--nostrip_metadata"], False),
     ],

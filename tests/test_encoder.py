@@ -13,6 +13,7 @@ from sidecar_testing import (
     encodings_of,
     entry_field,
     golden,
+    options_of,
     pack_parts,
     parts_of,
     payloads_of,
@@ -22,7 +23,7 @@ from sidecar_testing import (
 
 from converters import decoder, encoder
 from converters.encoder import Segment
-from converters.format import ENTRY_SIZE, HEADER, HEADER_SIZE, PACKED
+from converters.format import ENTRY_SIZE, HEADER, HEADER_SIZE, PACKED, skeleton_dict
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -30,7 +31,7 @@ def test_golden_rebuilt_byte_for_byte(name):
     skeleton, side, restored = golden(name)
     case = MANIFEST["cases"][name]
     new_skeleton, new_side, stats = encoder.build_bundle(
-        restored, segments_of(name), encodings=encodings_of(name)
+        restored, segments_of(name), encodings=encodings_of(name), **options_of(name)
     )
     assert HEADER.unpack_from(side).version_minor <= case["version_minor"]
     assert [s.encoding for s in stats] == case["encodings"]
@@ -42,14 +43,17 @@ def test_golden_rebuilt_byte_for_byte(name):
     # is, whatever the zlib.
     outer, inner = case["encodings"], case["inner_encodings"]
     assert _inflated(new_side, outer, inner) == _inflated(side, outer, inner)
-    if "ZLIB" not in outer + inner or zlib.ZLIB_VERSION == MANIFEST["zlib_version"]:
+    if (
+        not {"ZLIB", "ZLIB_DICT"} & {*outer, *inner}
+        or zlib.ZLIB_VERSION == MANIFEST["zlib_version"]
+    ):
         assert new_side == side
 
 
 def _inflated(side, encodings, inner_encodings):
-    """`side` with each ZLIB payload inflated (a DELTA payload's after its inner_encoding
-    byte, docs/bundle-format.md 7.9; a PACKED segment's parts, 7.10), checksums
-    recomputed. `encodings`: of each segment, or of each part of a PACKED file."""
+    """`side` with each ZLIB and ZLIB_DICT payload inflated (a DELTA payload's after its
+    inner_encoding byte, docs/bundle-format.md 7.9; a PACKED segment's parts, 7.10),
+    checksums recomputed. `encodings`: of each segment, or of each part of a PACKED file."""
     payloads = [bytes(p) for p in payloads_of(side)]
     packed = len(payloads) == 1 and entry_field(side, 0, "encoding") == PACKED
     descriptors, parts = parts_of(payloads[0]) if packed else (None, payloads)
@@ -57,6 +61,9 @@ def _inflated(side, encodings, inner_encodings):
     for i, (outer, inner) in enumerate(zip(encodings, inner_encodings)):
         if outer == "ZLIB":
             parts[i] = zlib.decompress(parts[i])
+        elif outer == "ZLIB_DICT":
+            inflater = zlib.decompressobj(zdict=skeleton_dict()[0])
+            parts[i] = inflater.decompress(parts[i]) + inflater.flush()
         elif outer == "DELTA" and inner == "ZLIB":
             parts[i] = parts[i][:1] + zlib.decompress(parts[i][1:])
     return rebuild(side, [pack_parts(descriptors, parts)] if packed else parts)
@@ -65,11 +72,13 @@ def _inflated(side, encodings, inner_encodings):
 @pytest.mark.parametrize("name", CASES)
 def test_golden_inspect_matches_build_stats(name):
     _, side, restored = golden(name)
-    _, _, stats = encoder.build_bundle(restored, segments_of(name), encodings=encodings_of(name))
+    _, _, stats = encoder.build_bundle(
+        restored, segments_of(name), encodings=encodings_of(name), **options_of(name)
+    )
     info = decoder.inspect(side)
     assert len(info["segments"]) == len(stats)
     assert info["sidecar_size"] == len(side)
-    packed = MANIFEST["cases"][name]["version_minor"] >= 4  # one PACKED segment (7.10)
+    packed = entry_field(side, 0, "encoding") == PACKED if stats else False  # 7.10
     assert info["segment_count"] == (1 if packed else len(stats))
     for k, (got, want) in enumerate(zip(info["segments"], stats)):
         want = want.to_dict()

@@ -135,8 +135,11 @@ def test_compact_skeleton_moves_compressible_gaps_into_zlib_segments():
         Segment(900, kernel.nbytes, "float32", 1, "k"),
         Segment(900 + kernel.nbytes + len(gap), bias.nbytes, "float32", 1, "b"),
     ]
-    # packed=False: compact_skeleton is the 1.0–1.3 way (format 1.4 packs: test_format_v14).
-    skeleton, side, stats = encoder.build_bundle(restored, segments, packed=False)
+    # packed=False: compact_skeleton is the 1.0–1.3 way (format 1.4 packs: test_format_v14);
+    # skeleton_dict=False: no ZLIB_DICT gaps (format 1.5: test_format_v15).
+    skeleton, side, stats = encoder.build_bundle(
+        restored, segments, packed=False, skeleton_dict=False
+    )
     assert skeleton == gap and decoder.restore_bytes(skeleton, side) == restored
     assert [(s.name, s.encoding, s.is_skeleton) for s in stats] == [
         (SKELETON_NAME, "ZLIB", True),

@@ -258,7 +258,8 @@ def test_packed_covers_the_gaps_that_pay_and_leaves_the_rest():
         Segment(500, kernel.nbytes, "float32", 1, "k"),
         Segment(500 + kernel.nbytes + 3, bias.nbytes, "float32", 1, "b"),
     ]
-    skeleton, side, stats = encoder.build_bundle(restored, segments)
+    # skeleton_dict=False: the gaps' zlib of format 1.4 (ZLIB_DICT, 1.5: test_format_v15).
+    skeleton, side, stats = encoder.build_bundle(restored, segments, skeleton_dict=False)
     assert skeleton == noise and decoder.restore_bytes(skeleton, side) == restored
     assert [(s.name, s.encoding) for s in stats] == [
         (SKELETON_NAME, "ZLIB"),  # the head pays as a ZLIB part
@@ -272,7 +273,9 @@ def test_packed_covers_the_gaps_that_pay_and_leaves_the_rest():
     )
     assert (entry_field(side, 0, "name_size"), HEADER.unpack_from(side).names_size) == (0, 0)
     # compact_skeleton=False: the span is not widened, the head stays in the skeleton.
-    skeleton, side, stats = encoder.build_bundle(restored, segments, compact_skeleton=False)
+    skeleton, side, stats = encoder.build_bundle(
+        restored, segments, compact_skeleton=False, skeleton_dict=False
+    )
     assert skeleton == restored[:500] + noise and decoder.restore_bytes(skeleton, side) == restored
     assert [s.name for s in stats] == ["k", SKELETON_NAME, "b"]
     assert HEADER.unpack_from(side).version_minor == 4
@@ -280,14 +283,14 @@ def test_packed_covers_the_gaps_that_pay_and_leaves_the_rest():
 
 def test_packed_without_segments_or_with_empty_ones():
     head = _flatbuffer_like(400)
-    skeleton, side, stats = encoder.build_bundle(head, [])
+    skeleton, side, stats = encoder.build_bundle(head, [], skeleton_dict=False)
     assert skeleton == b"" and [(s.is_skeleton, s.encoding) for s in stats] == [(True, "ZLIB")]
     assert HEADER.unpack_from(side).version_minor == 4
     assert decoder.restore_bytes(b"", side) == head
     # An empty segment is a part of its own (size 0, RAW).
     restored = head + _kernel().tobytes()
     segments = [Segment(400, 0, "int8", 1, "empty"), Segment(400, 12000, "float32", 1, "k")]
-    skeleton, side, stats = encoder.build_bundle(restored, segments)
+    skeleton, side, stats = encoder.build_bundle(restored, segments, skeleton_dict=False)
     assert [(s.name, s.encoding, s.raw_bytes) for s in stats][1:] == [
         ("empty", "RAW", 0),
         ("k", "CLUSTERED_SPARSE", 12000),
@@ -302,10 +305,10 @@ def test_packed_without_segments_or_with_empty_ones():
 def test_packed_option_and_encodings():
     restored = _flatbuffer_like(300) + _kernel().tobytes()
     segments = [Segment(300, 12000, "float32", 1, "k")]
-    packed = encoder.build_bundle(restored, segments)
+    packed = encoder.build_bundle(restored, segments, skeleton_dict=False)
     assert HEADER.unpack_from(packed[1]).version_minor == 4
     for kwargs in ({"packed": False}, {"encodings": ["ZLIB", "CLUSTERED_SPARSE"]}):
-        skeleton, side, _ = encoder.build_bundle(restored, segments, **kwargs)
+        skeleton, side, _ = encoder.build_bundle(restored, segments, skeleton_dict=False, **kwargs)
         assert HEADER.unpack_from(side).version_minor == 0
         assert len(skeleton) + len(side) > len(packed[0]) + len(packed[1])
     with pytest.raises(TypeError, match="packed"):
@@ -500,4 +503,5 @@ def test_plain_stream_headers_stay_outside_parts():
 
 def test_unknown_encoding_is_rejected_by_its_code():
     skeleton, side, _ = golden("packed")
-    expect_error(skeleton, with_entry(side, 0, "encoding", 9), "segment[0].encoding")
+    # 9 is ZLIB_DICT since 1.5 (its golden: test_format_v15); 10 is unknown.
+    expect_error(skeleton, with_entry(side, 0, "encoding", 10), "segment[0].encoding")

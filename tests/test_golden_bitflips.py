@@ -41,9 +41,9 @@ def _flip_every_bit(data, restore_with):
 
 
 def test_goldens_are_all_here():
-    # The README's table: seventeen cases, `hand`, the v1.1 ones, `int8`, v1.2's
-    # `grouped`, v1.3's `delta` and v1.4's `packed`.
-    assert len(NAMES) == 17, NAMES
+    # The README's table: nineteen cases, `hand`, the v1.1 ones, `int8`, v1.2's
+    # `grouped`, v1.3's `delta`, v1.4's `packed` and v1.5's `zdict` and `zdict_segments`.
+    assert len(NAMES) == 19, NAMES
     new = {
         "hand",
         "sparse_raw",
@@ -53,6 +53,8 @@ def test_goldens_are_all_here():
         "grouped",
         "delta",
         "packed",
+        "zdict",
+        "zdict_segments",
     }
     assert new <= set(NAMES), NAMES
 

@@ -1,7 +1,8 @@
 """The Java restorer (android/core) on the JVM: its JUnit suite, and a Python → Java round trip.
 
 The core is compiled with `javac --release 8` (the language level Android needs) into a
-temporary directory; the JUnit 5 console launcher runs its tests against the golden
+temporary directory, with its resources (the ZLIB_DICT dictionary) copied beside the
+classes as a build would; the JUnit 5 console launcher runs its tests against the golden
 bundles of tests/golden/. A missing JDK or JUnit is a failure, not a skip: `make java-deps`
 installs both.
 """
@@ -51,6 +52,7 @@ def java_classes(tmp_path_factory):
     )
     if compiled.returncode:
         pytest.fail("javac (core) failed:\n" + compiled.stdout + compiled.stderr)
+    shutil.copytree(os.path.join(CORE, "src", "main", "resources"), main, dirs_exist_ok=True)
     compiled = _run(
         ["javac", "--release", "8", "-cp", os.pathsep.join([main, LAUNCHER]), "-d", test]
         + _sources("test"),

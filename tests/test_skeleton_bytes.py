@@ -42,11 +42,14 @@ def test_rows_differ_only_in_what_the_converter_writes_around_the_weights(run_fo
     # restored network's outputs (its error on the same images) do not change.
     sizes = [r["bundle_bytes"] for r in rows]
     skeletons = [r["skeleton_bytes"] for r in rows[:3]]
-    assert sizes[0] > sizes[1] > sizes[2] > sizes[3]  # packed (1.4) is smallest
+    assert sizes[0] > sizes[1] > sizes[2] > sizes[3] > sizes[4]  # zdict (1.5) is smallest
     assert skeletons[0] > skeletons[1] > skeletons[2]
     assert len({r["payload_bytes"] for r in rows[:3]}) == 1
     assert len({r["test_error"] for r in rows}) == 1
-    assert rows[3]["ratio"] > rows[2]["ratio"] > rows[0]["ratio"]
+    assert rows[4]["ratio"] > rows[3]["ratio"] > rows[2]["ratio"] > rows[0]["ratio"]
+    # The dictionary codes only the flatbuffer's ranges: the weights' parts are the same.
+    assert rows[4]["payload_bytes"] == rows[3]["payload_bytes"]
+    assert rows[4]["head_bytes"] < rows[3]["head_bytes"]
 
 
 def test_a_folder_that_is_not_a_finished_search_is_refused(run_folder, tmp_path):

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 import hand_vectors  # noqa: E402
 
 from converters import encoder  # noqa: E402
-from converters.format import ENCODING_MINOR, ENCODING_NAMES  # noqa: E402
+from converters.format import ENCODING_MINOR, ENCODING_NAMES, skeleton_dict  # noqa: E402
 
 
 class _File:
@@ -323,8 +323,51 @@ def case_packed(rng):
     return f, ["ZLIB", "CLUSTERED_SPARSE", "RAW", "RAW", "ZLIB", "CLUSTERED_DENSE", "RAW", "DELTA"]
 
 
-# name: (case, format version_minor whose encodings the encoder may use). Seeds follow
-# from the order, so new cases go last.
+def _like_the_dictionary(rng, start, n):
+    """`n` bytes of ZLIB_DICT's preset dictionary (7.11) from `start`, about one byte in 25
+    changed: flatbuffer material the dictionary holds, as another model's head would."""
+    data = np.frombuffer(skeleton_dict()[0][start : start + n], np.uint8).copy()
+    changed = rng.random(n) < 0.04
+    data[changed] = rng.integers(0, 256, int(changed.sum()), dtype=np.uint8)
+    return data.tobytes()
+
+
+def _repeating(rng, n, period=24):
+    """`n` bytes of a random `period`-byte pattern, repeated: zlib shrinks them, the
+    preset dictionary does not help."""
+    return (rng.integers(0, 256, period, dtype=np.uint8).tobytes() * (n // period + 1))[:n]
+
+
+def case_zdict(rng):
+    # v1.5: one PACKED segment (7.10) whose head part is ZLIB_DICT (7.11): bytes like the
+    # preset dictionary's flatbuffer material; a repeating middle gap that the dictionary
+    # does not help stays ZLIB; a sparse clustered kernel and a RAW bias; a short random
+    # tail stays in the skeleton.
+    f = _File(rng)
+    f.raw(_like_the_dictionary(rng, 3296, 800))
+    codebook = np.linspace(-0.5, 0.5, 9)[np.arange(9) != 4]
+    f.segment(_clustered(rng, 1000, 0.1, codebook), "dense/kernel")
+    f.raw(_repeating(rng, 200))
+    f.segment(rng.standard_normal(6).astype(np.float32), "dense/bias")
+    f.skeleton(8)
+    return f, ["ZLIB_DICT", "CLUSTERED_SPARSE", "ZLIB", "RAW"]
+
+
+def case_zdict_segments(rng):
+    # v1.5 without PACKED (written with packed=False, the manifest's `options`): the
+    # compacted skeleton's gaps as segments of their own (section 13), the head ZLIB_DICT,
+    # the repeating tail ZLIB; a 20-byte random gap stays in the skeleton.
+    f = _File(rng)
+    f.raw(_like_the_dictionary(rng, 2048, 600))
+    f.segment(_clustered(rng, 800, 0.2, [-0.25, 0.125, 0.5]), "conv/kernel")
+    f.skeleton(20)
+    f.segment(rng.standard_normal(8).astype(np.float32), "conv/bias")
+    f.raw(_repeating(rng, 300))
+    return f, ["ZLIB_DICT", "CLUSTERED_SPARSE", "RAW", "ZLIB"]
+
+
+# name: (case, format version_minor whose encodings the encoder may use[, build_bundle
+# options]). Seeds follow from the order, so new cases go last.
 CASES = {
     "empty": (case_empty, 1),
     "raw": (case_raw, 1),
@@ -342,6 +385,8 @@ CASES = {
     "grouped": (case_grouped, 2),
     "delta": (case_delta, 3),
     "packed": (case_packed, 4),
+    "zdict": (case_zdict, 5),
+    "zdict_segments": (case_zdict_segments, 5, {"packed": False}),
 }
 
 
@@ -356,11 +401,12 @@ def build_all():
     """{file name: bytes} for every golden file, and the manifest."""
     files = {}
     manifest = {"zlib_version": zlib.ZLIB_VERSION, "cases": {}}
-    for seed, (name, (make, minor)) in enumerate(CASES.items()):
+    for seed, (name, (make, minor, *options)) in enumerate(CASES.items()):
+        options = options[0] if options else {}
         f, expected = make(np.random.default_rng(seed))
         restored = f.bytes()
         skeleton, side, stats = encoder.build_bundle(
-            restored, f.segments, encodings=encodings_up_to(minor)
+            restored, f.segments, encodings=encodings_up_to(minor), **options
         )
         chosen = [s.encoding for s in stats]
         if expected is not None and chosen != expected:
@@ -386,6 +432,8 @@ def build_all():
             "inner_encodings": [s.inner_encoding for s in stats],
             "version_minor": minor,
         }
+        if options:
+            manifest["cases"][name]["options"] = options
     files["hand.restored"] = hand_vectors.RESTORED
     files["hand.skeleton"] = hand_vectors.SKELETON
     files["hand.dcw"] = hand_vectors.SIDECAR

@@ -148,11 +148,13 @@ final class Format {
     static final int DELTA = 7;
     /** Since version 1.4 (section 7.10): never the encoding of a part, nor an inner encoding. */
     static final int PACKED = 8;
+    /** Since version 1.5 (section 7.11): zlib with the preset dictionary {@link ZlibDict}. */
+    static final int ZLIB_DICT = 9;
 
     /** Names by code. */
     static final String[] NAMES = {
       "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW", "GROUPED_SPARSE",
-      "GROUPED_DENSE", "DELTA", "PACKED"
+      "GROUPED_DENSE", "DELTA", "PACKED", "ZLIB_DICT"
     };
 
     /** Whether {@code code} is an encoding this reader knows. */
@@ -261,6 +263,38 @@ final class Format {
 
     /** The largest {@code channels} of a part: that of an entry (a u32). */
     static final long MAX_CHANNELS = 0xFFFFFFFFL;
+  }
+
+  /**
+   * ZLIB_DICT's preset dictionary (section 7.11, since version 1.5): the class-path resource
+   * {@code dev/kerasdc/bundle/skeleton.zdict}, named by its size and SHA-256; and the fields of
+   * the zlib header that name it, offsets from the start of the payload.
+   */
+  static final class ZlibDict {
+    private ZlibDict() {}
+
+    /** The resource, relative to this package. */
+    static final String RESOURCE = "skeleton.zdict";
+
+    /** Bytes of the dictionary. */
+    static final int SIZE = 4096;
+
+    /** SHA-256 of the dictionary, in hex. */
+    static final String SHA256 =
+        "23678f2540e6f68278c8a65fd98bfc4713cd83e2cf1cbd4d349cdaa46ce20d72";
+
+    /** Adler-32 of the dictionary: the stream's {@code DICTID}. */
+    static final long ADLER32 = 0xD618FEAEL;
+
+    /** The zlib header's FLG byte, and its bit FDICT. */
+    static final int FLG = 1;
+
+    static final int FDICT = 0x20;
+
+    /** The 4-byte {@code DICTID}, big-endian (RFC 1950), after CMF and FLG. */
+    static final int DICTID = 2;
+
+    static final int DICTID_SIZE = 4;
   }
 
   /**

@@ -4,11 +4,12 @@ import dev.kerasdc.bundle.Format.Encoding;
 
 /**
  * Decodes segment payloads (format spec section 7) into an {@link Output}: RAW (7.1) here, the
- * other encodings by their own decoders ({@link ZlibDecoder} 7.2, {@link Codebooks} 7.3, {@link
- * ClusteredSparseDecoder} 7.4, {@link ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6;
- * the grouped encodings of 7.8 by the clustered decoders, with a {@link CodebookMap}; {@link
- * DeltaDecoder} 7.9, which hands its inner payload back to {@link #decodeInner}; {@link
- * PackedDecoder} 7.10, which hands each part back to {@link #decodePart}).
+ * other encodings by their own decoders ({@link ZlibDecoder} 7.2 and 7.11, with the {@link
+ * SkeletonDictionary}; {@link Codebooks} 7.3, {@link ClusteredSparseDecoder} 7.4, {@link
+ * ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6; the grouped encodings of 7.8 by
+ * the clustered decoders, with a {@link CodebookMap}; {@link DeltaDecoder} 7.9, which hands its
+ * inner payload back to {@link #decodeInner}; {@link PackedDecoder} 7.10, which hands each part
+ * back to {@link #decodePart}).
  * One instance serves one restore, on one thread: it keeps a {@link Workspace} between segments.
  * Call {@link #end} when done.
  */
@@ -62,7 +63,10 @@ final class SegmentDecoder {
         decodeRaw(payload, out);
         break;
       case Encoding.ZLIB:
-        ZlibDecoder.decode(payload, work.zlib(), out);
+        ZlibDecoder.decode(payload, work.zlib(), out, null);
+        break;
+      case Encoding.ZLIB_DICT:
+        ZlibDecoder.decode(payload, work.zlib(), out, SkeletonDictionary.bytes());
         break;
       case Encoding.CLUSTERED_SPARSE:
       case Encoding.GROUPED_SPARSE:

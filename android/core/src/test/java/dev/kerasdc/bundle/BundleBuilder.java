@@ -135,14 +135,20 @@ final class BundleBuilder {
   }
 
   /**
-   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 4 for
-   * PACKED, else 3 for DELTA, else 2 for a grouped one, else 1 for SPARSE_RAW, else 0 (the codes
-   * inside a PACKED or DELTA segment are older than their own).
+   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 5 for
+   * ZLIB_DICT (also as a DELTA segment's inner code), else 4 for PACKED, else 3 for DELTA, else 2
+   * for a grouped one, else 1 for SPARSE_RAW, else 0 (a PACKED segment's parts are not looked at).
    */
   private int lowestMinor() {
     int lowest = 0;
     for (Seg s : segments) {
-      if (s.encoding == Format.Encoding.PACKED) {
+      boolean deltaDict =
+          s.encoding == Format.Encoding.DELTA
+              && s.payload.length > 0
+              && s.payload[0] == Format.Encoding.ZLIB_DICT;
+      if (s.encoding == Format.Encoding.ZLIB_DICT || deltaDict) {
+        lowest = Math.max(lowest, 5);
+      } else if (s.encoding == Format.Encoding.PACKED) {
         lowest = Math.max(lowest, 4);
       } else if (s.encoding == Format.Encoding.DELTA) {
         lowest = Math.max(lowest, 3);
@@ -210,6 +216,21 @@ final class BundleBuilder {
 
   static byte[] zlib(byte[] data, int level) {
     Deflater d = new Deflater(level);
+    d.setInput(data);
+    d.finish();
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] buf = new byte[4096];
+    while (!d.finished()) {
+      out.write(buf, 0, d.deflate(buf));
+    }
+    d.end();
+    return out.toByteArray();
+  }
+
+  /** A ZLIB_DICT payload (spec 7.11): {@code data} deflated with the preset dictionary. */
+  static byte[] zlibDict(byte[] data, int level) {
+    Deflater d = new Deflater(level);
+    d.setDictionary(SkeletonDictionary.bytes());
     d.setInput(data);
     d.finish();
     ByteArrayOutputStream out = new ByteArrayOutputStream();

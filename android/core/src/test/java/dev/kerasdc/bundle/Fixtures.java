@@ -435,6 +435,12 @@ final class Fixtures {
   /** The inner encodings a random DELTA segment draws from (spec 7.9): all but DELTA. */
   static final int[] INNER_ENCODINGS = java.util.Arrays.copyOf(RANDOM_ENCODINGS, 7);
 
+  /**
+   * ZLIB_DICT (spec 7.11, since 1.5) beside ZLIB and RAW, for {@link #random(Random, int, int[],
+   * boolean)}: segments or PACKED parts of random bytes.
+   */
+  static final int[] ZLIB_DICT_ENCODINGS = {Encoding.ZLIB_DICT, Encoding.ZLIB, Encoding.RAW};
+
   /** The grouped encodings (spec 7.8), for {@link #random(Random, int, int[])}. */
   static final int[] GROUPED_ENCODINGS = {Encoding.GROUPED_SPARSE, Encoding.GROUPED_DENSE};
 
@@ -532,6 +538,9 @@ final class Fixtures {
           break;
         case Encoding.ZLIB:
           payload = BundleBuilder.zlib(coded, random.nextInt(10));
+          break;
+        case Encoding.ZLIB_DICT:
+          payload = BundleBuilder.zlibDict(coded, random.nextInt(10));
           break;
         case Encoding.GROUPED_SPARSE:
         case Encoding.GROUPED_DENSE:

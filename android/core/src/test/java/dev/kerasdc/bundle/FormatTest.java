@@ -80,16 +80,44 @@ final class FormatTest {
 
   @Test
   void encodingCodesAreTheSpecTable() {
-    // Section 7: PACKED (8, since 1.4) is the newest code; it is neither a part's encoding nor a
-    // DELTA payload's inner encoding, and DELTA is a part's but not an inner one.
+    // Section 7: ZLIB_DICT (9, since 1.5) is the newest code, allowed wherever ZLIB is; PACKED
+    // (8) is neither a part's encoding nor a DELTA payload's inner encoding, and DELTA is a
+    // part's but not an inner one.
     assertEquals("PACKED", Format.Encoding.NAMES[Format.Encoding.PACKED]);
-    assertEquals(Format.Encoding.PACKED + 1, Format.Encoding.NAMES.length);
+    assertEquals("ZLIB_DICT", Format.Encoding.NAMES[Format.Encoding.ZLIB_DICT]);
+    assertEquals(Format.Encoding.ZLIB_DICT + 1, Format.Encoding.NAMES.length);
     for (int code = 0; code < Format.Encoding.NAMES.length; code++) {
       assertEquals(code != Format.Encoding.PACKED, Format.Encoding.isPart(code));
-      assertEquals(code < Format.Encoding.DELTA, Format.Encoding.isInner(code));
+      assertEquals(
+          code < Format.Encoding.DELTA || code == Format.Encoding.ZLIB_DICT,
+          Format.Encoding.isInner(code));
     }
     assertEquals(false, Format.Encoding.isKnown(Format.Encoding.NAMES.length));
     assertEquals(5, Format.Packed.MIN_PART_SIZE);
     assertEquals(9, Format.Varint.MAX_SIZE);
+  }
+
+  @Test
+  void skeletonDictionaryIsTheSpecOne() throws Exception {
+    // 7.11: the class-path resource is the dictionary of the spec (size, SHA-256, Adler-32), the
+    // same bytes as the Python package's converters/skeleton.zdict; other bytes are refused.
+    byte[] d = SkeletonDictionary.bytes();
+    assertEquals(Format.ZlibDict.SIZE, d.length);
+    java.util.zip.Adler32 adler = new java.util.zip.Adler32();
+    adler.update(d, 0, d.length);
+    assertEquals(Format.ZlibDict.ADLER32, adler.getValue());
+    java.io.File python =
+        new java.io.File(GoldenTest.goldenDir(), "../../converters/skeleton.zdict");
+    org.junit.jupiter.api.Assertions.assertArrayEquals(
+        java.nio.file.Files.readAllBytes(python.toPath()), d);
+    byte[] other = java.util.Arrays.copyOf(d, d.length);
+    other[0] ^= 1;
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalStateException.class, () -> SkeletonDictionary.checked(other));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalStateException.class,
+        () -> SkeletonDictionary.checked(java.util.Arrays.copyOf(d, d.length - 1)));
+    assertEquals(0x20, Format.ZlibDict.FDICT);
+    assertEquals(Format.ZlibDict.DICTID, Format.ZlibDict.FLG + 1);
   }
 }

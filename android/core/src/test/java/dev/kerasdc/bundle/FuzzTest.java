@@ -194,6 +194,36 @@ final class FuzzTest {
         });
   }
 
+  /**
+   * Random bundles with ZLIB_DICT segments (7.11), and with ZLIB_DICT parts of a PACKED segment:
+   * each restores intact, and corruptions are rejected or restore exactly.
+   */
+  @Test
+  void randomZlibDictBundles() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Random random = new Random(19);
+          int cases = 0;
+          int[] drawn = new int[Format.Encoding.NAMES.length];
+          for (int i = 0; i < 40; i++) {
+            boolean packed = i % 2 == 1;
+            Fixtures.Bundle bundle =
+                Fixtures.random(random, i, Fixtures.ZLIB_DICT_ENCODINGS, packed);
+            if (!packed) {
+              count(bundle, drawn);
+            }
+            Fuzz fuzz = new Fuzz(bundle);
+            fuzz.intact();
+            fuzz.mutations(500 + i, 80);
+            cases += fuzz.rejected + fuzz.restored;
+          }
+          assertTrue(cases >= 3000, "cases " + cases);
+          int dict = drawn[Format.Encoding.ZLIB_DICT];
+          assertTrue(dict >= 5, "ZLIB_DICT drawn " + dict + " times");
+        });
+  }
+
   /** Adds the encodings of {@code bundle}'s segments that have elements to {@code drawn}. */
   private static void count(Fixtures.Bundle bundle, int[] drawn) throws BundleFormatException {
     for (SegmentEntry segment : Sidecar.parse(bundle.sidecar).getSegments()) {

@@ -217,6 +217,32 @@ final class GoldenTest {
   }
 
   @Test
+  void zdictGoldensUseTheVersion15Encoding() throws Exception {
+    // tests/golden/make_golden.py case_zdict: a PACKED segment whose head part is ZLIB_DICT
+    // (format 1.5); case_zdict_segments: ZLIB_DICT and ZLIB segments of their own.
+    Fixtures.Bundle zdict = golden("zdict");
+    Sidecar s = Sidecar.parse(zdict.sidecar);
+    assertEquals(5, s.getVersionMinor());
+    SegmentEntry segment = s.getSegments().get(0);
+    List<String> parts = new ArrayList<String>();
+    for (SegmentEntry part : PackedDecoder.parts(new Payload(zdict.sidecar, segment))) {
+      parts.add(part.getEncodingName());
+    }
+    assertEquals(Arrays.asList("ZLIB_DICT", "CLUSTERED_SPARSE", "ZLIB", "RAW"), parts);
+    assertArrayEquals(zdict.restored, new BundleRestorer().restore(zdict.skeleton, zdict.sidecar));
+    Fixtures.Bundle segments = golden("zdict_segments");
+    s = Sidecar.parse(segments.sidecar);
+    assertEquals(5, s.getVersionMinor());
+    List<String> encodings = new ArrayList<String>();
+    for (SegmentEntry entry : s.getSegments()) {
+      encodings.add(entry.getEncodingName());
+    }
+    assertEquals(Arrays.asList("ZLIB_DICT", "CLUSTERED_SPARSE", "RAW", "ZLIB"), encodings);
+    assertArrayEquals(
+        segments.restored, new BundleRestorer().restore(segments.skeleton, segments.sidecar));
+  }
+
+  @Test
   void randomCorruptionsAreRejectedOrHarmless() throws Exception {
     final List<Fixtures.Bundle> goldens = goldens();
     assertTimeoutPreemptively(

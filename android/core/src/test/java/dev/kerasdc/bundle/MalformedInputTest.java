@@ -1137,4 +1137,111 @@ final class MalformedInputTest {
   static byte[] copyOf(byte[] b, int length) {
     return java.util.Arrays.copyOf(b, length);
   }
+
+  // ------------------------------------------------------- ZLIB_DICT (7.11)
+
+  /** R of the ZLIB_DICT tests: the dictionary's last 600 bytes, a few of them changed. */
+  private static final byte[] DICT_DATA = dictLike();
+
+  private static byte[] dictLike() {
+    byte[] d = SkeletonDictionary.bytes();
+    byte[] data = java.util.Arrays.copyOfRange(d, d.length - 600, d.length);
+    for (int i = 0; i < data.length; i += 29) {
+      data[i] ^= 0x55;
+    }
+    return data;
+  }
+
+  private static void zlibDictRejects(String field, long offset, byte[] payload) {
+    singleRejects(field, offset, DICT_DATA, Dtype.BYTES, 1, Encoding.ZLIB_DICT, payload);
+  }
+
+  @Test
+  void zlibDictMustNameTheDictionaryAndInflateToExactlySize() throws Exception {
+    byte[] good = BundleBuilder.zlibDict(DICT_DATA, 9);
+    singleRestores(DICT_DATA, Dtype.BYTES, 1, Encoding.ZLIB_DICT, good);
+    assertEquals(true, good.length < BundleBuilder.zlib(DICT_DATA, 9).length);
+    String f = "segment[0].payload";
+    int flg = PAYLOAD + Format.ZlibDict.FLG;
+    int dictId = PAYLOAD + Format.ZlibDict.DICTID;
+    // FDICT not set: a plain zlib stream; FDICT cleared with FCHECK recomputed; no header at all.
+    zlibDictRejects(f, flg, BundleBuilder.zlib(DICT_DATA, 9));
+    byte[] cleared = copy(good);
+    int flags = cleared[1] & 0xC0;
+    cleared[1] = (byte) (flags | (31 - ((cleared[0] & 0xFF) * 256 + flags) % 31));
+    zlibDictRejects(f, flg, cleared);
+    zlibDictRejects(f, PAYLOAD, new byte[0]);
+    zlibDictRejects(f, PAYLOAD + 1, copyOf(good, 1));
+    // DICTID: too short, every single bit flipped, another dictionary's.
+    zlibDictRejects(f, dictId, copyOf(good, 5));
+    for (int bit = 0; bit < 32; bit++) {
+      byte[] flipped = copy(good);
+      flipped[Format.ZlibDict.DICTID + bit / 8] ^= (byte) (1 << (bit % 8));
+      zlibDictRejects(f, dictId, flipped);
+    }
+    Deflater deflater = new Deflater(9);
+    deflater.setDictionary(copyOf(SkeletonDictionary.bytes(), 4095));
+    deflater.setInput(DICT_DATA);
+    deflater.finish();
+    byte[] buffer = new byte[2000];
+    byte[] otherDictionary = copyOf(buffer, deflater.deflate(buffer));
+    deflater.end();
+    zlibDictRejects(f, dictId, otherDictionary);
+    // Truncated at every length; a corrupt Adler-32 trailer; a byte after the stream.
+    for (int cut = 0; cut < good.length; cut++) {
+      byte[][] b = single(DICT_DATA, Dtype.BYTES, 1, Encoding.ZLIB_DICT, copyOf(good, cut));
+      BundleFormatException e =
+          assertThrows(
+              BundleFormatException.class, () -> new BundleRestorer().restore(b[0], b[1]));
+      assertEquals(f, e.getField(), e.getMessage());
+    }
+    byte[] badSum = copy(good);
+    badSum[badSum.length - 1] ^= 1;
+    byte[][] d = single(DICT_DATA, Dtype.BYTES, 1, Encoding.ZLIB_DICT, badSum);
+    assertEquals(f, assertThrows(BundleFormatException.class,
+        () -> new BundleRestorer().restore(d[0], d[1])).getField());
+    zlibDictRejects(f, PAYLOAD + good.length, concat(good, new byte[1]));
+    // Inflates to one byte more, and one byte less, than size.
+    for (byte[] other : new byte[][] {concat(DICT_DATA, new byte[1]), copyOf(DICT_DATA, 599)}) {
+      byte[][] b = single(DICT_DATA, Dtype.BYTES, 1, Encoding.ZLIB_DICT,
+          BundleBuilder.zlibDict(other, 9));
+      assertEquals(f, assertThrows(BundleFormatException.class,
+          () -> new BundleRestorer().restore(b[0], b[1])).getField());
+    }
+    // A ZLIB payload has no dictionary: the same stream coded ZLIB is rejected.
+    singleRejects(f, PAYLOAD + 6, DICT_DATA, Dtype.BYTES, 1, Encoding.ZLIB, good);
+    // An empty segment: an empty stream with the dictionary.
+    singleRestores(new byte[0], Dtype.BYTES, 1, Encoding.ZLIB_DICT,
+        BundleBuilder.zlibDict(new byte[0], 9));
+  }
+
+  @Test
+  void zlibDictInsidePackedAndDelta() throws Exception {
+    // A PACKED part (7.10) and a DELTA payload's inner payload (7.9) may be ZLIB_DICT.
+    byte[] part = BundleBuilder.zlibDict(DICT_DATA, 9);
+    java.util.List<BundleBuilder.Seg> parts =
+        java.util.Arrays.asList(
+            new BundleBuilder.Seg(0, 600, Dtype.BYTES, 1, Encoding.ZLIB_DICT, part),
+            new BundleBuilder.Seg(600, 16, Dtype.FLOAT32, 1, Encoding.RAW, FOUR_FLOATS));
+    byte[] data = concat(DICT_DATA, FOUR_FLOATS);
+    singleRestores(data, Dtype.BYTES, 1, Encoding.PACKED, BundleBuilder.packed(parts));
+    byte[] flipped = copy(part);
+    flipped[Format.ZlibDict.DICTID] ^= 1;
+    java.util.List<BundleBuilder.Seg> bad =
+        java.util.Arrays.asList(
+            new BundleBuilder.Seg(0, 600, Dtype.BYTES, 1, Encoding.ZLIB_DICT, flipped),
+            parts.get(1));
+    // part_count, then two descriptors (size 600 takes two bytes; payload_size one or two).
+    int part0 = PAYLOAD + 1 + (2 + 1 + 1 + 1 + (part.length < 128 ? 1 : 2));
+    part0 += Format.Packed.MIN_PART_SIZE;
+    singleRejects("segment[0].part[0].payload", part0 + Format.ZlibDict.DICTID, data,
+        Dtype.BYTES, 1, Encoding.PACKED, BundleBuilder.packed(bad));
+    byte[] sums = BundleBuilder.runningSums(DICT_DATA, 4);
+    singleRestores(sums, Dtype.INT32, 1, Encoding.DELTA,
+        BundleBuilder.delta(Encoding.ZLIB_DICT, BundleBuilder.zlibDict(DICT_DATA, 9)));
+    byte[][] b =
+        single(sums, Dtype.INT32, 1, Encoding.DELTA,
+            BundleBuilder.delta(Encoding.ZLIB_DICT, BundleBuilder.zlib(DICT_DATA, 9)));
+    rejects("segment[0].payload", PAYLOAD + 1 + Format.ZlibDict.FLG, b[0], b[1]);
+  }
 }
