@@ -215,22 +215,19 @@ final class BundleBuilder {
   // ------------------------------------------------------------------------------ payloads
 
   static byte[] zlib(byte[] data, int level) {
-    Deflater d = new Deflater(level);
-    d.setInput(data);
-    d.finish();
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    byte[] buf = new byte[4096];
-    while (!d.finished()) {
-      out.write(buf, 0, d.deflate(buf));
-    }
-    d.end();
-    return out.toByteArray();
+    return deflate(data, level, null);
   }
 
   /** A ZLIB_DICT payload (spec 7.11): {@code data} deflated with the preset dictionary. */
   static byte[] zlibDict(byte[] data, int level) {
+    return deflate(data, level, SkeletonDictionary.bytes());
+  }
+
+  private static byte[] deflate(byte[] data, int level, byte[] dictionary) {
     Deflater d = new Deflater(level);
-    d.setDictionary(SkeletonDictionary.bytes());
+    if (dictionary != null) {
+      d.setDictionary(dictionary);
+    }
     d.setInput(data);
     d.finish();
     ByteArrayOutputStream out = new ByteArrayOutputStream();
