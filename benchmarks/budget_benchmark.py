@@ -100,7 +100,9 @@ def _define_flags():
         _PAPER, \
         _SMOKE, \
         _DATA, \
-        _TIMEOUT
+        _TIMEOUT, \
+        _BYTES_FROM, \
+        _BYTES_VARIANT
     _WORK = flags.DEFINE_string(
         "work", None, "Folder of budget_search run folders (each with a results.json, any depth)."
     )
@@ -133,6 +135,16 @@ def _define_flags():
     _SMOKE = flags.DEFINE_bool("smoke", False, "--run: pass --smoke to the children (tiny runs).")
     _DATA = flags.DEFINE_string("data", None, "--run: mnist.npz passed to the children.")
     _TIMEOUT = flags.DEFINE_integer("timeout", 6 * 3600, "--run: seconds before a child is killed.")
+    _BYTES_FROM = flags.DEFINE_list(
+        "bytes_from",
+        [],
+        "JSON files of benchmarks.skeleton_bytes --json_out: runs converted again with "
+        "today's converter; their --bytes_variant rows replace the bytes and test error "
+        "the runs recorded (same weights, a newer format).",
+    )
+    _BYTES_VARIANT = flags.DEFINE_string(
+        "bytes_variant", "zdict", "--bytes_from: the skeleton_bytes variant to use."
+    )
 
 
 # --- statistics ------------------------------------------------------------------
@@ -303,6 +315,35 @@ def find_results(work):
                 result["calibrated"] = any(s.get("stage") == "calibrate" for s in steps)
             results.append(result)
     return results
+
+
+def converted_again(results, rows, variant):
+    """`results` with the bytes and test error of the `variant` rows of `rows` (rows of
+    ``benchmarks.skeleton_bytes``: the same weights converted again) for the runs they name,
+    matched by run folder name; such a result gets ``bytes_from`` = `variant`. Raises
+    ValueError when `rows` have no row of `variant`."""
+    try:
+        by_run = {
+            os.path.basename(os.path.normpath(r["run"])): r for r in rows if r["variant"] == variant
+        }
+        for r in by_run.values():
+            float(r["bundle_bytes"]), float(r["test_error"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"not rows of benchmarks.skeleton_bytes: {e!r}") from None
+    if not by_run:
+        raise ValueError(f"no {variant!r} rows among {len(rows)} converted runs.")
+    out = []
+    for result in results:
+        row = by_run.get(os.path.basename(os.path.dirname(result["path"])))
+        if row is not None:
+            result = dict(
+                result,
+                bundle_bytes=row["bundle_bytes"],
+                test_error=row["test_error"],
+                bytes_from=variant,
+            )
+        out.append(result)
+    return out
 
 
 # --- the other rows: paper preset, tfmot, reported ------------------------------
@@ -550,7 +591,9 @@ def save_figure(path, model, dense_bytes, groups, points):
     return path
 
 
-def collect(work, paper_json=None, figure_dir=None, json_out=None, log=print):
+def collect(
+    work, paper_json=None, figure_dir=None, json_out=None, log=print, bytes_from=(), variant="zdict"
+):
     """Aggregates the runs under `work`: per model a table (logged) and a figure.
 
     Args:
@@ -560,6 +603,9 @@ def collect(work, paper_json=None, figure_dir=None, json_out=None, log=print):
         figure_dir: Folder for ``budget_<model>.png``; default ``docs/img``.
         json_out: Also write the aggregate there.
         log: Where the tables go.
+        bytes_from: ``benchmarks.skeleton_bytes`` JSON files; their `variant` rows replace
+            the bytes and test errors of the runs they converted again (`converted_again`).
+        variant: The skeleton_bytes variant to take from `bytes_from`.
 
     Returns:
         ``{"work", "paper_json", "models": {model: {"dense_tflite_bytes", "groups",
@@ -572,7 +618,16 @@ def collect(work, paper_json=None, figure_dir=None, json_out=None, log=print):
         with open(paper_json) as f:
             paper = json.load(f)
     figure_dir = figure_dir or os.path.join(ROOT, "docs", "img")
-    grouped = group_runs(find_results(work))
+    results = find_results(work)
+    if bytes_from:
+        rows = []
+        for path in bytes_from:
+            with open(path) as f:
+                rows.extend(json.load(f))
+        results = converted_again(results, rows, variant)
+        again = sum(1 for r in results if r.get("bytes_from"))
+        log(f"bytes and test errors of {again} of {len(results)} runs: converted again ({variant})")
+    grouped = group_runs(results)
     models = list(grouped) + [m for m in (paper or {}).get("models", {}) if m not in grouped]
     aggregate = {"work": work, "paper_json": paper_json, "models": {}}
     for model in models:
@@ -739,7 +794,19 @@ def main(argv):
         ):
             failed.append(os.path.join(_WORK.value, "paper.json"))
         print()
-    collect(_WORK.value, _PAPER_JSON.value, _FIGURE_DIR.value, _JSON_OUT.value)
+    try:
+        collect(
+            _WORK.value,
+            _PAPER_JSON.value,
+            _FIGURE_DIR.value,
+            _JSON_OUT.value,
+            bytes_from=_BYTES_FROM.value,
+            variant=_BYTES_VARIANT.value,
+        )
+    except (OSError, ValueError) as e:
+        if not _BYTES_FROM.value:
+            raise
+        raise app.UsageError(f"--bytes_from: {e}") from None
     if failed:
         print(f"{len(failed)} run(s) failed (see their log.txt): " + ", ".join(failed))
         return 1

@@ -243,12 +243,61 @@ def build(name):
     return build_mobilenet()
 
 
-def dense_model(name, settings, x_train, y_train, path, seed, log=print):
-    """The trained dense model: loaded from `path` when there, else trained and saved there."""
+def _named_variables(model):
+    """``[(name, variable)]`` with names ``<layer>.<variable>`` (e.g. ``ip1.kernel``): the
+    same for a freshly built model and a loaded one, whose variable paths differ."""
+    return [(f"{layer.name}.{v.name}", v) for layer in model.layers for v in layer.weights]
+
+
+def save_weights(model, path):
+    """Writes the model's variables to an ``.npz``, one array per variable named
+    ``<layer>.<variable>``: the dense starting point `load_weights` reads back."""
+    import numpy as np
+
+    np.savez(path, **{name: np.asarray(v.numpy()) for name, v in _named_variables(model)})
+
+
+def load_weights(model, path):
+    """Sets every variable of `model` from an ``.npz`` written by `save_weights`; a missing,
+    unreadable or mismatching file is a clear error, and leaves the model unchanged."""
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"dense weights {path!r} do not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"dense weights {path!r} are not a readable .npz: {e}") from None
+    variables = _named_variables(model)
+    names = [name for name, _ in variables]
+    if sorted(arrays) != sorted(names):
+        raise ValueError(
+            f"dense weights {path!r} hold {sorted(arrays)}, but {model.name} has {sorted(names)}."
+        )
+    for name, v in variables:
+        if tuple(arrays[name].shape) != tuple(v.shape):
+            raise ValueError(
+                f"dense weights {path!r}: {name} has shape {arrays[name].shape}, "
+                f"{model.name} needs {tuple(v.shape)}."
+            )
+    for name, v in variables:
+        v.assign(arrays[name])
+
+
+def dense_model(name, settings, x_train, y_train, path, seed, log=print, weights=None):
+    """The trained dense model: built and given `weights` (an ``.npz`` of `save_weights`)
+    when those are named, else loaded from `path` when there, else trained and saved there."""
     import keras
 
     from examples.paper_common import compile_model, make_dataset
 
+    if weights is not None:
+        model = build(name)
+        load_weights(model, weights)
+        compile_model(model, 1e-3, 0, 1)
+        log(f"== dense model: weights from {weights}")
+        return model
     if os.path.exists(path):
         log(f"== dense model: loaded from {path}")
         return keras.models.load_model(path)
@@ -295,9 +344,13 @@ def run(
     bit_moves="best",
     centroid_update="best",
     cluster_lr=3e-4,
+    dense_weights=None,
     log=print,
 ):
-    """The whole job for one network; returns the results dict (also written to results.json)."""
+    """The whole job for one network; returns the results dict (also written to results.json).
+
+    `dense_weights`: an ``.npz`` (`save_weights`) of the trained dense model to start from instead
+    of training one (or loading ``out/dense.keras``); ignored in `smoke` runs."""
     import converters
     import keras_dc
     from examples.mnist_data import load_mnist
@@ -330,7 +383,14 @@ def run(
     x_val, x_test = x_val.reshape(shape), x_test.reshape(shape)
     started = time.perf_counter()
     model = dense_model(
-        model_name, settings, x_train, y_train, os.path.join(out, "dense.keras"), seed, log
+        model_name,
+        settings,
+        x_train,
+        y_train,
+        os.path.join(out, "dense.keras"),
+        seed,
+        log,
+        weights=None if smoke else dense_weights,
     )
     dense_tflite = converters.export.to_tflite(model)
     dense_test = litert_error(dense_tflite, x_test, y_test)
@@ -430,6 +490,7 @@ def run(
         "layers": result.layers,
         "shifts": settings["shifts"],
         "dense_epochs": settings["dense_epochs"],
+        "dense_weights": None if smoke else dense_weights,
         "seconds": round(time.perf_counter() - started, 1),
         "dense_seconds": round(dense_seconds, 1),
         "search_seconds": round(search_seconds, 1),

@@ -368,3 +368,43 @@ def test_runs_with_a_gradual_stage_are_grouped_apart(tmp_path):
         ("≤0.80%", (0, 1), 0.0),
         ("≤0.80%, gradual 16 ep", (0, 1), 16.0),
     ]
+
+
+def test_runs_converted_again_take_the_new_bytes_and_errors(tmp_path):
+    """`--bytes_from`: skeleton_bytes rows (the same weights, today's converter) replace the
+    bytes and test error of the runs they name; other runs keep their own."""
+    write_run(
+        str(tmp_path / "w" / "a"), "lenet5", "max_error", 0.01, 0, 0.009, 20_000, 0.0095, 60.0
+    )
+    write_run(
+        str(tmp_path / "w" / "b"), "lenet5", "max_error", 0.01, 1, 0.008, 30_000, 0.0090, 60.0
+    )
+    rows = [
+        {"run": "/x/a/", "variant": "packed", "bundle_bytes": 19_000, "test_error": 0.009},
+        {"run": "/x/a/", "variant": "zdict", "bundle_bytes": 10_000, "test_error": 0.007},
+    ]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(rows))
+    lines = []
+    agg = bb.collect(
+        str(tmp_path / "w"),
+        figure_dir=str(tmp_path / "img"),
+        log=lines.append,
+        bytes_from=[str(again)],
+    )
+    assert "bytes and test errors of 1 of 2 runs: converted again (zdict)" in lines
+    group = agg["models"]["lenet5"]["groups"][0]
+    assert group["bundle_bytes"]["mean"] == pytest.approx(20_000)  # (10,000 + 30,000) / 2
+    assert group["test_error"]["mean"] == pytest.approx(0.0075)
+    packed = bb.collect(
+        str(tmp_path / "w"),
+        figure_dir=str(tmp_path / "img"),
+        log=lambda s: None,
+        bytes_from=[str(again)],
+        variant="packed",
+    )
+    assert packed["models"]["lenet5"]["groups"][0]["bundle_bytes"]["mean"] == pytest.approx(24_500)
+    with pytest.raises(ValueError, match="no 'names' rows"):
+        bb.converted_again(bb.find_results(str(tmp_path / "w")), rows, "names")
+    with pytest.raises(ValueError, match="not rows of benchmarks.skeleton_bytes"):
+        bb.converted_again([], [{"run": "a", "variant": "zdict"}], "zdict")

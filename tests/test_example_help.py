@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize(
     "example, flags",
     [
-        ("quickstart", ["--smoke", "--out", "--data", "--fixed", "--max_increase"]),
+        ("quickstart", ["--smoke", "--out", "--data", "--fixed", "--max_error", "--weights"]),
         ("budget_search", ["--smoke", "--out", "--data", "--model", "--max_error", "--seed"]),
         ("lenet_300_100", ["--smoke", "--out", "--data", "--seed"]),
         ("lenet5", ["--smoke", "--out", "--data", "--seed"]),

@@ -31,13 +31,27 @@ def _run(script, *args):
 def test_quickstart_main_job(tmp_path):
     out = _run("quickstart", f"--out={tmp_path}")
     assert "restored bundle in LiteRT" in out
-    assert sorted(os.listdir(tmp_path)) == [
+    assert "== compress_to_budget on 500 validation images" in out
+    assert sorted(os.listdir(tmp_path / "bundle")) == [
         "model.dcw",
         "model.report.json",
         "model.report.png",
         "model.report.txt",
         "model.skeleton.tflite",
     ]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "lenet_300_100" and results["dense_weights"] is None  # smoke
+    # The summary line is the results file's figure, and the search made the file small.
+    summary = out.split("compressed bundle     test error")[1].splitlines()[0]
+    ratio = float(summary.split("bytes = ")[1].split("x")[0])
+    assert ratio == pytest.approx(results["ratio"], abs=0.05)
+    assert ratio > 10
+
+
+def test_quickstart_fixed_recipe(tmp_path):
+    out = _run("quickstart", "--fixed", f"--out={tmp_path}")
+    assert "restored bundle in LiteRT" in out
+    assert (tmp_path / "bundle" / "model.dcw").is_file()
     ratio = float(out.split("bytes  = ")[1].split("x")[0])
     assert ratio > 20  # 92% pruned, 5-bit clusters: a real small file even in smoke mode
 

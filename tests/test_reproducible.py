@@ -21,7 +21,7 @@ def _quickstart(out, *args):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT),
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return {f: (out / f).read_bytes() for f in ("model.dcw", "model.skeleton.tflite")}
+    return {f: (out / "bundle" / f).read_bytes() for f in ("model.dcw", "model.skeleton.tflite")}
 
 
 def test_same_seed_same_bundle_bytes(tmp_path):

@@ -1,0 +1,71 @@
+"""The dense starting point of the demo: `examples.budget_search.save_weights` /
+`load_weights`, and the shipped LeNet-300-100 weights the quickstart starts from."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from examples import budget_search
+from examples.mnist_data import load_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(ROOT, "examples", "weights", "lenet_300_100_seed0.npz")
+
+
+def _fresh():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return budget_search.build("lenet_300_100")
+
+
+def test_round_trip(tmp_path):
+    model = _fresh()
+    path = str(tmp_path / "w.npz")
+    budget_search.save_weights(model, path)
+    other = _fresh()
+    for v in other.weights:
+        v.assign(np.zeros(v.shape, "float32"))
+    budget_search.load_weights(other, path)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_files_are_clear_errors_and_change_nothing(tmp_path):
+    model = _fresh()
+    before = model.get_weights()
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        budget_search.load_weights(model, str(tmp_path / "missing.npz"))
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        budget_search.load_weights(model, str(junk))
+    weights = {f"{layer.name}.{v.name}": v.numpy() for layer in model.layers for v in layer.weights}
+    fewer = dict(weights)
+    del fewer["ip3.bias"]
+    np.savez(tmp_path / "fewer.npz", **fewer)
+    with pytest.raises(ValueError, match="hold .* but lenet_300_100 has"):
+        budget_search.load_weights(model, str(tmp_path / "fewer.npz"))
+    wrong = dict(weights)
+    wrong["ip3.kernel"] = np.zeros((100, 11), "float32")
+    np.savez(tmp_path / "wrong.npz", **wrong)
+    with pytest.raises(ValueError, match=r"ip3.kernel has shape \(100, 11\)"):
+        budget_search.load_weights(model, str(tmp_path / "wrong.npz"))
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # every failure left the model as it was
+
+
+def test_shipped_weights_are_the_recorded_dense_model():
+    """The file the demo starts from: its bytes as recorded in README.md and its test error
+    (0.97% in LiteRT for the run that trained it) in Keras on the 10,000 test images."""
+    with open(SHIPPED, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert digest in readme
+    model = _fresh()
+    budget_search.load_weights(model, SHIPPED)
+    _, (x_test, y_test) = load_mnist()
+    predicted = model.predict(x_test.reshape(-1, 784), batch_size=2000, verbose=0).argmax(1)
+    assert (predicted != y_test).sum() == 97
