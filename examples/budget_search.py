@@ -12,6 +12,7 @@ search never sees.
     python -m examples.budget_search --model=lenet5 --max_error=0.007
     python -m examples.budget_search --model=mobilenet            # a third network, default budget
     python -m examples.budget_search --smoke --time_limit=30      # 1-2 min: a tiny run, for CI
+    python -m examples.budget_search --dense_weights=examples/weights/lenet_300_100_seed0.npz
 
 The dense model is cached in the output folder (``dense.keras``) and the search
 state too (``search/``): run the command again after an interruption and it
@@ -150,6 +151,13 @@ def define_flags():
         "LeNet-5 and the MobileNet-style net yes, LeNet-300-100 no).",
         **_main,
     )
+    flags.DEFINE_string(
+        "dense_weights",
+        None,
+        "Start from this trained dense model (an .npz of save_weights, e.g. "
+        "examples/weights/lenet_300_100_seed0.npz) instead of training one.",
+        **_main,
+    )
     flags.DEFINE_bool("smoke", False, "Tiny run (2k images, short stages) for tests.", **_main)
 
 
@@ -249,6 +257,10 @@ def _named_variables(model):
     return [(f"{layer.name}.{v.name}", v) for layer in model.layers for v in layer.weights]
 
 
+class WeightsError(ValueError):
+    """A dense-weights file that is missing, unreadable or does not fit the model."""
+
+
 def save_weights(model, path):
     """Writes the model's variables to an ``.npz``, one array per variable named
     ``<layer>.<variable>``: the dense starting point `load_weights` reads back."""
@@ -263,21 +275,21 @@ def load_weights(model, path):
     import numpy as np
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"dense weights {path!r} do not exist.")
+        raise WeightsError(f"dense weights {path!r} do not exist.")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as e:
-        raise ValueError(f"dense weights {path!r} are not a readable .npz: {e}") from None
+        raise WeightsError(f"dense weights {path!r} are not a readable .npz: {e}") from None
     variables = _named_variables(model)
     names = [name for name, _ in variables]
     if sorted(arrays) != sorted(names):
-        raise ValueError(
+        raise WeightsError(
             f"dense weights {path!r} hold {sorted(arrays)}, but {model.name} has {sorted(names)}."
         )
     for name, v in variables:
         if tuple(arrays[name].shape) != tuple(v.shape):
-            raise ValueError(
+            raise WeightsError(
                 f"dense weights {path!r}: {name} has shape {arrays[name].shape}, "
                 f"{model.name} needs {tuple(v.shape)}."
             )
@@ -524,6 +536,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = FLAGS.out or os.path.join("out", f"budget_{FLAGS.model}_seed{FLAGS.seed}")
+    try:
+        _run_main(out)
+    except WeightsError as e:
+        raise app.UsageError(f"--dense_weights: {e}") from None
+    return 0
+
+
+def _run_main(out):
     run(
         FLAGS.model,
         out=out,
@@ -549,8 +569,8 @@ def main(argv):
         bit_moves=FLAGS.bit_moves,
         centroid_update=FLAGS.centroid_update,
         cluster_lr=FLAGS.cluster_lr,
+        dense_weights=FLAGS.dense_weights,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def test_round_trip(tmp_path):
 def test_bad_files_are_clear_errors_and_change_nothing(tmp_path):
     model = _fresh()
     before = model.get_weights()
-    with pytest.raises(FileNotFoundError, match="do not exist"):
+    with pytest.raises(budget_search.WeightsError, match="do not exist"):
         budget_search.load_weights(model, str(tmp_path / "missing.npz"))
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file at all")
@@ -69,3 +69,27 @@ def test_shipped_weights_are_the_recorded_dense_model():
     _, (x_test, y_test) = load_mnist()
     predicted = model.predict(x_test.reshape(-1, 784), batch_size=2000, verbose=0).argmax(1)
     assert (predicted != y_test).sum() == 97
+
+
+@pytest.mark.parametrize(
+    "module, flag",
+    [("examples.quickstart", "--weights"), ("examples.budget_search", "--dense_weights")],
+)
+def test_a_bad_weights_file_is_a_usage_error_not_a_traceback(tmp_path, module, flag):
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file at all")
+    proc = subprocess.run(
+        [sys.executable, "-m", module, f"{flag}={junk}", f"--out={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert f"{flag}: dense weights" in proc.stderr and "not a readable .npz" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "results.json").exists()

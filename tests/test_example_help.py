@@ -13,7 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     "example, flags",
     [
         ("quickstart", ["--smoke", "--out", "--data", "--fixed", "--max_error", "--weights"]),
-        ("budget_search", ["--smoke", "--out", "--data", "--model", "--max_error", "--seed"]),
+        (
+            "budget_search",
+            ["--smoke", "--out", "--data", "--model", "--max_error", "--seed", "--dense_weights"],
+        ),
         ("lenet_300_100", ["--smoke", "--out", "--data", "--seed"]),
         ("lenet5", ["--smoke", "--out", "--data", "--seed"]),
         ("sensitivity_analysis", ["--smoke"]),
