@@ -13,7 +13,7 @@ training images, random shifts of ±2 px, Adam with cosine decay; 0.97% test err
 shipped so that the demo spends its minutes on compression. `--weights=` trains it here
 instead (60 epochs: several minutes more on 2 cores).
 
-    python -m examples.quickstart                 # ~5 minutes on 2 CPU cores
+    python -m examples.quickstart                 # ~4 minutes on 2 CPU cores (216 s measured)
     python -m examples.quickstart --weights=      # the dense training too
     python -m examples.quickstart --fixed         # the hand-set recipe instead (92%, 5 bits)
     python -m examples.quickstart --smoke         # a minute: a tiny subset, for CI
