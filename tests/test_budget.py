@@ -700,3 +700,20 @@ def test_a_search_interrupted_during_the_refinement_resumes_it(mnist, tmp_path, 
     assert first["move"].startswith("gradual refine: keep")
     assert target == pytest.approx(0.5 * state["refine_from"], abs=1e-4)
     assert result.final_metric <= result.limit + 1e-9
+
+
+def test_the_gradual_stage_stops_early_only_in_the_ramps_second_half():
+    """Two cuts in a row over the budget end the gradual stage only after candidates and
+    only from the ramp's second half: its first cuts may be over while a fresh optimizer
+    shakes the network (LeNet-5: over, within, over, over at 82/68/56/46% kept used to stop
+    it at 68%)."""
+    from keras_dc.budget import _gradual_stops
+
+    # The LeNet-5 case: cut 1 over, 2 within, 3 and 4 over, of 24 cuts.
+    assert not _gradual_stops(True, 2, 3, 24)
+    assert not _gradual_stops(True, 5, 10, 24)  # still the first half
+    assert _gradual_stops(True, 2, 11, 24)  # cut 12 of 24: the second half
+    assert _gradual_stops(True, 2, 22, 24)
+    assert not _gradual_stops(True, 1, 22, 24)  # one over: go on
+    assert not _gradual_stops(False, 5, 22, 24)  # no candidate yet: go on
+    assert _gradual_stops(True, 2, 1, 3)  # few cuts: the second half starts early
