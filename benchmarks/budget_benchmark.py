@@ -317,21 +317,26 @@ def find_results(work):
     return results
 
 
+class BytesFromError(ValueError):
+    """`--bytes_from` files that cannot be read or hold no usable skeleton_bytes rows."""
+
+
 def converted_again(results, rows, variant):
     """`results` with the bytes and test error of the `variant` rows of `rows` (rows of
     ``benchmarks.skeleton_bytes``: the same weights converted again) for the runs they name,
     matched by run folder name; such a result gets ``bytes_from`` = `variant`. Raises
-    ValueError when `rows` have no row of `variant`."""
+    BytesFromError (a ValueError) when `rows` are not such rows or none is of `variant`."""
     try:
         by_run = {
             os.path.basename(os.path.normpath(r["run"])): r for r in rows if r["variant"] == variant
         }
         for r in by_run.values():
-            float(r["bundle_bytes"]), float(r["test_error"])
+            float(r["bundle_bytes"])
+            float(r["test_error"])
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"not rows of benchmarks.skeleton_bytes: {e!r}") from None
+        raise BytesFromError(f"not rows of benchmarks.skeleton_bytes: {e!r}") from None
     if not by_run:
-        raise ValueError(f"no {variant!r} rows among {len(rows)} converted runs.")
+        raise BytesFromError(f"no {variant!r} rows among {len(rows)} converted runs.")
     out = []
     for result in results:
         row = by_run.get(os.path.basename(os.path.dirname(result["path"])))
@@ -622,8 +627,11 @@ def collect(
     if bytes_from:
         rows = []
         for path in bytes_from:
-            with open(path) as f:
-                rows.extend(json.load(f))
+            try:
+                with open(path) as f:
+                    rows.extend(json.load(f))
+            except (OSError, ValueError, TypeError) as e:
+                raise BytesFromError(f"{path}: {e}") from None
         results = converted_again(results, rows, variant)
         again = sum(1 for r in results if r.get("bytes_from"))
         log(f"bytes and test errors of {again} of {len(results)} runs: converted again ({variant})")
@@ -803,9 +811,7 @@ def main(argv):
             bytes_from=_BYTES_FROM.value,
             variant=_BYTES_VARIANT.value,
         )
-    except (OSError, ValueError) as e:
-        if not _BYTES_FROM.value:
-            raise
+    except BytesFromError as e:
         raise app.UsageError(f"--bytes_from: {e}") from None
     if failed:
         print(f"{len(failed)} run(s) failed (see their log.txt): " + ", ".join(failed))

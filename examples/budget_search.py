@@ -379,6 +379,8 @@ def run(
         settings["shifts"] = bool(shifts)
     if gradual_refine is None:
         gradual_refine = settings["gradual_refine"] if settings["gradual_epochs"] else 0.0
+    if smoke:
+        dense_weights = None  # a smoke run trains its own tiny dense model
     keras_dc.make_reproducible(seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(data)
     if not 0 < validation < len(x_train):
@@ -402,7 +404,7 @@ def run(
         os.path.join(out, "dense.keras"),
         seed,
         log,
-        weights=None if smoke else dense_weights,
+        weights=dense_weights,
     )
     dense_tflite = converters.export.to_tflite(model)
     dense_test = litert_error(dense_tflite, x_test, y_test)
@@ -502,7 +504,7 @@ def run(
         "layers": result.layers,
         "shifts": settings["shifts"],
         "dense_epochs": settings["dense_epochs"],
-        "dense_weights": None if smoke else dense_weights,
+        "dense_weights": dense_weights,
         "seconds": round(time.perf_counter() - started, 1),
         "dense_seconds": round(dense_seconds, 1),
         "search_seconds": round(search_seconds, 1),
@@ -537,40 +539,36 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = FLAGS.out or os.path.join("out", f"budget_{FLAGS.model}_seed{FLAGS.seed}")
     try:
-        _run_main(out)
+        run(
+            FLAGS.model,
+            out=out,
+            data=FLAGS.data,
+            seed=FLAGS.seed,
+            validation=FLAGS.validation,
+            max_increase=FLAGS.max_increase,
+            max_error=FLAGS.max_error,
+            smoke=FLAGS.smoke,
+            dense_epochs=FLAGS.dense_epochs,
+            prune_epochs=FLAGS.prune_epochs,
+            final_epochs=FLAGS.final_epochs,
+            gradual_epochs=FLAGS.gradual_epochs,
+            gradual_refine=FLAGS.gradual_refine,
+            shifts=FLAGS.shifts,
+            start_density=FLAGS.start_density,
+            prune_share=FLAGS.prune_share,
+            rate_weight=FLAGS.rate_weight,
+            init=FLAGS.init,
+            calibrate_lr=FLAGS.calibrate_lr,
+            time_limit=FLAGS.time_limit,
+            distill=FLAGS.distill,
+            bit_moves=FLAGS.bit_moves,
+            centroid_update=FLAGS.centroid_update,
+            cluster_lr=FLAGS.cluster_lr,
+            dense_weights=FLAGS.dense_weights,
+        )
     except WeightsError as e:
         raise app.UsageError(f"--dense_weights: {e}") from None
     return 0
-
-
-def _run_main(out):
-    run(
-        FLAGS.model,
-        out=out,
-        data=FLAGS.data,
-        seed=FLAGS.seed,
-        validation=FLAGS.validation,
-        max_increase=FLAGS.max_increase,
-        max_error=FLAGS.max_error,
-        smoke=FLAGS.smoke,
-        dense_epochs=FLAGS.dense_epochs,
-        prune_epochs=FLAGS.prune_epochs,
-        final_epochs=FLAGS.final_epochs,
-        gradual_epochs=FLAGS.gradual_epochs,
-        gradual_refine=FLAGS.gradual_refine,
-        shifts=FLAGS.shifts,
-        start_density=FLAGS.start_density,
-        prune_share=FLAGS.prune_share,
-        rate_weight=FLAGS.rate_weight,
-        init=FLAGS.init,
-        calibrate_lr=FLAGS.calibrate_lr,
-        time_limit=FLAGS.time_limit,
-        distill=FLAGS.distill,
-        bit_moves=FLAGS.bit_moves,
-        centroid_update=FLAGS.centroid_update,
-        cluster_lr=FLAGS.cluster_lr,
-        dense_weights=FLAGS.dense_weights,
-    )
 
 
 if __name__ == "__main__":
