@@ -79,6 +79,22 @@ def define_flags():
         **_main,
     )
     flags.DEFINE_float(
+        "variational_epochs",
+        None,
+        "Epochs of sparse variational dropout before the other pruning stages (the search "
+        "keeps the deepest log-alpha threshold within the budget; 0: none). Default per "
+        "model: 0.",
+        lower_bound=0.0,
+        **_main,
+    )
+    flags.DEFINE_float(
+        "variational_kl",
+        1.0,
+        "KL weight of the variational stage (1 drops most; lower keeps more accuracy).",
+        lower_bound=0.0,
+        **_main,
+    )
+    flags.DEFINE_float(
         "gradual_refine",
         None,
         "After the gradual stage, run it again from its start straight to this share of "
@@ -168,6 +184,7 @@ def define_flags():
 SETTINGS = {
     "lenet_300_100": {
         "dense_epochs": 60,
+        "variational_epochs": 0.0,
         "prune_epochs": 2.0,
         "gradual_epochs": 24.0,
         "gradual_refine": 0.0,  # no gain measured on this network (BENCHMARKS.md, session 11)
@@ -176,6 +193,7 @@ SETTINGS = {
     },
     "lenet5": {
         "dense_epochs": 40,
+        "variational_epochs": 0.0,
         "prune_epochs": 0.5,
         "gradual_epochs": 16.0,
         "gradual_refine": 0.6,
@@ -184,6 +202,7 @@ SETTINGS = {
     },
     "mobilenet": {
         "dense_epochs": 5,
+        "variational_epochs": 0.0,
         "prune_epochs": 0.5,
         "gradual_epochs": 0.0,
         "gradual_refine": 0.0,
@@ -345,6 +364,8 @@ def run(
     final_epochs=None,
     gradual_epochs=None,
     gradual_refine=None,
+    variational_epochs=None,
+    variational_kl=1.0,
     shifts=None,
     start_density=0.5,
     prune_share=0.75,
@@ -375,6 +396,8 @@ def run(
         settings["prune_epochs"] = prune_epochs
     if gradual_epochs is not None:
         settings["gradual_epochs"] = gradual_epochs
+    if variational_epochs is not None:
+        settings["variational_epochs"] = variational_epochs
     if shifts is not None:
         settings["shifts"] = bool(shifts)
     if gradual_refine is None:
@@ -391,7 +414,10 @@ def run(
         x_train, y_train, x_val, y_val = x_train[:2000], y_train[:2000], x_val[:500], y_val[:500]
         x_test, y_test = x_test[:500], y_test[:500]
         settings.update(
-            dense_epochs=1, prune_epochs=0.5, gradual_epochs=min(1.0, settings["gradual_epochs"])
+            dense_epochs=1,
+            prune_epochs=0.5,
+            gradual_epochs=min(1.0, settings["gradual_epochs"]),
+            variational_epochs=min(0.5, settings["variational_epochs"]),
         )
     shape = (-1, 784) if settings["flatten"] else (-1, 28, 28, 1)
     x_val, x_test = x_val.reshape(shape), x_test.reshape(shape)
@@ -447,6 +473,8 @@ def run(
         max_value=max_error,
         loss=loss,
         prune_epochs=settings["prune_epochs"],
+        variational_epochs=settings["variational_epochs"],
+        variational_kl=variational_kl,
         gradual_epochs=settings["gradual_epochs"],
         gradual_refine=gradual_refine,
         final_epochs=final_epochs,
@@ -486,6 +514,8 @@ def run(
         "centroid_update_used": result.centroid_update,
         "cluster_lr": cluster_lr,
         "prune_epochs": settings["prune_epochs"],
+        "variational_epochs": settings["variational_epochs"],
+        "variational_kl": variational_kl,
         "gradual_epochs": settings["gradual_epochs"],
         "gradual_refine": gradual_refine,
         "final_epochs": final_epochs,
@@ -553,6 +583,8 @@ def main(argv):
             final_epochs=FLAGS.final_epochs,
             gradual_epochs=FLAGS.gradual_epochs,
             gradual_refine=FLAGS.gradual_refine,
+            variational_epochs=FLAGS.variational_epochs,
+            variational_kl=FLAGS.variational_kl,
             shifts=FLAGS.shifts,
             start_density=FLAGS.start_density,
             prune_share=FLAGS.prune_share,

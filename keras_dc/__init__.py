@@ -21,6 +21,7 @@ from keras_dc.reproducibility import make_reproducible
 from keras_dc.selection import compressible_variables, variable_path
 from keras_dc.sensitivity import SensitivityResult, sensitivity_analysis
 from keras_dc.targets import GlobalSparsity, Sparsity, StdThreshold
+from keras_dc.variational import VariationalResult, variational_sparsify
 
 __version__ = "0.1.0"
 
@@ -43,4 +44,6 @@ __all__ = [
     "cluster_weights",
     "layer_report",
     "format_layer_report",
+    "variational_sparsify",
+    "VariationalResult",
 ]

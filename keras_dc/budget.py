@@ -64,6 +64,7 @@ from keras_dc.pruning import MagnitudePruning
 from keras_dc.schedules import Iterative, OneShot
 from keras_dc.selection import compressible_variables, layer_biases, variable_path
 from keras_dc.targets import GlobalSparsity
+from keras_dc.variational import variational_sparsify
 
 __all__ = ["compress_to_budget", "BudgetResult", "bundle_size"]
 
@@ -71,6 +72,8 @@ _STATE = "budget_state.json"
 _WEIGHTS = "budget.weights.h5"
 _REFINE_START = "gradual_start.weights.h5"
 _STATE_VERSION = 1
+# log alpha thresholds of the variational stage, deepest (fewest weights kept) first.
+_VARIATIONAL_THRESHOLDS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
 
 
 @dataclasses.dataclass
@@ -235,6 +238,8 @@ def compress_to_budget(
     density_step=0.7,
     prune_share=0.75,
     layer_moves=True,
+    variational_epochs=0.0,
+    variational_kl=1.0,
     gradual_epochs=0.0,
     gradual_events=24,
     gradual_floor=0.01,
@@ -304,6 +309,20 @@ def compress_to_budget(
         prune_share: Share of the budget pruning may use; clustering gets the
             rest. Defaults to `0.75`.
         layer_moves: After the global moves, prune layer by layer. Defaults to `True`.
+        variational_epochs: Before the moves (and before ``gradual_epochs``), train
+            this many epochs with sparse variational dropout (`variational_sparsify`:
+            every Dense/Conv kernel weight learns how much noise it tolerates, cosine
+            decay from ``learning_rate``), then look at the validation metric with the
+            weights whose ``log alpha`` is at least 0, 1, … 5 zeroed (deepest first);
+            the deepest within the whole budget is retrained with its masks fixed
+            (``final_epochs``) and kept if it then fits pruning's share (else the next
+            deepest, three at most), and the moves go on from there. It learns which
+            weights to drop instead of taking the smallest: LeNet-5 kept far fewer
+            weights at the same validation error (BENCHMARKS.md, "Variational
+            sparsification"). Sequential and functional models only. 0 skips it.
+            Defaults to `0.0`.
+        variational_kl: The KL term's weight (`variational_sparsify`'s ``kl_weight``):
+            1 drops most, lower keeps more weights and more accuracy. Defaults to `1.0`.
         gradual_epochs: Before the moves, one long retraining of this many epochs
             (at ``learning_rate``, not calibrated: a long schedule anneals itself;
             cosine decay) while one global magnitude threshold rises in
@@ -402,6 +421,10 @@ def compress_to_budget(
         density_step=_as_open_fraction(density_step, "density_step"),
         prune_share=_as_share(prune_share),
         layer_moves=bool(layer_moves),
+        variational_epochs=0.0
+        if variational_epochs == 0
+        else _as_epochs(variational_epochs, "variational_epochs"),
+        variational_kl=as_float(variational_kl, "variational_kl", 0.0),
         gradual_epochs=0.0 if gradual_epochs == 0 else _as_epochs(gradual_epochs, "gradual_epochs"),
         gradual_events=as_int(gradual_events, "gradual_events", 1),
         gradual_floor=_as_open_fraction(gradual_floor, "gradual_floor"),
@@ -572,6 +595,8 @@ class _Search:
     density_step: float
     prune_share: float
     layer_moves: bool
+    variational_epochs: float
+    variational_kl: float
     gradual_epochs: float
     gradual_events: int
     gradual_floor: float
@@ -617,6 +642,7 @@ class _Search:
             import tensorflow as tf
 
             self.steps_per_epoch = math.ceil(len(x) / self.batch_size)
+            self.n_train = len(x)
             self.dataset = (
                 tf.data.Dataset.from_tensor_slices((x, y))
                 .shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
@@ -643,6 +669,7 @@ class _Search:
                     "steps_per_epoch (batches in one epoch)."
                 )
             self.dataset = train.repeat() if cardinality > 0 else train
+            self.n_train = None  # steps x the first batch's size, if variational_epochs
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError("validation must be (x, y) arrays.")
         self.x_val, self.y_val = (np.asarray(a) for a in validation)
@@ -750,6 +777,8 @@ class _Search:
             "n_val": len(self.x_val),
             "calibrate_lr": self.calibrate_lr,
         }
+        if self.variational_epochs:  # only then: older states keep their fingerprints
+            keys["variational"] = [self.variational_epochs, self.variational_kl]
         if self.gradual_epochs:  # only then: older states keep their fingerprints
             keys["gradual"] = [self.gradual_epochs, self.gradual_events, self.gradual_floor]
             if self.gradual_refine:
@@ -942,6 +971,8 @@ class _Search:
 
     def prune(self):
         s = self.state
+        if self.variational_epochs and not s.get("variational_done"):
+            self.variational()
         if self.gradual_epochs and not s.get("gradual_done"):
             self.gradual()
         if self.gradual_refine and s.get("refine_from") and not s.get("refine_done"):
@@ -971,6 +1002,74 @@ class _Search:
             True,
             started,
         )
+
+    def variational(self):
+        """Sparse variational dropout (`variational_sparsify`) for `variational_epochs`, then
+        the zeros of each threshold in `_VARIATIONAL_THRESHOLDS` (deepest first) looked at on
+        validation data; the deepest few within the whole budget are retrained with their
+        masks fixed, the first that fits pruning's share is kept."""
+        s = self.state
+        clock = time.perf_counter()
+        self.model.set_weights(self.accepted)
+        before = self.accepted
+        self.say(
+            f"variational sparsification: {self.variational_epochs:g} epochs, KL weight "
+            f"{self.variational_kl:g}, from "
+            f"{self.density():.2%} of the weights"
+        )
+        n_train = self.n_train
+        if n_train is None:
+            first = next(iter(self.dataset.take(1)))[0]
+            n_train = self.steps_per_epoch * int(first.shape[0])
+        result = variational_sparsify(
+            self.model,
+            None,
+            epochs=self.variational_epochs,
+            learning_rate=self.learning_rate,
+            loss=self.loss,
+            kl_weight=self.variational_kl,
+            min_size=self.min_size,
+            verbose=1 if self.verbose else 0,
+            _prepared=(self.dataset, self.steps_per_epoch, n_train),
+        )
+        candidates = []
+        for threshold in _VARIATIONAL_THRESHOLDS:
+            result.apply(threshold)
+            value = self.evaluate()
+            ok = value <= s["limit"] + 1e-12
+            if ok:
+                candidates.append((threshold, self.density(), self.model.get_weights()))
+            verdict = "within the budget: a candidate" if ok else "over the budget"
+            self.log_step(
+                "prune",
+                f"variational: log alpha < {threshold:g}, keep {self.density():.2%}",
+                value,
+                None,
+                False,
+                clock,
+                s["limit"],
+                verdict,
+            )
+            clock = time.perf_counter()
+        epochs = self.final_epochs or self.prune_epochs
+        for threshold, keep, weights in candidates[:3]:
+            self.model.set_weights(weights)
+            fixed = self.masks_fixed()
+            self.accepted = weights
+            if self.try_prune(
+                f"variational: keep {keep:.2%} (log alpha < {threshold:g}), retrain "
+                f"{epochs:g} epochs",
+                fixed,
+                epochs,
+            ):
+                s["global_accepted"] = True
+                s["variational_done"] = True
+                self.save()
+                return
+        self.accepted = before
+        self.model.set_weights(before)
+        s["variational_done"] = True
+        self.save()
 
     def gradual(self):
         """One long retraining while a global magnitude threshold rises in `gradual_events`
