@@ -220,3 +220,110 @@ def test_a_variational_search_state_is_not_resumed_by_a_search_without_it(tmp_pa
     )
     with pytest.raises(ValueError, match="other settings"):
         keras_dc.compress_to_budget(model, (x[:500], y[:500]), (x[500:], y[500:]), **args)
+
+
+_SCRIPT = """
+import numpy as np, tensorflow as tf
+{setup}
+import keras_dc
+{keras}
+with strategy.scope():
+    model = keras.Sequential([{input_layer}, keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(4)])
+    model.compile(keras.optimizers.Adam(1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+rng = np.random.default_rng(0)
+centers = rng.normal(size=(4, 20)) * 2
+y = rng.integers(0, 4, 1200); x = (centers[y] + rng.normal(size=(1200, 20))).astype("float32")
+model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+result = keras_dc.compress_to_budget(
+    model, (x[:1000], y[:1000]), (x[1000:], y[1000:]), max_increase=0.02, size_fn=None,
+    prune_epochs=1, cluster_epochs=1, min_size=64, verbose=0, learning_rate=1e-2,
+    variational_epochs=8, bit_moves=False)
+kept = [s for s in result.steps if s["move"].startswith("variational: keep") and s["accepted"]]
+assert kept, [s["move"] for s in result.steps]
+kernel = model.layers[0].kernel
+copies = [np.asarray(t) for t in getattr(kernel, "values", [kernel.numpy()])]
+assert all(np.array_equal(c, copies[0]) for c in copies)  # replicas agree
+assert result.final_metric <= result.limit + 1e-9
+assert np.mean(copies[0] == 0) == result.layers[0]["sparsity"] > 0.5
+print("VARIATIONAL-OK", kept[0]["move"], result.layers[0]["sparsity"])
+"""
+
+
+def _run_script(code, **env):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2", **env),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout
+
+
+def test_variational_search_under_a_mirrored_strategy_on_two_cpu_devices():
+    out = _run_script(
+        _SCRIPT.format(
+            setup='cpu = tf.config.list_physical_devices("CPU")[0]\n'
+            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)",
+            keras='import keras\nstrategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])',
+            input_layer="keras.Input((20,))",
+        )
+    )
+    assert "VARIATIONAL-OK" in out
+
+
+def test_variational_search_on_a_tf_keras_model():
+    out = _run_script(
+        _SCRIPT.format(
+            setup="",
+            keras="keras = tf.keras; strategy = tf.distribute.get_strategy()\n"
+            'assert "tf_keras" in keras.__name__',
+            input_layer="keras.layers.InputLayer((20,))",
+        ),
+        TF_USE_LEGACY_KERAS="1",
+    )
+    assert "VARIATIONAL-OK" in out
+
+
+def test_a_functional_cnn_with_batchnorm_is_sparsified_and_keeps_its_other_layers():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(256, 8, 8, 2)).astype("float32")
+    y = (x[:, :4].mean(axis=(1, 2, 3)) > 0).astype("int64")
+    keras_dc.make_reproducible(0)
+    inputs = keras.Input((8, 8, 2))
+    h = keras.layers.Conv2D(16, 3, padding="same", name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.DepthwiseConv2D(3, name="depthwise")(h)  # stays plain
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    outputs = keras.layers.Dense(2, name="head")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=2, verbose=0)
+    depthwise = model.get_layer("depthwise").get_weights()[0].copy()
+    moving_mean = model.get_layer("bn").moving_mean.numpy().copy()
+    result = keras_dc.variational_sparsify(
+        model, (x, y), epochs=3, learning_rate=1e-2, min_size=32, verbose=0
+    )
+    conv = variational._path(model.get_layer("conv").kernel)
+    assert (
+        conv in result.log_alpha
+        and variational._path(model.get_layer("head").kernel) in result.log_alpha
+    )
+    np.testing.assert_array_equal(
+        model.get_layer("conv").kernel.numpy() == 0,
+        (result.log_alpha[conv] >= 3.0) | (result.theta[conv] == 0),
+    )
+    # The depthwise kernel was not variational but trained as a plain weight; BatchNorm's
+    # statistics came back from the twin.
+    assert not np.array_equal(model.get_layer("depthwise").get_weights()[0], depthwise)
+    assert not np.array_equal(model.get_layer("bn").moving_mean.numpy(), moving_mean)
+    assert np.isfinite(model.predict(x[:4], verbose=0)).all()
