@@ -7,8 +7,11 @@ choosing every layer's sparsity and index bits itself:
 0. **Calibrate** (``calibrate_lr``): retrain the model as given,
    nothing pruned, and lower the learning rates (÷3) while that alone costs more than
    half of pruning's share of the budget.
-1. **Prune** in moves, each a gradual cut (``ramp_events`` steps over the first
-   half of the move) followed by retraining and a look at the validation metric.
+1. **Prune**: optionally first a variational stage (``variational_epochs``: sparse
+   variational dropout, `variational_sparsify`, then the deepest ``log alpha``
+   threshold within the budget) and a gradual stage (``gradual_epochs``); then in
+   moves, each a gradual cut (``ramp_events`` steps over the first half of the move)
+   followed by retraining and a look at the validation metric.
    Global moves first: one magnitude threshold over all layers (`GlobalSparsity`)
    removes a fixed share of the weights still left, so the layers with many small
    weights lose most (if the very first such move fails — BatchNorm makes layer

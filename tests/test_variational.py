@@ -327,3 +327,25 @@ def test_a_functional_cnn_with_batchnorm_is_sparsified_and_keeps_its_other_layer
     assert not np.array_equal(model.get_layer("depthwise").get_weights()[0], depthwise)
     assert not np.array_equal(model.get_layer("bn").moving_mean.numpy(), moving_mean)
     assert np.isfinite(model.predict(x[:4], verbose=0)).all()
+
+
+def test_variational_cost_benchmark_smoke(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.variational_cost", "--smoke", f"--json_out={out}"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    figures = json.loads(out.read_text())
+    assert len(figures["seconds"]["plain"]) == len(figures["seconds"]["variational"]) == 1
+    assert figures["ratio"] == figures["median"]["variational"] / figures["median"]["plain"] > 0
+    assert "ratio" in proc.stdout
