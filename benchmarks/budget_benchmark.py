@@ -188,6 +188,9 @@ class BudgetGroup:
         prune_share: ``--prune_share`` (runs before that flag: 0.75).
         gradual_epochs: Epochs of the search's gradual pruning stage
             (``--gradual_epochs``; runs before that flag had none: 0).
+        variational_epochs, variational_kl: The search's variational stage
+            (``--variational_epochs``, ``--variational_kl``; runs before those flags had
+            none: 0 epochs, KL weight 1).
     """
 
     kind: str
@@ -206,6 +209,8 @@ class BudgetGroup:
     centroid_update: str = "auto"
     prune_share: float = 0.75
     gradual_epochs: float = 0.0
+    variational_epochs: float = 0.0
+    variational_kl: float = 1.0
 
     @property
     def label(self):
@@ -214,6 +219,8 @@ class BudgetGroup:
             text += f", {self.centroid_update} centroid update"
         if self.prune_share != 0.75:
             text += f", prune share {self.prune_share:g}"
+        if self.variational_epochs:
+            text += f", variational {self.variational_epochs:g} ep KL {self.variational_kl:g}"
         if self.gradual_epochs:
             text += f", gradual {self.gradual_epochs:g} ep"
         if self.distill:
@@ -252,13 +259,15 @@ def group_runs(results):
             r.get("centroid_update") or "auto",
             float(r.get("prune_share") or 0.75),
             float(r.get("gradual_epochs") or 0.0),
+            float(r.get("variational_epochs") or 0.0),
+            float(r.get("variational_kl", 1.0) if r.get("variational_epochs") else 1.0),
         )
         by_budget.setdefault(r["model"], {}).setdefault(key, []).append(r)
     out = {}
     for model, budgets in sorted(by_budget.items()):
         groups = []
         for key, runs in budgets.items():
-            kind, value, distill, n_val, calibrated, update, share, gradual = key
+            kind, value, distill, n_val, calibrated, update, share, gradual, vd, kl = key
             runs = tuple(sorted(runs, key=lambda r: r["seed"]))
             limits = [
                 value if kind == "max_error" else r["dense_validation_error"] + value for r in runs
@@ -281,6 +290,8 @@ def group_runs(results):
                     centroid_update=update,
                     prune_share=share,
                     gradual_epochs=gradual,
+                    variational_epochs=vd,
+                    variational_kl=kl,
                 )
             )
         out[model] = sorted(
@@ -295,6 +306,8 @@ def group_runs(results):
                 g.centroid_update,
                 g.prune_share,
                 g.gradual_epochs,
+                g.variational_epochs,
+                g.variational_kl,
             ),
         )
     return out

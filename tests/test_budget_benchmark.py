@@ -370,6 +370,31 @@ def test_runs_with_a_gradual_stage_are_grouped_apart(tmp_path):
     ]
 
 
+def test_runs_with_a_variational_stage_are_grouped_apart(tmp_path):
+    """Runs before --variational_epochs (no field) had none; the KL weight splits them too."""
+    write_run(tmp_path / "a", "lenet5", "max_error", 0.0075, 0, 0.007, 12_000, 0.0077, 1)
+    for folder, seed, kl in (("b", 0, 0.3), ("c", 1, 0.3), ("d", 0, 1.0)):
+        write_run(
+            tmp_path / folder,
+            "lenet5",
+            "max_error",
+            0.0075,
+            seed,
+            0.007,
+            8_600,
+            0.0077,
+            1,
+            variational_epochs=20.0,
+            variational_kl=kl,
+        )
+    groups = bb.group_runs(bb.find_results(str(tmp_path)))["lenet5"]
+    assert sorted((g.label, g.seeds) for g in groups) == [
+        ("≤0.75%", (0,)),
+        ("≤0.75%, variational 20 ep KL 0.3", (0, 1)),
+        ("≤0.75%, variational 20 ep KL 1", (0,)),
+    ]
+
+
 def test_runs_converted_again_take_the_new_bytes_and_errors(tmp_path):
     """`--bytes_from`: skeleton_bytes rows (the same weights, today's converter) replace the
     bytes and test error of the runs they name; other runs keep their own."""
