@@ -187,13 +187,15 @@ def _dataset(train, batch_size, steps_per_epoch, seed):
             .prefetch(2)
         )
         return ds, steps, len(x)
+    cardinality = int(train.cardinality())
     if steps_per_epoch is None:
-        cardinality = int(train.cardinality())
         if cardinality <= 0:
             raise ValueError(
                 "train is a tf.data.Dataset of unknown or infinite length; pass steps_per_epoch."
             )
         steps_per_epoch = cardinality
+    steps_per_epoch = as_int(steps_per_epoch, "steps_per_epoch", 1)
+    if cardinality > 0:  # a finite dataset: as many epochs of it as the training needs
         train = train.repeat()
     first = next(iter(train.take(1)))[0]
     samples = int(steps_per_epoch) * int(first.shape[0])

@@ -349,3 +349,17 @@ def test_variational_cost_benchmark_smoke(tmp_path):
     assert len(figures["seconds"]["plain"]) == len(figures["seconds"]["variational"]) == 1
     assert figures["ratio"] == figures["median"]["variational"] / figures["median"]["plain"] > 0
     assert "ratio" in proc.stdout
+
+
+def test_a_finite_dataset_is_repeated_for_fractional_and_many_epochs():
+    x, y = blobs(600)
+    model = trained_mlp(x, y, epochs=1)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(100)  # 6 batches, not repeated
+    result = keras_dc.variational_sparsify(model, ds, epochs=2.5, min_size=64, verbose=0)
+    assert result.density() <= 1.0
+    with pytest.raises(ValueError, match="unknown or infinite"):
+        keras_dc.variational_sparsify(model, ds.repeat(), epochs=1, min_size=64)
+    result = keras_dc.variational_sparsify(
+        model, ds.repeat(), epochs=1, steps_per_epoch=6, min_size=64, verbose=0
+    )
+    assert set(result.log_alpha) and all(np.isfinite(a).all() for a in result.log_alpha.values())
