@@ -89,8 +89,9 @@ def define_flags():
     )
     flags.DEFINE_float(
         "variational_kl",
-        1.0,
-        "KL weight of the variational stage (1 drops most; lower keeps more accuracy).",
+        None,
+        "KL weight of the variational stage (1 drops most; lower keeps more accuracy). "
+        "Default per model: LeNet-5 0.3, else 1.",
         lower_bound=0.0,
         **_main,
     )
@@ -185,6 +186,7 @@ SETTINGS = {
     "lenet_300_100": {
         "dense_epochs": 60,
         "variational_epochs": 0.0,
+        "variational_kl": 1.0,
         "prune_epochs": 2.0,
         "gradual_epochs": 24.0,
         "gradual_refine": 0.0,  # no gain measured on this network (BENCHMARKS.md, session 11)
@@ -194,6 +196,7 @@ SETTINGS = {
     "lenet5": {
         "dense_epochs": 40,
         "variational_epochs": 0.0,
+        "variational_kl": 1.0,
         "prune_epochs": 0.5,
         "gradual_epochs": 16.0,
         "gradual_refine": 0.6,
@@ -203,6 +206,7 @@ SETTINGS = {
     "mobilenet": {
         "dense_epochs": 5,
         "variational_epochs": 0.0,
+        "variational_kl": 1.0,
         "prune_epochs": 0.5,
         "gradual_epochs": 0.0,
         "gradual_refine": 0.0,
@@ -365,7 +369,7 @@ def run(
     gradual_epochs=None,
     gradual_refine=None,
     variational_epochs=None,
-    variational_kl=1.0,
+    variational_kl=None,
     shifts=None,
     start_density=0.5,
     prune_share=0.75,
@@ -398,6 +402,8 @@ def run(
         settings["gradual_epochs"] = gradual_epochs
     if variational_epochs is not None:
         settings["variational_epochs"] = variational_epochs
+    if variational_kl is not None:
+        settings["variational_kl"] = variational_kl
     if shifts is not None:
         settings["shifts"] = bool(shifts)
     if gradual_refine is None:
@@ -474,7 +480,7 @@ def run(
         loss=loss,
         prune_epochs=settings["prune_epochs"],
         variational_epochs=settings["variational_epochs"],
-        variational_kl=variational_kl,
+        variational_kl=settings["variational_kl"],
         gradual_epochs=settings["gradual_epochs"],
         gradual_refine=gradual_refine,
         final_epochs=final_epochs,
@@ -515,7 +521,7 @@ def run(
         "cluster_lr": cluster_lr,
         "prune_epochs": settings["prune_epochs"],
         "variational_epochs": settings["variational_epochs"],
-        "variational_kl": variational_kl,
+        "variational_kl": settings["variational_kl"],
         "gradual_epochs": settings["gradual_epochs"],
         "gradual_refine": gradual_refine,
         "final_epochs": final_epochs,

@@ -56,6 +56,25 @@ def test_quickstart_fixed_recipe(tmp_path):
     assert ratio > 20  # 92% pruned, 5-bit clusters: a real small file even in smoke mode
 
 
+def test_budget_search_example_with_a_variational_stage(tmp_path):
+    out = _run(
+        "budget_search",
+        "--model=lenet5",
+        f"--out={tmp_path}",
+        "--time_limit=20",
+        "--variational_epochs=0.5",
+        "--variational_kl=0.3",
+        "--gradual_epochs=0",
+        "--bit_moves=none",
+    )
+    assert "variational sparsification: 0.5 epochs, KL weight 0.3" in out
+    assert out.count("[prune] variational: log alpha <") == 6
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["model"] == "lenet5" and results["bundle_bytes"] > 0
+    assert results["variational_epochs"] == 0.5 and results["variational_kl"] == 0.3
+    assert results["gradual_epochs"] == 0.0
+
+
 def test_budget_search_example(tmp_path):
     out = _run(
         "budget_search",
