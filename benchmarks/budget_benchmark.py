@@ -229,6 +229,13 @@ class BudgetGroup:
             text += f", {self.validation_images:,d} val"
         return text + (", calibrated lr" if self.calibrated else "")
 
+    @property
+    def method(self):
+        """The label without the budget: the runs of one method at several budgets share it
+        (the figure joins them in one line)."""
+        parts = self.label.split(", ", 1)
+        return parts[1] if len(parts) > 1 else "defaults"
+
 
 def budget_of(result):
     """(kind, value) of a budget_search result: its ``max_error`` when set, else ``max_increase``."""
@@ -526,32 +533,38 @@ def save_figure(path, model, dense_bytes, groups, points):
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(9, 6.5))
-    if groups:
-        for g in groups:
+    palette = ("#1b9e77", "#e6ab02", "#1f78b4", "#a6761d", "#b15928", "#e7298a")
+    series = {}
+    for g in groups:  # one line per method, its budgets in order of their limit
+        series.setdefault(g.method, []).append(g)
+    for i, (method, members) in enumerate(series.items()):
+        color = palette[i % len(palette)]
+        for g in members:
             ax.scatter(
                 [r["bundle_bytes"] for r in g.runs],
                 [100 * r["test_error"] for r in g.runs],
                 s=10,
-                color="#1b9e77",
+                color=color,
                 alpha=0.5,
                 zorder=3,
             )
-        means_x = [g.bundle_bytes.mean for g in groups]
-        means_y = [100 * g.test_error.mean for g in groups]
-        ax.plot(means_x, means_y, "-", color="#1b9e77", lw=1, zorder=2)
+        means_x = [g.bundle_bytes.mean for g in members]
+        means_y = [100 * g.test_error.mean for g in members]
+        ax.plot(means_x, means_y, "-", color=color, lw=1, zorder=2)
         ax.errorbar(
             means_x,
             means_y,
-            xerr=[g.bundle_bytes.std or 0.0 for g in groups],
-            yerr=[100 * (g.test_error.std or 0.0) for g in groups],
+            xerr=[g.bundle_bytes.std or 0.0 for g in members],
+            yerr=[100 * (g.test_error.std or 0.0) for g in members],
             fmt="o",
-            color="#1b9e77",
+            color=color,
             capsize=3,
             zorder=4,
-            label="compress_to_budget (dots: seeds; mean ± std)",
+            label=f"compress_to_budget: {method}",
         )
-        for g, x, y in zip(groups, means_x, means_y):
-            ax.annotate(g.label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        for g, x, y in zip(members, means_x, means_y):
+            text = budget_label(g.kind, g.value)
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     colors = {"s": "#7570b3", "^": "#d95f02", "o": "#444444", "D": "#999999"}
     for p in points:
         color = colors.get(p.marker, "#444444")
@@ -601,7 +614,15 @@ def save_figure(path, model, dense_bytes, groups, points):
     ax.set_title(f"{model}: test error vs bytes (dense float32 .tflite {dense_bytes:,.0f} B)")
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(x=0.08, y=0.1)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    if groups:
+        ax.annotate(
+            "compress_to_budget: dots = seeds, bars = mean ± std, labels = validation budgets",
+            (0.01, 0.01),
+            xycoords="axes fraction",
+            fontsize=7,
+            color="#555555",
+        )
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)

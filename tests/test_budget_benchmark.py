@@ -393,6 +393,14 @@ def test_runs_with_a_variational_stage_are_grouped_apart(tmp_path):
         ("≤0.75%, variational 20 ep KL 0.3", (0, 1)),
         ("≤0.75%, variational 20 ep KL 1", (0,)),
     ]
+    # One line per method in the figure: the label without its budget.
+    assert sorted(g.method for g in groups) == [
+        "defaults",
+        "variational 20 ep KL 0.3",
+        "variational 20 ep KL 1",
+    ]
+    path = bb.save_figure(str(tmp_path / "f.png"), "lenet5", DENSE, groups, [])
+    assert path is None or os.path.getsize(path) > 10_000
 
 
 def test_runs_converted_again_take_the_new_bytes_and_errors(tmp_path):
