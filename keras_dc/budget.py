@@ -67,7 +67,7 @@ from keras_dc.pruning import MagnitudePruning
 from keras_dc.schedules import Iterative, OneShot
 from keras_dc.selection import compressible_variables, layer_biases, variable_path
 from keras_dc.targets import GlobalSparsity
-from keras_dc.variational import variational_sparsify
+from keras_dc.variational import check_clonable, variational_sparsify
 
 __all__ = ["compress_to_budget", "BudgetResult", "bundle_size"]
 
@@ -455,6 +455,8 @@ def compress_to_budget(
         seed=seed,
         verbose=verbose,
     )
+    if search.variational_epochs:
+        check_clonable(model, "compress_to_budget(variational_epochs=...)")
     if search.min_bits > search.max_bits:
         raise ValueError(f"min_bits ({min_bits}) must not exceed max_bits ({max_bits}).")
     if init not in INITS:

@@ -168,6 +168,17 @@ def _variational_layer_class(k):
     return VariationalKernel
 
 
+def check_clonable(model, who):
+    """Raises a clear ValueError for a model `clone_model` cannot rebuild (subclassed)."""
+    if type(model).__name__ not in ("Sequential", "Functional") and not hasattr(
+        model, "_nodes_by_depth"
+    ):
+        raise ValueError(
+            f"{who}: model {model.name!r} is a subclassed model; only Sequential and "
+            "functional models can be cloned with variational kernels."
+        )
+
+
 def _dataset(train, batch_size, steps_per_epoch, seed):
     """``(dataset, steps per epoch, training samples)``."""
     import tensorflow as tf
@@ -259,13 +270,7 @@ def variational_sparsify(
     kl_ramp = as_float(kl_ramp, "kl_ramp", 0.0)
     kl_weight = as_float(kl_weight, "kl_weight", 0.0)
     threshold = as_float(threshold, "threshold", -10.0)
-    if type(model).__name__ not in ("Sequential", "Functional") and not hasattr(
-        model, "_nodes_by_depth"
-    ):
-        raise ValueError(
-            f"variational_sparsify: model {model.name!r} is a subclassed model; only "
-            "Sequential and functional models can be cloned with variational kernels."
-        )
+    check_clonable(model, "variational_sparsify")
     if loss is None:
         loss = getattr(model, "loss", None)
         if loss is None:

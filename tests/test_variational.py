@@ -140,6 +140,8 @@ def test_bad_input_is_refused_with_a_clear_message():
     sub.compile("adam", "mse")
     with pytest.raises(ValueError, match="subclassed"):
         keras_dc.variational_sparsify(sub, (x, y), epochs=1)
+    with pytest.raises(ValueError, match="compress_to_budget.*subclassed"):
+        keras_dc.compress_to_budget(sub, (x, y), (x, y), variational_epochs=1, size_fn=None)
     bare = keras.Sequential([keras.Input((20,)), keras.layers.Dense(4)])
     with pytest.raises(ValueError, match="not compiled"):
         keras_dc.variational_sparsify(bare, (x, y), epochs=1)
