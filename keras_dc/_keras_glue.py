@@ -18,9 +18,21 @@ __all__ = [
     "read",
     "retrace",
     "optimizer_step",
+    "keras_of",
     "steps_per_epoch",
     "execution_steps",
 ]
+
+
+def keras_of(model):
+    """The Keras package `model` belongs to: Keras 3, or tf_keras for a legacy model."""
+    if type(model).__module__.startswith("tf_keras"):
+        import tf_keras
+
+        return tf_keras
+    import keras
+
+    return keras
 
 
 def check_model(model, who):

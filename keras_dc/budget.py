@@ -55,7 +55,6 @@ import os
 import tempfile
 import time
 
-import keras
 import numpy as np
 
 from keras_dc import _keras_glue as glue
@@ -552,15 +551,6 @@ def _gradual_stops(have_candidates, over_in_a_row, cut, cuts):
     return have_candidates and over_in_a_row >= 2 and cut + 1 >= cuts // 2
 
 
-def _keras_of(model):
-    """The Keras package `model` belongs to: Keras 3, or tf_keras for a legacy model."""
-    if type(model).__module__.startswith("tf_keras"):
-        import tf_keras
-
-        return tf_keras
-    return keras
-
-
 def _forward(model):
     """``x -> outputs`` in batches of 1000 through one `tf.function` (no retracing per call)."""
     import tensorflow as tf
@@ -746,7 +736,7 @@ class _Search:
         """Compile a fresh Adam (cosine decay to 0) and train for `epochs` (a fraction is allowed)
         with `callback` (a pruning or clustering callback; `None`: plain retraining) and
         `watch` (a callback that runs after it)."""
-        k = _keras_of(self.model)
+        k = glue.keras_of(self.model)
         steps = max(1, int(round(epochs * self.steps_per_epoch)))
         strategy = getattr(self.model, "distribute_strategy", None)
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -1110,7 +1100,7 @@ class _Search:
 
         search, progress = self, {"last": -1, "over": 0}
 
-        class _Watch(_keras_of(self.model).callbacks.Callback):
+        class _Watch(glue.keras_of(self.model).callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 if (batch + 1) % every or (batch + 1) // every > n:
                     return

@@ -30,8 +30,9 @@ import math
 
 import numpy as np
 
+from keras_dc import _keras_glue as glue
 from keras_dc._validate import as_float, as_int
-from keras_dc.selection import compressible_variables
+from keras_dc.selection import compressible_variables, variable_path
 
 __all__ = ["variational_sparsify", "VariationalResult"]
 
@@ -62,24 +63,10 @@ class VariationalResult:
         """Writes ``theta * (log_alpha < threshold)`` into the model's kernels."""
         t = self.threshold if threshold is None else threshold
         for v in self.variables:
-            key = _path(v)
+            key = variable_path(v)
             if key in self.theta:
                 mask = self.log_alpha[key] < t
                 v.assign(np.where(mask, self.theta[key], 0.0).astype(self.theta[key].dtype))
-
-
-def _path(variable):
-    return getattr(variable, "path", None) or variable.name.split(":")[0]
-
-
-def _keras_of(model):
-    if type(model).__module__.startswith("tf_keras"):
-        import tf_keras
-
-        return tf_keras
-    import keras
-
-    return keras
 
 
 def _supported(layer):
@@ -262,7 +249,7 @@ def variational_sparsify(
         >>> print(f"{result.density():.2%} of the kernels' weights kept")
         >>> keras_dc.compress_to_budget(model, (x_train, y_train), (x_val, y_val))
     """
-    k = _keras_of(model)
+    k = glue.keras_of(model)
     epochs = as_float(epochs, "epochs", 0.0)
     if epochs <= 0:
         raise ValueError(f"epochs must be > 0, received {epochs!r}.")
@@ -350,7 +337,7 @@ def variational_sparsify(
     for layer in twin.layers:
         if layer.name in targets:
             original = targets[layer.name]
-            key = _path(original.kernel)
+            key = variable_path(original.kernel)
             theta[key] = np.asarray(layer.theta.numpy())
             log_alpha[key] = np.asarray(layer.log_alpha().numpy())
             if layer.bias is not None:

@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from script_testing import run_script  # noqa: E402
 
 import converters  # noqa: E402
 import keras_dc  # noqa: E402
@@ -385,25 +386,8 @@ print("BUDGET-OK", result.layers[0]["sparsity"], result.layers[0]["bits"])
 """
 
 
-def _run_script(code, **env):
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=root,
-        env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2", **env),
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc.stdout
-
-
 def test_search_under_a_mirrored_strategy_on_two_cpu_devices():
-    out = _run_script(
+    out = run_script(
         _DISTRIBUTED.format(
             setup='cpu = tf.config.list_physical_devices("CPU")[0]\n'
             "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)",
@@ -415,7 +399,7 @@ def test_search_under_a_mirrored_strategy_on_two_cpu_devices():
 
 
 def test_search_on_a_tf_keras_model():
-    out = _run_script(
+    out = run_script(
         _DISTRIBUTED.format(
             setup="",
             keras="keras = tf.keras; strategy = tf.distribute.get_strategy()\n"

@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from script_testing import run_script  # noqa: E402
 
 import keras_dc  # noqa: E402
 from keras_dc import variational  # noqa: E402
@@ -99,8 +100,8 @@ def test_training_finds_zeros_and_the_model_holds_them():
         model, (x[:1000], y[:1000]), epochs=15, learning_rate=1e-2, min_size=64, verbose=0
     )
     kernel = model.get_layer("hidden").kernel.numpy()
-    key = variational._path(model.get_layer("hidden").kernel)
-    assert set(result.log_alpha) == {key, variational._path(model.get_layer("out").kernel)}
+    key = keras_dc.variable_path(model.get_layer("hidden").kernel)
+    assert set(result.log_alpha) == {key, keras_dc.variable_path(model.get_layer("out").kernel)}
     # Zeros exactly where log alpha >= 3, theta elsewhere.
     mask = result.log_alpha[key] < 3.0
     np.testing.assert_array_equal(kernel == 0, ~mask | (result.theta[key] == 0))
@@ -150,10 +151,8 @@ def test_bad_input_is_refused_with_a_clear_message():
 def test_search_keeps_the_deepest_variational_threshold_within_the_budget(tmp_path):
     x, y = blobs(1400)
     model = trained_mlp(x[:1000], y[:1000])
-    result = keras_dc.compress_to_budget(
-        model,
-        (x[:1000], y[:1000]),
-        (x[1000:], y[1000:]),
+    data = ((x[:1000], y[:1000]), (x[1000:], y[1000:]))
+    search = dict(
         max_increase=0.02,
         size_fn=None,
         variational_epochs=10,
@@ -165,6 +164,7 @@ def test_search_keeps_the_deepest_variational_threshold_within_the_budget(tmp_pa
         directory=str(tmp_path),
         verbose=0,
     )
+    result = keras_dc.compress_to_budget(model, *data, **search)
     steps = result.steps
     looks = [s for s in steps if s["move"].startswith("variational: log alpha")]
     assert [float(s["move"].split("< ")[1].split(",")[0]) for s in looks] == [0, 1, 2, 3, 4, 5]
@@ -186,21 +186,7 @@ def test_search_keeps_the_deepest_variational_threshold_within_the_budget(tmp_pa
     assert error(model, x[1000:], y[1000:]) == pytest.approx(result.final_metric)
     # The moves went on from the variational state, and a finished search resumes as done.
     assert steps.index(retrains[-1]) < len(steps) - 1
-    again = keras_dc.compress_to_budget(
-        trained_mlp(x[:1000], y[:1000], seed=1),
-        (x[:1000], y[:1000]),
-        (x[1000:], y[1000:]),
-        max_increase=0.02,
-        size_fn=None,
-        variational_epochs=10,
-        learning_rate=1e-2,
-        prune_epochs=1,
-        cluster_epochs=1,
-        bit_moves=False,
-        min_size=64,
-        directory=str(tmp_path),
-        verbose=0,
-    )
+    again = keras_dc.compress_to_budget(trained_mlp(x[:1000], y[:1000], seed=1), *data, **search)
     assert again.steps == result.steps
 
 
@@ -253,25 +239,8 @@ print("VARIATIONAL-OK", kept[0]["move"], result.layers[0]["sparsity"])
 """
 
 
-def _run_script(code, **env):
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=root,
-        env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2", **env),
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc.stdout
-
-
 def test_variational_search_under_a_mirrored_strategy_on_two_cpu_devices():
-    out = _run_script(
+    out = run_script(
         _SCRIPT.format(
             setup='cpu = tf.config.list_physical_devices("CPU")[0]\n'
             "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)",
@@ -283,7 +252,7 @@ def test_variational_search_under_a_mirrored_strategy_on_two_cpu_devices():
 
 
 def test_variational_search_on_a_tf_keras_model():
-    out = _run_script(
+    out = run_script(
         _SCRIPT.format(
             setup="",
             keras="keras = tf.keras; strategy = tf.distribute.get_strategy()\n"
@@ -315,10 +284,10 @@ def test_a_functional_cnn_with_batchnorm_is_sparsified_and_keeps_its_other_layer
     result = keras_dc.variational_sparsify(
         model, (x, y), epochs=3, learning_rate=1e-2, min_size=32, verbose=0
     )
-    conv = variational._path(model.get_layer("conv").kernel)
+    conv = keras_dc.variable_path(model.get_layer("conv").kernel)
     assert (
         conv in result.log_alpha
-        and variational._path(model.get_layer("head").kernel) in result.log_alpha
+        and keras_dc.variable_path(model.get_layer("head").kernel) in result.log_alpha
     )
     np.testing.assert_array_equal(
         model.get_layer("conv").kernel.numpy() == 0,
