@@ -8,9 +8,11 @@ converter writes around them: the bundle's bytes, its skeleton bytes (the zlib-c
 flatbuffer head, `totals.skeleton_segments` plus the skeleton file), and the ratio against
 the dense float32 `.tflite`. The variant `packed` writes format 1.4: one PACKED segment
 with compact stream headers instead of an entry, a name and 18-byte stream headers per
-segment. The last, `zdict` (today's default), writes format 1.5: the same, with the
-flatbuffer's bytes zlib-coded with the format's preset dictionary (ZLIB_DICT) where that
-is smaller; `head_bytes` is what the sidecar spends on the flatbuffer's ranges.
+segment. `zdict` writes format 1.5: the same, with the flatbuffer's bytes zlib-coded with
+the format's preset dictionary (ZLIB_DICT) where that is smaller; `head_bytes` is what the
+sidecar spends on the flatbuffer's ranges. The last, `masked` (today's default), writes
+format 1.6: the same, with weight buffers whose dead units empty whole rows or columns
+coded MASKED (a row and a column mask, then the kept submatrix) where that is smaller.
 
     python -m benchmarks.skeleton_bytes --runs=DIR[,DIR...]      # ~10 s per row
 """
@@ -45,7 +47,8 @@ VARIANTS = {  # the first three: format 1.3 layouts (one entry and name per segm
         "skeleton_dict": False,
     },
     "packed": {"strip_names": True, "strip_metadata": True, "packed": True, "skeleton_dict": False},
-    "zdict": {"strip_names": True, "strip_metadata": True, "packed": True},  # 1.5, the default
+    "zdict": {"strip_names": True, "strip_metadata": True, "packed": True, "masked": False},  # 1.5
+    "masked": {"strip_names": True, "strip_metadata": True, "packed": True},  # 1.6, the default
 }
 
 _RUNS = flags.DEFINE_list("runs", None, "examples.budget_search output folders.", required=True)

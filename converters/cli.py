@@ -114,6 +114,13 @@ _SKELETON_DICT = flags.DEFINE_bool(
     "(ZLIB_DICT, format 1.5) where that is smaller (--noskeleton_dict writes the format 1.4 bytes).",
     flag_values=_FLAGS,
 )
+_MASKED = flags.DEFINE_bool(
+    "masked",
+    True,
+    "Code weight buffers whose dead units empty whole rows or columns as MASKED (format 1.6) "
+    "where that is smaller (--nomasked writes the format 1.5 bytes).",
+    flag_values=_FLAGS,
+)
 _STRIP = flags.DEFINE_bool(
     "strip_names",
     True,
@@ -319,6 +326,7 @@ def _convert():
         compact_skeleton=_COMPACT.value,
         packed=_PACKED.value,
         skeleton_dict=_SKELETON_DICT.value,
+        masked=_MASKED.value,
         strip_names=_STRIP.value,
         strip_metadata=_STRIP_METADATA.value,
     )

@@ -4,8 +4,8 @@ Follows the levels of `docs/bundle-format.md`: the header and the tables (sectio
 4, 5, 8), each segment's payload (section 7: RAW, ZLIB, ZLIB_DICT with its preset
 dictionary, and the clustered encodings' codebooks, background, gap and index streams,
 and the grouped encodings' codebook map; SPARSE_RAW's background, gaps and values;
-DELTA's inner payload and running sums; PACKED's part table, each part read as a
-segment of its own), each HuffmanStream (section 6, its compact header inside PACKED
+DELTA's inner payload and running sums; MASKED's fill, row and column masks and inner
+payload; PACKED's part table, each part read as a segment of its own), each HuffmanStream (section 6, its compact header inside PACKED
 parts: 6.5; decoded by `converters.huffman`), and restoring (section 9). Field offsets
 and codes come from `converters.format`. The checks run in the order of section 10, and
 every malformed input raises `FormatError`, naming the byte offset and the field:
@@ -38,6 +38,7 @@ from converters.format import (
     INNER_CODES,
     INNER_ENCODING,
     MAGIC,
+    MASKED,
     MAX_ALPHABET,
     MAX_CHANNELS,
     MAX_CODEBOOK,
@@ -70,6 +71,7 @@ from converters.format import (
     Varint,
     element_dtype,
     lengths_size,
+    mask_size,
     skeleton_dict,
     unpack_lengths,
 )
@@ -694,18 +696,24 @@ def _dictionary(payload, entry):
     return dictionary
 
 
+def _inner_code(data, at, entry):
+    """The `inner_encoding` of a DELTA (7.9) or MASKED (7.12) payload, at file offset `at`."""
+    code = INNER_ENCODING.unpack_from(data, at)
+    if code not in INNER_CODES:
+        raise INNER_ENCODING.error(
+            f"{code} is not the code of an encoding other than DELTA, PACKED and MASKED.",
+            at,
+            entry.prefix,
+        )
+    return code
+
+
 def _inner_entry(data, entry):
     """The entry of a DELTA payload's inner payload (7.9): one byte later, its own code."""
     if entry.payload_size < INNER_ENCODING.size:
         raise entry.error("payload_size", "a DELTA payload starts with its inner_encoding.")
     at = entry.payload_offset
-    code = INNER_ENCODING.unpack_from(data, at)
-    if code not in INNER_CODES:
-        raise INNER_ENCODING.error(
-            f"{code} is not the code of an encoding other than DELTA and PACKED.",
-            at,
-            entry.prefix,
-        )
+    code = _inner_code(data, at, entry)
     return dataclasses.replace(
         entry,
         encoding=code,
@@ -718,6 +726,73 @@ def _running_sums(target, esize):
     """Element k becomes the sum of elements 0..k modulo 2^(8·esize), in place (7.9)."""
     values = target.view(element_dtype(esize))
     values[:] = np.cumsum(values, dtype=values.dtype)  # unsigned: wraps modulo 2^(8·esize)
+
+
+# --- MASKED payloads (section 7.12)
+
+
+@dataclasses.dataclass
+class _Masked:
+    fill: np.ndarray  # one element: the fill bit pattern
+    rows: np.ndarray  # indices of the kept rows, increasing
+    columns: np.ndarray  # indices of the kept columns, increasing
+    inner: _Entry  # the kept submatrix's payload, read as a segment of its own
+
+
+def _read_mask(data, at, count, entry, name):
+    """The kept indices of a MASKED payload's `row_mask` or `column_mask` of `count` bits."""
+    bits = np.unpackbits(np.frombuffer(data, np.uint8, mask_size(count), at), bitorder="little")
+    if bits[count:].any():
+        raise FormatError(at, entry.field(name), f"the bits after bit {count - 1} must be 0.")
+    kept = np.flatnonzero(bits[:count])
+    if not kept.size:
+        raise FormatError(at, entry.field(name), "keeps nothing: at least one bit must be set.")
+    return kept
+
+
+def _read_masked(data, entry):
+    """The fields of a MASKED payload (7.12), checked in the order of section 10, and the
+    entry of its inner payload: the kept submatrix, one channel per kept row."""
+    esize = entry.esize
+    n_rows = entry.channels
+    n_columns = entry.size // esize // n_rows
+    head = esize + mask_size(n_rows) + mask_size(n_columns) + INNER_ENCODING.size
+    if entry.payload_size < head:
+        raise entry.error(
+            "payload_size",
+            f"a MASKED payload of {n_rows} × {n_columns} elements starts with {head} bytes "
+            f"(fill, row_mask, column_mask, inner_encoding); it has {entry.payload_size}.",
+        )
+    at = entry.payload_offset
+    fill = np.frombuffer(data, element_dtype(esize), 1, at)
+    at += esize
+    rows = _read_mask(data, at, n_rows, entry, "row_mask")
+    at += mask_size(n_rows)
+    columns = _read_mask(data, at, n_columns, entry, "column_mask")
+    at += mask_size(n_columns)
+    code = _inner_code(data, at, entry)  # MASKED_INNER_CODES: the same codes as DELTA's
+    inner = dataclasses.replace(
+        entry,
+        encoding=code,
+        size=rows.size * columns.size * esize,
+        channels=int(rows.size),
+        payload_offset=at + INNER_ENCODING.size,
+        payload_size=entry.payload_size - head,
+    )
+    return _Masked(fill, rows, columns, inner)
+
+
+def _decode_masked(data, entry, target):
+    """Decode a MASKED payload (its CRC already checked) into `target` (7.12)."""
+    masked = _read_masked(data, entry)
+    kept = np.zeros(masked.inner.size, np.uint8)
+    _decode_payload(data, masked.inner, kept)
+    uint = element_dtype(entry.esize)
+    values = target.view(uint).reshape(entry.channels, -1)
+    values[:] = masked.fill[0]
+    values[np.ix_(masked.rows, masked.columns)] = kept.view(uint).reshape(
+        masked.rows.size, masked.columns.size
+    )
 
 
 # --- PACKED payloads (section 7.10)
@@ -834,12 +909,15 @@ def _decode_unit(data, entry, target):
     if entry.encoding == DELTA:
         _decode_payload(data, _inner_entry(data, entry), target)
         _running_sums(target, entry.esize)
+    elif entry.encoding == MASKED:
+        _decode_masked(data, entry, target)
     else:
         _decode_payload(data, entry, target)
 
 
 def _decode_payload(data, entry, target):
-    """Decode a payload of any encoding but DELTA (its CRC already checked) into `target`."""
+    """Decode a payload of any encoding but DELTA, PACKED and MASKED (its CRC already
+    checked) into `target`."""
     payload = data[entry.payload_offset : entry.payload_offset + entry.payload_size]
     if entry.encoding == RAW:
         _check_raw_size(entry)
@@ -1000,6 +1078,13 @@ def _unit_stats(data, entry):
         restored = np.zeros(entry.size, np.uint8)
         _decode_payload(data, inner, restored)
         _running_sums(restored, entry.esize)
+        nonzeros = count_nonzero(restored.view(element_dtype(entry.esize)), entry.dtype)
+    elif entry.encoding == MASKED:  # the kept submatrix's figures, the whole segment's values
+        inner = _read_masked(data, entry).inner
+        figures, _ = _payload_figures(data, inner)
+        figures["inner_encoding"] = ENCODING_NAMES[inner.encoding]
+        restored = np.zeros(entry.size, np.uint8)
+        _decode_masked(data, entry, restored)
         nonzeros = count_nonzero(restored.view(element_dtype(entry.esize)), entry.dtype)
     else:
         figures, nonzeros = _payload_figures(data, entry)

@@ -46,6 +46,8 @@ from converters.format import (
     INNER_CODES,
     INNER_ENCODING,
     MAGIC,
+    MASKED,
+    MASKED_INNER_CODES,
     MAX_CHANNELS,
     MAX_CODEBOOK,
     MAX_CODEBOOK_COUNT,
@@ -571,13 +573,37 @@ _DELTA_DTYPES = frozenset({"uint8", "uint16", "int16", "int32", "int64"})
 _DELTA_MAX_DESCENTS = 0.25
 
 
+def _masked_head(values, channels):
+    """`(head, kept submatrix)` of a MASKED payload (7.12): `head` is the bytes of `fill`,
+    `row_mask` and `column_mask`, the submatrix the kept rows' and columns' elements
+    (channels × M, row-major). None when `channels` < 2, or when no row or column holds
+    only the fill value (the segment's most frequent value), or nothing else is left."""
+    if channels < 2 or not values.size:
+        return None
+    _, background = _split_background(values, 1)
+    fill = background[:1]
+    other = values.reshape(channels, -1) != fill[0]
+    row_kept, column_kept = other.any(axis=1), other.any(axis=0)
+    if not row_kept.any() or (row_kept.all() and column_kept.all()):
+        return None
+    head = b"".join(
+        (
+            fill.tobytes(),
+            np.packbits(row_kept, bitorder="little").tobytes(),
+            np.packbits(column_kept, bitorder="little").tobytes(),
+        )
+    )
+    kept = values.reshape(channels, -1)[np.ix_(row_kept, column_kept)]
+    return head, np.ascontiguousarray(kept)
+
+
 def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, modes):
     """Smallest payload among the allowed, applicable encodings (ties: lower code).
 
     With `zlib_estimate`, ZLIB is skipped on a large segment whose best clustered
     payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size. DELTA
-    (7.9) codes the differences with the best other encoding, and wins only when
-    strictly smaller. The candidates are made once and measured for each of `modes`:
+    (7.9) codes the differences with the best other encoding, and MASKED (7.12) the kept
+    submatrix; each wins only when strictly smaller. The candidates are made once and measured for each of `modes`:
     `False` for a segment of its own (stream headers of section 6), `True` for a part of
     a PACKED segment (compact stream headers, 6.5).
 
@@ -603,6 +629,21 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, m
             zlib_level,
             zlib_estimate,
         )
+    masked = _masked_head(values, seg.channels) if MASKED in allowed else None
+    if masked is not None:  # the kept submatrix, one channel per kept row (7.12)
+        head, kept = masked
+        kept_seg = dataclasses.replace(seg, size=kept.nbytes, channels=kept.shape[0])
+        masked = (
+            head,
+            _candidates(
+                kept.tobytes(),
+                kept_seg,
+                allowed & MASKED_INNER_CODES,
+                per_channel,
+                zlib_level,
+                zlib_estimate,
+            ),
+        )
     nonzeros = count_nonzero(values, seg.dtype)
     chosen = {}
     for compact in modes:
@@ -614,6 +655,14 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, m
             if (delta_size, DELTA, inner_books) < (size, encoding, n_books):
                 size, encoding = delta_size, DELTA
                 payload = _Payload(INNER_ENCODING.pack(code), inner_payload)
+                extra = dict(figures, inner_encoding=ENCODING_NAMES[code])
+        if masked is not None:
+            head, kept_candidates = masked
+            inner_payload, code, inner_books, figures = _smallest(kept_candidates, compact)
+            masked_size = len(head) + INNER_ENCODING.size + inner_payload.size(compact)
+            if (masked_size, MASKED, inner_books) < (size, encoding, n_books):
+                size, encoding = masked_size, MASKED
+                payload = _Payload(head, INNER_ENCODING.pack(code), inner_payload)
                 extra = dict(figures, inner_encoding=ENCODING_NAMES[code])
         stats = SegmentStats.of_segment(
             seg.name,
@@ -922,6 +971,7 @@ def build_bundle(
     compact_skeleton=True,
     packed=True,
     skeleton_dict=True,
+    masked=True,
 ):
     """Split `restored` into a skeleton and a compressed sidecar.
 
@@ -935,7 +985,10 @@ def build_bundle(
     a version 1.4 file with one PACKED segment (section 7.10) whose parts are the
     segments and the gaps between them is written instead when it is strictly smaller
     (section 13). With `skeleton_dict`, a gap is coded ZLIB_DICT (format 1.5, section
-    7.11) where that is strictly smaller than ZLIB. Same input, same bytes.
+    7.11) where that is strictly smaller than ZLIB. With `masked`, a segment with
+    `channels` > 1 whose rows or columns hold only its most frequent value is coded MASKED
+    (format 1.6, section 7.12: masks and the kept submatrix) where that is strictly
+    smaller. Same input, same bytes.
 
     Args:
         restored: bytes-like, the runnable file R (at most 2^31 − 1 bytes).
@@ -964,6 +1017,9 @@ def build_bundle(
             preset dictionary (ZLIB_DICT, format 1.5; needs ZLIB_DICT among
             `encodings`) where that is strictly smaller than plain zlib. `False` writes
             the bytes of the 1.4 encoder. Defaults to `True`.
+        masked: also try MASKED (format 1.6; needs MASKED among `encodings`) on
+            segments with `channels` > 1, and keep it where strictly smaller. `False`
+            writes the bytes of the 1.5 encoder. Defaults to `True`.
 
     Returns:
         `(skeleton, sidecar, stats)`: two `bytes` objects and one
@@ -994,11 +1050,14 @@ def build_bundle(
         ("compact_skeleton", compact_skeleton),
         ("packed", packed),
         ("skeleton_dict", skeleton_dict),
+        ("masked", masked),
     ):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be a bool, got {value!r}.")
     if not skeleton_dict:
         allowed.discard(ZLIB_DICT)
+    if not masked:
+        allowed.discard(MASKED)
 
     modes = (False, True) if packed and PACKED in allowed else (False,)
     chosen = [

@@ -1,6 +1,6 @@
 """Byte layout of the keras-dc sidecar: the one place that knows where each field lies.
 
-Mirrors `docs/bundle-format.md` version 1.5: every fixed structure is written here once,
+Mirrors `docs/bundle-format.md` version 1.6: every fixed structure is written here once,
 as the list of its fields (name and struct code) in the order of the spec's table, and
 the offsets, sizes and struct strings that the decoder and the encoder use are derived
 from that list:
@@ -20,7 +20,8 @@ from that list:
   sparse (`SPARSE_CODES`), grouped (`GROUPED_CODES`), a DELTA payload's inner code
   (`INNER_CODES`) or a PACKED part's (`PART_CODES`); 7.11: ZLIB_DICT's preset dictionary
   (`skeleton_dict`, named by `SKELETON_DICT_SIZE` and `SKELETON_DICT_SHA256`) and the zlib
-  header fields a reader checks (`ZLIB_FLG`, `ZLIB_FDICT`, `ZLIB_DICTID`);
+  header fields a reader checks (`ZLIB_FLG`, `ZLIB_FDICT`, `ZLIB_DICTID`); 7.12: MASKED's
+  inner codes (`MASKED_INNER_CODES`) and mask sizes (`mask_size`);
 - section 10: `FormatError` and the limits that bound every allocation.
 
 Nothing here reads or writes a whole sidecar: `converters.decoder` reads one,
@@ -59,6 +60,8 @@ __all__ = [
     "INNER_CODES",
     "INNER_ENCODING",
     "MAGIC",
+    "MASKED",
+    "MASKED_INNER_CODES",
     "MAX_ALPHABET",
     "MAX_CHANNELS",
     "MAX_CODEBOOK",
@@ -102,6 +105,7 @@ __all__ = [
     "Varint",
     "element_dtype",
     "lengths_size",
+    "mask_size",
     "minor_version_for",
     "pack_lengths",
     "skeleton_dict",
@@ -281,7 +285,7 @@ class Varint:
 
 MAGIC = b"KDCW"
 VERSION_MAJOR = 1
-VERSION_MINOR = 5  # the newest minor version this implementation writes (section 4.1)
+VERSION_MINOR = 6  # the newest minor version this implementation writes (section 4.1)
 
 # The header's fields at fixed offsets; a newer minor version may add fields after
 # them (section 4.1), before the CRC.
@@ -387,6 +391,7 @@ GROUPED_SPARSE, GROUPED_DENSE = 5, 6
 DELTA = 7
 PACKED = 8
 ZLIB_DICT = 9
+MASKED = 10
 ENCODINGS = {
     "RAW": RAW,
     "ZLIB": ZLIB,
@@ -398,6 +403,7 @@ ENCODINGS = {
     "DELTA": DELTA,
     "PACKED": PACKED,
     "ZLIB_DICT": ZLIB_DICT,
+    "MASKED": MASKED,
 }
 ENCODING_NAMES = {code: name for name, code in ENCODINGS.items()}
 # The minor version that introduced each encoding code (section 4.1, "Changes from 1.x").
@@ -412,15 +418,18 @@ ENCODING_MINOR = {
     DELTA: 3,
     PACKED: 4,
     ZLIB_DICT: 5,
+    MASKED: 6,
 }
 # Codes whose payload starts with codebooks (7.3, 7.8); of them, those with a background
 # and gap stream (7.4, 7.8); and those with a codebook map (7.8).
 CLUSTERED_CODES = frozenset({CLUSTERED_SPARSE, CLUSTERED_DENSE, GROUPED_SPARSE, GROUPED_DENSE})
 SPARSE_CODES = frozenset({CLUSTERED_SPARSE, GROUPED_SPARSE})
 GROUPED_CODES = frozenset({GROUPED_SPARSE, GROUPED_DENSE})
-# The codes a PACKED part may use (7.10), and a DELTA payload's inner code (7.9).
+# The codes a PACKED part may use (7.10), and the inner code of a DELTA payload (7.9) and of
+# a MASKED payload (7.12): neither wraps DELTA, PACKED or MASKED.
 PART_CODES = frozenset(ENCODINGS.values()) - {PACKED}
-INNER_CODES = PART_CODES - {DELTA}
+INNER_CODES = PART_CODES - {DELTA, MASKED}
+MASKED_INNER_CODES = INNER_CODES
 
 
 def minor_version_for(encodings):
@@ -445,6 +454,13 @@ MAX_GROUPS = 256  # codebooks of a grouped payload (7.8): the codebook map's alp
 # DELTA payloads (7.9): the code of the encoding of the differences, then its payload.
 INNER_ENCODING = Field("inner_encoding", "B")
 MAX_ESCAPE_RUN = 255
+
+
+def mask_size(count):
+    """Bytes of a MASKED payload's `row_mask` or `column_mask` of `count` bits (7.12)."""
+    return (count + 7) // 8
+
+
 # PACKED payloads (7.10): the number of parts, then one descriptor per part (varints and
 # u8s, in this order), then the parts' payloads.
 PART_COUNT = Varint("part_count")

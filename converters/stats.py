@@ -57,8 +57,9 @@ class SegmentStats:
             Defaults to `0.0`.
         map_bits: coded bits of the codebook map of a grouped segment (section 7.8).
             Defaults to `0`.
-        inner_encoding: the encoding of a DELTA segment's differences (section 7.9),
-            whose figures the others are; "" for other encodings. Defaults to `""`.
+        inner_encoding: the encoding of a DELTA segment's differences (section 7.9) or
+            of a MASKED segment's kept submatrix (7.12), whose figures the others are; ""
+            for other encodings. Defaults to `""`.
         payload_bytes: bytes of the segment's payload. Defaults to `0`.
         raw_bytes: bytes of the segment in the restored file. Defaults to `0`.
     """

@@ -407,6 +407,45 @@ def test_skeleton_dict_is_the_default_and_false_writes_the_1_4_file(mlp, mlp_bun
         converters.convert(mlp, str(tmp_path / "bad"), verbose=0, skeleton_dict="no")
 
 
+def test_dead_units_are_masked_and_masked_false_writes_the_1_5_file(tmp_path):
+    # Format 1.6 (docs/bundle-format.md 7.12): a pruned MLP whose hidden layer lost 24 of
+    # its 64 units and whose input lost 300 of 784 pixels: ip1's rows of the dead units and
+    # columns of the dead pixels, ip2's columns of the dead units, hold only zeros.
+    rng = np.random.default_rng(0)
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(64, activation="relu", name="ip1"),
+            keras.layers.Dense(10, name="ip2"),
+        ]
+    )
+    levels = np.linspace(-0.5, 0.5, 8).astype(np.float32)
+    k1 = levels[rng.integers(0, 8, (784, 64))] * (rng.random((784, 64)) < 0.1)
+    dead_units, dead_pixels = rng.choice(64, 24, False), rng.choice(784, 300, False)
+    k1[:, dead_units] = 0
+    k1[dead_pixels, :] = 0
+    k2 = levels[rng.integers(0, 8, (64, 10))]
+    k2[dead_units, :] = 0
+    model.get_layer("ip1").set_weights([k1, np.zeros(64, np.float32)])
+    model.get_layer("ip2").set_weights([k2, rng.standard_normal(10).astype(np.float32) * 0.1])
+    masked = converters.convert(model, str(tmp_path / "new"), verbose=0, picture=False)
+    plain = converters.convert(model, str(tmp_path / "old"), verbose=0, picture=False, masked=False)
+    assert masked.report["max_abs_diff"] <= 1e-4  # LiteRT runs the restored file as Keras
+    assert converters.restore(str(tmp_path / "new")) == converters.restore(str(tmp_path / "old"))
+    kernels = {
+        r["keras_name"].split("/")[-2]: r["encoding"]
+        for r in masked.report["buffers"]
+        if r["keras_name"].endswith("/kernel")
+    }
+    assert kernels["ip1"] == "MASKED", kernels
+    info = decoder.inspect(files.load_bundle(str(tmp_path / "new"))[1])
+    assert info["version"] == "1.6"
+    assert decoder.inspect(files.load_bundle(str(tmp_path / "old"))[1])["version"] == "1.5"
+    assert masked.bundle_bytes < plain.bundle_bytes
+    with pytest.raises(TypeError, match="masked"):
+        converters.convert(model, str(tmp_path / "bad"), verbose=0, masked="no")
+
+
 def test_strip_names_shrinks_the_bundle_and_false_keeps_the_converters_bytes(
     mlp, mlp_bundle, tmp_path
 ):

@@ -392,7 +392,7 @@ def test_newer_minor_with_extra_fields_is_read():
     "segment, entry_field, value, field",
     [
         (0, "dtype", 9, "segment[0].dtype"),
-        (0, "encoding", 10, "segment[0].encoding"),  # 8 is PACKED (1.4), 9 ZLIB_DICT (1.5)
+        (0, "encoding", 11, "segment[0].encoding"),  # 8 PACKED (1.4), 9 ZLIB_DICT, 10 MASKED
         (0, "reserved", b"\x00\x00\x01", "segment[0].reserved"),
         (0, "channels", 0, "segment[0].channels"),  # channels = 0
         (0, "channels", 3, "segment[0].size"),  # 32 bytes is not a multiple of 3 × 4

@@ -141,7 +141,7 @@ def test_limits_are_the_spec_limits():
     assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in SPEC
     assert fmt.MAGIC == bytes.fromhex("4b444357") and (fmt.VERSION_MAJOR, fmt.VERSION_MINOR) == (
         1,
-        5,
+        6,
     )
     assert SPEC.startswith(f"# keras-dc bundle format, version 1.{fmt.VERSION_MINOR} (normative)")
     assert f"requires `channels` ≤ {fmt.MAX_CODEBOOK_COUNT}" in spec_section("### 7.6 SPARSE_RAW")
@@ -170,7 +170,8 @@ def test_minor_version_is_the_lowest_that_defines_the_codes():
     assert fmt.minor_version_for([fmt.DELTA, fmt.RAW]) == 3
     assert fmt.minor_version_for([fmt.PACKED, fmt.DELTA, fmt.RAW]) == 4
     assert fmt.minor_version_for([fmt.PACKED, fmt.ZLIB_DICT]) == 5
-    assert "`version_minor` | 0 … 5 (section 4.1)" in spec_section("## 4. Header")
+    assert fmt.minor_version_for([fmt.PACKED, fmt.MASKED, fmt.CLUSTERED_SPARSE]) == 6
+    assert "`version_minor` | 0 … 6 (section 4.1)" in spec_section("## 4. Header")
     assert fmt.CLUSTERED_CODES == {
         fmt.CLUSTERED_SPARSE,
         fmt.CLUSTERED_DENSE,

@@ -41,9 +41,10 @@ def _flip_every_bit(data, restore_with):
 
 
 def test_goldens_are_all_here():
-    # The README's table: nineteen cases, `hand`, the v1.1 ones, `int8`, v1.2's
-    # `grouped`, v1.3's `delta`, v1.4's `packed` and v1.5's `zdict` and `zdict_segments`.
-    assert len(NAMES) == 19, NAMES
+    # The README's table: twenty-one cases, `hand`, the v1.1 ones, `int8`, v1.2's
+    # `grouped`, v1.3's `delta`, v1.4's `packed`, v1.5's `zdict` and `zdict_segments` and
+    # v1.6's `masked` and `masked_segments`.
+    assert len(NAMES) == 21, NAMES
     new = {
         "hand",
         "sparse_raw",
@@ -55,6 +56,8 @@ def test_goldens_are_all_here():
         "packed",
         "zdict",
         "zdict_segments",
+        "masked",
+        "masked_segments",
     }
     assert new <= set(NAMES), NAMES
 

@@ -366,6 +366,63 @@ def case_zdict_segments(rng):
     return f, ["ZLIB_DICT", "CLUSTERED_SPARSE", "RAW", "ZLIB"]
 
 
+def _masked_kernel(
+    rng, rows, columns, dead_rows, dead_columns, density, values, fill=0.0, dtype=np.float32
+):
+    """A rows × columns kernel whose `dead_rows` and `dead_columns` hold only `fill` (the
+    dead units of a pruned layer), the rest `density` of `values`, else `fill`."""
+    kernel = np.full((rows, columns), fill, dtype)
+    live = rng.random((rows, columns)) < density
+    kernel[live] = rng.choice(np.asarray(values, dtype), int(live.sum()))
+    kernel[dead_rows, :] = fill
+    kernel[:, dead_columns] = fill
+    return kernel
+
+
+def case_masked(rng):
+    # v1.6: one PACKED segment whose weight parts are MASKED (7.12): a float32 kernel with
+    # 10 of 32 rows and 110 of 200 columns dead, sparse and clustered (MASKED over
+    # CLUSTERED_SPARSE); a float16 kernel whose fill is -0.0, 2 of 10 rows and 11 of 30
+    # columns dead, dense clustered (MASKED over CLUSTERED_DENSE); an unclustered float32
+    # kernel with 5 of 12 rows and 70 of 100 columns dead (MASKED over SPARSE_RAW); a RAW
+    # bias; a head like the flatbuffer's.
+    f = _File(rng)
+    f.raw(_flatbuffer_like(400))
+    dead_rows = [0, 3, 7, 8, 9, 15, 20, 21, 22, 30]
+    dead = rng.choice(200, 110, replace=False)
+    codebook = [-0.5, -0.25, -0.125, 0.125, 0.25, 0.5]
+    f.segment(_masked_kernel(rng, 32, 200, dead_rows, dead, 0.1, codebook), "ip1/kernel", 32)
+    f.segment(rng.standard_normal(16).astype(np.float32), "ip1/bias")
+    dead = rng.choice(30, 11, replace=False)
+    half = _masked_kernel(rng, 10, 30, [2, 5], dead, 1.0, [-1, -0.5, 0.5, 1], -0.0, np.float16)
+    f.segment(half, "ip2/kernel", 10)
+    normal = rng.standard_normal(12 * 100).astype(np.float32)
+    dead = rng.choice(100, 70, replace=False)
+    f.segment(_masked_kernel(rng, 12, 100, [1, 2, 6, 9, 11], dead, 0.3, normal), "ip3/kernel", 12)
+    f.skeleton(6)
+    return f, ["ZLIB_DICT", "MASKED", "RAW", "MASKED", "MASKED"]
+
+
+def case_masked_segments(rng):
+    # v1.6 without PACKED (written with packed=False): MASKED segments of their own, with
+    # the stream headers of section 6: an int8 kernel (4 of 20 rows, 7 of 36 columns dead)
+    # with three values of its own per row (a codebook per kept row), and a float32 kernel whose fill is its most frequent
+    # non-zero value; a kernel with no dead row or column is not masked (CLUSTERED_DENSE).
+    f = _File(rng)
+    f.skeleton(30)
+    dead = rng.choice(36, 7, replace=False)
+    int8 = _masked_kernel(rng, 20, 36, [4, 5, 10, 19], dead, 1.0, [1], 0, np.int8)
+    int8 *= (rng.integers(0, 3, (20, 36)) + 5 * np.arange(20)[:, None] - 50).astype(np.int8)
+    f.segment(int8, "conv/kernel", 20, "int8")
+    filled = _masked_kernel(
+        rng, 8, 40, [6], rng.choice(40, 9, replace=False), 0.4, [0.0, 1.0, 2.0], 0.75
+    )
+    f.segment(filled, "dense/kernel", 8)
+    f.skeleton(12)
+    f.segment(_clustered(rng, 400, 0.3, [-0.5, 0.5, 0.25]), "dense_1/kernel", 4)
+    return f, ["MASKED", "MASKED", "CLUSTERED_DENSE"]
+
+
 # name: (case, format version_minor whose encodings the encoder may use[, build_bundle
 # options]). Seeds follow from the order, so new cases go last.
 CASES = {
@@ -387,6 +444,8 @@ CASES = {
     "packed": (case_packed, 4),
     "zdict": (case_zdict, 5),
     "zdict_segments": (case_zdict_segments, 5, {"packed": False}),
+    "masked": (case_masked, 6),
+    "masked_segments": (case_masked_segments, 6, {"packed": False}),
 }
 
 
