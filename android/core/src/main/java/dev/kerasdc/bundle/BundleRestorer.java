@@ -16,9 +16,9 @@ import java.util.Arrays;
  *
  * <p>Memory: the restorer allocates R (or writes it to a caller's buffer or a file) plus, per
  * restore, a 64 KiB staging buffer (not for a byte-array target, which is written in place), two
- * 16 KiB symbol buffers, decoding tables of at most 16 KiB each, per DELTA segment a window of at
- * most 64 KiB, per PACKED segment the list of its parts (at most one per 5 payload bytes) and,
- * with {@link HuffmanDecoding#INFLATER}, zlib's state; it never allocates on a
+ * 16 KiB symbol buffers, decoding tables of at most 16 KiB each, per DELTA or MASKED segment a
+ * window of at most 64 KiB, per PACKED segment the list of its parts (at most one per 5 payload
+ * bytes) and, with {@link HuffmanDecoding#INFLATER}, zlib's state; it never allocates on a
  * declared size before checking that size against the bytes present or against {@code
  * maxRestoredSize}. Instances are immutable and thread-safe.
  *

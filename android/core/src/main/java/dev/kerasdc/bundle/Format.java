@@ -6,8 +6,9 @@ package dev.kerasdc.bundle;
  * and limit.
  *
  * <p>In the nested layout classes ({@link Header}, {@link Entry}, {@link Stream}, {@link
- * Clustered}, {@link SparseRaw}, {@link Delta}) a constant named after a spec field is that
- * field's byte offset from the start of its structure; {@code *_SIZE} constants are byte lengths.
+ * Clustered}, {@link SparseRaw}, {@link Delta}, {@link Masked}) a constant named after a spec
+ * field is that field's byte offset from the start of its structure; {@code *_SIZE} constants are
+ * byte lengths.
  * The fields of a PACKED payload ({@link Packed}) and of a compact stream header are varints
  * ({@link Varint}), read in order: they have no fixed offsets.
  * Values that are not offsets ({@link #MAGIC}, {@link #VERSION_MAJOR}, the codes and limits) live
@@ -21,6 +22,12 @@ final class Format {
 
   /** The {@code version_major} this reader implements (section 4.1). */
   static final int VERSION_MAJOR = 1;
+
+  /**
+   * The newest {@code version_minor} this reader knows (section 4.1): 6, which added MASKED. The
+   * reader accepts any minor version; it rejects only the codes it does not know (section 10).
+   */
+  static final int NEWEST_VERSION_MINOR = 6;
 
   /** The largest {@code restored_size} (section 4): 2^31 - 1 bytes. */
   static final long MAX_RESTORED_SIZE = Integer.MAX_VALUE;
@@ -150,11 +157,16 @@ final class Format {
     static final int PACKED = 8;
     /** Since version 1.5 (section 7.11): zlib with the preset dictionary {@link ZlibDict}. */
     static final int ZLIB_DICT = 9;
+    /**
+     * Since version 1.6 (section 7.12): a kept submatrix of rows and columns, the rest one fill
+     * value; a segment's or a part's encoding, never an inner encoding.
+     */
+    static final int MASKED = 10;
 
     /** Names by code. */
     static final String[] NAMES = {
       "RAW", "ZLIB", "CLUSTERED_SPARSE", "CLUSTERED_DENSE", "SPARSE_RAW", "GROUPED_SPARSE",
-      "GROUPED_DENSE", "DELTA", "PACKED", "ZLIB_DICT"
+      "GROUPED_DENSE", "DELTA", "PACKED", "ZLIB_DICT", "MASKED"
     };
 
     /** Whether {@code code} is an encoding this reader knows. */
@@ -167,9 +179,12 @@ final class Format {
       return isKnown(code) && code != PACKED;
     }
 
-    /** Whether {@code code} may be a DELTA payload's {@code inner_encoding} (section 7.9). */
+    /**
+     * Whether {@code code} may be the {@code inner_encoding} of a DELTA payload (section 7.9) or
+     * of a MASKED payload (7.12): 0 ... 6 or 9, neither DELTA, PACKED nor MASKED.
+     */
     static boolean isInner(int code) {
-      return isPart(code) && code != DELTA;
+      return isPart(code) && code != DELTA && code != MASKED;
     }
 
     /** Whether {@code code}'s payload has a codebook map (section 7.8). */
@@ -310,5 +325,28 @@ final class Format {
 
     /** Bytes of {@code inner_encoding} (a u8). */
     static final int INNER_ENCODING_SIZE = INNER - INNER_ENCODING;
+  }
+
+  /**
+   * The fields of a MASKED payload (section 7.12, since version 1.6), in the order they are
+   * stored: {@code fill} (esize bytes) at offset 0, then {@code row_mask} (ceil(C/8) bytes),
+   * {@code column_mask} (ceil(M/8) bytes) and the u8 {@code inner_encoding}, whose offsets depend
+   * on esize, C and M, then the inner payload.
+   */
+  static final class Masked {
+    private Masked() {}
+
+    static final int FILL = 0;
+
+    /** Bytes of {@code inner_encoding} (a u8). */
+    static final int INNER_ENCODING_SIZE = 1;
+
+    /** Bits per byte of a mask: bit c in byte c / 8, at bit c mod 8 from the least significant. */
+    static final int BITS_PER_BYTE = 8;
+
+    /** Bytes of a mask of {@code bits} bits: ceil(bits / 8). */
+    static long maskSize(long bits) {
+      return (bits + BITS_PER_BYTE - 1) / BITS_PER_BYTE;
+    }
   }
 }

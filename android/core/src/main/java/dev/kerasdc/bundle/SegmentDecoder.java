@@ -7,9 +7,9 @@ import dev.kerasdc.bundle.Format.Encoding;
  * other encodings by their own decoders ({@link ZlibDecoder} 7.2 and 7.11, with the {@link
  * SkeletonDictionary}; {@link Codebooks} 7.3, {@link ClusteredSparseDecoder} 7.4, {@link
  * ClusteredDenseDecoder} 7.5, {@link SparseRawDecoder} 7.6; the grouped encodings of 7.8 by
- * the clustered decoders, with a {@link CodebookMap}; {@link DeltaDecoder} 7.9, which hands its
- * inner payload back to {@link #decodeInner}; {@link PackedDecoder} 7.10, which hands each part
- * back to {@link #decodePart}).
+ * the clustered decoders, with a {@link CodebookMap}; {@link DeltaDecoder} 7.9 and {@link
+ * MaskedDecoder} 7.12, which hand their inner payload back to {@link #decodeInner}; {@link
+ * PackedDecoder} 7.10, which hands each part back to {@link #decodePart}).
  * One instance serves one restore, on one thread: it keeps a {@link Workspace} between segments.
  * Call {@link #end} when done.
  */
@@ -45,16 +45,22 @@ final class SegmentDecoder {
    */
   void decodePart(Payload payload, Output out) throws BundleFormatException {
     out.flush();
-    if (payload.entry.getEncoding() == Encoding.DELTA) {
-      DeltaDecoder.decode(payload, this, out);
-    } else {
-      decodeInner(payload, out);
+    switch (payload.entry.getEncoding()) {
+      case Encoding.DELTA:
+        DeltaDecoder.decode(payload, this, out);
+        break;
+      case Encoding.MASKED:
+        MaskedDecoder.decode(payload, this, out);
+        break;
+      default:
+        decodeInner(payload, out);
     }
   }
 
   /**
-   * Decodes a payload of any encoding but DELTA: a segment's, or a DELTA payload's inner payload
-   * (7.9), whose entry carries the inner encoding and payload range.
+   * Decodes a payload of any encoding but DELTA, PACKED and MASKED: a segment's, or the inner
+   * payload of a DELTA (7.9) or MASKED (7.12) payload, whose entry carries the inner encoding and
+   * payload range (and for MASKED the kept submatrix's size and channels).
    */
   void decodeInner(Payload payload, Output out) throws BundleFormatException {
     SegmentEntry entry = payload.entry;
@@ -79,7 +85,7 @@ final class SegmentDecoder {
       case Encoding.SPARSE_RAW:
         SparseRawDecoder.read(payload).decode(work, out);
         break;
-      default: // DELTA and PACKED are never inner encodings; the others were validated
+      default: // DELTA, PACKED and MASKED are never inner encodings; the others were validated
         throw new IllegalStateException("not an inner encoding: " + entry.getEncoding());
     }
   }

@@ -157,6 +157,19 @@ public final class SegmentEntry {
   }
 
   /**
+   * The entry of a MASKED payload's kept submatrix (section 7.12): this entry's offset, dtype,
+   * index and names (its errors name this segment or part, and inside a PACKED part its streams
+   * have the compact header of 6.5), with {@code size} = r · m · esize, {@code channels} = r (one
+   * slice per kept row), and the inner encoding and payload range.
+   */
+  SegmentEntry submatrix(
+      int encoding, long size, long channels, int payloadOffset, int payloadSize) {
+    return new SegmentEntry(
+        index, entryOffset, offset, size, payloadOffset, payloadSize, payloadCrc32, channels,
+        dtype, encoding, name, part, payloadSizeAt);
+  }
+
+  /**
    * Part {@code k} of this PACKED segment (section 7.10), read as a segment of its own: its
    * errors are named {@code segment[i].part[k].<field>}, and its {@code payload_size} is the
    * descriptor's varint at {@code payloadSizeAt}.

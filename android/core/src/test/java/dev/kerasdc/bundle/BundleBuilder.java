@@ -135,9 +135,10 @@ final class BundleBuilder {
   }
 
   /**
-   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 5 for
-   * ZLIB_DICT (also as a DELTA segment's inner code), else 4 for PACKED, else 3 for DELTA, else 2
-   * for a grouped one, else 1 for SPARSE_RAW, else 0 (a PACKED segment's parts are not looked at).
+   * The lowest version_minor that defines every encoding the segments use (spec 4.1): 6 for
+   * MASKED, else 5 for ZLIB_DICT (also as a DELTA segment's inner code), else 4 for PACKED, else 3
+   * for DELTA, else 2 for a grouped one, else 1 for SPARSE_RAW, else 0 (a PACKED segment's parts
+   * are not looked at).
    */
   private int lowestMinor() {
     int lowest = 0;
@@ -146,7 +147,9 @@ final class BundleBuilder {
           s.encoding == Format.Encoding.DELTA
               && s.payload.length > 0
               && s.payload[0] == Format.Encoding.ZLIB_DICT;
-      if (s.encoding == Format.Encoding.ZLIB_DICT || deltaDict) {
+      if (s.encoding == Format.Encoding.MASKED) {
+        lowest = Math.max(lowest, Format.NEWEST_VERSION_MINOR);
+      } else if (s.encoding == Format.Encoding.ZLIB_DICT || deltaDict) {
         lowest = Math.max(lowest, 5);
       } else if (s.encoding == Format.Encoding.PACKED) {
         lowest = Math.max(lowest, 4);
@@ -699,6 +702,151 @@ final class BundleBuilder {
   /** A DELTA payload (spec 7.9): {@code innerEncoding}, then {@code inner}, its payload. */
   static byte[] delta(int innerEncoding, byte[] inner) {
     return concat(new byte[] {(byte) innerEncoding}, inner);
+  }
+
+  // ------------------------------------------------------------------ MASKED (spec 7.12)
+
+  /**
+   * A MASKED payload (spec 7.12) with the given fields: {@code fill} (esize bytes), the two masks'
+   * bytes, {@code innerEncoding}, then {@code inner}, the kept submatrix's payload.
+   */
+  static byte[] masked(
+      byte[] fill, byte[] rowMask, byte[] columnMask, int innerEncoding, byte[] inner) {
+    return concat(fill, rowMask, columnMask, new byte[] {(byte) innerEncoding}, inner);
+  }
+
+  /** The bytes of a mask (spec 7.12): bit c of {@code kept} in byte c / 8, low bit first. */
+  static byte[] mask(boolean[] kept) {
+    byte[] out = new byte[(kept.length + 7) / 8];
+    for (int c = 0; c < kept.length; c++) {
+      if (kept[c]) {
+        out[c >>> 3] |= (byte) (1 << (c & 7));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The rows and columns of {@code raw} (esize bytes each, read as {@code channels} rows) that
+   * hold any element other than {@code fill}'s bit pattern: {@code {rows, columns}}, as the
+   * reference encoder keeps them (spec 13).
+   */
+  static boolean[][] kept(byte[] raw, int esize, int channels, long fill) {
+    int elements = raw.length / esize;
+    int columns = elements / channels;
+    long pattern = esize == 8 ? fill : fill & ((1L << (8 * esize)) - 1);
+    boolean[] rows = new boolean[channels];
+    boolean[] cols = new boolean[columns];
+    for (int p = 0; p < elements; p++) {
+      if (element(raw, p * esize, esize) != pattern) {
+        rows[p / columns] = true;
+        cols[p % columns] = true;
+      }
+    }
+    return new boolean[][] {rows, cols};
+  }
+
+  /** The kept submatrix of {@code raw} (spec 7.12): the elements of the kept rows and columns. */
+  static byte[] submatrix(byte[] raw, int esize, boolean[] rows, boolean[] columns) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    for (int c = 0; c < rows.length; c++) {
+      for (int j = 0; j < columns.length; j++) {
+        if (rows[c] && columns[j]) {
+          out.write(raw, (c * columns.length + j) * esize, esize);
+        }
+      }
+    }
+    return out.toByteArray();
+  }
+
+  /**
+   * The segment of a kept submatrix (spec 7.12): {@code rows.length} rows by {@code
+   * columns.length} columns, {@code sub}'s elements at the kept rows and columns in row-major
+   * order, {@code fill}'s bit pattern everywhere else.
+   */
+  static byte[] scatter(byte[] sub, int esize, boolean[] rows, boolean[] columns, long fill) {
+    byte[] out = new byte[rows.length * columns.length * esize];
+    int k = 0;
+    for (int c = 0; c < rows.length; c++) {
+      for (int j = 0; j < columns.length; j++) {
+        int at = (c * columns.length + j) * esize;
+        if (rows[c] && columns[j]) {
+          System.arraycopy(sub, k, out, at, esize);
+          k += esize;
+        } else {
+          putElement(out, at, esize, fill);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The number of true values of {@code kept}. */
+  static int count(boolean[] kept) {
+    int n = 0;
+    for (boolean k : kept) {
+      n += k ? 1 : 0;
+    }
+    return n;
+  }
+
+  /**
+   * A payload of {@code encoding} (one of the inner codes 0 ... 6 and 9) for {@code raw} as a
+   * segment of {@code channels} channels, as the builder writes each: ZLIB level 9; per-channel
+   * codebooks for the clustered encodings, escape_run 3; one background per channel for
+   * SPARSE_RAW, escape_run 4; the grouped encodings with channel c in group c mod 2. With {@code
+   * compact}, the streams have the header of spec 6.5. Null if a codebook would exceed 256
+   * entries.
+   */
+  static byte[] encode(int encoding, byte[] raw, int esize, int channels, boolean compact) {
+    switch (encoding) {
+      case Format.Encoding.RAW:
+        return raw;
+      case Format.Encoding.ZLIB:
+        return zlib(raw, 9);
+      case Format.Encoding.ZLIB_DICT:
+        return zlibDict(raw, 9);
+      case Format.Encoding.CLUSTERED_SPARSE:
+      case Format.Encoding.CLUSTERED_DENSE:
+        return clustered(
+            raw, esize, channels, encoding == Format.Encoding.CLUSTERED_SPARSE, 3, compact);
+      case Format.Encoding.SPARSE_RAW:
+        return sparseRaw(raw, esize, channels, 4, compact);
+      case Format.Encoding.GROUPED_SPARSE:
+      case Format.Encoding.GROUPED_DENSE:
+        int[] map = new int[channels];
+        for (int c = 0; c < channels; c++) {
+          map[c] = c % 2;
+        }
+        return grouped(
+            raw, esize, map, Math.min(channels, 2), encoding == Format.Encoding.GROUPED_SPARSE, 3,
+            compact);
+      default:
+        throw new IllegalArgumentException("not an inner encoding: " + encoding);
+    }
+  }
+
+  /**
+   * The MASKED payload (spec 7.12) of {@code raw} (esize bytes each, {@code channels} rows) with
+   * {@code fill}: the rows and columns that hold another value are kept ({@link #kept}), and the
+   * submatrix is coded with {@code inner} ({@link #encode}, with {@code channels} = the kept rows).
+   * Null if nothing is kept or a codebook would exceed 256 entries.
+   */
+  static byte[] masked(
+      byte[] raw, int esize, int channels, long fill, int inner, boolean compact) {
+    boolean[][] kept = kept(raw, esize, channels, fill);
+    int r = count(kept[0]);
+    if (r == 0) {
+      return null;
+    }
+    byte[] sub = submatrix(raw, esize, kept[0], kept[1]);
+    byte[] payload = encode(inner, sub, esize, r, compact);
+    if (payload == null) {
+      return null;
+    }
+    byte[] pattern = new byte[esize];
+    putElement(pattern, 0, esize, fill);
+    return masked(pattern, mask(kept[0]), mask(kept[1]), inner, payload);
   }
 
   private static long element(byte[] b, int p, int esize) {

@@ -491,6 +491,7 @@ final class DecoderAgreementTest {
     bundles.add(Fixtures.everyEncoding());
     bundles.add(Fixtures.delta());
     bundles.add(Fixtures.sparseRaw());
+    bundles.add(Fixtures.masked());
     bundles.add(longStreams(1));
     Random random = new Random(41);
     for (int i = 0; i < 10; i++) {
@@ -545,6 +546,7 @@ final class DecoderAgreementTest {
           bundles.add(Fixtures.everyEncoding());
           bundles.add(Fixtures.delta());
           bundles.add(Fixtures.sparseRaw());
+          bundles.add(Fixtures.masked());
           bundles.add(longStreams(2));
           BundleRestorer[] restorers = new BundleRestorer[MODES.length];
           for (int m = 0; m < MODES.length; m++) {

@@ -363,6 +363,210 @@ final class Fixtures {
     return bundle("packed", restored, segments);
   }
 
+  /**
+   * MASKED (spec 7.12), with gaps between: segment 0 float32, 6 rows of 10 (columns not a multiple
+   * of 8), rows 1 and 4 and columns 0, 3 and 9 all +0.0 (inner CLUSTERED_SPARSE, one codebook per
+   * kept row); 1 float16, 5 rows of 12, fill -0.0 (inner CLUSTERED_DENSE); 2 int8, 3 rows of 20
+   * (inner SPARSE_RAW); 3 float32, one channel of 40 (a column mask only; inner RAW); 4 int32, 4
+   * rows of 9, fill 0x7FFFFFFF (inner ZLIB); 5 float32, 11 rows of 17 (two-byte masks; inner
+   * GROUPED_SPARSE); 6 int16, 9 rows of 3 (inner GROUPED_DENSE); 7 bytes, 4 rows of 30 (inner
+   * ZLIB_DICT); then one PACKED segment whose parts, with the gaps between them, are MASKED float32
+   * (inner CLUSTERED_SPARSE), float16 (inner SPARSE_RAW), int8 (inner CLUSTERED_DENSE) and
+   * float32 (inner GROUPED_SPARSE), every stream with the compact header of 6.5; a 3-byte tail.
+   */
+  static Bundle masked() {
+    Random random = new Random(23);
+    ByteBuffer r = ByteBuffer.allocate(16384).order(ByteOrder.LITTLE_ENDIAN);
+    java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
+    byte[] head = new byte[12];
+    random.nextBytes(head);
+    r.put(head);
+    segments.add(maskedSegment(r, pruned(random, Dtype.FLOAT32, 6, 10, 0, new int[] {1, 4},
+        new int[] {0, 3, 9}, 6), Dtype.FLOAT32, 6, 0, Encoding.CLUSTERED_SPARSE, "sparse"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.FLOAT16, 5, 12, 0x8000, new int[] {2},
+        new int[] {1, 2, 11}, 4), Dtype.FLOAT16, 5, 0x8000, Encoding.CLUSTERED_DENSE, "dense"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.INT8, 3, 20, 0, new int[] {0},
+        new int[] {5, 6, 7, 8, 9, 10, 19}, 200), Dtype.INT8, 3, 0, Encoding.SPARSE_RAW,
+        "sparse-raw"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.FLOAT32, 1, 40, 0, new int[0],
+        new int[] {0, 1, 2, 7, 8, 30, 39}, 1000), Dtype.FLOAT32, 1, 0, Encoding.RAW, "one-row"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.INT32, 4, 9, 0x7FFFFFFF, new int[] {3},
+        new int[] {4}, 3), Dtype.INT32, 4, 0x7FFFFFFF, Encoding.ZLIB, "zlib"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.FLOAT32, 11, 17, 0,
+        new int[] {0, 8, 9, 10}, new int[] {16, 8}, 5), Dtype.FLOAT32, 11, 0,
+        Encoding.GROUPED_SPARSE, "grouped-sparse"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.INT16, 9, 3, 0, new int[] {1, 2, 3},
+        new int[] {1}, 7), Dtype.INT16, 9, 0, Encoding.GROUPED_DENSE, "grouped-dense"));
+    segments.add(maskedSegment(r, pruned(random, Dtype.BYTES, 4, 30, 0, new int[] {1},
+        new int[] {0, 29}, 20), Dtype.BYTES, 4, 0, Encoding.ZLIB_DICT, "zlib-dict"));
+    r.put((byte) 0x5A);
+    int from = r.position();
+    r.put(new byte[] {1, 2, 3});
+    java.util.List<BundleBuilder.Seg> parts = new java.util.ArrayList<BundleBuilder.Seg>();
+    parts.add(maskedPart(r, pruned(random, Dtype.FLOAT32, 8, 25, 0, new int[] {0, 7},
+        new int[] {3, 4, 5, 24}, 5), Dtype.FLOAT32, 8, 0, Encoding.CLUSTERED_SPARSE));
+    parts.add(maskedPart(r, pruned(random, Dtype.FLOAT16, 3, 16, 0x8000, new int[] {1},
+        new int[] {15}, 500), Dtype.FLOAT16, 3, 0x8000, Encoding.SPARSE_RAW));
+    r.put(new byte[24]);
+    parts.add(maskedPart(r, pruned(random, Dtype.INT8, 10, 10, 0, new int[] {9},
+        new int[] {0}, 9), Dtype.INT8, 10, 0, Encoding.CLUSTERED_DENSE));
+    parts.add(maskedPart(r, pruned(random, Dtype.FLOAT32, 4, 6, 0, new int[] {2},
+        new int[] {2}, 4), Dtype.FLOAT32, 4, 0, Encoding.GROUPED_SPARSE));
+    int to = r.position();
+    r.put(new byte[] {9, 8, 7});
+    byte[] restored = java.util.Arrays.copyOf(r.array(), r.position());
+    segments.add(BundleBuilder.packedSegment(restored, parts, from, to).named("packed"));
+    return bundle("masked", restored, segments);
+  }
+
+  /**
+   * A pruned weight matrix of {@code rows} by {@code columns} elements of {@code dtype}: {@code
+   * fill} in the dead rows and columns and in a third of the others, else one of {@code values}
+   * random patterns per row (values 1 ... values for int8, so never the fill 0).
+   */
+  private static byte[] pruned(
+      Random random, int dtype, int rows, int columns, long fill, int[] deadRows,
+      int[] deadColumns, int values) {
+    int esize = Dtype.ESIZES[dtype];
+    boolean[] dead = new boolean[rows * columns];
+    for (int c : deadRows) {
+      for (int j = 0; j < columns; j++) {
+        dead[c * columns + j] = true;
+      }
+    }
+    for (int j : deadColumns) {
+      for (int c = 0; c < rows; c++) {
+        dead[c * columns + j] = true;
+      }
+    }
+    byte[] data = new byte[rows * columns * esize];
+    long mask = esize == 8 ? -1L : (1L << (8 * esize)) - 1;
+    for (int p = 0; p < rows * columns; p++) {
+      long v = fill;
+      if (!dead[p] && random.nextInt(3) > 0) {
+        do {
+          v = random.nextInt(values) + (esize == 1 ? 1 : (p / columns) * 977);
+          if (esize > 2) {
+            v = Float.floatToIntBits(0.25f * (float) v - 3f);
+          }
+        } while ((v & mask) == (fill & mask));
+      }
+      for (int j = 0; j < esize; j++) {
+        data[p * esize + j] = (byte) (v >>> (8 * j));
+      }
+    }
+    return data;
+  }
+
+  /** Writes a gap byte and {@code data} to {@code r}; its MASKED segment with {@code inner}. */
+  private static BundleBuilder.Seg maskedSegment(
+      ByteBuffer r, byte[] data, int dtype, int channels, long fill, int inner, String name) {
+    r.put((byte) 0x5A);
+    int offset = r.position();
+    r.put(data);
+    byte[] payload =
+        BundleBuilder.masked(data, Dtype.ESIZES[dtype], channels, fill, inner, false);
+    return new BundleBuilder.Seg(offset, data.length, dtype, channels, Encoding.MASKED, payload)
+        .named("masked/" + name);
+  }
+
+  /** Writes {@code data} to {@code r}; its MASKED part with {@code inner}, compact streams. */
+  private static BundleBuilder.Seg maskedPart(
+      ByteBuffer r, byte[] data, int dtype, int channels, long fill, int inner) {
+    byte[] payload = BundleBuilder.masked(data, Dtype.ESIZES[dtype], channels, fill, inner, true);
+    return part(r, data, dtype, channels, Encoding.MASKED, payload);
+  }
+
+  /** The inner encodings of a MASKED payload (spec 7.12): 0 ... 6 and 9. */
+  static final int[] MASKED_INNER_ENCODINGS = {
+    Encoding.RAW,
+    Encoding.ZLIB,
+    Encoding.CLUSTERED_SPARSE,
+    Encoding.CLUSTERED_DENSE,
+    Encoding.SPARSE_RAW,
+    Encoding.GROUPED_SPARSE,
+    Encoding.GROUPED_DENSE,
+    Encoding.ZLIB_DICT
+  };
+
+  /**
+   * A random bundle of MASKED segments (spec 7.12), or with {@code packed} of one PACKED segment
+   * whose parts they are (compact stream headers): random dtypes, 1 to 12 rows (now and then up to
+   * 40) of 0 to 30 columns, random row and column masks with at least one bit set each, a fill of
+   * +0.0, -0.0 or a random pattern, and a submatrix of a few random values per row (the fill among
+   * them now and then: a kept row or column may hold fill values too) coded with an inner encoding
+   * drawn from {@link #MASKED_INNER_ENCODINGS}.
+   */
+  static Bundle randomMasked(Random random, int index, boolean packed) {
+    int segmentCount = 1 + random.nextInt(5);
+    java.io.ByteArrayOutputStream r = new java.io.ByteArrayOutputStream();
+    java.util.List<BundleBuilder.Seg> segments = new java.util.ArrayList<BundleBuilder.Seg>();
+    for (int i = 0; i < segmentCount; i++) {
+      byte[] gap = new byte[random.nextInt(3) == 0 ? 0 : random.nextInt(20)];
+      random.nextBytes(gap);
+      r.write(gap, 0, gap.length);
+      int dtype = random.nextInt(Dtype.ESIZES.length);
+      int esize = Dtype.ESIZES[dtype];
+      int rows = 1 + random.nextInt(random.nextInt(6) == 0 ? 40 : 12);
+      int columns = 1 + random.nextInt(30);
+      boolean[] keptRows = randomMask(random, rows);
+      boolean[] keptColumns = randomMask(random, columns);
+      int r0 = BundleBuilder.count(keptRows);
+      int m0 = BundleBuilder.count(keptColumns);
+      long[] fills = {0, 1L << (8 * esize - 1), random.nextLong()};
+      long fill = fills[random.nextInt(fills.length)];
+      long[] values = new long[1 + random.nextInt(6)];
+      for (int k = 0; k < values.length; k++) {
+        values[k] = random.nextInt(5) == 0 ? fill : random.nextLong();
+      }
+      byte[] sub = new byte[r0 * m0 * esize];
+      for (int p = 0; p < r0 * m0; p++) {
+        long v = values[(p / m0 + random.nextInt(values.length)) % values.length];
+        for (int j = 0; j < esize; j++) {
+          sub[p * esize + j] = (byte) (v >>> (8 * j));
+        }
+      }
+      int inner = MASKED_INNER_ENCODINGS[random.nextInt(MASKED_INNER_ENCODINGS.length)];
+      byte[] innerPayload = BundleBuilder.encode(inner, sub, esize, r0, packed);
+      byte[] pattern = new byte[esize];
+      for (int j = 0; j < esize; j++) {
+        pattern[j] = (byte) (fill >>> (8 * j));
+      }
+      byte[] payload =
+          BundleBuilder.masked(
+              pattern, BundleBuilder.mask(keptRows), BundleBuilder.mask(keptColumns), inner,
+              innerPayload);
+      byte[] data = BundleBuilder.scatter(sub, esize, keptRows, keptColumns, fill);
+      segments.add(
+          new BundleBuilder.Seg(r.size(), data.length, dtype, rows, Encoding.MASKED, payload));
+      r.write(data, 0, data.length);
+    }
+    byte[] tail = new byte[random.nextInt(10)];
+    random.nextBytes(tail);
+    r.write(tail, 0, tail.length);
+    byte[] restored = r.toByteArray();
+    if (packed) {
+      BundleBuilder.Seg last = segments.get(segments.size() - 1);
+      segments =
+          java.util.Collections.singletonList(
+              BundleBuilder.packedSegment(
+                  restored, segments, segments.get(0).offset, last.offset + last.size));
+    }
+    return bundle((packed ? "random-masked-packed-" : "random-masked-") + index, restored,
+        segments);
+  }
+
+  /** A random mask of {@code bits} bits with at least one set: mostly kept, or mostly not. */
+  private static boolean[] randomMask(Random random, int bits) {
+    double keep = random.nextBoolean() ? 0.8 : 0.3;
+    boolean[] kept = new boolean[bits];
+    for (int c = 0; c < bits; c++) {
+      kept[c] = random.nextDouble() < keep;
+    }
+    kept[random.nextInt(bits)] = true;
+    return kept;
+  }
+
   /** Writes {@code data} to {@code r}; the segment (or PACKED part) that holds it. */
   private static BundleBuilder.Seg part(
       ByteBuffer r, byte[] data, int dtype, int channels, int encoding, byte[] payload) {

@@ -80,18 +80,29 @@ final class FormatTest {
 
   @Test
   void encodingCodesAreTheSpecTable() {
-    // Section 7: ZLIB_DICT (9, since 1.5) is the newest code, allowed wherever ZLIB is; PACKED
-    // (8) is neither a part's encoding nor a DELTA payload's inner encoding, and DELTA is a
-    // part's but not an inner one.
+    // Section 7: MASKED (10, since 1.6) is the newest code; ZLIB_DICT (9) is allowed wherever
+    // ZLIB is; PACKED (8) is neither a part's encoding nor an inner encoding; DELTA (7) and MASKED
+    // are a part's encodings but not inner ones: the inner codes of DELTA (7.9) and MASKED (7.12)
+    // are 0 ... 6 and 9.
     assertEquals("PACKED", Format.Encoding.NAMES[Format.Encoding.PACKED]);
     assertEquals("ZLIB_DICT", Format.Encoding.NAMES[Format.Encoding.ZLIB_DICT]);
-    assertEquals(Format.Encoding.ZLIB_DICT + 1, Format.Encoding.NAMES.length);
+    assertEquals("MASKED", Format.Encoding.NAMES[Format.Encoding.MASKED]);
+    assertEquals(10, Format.Encoding.MASKED);
+    assertEquals(Format.Encoding.MASKED + 1, Format.Encoding.NAMES.length);
+    assertEquals(6, Format.NEWEST_VERSION_MINOR);
     for (int code = 0; code < Format.Encoding.NAMES.length; code++) {
       assertEquals(code != Format.Encoding.PACKED, Format.Encoding.isPart(code));
       assertEquals(
           code < Format.Encoding.DELTA || code == Format.Encoding.ZLIB_DICT,
           Format.Encoding.isInner(code));
     }
+    assertEquals(0, Format.Masked.FILL);
+    assertEquals(1, Format.Masked.INNER_ENCODING_SIZE);
+    assertEquals(0, Format.Masked.maskSize(0));
+    assertEquals(1, Format.Masked.maskSize(1));
+    assertEquals(1, Format.Masked.maskSize(8));
+    assertEquals(2, Format.Masked.maskSize(9));
+    assertEquals(1L << 29, Format.Masked.maskSize(0xFFFFFFFFL));
     assertEquals(false, Format.Encoding.isKnown(Format.Encoding.NAMES.length));
     assertEquals(5, Format.Packed.MIN_PART_SIZE);
     assertEquals(9, Format.Varint.MAX_SIZE);

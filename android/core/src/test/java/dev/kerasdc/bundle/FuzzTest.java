@@ -72,6 +72,39 @@ final class FuzzTest {
     fuzzBothDecoders(Fixtures.packed(), 43, 47);
   }
 
+  /**
+   * MASKED (7.12): segments of every inner encoding and several dtypes and fills, and MASKED parts
+   * of a PACKED segment; every truncation, random corruptions (inside the payloads: fill, masks,
+   * inner_encoding and inner payload), both decoders.
+   */
+  @Test
+  void maskedBundle() {
+    fuzzBothDecoders(Fixtures.masked(), 53, 59);
+  }
+
+  /**
+   * Random bundles of MASKED segments (7.12), and of MASKED parts of one PACKED segment: random
+   * masks, fills and inner encodings; each restores intact, and corruptions are rejected or
+   * restore exactly.
+   */
+  @Test
+  void randomMaskedBundles() {
+    assertTimeoutPreemptively(
+        Duration.ofSeconds(120),
+        () -> {
+          Random random = new Random(61);
+          int cases = 0;
+          for (int i = 0; i < 40; i++) {
+            Fixtures.Bundle bundle = Fixtures.randomMasked(random, i, i % 2 == 1);
+            Fuzz fuzz = new Fuzz(bundle);
+            fuzz.intact();
+            fuzz.mutations(600 + i, 80);
+            cases += fuzz.rejected + fuzz.restored;
+          }
+          assertTrue(cases >= 3000, "cases " + cases);
+        });
+  }
+
   @Test
   void randomBundles() {
     assertTimeoutPreemptively(

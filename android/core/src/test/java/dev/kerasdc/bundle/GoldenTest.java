@@ -243,6 +243,61 @@ final class GoldenTest {
   }
 
   @Test
+  void maskedGoldensUseTheVersion16Encoding() throws Exception {
+    // tests/golden/make_golden.py case_masked: a PACKED segment whose weight parts are MASKED
+    // (format 1.6) over CLUSTERED_SPARSE, CLUSTERED_DENSE (a float16 fill of -0.0) and
+    // SPARSE_RAW; case_masked_segments: MASKED segments of their own (section 6 stream headers),
+    // an int8 one with a codebook per kept row. The tests above restore and corrupt them.
+    Fixtures.Bundle masked = golden("masked");
+    Sidecar s = Sidecar.parse(masked.sidecar);
+    assertEquals(6, s.getVersionMinor());
+    SegmentEntry segment = s.getSegments().get(0);
+    assertEquals("PACKED", segment.getEncodingName());
+    List<String> parts = new ArrayList<String>();
+    for (SegmentEntry part : PackedDecoder.parts(new Payload(masked.sidecar, segment))) {
+      parts.add(maskedName(masked.sidecar, part));
+    }
+    assertEquals(
+        Arrays.asList(
+            "ZLIB_DICT", "MASKED(CLUSTERED_SPARSE)", "RAW", "MASKED(CLUSTERED_DENSE)",
+            "MASKED(SPARSE_RAW)"),
+        parts);
+    Fixtures.Bundle segments = golden("masked_segments");
+    s = Sidecar.parse(segments.sidecar);
+    assertEquals(6, s.getVersionMinor());
+    List<String> encodings = new ArrayList<String>();
+    for (SegmentEntry entry : s.getSegments()) {
+      encodings.add(maskedName(segments.sidecar, entry));
+    }
+    assertEquals(
+        Arrays.asList("MASKED(CLUSTERED_DENSE)", "MASKED(CLUSTERED_DENSE)", "CLUSTERED_DENSE"),
+        encodings);
+    assertEquals(20, s.getSegments().get(0).getChannels());
+    assertEquals("int8", s.getSegments().get(0).getDtypeName());
+    for (BundleRestorer restorer :
+        new BundleRestorer[] {
+          new BundleRestorer(),
+          new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, HuffmanDecoding.INFLATER)
+        }) {
+      assertArrayEquals(masked.restored, restorer.restore(masked.skeleton, masked.sidecar));
+      assertArrayEquals(
+          segments.restored, restorer.restore(segments.skeleton, segments.sidecar));
+    }
+  }
+
+  /** A segment's or part's encoding name, with a MASKED payload's inner encoding in brackets. */
+  private static String maskedName(byte[] sidecar, SegmentEntry entry) {
+    String name = entry.getEncodingName();
+    if (entry.getEncoding() == Format.Encoding.MASKED) {
+      long rows = entry.getChannels();
+      long at = entry.getPayloadOffset() + entry.getElementSize()
+          + Format.Masked.maskSize(rows) + Format.Masked.maskSize(entry.elements() / rows);
+      name += "(" + Format.Encoding.NAMES[sidecar[(int) at]] + ")";
+    }
+    return name;
+  }
+
+  @Test
   void randomCorruptionsAreRejectedOrHarmless() throws Exception {
     final List<Fixtures.Bundle> goldens = goldens();
     assertTimeoutPreemptively(

@@ -128,6 +128,25 @@ final class LimitsTest {
   }
 
   @Test
+  void maskedCounts() {
+    // MASKED (7.12): an empty segment of 2^32 - 1 channels declares a row_mask of 2^29 bytes, and
+    // 65535 rows of one float32 one of 8192 bytes; neither is present.
+    byte[] payload = BundleBuilder.bytes(0, 0xFF, 0xFF, Encoding.RAW);
+    byte[][] b =
+        new BundleBuilder(new byte[3])
+            .add(new BundleBuilder.Seg(1, 0, Dtype.INT8, 0xFFFFFFFFL, Encoding.MASKED, payload))
+            .build();
+    rejectsCheaply("segment[0].payload_size", b[0], b[1], new BundleRestorer());
+    byte[] data = new byte[4 * 65535];
+    b =
+        new BundleBuilder(data)
+            .add(new BundleBuilder.Seg(0, data.length, Dtype.FLOAT32, 65535, Encoding.MASKED,
+                concat(new byte[4], new byte[] {(byte) 0xFF, 1, Encoding.RAW})))
+            .build();
+    rejectsCheaply("segment[0].payload_size", b[0], b[1], new BundleRestorer());
+  }
+
+  @Test
   void hugeRestoredFileIsNotAllocatedBeforeTheLimitAndSkeletonChecks() {
     // A valid all-zero sparse segment of 8 bytes, then declared as 1 GiB.
     byte[] empty = BundleBuilder.stream(new int[0]);

@@ -1244,4 +1244,237 @@ final class MalformedInputTest {
             BundleBuilder.delta(Encoding.ZLIB_DICT, BundleBuilder.zlib(DICT_DATA, 9)));
     rejects("segment[0].payload", PAYLOAD + 1 + Format.ZlibDict.FLG, b[0], b[1]);
   }
+
+  // ------------------------------------------------------- MASKED (7.12, since 1.6)
+
+  /** R of the MASKED tests: float32, C = 3 rows of M = 10 columns, all +0.0 but the submatrix. */
+  private static final int MASKED_ROWS = 3;
+
+  private static final int MASKED_COLUMNS = 10;
+
+  /** Rows 0 and 2 and columns 1 and 9 are kept: r = 2, m = 2. */
+  private static final boolean[] KEPT_ROWS = {true, false, true};
+
+  private static final boolean[] KEPT_COLUMNS = {
+    false, true, false, false, false, false, false, false, false, true
+  };
+
+  /** The segment: FOUR_FLOATS (0.5, -2, -2, 0.5) at (0, 1), (0, 9), (2, 1), (2, 9). */
+  private static final byte[] MASKED_DATA =
+      BundleBuilder.scatter(FOUR_FLOATS, 4, KEPT_ROWS, KEPT_COLUMNS, 0);
+
+  /** Offsets in a MASKED payload of float32 with 3 rows and 10 columns. */
+  private static final int ROW_MASK = 4;
+
+  private static final int COLUMN_MASK = ROW_MASK + 1;
+  private static final int MASKED_INNER_ENCODING = COLUMN_MASK + 2;
+  private static final int MASKED_INNER = MASKED_INNER_ENCODING + 1;
+
+  /** The MASKED payload of MASKED_DATA: fill +0.0, masks 05 | 02 02, then {@code inner}. */
+  private static byte[] masked(int innerEncoding, byte[] inner) {
+    return BundleBuilder.masked(
+        new byte[4], BundleBuilder.bytes(0x05), BundleBuilder.bytes(0x02, 0x02), innerEncoding,
+        inner);
+  }
+
+  /** The MASKED payload with a CLUSTERED_DENSE submatrix: DENSE_BOOK, indices 0 1 1 0. */
+  private static final byte[] MASKED_GOOD =
+      masked(Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, stream(DENSE_SYMBOLS)));
+
+  private static void maskedRejects(String field, long offset, byte[] payload) {
+    singleRejects(
+        field, offset, MASKED_DATA, Dtype.FLOAT32, MASKED_ROWS, Encoding.MASKED, payload);
+  }
+
+  private static void maskedRestores(byte[] payload) throws Exception {
+    singleRestores(MASKED_DATA, Dtype.FLOAT32, MASKED_ROWS, Encoding.MASKED, payload);
+  }
+
+  /** MASKED_GOOD with {@code bytes} in place of its bytes [at, at + length). */
+  private static byte[] maskedSplice(int at, int length, int... bytes) {
+    byte[] p = MASKED_GOOD;
+    return concat(
+        java.util.Arrays.copyOf(p, at),
+        BundleBuilder.bytes(bytes),
+        java.util.Arrays.copyOfRange(p, at + length, p.length));
+  }
+
+  @Test
+  void maskedRules() throws Exception {
+    String f = "segment[0].";
+    assertArrayEquals(
+        BundleBuilder.bytes(0, 0, 0, 0, 0x05, 0x02, 0x02, Encoding.CLUSTERED_DENSE),
+        copyOf(MASKED_GOOD, MASKED_INNER));
+    assertEquals(120, MASKED_DATA.length);
+    maskedRestores(MASKED_GOOD);
+    maskedRestores(masked(Encoding.RAW, FOUR_FLOATS));
+    // payload_size: fill, both masks and inner_encoding (8 bytes) must be present; reported at the
+    // entry's payload_size, before any field is looked at (here the masks would be zero too).
+    for (int cut = 0; cut < MASKED_INNER; cut++) {
+      maskedRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, copyOf(MASKED_GOOD, cut));
+      maskedRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, new byte[cut]);
+    }
+    // row_mask: a padding bit (bit 7, and bit 3 alone) set; no bit set. Reported at its byte,
+    // before a bad column_mask.
+    maskedRejects(f + "row_mask", PAYLOAD + ROW_MASK, maskedSplice(ROW_MASK, 1, 0x85));
+    maskedRejects(f + "row_mask", PAYLOAD + ROW_MASK, maskedSplice(ROW_MASK, 1, 0x08));
+    maskedRejects(f + "row_mask", PAYLOAD + ROW_MASK, maskedSplice(ROW_MASK, 1, 0x00));
+    maskedRejects(f + "row_mask", PAYLOAD + ROW_MASK, maskedSplice(ROW_MASK, 3, 0, 0, 0));
+    // column_mask: a padding bit of its second byte (column 10, or 15) set; no bit set. Reported
+    // at its first byte, before a bad inner_encoding.
+    maskedRejects(f + "column_mask", PAYLOAD + COLUMN_MASK,
+        maskedSplice(COLUMN_MASK, 2, 0x02, 0x06));
+    maskedRejects(f + "column_mask", PAYLOAD + COLUMN_MASK,
+        maskedSplice(COLUMN_MASK, 2, 0x02, 0x82));
+    maskedRejects(f + "column_mask", PAYLOAD + COLUMN_MASK,
+        maskedSplice(COLUMN_MASK, 2, 0x00, 0x00));
+    maskedRejects(f + "column_mask", PAYLOAD + COLUMN_MASK,
+        maskedSplice(COLUMN_MASK, 3, 0x00, 0x00, Encoding.DELTA));
+    // inner_encoding: 0 ... 6 or 9, never DELTA (7), PACKED (8), MASKED (10) or an unknown code.
+    for (int code : new int[] {Encoding.DELTA, Encoding.PACKED, Encoding.MASKED, 11, 200, 255}) {
+      maskedRejects(f + "inner_encoding", PAYLOAD + MASKED_INNER_ENCODING,
+          maskedSplice(MASKED_INNER_ENCODING, 1, code));
+    }
+    // Inner RAW: its length must be r x m x esize = 16 (not 15, 17, or the segment's 120).
+    maskedRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE,
+        masked(Encoding.RAW, copyOf(FOUR_FLOATS, 15)));
+    maskedRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE,
+        masked(Encoding.RAW, concat(FOUR_FLOATS, new byte[1])));
+    maskedRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE,
+        masked(Encoding.RAW, MASKED_DATA));
+    maskedRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE,
+        masked(Encoding.RAW, new byte[0]));
+    // A corrupt inner stream: its fields are named as the inner encoding's, MASKED_INNER bytes on.
+    int indicesAt = PAYLOAD + MASKED_INNER + DENSE_BOOK.length;
+    byte[] p = copy(MASKED_GOOD);
+    assertEquals(0x0A, p[MASKED_INNER + DENSE_BOOK.length + dataAt(2)]);
+    p[MASKED_INNER + DENSE_BOOK.length + dataAt(2)] = 0x06; // 0 | 11: the reserved codeword
+    for (HuffmanDecoding mode : HuffmanDecoding.values()) {
+      byte[][] b = single(MASKED_DATA, Dtype.FLOAT32, MASKED_ROWS, Encoding.MASKED, p);
+      rejects(f + "indices.data", indicesAt + dataAt(2), b[0], b[1],
+          new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode));
+    }
+    // The inner entry has r x m elements: 3 indices are too few, 30 (the segment's) too many.
+    maskedRejects(f + "indices.count", indicesAt,
+        masked(Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, stream(new int[] {0, 1, 1}))));
+    maskedRejects(f + "indices.count", indicesAt,
+        masked(Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, stream(new int[30]))));
+    maskedRejects(f + "payload_size", indicesAt + stream(DENSE_SYMBOLS).length,
+        concat(MASKED_GOOD, new byte[1]));
+    // ... and r = 2 channels: one codebook per kept row is 2 codebooks, not C = 3.
+    byte[] perRow = BundleBuilder.clustered(FOUR_FLOATS, 4, 2, false, 0);
+    maskedRestores(masked(Encoding.CLUSTERED_DENSE, perRow));
+    byte[] perSegmentRow = BundleBuilder.clustered(
+        concat(FOUR_FLOATS, copyOf(FOUR_FLOATS, 8)), 4, 3, false, 0);
+    maskedRejects(f + "codebook_count", PAYLOAD + MASKED_INNER + Clustered.CODEBOOK_COUNT,
+        masked(Encoding.CLUSTERED_DENSE, perSegmentRow));
+    maskedRestores(masked(Encoding.SPARSE_RAW, BundleBuilder.sparseRaw(FOUR_FLOATS, 4, 2, 3)));
+    byte[] threeSlices = BundleBuilder.sparseRaw(FOUR_FLOATS, 4, 2, 3);
+    threeSlices[0] = 3;
+    maskedRejects(f + "slice_count", PAYLOAD + MASKED_INNER,
+        masked(Encoding.SPARSE_RAW, threeSlices));
+    byte[] grouped = BundleBuilder.grouped(FOUR_FLOATS, 4, new int[] {1, 0}, 2, false, 1);
+    maskedRestores(masked(Encoding.GROUPED_DENSE, grouped));
+    byte[] groupedMap3 = BundleBuilder.grouped(
+        concat(FOUR_FLOATS, copyOf(FOUR_FLOATS, 8)), 4, new int[] {1, 0, 1}, 2, false, 1);
+    int mapAt = PAYLOAD + MASKED_INNER + BundleBuilder.codebooks(
+        new int[] {2, 2}, new byte[16]).length;
+    maskedRejects(f + "codebook_map.count", mapAt, masked(Encoding.GROUPED_DENSE, groupedMap3));
+    // Inner ZLIB: inflates to r x m x esize bytes, not to the segment's size.
+    maskedRestores(masked(Encoding.ZLIB, BundleBuilder.zlib(FOUR_FLOATS, 9)));
+    maskedRestores(masked(Encoding.ZLIB_DICT, BundleBuilder.zlibDict(FOUR_FLOATS, 9)));
+    byte[][] b = single(MASKED_DATA, Dtype.FLOAT32, MASKED_ROWS, Encoding.MASKED,
+        masked(Encoding.ZLIB, BundleBuilder.zlib(MASKED_DATA, 9)));
+    assertEquals(f + "payload", assertThrows(BundleFormatException.class,
+        () -> new BundleRestorer().restore(b[0], b[1])).getField());
+    // A truncated payload, at every length.
+    truncationsRejected(MASKED_DATA, Dtype.FLOAT32, MASKED_ROWS, Encoding.MASKED, MASKED_GOOD);
+  }
+
+  @Test
+  void maskedEdgeCases() throws Exception {
+    String f = "segment[0].";
+    // An empty segment has M = 0 columns: its column_mask has no byte and no bit set, reported
+    // where it would start (after fill and a one-byte row_mask).
+    singleRejects(f + "column_mask", PAYLOAD + 4 + 1, new byte[0], Dtype.FLOAT32, 2,
+        Encoding.MASKED, BundleBuilder.bytes(0, 0, 0, 0, 0x03, Encoding.RAW));
+    singleRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, new byte[0], Dtype.FLOAT32,
+        2, Encoding.MASKED, BundleBuilder.bytes(0, 0, 0, 0, 0x03));
+    // 2^32 - 1 channels of an empty segment: a row_mask of 2^29 bytes is not present (nothing
+    // is allocated for it).
+    singleRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, new byte[0], Dtype.INT8,
+        0xFFFFFFFFL, Encoding.MASKED, BundleBuilder.bytes(0, 0xFF, 0xFF, Encoding.RAW));
+    // One channel: the row mask is the byte 01; 03 sets a padding bit.
+    byte[] row = floats(0f, 1f, 0f, 0f, 0f, 0f, 0f, 0f, 2f);
+    byte[] good = BundleBuilder.bytes(0, 0, 0, 0, 0x01, 0x02, 0x01, Encoding.RAW);
+    singleRestores(row, Dtype.FLOAT32, 1, Encoding.MASKED, concat(good, floats(1f, 2f)));
+    good[4] = 0x03;
+    singleRejects(f + "row_mask", PAYLOAD + 4, row, Dtype.FLOAT32, 1, Encoding.MASKED,
+        concat(good, floats(1f, 2f)));
+    // The inner payload is checked as an entry of the kept submatrix's size: a RAW payload of
+    // the segment's kept elements but with columns of a wider mask is rejected.
+    good[4] = 0x01;
+    good[5] = 0x03;
+    singleRejects(f + "payload_size", entry(0) + Entry.PAYLOAD_SIZE, row, Dtype.FLOAT32, 1,
+        Encoding.MASKED, concat(good, floats(1f, 2f)));
+    // A DELTA payload's inner_encoding cannot be MASKED (7.9).
+    deltaRejects(f + "inner_encoding", PAYLOAD + Format.Delta.INNER_ENCODING,
+        BundleBuilder.delta(Encoding.MASKED, MASKED_GOOD));
+  }
+
+  /** R of the PACKED MASKED tests: MASKED_DATA (part 0) and two opaque bytes (part 1). */
+  private static final byte[] PACKED_MASKED_DATA = concat(MASKED_DATA, new byte[] {0x11, 0x22});
+
+  /** A PACKED payload of a MASKED part 0 (float32, 3 channels) and a RAW part 1 of two bytes. */
+  private static byte[] packedMasked(byte[] maskedPart) {
+    return BundleBuilder.packed(
+        java.util.Arrays.asList(
+            new BundleBuilder.Seg(0, 120, Dtype.FLOAT32, MASKED_ROWS, Encoding.MASKED, maskedPart),
+            new BundleBuilder.Seg(120, 2, Dtype.BYTES, 1, Encoding.RAW, new byte[] {0x11, 0x22})));
+  }
+
+  private static void packedMaskedRejects(String field, long offset, byte[] maskedPart) {
+    singleRejects(field, offset, PACKED_MASKED_DATA, Dtype.BYTES, 1, Encoding.PACKED,
+        packedMasked(maskedPart));
+  }
+
+  @Test
+  void maskedPartRules() throws Exception {
+    // A MASKED part (7.10): the same rules, fields named segment[0].part[0].<field>, and the
+    // inner payload's streams with the compact header of 6.5.
+    String f = "segment[0].part[0].";
+    byte[] good = masked(Encoding.CLUSTERED_DENSE, DENSE_PART);
+    byte[] p = packedMasked(good);
+    assertArrayEquals(BundleBuilder.bytes(0x02, 120, 1, Encoding.MASKED, 3, good.length),
+        copyOf(p, 6));
+    singleRestores(PACKED_MASKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, p);
+    int at = PART0_PAYLOAD;
+    packedMaskedRejects(f + "payload_size", PART0 + PAYLOAD_SIZE, copyOf(good, MASKED_INNER - 1));
+    byte[] bad = copy(good);
+    bad[ROW_MASK] = 0x0D;
+    packedMaskedRejects(f + "row_mask", at + ROW_MASK, bad);
+    bad = copy(good);
+    bad[COLUMN_MASK + 1] = 0;
+    bad[COLUMN_MASK] = 0;
+    packedMaskedRejects(f + "column_mask", at + COLUMN_MASK, bad);
+    bad = copy(good);
+    bad[MASKED_INNER_ENCODING] = (byte) Encoding.MASKED;
+    packedMaskedRejects(f + "inner_encoding", at + MASKED_INNER_ENCODING, bad);
+    // Inner RAW of the wrong length: reported at the descriptor's payload_size.
+    packedMaskedRejects(f + "payload_size", PART0 + PAYLOAD_SIZE,
+        masked(Encoding.RAW, copyOf(FOUR_FLOATS, 12)));
+    singleRestores(PACKED_MASKED_DATA, Dtype.BYTES, 1, Encoding.PACKED,
+        packedMasked(masked(Encoding.RAW, FOUR_FLOATS)));
+    // The compact index stream 04 06 02 21 0A with the reserved codeword (0x1A).
+    int s = at + MASKED_INNER + DENSE_BOOK.length;
+    bad = copy(good);
+    assertEquals(0x0A, bad[bad.length - 1]);
+    bad[bad.length - 1] = 0x1A;
+    packedMaskedRejects(f + "indices.data", s + 4, bad);
+    // The 18-byte header of section 6 is not read inside a part (as in compactStreamRules).
+    packedMaskedRejects(f + "indices.lengths", s + 3,
+        masked(Encoding.CLUSTERED_DENSE, concat(DENSE_BOOK, stream(DENSE_SYMBOLS))));
+    // Every truncation of the PACKED payload is rejected.
+    truncationsRejected(PACKED_MASKED_DATA, Dtype.BYTES, 1, Encoding.PACKED, p);
+  }
 }
