@@ -57,6 +57,7 @@ import time
 
 import numpy as np
 
+from keras_dc import _data as data
 from keras_dc import _keras_glue as glue
 from keras_dc._validate import as_bits, as_choice, as_float, as_int
 from keras_dc.clustering import CENTROID_UPDATES, WeightClustering
@@ -634,36 +635,22 @@ class _Search:
                     )
                 validation = (x[-n_val:], y[-n_val:])
                 x, y = x[:-n_val], y[:-n_val]
-            import tensorflow as tf
-
-            self.steps_per_epoch = math.ceil(len(x) / self.batch_size)
-            self.n_train = len(x)
-            self.dataset = (
-                tf.data.Dataset.from_tensor_slices((x, y))
-                .shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-                .batch(self.batch_size)
-                .repeat()
-                .prefetch(2)
+            self.dataset, self.steps_per_epoch = data.array_batches(
+                x, y, self.batch_size, self.seed
             )
+            self.n_train = len(x)
         else:
             if validation is None:
                 raise ValueError(
                     "validation is required when train is a tf.data.Dataset (the search "
                     "decides on validation data; never pass the test set)."
                 )
-            cardinality = -1
-            with contextlib.suppress(Exception):
-                cardinality = int(train.cardinality())
-            if steps_per_epoch is not None:
-                self.steps_per_epoch = as_int(steps_per_epoch, "steps_per_epoch", 1)
-            elif cardinality > 0:
-                self.steps_per_epoch = cardinality
-            else:
-                raise ValueError(
-                    "train is a tf.data.Dataset of unknown or infinite length; pass "
-                    "steps_per_epoch (batches in one epoch)."
-                )
-            self.dataset = train.repeat() if cardinality > 0 else train
+            self.dataset, self.steps_per_epoch = data.dataset_steps(
+                train,
+                steps_per_epoch,
+                "train is a tf.data.Dataset of unknown or infinite length; pass "
+                "steps_per_epoch (batches in one epoch).",
+            )
             self.n_train = None  # steps x the first batch's size, if variational_epochs
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError("validation must be (x, y) arrays.")
@@ -1014,8 +1001,7 @@ class _Search:
         )
         n_train = self.n_train
         if n_train is None:
-            first = next(iter(self.dataset.take(1)))[0]
-            n_train = self.steps_per_epoch * int(first.shape[0])
+            n_train = data.samples_per_epoch(self.dataset, self.steps_per_epoch)
         result = variational_sparsify(
             self.model,
             None,

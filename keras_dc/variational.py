@@ -26,10 +26,10 @@ picks the threshold on validation data.
 
 import contextlib
 import dataclasses
-import math
 
 import numpy as np
 
+from keras_dc import _data as data
 from keras_dc import _keras_glue as glue
 from keras_dc._validate import as_float, as_int
 from keras_dc.selection import compressible_variables, variable_path
@@ -168,36 +168,19 @@ def check_clonable(model, who):
 
 def _dataset(train, batch_size, steps_per_epoch, seed):
     """``(dataset, steps per epoch, training samples)``."""
-    import tensorflow as tf
-
     if isinstance(train, (tuple, list)):
         if len(train) != 2:
             raise ValueError("train must be (x, y) or a tf.data.Dataset of (x, y) batches.")
         x, y = (np.asarray(a) for a in train)
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(f"train: x has {len(x)} samples and y has {len(y)}.")
-        steps = math.ceil(len(x) / batch_size)
-        ds = (
-            tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .repeat()
-            .prefetch(2)
-        )
-        return ds, steps, len(x)
-    cardinality = int(train.cardinality())
-    if steps_per_epoch is None:
-        if cardinality <= 0:
-            raise ValueError(
-                "train is a tf.data.Dataset of unknown or infinite length; pass steps_per_epoch."
-            )
-        steps_per_epoch = cardinality
-    steps_per_epoch = as_int(steps_per_epoch, "steps_per_epoch", 1)
-    if cardinality > 0:  # a finite dataset: as many epochs of it as the training needs
-        train = train.repeat()
-    first = next(iter(train.take(1)))[0]
-    samples = int(steps_per_epoch) * int(first.shape[0])
-    return train, int(steps_per_epoch), samples
+        return (*data.array_batches(x, y, batch_size, seed), len(x))
+    dataset, steps = data.dataset_steps(
+        train,
+        steps_per_epoch,
+        "train is a tf.data.Dataset of unknown or infinite length; pass steps_per_epoch.",
+    )
+    return dataset, steps, data.samples_per_epoch(dataset, steps)
 
 
 def variational_sparsify(

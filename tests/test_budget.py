@@ -308,6 +308,49 @@ def test_bit_move_score_is_bytes_per_metric_cost():
     assert _bit_move_score(200, 0.0) > _bit_move_score(100, -0.01)
 
 
+def test_training_data_as_a_tf_data_dataset(mnist):
+    # A finite dataset of batches: its length is one epoch; an endless one needs
+    # steps_per_epoch. The search runs the same stages on either, within the budget.
+    import tensorflow as tf
+
+    train, val = mnist
+    finite = tf.data.Dataset.from_tensor_slices(train).batch(64)
+    model = trained_mlp(mnist)
+    dense = error(model, *val)
+    result = keras_dc.compress_to_budget(
+        model, finite, val, max_increase=0.02, size_fn=lambda m: 5, **FAST
+    )
+    assert result.steps[-1]["stage"] == "cluster"
+    assert error(model, *val) <= dense + 0.02 + 1e-9
+    assert np.mean(model.layers[0].kernel.numpy() == 0) > 0.5
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        keras_dc.compress_to_budget(model, finite.repeat(), val, **FAST)
+
+
+def test_the_training_pipeline():
+    # keras_dc._data, shared by compress_to_budget and variational_sparsify.
+    import tensorflow as tf
+
+    from keras_dc import _data
+
+    x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
+    batches, steps = _data.array_batches(x, y, 4, seed=0)
+    assert steps == 3
+    seen = [b[1].numpy() for b in batches.take(6)]  # two epochs, each a permutation
+    assert sorted(np.concatenate(seen[:3])) == list(range(10)) == sorted(np.concatenate(seen[3:]))
+    assert list(np.concatenate(seen[:3])) != list(np.concatenate(seen[3:]))  # reshuffled
+    finite = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    repeated, steps = _data.dataset_steps(finite, None, "unused")
+    assert steps == 3 and len(list(repeated.take(7))) == 7  # repeats past one epoch
+    assert _data.dataset_steps(finite, 5, "unused")[1] == 5
+    endless = finite.repeat()
+    assert _data.dataset_steps(endless, 2, "unused") == (endless, 2)
+    for unknown in (endless, finite.filter(lambda a, b: tf.reduce_all(b >= 0))):
+        with pytest.raises(ValueError, match="pass steps"):
+            _data.dataset_steps(unknown, None, "pass steps")
+    assert _data.samples_per_epoch(finite, 3) == 12
+
+
 def test_bad_input_is_refused_with_a_clear_message(mnist):
     train, val = mnist
     model = trained_mlp(mnist)
