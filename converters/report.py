@@ -13,7 +13,15 @@ import io
 
 import numpy as np
 
-__all__ = ["build_report", "format_report", "format_inspect", "render_picture"]
+__all__ = ["build_report", "coded_encoding", "format_report", "format_inspect", "render_picture"]
+
+
+def coded_encoding(row):
+    """The encoding whose figures a report row (of `report["buffers"]`) gives: a MASKED
+    buffer's kept submatrix encoding (format 1.6), else the buffer's own encoding."""
+    if row["encoding"] == "MASKED" and row.get("inner_encoding"):
+        return row["inner_encoding"]
+    return row["encoding"]
 
 
 def _fit(text, width):
@@ -130,6 +138,7 @@ def build_report(
                 "shape": list(getattr(b, "shape", ())),
                 "dtype": s.dtype,
                 "encoding": s.encoding,
+                "inner_encoding": s.inner_encoding,
                 "weights": s.elements,
                 "nonzeros": nonzeros,
                 "kept": _per(nonzeros, s.elements),
@@ -288,8 +297,13 @@ def format_report(report):
         "GROUPED_SPARSE": "g-sp",
         "GROUPED_DENSE": "g-den",
     }
+    masked = {code: "m-" + name[:4] for code, name in short.items()}  # e.g. m-spar, m-dens
     for r in report["buffers"]:
-        clustered = r["encoding"].startswith(("CLUSTERED", "GROUPED"))
+        coded = coded_encoding(r)
+        clustered = coded.startswith(("CLUSTERED", "GROUPED"))
+        name = short.get(coded, coded)
+        if r["encoding"] == "MASKED":  # masks around the kept submatrix (format 1.6)
+            name = masked.get(coded, "masked")
         idx = (
             f"{r['index_bits_per_symbol']:6.2f} {r['index_entropy_per_symbol']:5.2f}"
             if clustered
@@ -297,12 +311,12 @@ def format_report(report):
         )
         gap = (
             f"{r['gap_bits_per_nonzero']:6.2f} {r['gap_entropy_per_nonzero']:5.2f}"
-            if r["encoding"] in ("CLUSTERED_SPARSE", "GROUPED_SPARSE", "SPARSE_RAW")
+            if coded in ("CLUSTERED_SPARSE", "GROUPED_SPARSE", "SPARSE_RAW")
             else f"{'':6s} {'':5s}"
         )
         lines.append(
             f"{_fit(r.get('keras_name') or '(no Keras variable)', 30)} {r['op'][:16]:<16s} "
-            f"{short.get(r['encoding'], r['encoding']):<6s} "
+            f"{name:<6s} "
             f"{r['weights']:>9d} {100 * r['kept']:>6.2f}% {r['codebook_entries'] if clustered else '':>4} "
             f"{idx} {gap} {r['payload_bytes']:>9d} {100 * r['size_vs_raw']:>6.2f}%  {r.get('tflite_name', '')}"
         )
@@ -397,13 +411,16 @@ def format_inspect(info):
         lines.append(f"{key:>20s}: {value}")
     segments = info.get("segments", [])
     head = (
-        f"{'dtype':<8s} {'encoding':<17s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} "
+        f"{'dtype':<8s} {'encoding':<24s} {'elements':>9s} {'nonzeros':>9s} {'payload':>9s} "
         f"{'raw':>9s}  segment (the Keras variable, where convert knew it)"
     )
     lines += ["", head, "-" * len(head)]
     for s in segments:
+        encoding = s.get("encoding", "")
+        if s.get("inner_encoding"):  # DELTA and MASKED: the inner payload's encoding
+            encoding += f"({s['inner_encoding']})"
         lines.append(
-            f"{s.get('dtype', ''):<8s} {s.get('encoding', ''):<17s} "
+            f"{s.get('dtype', ''):<8s} {encoding:<24s} "
             f"{s.get('elements', 0):>9d} {s.get('nonzeros', 0):>9d} {s.get('payload_bytes', 0):>9d} "
             f"{s.get('raw_bytes', 0):>9d}  {s.get('name', '')}"
         )
@@ -419,7 +436,7 @@ def render_picture(report, restored, buffers):
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    rows = [r for r in report["buffers"] if r["encoding"].startswith(("CLUSTERED", "GROUPED"))]
+    rows = [r for r in report["buffers"] if coded_encoding(r).startswith(("CLUSTERED", "GROUPED"))]
     fig, (ax_hist, ax_bits) = plt.subplots(1, 2, figsize=(13, 4.5))
     by_offset = {r["offset"]: r for r in report["buffers"]}
     largest = max(

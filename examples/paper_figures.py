@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from converters.report import coded_encoding
+
 # The paper's fixed relative-index widths: 8 bits for conv layers, 5 for fully connected.
 INDEX_BITS = {"CONV_2D": 8, "DEPTHWISE_CONV_2D": 8, "TRANSPOSE_CONV": 8, "CONV_3D": 8}
 FC_INDEX_BITS = 5
@@ -56,12 +58,13 @@ def paper_rows(restored, report):
     """
     rows = []
     for r in report["buffers"]:
-        if not r["encoding"].startswith("CLUSTERED"):
+        encoding = coded_encoding(r)  # a MASKED kernel: its kept submatrix's encoding
+        if not encoding.startswith("CLUSTERED"):
             continue
         # The report gives each buffer's offset in the restored file and its element count.
         w = np.frombuffer(bytes(restored), np.dtype(r["dtype"]), r["weights"], r["offset"])
         nonzeros = max(1, r["nonzeros"])
-        sparse = r["encoding"] == "CLUSTERED_SPARSE"
+        sparse = encoding == "CLUSTERED_SPARSE"
         entries = max(1, r["codebook_entries"])
         wbits = max(1, math.ceil(math.log2(entries)))
         ibits = INDEX_BITS.get(r["op"], FC_INDEX_BITS) if sparse else 0

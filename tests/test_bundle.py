@@ -438,8 +438,13 @@ def test_dead_units_are_masked_and_masked_false_writes_the_1_5_file(tmp_path):
         if r["keras_name"].endswith("/kernel")
     }
     assert kernels["ip1"] == "MASKED", kernels
+    row = next(r for r in masked.report["buffers"] if r["encoding"] == "MASKED")
+    assert report_lib.coded_encoding(row) == row["inner_encoding"] != ""
+    assert row["codebook_entries"] > 0  # the figures are the kept submatrix's
+    assert " m-" in report_lib.format_report(masked.report)
     info = decoder.inspect(files.load_bundle(str(tmp_path / "new"))[1])
     assert info["version"] == "1.6"
+    assert f"MASKED({row['inner_encoding']})" in report_lib.format_inspect(info)
     assert decoder.inspect(files.load_bundle(str(tmp_path / "old"))[1])["version"] == "1.5"
     assert masked.bundle_bytes < plain.bundle_bytes
     with pytest.raises(TypeError, match="masked"):
