@@ -7,13 +7,16 @@ of 1.64%, the paper's LeNet-300-100 error) → convert to a bundle (skeleton +
 Huffman-coded sidecar) → restore it → run the restored flatbuffer in LiteRT on the
 10,000 test images, which the search never sees → report.
 
-The dense starting point is `examples/weights/lenet_300_100_seed0.npz`: the model
-`python -m examples.budget_search` trains for seed 0 (60 epochs on the first 50,000
-training images, random shifts of ±2 px, Adam with cosine decay; 0.97% test error),
-shipped so that the demo spends its minutes on compression. `--weights=` trains it here
-instead (60 epochs: several minutes more on 2 cores).
+The dense starting point is `examples/weights/lenet_300_100_seed2.npz`: the model
+`python -m examples.budget_search` trains for seed 2 (60 epochs on the first 50,000
+training images, random shifts of ±2 px, Adam with cosine decay), shipped so that the demo
+spends its minutes on compression. Of the three seeds of the headline runs it is the one
+with the lowest validation error (0.90%; seeds 0 and 1: 0.98%, 0.97%), the model a user
+would pick without looking at the test set. `examples/weights/lenet_300_100_seed0.npz` is
+seed 0's (`--weights=... --seed=0`); `--weights=` trains one here instead (60 epochs:
+several minutes more on 2 cores).
 
-    python -m examples.quickstart                 # ~4 minutes on 2 CPU cores (216 s measured)
+    python -m examples.quickstart                 # ~3.5 minutes on 2 CPU cores (207 s measured)
     python -m examples.quickstart --weights=      # the dense training too
     python -m examples.quickstart --fixed         # the hand-set recipe instead (92%, 5 bits)
     python -m examples.quickstart --smoke         # a minute: a tiny subset, for CI
@@ -36,14 +39,20 @@ _OUT = flags.DEFINE_string(
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _WEIGHTS = flags.DEFINE_string(
     "weights",
-    os.path.join(_HERE, "weights", "lenet_300_100_seed0.npz"),
+    os.path.join(_HERE, "weights", "lenet_300_100_seed2.npz"),
     "Dense LeNet-300-100 to start from (an .npz of examples.budget_search.save_weights); "
     "empty: train it here (60 epochs).",
 )
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny run (2k images, 1 epoch per stage) for tests.")
 _SPARSITY = flags.DEFINE_float("sparsity", 0.92, "Final sparsity of the hidden layers.")
 _BITS = flags.DEFINE_integer("bits", 5, "Cluster index bits.")
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed (weights, shuffling).")
+_SEED = flags.DEFINE_integer(
+    "seed",
+    None,
+    "Random seed (weights, shuffling). Default: 2, the seed the shipped dense model was "
+    "trained with (--fixed: 0).",
+)
+_SHIPPED_SEED = 2  # examples/weights/lenet_300_100_seed2.npz
 _FIXED = flags.DEFINE_bool(
     "fixed", False, "Use the fixed recipe (--sparsity, --bits) instead of the budget search."
 )
@@ -81,7 +90,7 @@ def main(argv):
             "lenet_300_100",
             out=_OUT.value,
             data=_DATA.value,
-            seed=_SEED.value,
+            seed=_SHIPPED_SEED if _SEED.value is None else _SEED.value,
             # The smoke run's model (1 epoch on 2,000 images) and its 500 validation images are
             # too noisy for a tight budget: there it is 5 points over the dense model.
             max_increase=0.05 if _SMOKE.value else (_MAX_INCREASE.value if relative else 0.002),
@@ -103,6 +112,7 @@ def fixed_main():
     from examples.mnist_data import build_model, compile_model, litert_error, load_mnist
 
     t_start = time.perf_counter()
+    seed = 0 if _SEED.value is None else _SEED.value
     (x_train, y_train), (x_test, y_test) = load_mnist(_DATA.value)
     x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
     dense_epochs = 8
@@ -115,9 +125,9 @@ def fixed_main():
         )
         dense_epochs = 1
     if _DETERMINISTIC.value:
-        keras_dc.make_reproducible(_SEED.value)
+        keras_dc.make_reproducible(seed)
     else:
-        keras.utils.set_random_seed(_SEED.value)
+        keras.utils.set_random_seed(seed)
     model = build_model()
     compile_model(model, 1e-3)
     batch = 128
