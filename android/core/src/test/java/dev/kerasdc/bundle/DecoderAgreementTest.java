@@ -503,34 +503,8 @@ final class DecoderAgreementTest {
   @Test
   void bundlesRestoreAlikeWithEveryDecoderAndEntryPoint() throws Exception {
     for (Fixtures.Bundle bundle : bundles()) {
-      for (HuffmanDecoding mode : MODES) {
-        BundleRestorer restorer = new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
-        String what = bundle + ", decoder " + mode;
-        assertArrayEquals(bundle.restored, restorer.restore(bundle.skeleton, bundle.sidecar), what);
-        ByteBuffer direct = restorer.restoreDirect(bundle.skeleton, bundle.sidecar);
-        assertArrayEquals(bundle.restored, bytes(direct), what + ", restoreDirect");
-        for (boolean isDirect : new boolean[] {false, true}) {
-          int size = bundle.restored.length;
-          ByteBuffer target =
-              isDirect ? ByteBuffer.allocateDirect(size + 9) : ByteBuffer.allocate(size + 9);
-          for (int i = 0; i < target.capacity(); i++) {
-            target.put(i, (byte) 0xA5); // not zeros: zero runs must be written
-          }
-          target.position(5);
-          restorer.restoreInto(bundle.skeleton, bundle.sidecar, target);
-          ByteBuffer view = target.duplicate();
-          view.position(5);
-          view.limit(5 + size);
-          assertArrayEquals(bundle.restored, bytes(view), what + ", restoreInto " + isDirect);
-        }
-      }
+      Fixtures.restoresEverywhere(bundle);
     }
-  }
-
-  private static byte[] bytes(ByteBuffer b) {
-    byte[] out = new byte[b.remaining()];
-    b.duplicate().get(out);
-    return out;
   }
 
   /**

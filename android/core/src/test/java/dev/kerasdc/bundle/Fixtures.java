@@ -1,10 +1,14 @@
 package dev.kerasdc.bundle;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kerasdc.bundle.Format.Dtype;
 import dev.kerasdc.bundle.Format.Encoding;
+import java.io.File;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.util.Random;
 
 /** Bundles built with {@link BundleBuilder}: one of every encoding, and random ones. */
@@ -828,6 +832,48 @@ final class Fixtures {
   static byte[] slice(byte[] b, int offset, int length) {
     byte[] out = new byte[length];
     System.arraycopy(b, offset, out, 0, length);
+    return out;
+  }
+
+  /**
+   * {@code bundle} restores to its bytes with every Huffman decoder, into a new array, a direct
+   * buffer, a heap and a direct buffer at a position (not zeroed: fill zeros must be written) and
+   * a file (a stream).
+   */
+  static void restoresEverywhere(Bundle bundle) throws Exception {
+    for (HuffmanDecoding mode : HuffmanDecoding.values()) {
+      BundleRestorer restorer = new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
+      String what = bundle + ", decoder " + mode;
+      assertArrayEquals(bundle.restored, restorer.restore(bundle.skeleton, bundle.sidecar), what);
+      ByteBuffer direct = restorer.restoreDirect(bundle.skeleton, bundle.sidecar);
+      assertArrayEquals(bundle.restored, bytes(direct), what + ", restoreDirect");
+      for (boolean isDirect : new boolean[] {false, true}) {
+        int size = bundle.restored.length;
+        ByteBuffer target =
+            isDirect ? ByteBuffer.allocateDirect(size + 9) : ByteBuffer.allocate(size + 9);
+        for (int i = 0; i < target.capacity(); i++) {
+          target.put(i, (byte) 0xA5);
+        }
+        target.position(5);
+        restorer.restoreInto(bundle.skeleton, bundle.sidecar, target);
+        ByteBuffer view = target.duplicate();
+        view.position(5);
+        view.limit(5 + size);
+        assertArrayEquals(bundle.restored, bytes(view), what + ", restoreInto " + isDirect);
+      }
+      File file = File.createTempFile("restored-", ".tflite");
+      try {
+        assertTrue(restorer.restoreToFile(bundle.skeleton, bundle.sidecar, file));
+        assertArrayEquals(bundle.restored, Files.readAllBytes(file.toPath()), what + ", file");
+      } finally {
+        assertTrue(file.delete());
+      }
+    }
+  }
+
+  static byte[] bytes(ByteBuffer b) {
+    byte[] out = new byte[b.remaining()];
+    b.duplicate().get(out);
     return out;
   }
 }

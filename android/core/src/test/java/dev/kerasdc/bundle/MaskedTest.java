@@ -9,10 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.kerasdc.bundle.Format.Dtype;
 import dev.kerasdc.bundle.Format.Encoding;
 import java.io.ByteArrayOutputStream;
-import java.io.File;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -27,7 +25,6 @@ import org.junit.jupiter.api.Test;
  * MalformedInputTest}, its fuzzing in {@link FuzzTest}.
  */
 final class MaskedTest {
-  private static final HuffmanDecoding[] MODES = HuffmanDecoding.values();
 
   /** {@code data} of {@code dtype} as one MASKED segment at offset 3 of R, with gap bytes. */
   private static Fixtures.Bundle single(
@@ -38,48 +35,6 @@ final class MaskedTest {
             .add(new BundleBuilder.Seg(3, data.length, dtype, channels, Encoding.MASKED, payload))
             .build();
     return new Fixtures.Bundle(name, restored, built);
-  }
-
-  /**
-   * {@code bundle} restores to its bytes with every Huffman decoder, into a new array, a direct
-   * buffer, a heap and a direct buffer at a position (not zeroed: fill zeros must be written) and
-   * a file (a stream).
-   */
-  static void restoresEverywhere(Fixtures.Bundle bundle) throws Exception {
-    for (HuffmanDecoding mode : MODES) {
-      BundleRestorer restorer = new BundleRestorer(Sidecar.MAX_RESTORED_SIZE, mode);
-      String what = bundle + ", decoder " + mode;
-      assertArrayEquals(bundle.restored, restorer.restore(bundle.skeleton, bundle.sidecar), what);
-      ByteBuffer direct = restorer.restoreDirect(bundle.skeleton, bundle.sidecar);
-      assertArrayEquals(bundle.restored, bytes(direct), what + ", restoreDirect");
-      for (boolean isDirect : new boolean[] {false, true}) {
-        int size = bundle.restored.length;
-        ByteBuffer target =
-            isDirect ? ByteBuffer.allocateDirect(size + 9) : ByteBuffer.allocate(size + 9);
-        for (int i = 0; i < target.capacity(); i++) {
-          target.put(i, (byte) 0xA5);
-        }
-        target.position(5);
-        restorer.restoreInto(bundle.skeleton, bundle.sidecar, target);
-        ByteBuffer view = target.duplicate();
-        view.position(5);
-        view.limit(5 + size);
-        assertArrayEquals(bundle.restored, bytes(view), what + ", restoreInto " + isDirect);
-      }
-      File file = File.createTempFile("masked-", ".tflite");
-      try {
-        assertTrue(restorer.restoreToFile(bundle.skeleton, bundle.sidecar, file));
-        assertArrayEquals(bundle.restored, Files.readAllBytes(file.toPath()), what + ", file");
-      } finally {
-        assertTrue(file.delete());
-      }
-    }
-  }
-
-  private static byte[] bytes(ByteBuffer b) {
-    byte[] out = new byte[b.remaining()];
-    b.duplicate().get(out);
-    return out;
   }
 
   /**
@@ -101,7 +56,7 @@ final class MaskedTest {
     byte[] data =
         BundleBuilder.bytes(0x7F, 1, 2, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 3, 4, 0x7F);
     Fixtures.Bundle bundle = single("hand", data, Dtype.INT8, 3, payload);
-    restoresEverywhere(bundle);
+    Fixtures.restoresEverywhere(bundle);
     assertEquals(6, Sidecar.parse(bundle.sidecar).getVersionMinor());
     assertEquals("MASKED", Sidecar.parse(bundle.sidecar).getSegments().get(0).getEncodingName());
   }
@@ -127,7 +82,7 @@ final class MaskedTest {
           assertEquals(5, BundleBuilder.count(kept[0]));
           assertEquals(10, BundleBuilder.count(kept[1]));
           assertEquals(inner, payload[esize + 1 + 2]);
-          restoresEverywhere(
+          Fixtures.restoresEverywhere(
               single(
                   Dtype.NAMES[dtype] + " fill " + Long.toHexString(fill) + " inner "
                       + Encoding.NAMES[inner],
@@ -174,7 +129,7 @@ final class MaskedTest {
         assertEquals(fillBits, ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN).getInt(0));
         assertEquals(0x0B, payload[4]); // rows 0, 1, 3
         assertEquals(0x1E, payload[5]); // columns 1 to 4
-        restoresEverywhere(single("fill " + Integer.toHexString(fillBits), data, Dtype.FLOAT32,
+        Fixtures.restoresEverywhere(single("fill " + Integer.toHexString(fillBits), data, Dtype.FLOAT32,
             4, payload));
       }
     }
@@ -196,10 +151,10 @@ final class MaskedTest {
       byte[] payload = BundleBuilder.masked(data, 4, 1, 0, inner, false);
       assertEquals(0x01, payload[4]);
       assertArrayEquals(BundleBuilder.bytes(0x34, 0x02), Arrays.copyOfRange(payload, 5, 7));
-      restoresEverywhere(single("one row " + Encoding.NAMES[inner], data, Dtype.FLOAT32, 1,
+      Fixtures.restoresEverywhere(single("one row " + Encoding.NAMES[inner], data, Dtype.FLOAT32, 1,
           payload));
     }
-    restoresEverywhere(
+    Fixtures.restoresEverywhere(
         single("one element", BundleBuilder.bytes(0x55), Dtype.INT8, 1,
             BundleBuilder.bytes(0, 1, 1, Encoding.RAW, 0x55)));
     // Every row and column kept (no element is fill): 9 rows of 9, two-byte masks 0xFF 0x01.
@@ -211,7 +166,7 @@ final class MaskedTest {
     assertArrayEquals(
         BundleBuilder.bytes(0, 0xFF, 0x01, 0xFF, 0x01, Encoding.CLUSTERED_DENSE),
         Arrays.copyOf(payload, 6));
-    restoresEverywhere(single("full", full, Dtype.INT8, 9, payload));
+    Fixtures.restoresEverywhere(single("full", full, Dtype.INT8, 9, payload));
   }
 
   /**
@@ -234,7 +189,7 @@ final class MaskedTest {
       byte[] payload = BundleBuilder.masked(data, 2, rows, 0, inner, false);
       int innerAt = 2 + 2 + 3 + 1;
       assertEquals(8, LittleEndian.u16(payload, innerAt)); // codebook_count = r = 8 of 12 rows
-      restoresEverywhere(single("per-row " + Encoding.NAMES[inner], data, Dtype.FLOAT16, rows,
+      Fixtures.restoresEverywhere(single("per-row " + Encoding.NAMES[inner], data, Dtype.FLOAT16, rows,
           payload));
     }
   }
@@ -274,7 +229,7 @@ final class MaskedTest {
             .add(plain)
             .build();
     Fixtures.Bundle bundle = new Fixtures.Bundle("packed masked", restored, built);
-    restoresEverywhere(bundle);
+    Fixtures.restoresEverywhere(bundle);
     Sidecar parsed = Sidecar.parse(bundle.sidecar);
     List<String> encodings = new ArrayList<String>();
     for (SegmentEntry part :
@@ -322,7 +277,7 @@ final class MaskedTest {
         assertArrayEquals(
             bundle.restored, new BundleRestorer().restore(bundle.skeleton, bundle.sidecar));
         ByteBuffer direct = new BundleRestorer().restoreDirect(bundle.skeleton, bundle.sidecar);
-        assertArrayEquals(bundle.restored, bytes(direct), bundle.name);
+        assertArrayEquals(bundle.restored, Fixtures.bytes(direct), bundle.name);
       }
     }
   }
@@ -334,7 +289,7 @@ final class MaskedTest {
     int[] drawn = new int[Encoding.NAMES.length];
     for (int i = 0; i < 60; i++) {
       Fixtures.Bundle bundle = Fixtures.randomMasked(random, i, i % 3 == 2);
-      restoresEverywhere(bundle);
+      Fixtures.restoresEverywhere(bundle);
       Sidecar parsed = Sidecar.parse(bundle.sidecar);
       for (SegmentEntry segment : parsed.getSegments()) {
         if (segment.getEncoding() == Encoding.MASKED) {
@@ -354,7 +309,7 @@ final class MaskedTest {
   @Test
   void fixtureRestores() throws Exception {
     Fixtures.Bundle bundle = Fixtures.masked();
-    restoresEverywhere(bundle);
+    Fixtures.restoresEverywhere(bundle);
     assertEquals(6, Sidecar.parse(bundle.sidecar).getVersionMinor());
   }
 }
