@@ -498,6 +498,7 @@ def run(
         cluster_learning_rate=cluster_lr,
         min_size=1,
         directory=os.path.join(out, "search"),
+        strict_resume=True,  # the dense model is a fixed input: never resume another's search
         time_limit=time_limit,
         seed=seed,
     )
@@ -577,6 +578,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out = FLAGS.out or os.path.join("out", f"budget_{FLAGS.model}_seed{FLAGS.seed}")
+    import keras_dc
+
     try:
         run(
             FLAGS.model,
@@ -609,6 +612,8 @@ def main(argv):
         )
     except WeightsError as e:
         raise app.UsageError(f"--dense_weights: {e}") from None
+    except keras_dc.SearchStateError as e:
+        raise app.UsageError(f"--out: {e}") from None
     return 0
 
 

@@ -82,6 +82,7 @@ def main(argv):
     del argv
     if _FIXED.value:
         return fixed_main()
+    import keras_dc
     from examples import budget_search
 
     relative = _MAX_INCREASE.value is not None  # replaces the absolute --max_error
@@ -101,6 +102,8 @@ def main(argv):
         )
     except budget_search.WeightsError as e:
         raise app.UsageError(f"--weights: {e}") from None
+    except keras_dc.SearchStateError as e:
+        raise app.UsageError(f"--out: {e}") from None
 
 
 def fixed_main():

@@ -11,7 +11,7 @@ Example:
 """
 
 from keras_dc import schedules
-from keras_dc.budget import BudgetResult, bundle_size, compress_to_budget
+from keras_dc.budget import BudgetResult, SearchStateError, bundle_size, compress_to_budget
 from keras_dc.clustering import WeightClustering
 from keras_dc.dead_units import remove_dead_units
 from keras_dc.kmeans import cluster_weights
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "compress_to_budget",
     "BudgetResult",
+    "SearchStateError",
     "bundle_size",
     "MagnitudePruning",
     "make_reproducible",

@@ -43,7 +43,9 @@ accepted move, so the step log shows how the real file shrinks.
 
 With ``directory`` the search saves its state (weights of the last accepted
 model and the step log) after every move; calling it again with the same
-arguments resumes from there, also after an interruption.
+arguments resumes from there, also after an interruption (the saved weights replace
+the model's; a model other than the one the search started from is refused with
+``strict_resume=True``, else resumed with a warning).
 """
 
 import contextlib
@@ -54,6 +56,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -69,7 +72,7 @@ from keras_dc.selection import compressible_variables, layer_biases, variable_pa
 from keras_dc.targets import GlobalSparsity
 from keras_dc.variational import check_clonable, variational_sparsify
 
-__all__ = ["compress_to_budget", "BudgetResult", "bundle_size"]
+__all__ = ["compress_to_budget", "BudgetResult", "SearchStateError", "bundle_size"]
 
 _STATE = "budget_state.json"
 _WEIGHTS = "budget.weights.h5"
@@ -262,6 +265,7 @@ def compress_to_budget(
     min_size=256,
     size_fn=bundle_size,
     directory=None,
+    strict_resume=False,
     time_limit=None,
     seed=0,
     verbose=1,
@@ -393,6 +397,12 @@ def compress_to_budget(
         size_fn: ``model -> bytes``; `None` skips measuring bytes. Defaults to
             `bundle_size` (the real converter and encoder).
         directory: Folder for the resumable state. Defaults to `None` (no state).
+        strict_resume: What to do when `directory` holds a search that started from
+            other weights than `model`'s (the state records a SHA-256 of them): `False`
+            resumes it — the saved weights replace the model's, as after an interruption
+            where the model was built afresh — with a warning; `True` refuses
+            (`SearchStateError`), for a script whose dense model is a fixed input. Defaults to
+            `False`.
         time_limit: Seconds after which no new pruning move starts; the first
             clustering still runs, bit moves stop at 1.5 × ``time_limit``.
             Defaults to `None`.
@@ -451,6 +461,7 @@ def compress_to_budget(
         min_size=as_int(min_size, "min_size", 1),
         size_fn=size_fn,
         directory=directory,
+        strict_resume=bool(strict_resume),
         time_limit=None if time_limit is None else as_float(time_limit, "time_limit", 0.0),
         seed=seed,
         verbose=verbose,
@@ -508,6 +519,23 @@ def _as_share(value):
     if value > 1.0:
         raise ValueError(f"prune_share must be in [0, 1], received {value!r}.")
     return value
+
+
+class SearchStateError(ValueError):
+    """`compress_to_budget`'s `directory` holds a search that this call cannot resume:
+    written with other settings or for another model, or (with ``strict_resume=True``)
+    started from other weights."""
+
+
+def _weights_sha256(model):
+    """SHA-256 of the model's weights (shapes and bytes, in `model.weights` order): the
+    search's starting point, recorded in its state."""
+    digest = hashlib.sha256()
+    for value in model.get_weights():
+        value = np.ascontiguousarray(value)
+        digest.update(repr((value.shape, value.dtype.str)).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def _write_atomic(path, data):
@@ -612,6 +640,7 @@ class _Search:
     min_size: int
     size_fn: object
     directory: object
+    strict_resume: bool
     time_limit: object
     seed: int
     verbose: int
@@ -787,10 +816,22 @@ class _Search:
         with open(path) as f:
             state = json.load(f)
         if state.get("version") != _STATE_VERSION or state.get("fingerprint") != self.fingerprint():
-            raise ValueError(
+            raise SearchStateError(
                 f"compress_to_budget: {path} was written by a search with other settings or "
                 "another model; use another directory or delete it to start afresh."
             )
+        started_from = state.get("start_sha256")  # since session 15; older states lack it
+        if started_from is not None and started_from != _weights_sha256(self.model):
+            message = (
+                f"compress_to_budget: {path} holds a search that started from other weights "
+                "than the model given"
+            )
+            if self.strict_resume:
+                raise SearchStateError(
+                    f"{message}; use another directory or delete it to start afresh."
+                )
+            warnings.warn(f"{message}: resuming it with its saved weights.", stacklevel=3)
+            self.say("note: the model given is not the one this search started from")
         self.model.load_weights(os.path.join(self.directory, _WEIGHTS))
         self.state = state
         self.accepted = self.model.get_weights()
@@ -831,6 +872,7 @@ class _Search:
             self.state = {
                 "version": _STATE_VERSION,
                 "fingerprint": self.fingerprint(),
+                "start_sha256": _weights_sha256(self.model),
                 "stage": "prune",
                 "dense_metric": dense,
                 "limit": limit,

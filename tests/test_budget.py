@@ -3,6 +3,7 @@ the chosen sparsity and bits are what the bundle holds, a run resumes, bad input
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -172,16 +173,33 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     assert state["lr_scale"] == 1.0  # calibrated before the first pruning move
 
     fresh = trained_mlp(mnist, seed=1)  # other weights: the saved ones must be loaded
+    before = fresh.get_weights()
+    with pytest.raises(keras_dc.SearchStateError, match="started from other weights"):
+        keras_dc.compress_to_budget(
+            fresh,
+            train,
+            val,
+            max_increase=0.02,
+            directory=str(tmp_path),
+            strict_resume=True,
+            size_fn=lambda m: 5,
+            **CALIBRATED,
+        )
+    for a, b in zip(before, fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)  # refused before anything was loaded
     log = []
-    result = keras_dc.compress_to_budget(
-        fresh,
-        train,
-        val,
-        max_increase=0.02,
-        directory=str(tmp_path),
-        size_fn=lambda m: log.append(1) or 5,
-        **CALIBRATED,
-    )
+    # (record=True keeps the filters: pytest.warns would turn on every Keras warning too)
+    with warnings.catch_warnings(record=True) as caught:
+        result = keras_dc.compress_to_budget(
+            fresh,
+            train,
+            val,
+            max_increase=0.02,
+            directory=str(tmp_path),
+            size_fn=lambda m: log.append(1) or 5,
+            **CALIBRATED,
+        )
+    assert any("started from other weights" in str(w.message) for w in caught)
     assert result.steps[: len(done)] == done  # the finished moves are not redone
     calibration = [s for s in result.steps if s["stage"] == "calibrate"]
     assert calibration == [s for s in done if s["stage"] == "calibrate"]  # nor the calibration
@@ -189,16 +207,20 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     assert np.mean(fresh.layers[0].kernel.numpy() == 0) == pytest.approx(
         result.layers[0]["sparsity"]
     )
-    # A finished search returns at once, with the same result and no new move.
-    again = keras_dc.compress_to_budget(
-        trained_mlp(mnist, seed=2),
-        train,
-        val,
-        max_increase=0.02,
-        directory=str(tmp_path),
-        size_fn=lambda m: 5,
-        **CALIBRATED,
-    )
+    # A finished search returns at once, with the same result and no new move; the model it
+    # started from is resumed without a warning, also with strict_resume.
+    with warnings.catch_warnings(record=True) as caught:
+        again = keras_dc.compress_to_budget(
+            trained_mlp(mnist),
+            train,
+            val,
+            max_increase=0.02,
+            directory=str(tmp_path),
+            strict_resume=True,
+            size_fn=lambda m: 5,
+            **CALIBRATED,
+        )
+    assert not any("other weights" in str(w.message) for w in caught)
     assert again.steps == result.steps and again.layers == result.layers
 
 
