@@ -820,8 +820,16 @@ class _Search:
                 f"compress_to_budget: {path} was written by a search with other settings or "
                 "another model; use another directory or delete it to start afresh."
             )
-        started_from = state.get("start_sha256")  # since session 15; older states lack it
-        if started_from is not None and started_from != _weights_sha256(self.model):
+        started_from = state.get("start_sha256")  # since session 15
+        if started_from is not None:
+            other = started_from != _weights_sha256(self.model)
+        elif self.strict_resume:  # an older state: the dense model's validation metric
+            other = not math.isclose(
+                self.evaluate(), state["dense_metric"], rel_tol=1e-6, abs_tol=1e-12
+            )
+        else:
+            other = False
+        if other:
             message = (
                 f"compress_to_budget: {path} holds a search that started from other weights "
                 "than the model given"

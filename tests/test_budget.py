@@ -222,6 +222,34 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
         )
     assert not any("other weights" in str(w.message) for w in caught)
     assert again.steps == result.steps and again.layers == result.layers
+    # A state written before the SHA-256 was recorded: strict_resume compares the dense
+    # model's validation metric instead.
+    path = tmp_path / "budget_state.json"
+    old_state = json.loads(path.read_text())
+    del old_state["start_sha256"]
+    path.write_text(json.dumps(old_state))
+    with pytest.raises(keras_dc.SearchStateError, match="started from other weights"):
+        keras_dc.compress_to_budget(
+            trained_mlp(mnist, seed=1),
+            train,
+            val,
+            max_increase=0.02,
+            directory=str(tmp_path),
+            strict_resume=True,
+            size_fn=lambda m: 5,
+            **CALIBRATED,
+        )
+    same = keras_dc.compress_to_budget(
+        trained_mlp(mnist),
+        train,
+        val,
+        max_increase=0.02,
+        directory=str(tmp_path),
+        strict_resume=True,
+        size_fn=lambda m: 5,
+        **CALIBRATED,
+    )
+    assert same.steps == result.steps
 
 
 def test_a_state_folder_of_another_search_is_refused(mnist, tmp_path):
