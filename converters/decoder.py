@@ -5,8 +5,8 @@ Follows the levels of `docs/bundle-format.md`: the header and the tables (sectio
 dictionary, and the clustered encodings' codebooks, background, gap and index streams,
 and the grouped encodings' codebook map; SPARSE_RAW's background, gaps and values;
 DELTA's inner payload and running sums; MASKED's fill, row and column masks and inner
-payload; PACKED's part table, each part read as a segment of its own), each HuffmanStream (section 6, its compact header inside PACKED
-parts: 6.5; decoded by `converters.huffman`), and restoring (section 9). Field offsets
+payload; PACKED's part table, each part read as a segment of its own), each HuffmanStream
+(section 6, its compact header inside PACKED parts: 6.5; decoded by `converters.huffman`), and restoring (section 9). Field offsets
 and codes come from `converters.format`. The checks run in the order of section 10, and
 every malformed input raises `FormatError`, naming the byte offset and the field:
 
@@ -782,9 +782,10 @@ def _read_masked(data, entry):
     return _Masked(fill, rows, columns, inner)
 
 
-def _decode_masked(data, entry, target):
-    """Decode a MASKED payload (its CRC already checked) into `target` (7.12)."""
-    masked = _read_masked(data, entry)
+def _decode_masked(data, entry, target, masked=None):
+    """Decode a MASKED payload (its CRC already checked) into `target` (7.12); `masked`:
+    its `_read_masked` fields, if the caller has them."""
+    masked = masked or _read_masked(data, entry)
     kept = np.zeros(masked.inner.size, np.uint8)
     _decode_payload(data, masked.inner, kept)
     uint = element_dtype(entry.esize)
@@ -1080,11 +1081,11 @@ def _unit_stats(data, entry):
         _running_sums(restored, entry.esize)
         nonzeros = count_nonzero(restored.view(element_dtype(entry.esize)), entry.dtype)
     elif entry.encoding == MASKED:  # the kept submatrix's figures, the whole segment's values
-        inner = _read_masked(data, entry).inner
-        figures, _ = _payload_figures(data, inner)
-        figures["inner_encoding"] = ENCODING_NAMES[inner.encoding]
+        masked = _read_masked(data, entry)
+        figures, _ = _payload_figures(data, masked.inner)
+        figures["inner_encoding"] = ENCODING_NAMES[masked.inner.encoding]
         restored = np.zeros(entry.size, np.uint8)
-        _decode_masked(data, entry, restored)
+        _decode_masked(data, entry, restored, masked)
         nonzeros = count_nonzero(restored.view(element_dtype(entry.esize)), entry.dtype)
     else:
         figures, nonzeros = _payload_figures(data, entry)

@@ -573,16 +573,18 @@ _DELTA_DTYPES = frozenset({"uint8", "uint16", "int16", "int32", "int64"})
 _DELTA_MAX_DESCENTS = 0.25
 
 
-def _masked_head(values, channels):
+def _masked_head(values, channels, split=None):
     """`(head, kept submatrix)` of a MASKED payload (7.12): `head` is the bytes of `fill`,
     `row_mask` and `column_mask`, the submatrix the kept rows' and columns' elements
-    (channels × M, row-major). None when `channels` < 2, or when no row or column holds
-    only the fill value (the segment's most frequent value), or nothing else is left."""
+    (channels × M, row-major). `split`: `_split_background(values, 1)` if the caller has it
+    (computed here otherwise); its background, the segment's most frequent value, is the
+    fill. None when `channels` < 2, or when no
+    row or column holds only the fill value, or nothing else is left."""
     if channels < 2 or not values.size:
         return None
-    _, background = _split_background(values, 1)
-    fill = background[:1]
-    other = values.reshape(channels, -1) != fill[0]
+    fill = (split or _split_background(values, 1))[1][:1]
+    matrix = values.reshape(channels, -1)
+    other = matrix != fill[0]
     row_kept, column_kept = other.any(axis=1), other.any(axis=0)
     if not row_kept.any() or (row_kept.all() and column_kept.all()):
         return None
@@ -593,8 +595,7 @@ def _masked_head(values, channels):
             np.packbits(column_kept, bitorder="little").tobytes(),
         )
     )
-    kept = values.reshape(channels, -1)[np.ix_(row_kept, column_kept)]
-    return head, np.ascontiguousarray(kept)
+    return head, np.ascontiguousarray(matrix[np.ix_(row_kept, column_kept)])
 
 
 def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, modes):
@@ -603,16 +604,17 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, m
     With `zlib_estimate`, ZLIB is skipped on a large segment whose best clustered
     payload is `_ZLIB_SKIP_MARGIN` times smaller than zlib's estimated size. DELTA
     (7.9) codes the differences with the best other encoding, and MASKED (7.12) the kept
-    submatrix; each wins only when strictly smaller. The candidates are made once and measured for each of `modes`:
-    `False` for a segment of its own (stream headers of section 6), `True` for a part of
-    a PACKED segment (compact stream headers, 6.5).
+    submatrix; each wins only when strictly smaller. The candidates are made once and
+    measured for each of `modes`: `False` for a segment of its own (stream headers of
+    section 6), `True` for a part of a PACKED segment (compact stream headers, 6.5).
 
     Returns:
         `{mode: (encoding code, payload bytes, SegmentStats)}`.
     """
     esize = DTYPES[seg.dtype][1]
     values = np.frombuffer(raw, element_dtype(esize))
-    own = _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate)
+    splits = {}  # _split_background by codebook count, shared by the candidates and MASKED
+    own = _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, splits)
     inner = None
     if (
         DELTA in allowed
@@ -629,7 +631,11 @@ def _encode_segment(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, m
             zlib_level,
             zlib_estimate,
         )
-    masked = _masked_head(values, seg.channels) if MASKED in allowed else None
+    masked = None
+    if MASKED in allowed and seg.channels > 1 and values.size:
+        if 1 not in splits:
+            splits[1] = _split_background(values, 1)
+        masked = _masked_head(values, seg.channels, splits[1])
     if masked is not None:  # the kept submatrix, one channel per kept row (7.12)
         head, kept = masked
         kept_seg = dataclasses.replace(seg, size=kept.nbytes, channels=kept.shape[0])
@@ -685,17 +691,20 @@ def _smallest(candidates, compact):
     return min(candidates, key=lambda c: (c[0].size(compact), c[1], c[2]))
 
 
-def _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate):
+def _candidates(raw, seg, allowed, per_channel, zlib_level, zlib_estimate, splits=None):
     """The (payload, code, codebooks, figures) of the allowed, applicable encodings but
     DELTA; `payload` is a `_Payload`. The SPARSE_RAW shortcut and the ZLIB estimate
-    compare sizes with the headers of section 6 (a compact header is never larger)."""
+    compare sizes with the headers of section 6 (a compact header is never larger).
+    `splits`: the caller's cache of `_split_background(values, n)` by n, filled here as
+    needed (`_encode_segment` shares it with MASKED)."""
     esize = DTYPES[seg.dtype][1]
     values = np.frombuffer(raw, element_dtype(esize))
     candidates = [(_Payload(raw), RAW, 0, {})]
     books = [1]
     if per_channel and 1 < seg.channels <= MAX_CODEBOOK_COUNT:
         books.append(seg.channels)
-    splits, gap_fields = {}, {}  # by n_books: _split_background and _gaps, computed once
+    splits = {} if splits is None else splits  # by n_books: _split_background, computed once
+    gap_fields = {}  # by n_books: _gaps of the split
 
     def split(n_books):
         if n_books not in splits:

@@ -153,17 +153,21 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
             raise _Stop
         return 1000 - len(calls)
 
-    model = trained_mlp(mnist)
-    with pytest.raises(_Stop):
-        keras_dc.compress_to_budget(
+    def search(model, size_fn=lambda m: 5, **options):
+        return keras_dc.compress_to_budget(
             model,
             train,
             val,
             max_increase=0.02,
             directory=str(tmp_path),
-            size_fn=size_then_stop,
+            size_fn=size_fn,
+            **options,
             **CALIBRATED,
         )
+
+    model = trained_mlp(mnist)
+    with pytest.raises(_Stop):
+        search(model, size_then_stop)
     state = json.loads((tmp_path / "budget_state.json").read_text())
     done = state["steps"]
     # Saved: the dense line and the moves up to the interrupted one (rejected ones need no
@@ -175,30 +179,13 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     fresh = trained_mlp(mnist, seed=1)  # other weights: the saved ones must be loaded
     before = fresh.get_weights()
     with pytest.raises(keras_dc.SearchStateError, match="started from other weights"):
-        keras_dc.compress_to_budget(
-            fresh,
-            train,
-            val,
-            max_increase=0.02,
-            directory=str(tmp_path),
-            strict_resume=True,
-            size_fn=lambda m: 5,
-            **CALIBRATED,
-        )
+        search(fresh, strict_resume=True)
     for a, b in zip(before, fresh.get_weights()):
         np.testing.assert_array_equal(a, b)  # refused before anything was loaded
     log = []
     # (record=True keeps the filters: pytest.warns would turn on every Keras warning too)
     with warnings.catch_warnings(record=True) as caught:
-        result = keras_dc.compress_to_budget(
-            fresh,
-            train,
-            val,
-            max_increase=0.02,
-            directory=str(tmp_path),
-            size_fn=lambda m: log.append(1) or 5,
-            **CALIBRATED,
-        )
+        result = search(fresh, lambda m: log.append(1) or 5)
     assert any("started from other weights" in str(w.message) for w in caught)
     assert result.steps[: len(done)] == done  # the finished moves are not redone
     calibration = [s for s in result.steps if s["stage"] == "calibrate"]
@@ -210,16 +197,7 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     # A finished search returns at once, with the same result and no new move; the model it
     # started from is resumed without a warning, also with strict_resume.
     with warnings.catch_warnings(record=True) as caught:
-        again = keras_dc.compress_to_budget(
-            trained_mlp(mnist),
-            train,
-            val,
-            max_increase=0.02,
-            directory=str(tmp_path),
-            strict_resume=True,
-            size_fn=lambda m: 5,
-            **CALIBRATED,
-        )
+        again = search(trained_mlp(mnist), strict_resume=True)
     assert not any("other weights" in str(w.message) for w in caught)
     assert again.steps == result.steps and again.layers == result.layers
     # A state written before the SHA-256 was recorded: strict_resume compares the dense
@@ -229,26 +207,8 @@ def test_an_interrupted_search_resumes_from_its_last_move(mnist, tmp_path):
     del old_state["start_sha256"]
     path.write_text(json.dumps(old_state))
     with pytest.raises(keras_dc.SearchStateError, match="started from other weights"):
-        keras_dc.compress_to_budget(
-            trained_mlp(mnist, seed=1),
-            train,
-            val,
-            max_increase=0.02,
-            directory=str(tmp_path),
-            strict_resume=True,
-            size_fn=lambda m: 5,
-            **CALIBRATED,
-        )
-    same = keras_dc.compress_to_budget(
-        trained_mlp(mnist),
-        train,
-        val,
-        max_increase=0.02,
-        directory=str(tmp_path),
-        strict_resume=True,
-        size_fn=lambda m: 5,
-        **CALIBRATED,
-    )
+        search(trained_mlp(mnist, seed=1), strict_resume=True)
+    same = search(trained_mlp(mnist), strict_resume=True)
     assert same.steps == result.steps
 
 
