@@ -56,3 +56,23 @@ def test_a_folder_that_is_not_a_finished_search_is_refused(run_folder, tmp_path)
     skeleton_bytes.check_runs([run_folder])
     with pytest.raises(app.UsageError, match="not a finished budget search"):
         skeleton_bytes.check_runs([run_folder, str(tmp_path)])
+
+
+def test_masked_cost_times_both_settings_on_the_same_segments():
+    # benchmarks.masked_cost: an MLP whose hidden layer lost half its units is smaller with
+    # MASKED; the smoke model (no dead unit) is the same bytes either way.
+    import keras
+    import numpy as np
+
+    from benchmarks import masked_cost
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32), keras.layers.Dense(10)])
+    kernel = model.layers[0].kernel.numpy()
+    kernel[:, ::2] = 0  # units 0, 2, ... lose every input
+    kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.7)] = 0
+    model.layers[0].kernel.assign(kernel)
+    row = masked_cost.measure("dead", model, repeats=1)
+    assert row["masked_segments"] >= 1 and row["bytes_with"] < row["bytes_without"]
+    assert row["encode_s_with"] > 0 and row["ratio"] > 0
+    smoke = masked_cost.measure("smoke", masked_cost._pruned_resnet(smoke=True), repeats=2)
+    assert smoke["masked_segments"] == 0 and smoke["bytes_with"] == smoke["bytes_without"]
